@@ -1,0 +1,247 @@
+//! Command-line interface: the commands of DESIGN.md, each with an example
+//! in its `--help`, dispatched to the library.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Exit};
+use crate::manifest::Manifest;
+use crate::ui::{Color, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "airlock",
+    version,
+    about = "Build a verified, audited, static Python package mirror",
+    after_help = "Examples:\n  airlock build -c mirror.toml\n  airlock plan\n  pip install --index-url http://HOST/simple/ requests\n\nExit codes: 0 success, 1 run failed, 2 usage, 3 policy breach, 4 advisory data missing or stale."
+)]
+pub struct Cli {
+    /// More output (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less output: warnings and errors only.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub quiet: u8,
+    /// Colored output.
+    #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
+    pub color: Color,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The manifest.
+    #[arg(
+        short = 'c',
+        long = "config",
+        default_value = "mirror.toml",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Plan, fetch, verify, audit, render and publish atomically.
+    #[command(
+        after_help = "Example:\n  airlock build -c mirror.toml --jobs 8\n  airlock build --offline   # rebuild from the store only"
+    )]
+    Build {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Publish here instead of [mirror].output.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Parallel transfers (overrides [mirror].jobs).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=512))]
+        jobs: Option<u16>,
+        /// Use only stored upstream views and artifacts; no network.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Show what build would add, keep and remove, touching nothing.
+    #[command(after_help = "Example:\n  airlock plan -c mirror.toml")]
+    Plan {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Use only stored upstream views; no network.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Re-hash every published artifact against the state.
+    #[command(
+        after_help = "Example:\n  airlock verify\n  airlock verify --repair   # refetch or relink what is wrong"
+    )]
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Refetch missing or corrupt artifacts and relink them.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Re-join the mirror with the advisory snapshot and re-render; fetches no packages.
+    #[command(after_help = "Example:\n  airlock advisories update && airlock audit")]
+    Audit {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// A static simple index for a local directory of wheels and sdists.
+    #[command(
+        after_help = "Example:\n  airlock index dist/ --out public\n  pip install --index-url file://$PWD/public/simple/ mypkg"
+    )]
+    Index {
+        /// Directory to scan (recursively).
+        dir: PathBuf,
+        /// Where to publish the tree.
+        #[arg(long, default_value = "public", value_name = "DIR")]
+        out: PathBuf,
+        /// Name shown on the landing page.
+        #[arg(long, default_value = "local index")]
+        name: String,
+        /// Directory of template overrides.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
+    },
+    /// OSV advisory snapshots.
+    #[command(subcommand)]
+    Advisories(AdvisoriesCommand),
+    /// Write the published tree (or what changed) as a .tar.zst bundle.
+    #[command(
+        after_help = "Example:\n  airlock export -o mirror-full.tar.zst --full\n  airlock export -o nightly.tar.zst          # since the last export"
+    )]
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(short = 'o', long = "output", value_name = "FILE.tar.zst")]
+        output: PathBuf,
+        /// Everything, not only what changed.
+        #[arg(long, conflicts_with = "since")]
+        full: bool,
+        /// What changed after this run.
+        #[arg(long, value_name = "RUN")]
+        since: Option<i64>,
+    },
+    /// Verify a bundle and publish it atomically into a directory.
+    #[command(after_help = "Example:\n  airlock import mirror-full.tar.zst --into /srv/pypi")]
+    Import {
+        bundle: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        into: PathBuf,
+    },
+    /// Copy the published tree to S3 or another directory.
+    #[command(
+        after_help = "Example:\n  airlock publish --to s3://my-bucket/pypi\n  airlock publish --to /srv/www/pypi"
+    )]
+    Publish {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// s3://bucket/prefix or a directory (overrides [publish].to).
+        #[arg(long, value_name = "TARGET")]
+        to: Option<String>,
+    },
+    /// Preview a tree on 127.0.0.1 with PEP 691 content negotiation.
+    #[command(
+        after_help = "Example:\n  airlock serve public --port 8000\n  pip install --index-url http://127.0.0.1:8000/simple/ requests"
+    )]
+    Serve {
+        #[arg(default_value = "public")]
+        dir: PathBuf,
+        /// Port on 127.0.0.1 (0 picks a free one and prints it).
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdvisoriesCommand {
+    /// Build a snapshot from OSV sources (directories of .json/.yaml, .zip archives).
+    #[command(
+        after_help = "Example:\n  airlock advisories build advisory-database/vulns -o advisories.sqlite.zst"
+    )]
+    Build {
+        #[arg(required = true, value_name = "SOURCE")]
+        sources: Vec<String>,
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Refresh the manifest's snapshot from its [advisories].sources.
+    #[command(after_help = "Example:\n  airlock advisories update -c mirror.toml")]
+    Update {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Sources, build time, counts and sha256 of a snapshot.
+    #[command(after_help = "Example:\n  airlock advisories info .airlock/advisories.sqlite.zst")]
+    Info { file: PathBuf },
+    /// Advisories affecting NAME VERSION, or JSON lines for "NAME VERSION" lines on stdin.
+    #[command(
+        after_help = "Examples:\n  airlock advisories check --snapshot adv.sqlite.zst jinja2 2.10\n  printf 'jinja2 2.10\\nurllib3 1.24.1\\n' | airlock advisories check --snapshot adv.sqlite.zst"
+    )]
+    Check {
+        #[arg(long, value_name = "FILE")]
+        snapshot: PathBuf,
+        name: Option<String>,
+        version: Option<String>,
+    },
+}
+
+fn load(config: &ConfigArg) -> Result<Manifest, Error> {
+    Ok(Manifest::load(&config.config)?)
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<Exit, Error> {
+    match cli.command {
+        Command::Build {
+            config,
+            out,
+            jobs,
+            offline,
+        } => {
+            let manifest = load(&config)?;
+            let opts = crate::build::BuildOptions {
+                offline,
+                jobs: jobs.map(usize::from),
+                out,
+            };
+            let outcome = crate::build::build(&manifest, &opts)?;
+            for f in &outcome.failures {
+                tracing::error!("failed: {f}");
+            }
+            tracing::info!("run {}: {}", outcome.run, outcome.summary);
+            if !outcome.failures.is_empty() {
+                tracing::error!(
+                    "{} failure(s); nothing unverified was published",
+                    outcome.failures.len()
+                );
+            }
+            Ok(outcome.exit)
+        }
+        Command::Plan { config, offline } => {
+            let manifest = load(&config)?;
+            crate::commands::plan(&manifest, offline)
+        }
+        Command::Index {
+            dir,
+            out,
+            name,
+            templates,
+        } => {
+            let outcome = crate::localindex::index_dir(&dir, &out, &name, templates.as_deref())?;
+            tracing::info!(
+                "indexed {} file(s) of {} project(s) into {} ({} skipped)",
+                outcome.files,
+                outcome.projects,
+                out.display(),
+                outcome.skipped.len()
+            );
+            Ok(Exit::Success)
+        }
+        other => Err(Error::Usage(format!("{other:?}: not available yet"))),
+    }
+}

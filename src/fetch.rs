@@ -1,0 +1,321 @@
+//! Parallel, verified fetch.
+//!
+//! Each file streams into a temporary file in the store's `tmp/` while its
+//! sha256 and size are computed; it is accepted only if both match what the
+//! upstream declared, then renamed atomically into the store. One failing
+//! file never stops the others: every outcome is returned, and failures are
+//! listed at the end of the run.
+
+use std::io::{BufWriter, Read, Write};
+
+use rayon::prelude::*;
+
+use crate::filename::DistFilename;
+use crate::hashing::{BUF_SIZE, HashingWriter, Sha256};
+use crate::listing::UpstreamFile;
+use crate::metadata;
+use crate::names::ProjectName;
+use crate::redact;
+use crate::store::Store;
+use crate::ui::{Progress, human_bytes};
+use crate::upstream::{Client, Failure, GaveUp, Retry, UpstreamError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{filename}: sha256 mismatch from {url}: expected {expected}, computed {computed}")]
+    Hash {
+        filename: String,
+        url: String,
+        expected: Sha256,
+        computed: Sha256,
+    },
+    #[error(
+        "{filename}: truncated or oversized body from {url}: expected {expected_size} bytes, received {received}; expected sha256 {expected}, computed {computed}{cause}"
+    )]
+    Size {
+        filename: String,
+        url: String,
+        expected_size: u64,
+        received: u64,
+        expected: String,
+        computed: Sha256,
+        cause: String,
+    },
+    #[error(
+        "{filename}: upstream {url} declares no sha256; refusing an unverifiable file (set `allow_missing_hashes = true` in [mirror] to accept it)"
+    )]
+    NoHash { filename: String, url: String },
+    #[error("{filename}: {source}")]
+    Upstream {
+        filename: String,
+        source: UpstreamError,
+    },
+    #[error("{filename}: {source}")]
+    Io {
+        filename: String,
+        source: std::io::Error,
+    },
+    #[error("{message} (gave up after {attempts} attempts)")]
+    Exhausted {
+        message: String,
+        attempts: u32,
+        source: Box<FetchError>,
+    },
+}
+
+impl FetchError {
+    pub fn filename(&self) -> &str {
+        match self {
+            FetchError::Hash { filename, .. }
+            | FetchError::Size { filename, .. }
+            | FetchError::NoHash { filename, .. }
+            | FetchError::Upstream { filename, .. }
+            | FetchError::Io { filename, .. } => filename,
+            FetchError::Exhausted { source, .. } => source.filename(),
+        }
+    }
+}
+
+/// A file to bring into the store.
+#[derive(Debug, Clone)]
+pub struct FetchJob {
+    pub project: ProjectName,
+    pub file: UpstreamFile,
+}
+
+/// A file now in the store, verified.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub project: ProjectName,
+    pub file: UpstreamFile,
+    pub sha256: Sha256,
+    pub size: u64,
+    /// The extracted `.metadata` of a wheel, when it had a readable one.
+    pub metadata: Option<(Sha256, u64)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FetchOptions {
+    pub jobs: usize,
+    pub allow_missing_hashes: bool,
+}
+
+/// Fetch every job on a pool of `jobs` workers. Results come back in job order.
+pub fn fetch_all(
+    client: &Client,
+    store: &Store,
+    jobs: &[FetchJob],
+    opts: FetchOptions,
+) -> Vec<Result<Fetched, FetchError>> {
+    if jobs.is_empty() {
+        return Vec::new();
+    }
+    let total: u64 = jobs.iter().filter_map(|j| j.file.size).sum();
+    let progress = Progress::bytes("fetch", total);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build()
+        .expect("thread pool");
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let out = pool.install(|| {
+        jobs.par_iter()
+            .map(|job| {
+                let result = fetch_one(client, store, job, opts, &progress);
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                progress.set_message(format!("{n}/{} files", jobs.len()));
+                match &result {
+                    Ok(f) => tracing::info!(
+                        "fetched {} ({}) [{n}/{}]",
+                        f.file.filename,
+                        human_bytes(f.size),
+                        jobs.len()
+                    ),
+                    Err(e) => tracing::error!("{e}"),
+                }
+                result
+            })
+            .collect()
+    });
+    progress.finish();
+    out
+}
+
+fn fetch_one(
+    client: &Client,
+    store: &Store,
+    job: &FetchJob,
+    opts: FetchOptions,
+    progress: &Progress,
+) -> Result<Fetched, FetchError> {
+    let filename = job.file.filename.as_str().to_string();
+    let url = &job.file.url;
+    if job.file.sha256.is_none() && !opts.allow_missing_hashes {
+        return Err(FetchError::NoHash {
+            filename,
+            url: redact::url(url),
+        });
+    }
+    let io = |source| FetchError::Io {
+        filename: filename.clone(),
+        source,
+    };
+    let (tmp, sha256, size) = client
+        .retry(|| download(client, store, job, progress))
+        .map_err(|GaveUp { error, attempts }| {
+            if attempts > 1 {
+                FetchError::Exhausted {
+                    message: error.to_string(),
+                    attempts,
+                    source: Box::new(error),
+                }
+            } else {
+                error
+            }
+        })?;
+    tmp.as_file().sync_all().map_err(io)?;
+    let dest = store.path(&job.project, &filename);
+    fs_err::create_dir_all(dest.parent().expect("store paths have a parent")).map_err(io)?;
+    tmp.persist(&dest).map_err(|e| io(e.error))?;
+    let metadata = match &job.file.filename {
+        DistFilename::Wheel(w) => extract_metadata(store, &job.project, w, &dest),
+        DistFilename::Sdist(_) => None,
+    };
+    Ok(Fetched {
+        project: job.project.clone(),
+        file: job.file.clone(),
+        sha256,
+        size,
+        metadata,
+    })
+}
+
+/// Write `<wheel>.metadata` beside a stored wheel. A wheel without readable
+/// METADATA is still mirrored (pip decides), just without PEP 658 metadata.
+pub fn extract_metadata(
+    store: &Store,
+    project: &ProjectName,
+    wheel: &crate::filename::WheelFilename,
+    wheel_path: &std::path::Path,
+) -> Option<(Sha256, u64)> {
+    let bytes = match metadata::wheel_metadata(wheel_path, wheel) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!("no PEP 658 metadata for {wheel}: {e}");
+            return None;
+        }
+    };
+    let dest = store.metadata_path(project, &wheel.to_string());
+    let write = || -> std::io::Result<()> {
+        let mut tmp = tempfile::NamedTempFile::new_in(store.tmp_dir())?;
+        tmp.write_all(&bytes)?;
+        tmp.persist(&dest).map_err(|e| e.error)?;
+        Ok(())
+    };
+    match write() {
+        Ok(()) => Some((Sha256::of(&bytes), bytes.len() as u64)),
+        Err(e) => {
+            tracing::warn!("cannot write {}: {e}", dest.display());
+            None
+        }
+    }
+}
+
+/// One attempt: stream the body into a temp file and verify it.
+fn download(
+    client: &Client,
+    store: &Store,
+    job: &FetchJob,
+    progress: &Progress,
+) -> Result<(tempfile::NamedTempFile, Sha256, u64), Failure<FetchError>> {
+    let filename = job.file.filename.as_str();
+    let url = &job.file.url;
+    let upstream = |e: UpstreamError| FetchError::Upstream {
+        filename: filename.to_string(),
+        source: e,
+    };
+    let io = |source| FetchError::Io {
+        filename: filename.to_string(),
+        source,
+    };
+    let (mut body, content_length) = client.open(url).map_err(|f| f.map(upstream))?;
+    if let (Some(want), Some(got)) = (job.file.size, content_length) {
+        if want != got {
+            // The server announces a different file: not a transient fault.
+            return Err(Failure::fatal(FetchError::Size {
+                filename: filename.to_string(),
+                url: redact::url(url),
+                expected_size: want,
+                received: got,
+                expected: job
+                    .file
+                    .sha256
+                    .map_or_else(|| "(none declared)".into(), |s| s.hex()),
+                computed: Sha256::of(b""),
+                cause: " (Content-Length; body not read)".into(),
+            }));
+        }
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("{filename}."))
+        .suffix(".part")
+        .tempfile_in(store.tmp_dir())
+        .map_err(|e| Failure::fatal(io(e)))?;
+    let mut writer = HashingWriter::new(BufWriter::with_capacity(BUF_SIZE, tmp));
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut read_error = None;
+    loop {
+        match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                writer
+                    .write_all(&buf[..n])
+                    .map_err(|e| Failure::fatal(io(e)))?;
+                progress.inc(n as u64);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        }
+    }
+    let (buffered, computed, received) = writer.finish();
+    let tmp = buffered
+        .into_inner()
+        .map_err(|e| Failure::fatal(io(e.into_error())))?;
+    let expected_size = job.file.size.or(content_length);
+    let short = expected_size.is_some_and(|want| want != received);
+    if read_error.is_some() || short {
+        progress.dec(received);
+        let cause = read_error
+            .map(|e| format!(" ({})", redact::text(&e.to_string())))
+            .unwrap_or_default();
+        // A cut connection is worth another attempt; the file stays unpublished either way.
+        return Err(Failure {
+            error: FetchError::Size {
+                filename: filename.to_string(),
+                url: redact::url(url),
+                expected_size: expected_size.unwrap_or(received),
+                received,
+                expected: job
+                    .file
+                    .sha256
+                    .map_or_else(|| "(none declared)".into(), |s| s.hex()),
+                computed,
+                cause,
+            },
+            retry: Retry::After(None),
+        });
+    }
+    if let Some(expected) = job.file.sha256 {
+        if expected != computed {
+            return Err(Failure::fatal(FetchError::Hash {
+                filename: filename.to_string(),
+                url: redact::url(url),
+                expected,
+                computed,
+            }));
+        }
+    }
+    Ok((tmp, computed, received))
+}

@@ -1,0 +1,799 @@
+//! Persistent state in SQLite (WAL): runs, artifacts, the last upstream view
+//! of every project, tampering evidence, published tree listings and exports.
+//!
+//! The schema is versioned with `PRAGMA user_version`; each migration is one
+//! SQL batch applied in a transaction, so a state directory from an older
+//! airlock is upgraded in place and a newer one is refused.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::hashing::Sha256;
+use crate::names::ProjectName;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("state database {path}: {source}")]
+    Sql {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "state database {path} has schema version {found}, newer than this airlock understands ({known}); upgrade airlock"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("state database {path}: corrupt row: {message}")]
+    Corrupt { path: String, message: String },
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        command TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        outcome TEXT NOT NULL DEFAULT 'running',
+        pid INTEGER NOT NULL,
+        added INTEGER NOT NULL DEFAULT 0,
+        kept INTEGER NOT NULL DEFAULT 0,
+        removed INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        errors TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE TABLE artifacts (
+        project TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        version TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        requires_python TEXT,
+        yanked TEXT,
+        upload_time TEXT,
+        metadata_sha256 TEXT,
+        metadata_size INTEGER,
+        first_seen TEXT NOT NULL,
+        last_verified TEXT NOT NULL,
+        added_run INTEGER NOT NULL,
+        selected_run INTEGER NOT NULL,
+        PRIMARY KEY (project, filename)
+    ) WITHOUT ROWID;
+    CREATE INDEX artifacts_selected ON artifacts(selected_run);
+    CREATE TABLE projects (
+        project TEXT PRIMARY KEY,
+        page_url TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        body_sha256 TEXT NOT NULL,
+        page TEXT NOT NULL,
+        fetched_at TEXT NOT NULL,
+        plan_key TEXT
+    ) WITHOUT ROWID;
+    CREATE TABLE tampering (
+        project TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        mirrored_sha256 TEXT NOT NULL,
+        upstream_sha256 TEXT NOT NULL,
+        first_run INTEGER NOT NULL,
+        last_run INTEGER NOT NULL,
+        PRIMARY KEY (project, filename, upstream_sha256)
+    ) WITHOUT ROWID;
+    CREATE TABLE trees (
+        run INTEGER PRIMARY KEY,
+        listing BLOB NOT NULL
+    );
+    CREATE TABLE exports (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run INTEGER NOT NULL,
+        since_run INTEGER,
+        created_at TEXT NOT NULL,
+        file TEXT NOT NULL
+    );
+    "#,
+];
+
+/// One mirrored artifact, as the state knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Artifact {
+    pub project: ProjectName,
+    pub filename: String,
+    pub version: String,
+    pub sha256: Sha256,
+    pub size: u64,
+    /// Upstream URL, credentials redacted.
+    pub url: String,
+    pub requires_python: Option<String>,
+    pub yanked: Option<String>,
+    pub upload_time: Option<String>,
+    pub metadata: Option<(Sha256, u64)>,
+    pub first_seen: String,
+    pub last_verified: String,
+    pub added_run: i64,
+    pub selected_run: i64,
+}
+
+/// The last upstream view of a project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectView {
+    pub project: ProjectName,
+    pub page_url: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub body_sha256: String,
+    /// The page in PEP 691 JSON form.
+    pub page: String,
+    pub fetched_at: String,
+    pub plan_key: Option<String>,
+}
+
+/// A finished or running run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Run {
+    pub id: i64,
+    pub command: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: String,
+    pub pid: i64,
+    pub added: i64,
+    pub kept: i64,
+    pub removed: i64,
+    pub failed: i64,
+    pub bytes: i64,
+    pub errors: Vec<String>,
+}
+
+/// Counts recorded when a run ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    pub added: u64,
+    pub kept: u64,
+    pub removed: u64,
+    pub failed: u64,
+    pub bytes: u64,
+}
+
+/// A filename whose upstream hash changed after we mirrored it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Tampering {
+    pub project: String,
+    pub filename: String,
+    pub mirrored_sha256: String,
+    pub upstream_sha256: String,
+    pub first_run: i64,
+    pub last_run: i64,
+}
+
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
+}
+
+impl State {
+    /// Open (creating and migrating) `<dir>/state.sqlite`.
+    pub fn open(dir: &Path) -> Result<State, StateError> {
+        fs_err::create_dir_all(dir)?;
+        let path = dir.join("state.sqlite");
+        let conn = Connection::open(&path).map_err(|e| StateError::Sql {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        let mut state = State { conn, path };
+        state.setup()?;
+        Ok(state)
+    }
+
+    /// Open an existing state without writing to it (`plan`).
+    pub fn open_read_only(dir: &Path) -> Result<State, StateError> {
+        let path = dir.join("state.sqlite");
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| StateError::Sql {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        let state = State { conn, path };
+        let version: i64 = state
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| state.err(e))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StateError::TooNew {
+                path: state.path.display().to_string(),
+                found: version,
+                known: MIGRATIONS.len() as i64,
+            });
+        }
+        Ok(state)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StateError {
+        StateError::Sql {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    fn setup(&mut self) -> Result<(), StateError> {
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+            )
+            .map_err(|e| self.err(e))?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StateError::TooNew {
+                path: self.path.display().to_string(),
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction().map_err(|e| StateError::Sql {
+                path: String::new(),
+                source: e,
+            })?;
+            tx.execute_batch(sql)
+                .and_then(|_| tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)))
+                .and_then(|_| tx.commit())
+                .map_err(|e| StateError::Sql {
+                    path: self.path.display().to_string(),
+                    source: e,
+                })?;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------- runs
+
+    pub fn begin_run(&self, command: &str) -> Result<i64, StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (command, started_at, pid) VALUES (?1, ?2, ?3)",
+                params![command, now(), std::process::id()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_run(
+        &self,
+        run: i64,
+        outcome: &str,
+        counts: &RunCounts,
+        errors: &[String],
+    ) -> Result<(), StateError> {
+        let errors = serde_json::to_string(errors).expect("strings serialize");
+        self.conn
+            .execute(
+                "UPDATE runs SET finished_at=?2, outcome=?3, added=?4, kept=?5, removed=?6, failed=?7, bytes=?8, errors=?9 WHERE id=?1",
+                params![
+                    run,
+                    now(),
+                    outcome,
+                    counts.added as i64,
+                    counts.kept as i64,
+                    counts.removed as i64,
+                    counts.failed as i64,
+                    counts.bytes as i64,
+                    errors
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Runs a killed process left as `running` become `crashed`.
+    pub fn mark_crashed_runs(&self) -> Result<usize, StateError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET outcome='crashed' WHERE outcome='running'",
+                [],
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn runs(&self) -> Result<Vec<Run>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, command, started_at, finished_at, outcome, pid, added, kept, removed, failed, bytes, errors FROM runs ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let errors: String = r.get(11)?;
+                Ok(Run {
+                    id: r.get(0)?,
+                    command: r.get(1)?,
+                    started_at: r.get(2)?,
+                    finished_at: r.get(3)?,
+                    outcome: r.get(4)?,
+                    pid: r.get(5)?,
+                    added: r.get(6)?,
+                    kept: r.get(7)?,
+                    removed: r.get(8)?,
+                    failed: r.get(9)?,
+                    bytes: r.get(10)?,
+                    errors: serde_json::from_str(&errors).unwrap_or_default(),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The newest run that published a tree.
+    pub fn last_published_run(&self) -> Result<Option<i64>, StateError> {
+        self.conn
+            .query_row("SELECT MAX(run) FROM trees", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    // -------------------------------------------------------- artifacts
+
+    fn artifact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Artifact, String>> {
+        let project: String = r.get(0)?;
+        let sha: String = r.get(3)?;
+        let meta_sha: Option<String> = r.get(9)?;
+        let meta_size: Option<i64> = r.get(10)?;
+        let parsed = (|| -> Result<Artifact, String> {
+            Ok(Artifact {
+                project: project
+                    .parse()
+                    .map_err(|e: crate::names::InvalidNameError| e.to_string())?,
+                filename: r.get(1).map_err(|e| e.to_string())?,
+                version: r.get(2).map_err(|e| e.to_string())?,
+                sha256: sha
+                    .parse()
+                    .map_err(|e: crate::hashing::Sha256Error| e.to_string())?,
+                size: r.get::<_, i64>(4).map_err(|e| e.to_string())? as u64,
+                url: r.get(5).map_err(|e| e.to_string())?,
+                requires_python: r.get(6).map_err(|e| e.to_string())?,
+                yanked: r.get(7).map_err(|e| e.to_string())?,
+                upload_time: r.get(8).map_err(|e| e.to_string())?,
+                metadata: match (meta_sha, meta_size) {
+                    (Some(s), Some(n)) => Some((
+                        s.parse()
+                            .map_err(|e: crate::hashing::Sha256Error| e.to_string())?,
+                        n as u64,
+                    )),
+                    _ => None,
+                },
+                first_seen: r.get(11).map_err(|e| e.to_string())?,
+                last_verified: r.get(12).map_err(|e| e.to_string())?,
+                added_run: r.get(13).map_err(|e| e.to_string())?,
+                selected_run: r.get(14).map_err(|e| e.to_string())?,
+            })
+        })();
+        Ok(parsed)
+    }
+
+    const ARTIFACT_COLUMNS: &'static str = "project, filename, version, sha256, size, url, requires_python, yanked, upload_time, metadata_sha256, metadata_size, first_seen, last_verified, added_run, selected_run";
+
+    fn query_artifacts(
+        &self,
+        where_clause: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<Artifact>, StateError> {
+        let sql = format!(
+            "SELECT {} FROM artifacts {where_clause} ORDER BY project, filename",
+            Self::ARTIFACT_COLUMNS
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(args, Self::artifact_from_row)
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let row = row.map_err(|e| self.err(e))?;
+            out.push(row.map_err(|message| StateError::Corrupt {
+                path: self.path.display().to_string(),
+                message,
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Every artifact in the store, sorted by project and filename.
+    pub fn artifacts(&self) -> Result<Vec<Artifact>, StateError> {
+        self.query_artifacts("", [])
+    }
+
+    pub fn artifacts_of(&self, project: &ProjectName) -> Result<Vec<Artifact>, StateError> {
+        self.query_artifacts("WHERE project = ?1", [project.as_str()])
+    }
+
+    pub fn artifact(
+        &self,
+        project: &ProjectName,
+        filename: &str,
+    ) -> Result<Option<Artifact>, StateError> {
+        Ok(self
+            .query_artifacts(
+                "WHERE project = ?1 AND filename = ?2",
+                [project.as_str(), filename],
+            )?
+            .pop())
+    }
+
+    /// Insert or replace artifacts in one transaction.
+    pub fn put_artifacts(&mut self, artifacts: &[Artifact]) -> Result<(), StateError> {
+        let path = self.path.display().to_string();
+        let sql_err = |source| StateError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql_err)?;
+        {
+            let sql = format!(
+                "INSERT OR REPLACE INTO artifacts ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+                Self::ARTIFACT_COLUMNS
+            );
+            let mut stmt = tx.prepare_cached(&sql).map_err(sql_err)?;
+            for a in artifacts {
+                stmt.execute(params![
+                    a.project.as_str(),
+                    a.filename,
+                    a.version,
+                    a.sha256.hex(),
+                    a.size as i64,
+                    a.url,
+                    a.requires_python,
+                    a.yanked,
+                    a.upload_time,
+                    a.metadata.map(|m| m.0.hex()),
+                    a.metadata.map(|m| m.1 as i64),
+                    a.first_seen,
+                    a.last_verified,
+                    a.added_run,
+                    a.selected_run
+                ])
+                .map_err(sql_err)?;
+            }
+        }
+        tx.commit().map_err(sql_err)
+    }
+
+    /// Record that `run` selected these files (they are listed in its index).
+    pub fn mark_selected(
+        &mut self,
+        run: i64,
+        keys: &[(ProjectName, String)],
+    ) -> Result<(), StateError> {
+        let path = self.path.display().to_string();
+        let sql_err = |source| StateError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql_err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE artifacts SET selected_run = ?1 WHERE project = ?2 AND filename = ?3",
+                )
+                .map_err(sql_err)?;
+            for (p, f) in keys {
+                stmt.execute(params![run, p.as_str(), f]).map_err(sql_err)?;
+            }
+        }
+        tx.commit().map_err(sql_err)
+    }
+
+    pub fn touch_verified(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
+        let path = self.path.display().to_string();
+        let sql_err = |source| StateError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let stamp = now();
+        let tx = self.conn.transaction().map_err(sql_err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE artifacts SET last_verified = ?1 WHERE project = ?2 AND filename = ?3",
+                )
+                .map_err(sql_err)?;
+            for (p, f) in keys {
+                stmt.execute(params![stamp, p.as_str(), f])
+                    .map_err(sql_err)?;
+            }
+        }
+        tx.commit().map_err(sql_err)
+    }
+
+    pub fn delete_artifacts(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
+        let path = self.path.display().to_string();
+        let sql_err = |source| StateError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql_err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached("DELETE FROM artifacts WHERE project = ?1 AND filename = ?2")
+                .map_err(sql_err)?;
+            for (p, f) in keys {
+                stmt.execute(params![p.as_str(), f]).map_err(sql_err)?;
+            }
+        }
+        tx.commit().map_err(sql_err)
+    }
+
+    // --------------------------------------------------------- projects
+
+    pub fn project_view(&self, project: &ProjectName) -> Result<Option<ProjectView>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT page_url, etag, last_modified, body_sha256, page, fetched_at, plan_key FROM projects WHERE project = ?1",
+                [project.as_str()],
+                |r| {
+                    Ok(ProjectView {
+                        project: project.clone(),
+                        page_url: r.get(0)?,
+                        etag: r.get(1)?,
+                        last_modified: r.get(2)?,
+                        body_sha256: r.get(3)?,
+                        page: r.get(4)?,
+                        fetched_at: r.get(5)?,
+                        plan_key: r.get(6)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn put_project_views(&mut self, views: &[ProjectView]) -> Result<(), StateError> {
+        let path = self.path.display().to_string();
+        let sql_err = |source| StateError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql_err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO projects (project, page_url, etag, last_modified, body_sha256, page, fetched_at, plan_key) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                )
+                .map_err(sql_err)?;
+            for v in views {
+                stmt.execute(params![
+                    v.project.as_str(),
+                    v.page_url,
+                    v.etag,
+                    v.last_modified,
+                    v.body_sha256,
+                    v.page,
+                    v.fetched_at,
+                    v.plan_key
+                ])
+                .map_err(sql_err)?;
+            }
+        }
+        tx.commit().map_err(sql_err)
+    }
+
+    pub fn set_plan_keys(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
+        let path = self.path.display().to_string();
+        let sql_err = |source| StateError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql_err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached("UPDATE projects SET plan_key = ?2 WHERE project = ?1")
+                .map_err(sql_err)?;
+            for (p, k) in keys {
+                stmt.execute(params![p.as_str(), k]).map_err(sql_err)?;
+            }
+        }
+        tx.commit().map_err(sql_err)
+    }
+
+    // -------------------------------------------------------- tampering
+
+    pub fn record_tampering(
+        &self,
+        run: i64,
+        t: &[(ProjectName, String, Sha256, Sha256)],
+    ) -> Result<(), StateError> {
+        for (project, filename, mirrored, upstream) in t {
+            self.conn
+                .execute(
+                    "INSERT INTO tampering (project, filename, mirrored_sha256, upstream_sha256, first_run, last_run) VALUES (?1,?2,?3,?4,?5,?5)
+                     ON CONFLICT(project, filename, upstream_sha256) DO UPDATE SET last_run = excluded.last_run",
+                    params![project.as_str(), filename, mirrored.hex(), upstream.hex(), run],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    pub fn tampering(&self) -> Result<Vec<Tampering>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT project, filename, mirrored_sha256, upstream_sha256, first_run, last_run FROM tampering ORDER BY project, filename, upstream_sha256")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Tampering {
+                    project: r.get(0)?,
+                    filename: r.get(1)?,
+                    mirrored_sha256: r.get(2)?,
+                    upstream_sha256: r.get(3)?,
+                    first_run: r.get(4)?,
+                    last_run: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    // ------------------------------------------------------------ trees
+
+    /// Store the published tree's listing (zstd JSON) for `run`, keeping the
+    /// newest `keep` listings plus any an export still refers to.
+    pub fn put_tree(&self, run: i64, listing: &[u8], keep: usize) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO trees (run, listing) VALUES (?1, ?2)",
+                params![run, listing],
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "DELETE FROM trees WHERE run NOT IN (SELECT run FROM trees ORDER BY run DESC LIMIT ?1)
+                 AND run NOT IN (SELECT run FROM exports)",
+                [keep as i64],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn tree(&self, run: i64) -> Result<Option<Vec<u8>>, StateError> {
+        self.conn
+            .query_row("SELECT listing FROM trees WHERE run = ?1", [run], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    // ---------------------------------------------------------- exports
+
+    pub fn record_export(
+        &self,
+        run: i64,
+        since: Option<i64>,
+        file: &str,
+    ) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO exports (run, since_run, created_at, file) VALUES (?1, ?2, ?3, ?4)",
+                params![run, since, now(), file],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn last_export_run(&self) -> Result<Option<i64>, StateError> {
+        self.conn
+            .query_row("SELECT MAX(run) FROM exports", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact(name: &str, run: i64) -> Artifact {
+        Artifact {
+            project: "pkg".parse().unwrap(),
+            filename: name.into(),
+            version: "1.0".into(),
+            sha256: Sha256::of(name.as_bytes()),
+            size: 3,
+            url: "https://x.invalid/f".into(),
+            requires_python: Some(">=3.8".into()),
+            yanked: None,
+            upload_time: None,
+            metadata: Some((Sha256::of(b"m"), 1)),
+            first_seen: now(),
+            last_verified: now(),
+            added_run: run,
+            selected_run: run,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = State::open(dir.path()).unwrap();
+            let run = s.begin_run("build").unwrap();
+            s.put_artifacts(&[
+                artifact("pkg-1.0.tar.gz", run),
+                artifact("pkg-1.0-py3-none-any.whl", run),
+            ])
+            .unwrap();
+            s.finish_run(
+                run,
+                "success",
+                &RunCounts {
+                    added: 2,
+                    ..Default::default()
+                },
+                &[],
+            )
+            .unwrap();
+        }
+        let mut s = State::open(dir.path()).unwrap();
+        let all = s.artifacts().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            all[0].filename, "pkg-1.0-py3-none-any.whl",
+            "sorted by filename"
+        );
+        assert_eq!(
+            all[1],
+            artifact("pkg-1.0.tar.gz", 1).clone_with_times(&all[1])
+        );
+        s.mark_selected(7, &[(all[0].project.clone(), all[0].filename.clone())])
+            .unwrap();
+        assert_eq!(
+            s.artifact(&all[0].project, &all[0].filename)
+                .unwrap()
+                .unwrap()
+                .selected_run,
+            7
+        );
+        assert_eq!(s.runs().unwrap()[0].outcome, "success");
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(State::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("state.sqlite")).unwrap();
+        conn.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(conn);
+        assert!(matches!(
+            State::open(dir.path()),
+            Err(StateError::TooNew { found: 99, .. })
+        ));
+    }
+
+    impl Artifact {
+        fn clone_with_times(&self, other: &Artifact) -> Artifact {
+            Artifact {
+                first_seen: other.first_seen.clone(),
+                last_verified: other.last_verified.clone(),
+                ..self.clone()
+            }
+        }
+    }
+}

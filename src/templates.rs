@@ -1,0 +1,82 @@
+//! Page templates: embedded in the binary with `include_str!`, each
+//! overridable by a file of the same name in a directory the operator names
+//! (`[mirror] templates`, `--templates`). Templates only ever receive typed
+//! view structs; tera escapes every value (autoescape is on for `.html`).
+
+use std::path::Path;
+
+use serde::Serialize;
+use tera::Tera;
+
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "simple_root.html",
+        include_str!("../templates/simple_root.html"),
+    ),
+    (
+        "simple_project.html",
+        include_str!("../templates/simple_project.html"),
+    ),
+    ("landing.html", include_str!("../templates/landing.html")),
+    ("security.html", include_str!("../templates/security.html")),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("template {name}: {message}")]
+    Tera { name: String, message: String },
+}
+
+fn chain(e: &tera::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+pub struct Templates {
+    tera: Tera,
+}
+
+impl Templates {
+    /// The built-in templates, with any same-named file in `overrides` instead.
+    pub fn new(overrides: Option<&Path>) -> Result<Templates, TemplateError> {
+        let mut tera = Tera::new();
+        tera.autoescape_on(vec![".html"]);
+        for (name, builtin) in BUILTIN {
+            let custom = overrides.map(|dir| dir.join(name)).filter(|p| p.is_file());
+            let text = match &custom {
+                Some(p) => fs_err::read_to_string(p)?,
+                None => (*builtin).to_string(),
+            };
+            let shown = custom
+                .as_ref()
+                .map_or_else(|| (*name).to_string(), |p| p.display().to_string());
+            tera.add_raw_template(name, &text)
+                .map_err(|e| TemplateError::Tera {
+                    name: shown,
+                    message: chain(&e),
+                })?;
+        }
+        Ok(Templates { tera })
+    }
+
+    pub fn render<T: Serialize>(&self, name: &str, view: &T) -> Result<String, TemplateError> {
+        let ctx = tera::Context::from_serialize(view).map_err(|e| TemplateError::Tera {
+            name: name.to_string(),
+            message: chain(&e),
+        })?;
+        self.tera
+            .render(name, &ctx)
+            .map_err(|e| TemplateError::Tera {
+                name: name.to_string(),
+                message: chain(&e),
+            })
+    }
+}
