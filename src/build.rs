@@ -123,9 +123,7 @@ pub fn site_files(
                 upload_time: a.upload_time.clone(),
                 metadata: a.metadata,
                 source: store.path(&a.project, &a.filename),
-                metadata_source: a
-                    .metadata
-                    .map(|_| store.metadata_path(&a.project, &a.filename)),
+                metadata_source: a.metadata.map(|_| store.metadata_path(&a.project, &a.filename)),
                 listed: a.selected_run == run,
             })
         })
@@ -141,6 +139,25 @@ pub fn encode_listing(entries: &[TreeEntry]) -> Vec<u8> {
 pub fn decode_listing(blob: &[u8]) -> Option<Vec<TreeEntry>> {
     let json = zstd::decode_all(blob).ok()?;
     serde_json::from_slice(&json).ok()
+}
+
+/// Fetch a batch and split the outcomes into state rows and messages.
+fn fetch_round(
+    client: &Client,
+    store: &Store,
+    jobs: &[FetchJob],
+    opts: FetchOptions,
+    run: i64,
+) -> (Vec<Artifact>, Vec<String>) {
+    let mut ok = Vec::new();
+    let mut errs = Vec::new();
+    for r in fetch::fetch_all(client, store, jobs, opts) {
+        match r {
+            Ok(f) => ok.push(artifact_of(&f, run)),
+            Err(e) => errs.push(e.to_string()),
+        }
+    }
+    (ok, errs)
 }
 
 pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, Error> {
@@ -166,22 +183,14 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
     let published = state.last_published_run()?;
 
     // Stage: upstream views.
-    let client = if opts.offline {
-        None
-    } else {
-        Some(client_for(manifest)?)
-    };
+    let client = if opts.offline { None } else { Some(client_for(manifest)?) };
     let requested = plan::requested(manifest);
     let projects: Vec<ProjectName> = requested.keys().cloned().collect();
     tracing::info!(
         "run {run}: {} project(s) from {}{}",
         projects.len(),
         redact::url(&m.upstream),
-        if opts.offline {
-            " (offline: stored views only)"
-        } else {
-            ""
-        }
+        if opts.offline { " (offline: stored views only)" } else { "" }
     );
     let views = plan::gather(client.as_ref(), &state, &projects, jobs)?;
     state.put_project_views(&views.updated)?;
@@ -190,19 +199,75 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
     }
     let mut failures = views.errors.clone();
 
-    // Stage: plan.
-    let stored = state.artifacts()?;
-    let mut plan: Plan = plan::make(
-        manifest, &requested, &views, &stored, &store, run, published,
-    );
+    // Stage: plan (with the dependency closure, which needs fetched wheels).
+    let mut requested = requested;
+    let mut views = views;
+    let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
+    let mut fetched: Vec<Artifact> = Vec::new();
+    let make_plan = |state: &State, requested: &_, views: &_| -> Result<Plan, Error> {
+        let stored = state.artifacts()?;
+        let mut plan = plan::make(manifest, requested, views, &stored, &store, run, published);
+        if opts.offline {
+            for (project, pp) in &mut plan.projects {
+                for f in pp.fetch.drain(..) {
+                    tracing::warn!("{project}: {} is not stored; offline, it is left out", f.filename);
+                    pp.selected.retain(|s| s.filename != f.filename);
+                }
+            }
+        }
+        Ok(plan)
+    };
+    let wants_deps = |p: &ProjectName| manifest.select.options_for(p).dependencies;
+    let mut plan: Plan = loop {
+        let plan = make_plan(&state, &requested, &views)?;
+        if !plan.projects.keys().any(wants_deps) {
+            break plan;
+        }
+        // Wheels whose metadata the closure needs are fetched now, verified
+        // like any other; the final plan then finds them stored.
+        let wheels: Vec<FetchJob> = plan
+            .projects
+            .iter()
+            .filter(|(p, _)| wants_deps(p))
+            .flat_map(|(p, pp)| {
+                pp.fetch
+                    .iter()
+                    .filter(|f| f.filename.is_wheel())
+                    .map(|f| FetchJob { project: p.clone(), file: f.clone() })
+            })
+            .collect();
+        let plan = match (&client, wheels.is_empty()) {
+            (Some(c), false) => {
+                let (ok, errs) = fetch_round(c, &store, &wheels, fetch_opts, run);
+                state.put_artifacts(&ok)?;
+                fetched.extend(ok);
+                failures.extend(errs);
+                make_plan(&state, &requested, &views)?
+            }
+            _ => plan,
+        };
+        let new = crate::deps::discover(manifest, &plan, &requested, &store);
+        if new.is_empty() {
+            break plan;
+        }
+        let fresh: Vec<ProjectName> = new.keys().filter(|p| !views.listings.contains_key(*p)).cloned().collect();
+        tracing::info!(
+            "dependencies add {} requirement(s), {} new project(s)",
+            new.values().map(Vec::len).sum::<usize>(),
+            fresh.len()
+        );
+        for (p, lines) in new {
+            requested.entry(p).or_default().extend(lines);
+        }
+        let more = plan::gather(client.as_ref(), &state, &fresh, jobs)?;
+        state.put_project_views(&more.updated)?;
+        failures.extend(more.errors);
+        views.listings.extend(more.listings);
+    };
     let tampered: Vec<_> = plan
         .projects
         .iter()
-        .flat_map(|(p, pp)| {
-            pp.tampered
-                .iter()
-                .map(move |(f, m, u)| (p.clone(), f.clone(), *m, *u))
-        })
+        .flat_map(|(p, pp)| pp.tampered.iter().map(move |(f, m, u)| (p.clone(), f.clone(), *m, *u)))
         .collect();
     for (p, f, mirrored, upstream) in &tampered {
         tracing::error!(
@@ -212,51 +277,35 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
     state.record_tampering(run, &tampered)?;
 
     // Stage: fetch and verify.
-    let mut jobs_list = Vec::new();
-    for (project, pp) in &mut plan.projects {
-        if opts.offline {
-            for f in pp.fetch.drain(..) {
-                tracing::warn!(
-                    "{project}: {} is not stored; offline, it is left out",
-                    f.filename
-                );
-                pp.selected.retain(|s| s.filename != f.filename);
-            }
-        }
-        jobs_list.extend(pp.fetch.iter().map(|f| FetchJob {
-            project: project.clone(),
-            file: f.clone(),
-        }));
+    let jobs_list: Vec<FetchJob> = plan
+        .projects
+        .iter()
+        .flat_map(|(p, pp)| pp.fetch.iter().map(|f| FetchJob { project: p.clone(), file: f.clone() }))
+        .collect();
+    if let Some(c) = &client {
+        let (ok, errs) = fetch_round(c, &store, &jobs_list, fetch_opts, run);
+        state.put_artifacts(&ok)?;
+        fetched.extend(ok);
+        failures.extend(errs);
     }
-    let results = match &client {
-        Some(c) => fetch::fetch_all(
-            c,
-            &store,
-            &jobs_list,
-            FetchOptions {
-                jobs,
-                allow_missing_hashes: m.allow_missing_hashes,
-            },
-        ),
-        None => Vec::new(),
-    };
-    let mut fetched = Vec::new();
-    for r in results {
-        match r {
-            Ok(f) => fetched.push(artifact_of(&f, run)),
-            Err(e) => failures.push(e.to_string()),
-        }
+    let stored = state.artifacts()?;
+    let in_store: BTreeSet<(&ProjectName, &str)> = stored.iter().map(|a| (&a.project, a.filename.as_str())).collect();
+    for (project, pp) in plan.projects.iter_mut() {
+        // What failed to fetch is not selected: it is not in the store.
+        let now_stored: Vec<String> = pp
+            .fetch
+            .drain(..)
+            .map(|f| f.filename.to_string())
+            .filter(|f| in_store.contains(&(project, f.as_str())))
+            .collect();
+        pp.keep.extend(now_stored);
     }
     let bytes: u64 = fetched.iter().map(|a| a.size).sum();
-    state.put_artifacts(&fetched)?;
 
     // Stage: record the selection. A project whose upstream failed keeps
     // what the served tree lists, so a flaky upstream never empties a page.
-    let mut selected: Vec<(ProjectName, String)> = plan
-        .projects
-        .iter()
-        .flat_map(|(p, pp)| pp.keep.iter().map(move |f| (p.clone(), f.clone())))
-        .collect();
+    let mut selected: Vec<(ProjectName, String)> =
+        plan.projects.iter().flat_map(|(p, pp)| pp.keep.iter().map(move |f| (p.clone(), f.clone()))).collect();
     for a in &stored {
         if requested.contains_key(&a.project)
             && !views.listings.contains_key(&a.project)
@@ -296,7 +345,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
 
     let summary = Summary {
         added: fetched.len() as u64,
-        kept: selected.len() as u64,
+        kept: selected.len().saturating_sub(fetched.len()) as u64,
         unlisted: plan.projects.values().map(|p| p.unlist.len() as u64).sum(),
         pruned: plan.prune.len() as u64,
         failed: failures.len() as u64,
@@ -304,18 +353,10 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
         tampered: tampered.len() as u64,
         elapsed: started.elapsed(),
     };
-    let exit = if failures.is_empty() {
-        Exit::Success
-    } else {
-        Exit::Failed
-    };
+    let exit = if failures.is_empty() { Exit::Success } else { Exit::Failed };
     state.finish_run(
         run,
-        if exit == Exit::Success {
-            "success"
-        } else {
-            "failed"
-        },
+        if exit == Exit::Success { "success" } else { "failed" },
         &RunCounts {
             added: summary.added,
             kept: summary.kept,
@@ -325,11 +366,5 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
         },
         &failures,
     )?;
-    Ok(BuildOutcome {
-        run,
-        summary,
-        failures,
-        tree,
-        exit,
-    })
+    Ok(BuildOutcome { run, summary, failures, tree, exit })
 }

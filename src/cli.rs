@@ -36,12 +36,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct ConfigArg {
     /// The manifest.
-    #[arg(
-        short = 'c',
-        long = "config",
-        default_value = "mirror.toml",
-        value_name = "FILE"
-    )]
+    #[arg(short = 'c', long = "config", default_value = "mirror.toml", value_name = "FILE")]
     pub config: PathBuf,
 }
 
@@ -74,9 +69,7 @@ pub enum Command {
         offline: bool,
     },
     /// Re-hash every published artifact against the state.
-    #[command(
-        after_help = "Example:\n  airlock verify\n  airlock verify --repair   # refetch or relink what is wrong"
-    )]
+    #[command(after_help = "Example:\n  airlock verify\n  airlock verify --repair   # refetch or relink what is wrong")]
     Verify {
         #[command(flatten)]
         config: ConfigArg,
@@ -160,9 +153,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AdvisoriesCommand {
     /// Build a snapshot from OSV sources (directories of .json/.yaml, .zip archives).
-    #[command(
-        after_help = "Example:\n  airlock advisories build advisory-database/vulns -o advisories.sqlite.zst"
-    )]
+    #[command(after_help = "Example:\n  airlock advisories build advisory-database/vulns -o advisories.sqlite.zst")]
     Build {
         #[arg(required = true, value_name = "SOURCE")]
         sources: Vec<String>,
@@ -197,28 +188,16 @@ fn load(config: &ConfigArg) -> Result<Manifest, Error> {
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
-        Command::Build {
-            config,
-            out,
-            jobs,
-            offline,
-        } => {
+        Command::Build { config, out, jobs, offline } => {
             let manifest = load(&config)?;
-            let opts = crate::build::BuildOptions {
-                offline,
-                jobs: jobs.map(usize::from),
-                out,
-            };
+            let opts = crate::build::BuildOptions { offline, jobs: jobs.map(usize::from), out };
             let outcome = crate::build::build(&manifest, &opts)?;
             for f in &outcome.failures {
                 tracing::error!("failed: {f}");
             }
             tracing::info!("run {}: {}", outcome.run, outcome.summary);
             if !outcome.failures.is_empty() {
-                tracing::error!(
-                    "{} failure(s); nothing unverified was published",
-                    outcome.failures.len()
-                );
+                tracing::error!("{} failure(s); nothing unverified was published", outcome.failures.len());
             }
             Ok(outcome.exit)
         }
@@ -226,12 +205,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             let manifest = load(&config)?;
             crate::commands::plan(&manifest, offline)
         }
-        Command::Index {
-            dir,
-            out,
-            name,
-            templates,
-        } => {
+        Command::Index { dir, out, name, templates } => {
             let outcome = crate::localindex::index_dir(&dir, &out, &name, templates.as_deref())?;
             tracing::info!(
                 "indexed {} file(s) of {} project(s) into {} ({} skipped)",
@@ -240,6 +214,10 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                 out.display(),
                 outcome.skipped.len()
             );
+            Ok(Exit::Success)
+        }
+        Command::Serve { dir, port } => {
+            crate::serve::serve(&dir, port)?;
             Ok(Exit::Success)
         }
         other => Err(Error::Usage(format!("{other:?}: not available yet"))),

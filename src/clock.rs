@@ -15,9 +15,7 @@ pub fn output_time() -> jiff::Timestamp {
             .and_then(|s| s.trim().parse::<i64>().ok())
             .and_then(|secs| jiff::Timestamp::from_second(secs).ok())
             .unwrap_or_else(|| {
-                jiff::Timestamp::now()
-                    .round(jiff::Unit::Second)
-                    .unwrap_or_else(|_| jiff::Timestamp::now())
+                jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now())
             })
     })
 }

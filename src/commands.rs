@@ -20,25 +20,14 @@ pub fn plan(manifest: &Manifest, offline: bool) -> Result<Exit, Error> {
     } else {
         State::open(scratch.path())?
     };
-    let client = if offline {
-        None
-    } else {
-        Some(crate::build::client_for(manifest)?)
-    };
+    let client = if offline { None } else { Some(crate::build::client_for(manifest)?) };
     let requested = plan::requested(manifest);
     let projects: Vec<_> = requested.keys().cloned().collect();
     let views = plan::gather(client.as_ref(), &state, &projects, m.jobs)?;
     let stored = state.artifacts()?;
     let next_run = state.runs()?.last().map_or(1, |r| r.id + 1);
-    let plan = plan::make(
-        manifest,
-        &requested,
-        &views,
-        &stored,
-        &Store::new(&m.state),
-        next_run,
-        state.last_published_run()?,
-    );
+    let plan =
+        plan::make(manifest, &requested, &views, &stored, &Store::new(&m.state), next_run, state.last_published_run()?);
 
     let mut out = std::io::stdout().lock();
     let (mut keep, mut unlist) = (0, 0);
@@ -68,11 +57,7 @@ pub fn plan(manifest: &Manifest, offline: bool) -> Result<Exit, Error> {
         unlist += pp.unlist.len();
     }
     for (project, f) in &plan.prune {
-        writeln!(
-            out,
-            "x {project}: {f} leaves the store (not selected for more than {} runs)",
-            m.keep_runs
-        )?;
+        writeln!(out, "x {project}: {f} leaves the store (not selected for more than {} runs)", m.keep_runs)?;
     }
     for e in &views.errors {
         writeln!(out, "! {e}")?;
@@ -87,9 +72,5 @@ pub fn plan(manifest: &Manifest, offline: bool) -> Result<Exit, Error> {
         human_bytes(plan.fetch_bytes()),
         plan.prune.len()
     )?;
-    Ok(if views.errors.is_empty() {
-        Exit::Success
-    } else {
-        Exit::Failed
-    })
+    Ok(if views.errors.is_empty() { Exit::Success } else { Exit::Failed })
 }

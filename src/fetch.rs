@@ -23,12 +23,7 @@ use crate::upstream::{Client, Failure, GaveUp, Retry, UpstreamError};
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("{filename}: sha256 mismatch from {url}: expected {expected}, computed {computed}")]
-    Hash {
-        filename: String,
-        url: String,
-        expected: Sha256,
-        computed: Sha256,
-    },
+    Hash { filename: String, url: String, expected: Sha256, computed: Sha256 },
     #[error(
         "{filename}: truncated or oversized body from {url}: expected {expected_size} bytes, received {received}; expected sha256 {expected}, computed {computed}{cause}"
     )]
@@ -46,21 +41,11 @@ pub enum FetchError {
     )]
     NoHash { filename: String, url: String },
     #[error("{filename}: {source}")]
-    Upstream {
-        filename: String,
-        source: UpstreamError,
-    },
+    Upstream { filename: String, source: UpstreamError },
     #[error("{filename}: {source}")]
-    Io {
-        filename: String,
-        source: std::io::Error,
-    },
+    Io { filename: String, source: std::io::Error },
     #[error("{message} (gave up after {attempts} attempts)")]
-    Exhausted {
-        message: String,
-        attempts: u32,
-        source: Box<FetchError>,
-    },
+    Exhausted { message: String, attempts: u32, source: Box<FetchError> },
 }
 
 impl FetchError {
@@ -112,10 +97,7 @@ pub fn fetch_all(
     }
     let total: u64 = jobs.iter().filter_map(|j| j.file.size).sum();
     let progress = Progress::bytes("fetch", total);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .build()
-        .expect("thread pool");
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build().expect("thread pool");
     let done = std::sync::atomic::AtomicUsize::new(0);
     let out = pool.install(|| {
         jobs.par_iter()
@@ -124,12 +106,9 @@ pub fn fetch_all(
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 progress.set_message(format!("{n}/{} files", jobs.len()));
                 match &result {
-                    Ok(f) => tracing::info!(
-                        "fetched {} ({}) [{n}/{}]",
-                        f.file.filename,
-                        human_bytes(f.size),
-                        jobs.len()
-                    ),
+                    Ok(f) => {
+                        tracing::info!("fetched {} ({}) [{n}/{}]", f.file.filename, human_bytes(f.size), jobs.len())
+                    }
                     Err(e) => tracing::error!("{e}"),
                 }
                 result
@@ -150,24 +129,13 @@ fn fetch_one(
     let filename = job.file.filename.as_str().to_string();
     let url = &job.file.url;
     if job.file.sha256.is_none() && !opts.allow_missing_hashes {
-        return Err(FetchError::NoHash {
-            filename,
-            url: redact::url(url),
-        });
+        return Err(FetchError::NoHash { filename, url: redact::url(url) });
     }
-    let io = |source| FetchError::Io {
-        filename: filename.clone(),
-        source,
-    };
-    let (tmp, sha256, size) = client
-        .retry(|| download(client, store, job, progress))
-        .map_err(|GaveUp { error, attempts }| {
+    let io = |source| FetchError::Io { filename: filename.clone(), source };
+    let (tmp, sha256, size) =
+        client.retry(|| download(client, store, job, progress)).map_err(|GaveUp { error, attempts }| {
             if attempts > 1 {
-                FetchError::Exhausted {
-                    message: error.to_string(),
-                    attempts,
-                    source: Box::new(error),
-                }
+                FetchError::Exhausted { message: error.to_string(), attempts, source: Box::new(error) }
             } else {
                 error
             }
@@ -180,13 +148,7 @@ fn fetch_one(
         DistFilename::Wheel(w) => extract_metadata(store, &job.project, w, &dest),
         DistFilename::Sdist(_) => None,
     };
-    Ok(Fetched {
-        project: job.project.clone(),
-        file: job.file.clone(),
-        sha256,
-        size,
-        metadata,
-    })
+    Ok(Fetched { project: job.project.clone(), file: job.file.clone(), sha256, size, metadata })
 }
 
 /// Write `<wheel>.metadata` beside a stored wheel. A wheel without readable
@@ -229,14 +191,8 @@ fn download(
 ) -> Result<(tempfile::NamedTempFile, Sha256, u64), Failure<FetchError>> {
     let filename = job.file.filename.as_str();
     let url = &job.file.url;
-    let upstream = |e: UpstreamError| FetchError::Upstream {
-        filename: filename.to_string(),
-        source: e,
-    };
-    let io = |source| FetchError::Io {
-        filename: filename.to_string(),
-        source,
-    };
+    let upstream = |e: UpstreamError| FetchError::Upstream { filename: filename.to_string(), source: e };
+    let io = |source| FetchError::Io { filename: filename.to_string(), source };
     let (mut body, content_length) = client.open(url).map_err(|f| f.map(upstream))?;
     if let (Some(want), Some(got)) = (job.file.size, content_length) {
         if want != got {
@@ -246,10 +202,7 @@ fn download(
                 url: redact::url(url),
                 expected_size: want,
                 received: got,
-                expected: job
-                    .file
-                    .sha256
-                    .map_or_else(|| "(none declared)".into(), |s| s.hex()),
+                expected: job.file.sha256.map_or_else(|| "(none declared)".into(), |s| s.hex()),
                 computed: Sha256::of(b""),
                 cause: " (Content-Length; body not read)".into(),
             }));
@@ -267,9 +220,7 @@ fn download(
         match body.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                writer
-                    .write_all(&buf[..n])
-                    .map_err(|e| Failure::fatal(io(e)))?;
+                writer.write_all(&buf[..n]).map_err(|e| Failure::fatal(io(e)))?;
                 progress.inc(n as u64);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -280,16 +231,12 @@ fn download(
         }
     }
     let (buffered, computed, received) = writer.finish();
-    let tmp = buffered
-        .into_inner()
-        .map_err(|e| Failure::fatal(io(e.into_error())))?;
+    let tmp = buffered.into_inner().map_err(|e| Failure::fatal(io(e.into_error())))?;
     let expected_size = job.file.size.or(content_length);
     let short = expected_size.is_some_and(|want| want != received);
     if read_error.is_some() || short {
         progress.dec(received);
-        let cause = read_error
-            .map(|e| format!(" ({})", redact::text(&e.to_string())))
-            .unwrap_or_default();
+        let cause = read_error.map(|e| format!(" ({})", redact::text(&e.to_string()))).unwrap_or_default();
         // A cut connection is worth another attempt; the file stays unpublished either way.
         return Err(Failure {
             error: FetchError::Size {
@@ -297,10 +244,7 @@ fn download(
                 url: redact::url(url),
                 expected_size: expected_size.unwrap_or(received),
                 received,
-                expected: job
-                    .file
-                    .sha256
-                    .map_or_else(|| "(none declared)".into(), |s| s.hex()),
+                expected: job.file.sha256.map_or_else(|| "(none declared)".into(), |s| s.hex()),
                 computed,
                 cause,
             },

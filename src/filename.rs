@@ -16,9 +16,7 @@ use crate::names::ProjectName;
 /// Why a filename was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilenameError {
-    #[error(
-        "unsafe filename {0:?}: only letters, digits and `._+!-` are allowed, and it must not start with a dot"
-    )]
+    #[error("unsafe filename {0:?}: only letters, digits and `._+!-` are allowed, and it must not start with a dot")]
     Unsafe(String),
     #[error("{0:?} is not a wheel or sdist (.whl, .tar.gz, .zip, .tar.bz2, .tar.xz, .tgz)")]
     Unsupported(String),
@@ -38,14 +36,8 @@ pub fn check_safe(filename: &str) -> Result<(), FilenameError> {
     let ok = !filename.is_empty()
         && filename.len() <= MAX_FILENAME
         && !filename.starts_with('.')
-        && filename
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'!' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(FilenameError::Unsafe(filename.to_string()))
-    }
+        && filename.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'!' | b'-'));
+    if ok { Ok(()) } else { Err(FilenameError::Unsafe(filename.to_string())) }
 }
 
 /// Source distribution archive formats pip accepts.
@@ -68,9 +60,7 @@ impl SdistFormat {
     ];
 
     fn split(filename: &str) -> Option<(&str, SdistFormat)> {
-        Self::ALL
-            .iter()
-            .find_map(|(fmt, ext)| filename.strip_suffix(ext).map(|stem| (stem, *fmt)))
+        Self::ALL.iter().find_map(|(fmt, ext)| filename.strip_suffix(ext).map(|stem| (stem, *fmt)))
     }
 }
 
@@ -180,19 +170,15 @@ impl FromStr for WheelFilename {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match DistFilename::parse(s, None)? {
             DistFilename::Wheel(w) => Ok(w),
-            DistFilename::Sdist(_) => Err(FilenameError::InvalidWheel {
-                filename: s.to_string(),
-                reason: "not a .whl".into(),
-            }),
+            DistFilename::Sdist(_) => {
+                Err(FilenameError::InvalidWheel { filename: s.to_string(), reason: "not a .whl".into() })
+            }
         }
     }
 }
 
 fn parse_wheel(filename: &str, stem: &str) -> Result<WheelFilename, FilenameError> {
-    let bad = |reason: &str| FilenameError::InvalidWheel {
-        filename: filename.to_string(),
-        reason: reason.to_string(),
-    };
+    let bad = |reason: &str| FilenameError::InvalidWheel { filename: filename.to_string(), reason: reason.to_string() };
     let parts: Vec<&str> = stem.split('-').collect();
     let (name, version, build, tags) = match parts.as_slice() {
         [n, v, py, abi, plat] => (*n, *v, None, [*py, *abi, *plat]),
@@ -231,10 +217,7 @@ fn parse_sdist(
     format: SdistFormat,
     project: Option<&ProjectName>,
 ) -> Result<SdistFilename, FilenameError> {
-    let bad = |reason: &str| FilenameError::InvalidSdist {
-        filename: filename.to_string(),
-        reason: reason.to_string(),
-    };
+    let bad = |reason: &str| FilenameError::InvalidSdist { filename: filename.to_string(), reason: reason.to_string() };
     let candidates = stem.match_indices('-').map(|(i, _)| i);
     for split in candidates {
         let (name, version) = (&stem[..split], &stem[split + 1..]);
@@ -245,18 +228,11 @@ fn parse_sdist(
             continue;
         }
         if let Ok(version) = Version::from_str(version) {
-            return Ok(SdistFilename {
-                raw: filename.to_string(),
-                name,
-                version,
-                format,
-            });
+            return Ok(SdistFilename { raw: filename.to_string(), name, version, format });
         }
     }
     Err(match project {
-        Some(p) => bad(&format!(
-            "no `{p}-<version>` split with a valid PEP 440 version"
-        )),
+        Some(p) => bad(&format!("no `{p}-<version>` split with a valid PEP 440 version")),
         None => bad("no `<name>-<version>` split with a valid PEP 440 version"),
     })
 }
@@ -272,16 +248,11 @@ mod tests {
     #[test]
     fn parses_wheels_with_compressed_tags_and_build() {
         let w: WheelFilename =
-            "zope.interface-6.0-1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
-                .parse()
-                .unwrap();
+            "zope.interface-6.0-1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl".parse().unwrap();
         assert_eq!(w.name.as_ref(), "zope-interface");
         assert_eq!(w.version.to_string(), "6.0");
         assert_eq!(w.build.as_deref(), Some("1"));
-        assert_eq!(
-            w.platform,
-            ["manylinux_2_17_x86_64", "manylinux2014_x86_64"]
-        );
+        assert_eq!(w.platform, ["manylinux_2_17_x86_64", "manylinux2014_x86_64"]);
         let w: WheelFilename = "six-1.16.0-py2.py3-none-any.whl".parse().unwrap();
         assert_eq!(w.python, ["py2", "py3"]);
         assert_eq!(w.to_string(), "six-1.16.0-py2.py3-none-any.whl");
@@ -289,11 +260,7 @@ mod tests {
 
     #[test]
     fn legacy_sdist_split_is_exact_with_project() {
-        let f = DistFilename::parse(
-            "python-dateutil-2.8.2.tar.gz",
-            Some(&name("python-dateutil")),
-        )
-        .unwrap();
+        let f = DistFilename::parse("python-dateutil-2.8.2.tar.gz", Some(&name("python-dateutil"))).unwrap();
         assert_eq!(f.version().to_string(), "2.8.2");
         let f: DistFilename = "python-dateutil-2.8.2.tar.gz".parse().unwrap();
         assert_eq!(f.name().as_ref(), "python-dateutil");
@@ -313,22 +280,13 @@ mod tests {
             "nicolas nester-1.0.0.zip",
             "circbuf-0.1b1-py32, py33, py34-none-any.whl",
         ] {
-            assert!(
-                matches!(
-                    DistFilename::parse(bad, None),
-                    Err(FilenameError::Unsafe(_))
-                ),
-                "{bad:?}"
-            );
+            assert!(matches!(DistFilename::parse(bad, None), Err(FilenameError::Unsafe(_))), "{bad:?}");
         }
         assert!(matches!(
             DistFilename::parse("pkg-notaversion-py3-none-any.whl", None),
             Err(FilenameError::InvalidWheel { .. })
         ));
-        assert!(matches!(
-            DistFilename::parse("pkg-1.0.egg", None),
-            Err(FilenameError::Unsupported(_))
-        ));
+        assert!(matches!(DistFilename::parse("pkg-1.0.egg", None), Err(FilenameError::Unsupported(_))));
         assert!(matches!(
             DistFilename::parse("other-1.0.tar.gz", Some(&name("pkg"))),
             Err(FilenameError::InvalidSdist { .. })
@@ -343,10 +301,7 @@ mod tests {
     /// and what parses displays as exactly the original name.
     #[test]
     fn real_filename_corpus_round_trips() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/data/pypi-filenames/package-list-huge.txt"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/pypi-filenames/package-list-huge.txt");
         let Ok(text) = std::fs::read_to_string(path) else {
             eprintln!("skipping: {path} is absent");
             return;

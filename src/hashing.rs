@@ -72,11 +72,7 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: Sha256Hasher::new(),
-            len: 0,
-        }
+        HashingWriter { inner, hasher: Sha256Hasher::new(), len: 0 }
     }
 
     pub fn len(&self) -> u64 {
@@ -147,9 +143,6 @@ mod tests {
         w.write_all(b"world").unwrap();
         let (buf, digest, len) = w.finish();
         assert_eq!((len, digest), (11, Sha256::of(b"hello world")));
-        assert_eq!(
-            hash_reader(&buf[..]).unwrap(),
-            (Sha256::of(b"hello world"), 11)
-        );
+        assert_eq!(hash_reader(&buf[..]).unwrap(), (Sha256::of(b"hello world"), 11));
     }
 }

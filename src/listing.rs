@@ -42,11 +42,7 @@ pub struct Skipped {
 
 impl Listing {
     /// Convert a wire page fetched from `page_url` for `project`.
-    pub fn from_wire(
-        page: &wire::ProjectPage,
-        page_url: &Url,
-        project: &ProjectName,
-    ) -> (Listing, Vec<Skipped>) {
+    pub fn from_wire(page: &wire::ProjectPage, page_url: &Url, project: &ProjectName) -> (Listing, Vec<Skipped>) {
         let mut files = Vec::with_capacity(page.files.len());
         let mut skipped = Vec::new();
         let mut seen = BTreeSet::new();
@@ -56,28 +52,16 @@ impl Listing {
                     if seen.insert(file.filename.as_str().to_string()) {
                         files.push(file);
                     } else {
-                        skipped.push(Skipped {
-                            filename: f.filename.clone(),
-                            reason: "listed twice".into(),
-                        });
+                        skipped.push(Skipped { filename: f.filename.clone(), reason: "listed twice".into() });
                     }
                 }
                 Err(reason) if is_legacy_format(&f.filename) => {
                     tracing::debug!("{project}: ignoring {:?}: {reason}", f.filename);
                 }
-                Err(reason) => skipped.push(Skipped {
-                    filename: f.filename.clone(),
-                    reason,
-                }),
+                Err(reason) => skipped.push(Skipped { filename: f.filename.clone(), reason }),
             }
         }
-        (
-            Listing {
-                project: project.clone(),
-                files,
-            },
-            skipped,
-        )
+        (Listing { project: project.clone(), files }, skipped)
     }
 }
 
@@ -85,26 +69,18 @@ impl Listing {
 /// skipped quietly, unlike names that should have parsed and did not.
 fn is_legacy_format(filename: &str) -> bool {
     let lower = filename.to_ascii_lowercase();
-    [".egg", ".exe", ".msi", ".rpm", ".dmg", ".deb"]
-        .iter()
-        .any(|ext| lower.ends_with(ext))
+    [".egg", ".exe", ".msi", ".rpm", ".dmg", ".deb"].iter().any(|ext| lower.ends_with(ext))
 }
 
 fn convert(f: &wire::File, page_url: &Url, project: &ProjectName) -> Result<UpstreamFile, String> {
     let filename = DistFilename::parse(&f.filename, Some(project)).map_err(|e| e.to_string())?;
-    let url = page_url
-        .join(&f.url)
-        .map_err(|e| format!("bad URL {:?}: {e}", f.url))?;
+    let url = page_url.join(&f.url).map_err(|e| format!("bad URL {:?}: {e}", f.url))?;
     let allowed = match page_url.scheme() {
         "file" => matches!(url.scheme(), "file" | "http" | "https"),
         _ => matches!(url.scheme(), "http" | "https"),
     };
     if !allowed {
-        return Err(format!(
-            "URL scheme `{}` is not allowed from a `{}` index",
-            url.scheme(),
-            page_url.scheme()
-        ));
+        return Err(format!("URL scheme `{}` is not allowed from a `{}` index", url.scheme(), page_url.scheme()));
     }
     let sha256 = match f.hashes.get("sha256") {
         None => None,
@@ -112,10 +88,7 @@ fn convert(f: &wire::File, page_url: &Url, project: &ProjectName) -> Result<Upst
     };
     let upload_time = match &f.upload_time {
         None => None,
-        Some(t) => Some(
-            t.parse::<jiff::Timestamp>()
-                .map_err(|e| format!("bad upload-time {t:?}: {e}"))?,
-        ),
+        Some(t) => Some(t.parse::<jiff::Timestamp>().map_err(|e| format!("bad upload-time {t:?}: {e}"))?),
     };
     Ok(UpstreamFile {
         filename,
@@ -158,19 +131,13 @@ mod tests {
                 file("pkg-1.1.tar.gz", "file:///etc/passwd"),
                 file("other-1.0.tar.gz", "other-1.0.tar.gz"),
                 file("pkg-1.0.tar.gz", "dup"),
-                wire::File {
-                    hashes: [("sha256".to_string(), "zz".into())].into(),
-                    ..file("pkg-2.0.tar.gz", "y")
-                },
+                wire::File { hashes: [("sha256".to_string(), "zz".into())].into(), ..file("pkg-2.0.tar.gz", "y") },
             ],
         };
         let base = Url::parse("https://up.example.invalid/simple/pkg/").unwrap();
         let (listing, skipped) = Listing::from_wire(&page, &base, &"pkg".parse().unwrap());
         assert_eq!(listing.files.len(), 1);
-        assert_eq!(
-            listing.files[0].url.as_str(),
-            "https://up.example.invalid/files/pkg-1.0.tar.gz"
-        );
+        assert_eq!(listing.files[0].url.as_str(), "https://up.example.invalid/files/pkg-1.0.tar.gz");
         assert!(listing.files[0].upload_time.is_some());
         let reasons: Vec<_> = skipped.iter().map(|s| s.reason.as_str()).collect();
         assert_eq!(reasons.len(), 5, "{reasons:?}");

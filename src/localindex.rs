@@ -23,17 +23,9 @@ pub struct IndexOutcome {
     pub tree: PathBuf,
 }
 
-pub fn index_dir(
-    dir: &Path,
-    out: &Path,
-    name: &str,
-    templates: Option<&Path>,
-) -> Result<IndexOutcome, Error> {
+pub fn index_dir(dir: &Path, out: &Path, name: &str, templates: Option<&Path>) -> Result<IndexOutcome, Error> {
     if !dir.is_dir() {
-        return Err(Error::Usage(format!(
-            "{} is not a directory",
-            dir.display()
-        )));
+        return Err(Error::Usage(format!("{} is not a directory", dir.display())));
     }
     let templates = Templates::new(templates)?;
     let target = Target::new(out)?;
@@ -41,19 +33,13 @@ pub fn index_dir(
 
     let mut skipped = Vec::new();
     let mut candidates = Vec::new();
-    for entry in walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .sort_by_file_name()
-    {
+    for entry in walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name() {
         let entry = entry.map_err(|e| Error::Io(e.into()))?;
         if !entry.file_type().is_file() {
             continue;
         }
         let path = entry.path();
-        if out_abs
-            .as_ref()
-            .is_some_and(|o| std::path::absolute(path).is_ok_and(|p| p.starts_with(o)))
-        {
+        if out_abs.as_ref().is_some_and(|o| std::path::absolute(path).is_ok_and(|p| p.starts_with(o))) {
             continue;
         }
         let fname = entry.file_name().to_string_lossy();
@@ -68,9 +54,7 @@ pub fn index_dir(
         }
     }
 
-    let meta_dir = tempfile::Builder::new()
-        .prefix(".airlock-index-")
-        .tempdir_in(dir)?;
+    let meta_dir = tempfile::Builder::new().prefix(".airlock-index-").tempdir_in(dir)?;
     // Hash and extract in parallel, then order by filename: walk order and
     // thread timing never reach the output.
     let mut files: Vec<SiteFile> = candidates
@@ -84,9 +68,8 @@ pub fn index_dir(
                 match metadata::wheel_metadata(path, w) {
                     Ok(bytes) => {
                         let headers = metadata::headers(&bytes);
-                        requires_python = metadata::header_values(&headers, "Requires-Python")
-                            .next()
-                            .map(str::to_string);
+                        requires_python =
+                            metadata::header_values(&headers, "Requires-Python").next().map(str::to_string);
                         let mp = meta_dir.path().join(format!("{f}.metadata"));
                         fs_err::write(&mp, &bytes)?;
                         meta = Some((Sha256::of(&bytes), bytes.len() as u64));
@@ -111,11 +94,7 @@ pub fn index_dir(
             })
         })
         .collect::<Result<_, _>>()?;
-    files.sort_by(|a, b| {
-        a.filename
-            .cmp(&b.filename)
-            .then_with(|| a.source.cmp(&b.source))
-    });
+    files.sort_by(|a, b| a.filename.cmp(&b.filename).then_with(|| a.source.cmp(&b.source)));
     let mut unique: BTreeMap<String, SiteFile> = BTreeMap::new();
     for f in files {
         if let Some(prev) = unique.get(&f.filename) {
@@ -132,23 +111,10 @@ pub fn index_dir(
     }
     let files: Vec<SiteFile> = unique.into_values().collect();
 
-    let info = SiteInfo {
-        name: name.to_string(),
-        upstream: None,
-        generated_at: crate::clock::output_time(),
-    };
+    let info = SiteInfo { name: name.to_string(), upstream: None, generated_at: crate::clock::output_time() };
     let staged = target.stage(&publish::fresh_id())?;
     render::render_site(&files, &info, None, &templates, staged.dir())?;
     let tree = staged.commit()?;
-    let projects = files
-        .iter()
-        .map(|f| &f.project)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    Ok(IndexOutcome {
-        projects,
-        files: files.len(),
-        skipped,
-        tree,
-    })
+    let projects = files.iter().map(|f| &f.project).collect::<std::collections::BTreeSet<_>>().len();
+    Ok(IndexOutcome { projects, files: files.len(), skipped, tree })
 }

@@ -47,43 +47,25 @@ impl RunLock {
     pub fn acquire(state_dir: &Path, command: &str) -> Result<RunLock, LockError> {
         fs_err::create_dir_all(state_dir)?;
         let path = state_dir.join("lock");
-        let mut file = fs_err::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?
-            .into_parts()
-            .0;
+        let mut file =
+            fs_err::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?.into_parts().0;
         let mut previous = String::new();
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 let _ = file.read_to_string(&mut previous);
-                return Err(LockError::Held {
-                    path: path.display().to_string(),
-                    holder: describe(&previous),
-                });
+                return Err(LockError::Held { path: path.display().to_string(), holder: describe(&previous) });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(fs_err_io(e, &path)),
         }
         let _ = file.read_to_string(&mut previous);
         if !previous.trim().is_empty() {
-            tracing::warn!(
-                "taking over a stale lock left by a run that did not finish ({})",
-                describe(&previous)
-            );
+            tracing::warn!("taking over a stale lock left by a run that did not finish ({})", describe(&previous));
         }
         file.set_len(0).map_err(|e| fs_err_io(e, &path))?;
-        file.seek(SeekFrom::Start(0))
+        file.seek(SeekFrom::Start(0)).map_err(|e| fs_err_io(e, &path))?;
+        write!(file, "pid={}\nstarted={}\ncommand={command}\n", std::process::id(), crate::state::now())
             .map_err(|e| fs_err_io(e, &path))?;
-        write!(
-            file,
-            "pid={}\nstarted={}\ncommand={command}\n",
-            std::process::id(),
-            crate::state::now()
-        )
-        .map_err(|e| fs_err_io(e, &path))?;
         file.sync_data().map_err(|e| fs_err_io(e, &path))?;
         Ok(RunLock { file, path })
     }
@@ -94,10 +76,7 @@ impl RunLock {
 }
 
 fn fs_err_io(e: std::io::Error, path: &Path) -> LockError {
-    LockError::Io(std::io::Error::new(
-        e.kind(),
-        format!("{}: {e}", path.display()),
-    ))
+    LockError::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 impl Drop for RunLock {
@@ -116,13 +95,8 @@ mod tests {
     fn second_holder_is_refused_and_named() {
         let dir = tempfile::tempdir().unwrap();
         let first = RunLock::acquire(dir.path(), "build").unwrap();
-        let err = RunLock::acquire(dir.path(), "build")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains(&format!("pid {}", std::process::id())) && err.contains("airlock build"),
-            "{err}"
-        );
+        let err = RunLock::acquire(dir.path(), "build").unwrap_err().to_string();
+        assert!(err.contains(&format!("pid {}", std::process::id())) && err.contains("airlock build"), "{err}");
         drop(first);
         RunLock::acquire(dir.path(), "verify").unwrap();
     }
@@ -130,11 +104,7 @@ mod tests {
     #[test]
     fn stale_content_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("lock"),
-            "pid=999999\nstarted=2020-01-01T00:00:00Z\ncommand=build\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("lock"), "pid=999999\nstarted=2020-01-01T00:00:00Z\ncommand=build\n").unwrap();
         let lock = RunLock::acquire(dir.path(), "build").unwrap();
         let content = std::fs::read_to_string(lock.path()).unwrap();
         assert!(content.contains(&format!("pid={}", std::process::id())));

@@ -7,8 +7,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = airlock::cli::Cli::parse();
-    let verbosity =
-        i8::try_from(cli.verbose).unwrap_or(i8::MAX) - i8::try_from(cli.quiet).unwrap_or(i8::MAX);
+    let verbosity = i8::try_from(cli.verbose).unwrap_or(i8::MAX) - i8::try_from(cli.quiet).unwrap_or(i8::MAX);
     airlock::ui::init(verbosity, cli.log_format, cli.color);
     match airlock::cli::run(cli) {
         Ok(exit) => ExitCode::from(exit as u8),

@@ -27,12 +27,7 @@ pub enum ManifestError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("{path}:{line}:{column}: {message}")]
-    At {
-        path: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    At { path: String, line: usize, column: usize, message: String },
     #[error("{path}: {message}")]
     File { path: String, message: String },
     #[error(transparent)]
@@ -297,12 +292,7 @@ impl Locator<'_> {
 
     fn at(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> ManifestError {
         let (line, column) = self.line_col(span.start);
-        ManifestError::At {
-            path: self.path.display().to_string(),
-            line,
-            column,
-            message: message.into(),
-        }
+        ManifestError::At { path: self.path.display().to_string(), line, column, message: message.into() }
     }
 
     fn origin(&self, span: std::ops::Range<usize>) -> String {
@@ -311,11 +301,7 @@ impl Locator<'_> {
 
     /// The `[table]` header in force at `offset`, for unknown-key messages.
     fn table_at(&self, offset: usize) -> Option<&str> {
-        self.text[..offset.min(self.text.len())]
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| l.starts_with('['))
+        self.text[..offset.min(self.text.len())].lines().rev().map(str::trim).find(|l| l.starts_with('['))
     }
 
     fn toml_error(&self, err: &toml::de::Error) -> ManifestError {
@@ -346,19 +332,10 @@ fn suggest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
         .map(|(_, k)| k)
 }
 
-fn int_in(
-    loc: &Locator,
-    v: &Spanned<i64>,
-    key: &str,
-    min: i64,
-    max: i64,
-) -> Result<i64, ManifestError> {
+fn int_in(loc: &Locator, v: &Spanned<i64>, key: &str, min: i64, max: i64) -> Result<i64, ManifestError> {
     let n = *v.get_ref();
     if n < min || n > max {
-        return Err(loc.at(
-            v.span(),
-            format!("`{key}` must be between {min} and {max}, got {n}"),
-        ));
+        return Err(loc.at(v.span(), format!("`{key}` must be between {min} and {max}, got {n}")));
     }
     Ok(n)
 }
@@ -373,25 +350,18 @@ impl Manifest {
     pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
         let loc = Locator { path, text };
         let raw: RawManifest = toml::from_str(text).map_err(|e| loc.toml_error(&e))?;
-        let base = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            }
+            if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
         };
 
         let m = raw.mirror;
         let upstream = match &m.upstream {
             None => Url::parse(DEFAULT_UPSTREAM).expect("default upstream is a URL"),
             Some(s) => {
-                let mut url = Url::parse(s.get_ref())
-                    .map_err(|e| loc.at(s.span(), format!("`upstream` is not a URL: {e}")))?;
+                let mut url =
+                    Url::parse(s.get_ref()).map_err(|e| loc.at(s.span(), format!("`upstream` is not a URL: {e}")))?;
                 if !matches!(url.scheme(), "http" | "https" | "file") {
                     return Err(loc.at(s.span(), "`upstream` must be an http, https or file URL"));
                 }
@@ -406,32 +376,14 @@ impl Manifest {
             name: m.name.unwrap_or_else(|| "airlock mirror".to_string()),
             upstream,
             output: resolve(m.output.as_deref().unwrap_or("public")),
-            jobs: m
-                .jobs
-                .as_ref()
-                .map(|j| int_in(&loc, j, "jobs", 1, 512))
-                .transpose()?
-                .unwrap_or(16) as usize,
-            retries: m
-                .retries
-                .as_ref()
-                .map(|j| int_in(&loc, j, "retries", 0, 20))
-                .transpose()?
-                .unwrap_or(5) as u32,
+            jobs: m.jobs.as_ref().map(|j| int_in(&loc, j, "jobs", 1, 512)).transpose()?.unwrap_or(16) as usize,
+            retries: m.retries.as_ref().map(|j| int_in(&loc, j, "retries", 0, 20)).transpose()?.unwrap_or(5) as u32,
             timeout: Duration::from_secs(
-                m.timeout
-                    .as_ref()
-                    .map(|j| int_in(&loc, j, "timeout", 1, 3600))
-                    .transpose()?
-                    .unwrap_or(60) as u64,
+                m.timeout.as_ref().map(|j| int_in(&loc, j, "timeout", 1, 3600)).transpose()?.unwrap_or(60) as u64,
             ),
             allow_missing_hashes: m.allow_missing_hashes.unwrap_or(false),
-            keep_runs: m
-                .keep_runs
-                .as_ref()
-                .map(|j| int_in(&loc, j, "keep_runs", 0, 1000))
-                .transpose()?
-                .unwrap_or(3) as u32,
+            keep_runs: m.keep_runs.as_ref().map(|j| int_in(&loc, j, "keep_runs", 0, 1000)).transpose()?.unwrap_or(3)
+                as u32,
             state: state.clone(),
             templates: m.templates.as_deref().map(resolve),
         };
@@ -443,10 +395,7 @@ impl Manifest {
         for s in a.sources.unwrap_or_default() {
             let text = s.get_ref();
             let spec = if text.starts_with("http://") || text.starts_with("https://") {
-                SourceSpec::Url(
-                    Url::parse(text)
-                        .map_err(|e| loc.at(s.span(), format!("bad source URL: {e}")))?,
-                )
+                SourceSpec::Url(Url::parse(text).map_err(|e| loc.at(s.span(), format!("bad source URL: {e}")))?)
             } else {
                 SourceSpec::Path(resolve(text))
             };
@@ -454,11 +403,7 @@ impl Manifest {
         }
         let advisories = Advisories {
             sources,
-            snapshot: a
-                .snapshot
-                .as_deref()
-                .map(resolve)
-                .unwrap_or_else(|| state.join("advisories.sqlite.zst")),
+            snapshot: a.snapshot.as_deref().map(resolve).unwrap_or_else(|| state.join("advisories.sqlite.zst")),
             max_age_days: a
                 .max_age_days
                 .as_ref()
@@ -479,50 +424,25 @@ impl Manifest {
     }
 }
 
-fn load_select(
-    loc: &Locator,
-    raw: RawSelect,
-    resolve: &dyn Fn(&str) -> PathBuf,
-) -> Result<Select, ManifestError> {
+fn load_select(loc: &Locator, raw: RawSelect, resolve: &dyn Fn(&str) -> PathBuf) -> Result<Select, ManifestError> {
     let mut requirements = Vec::new();
-    for p in raw
-        .packages
-        .as_ref()
-        .map(|p| p.get_ref().as_slice())
-        .unwrap_or_default()
-    {
+    for p in raw.packages.as_ref().map(|p| p.get_ref().as_slice()).unwrap_or_default() {
         let origin = loc.origin(p.span());
         let req = requirements::parse_requirement(p.get_ref(), &origin)
             .map_err(|e| loc.at(p.span(), strip_origin(&e.to_string(), &origin)))?;
-        requirements.push(RequirementLine {
-            requirement: req,
-            origin,
-            constraint: false,
-        });
+        requirements.push(RequirementLine { requirement: req, origin, constraint: false });
     }
-    for r in raw
-        .requirements
-        .as_ref()
-        .map(|p| p.get_ref().as_slice())
-        .unwrap_or_default()
-    {
+    for r in raw.requirements.as_ref().map(|p| p.get_ref().as_slice()).unwrap_or_default() {
         let file = resolve(r.get_ref());
         if !file.is_file() {
-            return Err(loc.at(
-                r.span(),
-                format!("requirements file {} does not exist", file.display()),
-            ));
+            return Err(loc.at(r.span(), format!("requirements file {} does not exist", file.display())));
         }
         requirements.extend(requirements::read_file(&file)?);
     }
     let mut overrides = BTreeMap::new();
     for (name, table) in raw.project.iter().flatten() {
-        let project = ProjectName::new(name.get_ref().clone()).map_err(|e| {
-            loc.at(
-                name.span(),
-                format!("invalid project name in [select.project]: {e}"),
-            )
-        })?;
+        let project = ProjectName::new(name.get_ref().clone())
+            .map_err(|e| loc.at(name.span(), format!("invalid project name in [select.project]: {e}")))?;
         let t = table.get_ref();
         for (key, present) in [
             ("packages", t.packages.is_some()),
@@ -532,10 +452,7 @@ fn load_select(
             if present {
                 return Err(loc.at(
                     table.span(),
-                    format!(
-                        "`{key}` is only allowed in [select], not in [select.project.{}]",
-                        name.get_ref()
-                    ),
+                    format!("`{key}` is only allowed in [select], not in [select.project.{}]", name.get_ref()),
                 ));
             }
         }
@@ -544,23 +461,13 @@ fn load_select(
     let mut defaults = SelectOptions::default();
     load_override(loc, &raw)?.apply(&mut defaults);
     if requirements.iter().all(|r| r.constraint) {
-        tracing::warn!(
-            "{}: [select] lists no packages or requirements; nothing will be mirrored",
-            loc.path.display()
-        );
+        tracing::warn!("{}: [select] lists no packages or requirements; nothing will be mirrored", loc.path.display());
     }
-    Ok(Select {
-        requirements,
-        defaults,
-        overrides,
-    })
+    Ok(Select { requirements, defaults, overrides })
 }
 
 fn strip_origin(message: &str, origin: &str) -> String {
-    message
-        .strip_prefix(&format!("{origin}: "))
-        .unwrap_or(message)
-        .to_string()
+    message.strip_prefix(&format!("{origin}: ")).unwrap_or(message).to_string()
 }
 
 fn load_override(loc: &Locator, t: &RawSelect) -> Result<SelectOverride, ManifestError> {
@@ -569,11 +476,7 @@ fn load_override(loc: &Locator, t: &RawSelect) -> Result<SelectOverride, Manifes
         .as_ref()
         .map(|list| {
             list.iter()
-                .map(|p| {
-                    p.get_ref()
-                        .parse::<PythonTarget>()
-                        .map_err(|e| loc.at(p.span(), e.to_string()))
-                })
+                .map(|p| p.get_ref().parse::<PythonTarget>().map_err(|e| loc.at(p.span(), e.to_string())))
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
@@ -582,11 +485,7 @@ fn load_override(loc: &Locator, t: &RawSelect) -> Result<SelectOverride, Manifes
         .as_ref()
         .map(|list| {
             list.iter()
-                .map(|p| {
-                    p.get_ref()
-                        .parse::<PlatformTarget>()
-                        .map_err(|e| loc.at(p.span(), e.to_string()))
-                })
+                .map(|p| p.get_ref().parse::<PlatformTarget>().map_err(|e| loc.at(p.span(), e.to_string())))
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
@@ -597,27 +496,18 @@ fn load_override(loc: &Locator, t: &RawSelect) -> Result<SelectOverride, Manifes
         sdists: t.sdists,
         prereleases: t.prereleases,
         yanked: t.yanked,
-        latest: t
-            .latest
-            .as_ref()
-            .map(|l| int_in(loc, l, "latest", 0, 1_000_000))
-            .transpose()?
-            .map(|n| n as usize),
+        latest: t.latest.as_ref().map(|l| int_in(loc, l, "latest", 0, 1_000_000)).transpose()?.map(|n| n as usize),
         dependencies: t.dependencies,
     })
 }
 
 fn load_policy(loc: &Locator, p: RawPolicy) -> Result<Policy, ManifestError> {
-    let threshold =
-        |v: &Option<Spanned<String>>, default: Threshold| -> Result<Threshold, ManifestError> {
-            match v {
-                None => Ok(default),
-                Some(s) => s
-                    .get_ref()
-                    .parse()
-                    .map_err(|e: crate::severity::SeverityError| loc.at(s.span(), e.to_string())),
-            }
-        };
+    let threshold = |v: &Option<Spanned<String>>, default: Threshold| -> Result<Threshold, ManifestError> {
+        match v {
+            None => Ok(default),
+            Some(s) => s.get_ref().parse().map_err(|e: crate::severity::SeverityError| loc.at(s.span(), e.to_string())),
+        }
+    };
     let unknown = match threshold(&p.unknown_severity, Threshold::AtOrAbove(Severity::High))? {
         Threshold::AtOrAbove(s) => s,
         Threshold::Never => Severity::Unknown,
@@ -637,18 +527,11 @@ fn load_policy(loc: &Locator, p: RawPolicy) -> Result<Policy, ManifestError> {
                     _ => String::new(),
                 };
                 Some(text.parse::<jiff::civil::Date>().map_err(|_| {
-                    loc.at(
-                        v.span(),
-                        format!("`expires` must be a date such as \"2027-01-31\", got {text:?}"),
-                    )
+                    loc.at(v.span(), format!("`expires` must be a date such as \"2027-01-31\", got {text:?}"))
                 })?)
             }
         };
-        ignore.push(Ignore {
-            id,
-            reason: i.reason.unwrap_or_default(),
-            expires,
-        });
+        ignore.push(Ignore { id, reason: i.reason.unwrap_or_default(), expires });
     }
     Ok(Policy {
         fail_on: threshold(&p.fail_on, Threshold::Never)?,
@@ -693,10 +576,7 @@ expires = 2027-01-31
 "#,
         )
         .unwrap();
-        assert_eq!(
-            m.mirror.upstream.as_str(),
-            "https://example.invalid/simple/"
-        );
+        assert_eq!(m.mirror.upstream.as_str(), "https://example.invalid/simple/");
         assert_eq!(m.mirror.output, Path::new("conf/public"));
         assert_eq!(m.mirror.state, Path::new("conf/.airlock"));
         assert_eq!(m.select.requirements.len(), 2);
@@ -707,28 +587,15 @@ expires = 2027-01-31
         let other = m.select.options_for(&"requests".parse().unwrap());
         assert!(other.sdists && other.tags.platforms.as_ref().unwrap().len() == 2);
         assert_eq!(m.policy.fail_on, Threshold::AtOrAbove(Severity::High));
-        assert_eq!(
-            m.policy.ignore[0].expires.unwrap().to_string(),
-            "2027-01-31"
-        );
+        assert_eq!(m.policy.ignore[0].expires.unwrap().to_string(), "2027-01-31");
     }
 
     #[test]
     fn unknown_keys_name_line_and_suggest() {
-        let err = parse("[mirror]\nname = \"x\"\njbos = 3\n")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "conf/mirror.toml:3:1: unknown key `jbos` in [mirror]; did you mean `jobs`?"
-        );
-        let err = parse("[select]\npackages=[]\nprerelease = true\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains(":3:1:") && err.contains("did you mean `prereleases`?"),
-            "{err}"
-        );
+        let err = parse("[mirror]\nname = \"x\"\njbos = 3\n").unwrap_err().to_string();
+        assert_eq!(err, "conf/mirror.toml:3:1: unknown key `jbos` in [mirror]; did you mean `jobs`?");
+        let err = parse("[select]\npackages=[]\nprerelease = true\n").unwrap_err().to_string();
+        assert!(err.contains(":3:1:") && err.contains("did you mean `prereleases`?"), "{err}");
         let err = parse("[mirorr]\n").unwrap_err().to_string();
         assert!(err.contains("did you mean `mirror`?"), "{err}");
     }
@@ -742,26 +609,14 @@ expires = 2027-01-31
             ("[mirror]\njobs = 0\n", ":2:8:"),
             ("[mirror]\nupstream = \"ftp://x/\"\n", ":2:12:"),
             ("[policy]\nfail_on = \"severe\"\n", ":2:11:"),
-            (
-                "[select.project.x]\npackages = [\"a\"]\n",
-                "only allowed in [select]",
-            ),
-            (
-                "[[policy.ignore]]\nid = \"X\"\nexpires = \"soon\"\n",
-                ":3:11:",
-            ),
-            (
-                "[select]\nrequirements = [\"nope.txt\"]\n",
-                "nope.txt does not exist",
-            ),
+            ("[select.project.x]\npackages = [\"a\"]\n", "only allowed in [select]"),
+            ("[[policy.ignore]]\nid = \"X\"\nexpires = \"soon\"\n", ":3:11:"),
+            ("[select]\nrequirements = [\"nope.txt\"]\n", "nope.txt does not exist"),
             ("[mirror\n", ":1:"),
         ];
         for (text, want) in cases {
             let err = parse(text).unwrap_err().to_string();
-            assert!(
-                err.contains(want) && err.starts_with("conf/mirror.toml"),
-                "{text:?} -> {err}"
-            );
+            assert!(err.contains(want) && err.starts_with("conf/mirror.toml"), "{text:?} -> {err}");
         }
     }
 }

@@ -32,10 +32,8 @@ pub enum MetadataError {
 /// The dist-info directory is matched by normalized name and version, as pip
 /// does, because real wheels disagree on case and separators.
 pub fn wheel_metadata(path: &Path, wheel: &WheelFilename) -> Result<Vec<u8>, MetadataError> {
-    let zip_err = |e: zip::result::ZipError| MetadataError::Zip {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
+    let zip_err =
+        |e: zip::result::ZipError| MetadataError::Zip { path: path.display().to_string(), message: e.to_string() };
     let file = fs_err::File::open(path)?;
     let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(zip_err)?;
     let wanted = archive
@@ -51,31 +49,21 @@ pub fn wheel_metadata(path: &Path, wheel: &WheelFilename) -> Result<Vec<u8>, Met
             let Some((name, version)) = dir.rsplit_once('-') else {
                 return false;
             };
-            name.parse::<crate::names::ProjectName>()
-                .is_ok_and(|n| n == wheel.name)
-                && version
-                    .parse::<pep440_rs::Version>()
-                    .is_ok_and(|v| v == wheel.version)
+            name.parse::<crate::names::ProjectName>().is_ok_and(|n| n == wheel.name)
+                && version.parse::<pep440_rs::Version>().is_ok_and(|v| v == wheel.version)
         })
         .map(|n| n.into_owned());
     let Some(member) = wanted else {
         return Err(MetadataError::Missing {
             path: path.display().to_string(),
-            expected: format!(
-                "{}-{}.dist-info/METADATA",
-                wheel.name.as_dist_info_name(),
-                wheel.version
-            ),
+            expected: format!("{}-{}.dist-info/METADATA", wheel.name.as_dist_info_name(), wheel.version),
         });
     };
     let entry = archive.by_name(&member).map_err(zip_err)?;
     let mut out = Vec::with_capacity(entry.size().min(MAX_METADATA) as usize);
     entry.take(MAX_METADATA + 1).read_to_end(&mut out)?;
     if out.len() as u64 > MAX_METADATA {
-        return Err(MetadataError::TooLarge {
-            path: path.display().to_string(),
-            member,
-        });
+        return Err(MetadataError::TooLarge { path: path.display().to_string(), member });
     }
     Ok(out)
 }
@@ -103,14 +91,8 @@ pub fn headers(metadata: &[u8]) -> Vec<(String, String)> {
 }
 
 /// Values of every header named `key` (case-insensitive).
-pub fn header_values<'a>(
-    headers: &'a [(String, String)],
-    key: &'a str,
-) -> impl Iterator<Item = &'a str> + 'a {
-    headers
-        .iter()
-        .filter(move |(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v.as_str())
+pub fn header_values<'a>(headers: &'a [(String, String)], key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]
@@ -134,25 +116,14 @@ mod tests {
         let opts = zip::write::SimpleFileOptions::default();
         zw.start_file("other-1.0.dist-info/METADATA", opts).unwrap();
         zw.write_all(b"Name: other\n").unwrap();
-        zw.start_file("zope.interface-6.0.dist-info/METADATA", opts)
-            .unwrap();
-        zw.write_all(b"Name: zope.interface\nVersion: 6.0\n")
-            .unwrap();
+        zw.start_file("zope.interface-6.0.dist-info/METADATA", opts).unwrap();
+        zw.write_all(b"Name: zope.interface\nVersion: 6.0\n").unwrap();
         zw.finish().unwrap();
         let wheel: WheelFilename = "Zope.Interface-6.0-py3-none-any.whl".parse().unwrap();
-        assert_eq!(
-            wheel_metadata(&path, &wheel).unwrap(),
-            b"Name: zope.interface\nVersion: 6.0\n"
-        );
+        assert_eq!(wheel_metadata(&path, &wheel).unwrap(), b"Name: zope.interface\nVersion: 6.0\n");
         let wrong: WheelFilename = "Zope.Interface-7.0-py3-none-any.whl".parse().unwrap();
-        assert!(matches!(
-            wheel_metadata(&path, &wrong),
-            Err(MetadataError::Missing { .. })
-        ));
+        assert!(matches!(wheel_metadata(&path, &wrong), Err(MetadataError::Missing { .. })));
         std::fs::write(&path, b"not a zip").unwrap();
-        assert!(matches!(
-            wheel_metadata(&path, &wheel),
-            Err(MetadataError::Zip { .. })
-        ));
+        assert!(matches!(wheel_metadata(&path, &wheel), Err(MetadataError::Zip { .. })));
     }
 }

@@ -28,9 +28,7 @@ impl ProjectName {
         if raw.is_empty() {
             return Err(InvalidNameError(raw));
         }
-        PackageName::new(raw.clone())
-            .map(ProjectName)
-            .map_err(|_| InvalidNameError(raw))
+        PackageName::new(raw.clone()).map(ProjectName).map_err(|_| InvalidNameError(raw))
     }
 
     pub fn as_str(&self) -> &str {
@@ -71,9 +69,7 @@ impl AsRef<str> for ProjectName {
 
 impl<'de> Deserialize<'de> for ProjectName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 

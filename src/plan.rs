@@ -70,19 +70,10 @@ pub fn gather(
     projects: &[ProjectName],
     jobs: usize,
 ) -> Result<Views, StateError> {
-    let stored: Vec<Option<ProjectView>> = projects
-        .iter()
-        .map(|p| state.project_view(p))
-        .collect::<Result<_, _>>()?;
+    let stored: Vec<Option<ProjectView>> = projects.iter().map(|p| state.project_view(p)).collect::<Result<_, _>>()?;
     let progress = Progress::count("index", projects.len() as u64);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .build()
-        .expect("thread pool");
-    type One = (
-        ProjectName,
-        Result<(Listing, Vec<Skipped>, Freshness, Option<ProjectView>), String>,
-    );
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build().expect("thread pool");
+    type One = (ProjectName, Result<Gathered, String>);
     let results: Vec<One> = pool.install(|| {
         projects
             .par_iter()
@@ -95,21 +86,16 @@ pub fn gather(
             .collect()
     });
     progress.finish();
-    let mut views = Views {
-        listings: BTreeMap::new(),
-        errors: Vec::new(),
-        skipped: Vec::new(),
-        updated: Vec::new(),
-    };
+    let mut views = Views { listings: BTreeMap::new(), errors: Vec::new(), skipped: Vec::new(), updated: Vec::new() };
     // `results` is in `projects` order (sorted), so the output is deterministic.
     for (project, r) in results {
         match r {
-            Ok((listing, skipped, fresh, updated)) => {
-                views
-                    .skipped
-                    .extend(skipped.into_iter().map(|s| (project.clone(), s)));
-                views.updated.extend(updated);
-                views.listings.insert(project, (listing, fresh));
+            Ok(g) => {
+                views.skipped.extend(g.skipped.into_iter().map(|s| (project.clone(), s)));
+                views.updated.extend(g.updated);
+                // Served from the stored view, but the run still failed to refresh it.
+                views.errors.extend(g.error);
+                views.listings.insert(project, (g.listing, g.freshness));
             }
             Err(e) => views.errors.push(e),
         }
@@ -117,46 +103,38 @@ pub fn gather(
     Ok(views)
 }
 
-fn gather_one(
-    client: Option<&Client>,
-    project: &ProjectName,
-    old: Option<&ProjectView>,
-) -> Result<(Listing, Vec<Skipped>, Freshness, Option<ProjectView>), String> {
-    let cached = |why: Option<String>| -> Result<_, String> {
-        match old {
-            Some(v) => {
-                let (l, s) = view_listing(v)?;
-                if let Some(why) = &why {
-                    tracing::warn!(
-                        "{why}; using the view of {project} stored at {}",
-                        v.fetched_at
-                    );
-                }
-                Ok((l, s, Freshness::Cached, None))
-            }
-            None => Err(why.unwrap_or_else(|| {
-                format!("{project}: no stored upstream view (run once online first)")
-            })),
-        }
+/// One project's listing and how it was obtained.
+struct Gathered {
+    listing: Listing,
+    skipped: Vec<Skipped>,
+    freshness: Freshness,
+    /// A new view to store.
+    updated: Option<ProjectView>,
+    /// The upstream failed and the stored view stands in.
+    error: Option<String>,
+}
+
+fn gather_one(client: Option<&Client>, project: &ProjectName, old: Option<&ProjectView>) -> Result<Gathered, String> {
+    let from_view = |v: &ProjectView, freshness, error| -> Result<Gathered, String> {
+        let (listing, skipped) = view_listing(v)?;
+        Ok(Gathered { listing, skipped, freshness, updated: None, error })
     };
     let Some(client) = client else {
-        return cached(None);
+        return match old {
+            Some(v) => from_view(v, Freshness::Cached, None),
+            None => Err(format!("{project}: no stored upstream view (run once online first)")),
+        };
     };
-    let previous = old.map(|v| crate::upstream::Validators {
-        etag: v.etag.clone(),
-        last_modified: v.last_modified.clone(),
-    });
+    let previous =
+        old.map(|v| crate::upstream::Validators { etag: v.etag.clone(), last_modified: v.last_modified.clone() });
     match client.project_page(project, previous.as_ref()) {
         Ok(Page::NotModified) => {
-            let v = old.expect("validators only come from a stored view");
-            let (l, s) = view_listing(v)?;
-            Ok((l, s, Freshness::Unchanged, None))
+            from_view(old.expect("validators only come from a stored view"), Freshness::Unchanged, None)
         }
         Ok(Page::Fresh(fetched)) => {
             let body_sha256 = fetched.body_sha256.hex();
             if let Some(v) = old.filter(|v| v.body_sha256 == body_sha256) {
-                let (l, s) = view_listing(v)?;
-                return Ok((l, s, Freshness::Unchanged, None));
+                return from_view(v, Freshness::Unchanged, None);
             }
             // Stored with absolute URLs: the view must not depend on where it was fetched.
             let mut page = fetched.page;
@@ -176,9 +154,15 @@ fn gather_one(
                 fetched_at: crate::state::now(),
                 plan_key: old.and_then(|v| v.plan_key.clone()),
             };
-            Ok((listing, skipped, Freshness::Fetched, Some(view)))
+            Ok(Gathered { listing, skipped, freshness: Freshness::Fetched, updated: Some(view), error: None })
         }
-        Err(e) => cached(Some(e.to_string())),
+        Err(e) => match old {
+            Some(v) => {
+                tracing::warn!("{e}; serving the view of {project} stored at {}", v.fetched_at);
+                from_view(v, Freshness::Cached, Some(e.to_string()))
+            }
+            None => Err(e.to_string()),
+        },
     }
 }
 
@@ -209,10 +193,7 @@ impl Plan {
         self.projects.values().map(|p| p.fetch.len()).sum()
     }
     pub fn fetch_bytes(&self) -> u64 {
-        self.projects
-            .values()
-            .flat_map(|p| p.fetch.iter().filter_map(|f| f.size))
-            .sum()
+        self.projects.values().flat_map(|p| p.fetch.iter().filter_map(|f| f.size)).sum()
     }
 }
 
@@ -230,10 +211,7 @@ pub fn make(
 ) -> Plan {
     let mut by_project: BTreeMap<&ProjectName, BTreeMap<&str, &Artifact>> = BTreeMap::new();
     for a in stored {
-        by_project
-            .entry(&a.project)
-            .or_default()
-            .insert(a.filename.as_str(), a);
+        by_project.entry(&a.project).or_default().insert(a.filename.as_str(), a);
     }
     let mut plan = Plan::default();
     for (project, lines) in requested {
@@ -264,10 +242,7 @@ pub fn make(
         plan.projects.insert(project.clone(), pp);
     }
     // Projects whose upstream failed keep their previous selection listed.
-    let failed: BTreeSet<&ProjectName> = requested
-        .keys()
-        .filter(|p| !views.listings.contains_key(*p))
-        .collect();
+    let failed: BTreeSet<&ProjectName> = requested.keys().filter(|p| !views.listings.contains_key(*p)).collect();
     let keep_runs = i64::from(manifest.mirror.keep_runs);
     for (project, files) in &by_project {
         let selected_now: BTreeSet<String> = plan
@@ -280,11 +255,7 @@ pub fn make(
                 continue;
             }
             if published.is_some_and(|p| a.selected_run >= p) {
-                plan.projects
-                    .entry((*project).clone())
-                    .or_default()
-                    .unlist
-                    .push((*name).to_string());
+                plan.projects.entry((*project).clone()).or_default().unlist.push((*name).to_string());
             }
             if run - a.selected_run > keep_runs {
                 plan.prune.push(((*project).clone(), (*name).to_string()));

@@ -32,14 +32,8 @@ pub struct Target {
 
 impl Target {
     pub fn new(output: &Path) -> Result<Target, PublishError> {
-        let bad = || PublishError::BadTarget {
-            path: output.display().to_string(),
-        };
-        let name = output
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(bad)?
-            .to_string();
+        let bad = || PublishError::BadTarget { path: output.display().to_string() };
+        let name = output.file_name().and_then(|n| n.to_str()).ok_or_else(bad)?.to_string();
         if name == "." || name == ".." {
             return Err(bad());
         }
@@ -48,11 +42,7 @@ impl Target {
             _ => PathBuf::from("."),
         };
         let link_name = format!(".{name}.airlock");
-        Ok(Target {
-            output: output.to_path_buf(),
-            trees: parent.join(&link_name),
-            link_name,
-        })
+        Ok(Target { output: output.to_path_buf(), trees: parent.join(&link_name), link_name })
     }
 
     pub fn output(&self) -> &Path {
@@ -69,34 +59,21 @@ impl Target {
     /// Start a new tree. Stale staging directories from killed runs go first.
     pub fn stage(&self, id: &str) -> Result<Staged, PublishError> {
         if let Ok(meta) = std::fs::symlink_metadata(&self.output) {
-            if meta.is_dir()
-                && !meta.file_type().is_symlink()
-                && fs_err::read_dir(&self.output)?.next().is_some()
-            {
-                return Err(PublishError::NotManaged {
-                    path: self.output.display().to_string(),
-                });
+            if meta.is_dir() && !meta.file_type().is_symlink() && fs_err::read_dir(&self.output)?.next().is_some() {
+                return Err(PublishError::NotManaged { path: self.output.display().to_string() });
             }
         }
         fs_err::create_dir_all(&self.trees)?;
         for entry in fs_err::read_dir(&self.trees)? {
             let entry = entry?;
             if entry.file_name().to_string_lossy().starts_with("staging-") {
-                tracing::debug!(
-                    "removing stale staging directory {}",
-                    entry.path().display()
-                );
+                tracing::debug!("removing stale staging directory {}", entry.path().display());
                 fs_err::remove_dir_all(entry.path())?;
             }
         }
         let dir = self.trees.join(format!("staging-{id}"));
         fs_err::create_dir_all(&dir)?;
-        Ok(Staged {
-            target: self.clone(),
-            dir,
-            id: id.to_string(),
-            committed: false,
-        })
+        Ok(Staged { target: self.clone(), dir, id: id.to_string(), committed: false })
     }
 }
 
@@ -135,9 +112,8 @@ impl Staged {
         // An empty directory in the way (first run into a created dir) is replaced.
         if let Ok(meta) = std::fs::symlink_metadata(&t.output) {
             if meta.is_dir() && !meta.file_type().is_symlink() {
-                fs_err::remove_dir(&t.output).map_err(|_| PublishError::NotManaged {
-                    path: t.output.display().to_string(),
-                })?;
+                fs_err::remove_dir(&t.output)
+                    .map_err(|_| PublishError::NotManaged { path: t.output.display().to_string() })?;
             }
         }
         let parent = t.trees.parent().unwrap_or(Path::new("."));
@@ -151,10 +127,7 @@ impl Staged {
         self.committed = true;
 
         // Keep the new and the previous tree; older ones are no longer served.
-        let keep: Vec<PathBuf> = [Some(tree.clone()), previous]
-            .into_iter()
-            .flatten()
-            .collect();
+        let keep: Vec<PathBuf> = [Some(tree.clone()), previous].into_iter().flatten().collect();
         for entry in fs_err::read_dir(&t.trees)? {
             let entry = entry?;
             let path = entry.path();
@@ -187,12 +160,7 @@ impl Drop for Staged {
 /// A unique tree id for commands without a run number.
 pub fn fresh_id() -> String {
     let now = jiff::Timestamp::now();
-    format!(
-        "{}-{}-{:04x}",
-        now.as_millisecond(),
-        std::process::id(),
-        fastrand::u16(..)
-    )
+    format!("{}-{}-{:04x}", now.as_millisecond(), std::process::id(), fastrand::u16(..))
 }
 
 #[cfg(test)]
@@ -208,15 +176,10 @@ mod tests {
             let staged = target.stage(&format!("{i}")).unwrap();
             std::fs::write(staged.dir().join("index.html"), body).unwrap();
             staged.commit().unwrap();
-            assert_eq!(
-                std::fs::read_to_string(out.join("index.html")).unwrap(),
-                *body
-            );
+            assert_eq!(std::fs::read_to_string(out.join("index.html")).unwrap(), *body);
         }
-        let trees: Vec<_> = std::fs::read_dir(dir.path().join(".public.airlock"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let trees: Vec<_> =
+            std::fs::read_dir(dir.path().join(".public.airlock")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(trees.len(), 2, "{trees:?}");
     }
 
@@ -241,20 +204,12 @@ mod tests {
         let out = dir.path().join("public");
         std::fs::create_dir(&out).unwrap();
         std::fs::write(out.join("precious"), "x").unwrap();
-        assert!(matches!(
-            Target::new(&out).unwrap().stage("a"),
-            Err(PublishError::NotManaged { .. })
-        ));
+        assert!(matches!(Target::new(&out).unwrap().stage("a"), Err(PublishError::NotManaged { .. })));
         assert!(out.join("precious").exists());
         // An empty directory is fine.
         std::fs::remove_file(out.join("precious")).unwrap();
         let s = Target::new(&out).unwrap().stage("a").unwrap();
         s.commit().unwrap();
-        assert!(
-            std::fs::symlink_metadata(&out)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
+        assert!(std::fs::symlink_metadata(&out).unwrap().file_type().is_symlink());
     }
 }

@@ -46,12 +46,8 @@ mod tests {
     fn hides_credentials() {
         let u = url::Url::parse("https://alice:s3cret@example.invalid/simple/").unwrap();
         assert_eq!(super::url(&u), "https://***@example.invalid/simple/");
-        let t =
-            super::text("error sending request for url (https://alice:s3cret@example.invalid/x)");
+        let t = super::text("error sending request for url (https://alice:s3cret@example.invalid/x)");
         assert!(!t.contains("s3cret") && !t.contains("alice"), "{t}");
-        assert_eq!(
-            super::text("plain https://example.invalid/a"),
-            "plain https://example.invalid/a"
-        );
+        assert_eq!(super::text("plain https://example.invalid/a"), "plain https://example.invalid/a");
     }
 }

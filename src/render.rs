@@ -29,11 +29,7 @@ pub enum RenderError {
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error("cannot place {src} at {dst}: {source}")]
-    Place {
-        src: String,
-        dst: String,
-        source: std::io::Error,
-    },
+    Place { src: String, dst: String, source: std::io::Error },
 }
 
 /// One artifact as the tree shows it.
@@ -92,11 +88,7 @@ pub struct TreeEntry {
 
 /// Characters left as-is in hrefs. `+` and `!` are encoded: S3 decodes a raw
 /// `+` in a key path as a space.
-const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 fn encode(segment: &str) -> String {
     utf8_percent_encode(segment, PATH_SEGMENT).to_string()
@@ -174,20 +166,12 @@ pub fn write_entry(root: &Path, rel: &str, bytes: &[u8]) -> Result<TreeEntry, Re
         fs_err::create_dir_all(parent)?;
     }
     fs_err::write(&path, bytes)?;
-    Ok(TreeEntry {
-        path: rel.to_string(),
-        sha256: Sha256::of(bytes),
-        size: bytes.len() as u64,
-    })
+    Ok(TreeEntry { path: rel.to_string(), sha256: Sha256::of(bytes), size: bytes.len() as u64 })
 }
 
 /// Hard-link `src` to `dst`, or copy when they are on different file systems.
 pub fn place(src: &Path, dst: &Path) -> Result<(), RenderError> {
-    let err = |source| RenderError::Place {
-        src: src.display().to_string(),
-        dst: dst.display().to_string(),
-        source,
-    };
+    let err = |source| RenderError::Place { src: src.display().to_string(), dst: dst.display().to_string(), source };
     if let Some(parent) = dst.parent() {
         std::fs::create_dir_all(parent).map_err(err)?;
     }
@@ -203,11 +187,7 @@ fn project_files<'a>(files: &'a [SiteFile]) -> BTreeMap<&'a ProjectName, Vec<&'a
         by_project.entry(&f.project).or_default().push(f);
     }
     for list in by_project.values_mut() {
-        list.sort_by(|a, b| {
-            a.version
-                .cmp(&b.version)
-                .then_with(|| a.filename.cmp(&b.filename))
-        });
+        list.sort_by(|a, b| a.version.cmp(&b.version).then_with(|| a.filename.cmp(&b.filename)));
     }
     by_project
 }
@@ -232,44 +212,20 @@ pub fn render_site(
 
     let listed: Vec<(&ProjectName, Vec<&SiteFile>)> = projects
         .iter()
-        .map(|(p, fs)| {
-            (
-                *p,
-                fs.iter().copied().filter(|f| f.listed).collect::<Vec<_>>(),
-            )
-        })
+        .map(|(p, fs)| (*p, fs.iter().copied().filter(|f| f.listed).collect::<Vec<_>>()))
         .filter(|(_, fs)| !fs.is_empty())
         .collect();
 
     let root = RootView {
         api_version: wire::API_VERSION,
-        projects: listed
-            .iter()
-            .map(|(p, _)| RootLink {
-                name: p.to_string(),
-                href: format!("{p}/"),
-            })
-            .collect(),
+        projects: listed.iter().map(|(p, _)| RootLink { name: p.to_string(), href: format!("{p}/") }).collect(),
     };
-    entries.push(write_entry(
-        out,
-        "simple/index.html",
-        templates.render("simple_root.html", &root)?.as_bytes(),
-    )?);
+    entries.push(write_entry(out, "simple/index.html", templates.render("simple_root.html", &root)?.as_bytes())?);
     let root_json = wire::RootPage {
         meta: wire::Meta::default(),
-        projects: listed
-            .iter()
-            .map(|(p, _)| wire::RootProject {
-                name: p.to_string(),
-            })
-            .collect(),
+        projects: listed.iter().map(|(p, _)| wire::RootProject { name: p.to_string() }).collect(),
     };
-    entries.push(write_entry(
-        out,
-        "simple/index.v1_json",
-        &serde_json::to_vec(&root_json).expect("serializable"),
-    )?);
+    entries.push(write_entry(out, "simple/index.v1_json", &serde_json::to_vec(&root_json).expect("serializable"))?);
 
     let generated_at = info.generated_at.strftime("%Y-%m-%d %H:%M UTC").to_string();
     let landing = LandingView {
@@ -280,35 +236,22 @@ pub fn render_site(
             projects: listed.len(),
             versions: listed
                 .iter()
-                .map(|(_, fs)| {
-                    fs.iter()
-                        .map(|f| &f.version)
-                        .collect::<std::collections::BTreeSet<_>>()
-                        .len()
-                })
+                .map(|(_, fs)| fs.iter().map(|f| &f.version).collect::<std::collections::BTreeSet<_>>().len())
                 .sum(),
             files: listed.iter().map(|(_, fs)| fs.len()).sum(),
-            size: human_bytes(
-                listed
-                    .iter()
-                    .flat_map(|(_, fs)| fs.iter().map(|f| f.size))
-                    .sum(),
-            ),
+            size: human_bytes(listed.iter().flat_map(|(_, fs)| fs.iter().map(|f| f.size)).sum()),
         },
         projects: listed
             .iter()
             .map(|(p, fs)| {
-                let versions: std::collections::BTreeSet<&Version> =
-                    fs.iter().map(|f| &f.version).collect();
+                let versions: std::collections::BTreeSet<&Version> = fs.iter().map(|f| &f.version).collect();
                 LandingProject {
                     name: p.to_string(),
                     href: format!("simple/{p}/"),
                     versions: versions.len(),
                     newest: versions.last().map(|v| v.to_string()).unwrap_or_default(),
                     files: fs.len(),
-                    vulnerable: security
-                        .and_then(|s| s.marks.get(*p).cloned())
-                        .unwrap_or_default(),
+                    vulnerable: security.and_then(|s| s.marks.get(*p).cloned()).unwrap_or_default(),
                 }
             })
             .collect(),
@@ -319,11 +262,7 @@ pub fn render_site(
             snapshot: &s.snapshot,
         }),
     };
-    entries.push(write_entry(
-        out,
-        "index.html",
-        templates.render("landing.html", &landing)?.as_bytes(),
-    )?);
+    entries.push(write_entry(out, "index.html", templates.render("landing.html", &landing)?.as_bytes())?);
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(entries)
 }
@@ -338,19 +277,11 @@ fn render_project(
     for f in files {
         let rel = format!("packages/{project}/{}", f.filename);
         place(&f.source, &out.join(&rel))?;
-        entries.push(TreeEntry {
-            path: rel.clone(),
-            sha256: f.sha256,
-            size: f.size,
-        });
+        entries.push(TreeEntry { path: rel.clone(), sha256: f.sha256, size: f.size });
         if let (Some((sha, size)), Some(src)) = (f.metadata, &f.metadata_source) {
             let rel = format!("{rel}.metadata");
             place(src, &out.join(&rel))?;
-            entries.push(TreeEntry {
-                path: rel,
-                sha256: sha,
-                size,
-            });
+            entries.push(TreeEntry { path: rel, sha256: sha, size });
         }
     }
     let listed: Vec<&&SiteFile> = files.iter().filter(|f| f.listed).collect();
@@ -374,11 +305,7 @@ fn render_project(
             .collect(),
     };
     let html = templates.render("simple_project.html", &view)?;
-    entries.push(write_entry(
-        out,
-        &format!("simple/{project}/index.html"),
-        html.as_bytes(),
-    )?);
+    entries.push(write_entry(out, &format!("simple/{project}/index.html"), html.as_bytes())?);
 
     let mut versions: Vec<&Version> = listed.iter().map(|f| &f.version).collect();
     versions.dedup();
@@ -388,9 +315,8 @@ fn render_project(
         files: listed
             .iter()
             .map(|f| {
-                let meta = f.metadata.map(|m| {
-                    wire::CoreMetadata::Hashes(BTreeMap::from([("sha256".to_string(), m.0.hex())]))
-                });
+                let meta =
+                    f.metadata.map(|m| wire::CoreMetadata::Hashes(BTreeMap::from([("sha256".to_string(), m.0.hex())])));
                 wire::File {
                     filename: f.filename.clone(),
                     url: href(f),
@@ -407,10 +333,6 @@ fn render_project(
         versions: Some(versions.iter().map(|v| v.to_string()).collect()),
     };
     let json = serde_json::to_vec(&page).expect("serializable");
-    entries.push(write_entry(
-        out,
-        &format!("simple/{project}/index.v1_json"),
-        &json,
-    )?);
+    entries.push(write_entry(out, &format!("simple/{project}/index.v1_json"), &json)?);
     Ok(entries)
 }

@@ -21,11 +21,7 @@ pub enum RequirementsError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("{origin}: invalid requirement {text:?}: {message}")]
-    Invalid {
-        origin: Origin,
-        text: String,
-        message: String,
-    },
+    Invalid { origin: Origin, text: String, message: String },
     #[error("{origin}: {message}")]
     Unsupported { origin: Origin, message: String },
     #[error("{origin}: `-r {path}` includes a file that is already being read (include cycle)")]
@@ -51,9 +47,7 @@ pub fn parse_requirement(text: &str, origin: &str) -> Result<Requirement, Requir
     if let Some(VersionOrUrl::Url(_)) = req.version_or_url {
         return Err(RequirementsError::Unsupported {
             origin: origin.to_string(),
-            message: format!(
-                "{text:?} is a direct URL reference; a mirror can only take projects from its index"
-            ),
+            message: format!("{text:?} is a direct URL reference; a mirror can only take projects from its index"),
         });
     }
     Ok(req)
@@ -94,13 +88,9 @@ fn read_into(
                     let child = dir.join(arg);
                     let child_key = fs_err::canonicalize(&child)?;
                     if stack.contains(&child_key) {
-                        return Err(RequirementsError::Cycle {
-                            origin,
-                            path: arg.to_string(),
-                        });
+                        return Err(RequirementsError::Cycle { origin, path: arg.to_string() });
                     }
-                    let is_constraint =
-                        constraint || flag.starts_with("-c") || flag == "--constraint";
+                    let is_constraint = constraint || flag.starts_with("-c") || flag == "--constraint";
                     read_into(&child, is_constraint, stack, out)?;
                 }
                 "-e" | "--editable" => {
@@ -117,17 +107,11 @@ fn read_into(
         if spec.starts_with('.') || spec.starts_with('/') || spec.contains("://") {
             return Err(RequirementsError::Unsupported {
                 origin,
-                message: format!(
-                    "{spec:?} is a path or URL; a mirror can only take projects from its index"
-                ),
+                message: format!("{spec:?} is a path or URL; a mirror can only take projects from its index"),
             });
         }
         let requirement = parse_requirement(spec, &origin)?;
-        out.push(RequirementLine {
-            requirement,
-            origin,
-            constraint,
-        });
+        out.push(RequirementLine { requirement, origin, constraint });
     }
     stack.remove(&key);
     Ok(())
@@ -175,11 +159,7 @@ fn expand_env(line: &str) -> String {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         match after.find('}') {
-            Some(end)
-                if after[..end]
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') =>
-            {
+            Some(end) if after[..end].bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') => {
                 let name = &after[..end];
                 match std::env::var(name) {
                     Ok(v) => out.push_str(&v),
@@ -202,17 +182,12 @@ fn split_option(line: &str) -> Option<(&str, Option<&str>)> {
     if !line.starts_with('-') {
         return None;
     }
-    if let Some((flag, arg)) = line
-        .split_once('=')
-        .filter(|(f, _)| f.starts_with("--") && !f.contains(' '))
-    {
+    if let Some((flag, arg)) = line.split_once('=').filter(|(f, _)| f.starts_with("--") && !f.contains(' ')) {
         return Some((flag, Some(arg.trim())));
     }
     match line.split_once(char::is_whitespace) {
         Some((flag, arg)) => Some((flag, Some(arg.trim()))),
-        None if line.len() > 2 && !line.starts_with("--") => {
-            Some((&line[..2], Some(line[2..].trim())))
-        }
+        None if line.len() > 2 && !line.starts_with("--") => Some((&line[..2], Some(line[2..].trim()))),
         None => Some((line, None)),
     }
 }
@@ -222,8 +197,7 @@ fn split_option(line: &str) -> Option<(&str, Option<&str>)> {
 fn strip_line_options(line: &str) -> &str {
     let bytes = line.as_bytes();
     for i in 1..bytes.len() {
-        if bytes[i] == b'-' && bytes.get(i + 1) == Some(&b'-') && bytes[i - 1].is_ascii_whitespace()
-        {
+        if bytes[i] == b'-' && bytes.get(i + 1) == Some(&b'-') && bytes[i - 1].is_ascii_whitespace() {
             return line[..i].trim_end();
         }
     }
@@ -243,11 +217,7 @@ mod tests {
     #[test]
     fn reads_names_specifiers_markers_includes_and_comments() {
         let dir = tempfile::tempdir().unwrap();
-        write(
-            dir.path(),
-            "base.txt",
-            "# base\nsix==1.16.0 --hash=sha256:abc\n",
-        );
+        write(dir.path(), "base.txt", "# base\nsix==1.16.0 --hash=sha256:abc\n");
         write(dir.path(), "pins.txt", "flask<3\n");
         let top = write(
             dir.path(),
@@ -255,10 +225,7 @@ mod tests {
             "-r base.txt\n--index-url https://example.invalid/simple\nrequests>=2.31 \\\n  ; python_version >= \"3.8\"  # trailing\n\n   # indented comment\n-c pins.txt\nZope.Interface\n",
         );
         let lines = read_file(&top).unwrap();
-        let names: Vec<_> = lines
-            .iter()
-            .map(|l| (l.requirement.name.to_string(), l.constraint))
-            .collect();
+        let names: Vec<_> = lines.iter().map(|l| (l.requirement.name.to_string(), l.constraint)).collect();
         assert_eq!(
             names,
             [
@@ -268,21 +235,9 @@ mod tests {
                 ("zope-interface".to_string(), false)
             ]
         );
-        assert!(
-            lines[1].origin.ends_with("req.txt:3"),
-            "{}",
-            lines[1].origin
-        );
+        assert!(lines[1].origin.ends_with("req.txt:3"), "{}", lines[1].origin);
         assert!(!lines[1].requirement.marker.is_true());
-        assert_eq!(
-            lines[0]
-                .requirement
-                .version_or_url
-                .as_ref()
-                .unwrap()
-                .to_string(),
-            "==1.16.0"
-        );
+        assert_eq!(lines[0].requirement.version_or_url.as_ref().unwrap().to_string(), "==1.16.0");
     }
 
     #[test]
@@ -290,23 +245,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "req.txt", "six\nfoo>>>1\n");
         let err = read_file(&p).unwrap_err().to_string();
-        assert!(
-            err.contains("req.txt:2") && err.contains("foo>>>1"),
-            "{err}"
-        );
+        assert!(err.contains("req.txt:2") && err.contains("foo>>>1"), "{err}");
         let p = write(dir.path(), "e.txt", "-e ./local\n");
         assert!(read_file(&p).unwrap_err().to_string().contains("e.txt:1"));
-        let p = write(
-            dir.path(),
-            "u.txt",
-            "pkg @ https://example.invalid/pkg.whl\n",
-        );
+        let p = write(dir.path(), "u.txt", "pkg @ https://example.invalid/pkg.whl\n");
         assert!(read_file(&p).unwrap_err().to_string().contains("URL"));
         let p = write(dir.path(), "loop.txt", "-r loop.txt\n");
-        assert!(matches!(
-            read_file(&p),
-            Err(RequirementsError::Cycle { .. })
-        ));
+        assert!(matches!(read_file(&p), Err(RequirementsError::Cycle { .. })));
         let p = write(dir.path(), "missing.txt", "-r nope.txt\n");
         assert!(read_file(&p).unwrap_err().to_string().contains("nope.txt"));
     }
@@ -316,9 +261,6 @@ mod tests {
         // SAFETY: tests in this module do not read this variable concurrently.
         unsafe { std::env::set_var("AIRLOCK_TEST_PIN", "2.0") };
         assert_eq!(expand_env("pkg==${AIRLOCK_TEST_PIN}"), "pkg==2.0");
-        assert_eq!(
-            expand_env("pkg==${AIRLOCK_UNSET_X}"),
-            "pkg==${AIRLOCK_UNSET_X}"
-        );
+        assert_eq!(expand_env("pkg==${AIRLOCK_UNSET_X}"), "pkg==${AIRLOCK_UNSET_X}");
     }
 }

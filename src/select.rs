@@ -43,38 +43,25 @@ fn admits(req: &Requirement, version: &Version, prereleases: bool) -> bool {
 /// Is `version` pinned exactly (`==X` without wildcard, or `===X`)?
 fn pins(req: &Requirement, version: &Version) -> bool {
     specifiers(req).is_some_and(|s| {
-        s.iter().any(|s| {
-            matches!(s.operator(), Operator::Equal | Operator::ExactEqual) && s.contains(version)
-        })
+        s.iter().any(|s| matches!(s.operator(), Operator::Equal | Operator::ExactEqual) && s.contains(version))
     })
 }
 
 /// Representative Pythons and platforms when a manifest lists none, so that
 /// markers still evaluate to "applies somewhere".
 const ALL_PYTHONS: [&str; 8] = ["3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14"];
-const ALL_PLATFORMS: [&str; 5] = [
-    "manylinux_2_17_x86_64",
-    "manylinux_2_17_aarch64",
-    "macosx_11_0_arm64",
-    "macosx_10_9_x86_64",
-    "win_amd64",
-];
+const ALL_PLATFORMS: [&str; 5] =
+    ["manylinux_2_17_x86_64", "manylinux_2_17_aarch64", "macosx_11_0_arm64", "macosx_10_9_x86_64", "win_amd64"];
 
 /// The marker environments of every (Python, platform) target.
 pub fn environments(tags: &TagFilter) -> Vec<MarkerEnvironment> {
     let pythons: Vec<PythonTarget> = match &tags.pythons {
         Some(p) => p.clone(),
-        None => ALL_PYTHONS
-            .iter()
-            .map(|p| p.parse().expect("valid"))
-            .collect(),
+        None => ALL_PYTHONS.iter().map(|p| p.parse().expect("valid")).collect(),
     };
     let platforms: Vec<PlatformTarget> = match &tags.platforms {
         Some(p) => p.clone(),
-        None => ALL_PLATFORMS
-            .iter()
-            .map(|p| p.parse().expect("valid"))
-            .collect(),
+        None => ALL_PLATFORMS.iter().map(|p| p.parse().expect("valid")).collect(),
     };
     let mut out = Vec::new();
     for py in &pythons {
@@ -116,11 +103,7 @@ pub fn environments(tags: &TagFilter) -> Vec<MarkerEnvironment> {
 }
 
 /// Does a requirement's marker hold on at least one target?
-pub fn applies(
-    req: &Requirement,
-    envs: &[MarkerEnvironment],
-    extras: &[pep508_rs::ExtraName],
-) -> bool {
+pub fn applies(req: &Requirement, envs: &[MarkerEnvironment], extras: &[pep508_rs::ExtraName]) -> bool {
     req.marker.is_true() || envs.iter().any(|env| req.marker.evaluate(env, extras))
 }
 
@@ -135,31 +118,19 @@ fn python_ok(requires_python: Option<&str>, pythons: Option<&[PythonTarget]>) ->
     };
     pythons.iter().any(|py| {
         // Any patch release of the feature release counts.
-        [0u64, 99].iter().any(|patch| {
-            specs.contains(&Version::new([
-                u64::from(py.major),
-                u64::from(py.minor),
-                *patch,
-            ]))
-        })
+        [0u64, 99].iter().any(|patch| specs.contains(&Version::new([u64::from(py.major), u64::from(py.minor), *patch])))
     })
 }
 
 /// Apply a project's requirement lines and options to its listing.
-pub fn select(
-    listing: &Listing,
-    lines: &[&RequirementLine],
-    opts: &SelectOptions,
-) -> Vec<UpstreamFile> {
+pub fn select(listing: &Listing, lines: &[&RequirementLine], opts: &SelectOptions) -> Vec<UpstreamFile> {
     let (constraints, wanted): (Vec<&RequirementLine>, Vec<&RequirementLine>) =
         lines.iter().partition(|l| l.constraint);
     if wanted.is_empty() {
         return Vec::new();
     }
     let version_ok = |v: &Version| {
-        wanted
-            .iter()
-            .any(|l| admits(&l.requirement, v, opts.prereleases))
+        wanted.iter().any(|l| admits(&l.requirement, v, opts.prereleases))
             && constraints.iter().all(|c| admits(&c.requirement, v, true))
     };
     let pinned = |v: &Version| wanted.iter().any(|l| pins(&l.requirement, v));
@@ -186,27 +157,16 @@ pub fn select(
         // over the whole listing. Without upload times (PEP 503 upstreams),
         // PEP 440 order decides.
         let released = |v: &Version| {
-            listing
-                .files
-                .iter()
-                .filter(|f| f.filename.version() == v)
-                .filter_map(|f| f.upload_time)
-                .min()
+            listing.files.iter().filter(|f| f.filename.version() == v).filter_map(|f| f.upload_time).min()
         };
         versions.sort_by(|a, b| released(b).cmp(&released(a)).then_with(|| b.cmp(a)));
         versions.truncate(opts.latest);
     }
-    let mut out: Vec<UpstreamFile> = versions
-        .iter()
-        .flat_map(|v| by_version[v].iter().map(|f| (*f).clone()))
-        .collect();
+    let mut out: Vec<UpstreamFile> = versions.iter().flat_map(|v| by_version[v].iter().map(|f| (*f).clone())).collect();
     // Stable, PEP 440 then filename order: plans and pages never depend on
     // upstream listing order.
     out.sort_by(|a, b| {
-        a.filename
-            .version()
-            .cmp(b.filename.version())
-            .then_with(|| a.filename.as_str().cmp(b.filename.as_str()))
+        a.filename.version().cmp(b.filename.version()).then_with(|| a.filename.as_str().cmp(b.filename.as_str()))
     });
     out
 }
@@ -235,11 +195,7 @@ mod tests {
     }
 
     fn line(s: &str, constraint: bool) -> RequirementLine {
-        RequirementLine {
-            requirement: parse_requirement(s, "t").unwrap(),
-            origin: "t".into(),
-            constraint,
-        }
+        RequirementLine { requirement: parse_requirement(s, "t").unwrap(), origin: "t".into(), constraint }
     }
 
     fn names(files: &[UpstreamFile]) -> Vec<&str> {
@@ -249,30 +205,10 @@ mod tests {
     fn sample() -> Listing {
         listing(&[
             ("pkg-1.0.tar.gz", None, None, "2020-01-01T00:00:00Z"),
-            (
-                "pkg-1.0-py3-none-any.whl",
-                None,
-                None,
-                "2020-01-01T00:00:00Z",
-            ),
-            (
-                "pkg-1.1-cp311-cp311-manylinux_2_17_x86_64.whl",
-                None,
-                None,
-                "2021-01-01T00:00:00Z",
-            ),
-            (
-                "pkg-1.1-cp312-cp312-win_amd64.whl",
-                None,
-                None,
-                "2021-01-01T00:00:00Z",
-            ),
-            (
-                "pkg-1.2.tar.gz",
-                Some("broken"),
-                None,
-                "2022-01-01T00:00:00Z",
-            ),
+            ("pkg-1.0-py3-none-any.whl", None, None, "2020-01-01T00:00:00Z"),
+            ("pkg-1.1-cp311-cp311-manylinux_2_17_x86_64.whl", None, None, "2021-01-01T00:00:00Z"),
+            ("pkg-1.1-cp312-cp312-win_amd64.whl", None, None, "2021-01-01T00:00:00Z"),
+            ("pkg-1.2.tar.gz", Some("broken"), None, "2022-01-01T00:00:00Z"),
             ("pkg-2.0rc1.tar.gz", None, None, "2023-01-01T00:00:00Z"),
             ("pkg-0.9.tar.gz", None, Some("<3"), "2024-06-01T00:00:00Z"),
         ])
@@ -296,35 +232,14 @@ mod tests {
         let pre = line("pkg>=2.0rc1", false);
         assert_eq!(names(&select(&l, &[&pre], &o)), ["pkg-2.0rc1.tar.gz"]);
         let pin = line("pkg==1.2", false);
-        assert_eq!(
-            names(&select(&l, &[&pin], &o)),
-            ["pkg-1.2.tar.gz"],
-            "a == pin takes a yanked file"
-        );
+        assert_eq!(names(&select(&l, &[&pin], &o)), ["pkg-1.2.tar.gz"], "a == pin takes a yanked file");
         let range = line("pkg>=1.2", false);
-        assert!(
-            select(&l, &[&range], &o).is_empty(),
-            "yanked and pre-release both excluded"
-        );
-        let o2 = SelectOptions {
-            prereleases: true,
-            yanked: true,
-            ..SelectOptions::default()
-        };
-        assert_eq!(
-            names(&select(&l, &[&range], &o2)),
-            ["pkg-1.2.tar.gz", "pkg-2.0rc1.tar.gz"]
-        );
+        assert!(select(&l, &[&range], &o).is_empty(), "yanked and pre-release both excluded");
+        let o2 = SelectOptions { prereleases: true, yanked: true, ..SelectOptions::default() };
+        assert_eq!(names(&select(&l, &[&range], &o2)), ["pkg-1.2.tar.gz", "pkg-2.0rc1.tar.gz"]);
         let c = line("pkg<1.1", true);
-        assert_eq!(
-            names(&select(&l, &[&all, &c], &o)).len(),
-            3,
-            "constraint intersects"
-        );
-        assert!(
-            select(&l, &[&c], &o).is_empty(),
-            "a constraint alone adds nothing"
-        );
+        assert_eq!(names(&select(&l, &[&all, &c], &o)).len(), 3, "constraint intersects");
+        assert!(select(&l, &[&c], &o).is_empty(), "a constraint alone adds nothing");
     }
 
     #[test]
@@ -341,55 +256,29 @@ mod tests {
         };
         assert_eq!(
             names(&select(&l, &[&all], &o)),
-            [
-                "pkg-1.0-py3-none-any.whl",
-                "pkg-1.1-cp311-cp311-manylinux_2_17_x86_64.whl"
-            ]
+            ["pkg-1.0-py3-none-any.whl", "pkg-1.1-cp311-cp311-manylinux_2_17_x86_64.whl"]
         );
         let o = SelectOptions {
-            tags: TagFilter {
-                pythons: Some(vec!["3.11".parse().unwrap()]),
-                platforms: None,
-            },
+            tags: TagFilter { pythons: Some(vec!["3.11".parse().unwrap()]), platforms: None },
             ..SelectOptions::default()
         };
-        assert!(
-            !names(&select(&l, &[&all], &o)).contains(&"pkg-0.9.tar.gz"),
-            "requires-python <3 excluded"
-        );
+        assert!(!names(&select(&l, &[&all], &o)).contains(&"pkg-0.9.tar.gz"), "requires-python <3 excluded");
         // latest by upload time: 0.9 was uploaded last, so it wins over 1.1.
-        let o = SelectOptions {
-            latest: 2,
-            ..SelectOptions::default()
-        };
+        let o = SelectOptions { latest: 2, ..SelectOptions::default() };
         assert_eq!(
             names(&select(&l, &[&all], &o)),
-            [
-                "pkg-0.9.tar.gz",
-                "pkg-1.1-cp311-cp311-manylinux_2_17_x86_64.whl",
-                "pkg-1.1-cp312-cp312-win_amd64.whl"
-            ]
+            ["pkg-0.9.tar.gz", "pkg-1.1-cp311-cp311-manylinux_2_17_x86_64.whl", "pkg-1.1-cp312-cp312-win_amd64.whl"]
         );
     }
 
     #[test]
     fn markers_evaluate_against_targets() {
         let win_only = parse_requirement("pkg; sys_platform == 'win32'", "t").unwrap();
-        let linux = TagFilter {
-            pythons: None,
-            platforms: Some(vec!["manylinux_2_17_x86_64".parse().unwrap()]),
-        };
+        let linux = TagFilter { pythons: None, platforms: Some(vec!["manylinux_2_17_x86_64".parse().unwrap()]) };
         assert!(!applies(&win_only, &environments(&linux), &[]));
-        assert!(applies(
-            &win_only,
-            &environments(&TagFilter::default()),
-            &[]
-        ));
+        assert!(applies(&win_only, &environments(&TagFilter::default()), &[]));
         let old = parse_requirement("pkg; python_version < '3.8'", "t").unwrap();
-        let py312 = TagFilter {
-            pythons: Some(vec!["3.12".parse().unwrap()]),
-            platforms: None,
-        };
+        let py312 = TagFilter { pythons: Some(vec!["3.12".parse().unwrap()]), platforms: None };
         assert!(!applies(&old, &environments(&py312), &[]));
     }
 }

@@ -20,12 +20,7 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const RATED: [Severity; 4] = [
-        Severity::Critical,
-        Severity::High,
-        Severity::Medium,
-        Severity::Low,
-    ];
+    pub const RATED: [Severity; 4] = [Severity::Critical, Severity::High, Severity::Medium, Severity::Low];
 
     pub fn as_str(self) -> &'static str {
         match self {

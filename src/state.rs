@@ -17,18 +17,11 @@ pub enum StateError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("state database {path}: {source}")]
-    Sql {
-        path: String,
-        source: rusqlite::Error,
-    },
+    Sql { path: String, source: rusqlite::Error },
     #[error(
         "state database {path} has schema version {found}, newer than this airlock understands ({known}); upgrade airlock"
     )]
-    TooNew {
-        path: String,
-        found: i64,
-        known: i64,
-    },
+    TooNew { path: String, found: i64, known: i64 },
     #[error("state database {path}: corrupt row: {message}")]
     Corrupt { path: String, message: String },
 }
@@ -180,10 +173,7 @@ pub struct State {
 }
 
 pub fn now() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .unwrap_or_else(|_| jiff::Timestamp::now())
-        .to_string()
+    jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string()
 }
 
 impl State {
@@ -191,10 +181,8 @@ impl State {
     pub fn open(dir: &Path) -> Result<State, StateError> {
         fs_err::create_dir_all(dir)?;
         let path = dir.join("state.sqlite");
-        let conn = Connection::open(&path).map_err(|e| StateError::Sql {
-            path: path.display().to_string(),
-            source: e,
-        })?;
+        let conn =
+            Connection::open(&path).map_err(|e| StateError::Sql { path: path.display().to_string(), source: e })?;
         let mut state = State { conn, path };
         state.setup()?;
         Ok(state)
@@ -204,15 +192,9 @@ impl State {
     pub fn open_read_only(dir: &Path) -> Result<State, StateError> {
         let path = dir.join("state.sqlite");
         let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| StateError::Sql {
-            path: path.display().to_string(),
-            source: e,
-        })?;
+            .map_err(|e| StateError::Sql { path: path.display().to_string(), source: e })?;
         let state = State { conn, path };
-        let version: i64 = state
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| state.err(e))?;
+        let version: i64 = state.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| state.err(e))?;
         if version > MIGRATIONS.len() as i64 {
             return Err(StateError::TooNew {
                 path: state.path.display().to_string(),
@@ -228,42 +210,24 @@ impl State {
     }
 
     fn err(&self, source: rusqlite::Error) -> StateError {
-        StateError::Sql {
-            path: self.path.display().to_string(),
-            source,
-        }
+        StateError::Sql { path: self.path.display().to_string(), source }
     }
 
     fn setup(&mut self) -> Result<(), StateError> {
         self.conn
-            .execute_batch(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
-            )
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")
             .map_err(|e| self.err(e))?;
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err(e))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
-            return Err(StateError::TooNew {
-                path: self.path.display().to_string(),
-                found: version,
-                known,
-            });
+            return Err(StateError::TooNew { path: self.path.display().to_string(), found: version, known });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction().map_err(|e| StateError::Sql {
-                path: String::new(),
-                source: e,
-            })?;
+            let tx = self.conn.transaction().map_err(|e| StateError::Sql { path: String::new(), source: e })?;
             tx.execute_batch(sql)
                 .and_then(|_| tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)))
                 .and_then(|_| tx.commit())
-                .map_err(|e| StateError::Sql {
-                    path: self.path.display().to_string(),
-                    source: e,
-                })?;
+                .map_err(|e| StateError::Sql { path: self.path.display().to_string(), source: e })?;
         }
         Ok(())
     }
@@ -280,13 +244,7 @@ impl State {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn finish_run(
-        &self,
-        run: i64,
-        outcome: &str,
-        counts: &RunCounts,
-        errors: &[String],
-    ) -> Result<(), StateError> {
+    pub fn finish_run(&self, run: i64, outcome: &str, counts: &RunCounts, errors: &[String]) -> Result<(), StateError> {
         let errors = serde_json::to_string(errors).expect("strings serialize");
         self.conn
             .execute(
@@ -309,12 +267,7 @@ impl State {
 
     /// Runs a killed process left as `running` become `crashed`.
     pub fn mark_crashed_runs(&self) -> Result<usize, StateError> {
-        self.conn
-            .execute(
-                "UPDATE runs SET outcome='crashed' WHERE outcome='running'",
-                [],
-            )
-            .map_err(|e| self.err(e))
+        self.conn.execute("UPDATE runs SET outcome='crashed' WHERE outcome='running'", []).map_err(|e| self.err(e))
     }
 
     pub fn runs(&self) -> Result<Vec<Run>, StateError> {
@@ -346,9 +299,7 @@ impl State {
 
     /// The newest run that published a tree.
     pub fn last_published_run(&self) -> Result<Option<i64>, StateError> {
-        self.conn
-            .query_row("SELECT MAX(run) FROM trees", [], |r| r.get(0))
-            .map_err(|e| self.err(e))
+        self.conn.query_row("SELECT MAX(run) FROM trees", [], |r| r.get(0)).map_err(|e| self.err(e))
     }
 
     // -------------------------------------------------------- artifacts
@@ -360,25 +311,19 @@ impl State {
         let meta_size: Option<i64> = r.get(10)?;
         let parsed = (|| -> Result<Artifact, String> {
             Ok(Artifact {
-                project: project
-                    .parse()
-                    .map_err(|e: crate::names::InvalidNameError| e.to_string())?,
+                project: project.parse().map_err(|e: crate::names::InvalidNameError| e.to_string())?,
                 filename: r.get(1).map_err(|e| e.to_string())?,
                 version: r.get(2).map_err(|e| e.to_string())?,
-                sha256: sha
-                    .parse()
-                    .map_err(|e: crate::hashing::Sha256Error| e.to_string())?,
+                sha256: sha.parse().map_err(|e: crate::hashing::Sha256Error| e.to_string())?,
                 size: r.get::<_, i64>(4).map_err(|e| e.to_string())? as u64,
                 url: r.get(5).map_err(|e| e.to_string())?,
                 requires_python: r.get(6).map_err(|e| e.to_string())?,
                 yanked: r.get(7).map_err(|e| e.to_string())?,
                 upload_time: r.get(8).map_err(|e| e.to_string())?,
                 metadata: match (meta_sha, meta_size) {
-                    (Some(s), Some(n)) => Some((
-                        s.parse()
-                            .map_err(|e: crate::hashing::Sha256Error| e.to_string())?,
-                        n as u64,
-                    )),
+                    (Some(s), Some(n)) => {
+                        Some((s.parse().map_err(|e: crate::hashing::Sha256Error| e.to_string())?, n as u64))
+                    }
                     _ => None,
                 },
                 first_seen: r.get(11).map_err(|e| e.to_string())?,
@@ -392,26 +337,14 @@ impl State {
 
     const ARTIFACT_COLUMNS: &'static str = "project, filename, version, sha256, size, url, requires_python, yanked, upload_time, metadata_sha256, metadata_size, first_seen, last_verified, added_run, selected_run";
 
-    fn query_artifacts(
-        &self,
-        where_clause: &str,
-        args: impl rusqlite::Params,
-    ) -> Result<Vec<Artifact>, StateError> {
-        let sql = format!(
-            "SELECT {} FROM artifacts {where_clause} ORDER BY project, filename",
-            Self::ARTIFACT_COLUMNS
-        );
+    fn query_artifacts(&self, where_clause: &str, args: impl rusqlite::Params) -> Result<Vec<Artifact>, StateError> {
+        let sql = format!("SELECT {} FROM artifacts {where_clause} ORDER BY project, filename", Self::ARTIFACT_COLUMNS);
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(args, Self::artifact_from_row)
-            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(args, Self::artifact_from_row).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
             let row = row.map_err(|e| self.err(e))?;
-            out.push(row.map_err(|message| StateError::Corrupt {
-                path: self.path.display().to_string(),
-                message,
-            })?);
+            out.push(row.map_err(|message| StateError::Corrupt { path: self.path.display().to_string(), message })?);
         }
         Ok(out)
     }
@@ -425,26 +358,14 @@ impl State {
         self.query_artifacts("WHERE project = ?1", [project.as_str()])
     }
 
-    pub fn artifact(
-        &self,
-        project: &ProjectName,
-        filename: &str,
-    ) -> Result<Option<Artifact>, StateError> {
-        Ok(self
-            .query_artifacts(
-                "WHERE project = ?1 AND filename = ?2",
-                [project.as_str(), filename],
-            )?
-            .pop())
+    pub fn artifact(&self, project: &ProjectName, filename: &str) -> Result<Option<Artifact>, StateError> {
+        Ok(self.query_artifacts("WHERE project = ?1 AND filename = ?2", [project.as_str(), filename])?.pop())
     }
 
     /// Insert or replace artifacts in one transaction.
     pub fn put_artifacts(&mut self, artifacts: &[Artifact]) -> Result<(), StateError> {
         let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql {
-            path: path.clone(),
-            source,
-        };
+        let sql_err = |source| StateError::Sql { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(sql_err)?;
         {
             let sql = format!(
@@ -477,22 +398,13 @@ impl State {
     }
 
     /// Record that `run` selected these files (they are listed in its index).
-    pub fn mark_selected(
-        &mut self,
-        run: i64,
-        keys: &[(ProjectName, String)],
-    ) -> Result<(), StateError> {
+    pub fn mark_selected(&mut self, run: i64, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
         let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql {
-            path: path.clone(),
-            source,
-        };
+        let sql_err = |source| StateError::Sql { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(sql_err)?;
         {
             let mut stmt = tx
-                .prepare_cached(
-                    "UPDATE artifacts SET selected_run = ?1 WHERE project = ?2 AND filename = ?3",
-                )
+                .prepare_cached("UPDATE artifacts SET selected_run = ?1 WHERE project = ?2 AND filename = ?3")
                 .map_err(sql_err)?;
             for (p, f) in keys {
                 stmt.execute(params![run, p.as_str(), f]).map_err(sql_err)?;
@@ -503,21 +415,15 @@ impl State {
 
     pub fn touch_verified(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
         let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql {
-            path: path.clone(),
-            source,
-        };
+        let sql_err = |source| StateError::Sql { path: path.clone(), source };
         let stamp = now();
         let tx = self.conn.transaction().map_err(sql_err)?;
         {
             let mut stmt = tx
-                .prepare_cached(
-                    "UPDATE artifacts SET last_verified = ?1 WHERE project = ?2 AND filename = ?3",
-                )
+                .prepare_cached("UPDATE artifacts SET last_verified = ?1 WHERE project = ?2 AND filename = ?3")
                 .map_err(sql_err)?;
             for (p, f) in keys {
-                stmt.execute(params![stamp, p.as_str(), f])
-                    .map_err(sql_err)?;
+                stmt.execute(params![stamp, p.as_str(), f]).map_err(sql_err)?;
             }
         }
         tx.commit().map_err(sql_err)
@@ -525,15 +431,11 @@ impl State {
 
     pub fn delete_artifacts(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
         let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql {
-            path: path.clone(),
-            source,
-        };
+        let sql_err = |source| StateError::Sql { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(sql_err)?;
         {
-            let mut stmt = tx
-                .prepare_cached("DELETE FROM artifacts WHERE project = ?1 AND filename = ?2")
-                .map_err(sql_err)?;
+            let mut stmt =
+                tx.prepare_cached("DELETE FROM artifacts WHERE project = ?1 AND filename = ?2").map_err(sql_err)?;
             for (p, f) in keys {
                 stmt.execute(params![p.as_str(), f]).map_err(sql_err)?;
             }
@@ -567,10 +469,7 @@ impl State {
 
     pub fn put_project_views(&mut self, views: &[ProjectView]) -> Result<(), StateError> {
         let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql {
-            path: path.clone(),
-            source,
-        };
+        let sql_err = |source| StateError::Sql { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(sql_err)?;
         {
             let mut stmt = tx
@@ -597,15 +496,11 @@ impl State {
 
     pub fn set_plan_keys(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
         let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql {
-            path: path.clone(),
-            source,
-        };
+        let sql_err = |source| StateError::Sql { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(sql_err)?;
         {
-            let mut stmt = tx
-                .prepare_cached("UPDATE projects SET plan_key = ?2 WHERE project = ?1")
-                .map_err(sql_err)?;
+            let mut stmt =
+                tx.prepare_cached("UPDATE projects SET plan_key = ?2 WHERE project = ?1").map_err(sql_err)?;
             for (p, k) in keys {
                 stmt.execute(params![p.as_str(), k]).map_err(sql_err)?;
             }
@@ -615,11 +510,7 @@ impl State {
 
     // -------------------------------------------------------- tampering
 
-    pub fn record_tampering(
-        &self,
-        run: i64,
-        t: &[(ProjectName, String, Sha256, Sha256)],
-    ) -> Result<(), StateError> {
+    pub fn record_tampering(&self, run: i64, t: &[(ProjectName, String, Sha256, Sha256)]) -> Result<(), StateError> {
         for (project, filename, mirrored, upstream) in t {
             self.conn
                 .execute(
@@ -658,10 +549,7 @@ impl State {
     /// newest `keep` listings plus any an export still refers to.
     pub fn put_tree(&self, run: i64, listing: &[u8], keep: usize) -> Result<(), StateError> {
         self.conn
-            .execute(
-                "INSERT OR REPLACE INTO trees (run, listing) VALUES (?1, ?2)",
-                params![run, listing],
-            )
+            .execute("INSERT OR REPLACE INTO trees (run, listing) VALUES (?1, ?2)", params![run, listing])
             .map_err(|e| self.err(e))?;
         self.conn
             .execute(
@@ -675,21 +563,14 @@ impl State {
 
     pub fn tree(&self, run: i64) -> Result<Option<Vec<u8>>, StateError> {
         self.conn
-            .query_row("SELECT listing FROM trees WHERE run = ?1", [run], |r| {
-                r.get(0)
-            })
+            .query_row("SELECT listing FROM trees WHERE run = ?1", [run], |r| r.get(0))
             .optional()
             .map_err(|e| self.err(e))
     }
 
     // ---------------------------------------------------------- exports
 
-    pub fn record_export(
-        &self,
-        run: i64,
-        since: Option<i64>,
-        file: &str,
-    ) -> Result<(), StateError> {
+    pub fn record_export(&self, run: i64, since: Option<i64>, file: &str) -> Result<(), StateError> {
         self.conn
             .execute(
                 "INSERT INTO exports (run, since_run, created_at, file) VALUES (?1, ?2, ?3, ?4)",
@@ -700,9 +581,7 @@ impl State {
     }
 
     pub fn last_export_run(&self) -> Result<Option<i64>, StateError> {
-        self.conn
-            .query_row("SELECT MAX(run) FROM exports", [], |r| r.get(0))
-            .map_err(|e| self.err(e))
+        self.conn.query_row("SELECT MAX(run) FROM exports", [], |r| r.get(0)).map_err(|e| self.err(e))
     }
 }
 
@@ -735,42 +614,16 @@ mod tests {
         {
             let mut s = State::open(dir.path()).unwrap();
             let run = s.begin_run("build").unwrap();
-            s.put_artifacts(&[
-                artifact("pkg-1.0.tar.gz", run),
-                artifact("pkg-1.0-py3-none-any.whl", run),
-            ])
-            .unwrap();
-            s.finish_run(
-                run,
-                "success",
-                &RunCounts {
-                    added: 2,
-                    ..Default::default()
-                },
-                &[],
-            )
-            .unwrap();
+            s.put_artifacts(&[artifact("pkg-1.0.tar.gz", run), artifact("pkg-1.0-py3-none-any.whl", run)]).unwrap();
+            s.finish_run(run, "success", &RunCounts { added: 2, ..Default::default() }, &[]).unwrap();
         }
         let mut s = State::open(dir.path()).unwrap();
         let all = s.artifacts().unwrap();
         assert_eq!(all.len(), 2);
-        assert_eq!(
-            all[0].filename, "pkg-1.0-py3-none-any.whl",
-            "sorted by filename"
-        );
-        assert_eq!(
-            all[1],
-            artifact("pkg-1.0.tar.gz", 1).clone_with_times(&all[1])
-        );
-        s.mark_selected(7, &[(all[0].project.clone(), all[0].filename.clone())])
-            .unwrap();
-        assert_eq!(
-            s.artifact(&all[0].project, &all[0].filename)
-                .unwrap()
-                .unwrap()
-                .selected_run,
-            7
-        );
+        assert_eq!(all[0].filename, "pkg-1.0-py3-none-any.whl", "sorted by filename");
+        assert_eq!(all[1], artifact("pkg-1.0.tar.gz", 1).clone_with_times(&all[1]));
+        s.mark_selected(7, &[(all[0].project.clone(), all[0].filename.clone())]).unwrap();
+        assert_eq!(s.artifact(&all[0].project, &all[0].filename).unwrap().unwrap().selected_run, 7);
         assert_eq!(s.runs().unwrap()[0].outcome, "success");
     }
 
@@ -781,10 +634,7 @@ mod tests {
         let conn = Connection::open(dir.path().join("state.sqlite")).unwrap();
         conn.execute_batch("PRAGMA user_version = 99").unwrap();
         drop(conn);
-        assert!(matches!(
-            State::open(dir.path()),
-            Err(StateError::TooNew { found: 99, .. })
-        ));
+        assert!(matches!(State::open(dir.path()), Err(StateError::TooNew { found: 99, .. })));
     }
 
     impl Artifact {

@@ -17,10 +17,7 @@ pub struct Store {
 
 impl Store {
     pub fn new(state_dir: &Path) -> Store {
-        Store {
-            root: state_dir.join("store"),
-            tmp: state_dir.join("tmp"),
-        }
+        Store { root: state_dir.join("store"), tmp: state_dir.join("tmp") }
     }
 
     pub fn root(&self) -> &Path {
@@ -33,9 +30,7 @@ impl Store {
     }
 
     pub fn metadata_path(&self, project: &ProjectName, filename: &str) -> PathBuf {
-        self.root
-            .join(project.as_str())
-            .join(format!("{filename}.metadata"))
+        self.root.join(project.as_str()).join(format!("{filename}.metadata"))
     }
 
     pub fn tmp_dir(&self) -> &Path {

@@ -112,11 +112,7 @@ impl FromStr for PlatformTarget {
             return Err(err());
         }
         // PEP 600 legacy aliases.
-        for (alias, glibc) in [
-            ("manylinux1_", (2, 5)),
-            ("manylinux2010_", (2, 12)),
-            ("manylinux2014_", (2, 17)),
-        ] {
+        for (alias, glibc) in [("manylinux1_", (2, 5)), ("manylinux2010_", (2, 12)), ("manylinux2014_", (2, 17))] {
             if let Some(arch) = s.strip_prefix(alias) {
                 return Ok(PlatformTarget::Manylinux(glibc, arch.to_string()));
             }
@@ -144,14 +140,7 @@ impl FromStr for PlatformTarget {
 fn mac_formats(arch: &str) -> &'static [&'static str] {
     match arch {
         "arm64" => &["arm64", "universal2"],
-        "x86_64" => &[
-            "x86_64",
-            "intel",
-            "fat64",
-            "fat32",
-            "universal2",
-            "universal",
-        ],
+        "x86_64" => &["x86_64", "intel", "fat64", "fat32", "universal2", "universal"],
         "i386" => &["i386", "intel", "fat32", "fat", "universal"],
         "ppc64" => &["ppc64", "fat64", "universal"],
         "ppc" => &["ppc", "fat32", "fat", "universal"],
@@ -170,9 +159,7 @@ impl PlatformTarget {
         };
         match (self, &wheel) {
             (PlatformTarget::Manylinux(tv, ta), PlatformTarget::Manylinux(wv, wa))
-            | (PlatformTarget::Musllinux(tv, ta), PlatformTarget::Musllinux(wv, wa)) => {
-                ta == wa && wv <= tv
-            }
+            | (PlatformTarget::Musllinux(tv, ta), PlatformTarget::Musllinux(wv, wa)) => ta == wa && wv <= tv,
             (PlatformTarget::Macos(tv, ta), PlatformTarget::Macos(wv, wa)) => {
                 wv <= tv && (ta == wa || mac_formats(ta).contains(&wa.as_str()))
             }
@@ -201,9 +188,10 @@ impl TagFilter {
             None => true,
             Some(targets) => plat == "any" || targets.iter().any(|t| t.accepts(plat)),
         };
-        wheel.python.iter().any(|py| {
-            wheel.abi.iter().any(|abi| py_ok(py, abi)) && wheel.platform.iter().any(|p| plat_ok(p))
-        })
+        wheel
+            .python
+            .iter()
+            .any(|py| wheel.abi.iter().any(|abi| py_ok(py, abi)) && wheel.platform.iter().any(|p| plat_ok(p)))
     }
 }
 
@@ -214,8 +202,7 @@ mod tests {
     fn filter(py: &[&str], plat: &[&str]) -> TagFilter {
         TagFilter {
             pythons: (!py.is_empty()).then(|| py.iter().map(|p| p.parse().unwrap()).collect()),
-            platforms: (!plat.is_empty())
-                .then(|| plat.iter().map(|p| p.parse().unwrap()).collect()),
+            platforms: (!plat.is_empty()).then(|| plat.iter().map(|p| p.parse().unwrap()).collect()),
         }
     }
 
@@ -275,14 +262,8 @@ mod tests {
             assert!(!f.matches(&wheel(no)), "{no} accepted");
         }
         // A legacy alias as the target means its glibc.
-        assert!(
-            filter(&[], &["manylinux2014_x86_64"])
-                .matches(&wheel("cp3-none-manylinux_2_17_x86_64"))
-        );
-        assert!(
-            !filter(&[], &["manylinux2010_x86_64"])
-                .matches(&wheel("py3-none-manylinux_2_17_x86_64"))
-        );
+        assert!(filter(&[], &["manylinux2014_x86_64"]).matches(&wheel("cp3-none-manylinux_2_17_x86_64")));
+        assert!(!filter(&[], &["manylinux2010_x86_64"]).matches(&wheel("py3-none-manylinux_2_17_x86_64")));
     }
 
     #[test]

@@ -9,14 +9,8 @@ use serde::Serialize;
 use tera::Tera;
 
 pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "simple_root.html",
-        include_str!("../templates/simple_root.html"),
-    ),
-    (
-        "simple_project.html",
-        include_str!("../templates/simple_project.html"),
-    ),
+    ("simple_root.html", include_str!("../templates/simple_root.html")),
+    ("simple_project.html", include_str!("../templates/simple_project.html")),
     ("landing.html", include_str!("../templates/landing.html")),
     ("security.html", include_str!("../templates/security.html")),
 ];
@@ -55,28 +49,15 @@ impl Templates {
                 Some(p) => fs_err::read_to_string(p)?,
                 None => (*builtin).to_string(),
             };
-            let shown = custom
-                .as_ref()
-                .map_or_else(|| (*name).to_string(), |p| p.display().to_string());
-            tera.add_raw_template(name, &text)
-                .map_err(|e| TemplateError::Tera {
-                    name: shown,
-                    message: chain(&e),
-                })?;
+            let shown = custom.as_ref().map_or_else(|| (*name).to_string(), |p| p.display().to_string());
+            tera.add_raw_template(name, &text).map_err(|e| TemplateError::Tera { name: shown, message: chain(&e) })?;
         }
         Ok(Templates { tera })
     }
 
     pub fn render<T: Serialize>(&self, name: &str, view: &T) -> Result<String, TemplateError> {
-        let ctx = tera::Context::from_serialize(view).map_err(|e| TemplateError::Tera {
-            name: name.to_string(),
-            message: chain(&e),
-        })?;
-        self.tera
-            .render(name, &ctx)
-            .map_err(|e| TemplateError::Tera {
-                name: name.to_string(),
-                message: chain(&e),
-            })
+        let ctx = tera::Context::from_serialize(view)
+            .map_err(|e| TemplateError::Tera { name: name.to_string(), message: chain(&e) })?;
+        self.tera.render(name, &ctx).map_err(|e| TemplateError::Tera { name: name.to_string(), message: chain(&e) })
     }
 }

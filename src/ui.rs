@@ -75,8 +75,7 @@ pub fn init(verbosity: i8, format: LogFormat, color: Color) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("airlock={level},warn")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("airlock={level},warn")));
     let ansi = match color {
         Color::Always => true,
         Color::Never => false,
@@ -84,14 +83,9 @@ pub fn init(verbosity: i8, format: LogFormat, color: Color) {
     };
     let bars = format == LogFormat::Text && verbosity >= 0 && std::io::stderr().is_terminal();
     if bars {
-        let _ = MULTI.set(MultiProgress::with_draw_target(
-            ProgressDrawTarget::stderr_with_hz(8),
-        ));
+        let _ = MULTI.set(MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8)));
     }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(BarAwareStderr)
-        .with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(BarAwareStderr).with_target(false);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.with_ansi(ansi).without_time().try_init(),
@@ -127,11 +121,9 @@ impl Progress {
         let bar = MULTI.get().map(|m| {
             let pb = m.add(ProgressBar::new(total));
             pb.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>9.bold} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{prefix:>9.bold} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
             );
             pb.set_prefix(label.to_string());
             pb.enable_steady_tick(Duration::from_millis(250));
@@ -181,9 +173,5 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
 }

@@ -20,12 +20,9 @@ use crate::names::ProjectName;
 use crate::redact;
 use crate::wire::{self, WireError};
 
-pub const USER_AGENT: &str = concat!(
-    "airlock/",
-    env!("CARGO_PKG_VERSION"),
-    " (static PyPI mirror)"
-);
-const PAGE_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+pub const USER_AGENT: &str = concat!("airlock/", env!("CARGO_PKG_VERSION"), " (static PyPI mirror)");
+const PAGE_ACCEPT: &str =
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
 /// Project pages larger than this are refused rather than buffered.
 const MAX_PAGE_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -44,10 +41,7 @@ pub enum UpstreamError {
     #[error("{url}: {message}")]
     Invalid { url: String, message: String },
     #[error("{source} (gave up after {attempts} attempts)")]
-    Exhausted {
-        attempts: u32,
-        source: Box<UpstreamError>,
-    },
+    Exhausted { attempts: u32, source: Box<UpstreamError> },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
 }
@@ -68,22 +62,13 @@ pub struct Failure<E = UpstreamError> {
 
 impl<E> Failure<E> {
     pub fn fatal(error: E) -> Failure<E> {
-        Failure {
-            error,
-            retry: Retry::No,
-        }
+        Failure { error, retry: Retry::No }
     }
     pub fn transient(error: E) -> Failure<E> {
-        Failure {
-            error,
-            retry: Retry::After(None),
-        }
+        Failure { error, retry: Retry::After(None) }
     }
     pub fn map<F>(self, f: impl FnOnce(E) -> F) -> Failure<F> {
-        Failure {
-            error: f(self.error),
-            retry: self.retry,
-        }
+        Failure { error: f(self.error), retry: self.retry }
     }
 }
 
@@ -103,10 +88,7 @@ pub struct GaveUp<E> {
 impl GaveUp<UpstreamError> {
     fn into_error(self) -> UpstreamError {
         if self.attempts > 1 {
-            UpstreamError::Exhausted {
-                attempts: self.attempts,
-                source: Box::new(self.error),
-            }
+            UpstreamError::Exhausted { attempts: self.attempts, source: Box::new(self.error) }
         } else {
             self.error
         }
@@ -167,10 +149,7 @@ fn transport(url: &Url, err: reqwest::Error) -> UpstreamError {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    UpstreamError::Transport {
-        url: redact::url(url),
-        message: redact::text(&message),
-    }
+    UpstreamError::Transport { url: redact::url(url), message: redact::text(&message) }
 }
 
 /// Parse `Retry-After` as delta-seconds or an HTTP date.
@@ -180,30 +159,14 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(v).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
-    )
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
 fn status_failure(url: &Url, status: StatusCode, headers: &HeaderMap) -> Failure {
-    let error = UpstreamError::Status {
-        url: redact::url(url),
-        status,
-    };
-    let retryable = status.is_server_error()
-        || matches!(
-            status,
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT
-        );
-    Failure {
-        error,
-        retry: if retryable {
-            Retry::After(retry_after(headers))
-        } else {
-            Retry::No
-        },
-    }
+    let error = UpstreamError::Status { url: redact::url(url), status };
+    let retryable =
+        status.is_server_error() || matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT);
+    Failure { error, retry: if retryable { Retry::After(retry_after(headers)) } else { Retry::No } }
 }
 
 impl Client {
@@ -211,22 +174,15 @@ impl Client {
         let mut index = cfg.index.clone();
         let index_auth = if !index.username().is_empty() {
             Some(Auth {
-                user: percent_encoding::percent_decode_str(index.username())
-                    .decode_utf8_lossy()
-                    .into_owned(),
-                password: index.password().map(|p| {
-                    percent_encoding::percent_decode_str(p)
-                        .decode_utf8_lossy()
-                        .into_owned()
-                }),
+                user: percent_encoding::percent_decode_str(index.username()).decode_utf8_lossy().into_owned(),
+                password: index
+                    .password()
+                    .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned()),
             })
         } else {
             std::env::var("AIRLOCK_UPSTREAM_USERNAME")
                 .ok()
-                .map(|user| Auth {
-                    user,
-                    password: std::env::var("AIRLOCK_UPSTREAM_PASSWORD").ok(),
-                })
+                .map(|user| Auth { user, password: std::env::var("AIRLOCK_UPSTREAM_PASSWORD").ok() })
         };
         let _ = index.set_username("");
         let _ = index.set_password(None);
@@ -250,14 +206,7 @@ impl Client {
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis)
             .unwrap_or(Duration::from_millis(500));
-        Ok(Client {
-            http,
-            index,
-            index_auth,
-            netrc,
-            retries: cfg.retries,
-            backoff,
-        })
+        Ok(Client { http, index, index_auth, netrc, retries: cfg.retries, backoff })
     }
 
     /// The index URL, without credentials.
@@ -266,9 +215,7 @@ impl Client {
     }
 
     pub fn page_url(&self, project: &ProjectName) -> Url {
-        self.index
-            .join(&format!("{project}/"))
-            .expect("a normalized name is a valid path segment")
+        self.index.join(&format!("{project}/")).expect("a normalized name is a valid path segment")
     }
 
     fn credentials(&self, url: &Url) -> Option<(String, Option<String>)> {
@@ -300,50 +247,27 @@ impl Client {
     }
 
     /// Run `f` until it succeeds, fails for good, or retries run out.
-    pub fn retry<T, E: std::fmt::Display>(
-        &self,
-        mut f: impl FnMut() -> Result<T, Failure<E>>,
-    ) -> Result<T, GaveUp<E>> {
+    pub fn retry<T, E: std::fmt::Display>(&self, mut f: impl FnMut() -> Result<T, Failure<E>>) -> Result<T, GaveUp<E>> {
         let mut attempt = 0;
         loop {
             match f() {
                 Ok(v) => return Ok(v),
-                Err(Failure {
-                    error,
-                    retry: Retry::After(after),
-                }) if attempt < self.retries => {
-                    let delay = after
-                        .map_or_else(|| self.delay(attempt), |d| d.min(Duration::from_secs(300)));
-                    tracing::info!(
-                        "{error}; retry {}/{} in {:.1}s",
-                        attempt + 1,
-                        self.retries,
-                        delay.as_secs_f64()
-                    );
+                Err(Failure { error, retry: Retry::After(after) }) if attempt < self.retries => {
+                    let delay = after.map_or_else(|| self.delay(attempt), |d| d.min(Duration::from_secs(300)));
+                    tracing::info!("{error}; retry {}/{} in {:.1}s", attempt + 1, self.retries, delay.as_secs_f64());
                     std::thread::sleep(delay);
                     attempt += 1;
                 }
                 Err(Failure { error, .. }) => {
-                    return Err(GaveUp {
-                        error,
-                        attempts: attempt + 1,
-                    });
+                    return Err(GaveUp { error, attempts: attempt + 1 });
                 }
             }
         }
     }
 
     /// Send one GET and classify the outcome; used inside [`Client::retry`].
-    pub fn send(
-        &self,
-        url: &Url,
-        headers: HeaderMap,
-    ) -> Result<reqwest::blocking::Response, Failure> {
-        let resp = self
-            .request(url)
-            .headers(headers)
-            .send()
-            .map_err(|e| Failure::transient(transport(url, e)))?;
+    pub fn send(&self, url: &Url, headers: HeaderMap) -> Result<reqwest::blocking::Response, Failure> {
+        let resp = self.request(url).headers(headers).send().map_err(|e| Failure::transient(transport(url, e)))?;
         let status = resp.status();
         if status.is_success() || status == StatusCode::NOT_MODIFIED {
             Ok(resp)
@@ -353,11 +277,7 @@ impl Client {
     }
 
     /// Fetch a project page, as PEP 691 JSON when the upstream offers it.
-    pub fn project_page(
-        &self,
-        project: &ProjectName,
-        previous: Option<&Validators>,
-    ) -> Result<Page, UpstreamError> {
+    pub fn project_page(&self, project: &ProjectName, previous: Option<&Validators>) -> Result<Page, UpstreamError> {
         let url = self.page_url(project);
         if url.scheme() == "file" {
             return self.file_page(project, &url);
@@ -366,30 +286,15 @@ impl Client {
             let mut headers = HeaderMap::new();
             headers.insert(header::ACCEPT, HeaderValue::from_static(PAGE_ACCEPT));
             if let Some(v) = previous {
-                if let Some(etag) = v
-                    .etag
-                    .as_deref()
-                    .and_then(|e| HeaderValue::from_str(e).ok())
-                {
+                if let Some(etag) = v.etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
                     headers.insert(header::IF_NONE_MATCH, etag);
                 }
-                if let Some(lm) = v
-                    .last_modified
-                    .as_deref()
-                    .and_then(|e| HeaderValue::from_str(e).ok())
-                {
+                if let Some(lm) = v.last_modified.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
                     headers.insert(header::IF_MODIFIED_SINCE, lm);
                 }
             }
             let resp = match self.send(&url, headers) {
-                Err(Failure {
-                    error:
-                        UpstreamError::Status {
-                            status: StatusCode::NOT_FOUND,
-                            ..
-                        },
-                    ..
-                }) => {
+                Err(Failure { error: UpstreamError::Status { status: StatusCode::NOT_FOUND, .. }, .. }) => {
                     return Err(Failure::fatal(UpstreamError::NotFound {
                         project: project.to_string(),
                         url: redact::url(&url),
@@ -401,56 +306,32 @@ impl Client {
                 return Ok(Page::NotModified);
             }
             let final_url = resp.url().clone();
-            let header_str = |h: header::HeaderName| {
-                resp.headers()
-                    .get(h)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            };
-            let validators = Validators {
-                etag: header_str(header::ETAG),
-                last_modified: header_str(header::LAST_MODIFIED),
-            };
+            let header_str =
+                |h: header::HeaderName| resp.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let validators =
+                Validators { etag: header_str(header::ETAG), last_modified: header_str(header::LAST_MODIFIED) };
             let content_type = header_str(header::CONTENT_TYPE).unwrap_or_default();
             let mut body = Vec::new();
             resp.take(MAX_PAGE_BYTES)
                 .read_to_end(&mut body)
-                .map_err(|e| {
-                    Failure::transient(UpstreamError::Io {
-                        url: redact::url(&url),
-                        source: e,
-                    })
-                })?;
+                .map_err(|e| Failure::transient(UpstreamError::Io { url: redact::url(&url), source: e }))?;
             let page = decode_page(&body, &content_type, &final_url, project)?;
-            Ok(Page::Fresh(FetchedPage {
-                page,
-                url: final_url,
-                validators,
-                body_sha256: Sha256::of(&body),
-            }))
+            Ok(Page::Fresh(FetchedPage { page, url: final_url, validators, body_sha256: Sha256::of(&body) }))
         })
         .map_err(GaveUp::into_error)
     }
 
     /// A `file://` upstream: a static tree such as another airlock's output.
     fn file_page(&self, project: &ProjectName, url: &Url) -> Result<Page, UpstreamError> {
-        let dir = url.to_file_path().map_err(|_| UpstreamError::Invalid {
-            url: url.to_string(),
-            message: "not a local path".into(),
-        })?;
-        for (file, content_type) in [
-            ("index.v1_json", wire::JSON_CONTENT_TYPE),
-            ("index.html", "text/html"),
-        ] {
+        let dir = url
+            .to_file_path()
+            .map_err(|_| UpstreamError::Invalid { url: url.to_string(), message: "not a local path".into() })?;
+        for (file, content_type) in [("index.v1_json", wire::JSON_CONTENT_TYPE), ("index.html", "text/html")] {
             let path = dir.join(file);
             if path.is_file() {
-                let body = fs_err::read(&path).map_err(|e| UpstreamError::Io {
-                    url: url.to_string(),
-                    source: e,
-                })?;
+                let body = fs_err::read(&path).map_err(|e| UpstreamError::Io { url: url.to_string(), source: e })?;
                 let page_url = Url::from_file_path(&path).expect("absolute path");
-                let page =
-                    decode_page(&body, content_type, &page_url, project).map_err(|f| f.error)?;
+                let page = decode_page(&body, content_type, &page_url, project).map_err(|f| f.error)?;
                 return Ok(Page::Fresh(FetchedPage {
                     page,
                     url: page_url,
@@ -459,10 +340,7 @@ impl Client {
                 }));
             }
         }
-        Err(UpstreamError::NotFound {
-            project: project.to_string(),
-            url: url.to_string(),
-        })
+        Err(UpstreamError::NotFound { project: project.to_string(), url: url.to_string() })
     }
 
     /// Open a download. HTTP status and connection failures are classified for
@@ -470,27 +348,17 @@ impl Client {
     pub fn open(&self, url: &Url) -> Result<(Box<dyn Read + Send>, Option<u64>), Failure> {
         if url.scheme() == "file" {
             let path = url.to_file_path().map_err(|_| {
-                Failure::fatal(UpstreamError::Invalid {
-                    url: url.to_string(),
-                    message: "not a local path".into(),
-                })
+                Failure::fatal(UpstreamError::Invalid { url: url.to_string(), message: "not a local path".into() })
             })?;
-            let f = fs_err::File::open(&path).map_err(|e| {
-                Failure::fatal(UpstreamError::Io {
-                    url: url.to_string(),
-                    source: e,
-                })
-            })?;
+            let f = fs_err::File::open(&path)
+                .map_err(|e| Failure::fatal(UpstreamError::Io { url: url.to_string(), source: e }))?;
             let len = f.metadata().ok().map(|m| m.len());
             return Ok((Box::new(f), len));
         }
         let mut headers = HeaderMap::new();
         // Artifacts are hashed as published: never let a transfer encoding
         // (a server gzip-encoding a .tar.gz) change the bytes we verify.
-        headers.insert(
-            header::ACCEPT_ENCODING,
-            HeaderValue::from_static("identity"),
-        );
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         let resp = self.send(url, headers)?;
         let len = resp.content_length();
         Ok((Box::new(resp), len))
@@ -503,12 +371,7 @@ fn decode_page(
     url: &Url,
     project: &ProjectName,
 ) -> Result<wire::ProjectPage, Failure> {
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if mime == wire::JSON_CONTENT_TYPE || mime == "application/json" {
         wire::parse_json_page(body, &redact::url(url)).map_err(|e| Failure::fatal(e.into()))
     } else if mime.is_empty() || mime.contains("html") {
@@ -530,10 +393,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
@@ -549,16 +409,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.index().as_str(), "https://idx.example.invalid/simple/");
         let same = Url::parse("https://idx.example.invalid/files/x.whl").unwrap();
-        assert_eq!(
-            c.credentials(&same),
-            Some(("bob".into(), Some("t0ken".into())))
-        );
+        assert_eq!(c.credentials(&same), Some(("bob".into(), Some("t0ken".into()))));
         let cdn = Url::parse("https://cdn.example.invalid/files/x.whl").unwrap();
         assert!(c.credentials(&cdn).is_none() || c.netrc.is_some());
-        assert_eq!(
-            c.page_url(&"zope-interface".parse().unwrap()).path(),
-            "/simple/zope-interface/"
-        );
+        assert_eq!(c.page_url(&"zope-interface".parse().unwrap()).path(), "/simple/zope-interface/");
     }
 
     #[test]
@@ -572,13 +426,7 @@ mod tests {
         for attempt in 0..40 {
             let d = c.delay(attempt);
             assert!(d <= Duration::from_secs(30));
-            assert!(
-                d >= c
-                    .backoff
-                    .saturating_mul(1 << attempt.min(16))
-                    .min(Duration::from_secs(30))
-                    / 2
-            );
+            assert!(d >= c.backoff.saturating_mul(1 << attempt.min(16)).min(Duration::from_secs(30)) / 2);
         }
     }
 }

@@ -25,9 +25,7 @@ pub struct Meta {
 
 impl Default for Meta {
     fn default() -> Self {
-        Meta {
-            api_version: API_VERSION.to_string(),
-        }
+        Meta { api_version: API_VERSION.to_string() }
     }
 }
 
@@ -89,28 +87,16 @@ pub struct File {
     pub url: String,
     #[serde(default)]
     pub hashes: BTreeMap<String, String>,
-    #[serde(
-        rename = "requires-python",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "requires-python", default, skip_serializing_if = "Option::is_none")]
     pub requires_python: Option<String>,
     #[serde(default)]
     pub yanked: Yanked,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    #[serde(
-        rename = "upload-time",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "upload-time", default, skip_serializing_if = "Option::is_none")]
     pub upload_time: Option<String>,
     /// PEP 714 name.
-    #[serde(
-        rename = "core-metadata",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "core-metadata", default, skip_serializing_if = "Option::is_none")]
     pub core_metadata: Option<CoreMetadata>,
     /// PEP 658 name, still read by older clients; written beside the new one.
     #[serde(
@@ -137,25 +123,17 @@ pub struct RootProject {
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
     #[error("{url}: not a PEP 691 project page: {source}")]
-    Json {
-        url: String,
-        source: serde_json::Error,
-    },
+    Json { url: String, source: serde_json::Error },
     #[error("{url}: PEP 691 api-version {version} is not supported (major version 1 is)")]
     Version { url: String, version: String },
 }
 
 /// Parse a PEP 691 JSON project page. `url` only names the page in errors.
 pub fn parse_json_page(body: &[u8], url: &str) -> Result<ProjectPage, WireError> {
-    let page: ProjectPage = serde_json::from_slice(body).map_err(|source| WireError::Json {
-        url: url.to_string(),
-        source,
-    })?;
+    let page: ProjectPage =
+        serde_json::from_slice(body).map_err(|source| WireError::Json { url: url.to_string(), source })?;
     if !page.meta.api_version.starts_with("1.") && page.meta.api_version != "1" {
-        return Err(WireError::Version {
-            url: url.to_string(),
-            version: page.meta.api_version,
-        });
+        return Err(WireError::Version { url: url.to_string(), version: page.meta.api_version });
     }
     Ok(page)
 }
@@ -170,11 +148,7 @@ pub fn parse_html_page(body: &[u8], base: &Url, name: &str) -> ProjectPage {
         let Token::StartTag(tag) = token else {
             continue;
         };
-        let attr = |k: &str| {
-            tag.attributes
-                .get(k.as_bytes())
-                .map(|v| String::from_utf8_lossy(&v.value).into_owned())
-        };
+        let attr = |k: &str| tag.attributes.get(k.as_bytes()).map(|v| String::from_utf8_lossy(&v.value).into_owned());
         match tag.name.as_slice() {
             b"base" => {
                 if let Some(href) = attr("href") {
@@ -186,10 +160,7 @@ pub fn parse_html_page(body: &[u8], base: &Url, name: &str) -> ProjectPage {
             b"a" => {
                 let Some(href) = attr("href") else { continue };
                 let Ok(mut url) = base.join(href.trim()) else {
-                    tracing::warn!(
-                        "{}: skipping unparseable link {href:?}",
-                        crate::redact::url(&base)
-                    );
+                    tracing::warn!("{}: skipping unparseable link {href:?}", crate::redact::url(&base));
                     continue;
                 };
                 let mut hashes = BTreeMap::new();
@@ -200,21 +171,16 @@ pub fn parse_html_page(body: &[u8], base: &Url, name: &str) -> ProjectPage {
                 let filename = url
                     .path_segments()
                     .and_then(|mut s| s.next_back())
-                    .map(|s| {
-                        percent_encoding::percent_decode_str(s)
-                            .decode_utf8_lossy()
-                            .into_owned()
-                    })
+                    .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
                     .unwrap_or_default();
-                let metadata = attr("data-core-metadata")
-                    .or_else(|| attr("data-dist-info-metadata"))
-                    .map(|v| match v.split_once('=') {
-                        Some((algo, digest)) => CoreMetadata::Hashes(BTreeMap::from([(
-                            algo.to_string(),
-                            digest.to_string(),
-                        )])),
-                        None => CoreMetadata::Flag(v != "false"),
-                    });
+                let metadata = attr("data-core-metadata").or_else(|| attr("data-dist-info-metadata")).map(|v| match v
+                    .split_once('=')
+                {
+                    Some((algo, digest)) => {
+                        CoreMetadata::Hashes(BTreeMap::from([(algo.to_string(), digest.to_string())]))
+                    }
+                    None => CoreMetadata::Flag(v != "false"),
+                });
                 files.push(File {
                     filename,
                     url: url.to_string(),
@@ -230,14 +196,7 @@ pub fn parse_html_page(body: &[u8], base: &Url, name: &str) -> ProjectPage {
             _ => {}
         }
     }
-    ProjectPage {
-        meta: Meta {
-            api_version: "1.0".into(),
-        },
-        name: name.to_string(),
-        files,
-        versions: None,
-    }
+    ProjectPage { meta: Meta { api_version: "1.0".into() }, name: name.to_string(), files, versions: None }
 }
 
 #[cfg(test)]
@@ -255,19 +214,10 @@ mod tests {
         let page = parse_html_page(html, &base, "pkg");
         assert_eq!(page.files.len(), 3);
         let f = &page.files[0];
-        assert_eq!(
-            f.url,
-            "https://files.example.invalid/packages/pkg-1.0-py3-none-any.whl"
-        );
+        assert_eq!(f.url, "https://files.example.invalid/packages/pkg-1.0-py3-none-any.whl");
         assert_eq!(f.hashes["sha256"], "abcd");
         assert_eq!(f.requires_python.as_deref(), Some(">=3.8"));
-        assert_eq!(
-            f.core_metadata,
-            Some(CoreMetadata::Hashes(BTreeMap::from([(
-                "sha256".into(),
-                "ef01".into()
-            )])))
-        );
+        assert_eq!(f.core_metadata, Some(CoreMetadata::Hashes(BTreeMap::from([("sha256".into(), "ef01".into())]))));
         assert_eq!(page.files[1].yanked.reason(), Some("broken & bad"));
         assert_eq!(page.files[2].yanked.reason(), Some(""));
         assert_eq!(page.files[2].filename, "pkg+1.2.tar.gz");
@@ -278,15 +228,9 @@ mod tests {
         let body = br#"{"meta":{"api-version":"1.1","_last-serial":"7"},"name":"pkg","versions":["1.0"],
             "files":[{"filename":"pkg-1.0.tar.gz","url":"x","hashes":{"sha256":"00"},"yanked":"bad","data-dist-info-metadata":true}]}"#;
         let page = parse_json_page(body, "u").unwrap();
-        assert_eq!(
-            page.files[0].dist_info_metadata,
-            Some(CoreMetadata::Flag(true))
-        );
+        assert_eq!(page.files[0].dist_info_metadata, Some(CoreMetadata::Flag(true)));
         assert_eq!(page.files[0].yanked.reason(), Some("bad"));
         let v2 = br#"{"meta":{"api-version":"2.0"},"name":"p","files":[]}"#;
-        assert!(matches!(
-            parse_json_page(v2, "u"),
-            Err(WireError::Version { .. })
-        ));
+        assert!(matches!(parse_json_page(v2, "u"), Err(WireError::Version { .. })));
     }
 }

@@ -1,0 +1,7 @@
+//! airlock's integration tests: one binary, driving the real `airlock`
+//! against an in-process fake upstream. See `support/`.
+
+mod support;
+
+mod e2e;
+mod mirror;

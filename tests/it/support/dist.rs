@@ -1,0 +1,104 @@
+//! Generated distributions: real, installable wheels (METADATA, WHEEL,
+//! RECORD with correct hashes) and sdists, so pip and uv can install what
+//! the fake upstream serves.
+
+use std::io::Write;
+
+use base64::Engine;
+use sha2::Digest;
+
+/// The name as written in wheel filenames and `.dist-info` directories.
+pub fn dist_name(name: &str) -> String {
+    let mut out = String::new();
+    let mut last_sep = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !last_sep {
+                out.push('_');
+            }
+            last_sep = true;
+        } else {
+            out.push(c.to_ascii_lowercase());
+            last_sep = false;
+        }
+    }
+    out
+}
+
+fn record_hash(bytes: &[u8]) -> String {
+    let digest = sha2::Sha256::digest(bytes);
+    format!("sha256={}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest))
+}
+
+/// Options for a generated wheel.
+#[derive(Clone, Default)]
+pub struct WheelSpec<'a> {
+    pub tag: &'a str,
+    pub requires: &'a [&'a str],
+    pub requires_python: Option<&'a str>,
+}
+
+/// A wheel for `name==version`; returns (filename, bytes).
+pub fn wheel(name: &str, version: &str, spec: WheelSpec<'_>) -> (String, Vec<u8>) {
+    let tag = if spec.tag.is_empty() { "py3-none-any" } else { spec.tag };
+    let dist = dist_name(name);
+    let filename = format!("{dist}-{version}-{tag}.whl");
+    let dist_info = format!("{dist}-{version}.dist-info");
+    let mut metadata =
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: generated for airlock tests\n");
+    if let Some(rp) = spec.requires_python {
+        metadata.push_str(&format!("Requires-Python: {rp}\n"));
+    }
+    for r in spec.requires {
+        metadata.push_str(&format!("Requires-Dist: {r}\n"));
+    }
+    let pure = tag.ends_with("-none-any");
+    let wheel_file = format!("Wheel-Version: 1.0\nGenerator: airlock-tests\nRoot-Is-Purelib: {pure}\nTag: {tag}\n");
+    let module = format!("__version__ = {version:?}\nNAME = {name:?}\n");
+    let files: Vec<(String, Vec<u8>)> = vec![
+        (format!("{dist}/__init__.py"), module.into_bytes()),
+        (format!("{dist_info}/METADATA"), metadata.into_bytes()),
+        (format!("{dist_info}/WHEEL"), wheel_file.into_bytes()),
+    ];
+    let mut record = String::new();
+    for (path, bytes) in &files {
+        record.push_str(&format!("{path},{},{}\n", record_hash(bytes), bytes.len()));
+    }
+    record.push_str(&format!("{dist_info}/RECORD,,\n"));
+
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut zw = zip::ZipWriter::new(&mut buf);
+        // Fixed timestamps: the same spec always gives the same bytes.
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .last_modified_time(zip::DateTime::default());
+        for (path, bytes) in &files {
+            zw.start_file(path.as_str(), opts).unwrap();
+            zw.write_all(bytes).unwrap();
+        }
+        zw.start_file(format!("{dist_info}/RECORD"), opts).unwrap();
+        zw.write_all(record.as_bytes()).unwrap();
+        zw.finish().unwrap();
+    }
+    (filename, buf.into_inner())
+}
+
+/// An sdist (`.tar.gz` with PKG-INFO); returns (filename, bytes).
+pub fn sdist(name: &str, version: &str) -> (String, Vec<u8>) {
+    let dist = dist_name(name);
+    let filename = format!("{dist}-{version}.tar.gz");
+    let root = format!("{dist}-{version}");
+    let pkg_info = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for (path, body) in [(format!("{root}/PKG-INFO"), pkg_info), (format!("{root}/README"), "test\n".to_string())] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, path, body.as_bytes()).unwrap();
+    }
+    let bytes = tar.into_inner().unwrap().finish().unwrap();
+    (filename, bytes)
+}

@@ -1,0 +1,331 @@
+//! An in-process fake package index on 127.0.0.1: PEP 691 JSON or PEP 503
+//! HTML project pages (with redirects for unnormalized names, ETags and
+//! relative links), files with scripted faults, and a request log so tests
+//! can count exactly what airlock fetched.
+//!
+//! Hand-written on `TcpListener` (one thread per connection, `Connection:
+//! close`) so that faults such as a body cut short of its Content-Length are
+//! exact.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use sha2::Digest;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    Json,
+    Html,
+}
+
+/// What the server does when a file (or page) is requested.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Answer with this status for the first `times` requests, then serve.
+    StatusThenOk { status: u16, times: u32 },
+    /// Always answer with this status.
+    Always(u16),
+    /// Announce the full Content-Length, send half, close.
+    Truncate,
+    /// Serve other bytes than the listing's hash describes.
+    Corrupt,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FakeFile {
+    pub filename: String,
+    pub bytes: Vec<u8>,
+    pub yanked: Option<String>,
+    pub requires_python: Option<String>,
+    pub upload_time: Option<String>,
+    /// Declare no sha256 at all.
+    pub no_hash: bool,
+    /// Declare this sha256 instead of the real one.
+    pub declared_sha256: Option<String>,
+    /// Declare this URL instead of `../../files/<filename>`.
+    pub url: Option<String>,
+}
+
+impl FakeFile {
+    pub fn new((filename, bytes): (String, Vec<u8>)) -> FakeFile {
+        FakeFile { filename, bytes, ..FakeFile::default() }
+    }
+    pub fn uploaded(mut self, time: &str) -> FakeFile {
+        self.upload_time = Some(time.to_string());
+        self
+    }
+    pub fn yanked(mut self, reason: &str) -> FakeFile {
+        self.yanked = Some(reason.to_string());
+        self
+    }
+    pub fn sha256(&self) -> String {
+        hex::encode(sha2::Sha256::digest(&self.bytes))
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Keyed by normalized name; value: (name as the upstream spells it, files).
+    projects: BTreeMap<String, (String, Vec<FakeFile>)>,
+    faults: BTreeMap<String, Fault>,
+    hits: BTreeMap<String, u32>,
+    requests: Vec<String>,
+    /// `Authorization` header of each request (None when absent), in order.
+    auth: Vec<Option<String>>,
+    /// Requests that arrived in proxy (absolute) form.
+    proxied: u32,
+}
+
+#[derive(Clone)]
+pub struct Upstream {
+    pub port: u16,
+    flavour: Flavour,
+    inner: Arc<Mutex<Inner>>,
+}
+
+pub fn normalize(name: &str) -> String {
+    let mut out = String::new();
+    let mut last_sep = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !last_sep {
+                out.push('-');
+            }
+            last_sep = true;
+        } else {
+            out.push(c.to_ascii_lowercase());
+            last_sep = false;
+        }
+    }
+    out
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+impl Upstream {
+    pub fn start(flavour: Flavour) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Upstream { port, flavour, inner: Arc::new(Mutex::new(Inner::default())) };
+        let server = up.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let server = server.clone();
+                std::thread::spawn(move || {
+                    let _ = server.handle(stream);
+                });
+            }
+        });
+        up
+    }
+
+    pub fn index_url(&self) -> String {
+        format!("http://127.0.0.1:{}/simple/", self.port)
+    }
+
+    /// Add a file to a project (spelled as upstream spells it).
+    pub fn add(&self, project: &str, file: FakeFile) {
+        let mut inner = self.inner.lock().unwrap();
+        let entry = inner.projects.entry(normalize(project)).or_insert_with(|| (project.to_string(), Vec::new()));
+        entry.1.retain(|f| f.filename != file.filename);
+        entry.1.push(file);
+    }
+
+    /// Fault for a path such as `/files/pkg-1.0.tar.gz` or `/simple/pkg/`.
+    pub fn fault(&self, path: &str, fault: Fault) {
+        self.inner.lock().unwrap().faults.insert(path.to_string(), fault);
+    }
+
+    /// Every request line path seen, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.inner.lock().unwrap().requests.clone()
+    }
+
+    pub fn file_requests(&self) -> Vec<String> {
+        self.requests().into_iter().filter(|p| p.starts_with("/files/")).collect()
+    }
+
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.inner.lock().unwrap().auth.clone()
+    }
+
+    pub fn proxied(&self) -> u32 {
+        self.inner.lock().unwrap().proxied
+    }
+
+    pub fn clear_requests(&self) {
+        self.inner.lock().unwrap().requests.clear();
+    }
+
+    fn handle(&self, mut stream: TcpStream) -> std::io::Result<()> {
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut request_line = String::new();
+        reader.read_line(&mut request_line)?;
+        let mut headers = BTreeMap::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        let mut path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        // A proxy gets absolute-form targets: serve them as if we were the origin.
+        let proxied = path.starts_with("http://");
+        if proxied {
+            let after_scheme = &path["http://".len()..];
+            path = after_scheme.find('/').map_or("/".to_string(), |i| after_scheme[i..].to_string());
+        }
+        let fault = {
+            let mut inner = self.inner.lock().unwrap();
+            inner.proxied += u32::from(proxied);
+            inner.auth.push(headers.get("authorization").cloned());
+            inner.requests.push(path.clone());
+            *inner.hits.entry(path.clone()).or_default() += 1;
+            let hits = inner.hits[&path];
+            match inner.faults.get(&path).cloned().unwrap_or_default() {
+                Fault::StatusThenOk { status, times } if hits <= times => Fault::Always(status),
+                Fault::StatusThenOk { .. } => Fault::None,
+                f => f,
+            }
+        };
+        if let Fault::Always(status) = fault {
+            return respond(&mut stream, status, &[("Retry-After", "0")], b"fault\n");
+        }
+        if let Some(rest) = path.strip_prefix("/simple/") {
+            let name = rest.trim_end_matches('/');
+            if name.is_empty() {
+                return respond(&mut stream, 200, &[("Content-Type", "text/html")], b"<html></html>");
+            }
+            if normalize(name) != name {
+                let location = format!("/simple/{}/", normalize(name));
+                return respond(&mut stream, 301, &[("Location", &location)], b"");
+            }
+            let page = {
+                let inner = self.inner.lock().unwrap();
+                inner.projects.get(name).map(|(display, files)| self.page(display, files))
+            };
+            let Some((content_type, body)) = page else {
+                return respond(&mut stream, 404, &[], b"no such project\n");
+            };
+            let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&body)[..8]));
+            if headers.get("if-none-match") == Some(&etag) {
+                return respond(&mut stream, 304, &[("ETag", &etag)], b"");
+            }
+            return respond(&mut stream, 200, &[("Content-Type", content_type), ("ETag", &etag)], &body);
+        }
+        if let Some(filename) = path.strip_prefix("/files/") {
+            let file = {
+                let inner = self.inner.lock().unwrap();
+                inner.projects.values().flat_map(|(_, fs)| fs.iter()).find(|f| f.filename == filename).cloned()
+            };
+            let Some(file) = file else {
+                return respond(&mut stream, 404, &[], b"no such file\n");
+            };
+            return match fault {
+                Fault::Truncate => {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+                        file.bytes.len()
+                    );
+                    stream.write_all(head.as_bytes())?;
+                    stream.write_all(&file.bytes[..file.bytes.len() / 2])?;
+                    stream.flush()?;
+                    stream.shutdown(std::net::Shutdown::Both)
+                }
+                Fault::Corrupt => {
+                    let mut bytes = file.bytes.clone();
+                    let last = bytes.len() - 1;
+                    bytes[last] ^= 0xff;
+                    respond(&mut stream, 200, &[("Content-Type", "application/octet-stream")], &bytes)
+                }
+                _ => respond(&mut stream, 200, &[("Content-Type", "application/octet-stream")], &file.bytes),
+            };
+        }
+        // Drain any body so the client sees a clean close.
+        let _ = reader.take(0).read_to_end(&mut Vec::new());
+        respond(&mut stream, 404, &[], b"not found\n")
+    }
+
+    fn page(&self, display: &str, files: &[FakeFile]) -> (&'static str, Vec<u8>) {
+        let url = |f: &FakeFile| f.url.clone().unwrap_or_else(|| format!("../../files/{}", f.filename));
+        let sha = |f: &FakeFile| f.declared_sha256.clone().unwrap_or_else(|| f.sha256());
+        match self.flavour {
+            Flavour::Json => {
+                let files: Vec<serde_json::Value> = files
+                    .iter()
+                    .map(|f| {
+                        let mut v = serde_json::json!({
+                            "filename": f.filename,
+                            "url": url(f),
+                            "hashes": if f.no_hash { serde_json::json!({}) } else { serde_json::json!({"sha256": sha(f)}) },
+                            "size": f.bytes.len(),
+                            "yanked": match &f.yanked { None => serde_json::json!(false), Some(r) if r.is_empty() => serde_json::json!(true), Some(r) => serde_json::json!(r) },
+                        });
+                        if let Some(rp) = &f.requires_python {
+                            v["requires-python"] = serde_json::json!(rp);
+                        }
+                        if let Some(t) = &f.upload_time {
+                            v["upload-time"] = serde_json::json!(t);
+                        }
+                        v
+                    })
+                    .collect();
+                let body = serde_json::json!({"meta": {"api-version": "1.1", "_last-serial": "12"}, "name": normalize(display), "files": files});
+                ("application/vnd.pypi.simple.v1+json", serde_json::to_vec(&body).unwrap())
+            }
+            Flavour::Html => {
+                let mut html =
+                    format!("<!DOCTYPE html><html><head><title>Links for {}</title></head><body>\n", escape(display));
+                for f in files {
+                    let frag = if f.no_hash { String::new() } else { format!("#sha256={}", sha(f)) };
+                    html.push_str(&format!("<a href=\"{}{}\"", escape(&url(f)), frag));
+                    if let Some(rp) = &f.requires_python {
+                        html.push_str(&format!(" data-requires-python=\"{}\"", escape(rp)));
+                    }
+                    if let Some(y) = &f.yanked {
+                        html.push_str(&format!(" data-yanked=\"{}\"", escape(y)));
+                    }
+                    html.push_str(&format!(">{}</a><br>\n", escape(&f.filename)));
+                }
+                html.push_str("</body></html>\n");
+                ("text/html; charset=utf-8", html.into_bytes())
+            }
+        }
+    }
+}
+
+fn respond(stream: &mut TcpStream, status: u16, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        301 => "Moved Permanently",
+        304 => "Not Modified",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    };
+    let mut head = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n");
+    if status != 304 {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    if status != 304 {
+        stream.write_all(body)?;
+    }
+    stream.flush()
+}
