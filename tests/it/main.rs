@@ -5,3 +5,4 @@ mod support;
 
 mod e2e;
 mod mirror;
+mod snapshots;
