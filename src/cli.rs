@@ -220,6 +220,43 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             crate::serve::serve(&dir, port)?;
             Ok(Exit::Success)
         }
+        Command::Advisories(cmd) => advisories(cmd),
         other => Err(Error::Usage(format!("{other:?}: not available yet"))),
+    }
+}
+
+fn advisories(cmd: AdvisoriesCommand) -> Result<Exit, Error> {
+    use crate::advisories::{Snapshot, ops};
+    match cmd {
+        AdvisoriesCommand::Build { sources, output } => {
+            let specs: Vec<_> = sources.iter().map(|s| ops::parse_spec(s)).collect();
+            let cache = tempfile::tempdir()?;
+            let stats = ops::build(&specs, &output, cache.path())?;
+            ops::print_stats(&stats, &output);
+            Ok(Exit::Success)
+        }
+        AdvisoriesCommand::Update { config } => {
+            let manifest = load(&config)?;
+            let stats = ops::update(&manifest)?;
+            ops::print_stats(&stats, &manifest.advisories.snapshot);
+            Ok(Exit::Success)
+        }
+        AdvisoriesCommand::Info { file } => {
+            ops::info(&file, &mut std::io::stdout().lock())?;
+            Ok(Exit::Success)
+        }
+        AdvisoriesCommand::Check { snapshot, name, version } => {
+            let snap = Snapshot::open(&snapshot).map_err(crate::advisories::AdvisoryError::from)?;
+            match (name, version) {
+                (Some(n), Some(v)) => ops::check_one(&snap, &n, &v, &mut std::io::stdout().lock())?,
+                (None, None) => {
+                    ops::check_batch(&snap, std::io::stdin().lock(), std::io::stdout().lock())?;
+                }
+                _ => {
+                    return Err(Error::Usage("give both NAME and VERSION, or neither to read lines from stdin".into()));
+                }
+            }
+            Ok(Exit::Success)
+        }
     }
 }

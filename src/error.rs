@@ -31,6 +31,8 @@ pub enum Error {
     Publish(#[from] PublishError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Advisories(#[from] crate::advisories::AdvisoryError),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]

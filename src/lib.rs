@@ -4,6 +4,7 @@
 //! returning plain values: manifest → plan → fetch and verify → state →
 //! audit → render → publish.
 
+pub mod advisories;
 pub mod build;
 pub mod cli;
 pub mod clock;

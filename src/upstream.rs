@@ -365,6 +365,56 @@ impl Client {
     }
 }
 
+/// The result of a conditional download.
+#[derive(Debug)]
+pub enum Download {
+    NotModified,
+    Fetched { validators: Validators, sha256: Sha256, size: u64 },
+}
+
+impl Client {
+    /// Download `url` into `dest` (atomically), unless the validators say it
+    /// is unchanged. Used for advisory sources.
+    pub fn download_conditional(
+        &self,
+        url: &Url,
+        previous: Option<&Validators>,
+        dest: &std::path::Path,
+    ) -> Result<Download, UpstreamError> {
+        let io = |e: std::io::Error| UpstreamError::Io { url: redact::url(url), source: e };
+        self.retry(|| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+            if let Some(v) = previous {
+                if let Some(etag) = v.etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+                    headers.insert(header::IF_NONE_MATCH, etag);
+                }
+                if let Some(lm) = v.last_modified.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+                    headers.insert(header::IF_MODIFIED_SINCE, lm);
+                }
+            }
+            let mut resp = self.send(url, headers)?;
+            if resp.status() == StatusCode::NOT_MODIFIED {
+                return Ok(Download::NotModified);
+            }
+            let header_str =
+                |h: header::HeaderName| resp.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let validators =
+                Validators { etag: header_str(header::ETAG), last_modified: header_str(header::LAST_MODIFIED) };
+            let dir = dest.parent().unwrap_or(std::path::Path::new("."));
+            fs_err::create_dir_all(dir).map_err(|e| Failure::fatal(io(e)))?;
+            let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Failure::fatal(io(e)))?;
+            let mut w = crate::hashing::HashingWriter::new(std::io::BufWriter::new(tmp));
+            std::io::copy(&mut resp, &mut w).map_err(|e| Failure::transient(io(e)))?;
+            let (buf, sha256, size) = w.finish();
+            let tmp = buf.into_inner().map_err(|e| Failure::fatal(io(e.into_error())))?;
+            tmp.persist(dest).map_err(|e| Failure::fatal(io(e.error)))?;
+            Ok(Download::Fetched { validators, sha256, size })
+        })
+        .map_err(GaveUp::into_error)
+    }
+}
+
 fn decode_page(
     body: &[u8],
     content_type: &str,

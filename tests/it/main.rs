@@ -3,6 +3,7 @@
 
 mod support;
 
+mod advisories;
 mod e2e;
 mod mirror;
 mod snapshots;

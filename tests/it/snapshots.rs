@@ -7,7 +7,11 @@ use crate::support::*;
 fn rendered_pages() {
     let env = Env::new(Flavour::Json);
     let up = &env.upstream;
-    up.add("Demo.Pkg", FakeFile::new(wheel("Demo.Pkg", "1.0", WheelSpec { requires_python: Some(">=3.8"), ..Default::default() })).uploaded("2024-01-02T03:04:05Z"));
+    up.add(
+        "Demo.Pkg",
+        FakeFile::new(wheel("Demo.Pkg", "1.0", WheelSpec { requires_python: Some(">=3.8"), ..Default::default() }))
+            .uploaded("2024-01-02T03:04:05Z"),
+    );
     up.add("Demo.Pkg", FakeFile::new(sdist("Demo.Pkg", "1.0")).uploaded("2024-01-02T03:04:05Z"));
     up.add("Demo.Pkg", FakeFile::new(wheel("Demo.Pkg", "0.9+local", WheelSpec::default())).yanked("use 1.0"));
     env.manifest("[select]\npackages = [\"demo.pkg\"]\nyanked = true\n");

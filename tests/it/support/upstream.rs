@@ -78,6 +78,10 @@ struct Inner {
     auth: Vec<Option<String>>,
     /// Requests that arrived in proxy (absolute) form.
     proxied: u32,
+    /// Arbitrary files under `/raw/`, served with an ETag.
+    raw: BTreeMap<String, Vec<u8>>,
+    /// Responses that were 304 Not Modified.
+    not_modified: u32,
 }
 
 #[derive(Clone)]
@@ -136,6 +140,15 @@ impl Upstream {
         let entry = inner.projects.entry(normalize(project)).or_insert_with(|| (project.to_string(), Vec::new()));
         entry.1.retain(|f| f.filename != file.filename);
         entry.1.push(file);
+    }
+
+    /// Serve `bytes` at `/raw/<name>` (with an ETag; 304 on a match).
+    pub fn put_raw(&self, name: &str, bytes: Vec<u8>) {
+        self.inner.lock().unwrap().raw.insert(name.to_string(), bytes);
+    }
+
+    pub fn not_modified(&self) -> u32 {
+        self.inner.lock().unwrap().not_modified
     }
 
     /// Fault for a path such as `/files/pkg-1.0.tar.gz` or `/simple/pkg/`.
@@ -200,6 +213,18 @@ impl Upstream {
         };
         if let Fault::Always(status) = fault {
             return respond(&mut stream, status, &[("Retry-After", "0")], b"fault\n");
+        }
+        if let Some(name) = path.strip_prefix("/raw/") {
+            let body = self.inner.lock().unwrap().raw.get(name).cloned();
+            let Some(body) = body else {
+                return respond(&mut stream, 404, &[], b"no such file\n");
+            };
+            let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&body)[..8]));
+            if headers.get("if-none-match") == Some(&etag) {
+                self.inner.lock().unwrap().not_modified += 1;
+                return respond(&mut stream, 304, &[("ETag", &etag)], b"");
+            }
+            return respond(&mut stream, 200, &[("Content-Type", "application/zip"), ("ETag", &etag)], &body);
         }
         if let Some(rest) = path.strip_prefix("/simple/") {
             let name = rest.trim_end_matches('/');
