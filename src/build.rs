@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::audit::{Audit, LoadedSnapshot};
 use crate::error::{Error, Exit};
 use crate::fetch::{self, FetchJob, FetchOptions, Fetched};
 use crate::manifest::Manifest;
@@ -167,6 +168,8 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
     let jobs = opts.jobs.unwrap_or(m.jobs);
     let templates = Templates::new(m.templates.as_deref())?;
     let target = Target::new(&output)?;
+    // Stage: advisory data. Required and unusable fails before anything changes.
+    let loaded = crate::audit::load_snapshot(manifest, crate::clock::output_time())?;
 
     // Stage: exclusive state.
     let _lock = crate::lock::RunLock::acquire(&m.state, "build")?;
@@ -316,21 +319,9 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
     }
     state.mark_selected(run, &selected)?;
 
-    // Stage: inventory, render, publish.
+    // Stage: audit, render, publish.
     let pruned: BTreeSet<(ProjectName, String)> = plan.prune.iter().cloned().collect();
-    let artifacts = state.artifacts()?;
-    let files = site_files(&artifacts, &store, run, &pruned);
-    let info = SiteInfo {
-        name: m.name.clone(),
-        upstream: Some(redact::url(&m.upstream)),
-        generated_at: crate::clock::output_time(),
-    };
-    let staged = target.stage(&format!("{run:06}"))?;
-    let entries = render::render_site(&files, &info, None, &templates, staged.dir())?;
-    crate::fault::point("before-publish");
-    let tree = staged.commit()?;
-    state.put_tree(run, &encode_listing(&entries), 8)?;
-
+    let (tree, audit) = audit_and_publish(manifest, &state, &store, &target, &templates, run, &pruned, &loaded)?;
     // Stage: prune (after the swap: the previous tree keeps its hard links).
     for (p, f) in &plan.prune {
         for path in [store.path(p, f), store.metadata_path(p, f)] {
@@ -353,10 +344,12 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
         tampered: tampered.len() as u64,
         elapsed: started.elapsed(),
     };
-    let exit = if failures.is_empty() { Exit::Success } else { Exit::Failed };
+    // A failed run outranks a policy breach: the mirror is incomplete.
+    let exit = if failures.is_empty() { audit.exit() } else { Exit::Failed };
+    report_breaches(&audit);
     state.finish_run(
         run,
-        if exit == Exit::Success { "success" } else { "failed" },
+        outcome_name(exit),
         &RunCounts {
             added: summary.added,
             kept: summary.kept,
@@ -367,4 +360,111 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
         &failures,
     )?;
     Ok(BuildOutcome { run, summary, failures, tree, exit })
+}
+
+fn outcome_name(exit: Exit) -> &'static str {
+    match exit {
+        Exit::Success => "success",
+        Exit::Failed => "failed",
+        Exit::Policy => "policy",
+        Exit::Advisories => "advisories",
+    }
+}
+
+fn report_breaches(audit: &Audit) {
+    let breaches = audit.breaches();
+    if breaches.is_empty() {
+        return;
+    }
+    for (v, f) in &breaches {
+        tracing::error!(
+            "policy: {} {} has {} ({}{}) at or above fail_on = {}",
+            v.project,
+            v.version,
+            f.id,
+            f.severity,
+            if f.effective != f.severity { format!(", ranked {}", f.effective) } else { String::new() },
+            audit.policy.fail_on
+        );
+    }
+}
+
+/// The stages every publishing command shares: inventory of the store, the
+/// security join, rendering of the index and reports into a staged tree, the
+/// atomic swap, and the tree listing for exports.
+#[allow(clippy::too_many_arguments)]
+fn audit_and_publish(
+    manifest: &Manifest,
+    state: &State,
+    store: &Store,
+    target: &Target,
+    templates: &Templates,
+    run: i64,
+    pruned: &BTreeSet<(ProjectName, String)>,
+    loaded: &LoadedSnapshot,
+) -> Result<(PathBuf, Audit), Error> {
+    let m = &manifest.mirror;
+    let artifacts = state.artifacts()?;
+    let mut files = site_files(&artifacts, store, run, pruned);
+    let generated_at = crate::clock::output_time();
+    let audit = Audit::join(
+        &crate::audit::mirrored_versions(&files),
+        loaded,
+        &manifest.policy,
+        generated_at,
+        &m.name,
+        Some(redact::url(&m.upstream)),
+        state.tampering()?,
+    );
+    // Blocked versions leave the index and the tree; the store keeps them,
+    // so a policy change needs no refetch.
+    let blocked = audit.blocked();
+    files.retain(|f| !blocked.contains(&(f.project.clone(), f.version.to_string())));
+    for (p, v) in &blocked {
+        tracing::warn!("blocked by policy: {p} {v} is left out of the index");
+    }
+    let info = SiteInfo { name: m.name.clone(), upstream: Some(redact::url(&m.upstream)), generated_at };
+    let staged = target.stage(&format!("{run:06}"))?;
+    let mut entries = render::render_site(&files, &info, Some(&audit.landing()), templates, staged.dir())?;
+    entries.extend(crate::report::write_all(&audit, templates, staged.dir())?);
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    crate::fault::point("before-publish");
+    let tree = staged.commit()?;
+    state.put_tree(run, &encode_listing(&entries), 8)?;
+    Ok((tree, audit))
+}
+
+/// `airlock audit`: re-join what is published with the (new) snapshot and
+/// re-render the reports and the index. Fetches nothing.
+pub fn audit(manifest: &Manifest) -> Result<BuildOutcome, Error> {
+    let started = Instant::now();
+    let m = &manifest.mirror;
+    let loaded = crate::audit::load_snapshot(manifest, crate::clock::output_time())?;
+    let templates = Templates::new(m.templates.as_deref())?;
+    let target = Target::new(&m.output)?;
+    let _lock = crate::lock::RunLock::acquire(&m.state, "audit")?;
+    let state = State::open(&m.state)?;
+    let Some(published) = state.last_published_run()? else {
+        return Err(Error::Failed(format!(
+            "nothing to audit: {} has no published tree yet (run `airlock build`)",
+            m.state.display()
+        )));
+    };
+    let store = Store::new(&m.state);
+    let mut state = state;
+    let run = state.begin_run("audit")?;
+    let keys: Vec<(ProjectName, String)> = state
+        .artifacts()?
+        .into_iter()
+        .filter(|a| a.selected_run >= published)
+        .map(|a| (a.project, a.filename))
+        .collect();
+    state.mark_selected(run, &keys)?;
+    let (tree, audit) =
+        audit_and_publish(manifest, &state, &store, &target, &templates, run, &BTreeSet::new(), &loaded)?;
+    let exit = audit.exit();
+    report_breaches(&audit);
+    let summary = Summary { kept: keys.len() as u64, elapsed: started.elapsed(), ..Summary::default() };
+    state.finish_run(run, outcome_name(exit), &RunCounts { kept: summary.kept, ..RunCounts::default() }, &[])?;
+    Ok(BuildOutcome { run, summary, failures: Vec::new(), tree, exit })
 }

@@ -181,6 +181,21 @@ pub enum AdvisoriesCommand {
     },
 }
 
+/// Print a run's outcome and turn it into the exit code.
+fn finish(outcome: crate::build::BuildOutcome) -> Result<Exit, Error> {
+    for f in &outcome.failures {
+        tracing::error!("failed: {f}");
+    }
+    tracing::info!("run {}: {}", outcome.run, outcome.summary);
+    if !outcome.failures.is_empty() {
+        tracing::error!("{} failure(s); nothing unverified was published", outcome.failures.len());
+    }
+    if outcome.exit == Exit::Policy {
+        tracing::error!("policy breach: see reports/security.html (exit 3)");
+    }
+    Ok(outcome.exit)
+}
+
 fn load(config: &ConfigArg) -> Result<Manifest, Error> {
     Ok(Manifest::load(&config.config)?)
 }
@@ -191,15 +206,11 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Build { config, out, jobs, offline } => {
             let manifest = load(&config)?;
             let opts = crate::build::BuildOptions { offline, jobs: jobs.map(usize::from), out };
-            let outcome = crate::build::build(&manifest, &opts)?;
-            for f in &outcome.failures {
-                tracing::error!("failed: {f}");
-            }
-            tracing::info!("run {}: {}", outcome.run, outcome.summary);
-            if !outcome.failures.is_empty() {
-                tracing::error!("{} failure(s); nothing unverified was published", outcome.failures.len());
-            }
-            Ok(outcome.exit)
+            finish(crate::build::build(&manifest, &opts)?)
+        }
+        Command::Audit { config } => {
+            let manifest = load(&config)?;
+            finish(crate::build::audit(&manifest)?)
         }
         Command::Plan { config, offline } => {
             let manifest = load(&config)?;

@@ -33,6 +33,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Advisories(#[from] crate::advisories::AdvisoryError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -43,6 +45,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
+            Error::Audit(_) => 4,
             _ => 1,
         }
     }

@@ -5,6 +5,7 @@
 //! audit → render → publish.
 
 pub mod advisories;
+pub mod audit;
 pub mod build;
 pub mod cli;
 pub mod clock;
@@ -26,6 +27,7 @@ pub mod plan;
 pub mod publish;
 pub mod redact;
 pub mod render;
+pub mod report;
 pub mod requirements;
 pub mod select;
 pub mod serve;

@@ -353,7 +353,7 @@ impl Manifest {
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
-            if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+            if p.is_absolute() || base == Path::new(".") { p.to_path_buf() } else { base.join(p) }
         };
 
         let m = raw.mirror;

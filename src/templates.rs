@@ -15,6 +15,9 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("security.html", include_str!("../templates/security.html")),
 ];
 
+/// Raw assets (not templates), overridable the same way.
+pub const ASSETS: &[(&str, &str)] = &[("security.js", include_str!("../templates/security.js"))];
+
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error(transparent)]
@@ -36,6 +39,7 @@ fn chain(e: &tera::Error) -> String {
 
 pub struct Templates {
     tera: Tera,
+    overrides: Option<std::path::PathBuf>,
 }
 
 impl Templates {
@@ -52,7 +56,18 @@ impl Templates {
             let shown = custom.as_ref().map_or_else(|| (*name).to_string(), |p| p.display().to_string());
             tera.add_raw_template(name, &text).map_err(|e| TemplateError::Tera { name: shown, message: chain(&e) })?;
         }
-        Ok(Templates { tera })
+        Ok(Templates { tera, overrides: overrides.map(Path::to_path_buf) })
+    }
+
+    /// A raw asset: the override if there is one, else the built-in.
+    pub fn asset(&self, name: &str) -> Result<String, TemplateError> {
+        if let Some(p) = self.overrides.as_ref().map(|d| d.join(name)).filter(|p| p.is_file()) {
+            return Ok(fs_err::read_to_string(p)?);
+        }
+        let builtin = ASSETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
+        builtin
+            .map(str::to_string)
+            .ok_or_else(|| TemplateError::Tera { name: name.to_string(), message: "no such asset".into() })
     }
 
     pub fn render<T: Serialize>(&self, name: &str, view: &T) -> Result<String, TemplateError> {

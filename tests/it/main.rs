@@ -6,4 +6,5 @@ mod support;
 mod advisories;
 mod e2e;
 mod mirror;
+mod security;
 mod snapshots;
