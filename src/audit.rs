@@ -216,10 +216,7 @@ fn ignore_applies<'a>(
     id: &str,
     aliases: &[String],
 ) -> Option<&'a Ignore> {
-    ignores
-        .iter()
-        .filter(|i| i.expires.is_none_or(|e| e >= today))
-        .find(|i| i.id == id || aliases.iter().any(|a| *a == i.id))
+    ignores.iter().filter(|i| i.expires.is_none_or(|e| e >= today)).find(|i| i.id == id || aliases.contains(&i.id))
 }
 
 impl Audit {

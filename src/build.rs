@@ -325,10 +325,10 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
     // Stage: prune (after the swap: the previous tree keeps its hard links).
     for (p, f) in &plan.prune {
         for path in [store.path(p, f), store.metadata_path(p, f)] {
-            if let Err(e) = std::fs::remove_file(&path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!("cannot prune {}: {e}", path.display());
-                }
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("cannot prune {}: {e}", path.display());
             }
         }
     }

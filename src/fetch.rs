@@ -22,20 +22,10 @@ use crate::upstream::{Client, Failure, GaveUp, Retry, UpstreamError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("{filename}: sha256 mismatch from {url}: expected {expected}, computed {computed}")]
-    Hash { filename: String, url: String, expected: Sha256, computed: Sha256 },
-    #[error(
-        "{filename}: truncated or oversized body from {url}: expected {expected_size} bytes, received {received}; expected sha256 {expected}, computed {computed}{cause}"
-    )]
-    Size {
-        filename: String,
-        url: String,
-        expected_size: u64,
-        received: u64,
-        expected: String,
-        computed: Sha256,
-        cause: String,
-    },
+    #[error("{0}")]
+    Hash(Box<HashMismatch>),
+    #[error("{0}")]
+    Size(Box<SizeMismatch>),
     #[error(
         "{filename}: upstream {url} declares no sha256; refusing an unverifiable file (set `allow_missing_hashes = true` in [mirror] to accept it)"
     )]
@@ -51,14 +41,40 @@ pub enum FetchError {
 impl FetchError {
     pub fn filename(&self) -> &str {
         match self {
-            FetchError::Hash { filename, .. }
-            | FetchError::Size { filename, .. }
-            | FetchError::NoHash { filename, .. }
+            FetchError::Size(m) => &m.filename,
+            FetchError::Hash(m) => &m.filename,
+            FetchError::NoHash { filename, .. }
             | FetchError::Upstream { filename, .. }
             | FetchError::Io { filename, .. } => filename,
             FetchError::Exhausted { source, .. } => source.filename(),
         }
     }
+}
+
+/// A body whose digest is not the one the upstream declared.
+#[derive(Debug, thiserror::Error)]
+#[error("{filename}: sha256 mismatch from {url}: expected {expected}, computed {computed}")]
+pub struct HashMismatch {
+    pub filename: String,
+    pub url: String,
+    pub expected: Sha256,
+    pub computed: Sha256,
+}
+
+/// A body that was cut short (or ran long): what was declared and what arrived.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{filename}: truncated or oversized body from {url}: expected {expected_size} bytes, received {received}; expected sha256 {}, computed {computed}{cause}",
+    expected.map_or_else(|| "(none declared)".to_string(), |s| s.hex())
+)]
+pub struct SizeMismatch {
+    pub filename: String,
+    pub url: String,
+    pub expected_size: u64,
+    pub received: u64,
+    pub expected: Option<Sha256>,
+    pub computed: Sha256,
+    pub cause: String,
 }
 
 /// A file to bring into the store.
@@ -194,19 +210,19 @@ fn download(
     let upstream = |e: UpstreamError| FetchError::Upstream { filename: filename.to_string(), source: e };
     let io = |source| FetchError::Io { filename: filename.to_string(), source };
     let (mut body, content_length) = client.open(url).map_err(|f| f.map(upstream))?;
-    if let (Some(want), Some(got)) = (job.file.size, content_length) {
-        if want != got {
-            // The server announces a different file: not a transient fault.
-            return Err(Failure::fatal(FetchError::Size {
-                filename: filename.to_string(),
-                url: redact::url(url),
-                expected_size: want,
-                received: got,
-                expected: job.file.sha256.map_or_else(|| "(none declared)".into(), |s| s.hex()),
-                computed: Sha256::of(b""),
-                cause: " (Content-Length; body not read)".into(),
-            }));
-        }
+    if let (Some(want), Some(got)) = (job.file.size, content_length)
+        && want != got
+    {
+        // The server announces a different file: not a transient fault.
+        return Err(Failure::fatal(FetchError::Size(Box::new(SizeMismatch {
+            filename: filename.to_string(),
+            url: redact::url(url),
+            expected_size: want,
+            received: got,
+            expected: job.file.sha256,
+            computed: Sha256::of(b""),
+            cause: " (Content-Length; body not read)".into(),
+        }))));
     }
     let tmp = tempfile::Builder::new()
         .prefix(&format!("{filename}."))
@@ -239,27 +255,27 @@ fn download(
         let cause = read_error.map(|e| format!(" ({})", redact::text(&e.to_string()))).unwrap_or_default();
         // A cut connection is worth another attempt; the file stays unpublished either way.
         return Err(Failure {
-            error: FetchError::Size {
+            error: FetchError::Size(Box::new(SizeMismatch {
                 filename: filename.to_string(),
                 url: redact::url(url),
                 expected_size: expected_size.unwrap_or(received),
                 received,
-                expected: job.file.sha256.map_or_else(|| "(none declared)".into(), |s| s.hex()),
+                expected: job.file.sha256,
                 computed,
                 cause,
-            },
+            })),
             retry: Retry::After(None),
         });
     }
-    if let Some(expected) = job.file.sha256 {
-        if expected != computed {
-            return Err(Failure::fatal(FetchError::Hash {
-                filename: filename.to_string(),
-                url: redact::url(url),
-                expected,
-                computed,
-            }));
-        }
+    if let Some(expected) = job.file.sha256
+        && expected != computed
+    {
+        return Err(Failure::fatal(FetchError::Hash(Box::new(HashMismatch {
+            filename: filename.to_string(),
+            url: redact::url(url),
+            expected,
+            computed,
+        }))));
     }
     Ok((tmp, computed, received))
 }

@@ -109,13 +109,10 @@ impl DistFilename {
         } else {
             return Err(FilenameError::Unsupported(filename.to_string()));
         };
-        if let Some(project) = project {
-            if parsed.name() != project {
-                return Err(FilenameError::WrongProject {
-                    filename: filename.to_string(),
-                    project: project.to_string(),
-                });
-            }
+        if let Some(project) = project
+            && parsed.name() != project
+        {
+            return Err(FilenameError::WrongProject { filename: filename.to_string(), project: project.to_string() });
         }
         Ok(parsed)
     }

@@ -58,10 +58,12 @@ impl Target {
 
     /// Start a new tree. Stale staging directories from killed runs go first.
     pub fn stage(&self, id: &str) -> Result<Staged, PublishError> {
-        if let Ok(meta) = std::fs::symlink_metadata(&self.output) {
-            if meta.is_dir() && !meta.file_type().is_symlink() && fs_err::read_dir(&self.output)?.next().is_some() {
-                return Err(PublishError::NotManaged { path: self.output.display().to_string() });
-            }
+        if let Ok(meta) = std::fs::symlink_metadata(&self.output)
+            && meta.is_dir()
+            && !meta.file_type().is_symlink()
+            && fs_err::read_dir(&self.output)?.next().is_some()
+        {
+            return Err(PublishError::NotManaged { path: self.output.display().to_string() });
         }
         fs_err::create_dir_all(&self.trees)?;
         for entry in fs_err::read_dir(&self.trees)? {
@@ -110,11 +112,12 @@ impl Staged {
         sync_dir(&t.trees);
 
         // An empty directory in the way (first run into a created dir) is replaced.
-        if let Ok(meta) = std::fs::symlink_metadata(&t.output) {
-            if meta.is_dir() && !meta.file_type().is_symlink() {
-                fs_err::remove_dir(&t.output)
-                    .map_err(|_| PublishError::NotManaged { path: t.output.display().to_string() })?;
-            }
+        if let Ok(meta) = std::fs::symlink_metadata(&t.output)
+            && meta.is_dir()
+            && !meta.file_type().is_symlink()
+        {
+            fs_err::remove_dir(&t.output)
+                .map_err(|_| PublishError::NotManaged { path: t.output.display().to_string() })?;
         }
         let parent = t.trees.parent().unwrap_or(Path::new("."));
         let tmp_link = parent.join(format!("{}.tmp-{}", t.link_name, self.id));
@@ -132,10 +135,11 @@ impl Staged {
             let entry = entry?;
             let path = entry.path();
             let is_tree = entry.file_name().to_string_lossy().starts_with("tree-");
-            if is_tree && !keep.iter().any(|k| same_dir(k, &path)) {
-                if let Err(e) = fs_err::remove_dir_all(&path) {
-                    tracing::warn!("cannot remove old tree: {e}");
-                }
+            if is_tree
+                && !keep.iter().any(|k| same_dir(k, &path))
+                && let Err(e) = fs_err::remove_dir_all(&path)
+            {
+                tracing::warn!("cannot remove old tree: {e}");
             }
         }
         Ok(tree)

@@ -181,7 +181,7 @@ pub fn place(src: &Path, dst: &Path) -> Result<(), RenderError> {
     }
 }
 
-fn project_files<'a>(files: &'a [SiteFile]) -> BTreeMap<&'a ProjectName, Vec<&'a SiteFile>> {
+fn project_files(files: &[SiteFile]) -> BTreeMap<&ProjectName, Vec<&SiteFile>> {
     let mut by_project: BTreeMap<&ProjectName, Vec<&SiteFile>> = BTreeMap::new();
     for f in files {
         by_project.entry(&f.project).or_default().push(f);

@@ -106,7 +106,7 @@ pub struct Validators {
 #[derive(Debug)]
 pub enum Page {
     NotModified,
-    Fresh(FetchedPage),
+    Fresh(Box<FetchedPage>),
 }
 
 #[derive(Debug)]
@@ -219,10 +219,10 @@ impl Client {
     }
 
     fn credentials(&self, url: &Url) -> Option<(String, Option<String>)> {
-        if url.origin() == self.index.origin() {
-            if let Some(a) = &self.index_auth {
-                return Some((a.user.clone(), a.password.clone()));
-            }
+        if url.origin() == self.index.origin()
+            && let Some(a) = &self.index_auth
+        {
+            return Some((a.user.clone(), a.password.clone()));
         }
         let n = self.netrc.as_ref()?;
         let host = url.host_str()?;
@@ -316,7 +316,7 @@ impl Client {
                 .read_to_end(&mut body)
                 .map_err(|e| Failure::transient(UpstreamError::Io { url: redact::url(&url), source: e }))?;
             let page = decode_page(&body, &content_type, &final_url, project)?;
-            Ok(Page::Fresh(FetchedPage { page, url: final_url, validators, body_sha256: Sha256::of(&body) }))
+            Ok(Page::Fresh(Box::new(FetchedPage { page, url: final_url, validators, body_sha256: Sha256::of(&body) })))
         })
         .map_err(GaveUp::into_error)
     }
@@ -332,12 +332,12 @@ impl Client {
                 let body = fs_err::read(&path).map_err(|e| UpstreamError::Io { url: url.to_string(), source: e })?;
                 let page_url = Url::from_file_path(&path).expect("absolute path");
                 let page = decode_page(&body, content_type, &page_url, project).map_err(|f| f.error)?;
-                return Ok(Page::Fresh(FetchedPage {
+                return Ok(Page::Fresh(Box::new(FetchedPage {
                     page,
                     url: page_url,
                     validators: Validators::default(),
                     body_sha256: Sha256::of(&body),
-                }));
+                })));
             }
         }
         Err(UpstreamError::NotFound { project: project.to_string(), url: url.to_string() })

@@ -151,10 +151,10 @@ pub fn parse_html_page(body: &[u8], base: &Url, name: &str) -> ProjectPage {
         let attr = |k: &str| tag.attributes.get(k.as_bytes()).map(|v| String::from_utf8_lossy(&v.value).into_owned());
         match tag.name.as_slice() {
             b"base" => {
-                if let Some(href) = attr("href") {
-                    if let Ok(b) = base.join(href.trim()) {
-                        base = b;
-                    }
+                if let Some(href) = attr("href")
+                    && let Ok(b) = base.join(href.trim())
+                {
+                    base = b;
                 }
             }
             b"a" => {

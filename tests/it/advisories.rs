@@ -294,7 +294,7 @@ fn pypa_advisory_database_oracle() {
     // record's list and ranges are never attributed to this record.
     let snapshot = Snapshot::open(&snap_path).unwrap();
     let mut known: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for ((pkg, v), _) in &listed {
+    for (pkg, v) in listed.keys() {
         known.entry(pkg.clone()).or_default().insert(v.clone());
     }
     let mut wrongly = Vec::new();
