@@ -227,6 +227,10 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             );
             Ok(Exit::Success)
         }
+        Command::Verify { config, repair } => {
+            let manifest = load(&config)?;
+            crate::verify::verify(&manifest, repair)
+        }
         Command::Serve { dir, port } => {
             crate::serve::serve(&dir, port)?;
             Ok(Exit::Success)

@@ -59,11 +59,13 @@ pub fn plan(manifest: &Manifest, offline: bool) -> Result<Exit, Error> {
     for (project, f) in &plan.prune {
         writeln!(out, "x {project}: {f} leaves the store (not selected for more than {} runs)", m.keep_runs)?;
     }
-    for e in &views.errors {
+    for e in views.errors.iter().chain(&plan.errors) {
         writeln!(out, "! {e}")?;
     }
-    for (project, s) in &views.skipped {
-        writeln!(out, "? {project}: skipping {:?}: {}", s.filename, s.reason)?;
+    for (project, up) in &views.projects {
+        for s in up.skipped() {
+            writeln!(out, "? {project}: skipping {:?}: {}", s.filename, s.reason)?;
+        }
     }
     writeln!(
         out,
@@ -72,5 +74,5 @@ pub fn plan(manifest: &Manifest, offline: bool) -> Result<Exit, Error> {
         human_bytes(plan.fetch_bytes()),
         plan.prune.len()
     )?;
-    Ok(if views.errors.is_empty() { Exit::Success } else { Exit::Failed })
+    Ok(if views.errors.is_empty() && plan.errors.is_empty() { Exit::Success } else { Exit::Failed })
 }

@@ -46,20 +46,17 @@ pub fn discover(
         let extras: Vec<ExtraName> =
             requested.get(project).into_iter().flatten().flat_map(|l| l.requirement.extras.iter().cloned()).collect();
         for file in &pp.selected {
-            if !matches!(file.filename, DistFilename::Wheel(_)) {
+            if !matches!(file, DistFilename::Wheel(_)) {
                 continue;
             }
-            let path = store.metadata_path(project, file.filename.as_str());
+            let path = store.metadata_path(project, file.as_str());
             let Ok(bytes) = std::fs::read(&path) else {
-                tracing::debug!(
-                    "{project}: no stored metadata for {}; its dependencies are not followed",
-                    file.filename
-                );
+                tracing::debug!("{project}: no stored metadata for {file}; its dependencies are not followed");
                 continue;
             };
             let headers = metadata::headers(&bytes);
             for raw in metadata::header_values(&headers, "Requires-Dist") {
-                let origin = format!("{project} {} (Requires-Dist)", file.filename.version());
+                let origin = format!("{project} {} (Requires-Dist)", file.version());
                 let mut req = match Requirement::from_str(raw) {
                     Ok(r) => r,
                     Err(e) => {

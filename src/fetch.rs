@@ -160,6 +160,7 @@ fn fetch_one(
     let dest = store.path(&job.project, &filename);
     fs_err::create_dir_all(dest.parent().expect("store paths have a parent")).map_err(io)?;
     tmp.persist(&dest).map_err(|e| io(e.error))?;
+    crate::fault::point("fetch");
     let metadata = match &job.file.filename {
         DistFilename::Wheel(w) => extract_metadata(store, &job.project, w, &dest),
         DistFilename::Sdist(_) => None,

@@ -38,4 +38,5 @@ pub mod tags;
 pub mod templates;
 pub mod ui;
 pub mod upstream;
+pub mod verify;
 pub mod wire;

@@ -64,6 +64,7 @@ struct RawMirror {
     allow_missing_hashes: Option<bool>,
     keep_runs: Option<Spanned<i64>>,
     templates: Option<String>,
+    publish_partial: Option<bool>,
 }
 
 /// `[select]` and `[select.project.<name>]` share one struct; the keys only
@@ -146,6 +147,9 @@ pub struct Mirror {
     pub keep_runs: u32,
     /// A directory of template overrides.
     pub templates: Option<PathBuf>,
+    /// Publish what verified even when the run failed (default: a failed run
+    /// leaves the served tree as it was).
+    pub publish_partial: bool,
 }
 
 /// What to mirror: requirements plus the options that filter files.
@@ -386,6 +390,7 @@ impl Manifest {
                 as u32,
             state: state.clone(),
             templates: m.templates.as_deref().map(resolve),
+            publish_partial: m.publish_partial.unwrap_or(false),
         };
 
         let select = load_select(&loc, raw.select, &resolve)?;

@@ -2,12 +2,19 @@
 //! diff it against the store. Touches nothing but the network (and, in a
 //! build, the state's cached views), so `airlock plan` shows exactly what a
 //! build would do.
+//!
+//! Incremental by design: a project whose page is unchanged (304 Not
+//! Modified, or the same bytes) and whose selection inputs are unchanged
+//! (its plan key) is not re-planned, and its page is not even parsed; its
+//! previous selection carries over.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 use url::Url;
 
+use crate::filename::DistFilename;
 use crate::hashing::Sha256;
 use crate::listing::{Listing, Skipped, UpstreamFile};
 use crate::manifest::Manifest;
@@ -31,12 +38,38 @@ pub enum Freshness {
     Cached,
 }
 
+/// One project's upstream, as gathered.
 #[derive(Debug)]
+pub struct Upstream {
+    pub freshness: Freshness,
+    /// The view in force: newly fetched or stored.
+    pub view: ProjectView,
+    listing: OnceLock<Result<(Listing, Vec<Skipped>), String>>,
+}
+
+impl Upstream {
+    /// The listing, parsed from the view on first use.
+    pub fn listing(&self) -> Result<&Listing, &str> {
+        match self.listing.get_or_init(|| view_listing(&self.view)) {
+            Ok((l, _)) => Ok(l),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Files the listing skipped (only for pages parsed this run).
+    pub fn skipped(&self) -> &[Skipped] {
+        match self.listing.get() {
+            Some(Ok((_, s))) => s,
+            _ => &[],
+        }
+    }
+}
+
+#[derive(Debug, Default)]
 pub struct Views {
-    pub listings: BTreeMap<ProjectName, (Listing, Freshness)>,
-    /// Upstream failures, one message per project.
+    pub projects: BTreeMap<ProjectName, Upstream>,
+    /// Upstream failures, one message per project (with or without a stored view to fall back on).
     pub errors: Vec<String>,
-    pub skipped: Vec<(ProjectName, Skipped)>,
     /// New views to store in the state.
     pub updated: Vec<ProjectView>,
 }
@@ -58,8 +91,8 @@ pub fn requested(manifest: &Manifest) -> BTreeMap<ProjectName, Vec<RequirementLi
 
 fn view_listing(view: &ProjectView) -> Result<(Listing, Vec<Skipped>), String> {
     let page: wire::ProjectPage =
-        serde_json::from_str(&view.page).map_err(|e| format!("stored view is corrupt: {e}"))?;
-    let url = Url::parse(&view.page_url).map_err(|e| format!("stored view URL is corrupt: {e}"))?;
+        serde_json::from_str(&view.page).map_err(|e| format!("{}: stored view is corrupt: {e}", view.project))?;
+    let url = Url::parse(&view.page_url).map_err(|e| format!("{}: stored view URL is corrupt: {e}", view.project))?;
     Ok(Listing::from_wire(&page, &url, &view.project))
 }
 
@@ -73,29 +106,29 @@ pub fn gather(
     let stored: Vec<Option<ProjectView>> = projects.iter().map(|p| state.project_view(p)).collect::<Result<_, _>>()?;
     let progress = Progress::count("index", projects.len() as u64);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build().expect("thread pool");
-    type One = (ProjectName, Result<Gathered, String>);
-    let results: Vec<One> = pool.install(|| {
+    let results: Vec<(ProjectName, Result<Gathered, String>)> = pool.install(|| {
         projects
             .par_iter()
-            .zip(stored.par_iter())
+            .zip(stored.into_par_iter())
             .map(|(project, old)| {
-                let r = gather_one(client, project, old.as_ref());
+                let r = gather_one(client, project, old);
                 progress.inc(1);
                 (project.clone(), r)
             })
             .collect()
     });
     progress.finish();
-    let mut views = Views { listings: BTreeMap::new(), errors: Vec::new(), skipped: Vec::new(), updated: Vec::new() };
+    let mut views = Views::default();
     // `results` is in `projects` order (sorted), so the output is deterministic.
     for (project, r) in results {
         match r {
             Ok(g) => {
-                views.skipped.extend(g.skipped.into_iter().map(|s| (project.clone(), s)));
-                views.updated.extend(g.updated);
+                if g.fresh {
+                    views.updated.push(g.upstream.view.clone());
+                }
                 // Served from the stored view, but the run still failed to refresh it.
                 views.errors.extend(g.error);
-                views.listings.insert(project, (g.listing, g.freshness));
+                views.projects.insert(project, g.upstream);
             }
             Err(e) => views.errors.push(e),
         }
@@ -103,38 +136,37 @@ pub fn gather(
     Ok(views)
 }
 
-/// One project's listing and how it was obtained.
+/// One project's upstream and how it was obtained.
 struct Gathered {
-    listing: Listing,
-    skipped: Vec<Skipped>,
-    freshness: Freshness,
-    /// A new view to store.
-    updated: Option<ProjectView>,
+    upstream: Upstream,
+    /// The view is new: store it.
+    fresh: bool,
     /// The upstream failed and the stored view stands in.
     error: Option<String>,
 }
 
-fn gather_one(client: Option<&Client>, project: &ProjectName, old: Option<&ProjectView>) -> Result<Gathered, String> {
-    let from_view = |v: &ProjectView, freshness, error| -> Result<Gathered, String> {
-        let (listing, skipped) = view_listing(v)?;
-        Ok(Gathered { listing, skipped, freshness, updated: None, error })
-    };
+fn stored(view: ProjectView, freshness: Freshness, error: Option<String>) -> Gathered {
+    Gathered { upstream: Upstream { freshness, view, listing: OnceLock::new() }, fresh: false, error }
+}
+
+fn gather_one(client: Option<&Client>, project: &ProjectName, old: Option<ProjectView>) -> Result<Gathered, String> {
     let Some(client) = client else {
         return match old {
-            Some(v) => from_view(v, Freshness::Cached, None),
+            Some(v) => Ok(stored(v, Freshness::Cached, None)),
             None => Err(format!("{project}: no stored upstream view (run once online first)")),
         };
     };
-    let previous =
-        old.map(|v| crate::upstream::Validators { etag: v.etag.clone(), last_modified: v.last_modified.clone() });
+    let previous = old
+        .as_ref()
+        .map(|v| crate::upstream::Validators { etag: v.etag.clone(), last_modified: v.last_modified.clone() });
     match client.project_page(project, previous.as_ref()) {
         Ok(Page::NotModified) => {
-            from_view(old.expect("validators only come from a stored view"), Freshness::Unchanged, None)
+            Ok(stored(old.expect("validators only come from a stored view"), Freshness::Unchanged, None))
         }
         Ok(Page::Fresh(fetched)) => {
             let body_sha256 = fetched.body_sha256.hex();
-            if let Some(v) = old.filter(|v| v.body_sha256 == body_sha256) {
-                return from_view(v, Freshness::Unchanged, None);
+            if let Some(v) = old.as_ref().filter(|v| v.body_sha256 == body_sha256) {
+                return Ok(stored(v.clone(), Freshness::Unchanged, None));
             }
             // Stored with absolute URLs: the view must not depend on where it was fetched.
             let mut page = fetched.page;
@@ -143,7 +175,7 @@ fn gather_one(client: Option<&Client>, project: &ProjectName, old: Option<&Proje
                     f.url = abs.to_string();
                 }
             }
-            let (listing, skipped) = Listing::from_wire(&page, &fetched.url, project);
+            let listing = Listing::from_wire(&page, &fetched.url, project);
             let view = ProjectView {
                 project: project.clone(),
                 page_url: fetched.url.to_string(),
@@ -152,14 +184,15 @@ fn gather_one(client: Option<&Client>, project: &ProjectName, old: Option<&Proje
                 body_sha256,
                 page: serde_json::to_string(&page).expect("serializable"),
                 fetched_at: crate::state::now(),
-                plan_key: old.and_then(|v| v.plan_key.clone()),
+                plan_key: old.and_then(|v| v.plan_key),
             };
-            Ok(Gathered { listing, skipped, freshness: Freshness::Fetched, updated: Some(view), error: None })
+            let upstream = Upstream { freshness: Freshness::Fetched, view, listing: OnceLock::from(Ok(listing)) };
+            Ok(Gathered { upstream, fresh: true, error: None })
         }
         Err(e) => match old {
             Some(v) => {
                 tracing::warn!("{e}; serving the view of {project} stored at {}", v.fetched_at);
-                from_view(v, Freshness::Cached, Some(e.to_string()))
+                Ok(stored(v, Freshness::Cached, Some(e.to_string())))
             }
             None => Err(e.to_string()),
         },
@@ -170,15 +203,22 @@ fn gather_one(client: Option<&Client>, project: &ProjectName, old: Option<&Proje
 #[derive(Debug, Clone, Default)]
 pub struct ProjectPlan {
     /// Files the index lists after this run (selected and stored or fetched).
-    pub selected: Vec<UpstreamFile>,
+    pub selected: Vec<DistFilename>,
     /// Selected files not yet in the store.
     pub fetch: Vec<UpstreamFile>,
+    /// Selected files in the store but not in the state (a run was killed
+    /// after storing them): re-hashed and adopted instead of refetched.
+    pub adopt: Vec<UpstreamFile>,
     /// Selected files already stored and verified.
     pub keep: Vec<String>,
     /// Stored files whose upstream sha256 changed: (filename, mirrored, upstream).
     pub tampered: Vec<(String, Sha256, Sha256)>,
     /// Stored files that leave the index with this run.
     pub unlist: Vec<String>,
+    /// The previous selection carried over: page and inputs unchanged.
+    pub reused: bool,
+    /// The hash of this project's selection inputs.
+    pub key: String,
 }
 
 #[derive(Debug, Default)]
@@ -186,15 +226,31 @@ pub struct Plan {
     pub projects: BTreeMap<ProjectName, ProjectPlan>,
     /// Stored files that leave the store with this run (past `keep_runs`).
     pub prune: Vec<(ProjectName, String)>,
+    /// Projects that could not be planned (no usable listing).
+    pub errors: Vec<String>,
 }
 
 impl Plan {
     pub fn fetch_count(&self) -> usize {
-        self.projects.values().map(|p| p.fetch.len()).sum()
+        self.projects.values().map(|p| p.fetch.len() + p.adopt.len()).sum()
     }
     pub fn fetch_bytes(&self) -> u64 {
         self.projects.values().flat_map(|p| p.fetch.iter().filter_map(|f| f.size)).sum()
     }
+}
+
+/// The hash of everything a project's selection depends on: its page, its
+/// options, its requirement lines, and the airlock version (rules change).
+pub fn plan_key(body_sha256: &str, opts: &crate::manifest::SelectOptions, lines: &[RequirementLine]) -> String {
+    let mut text = format!("{}\n{body_sha256}\n{opts:?}\n", env!("CARGO_PKG_VERSION"));
+    let mut reqs: Vec<String> =
+        lines.iter().map(|l| format!("{}{}", if l.constraint { "-c " } else { "" }, l.requirement)).collect();
+    reqs.sort();
+    for r in reqs {
+        text.push_str(&r);
+        text.push('\n');
+    }
+    Sha256::of(text.as_bytes()).hex()
 }
 
 /// Select and diff. `run` is the run being planned; `published` the run
@@ -215,51 +271,78 @@ pub fn make(
     }
     let mut plan = Plan::default();
     for (project, lines) in requested {
-        let Some((listing, _)) = views.listings.get(project) else {
+        let Some(up) = views.projects.get(project) else {
             continue;
         };
         let opts = manifest.select.options_for(project);
-        let refs: Vec<&RequirementLine> = lines.iter().collect();
-        let selected = select::select(listing, &refs, &opts);
+        let key = plan_key(&up.view.body_sha256, &opts, lines);
         let have = by_project.get(project);
-        let mut pp = ProjectPlan::default();
-        for f in selected {
+        if let (Some(published), true) =
+            (published, up.freshness != Freshness::Fetched && up.view.plan_key.as_deref() == Some(&key))
+        {
+            // Unchanged page, unchanged inputs: the previous selection stands.
+            let previous: Vec<&Artifact> =
+                have.map(|h| h.values().filter(|a| a.selected_run >= published).copied().collect()).unwrap_or_default();
+            let selected: Option<Vec<DistFilename>> =
+                previous.iter().map(|a| DistFilename::parse(&a.filename, Some(project)).ok()).collect();
+            if let Some(selected) = selected {
+                let pp = ProjectPlan {
+                    keep: previous.iter().map(|a| a.filename.clone()).collect(),
+                    selected,
+                    reused: true,
+                    key,
+                    ..ProjectPlan::default()
+                };
+                plan.projects.insert(project.clone(), pp);
+                continue;
+            }
+        }
+        let listing = match up.listing() {
+            Ok(l) => l,
+            Err(e) => {
+                plan.errors.push(e.to_string());
+                continue;
+            }
+        };
+        let refs: Vec<&RequirementLine> = lines.iter().collect();
+        let mut pp = ProjectPlan { key, ..ProjectPlan::default() };
+        for f in select::select(listing, &refs, &opts) {
             let name = f.filename.as_str();
-            match have.and_then(|h| h.get(name)) {
-                Some(a) if store.path(project, name).is_file() => {
+            let in_store = store.path(project, name).is_file();
+            match (have.and_then(|h| h.get(name)), in_store) {
+                (Some(a), true) => {
                     if let Some(up) = f.sha256.filter(|up| *up != a.sha256) {
                         pp.tampered.push((name.to_string(), a.sha256, up));
                     }
                     pp.keep.push(name.to_string());
-                    pp.selected.push(f);
                 }
-                _ => {
-                    pp.fetch.push(f.clone());
-                    pp.selected.push(f);
-                }
+                (None, true) => pp.adopt.push(f.clone()),
+                _ => pp.fetch.push(f.clone()),
             }
+            pp.selected.push(f.filename);
         }
         plan.projects.insert(project.clone(), pp);
     }
-    // Projects whose upstream failed keep their previous selection listed.
-    let failed: BTreeSet<&ProjectName> = requested.keys().filter(|p| !views.listings.contains_key(*p)).collect();
+    // Projects that could not be planned keep their previous selection listed.
+    let failed: BTreeSet<&ProjectName> = requested.keys().filter(|p| !plan.projects.contains_key(*p)).collect();
     let keep_runs = i64::from(manifest.mirror.keep_runs);
     for (project, files) in &by_project {
-        let selected_now: BTreeSet<String> = plan
-            .projects
-            .get(*project)
-            .map(|p| p.selected.iter().map(|f| f.filename.to_string()).collect())
-            .unwrap_or_default();
+        let selected_now: BTreeSet<&str> =
+            plan.projects.get(*project).map(|p| p.selected.iter().map(|f| f.as_str()).collect()).unwrap_or_default();
+        let mut unlist = Vec::new();
         for (name, a) in files {
-            if failed.contains(project) || selected_now.contains(*name) {
+            if failed.contains(project) || selected_now.contains(name) {
                 continue;
             }
             if published.is_some_and(|p| a.selected_run >= p) {
-                plan.projects.entry((*project).clone()).or_default().unlist.push((*name).to_string());
+                unlist.push((*name).to_string());
             }
             if run - a.selected_run > keep_runs {
                 plan.prune.push(((*project).clone(), (*name).to_string()));
             }
+        }
+        if !unlist.is_empty() {
+            plan.projects.entry((*project).clone()).or_default().unlist.extend(unlist);
         }
     }
     plan

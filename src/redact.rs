@@ -16,6 +16,15 @@ pub fn url(u: &Url) -> String {
     clean.to_string()
 }
 
+/// The URL without any userinfo: safe to store, and still fetchable (the
+/// client adds credentials back by origin).
+pub fn strip(u: &Url) -> Url {
+    let mut clean = u.clone();
+    let _ = clean.set_username("");
+    let _ = clean.set_password(None);
+    clean
+}
+
 /// Redact credentials inside free text that may embed a URL (error chains).
 pub fn text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -209,6 +209,7 @@ pub fn render_site(
         .map(|(project, files)| render_project(project, files, templates, out))
         .collect::<Result<_, _>>()?;
     let mut entries: Vec<TreeEntry> = per_project.into_iter().flatten().collect();
+    crate::fault::point("render");
 
     let listed: Vec<(&ProjectName, Vec<&SiteFile>)> = projects
         .iter()

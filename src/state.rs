@@ -93,6 +93,11 @@ const MIGRATIONS: &[&str] = &[
         file TEXT NOT NULL
     );
     "#,
+    // 2: the key of the inputs each published tree was rendered from, so a
+    // run whose tree would come out identical can leave the served one be.
+    r#"
+    ALTER TABLE trees ADD COLUMN key TEXT;
+    "#,
 ];
 
 /// One mirrored artifact, as the state knows it.
@@ -397,6 +402,33 @@ impl State {
         tx.commit().map_err(sql_err)
     }
 
+    /// Carry the selection of `projects` over to `run`: every file they had
+    /// selected since `published` stays selected. One statement, however
+    /// many files: the no-change path of a large mirror.
+    pub fn carry_selection(&mut self, run: i64, published: i64, projects: &[ProjectName]) -> Result<usize, StateError> {
+        let path = self.path.display().to_string();
+        let sql_err = |source| StateError::Sql { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(sql_err)?;
+        let n;
+        {
+            tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS carry (project TEXT PRIMARY KEY); DELETE FROM carry;")
+                .map_err(sql_err)?;
+            let mut put = tx.prepare_cached("INSERT OR IGNORE INTO carry (project) VALUES (?1)").map_err(sql_err)?;
+            for p in projects {
+                put.execute([p.as_str()]).map_err(sql_err)?;
+            }
+            n = tx
+                .execute(
+                    "UPDATE artifacts SET selected_run = ?1 WHERE selected_run >= ?2 AND project IN (SELECT project FROM carry)",
+                    params![run, published],
+                )
+                .map_err(sql_err)?;
+            tx.execute_batch("DELETE FROM carry;").map_err(sql_err)?;
+        }
+        tx.commit().map_err(sql_err)?;
+        Ok(n)
+    }
+
     /// Record that `run` selected these files (they are listed in its index).
     pub fn mark_selected(&mut self, run: i64, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
         let path = self.path.display().to_string();
@@ -494,7 +526,8 @@ impl State {
         tx.commit().map_err(sql_err)
     }
 
-    pub fn set_plan_keys(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
+    /// Record (or, with `None`, forget) each project's plan key.
+    pub fn set_plan_keys(&mut self, keys: &[(ProjectName, Option<String>)]) -> Result<(), StateError> {
         let path = self.path.display().to_string();
         let sql_err = |source| StateError::Sql { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(sql_err)?;
@@ -545,11 +578,11 @@ impl State {
 
     // ------------------------------------------------------------ trees
 
-    /// Store the published tree's listing (zstd JSON) for `run`, keeping the
-    /// newest `keep` listings plus any an export still refers to.
-    pub fn put_tree(&self, run: i64, listing: &[u8], keep: usize) -> Result<(), StateError> {
+    /// Store the published tree's listing (zstd JSON) and input key for
+    /// `run`, keeping the newest `keep` listings plus any an export refers to.
+    pub fn put_tree(&self, run: i64, listing: &[u8], key: &str, keep: usize) -> Result<(), StateError> {
         self.conn
-            .execute("INSERT OR REPLACE INTO trees (run, listing) VALUES (?1, ?2)", params![run, listing])
+            .execute("INSERT OR REPLACE INTO trees (run, listing, key) VALUES (?1, ?2, ?3)", params![run, listing, key])
             .map_err(|e| self.err(e))?;
         self.conn
             .execute(
@@ -559,6 +592,15 @@ impl State {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// The input key of the tree `run` published.
+    pub fn tree_key(&self, run: i64) -> Result<Option<String>, StateError> {
+        self.conn
+            .query_row("SELECT key FROM trees WHERE run = ?1", [run], |r| r.get(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
     }
 
     pub fn tree(&self, run: i64) -> Result<Option<Vec<u8>>, StateError> {

@@ -40,6 +40,8 @@ fn chain(e: &tera::Error) -> String {
 pub struct Templates {
     tera: Tera,
     overrides: Option<std::path::PathBuf>,
+    /// Hash of every template and asset in force: part of a tree's input key.
+    digest: String,
 }
 
 impl Templates {
@@ -47,6 +49,18 @@ impl Templates {
     pub fn new(overrides: Option<&Path>) -> Result<Templates, TemplateError> {
         let mut tera = Tera::new();
         tera.autoescape_on(vec![".html"]);
+        let mut all = String::new();
+        for (name, builtin) in BUILTIN.iter().chain(ASSETS.iter()) {
+            let custom = overrides.map(|dir| dir.join(name)).filter(|p| p.is_file());
+            let text = match &custom {
+                Some(p) => fs_err::read_to_string(p)?,
+                None => (*builtin).to_string(),
+            };
+            all.push_str(name);
+            all.push('\0');
+            all.push_str(&text);
+            all.push('\0');
+        }
         for (name, builtin) in BUILTIN {
             let custom = overrides.map(|dir| dir.join(name)).filter(|p| p.is_file());
             let text = match &custom {
@@ -56,7 +70,15 @@ impl Templates {
             let shown = custom.as_ref().map_or_else(|| (*name).to_string(), |p| p.display().to_string());
             tera.add_raw_template(name, &text).map_err(|e| TemplateError::Tera { name: shown, message: chain(&e) })?;
         }
-        Ok(Templates { tera, overrides: overrides.map(Path::to_path_buf) })
+        Ok(Templates {
+            tera,
+            overrides: overrides.map(Path::to_path_buf),
+            digest: crate::hashing::Sha256::of(all.as_bytes()).hex(),
+        })
+    }
+
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// A raw asset: the override if there is one, else the built-in.

@@ -6,5 +6,6 @@ mod support;
 mod advisories;
 mod e2e;
 mod mirror;
+mod nightly;
 mod security;
 mod snapshots;

@@ -184,7 +184,8 @@ fn wrong_hash_and_truncated_body_are_never_published() {
     env.upstream.fault(&format!("/files/{}", cut.filename), Fault::Truncate);
     env.upstream.add("corrupt", corrupt);
     env.upstream.add("cut", cut);
-    env.manifest("[select]\npackages = [\"good\", \"corrupt\", \"cut\"]\n");
+    // publish_partial: the good file is published although the run failed.
+    env.manifest("publish_partial = true\n[select]\npackages = [\"good\", \"corrupt\", \"cut\"]\n");
     let out = env.build().code(1);
     let err = stderr(&out);
     assert!(err.contains(&format!("{corrupt_name}: sha256 mismatch")), "{err}");
@@ -318,7 +319,7 @@ fn flaky_upstream_is_retried() {
     env.upstream.add("flaky", f);
     env.upstream.add("down", FakeFile::new(wheel("down", "1.0", WheelSpec::default())));
     env.upstream.fault("/files/down-1.0-py3-none-any.whl", Fault::Always(500));
-    env.manifest("[select]\npackages = [\"flaky\", \"down\"]\n");
+    env.manifest("publish_partial = true\n[select]\npackages = [\"flaky\", \"down\"]\n");
     let out = env.build().code(1);
     assert_eq!(listed(&env.public(), "flaky"), ["flaky-1.0-py3-none-any.whl"]);
     let err = stderr(&out);
@@ -460,7 +461,9 @@ fn credentials_are_sent_but_never_printed() {
     let url = env.upstream.index_url().replace("http://", "http://alice:s3cr3t-t0ken@");
     std::fs::write(
         env.path("mirror.toml"),
-        format!("[mirror]\nupstream = \"{url}\"\n[select]\npackages = [\"private\", \"missing\"]\n"),
+        format!(
+            "[mirror]\nupstream = \"{url}\"\npublish_partial = true\n[select]\npackages = [\"private\", \"missing\"]\n"
+        ),
     )
     .unwrap();
     let out = env.build().code(1);

@@ -29,10 +29,12 @@ impl Env {
         self.path("public")
     }
 
-    /// Write `mirror.toml`: `[mirror]` with the fake upstream, then `rest`.
+    /// Write `mirror.toml`: `[mirror]` with the fake upstream, then `rest`
+    /// (which may set `jobs` itself).
     pub fn manifest(&self, rest: &str) {
+        let jobs = if rest.contains("jobs =") { "" } else { "jobs = 4\n" };
         let text = format!(
-            "[mirror]\nname = \"test mirror\"\nupstream = \"{}\"\njobs = 4\nretries = 3\ntimeout = 10\n{rest}\n",
+            "[mirror]\nname = \"test mirror\"\nupstream = \"{}\"\n{jobs}retries = 3\ntimeout = 10\n{rest}\n",
             self.upstream.index_url()
         );
         std::fs::write(self.path("mirror.toml"), text).unwrap();
