@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::audit::{Audit, LoadedSnapshot};
 use crate::error::{Error, Exit};
-use crate::fetch::{self, FetchJob, FetchOptions, Fetched};
+use crate::fetch::{self, FetchJob, FetchOptions};
 use crate::filename::DistFilename;
 use crate::hashing::{Sha256, hash_file};
 use crate::listing::UpstreamFile;
@@ -115,19 +115,15 @@ fn artifact_row(
         last_verified: now,
         added_run: run,
         selected_run: run,
+        unselected_run: None,
     }
 }
 
-fn artifact_of(f: &Fetched, run: i64) -> Artifact {
-    artifact_row(&f.file, &f.project, f.sha256, f.size, f.metadata, run)
-}
-
-/// Every stored artifact as the tree shows it: listed if selected this run.
+/// Every stored artifact as the tree shows it: listed while selected.
 /// Artifacts whose store file has gone are left out and returned apart.
 pub fn site_files(
     artifacts: &[Artifact],
     store: &Store,
-    run: i64,
     hidden: &BTreeSet<(ProjectName, String)>,
 ) -> (Vec<SiteFile>, Vec<(ProjectName, String)>) {
     let mut missing = Vec::new();
@@ -151,7 +147,7 @@ pub fn site_files(
             metadata: a.metadata,
             source,
             metadata_source: a.metadata.map(|_| store.metadata_path(&a.project, &a.filename)),
-            listed: a.selected_run == run,
+            listed: a.listed(),
         });
     }
     (files, missing)
@@ -178,13 +174,27 @@ fn fetch_round(
 ) -> (Vec<Artifact>, Vec<String>) {
     let mut ok = Vec::new();
     let mut errs = Vec::new();
-    for r in fetch::fetch_all(client, store, jobs, opts) {
+    for (job, r) in jobs.iter().zip(fetch::fetch_all(client, store, jobs, opts)) {
         match r {
-            Ok(f) => ok.push(artifact_of(&f, run)),
+            Ok(f) => ok.push(artifact_row(&job.file, &job.project, f.sha256, f.size, f.metadata, run)),
             Err(e) => errs.push(e.to_string()),
         }
     }
     (ok, errs)
+}
+
+/// Running totals of what a run fetched (the rows themselves go to the state).
+#[derive(Default)]
+struct Fetch {
+    files: usize,
+    bytes: u64,
+}
+
+impl Fetch {
+    fn add(&mut self, rows: &[Artifact]) {
+        self.files += rows.len();
+        self.bytes += rows.iter().map(|a| a.size).sum::<u64>();
+    }
 }
 
 /// Files a killed run left in the store without recording them: hash them
@@ -246,8 +256,19 @@ fn record(state: &mut State, arts: &mut Vec<Artifact>, rows: Vec<Artifact>) -> R
     Ok(())
 }
 
+/// Stage timings for `-v`: where a run spends its time.
+struct Stopwatch(Instant);
+
+impl Stopwatch {
+    fn lap(&mut self, stage: &str) {
+        tracing::debug!("stage {stage}: {:.3}s", self.0.elapsed().as_secs_f64());
+        self.0 = Instant::now();
+    }
+}
+
 pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, Error> {
     let started = Instant::now();
+    let mut sw = Stopwatch(started);
     let m = &manifest.mirror;
     let output = opts.out.clone().unwrap_or_else(|| m.output.clone());
     let jobs = opts.jobs.unwrap_or(m.jobs);
@@ -287,23 +308,26 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
         redact::url(&m.upstream),
         if opts.offline { " (offline: stored views only)" } else { "" }
     );
+    sw.lap("setup");
     let mut views = plan::gather(client.as_ref(), &state, &projects, jobs)?;
     state.put_project_views(&views.updated)?;
     let mut failures = views.errors.clone();
+    sw.lap("upstream views");
     let mut arts = state.artifacts()?;
-    let mut fetched: Vec<Artifact> = Vec::new();
+    sw.lap("load state");
+    let mut fetched = Fetch::default();
     let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
 
     // Stage: plan, adopting what an interrupted run stored, and following
     // dependencies (which needs the selected wheels fetched).
     let wants_deps = |p: &ProjectName| manifest.select.options_for(p).dependencies;
     let mut plan: Plan = loop {
-        let mut plan = plan::make(manifest, &requested, &views, &arts, &store, run, published);
+        let mut plan = plan::make(manifest, &requested, &views, &arts, &store, run);
         if opts.offline {
             for (project, pp) in &mut plan.projects {
                 for f in pp.fetch.drain(..) {
                     tracing::warn!("{project}: {} is not stored; offline, it is left out", f.filename);
-                    pp.selected.retain(|s| s.as_str() != f.filename.as_str());
+                    pp.selected.retain(|s| s != f.filename.as_str());
                 }
             }
         }
@@ -326,10 +350,10 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
         let plan = match (&client, wheels.is_empty()) {
             (Some(c), false) => {
                 let (ok, errs) = fetch_round(c, &store, &wheels, fetch_opts, run);
-                fetched.extend(ok.iter().cloned());
+                fetched.add(&ok);
                 record(&mut state, &mut arts, ok)?;
                 failures.extend(errs);
-                plan::make(manifest, &requested, &views, &arts, &store, run, published)
+                plan::make(manifest, &requested, &views, &arts, &store, run)
             }
             _ => plan,
         };
@@ -351,6 +375,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
         failures.extend(more.errors);
         views.projects.extend(more.projects);
     };
+    sw.lap("plan");
     failures.extend(plan.errors.iter().cloned());
     for (project, pp) in &plan.projects {
         if pp.reused {
@@ -381,57 +406,62 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
     }
     state.record_tampering(run, &tampered)?;
 
-    // Stage: fetch and verify.
-    let jobs_list: Vec<FetchJob> = plan
-        .projects
-        .iter()
-        .flat_map(|(p, pp)| pp.fetch.iter().map(|f| FetchJob { project: p.clone(), file: f.clone() }))
-        .collect();
+    // The listings are done with: only the plan is needed from here on.
+    drop(views);
+
+    // Stage: fetch and verify. Files move out of the plan into the jobs;
+    // the plan keeps their names to tell what arrived.
+    let mut jobs_list: Vec<FetchJob> = Vec::new();
+    for (p, pp) in plan.projects.iter_mut() {
+        pp.fetched_names = pp.fetch.iter().map(|f| f.filename.to_string()).collect();
+        jobs_list.extend(std::mem::take(&mut pp.fetch).into_iter().map(|file| FetchJob { project: p.clone(), file }));
+    }
     if let Some(c) = &client {
         let (ok, errs) = fetch_round(c, &store, &jobs_list, fetch_opts, run);
-        fetched.extend(ok.iter().cloned());
+        fetched.add(&ok);
         record(&mut state, &mut arts, ok)?;
         failures.extend(errs);
     }
-    let bytes: u64 = fetched.iter().map(|a| a.size).sum();
+    drop(jobs_list);
+    let bytes = fetched.bytes;
+    sw.lap("fetch");
 
     // Stage: record the selection. What failed to fetch is not selected (it
     // is not stored), and its project is planned again next run. Projects
-    // not planned (upstream failed) keep what the served tree lists, so a
-    // flaky upstream never empties a page.
+    // not planned (upstream failed) and projects carried over keep their
+    // selection as it is, so a flaky upstream never empties a page.
     let in_store: BTreeSet<(&ProjectName, &str)> = arts.iter().map(|a| (&a.project, a.filename.as_str())).collect();
     let mut explicit: Vec<(ProjectName, String)> = Vec::new();
-    let mut carry: Vec<ProjectName> = requested.keys().filter(|p| !plan.projects.contains_key(*p)).cloned().collect();
+    let mut planned: Vec<ProjectName> = Vec::new();
     let mut keys: Vec<(ProjectName, Option<String>)> = Vec::new();
     for (project, pp) in plan.projects.iter_mut() {
-        if pp.reused {
-            carry.push(project.clone());
+        if pp.reused || !requested.contains_key(project) {
             continue;
         }
-        let unfetched = pp.fetch.iter().any(|f| !in_store.contains(&(project, f.filename.as_str())));
-        let now_stored: Vec<String> = pp
-            .fetch
-            .drain(..)
-            .map(|f| f.filename.to_string())
-            .filter(|f| in_store.contains(&(project, f.as_str())))
-            .collect();
+        let unfetched = pp.fetched_names.iter().any(|f| !in_store.contains(&(project, f.as_str())));
+        let now_stored: Vec<String> =
+            pp.fetched_names.drain(..).filter(|f| in_store.contains(&(project, f.as_str()))).collect();
         pp.keep.extend(now_stored);
         explicit.extend(pp.keep.iter().map(|f| (project.clone(), f.clone())));
-        if requested.contains_key(project) {
-            keys.push((project.clone(), (!unfetched).then(|| pp.key.clone())));
-        }
+        planned.push(project.clone());
+        keys.push((project.clone(), (!unfetched).then(|| pp.key.clone())));
     }
-    if let Some(p) = published {
-        state.carry_selection(run, p, &carry)?;
-    }
-    state.mark_selected(run, &explicit)?;
+    let requested_names: Vec<ProjectName> = requested.keys().cloned().collect();
+    let left = state.record_selection(run, &explicit, &planned, &requested_names)?;
     state.set_plan_keys(&keys)?;
-    let arts = state.artifacts()?;
-    let selected = arts.iter().filter(|a| a.selected_run == run).count();
+    // Only a changed selection needs the inventory read again.
+    let arts = if !planned.is_empty() || left > 0 {
+        drop(arts);
+        state.artifacts()?
+    } else {
+        arts
+    };
+    let selected = arts.iter().filter(|a| a.listed()).count();
+    sw.lap("record selection");
 
     let mut summary = Summary {
-        added: fetched.len() as u64,
-        kept: selected.saturating_sub(fetched.len()) as u64,
+        added: fetched.files as u64,
+        kept: selected.saturating_sub(fetched.files) as u64,
         unlisted: plan.projects.values().map(|p| p.unlist.len() as u64).sum(),
         failed: failures.len() as u64,
         bytes,
@@ -449,10 +479,17 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
 
     // Stage: audit, render, publish.
     let pruned: BTreeSet<(ProjectName, String)> = plan.prune.iter().cloned().collect();
-    let (tree, audit, changed) = audit_and_publish(
-        manifest, &mut state, &arts, &store, &target, &templates, run, published, &pruned, &loaded, false,
+    let published_tree = audit_and_publish(
+        manifest,
+        &mut state,
+        &arts,
+        &store,
+        &target,
+        &templates,
+        Publishing { run, published, pruned: &pruned, loaded: &loaded, force: false },
     )?;
-    summary.published = changed;
+    summary.published = published_tree.changed;
+    sw.lap("audit, render, publish");
 
     // Stage: prune. State first, then files: a kill in between leaves only
     // orphan files, which a later selection adopts or nothing lists.
@@ -469,10 +506,9 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
     summary.pruned = plan.prune.len() as u64;
     summary.elapsed = started.elapsed();
     // A failed run outranks a policy breach: the mirror is incomplete.
-    let exit = if failures.is_empty() { audit.exit() } else { Exit::Failed };
-    report_breaches(&audit);
+    let exit = if failures.is_empty() { published_tree.exit } else { Exit::Failed };
     state.finish_run(run, outcome_name(exit), &counts(&summary), &failures)?;
-    Ok(BuildOutcome { run, summary, failures, tree: Some(tree), exit })
+    Ok(BuildOutcome { run, summary, failures, tree: Some(published_tree.tree), exit })
 }
 
 fn counts(s: &Summary) -> RunCounts {
@@ -504,31 +540,96 @@ fn report_breaches(audit: &Audit) {
 
 /// The key of everything a tree is rendered from, but the clock: equal keys
 /// give equal trees (up to `generated_at`), so the served one can stay.
-fn tree_key(files: &[SiteFile], audit: &Audit, templates: &Templates, manifest: &Manifest) -> String {
-    let mut text = format!(
-        "{}\n{}\n{}\n{}\n",
-        env!("CARGO_PKG_VERSION"),
-        templates.digest(),
-        manifest.mirror.name,
-        redact::url(&manifest.mirror.upstream)
-    );
+fn tree_key(files: &[SiteFile], audit: &Audit, inputs: &str) -> String {
+    use std::io::Write;
+    // Streamed into the hasher: no copy of a large mirror's inventory in memory.
+    let mut h = crate::hashing::HashingWriter::new(std::io::sink());
+    let _ = writeln!(h, "{inputs}");
     for f in files {
-        text.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{:?}\t{:?}\t{:?}\t{:?}\n",
+        let _ = writeln!(
+            h,
+            "{}\t{}\t{}\t{}\t{}\t{:?}\t{:?}\t{:?}\t{:?}",
             f.project, f.filename, f.sha256, f.size, f.listed, f.metadata, f.requires_python, f.yanked, f.upload_time
-        ));
+        );
     }
     let mut report = crate::report::json::report(audit);
     report.generated_at = String::new();
-    text.push_str(&serde_json::to_string(&report).expect("serializable"));
+    serde_json::to_writer(&mut h, &report).expect("serializable");
+    h.finish().1.hex()
+}
+
+/// The key of every input of a tree but the selection: the snapshot, the
+/// policy (and which ignores have expired today), templates, naming and
+/// tampering. With an unchanged selection, equal inputs mean an equal tree,
+/// decided without reading the store.
+fn inputs_key(
+    manifest: &Manifest,
+    loaded: &LoadedSnapshot,
+    templates: &Templates,
+    tampering: &[crate::state::Tampering],
+) -> String {
+    let today = crate::clock::output_time().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let expired: Vec<bool> = manifest.policy.ignore.iter().map(|i| i.expires.is_some_and(|e| e < today)).collect();
+    let text = format!(
+        "{}\n{}\n{}\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n",
+        env!("CARGO_PKG_VERSION"),
+        templates.digest(),
+        manifest.mirror.name,
+        redact::url(&manifest.mirror.upstream),
+        manifest.policy,
+        expired,
+        loaded.status,
+        loaded.banner,
+        loaded.info.as_ref().map(|i| &i.sha256),
+        tampering,
+    );
     Sha256::of(text.as_bytes()).hex()
+}
+
+/// A fingerprint of the selection a tree shows: every stored file (but the
+/// pruned), its digest and whether it is listed. Cheap next to rendering, and
+/// it is what tells a served tree from the state after a run was killed
+/// between recording its selection and publishing it.
+fn selection_fingerprint(arts: &[Artifact], pruned: &BTreeSet<(ProjectName, String)>) -> String {
+    use std::io::Write;
+    let mut h = crate::hashing::HashingWriter::new(std::io::sink());
+    for a in arts {
+        if !pruned.is_empty() && pruned.contains(&(a.project.clone(), a.filename.clone())) {
+            continue;
+        }
+        let _ = writeln!(h, "{}/{}\t{}\t{}", a.project, a.filename, a.sha256, a.listed());
+    }
+    h.finish().1.hex()
+}
+
+/// How a publishing run goes about it.
+struct Publishing<'a> {
+    run: i64,
+    /// The run whose tree is served now.
+    published: Option<i64>,
+    pruned: &'a BTreeSet<(ProjectName, String)>,
+    loaded: &'a LoadedSnapshot,
+    /// Publish even if nothing seems changed (`verify --repair`).
+    force: bool,
+}
+
+/// What publishing left served.
+struct Published {
+    tree: PathBuf,
+    /// A new tree was published.
+    changed: bool,
+    /// The audit's verdict (0 or 3).
+    exit: Exit,
+}
+
+fn exit_of(code: i64) -> Exit {
+    if code == Exit::Policy as i64 { Exit::Policy } else { Exit::Success }
 }
 
 /// The stages every publishing command shares: inventory of the store, the
 /// security join, rendering of the index and reports into a staged tree, the
-/// atomic swap, and the tree listing for exports and verify. Returns the
-/// served tree, the audit, and whether a new tree was published.
-#[allow(clippy::too_many_arguments)]
+/// atomic swap, and the tree listing for exports and verify. A run whose tree
+/// would come out identical leaves the served one be.
 fn audit_and_publish(
     manifest: &Manifest,
     state: &mut State,
@@ -536,14 +637,31 @@ fn audit_and_publish(
     store: &Store,
     target: &Target,
     templates: &Templates,
-    run: i64,
-    published: Option<i64>,
-    pruned: &BTreeSet<(ProjectName, String)>,
-    loaded: &LoadedSnapshot,
-    force: bool,
-) -> Result<(PathBuf, Audit, bool), Error> {
+    p: Publishing<'_>,
+) -> Result<Published, Error> {
     let m = &manifest.mirror;
-    let (mut files, missing) = site_files(arts, store, run, pruned);
+    let mut sw = Stopwatch(Instant::now());
+    let tampering = state.tampering()?;
+    let inputs = inputs_key(manifest, p.loaded, templates, &tampering);
+    let selection = selection_fingerprint(arts, p.pruned);
+    let served = match (p.published, target.current()) {
+        (Some(run), Some(dir)) if dir.is_dir() => state.tree_keys(run)?.map(|k| (run, dir, k)),
+        _ => None,
+    };
+    // Fast path: same selection, same inputs: nothing to join or render.
+    if let Some((run, dir, keys)) = &served
+        && !p.force
+        && keys.selection == selection
+        && keys.inputs == inputs
+    {
+        tracing::info!("nothing changed since run {run}: its tree stays published");
+        if keys.exit == Exit::Policy as i64 {
+            tracing::error!("policy breach, unchanged since run {run}: see its reports/security.html");
+        }
+        return Ok(Published { tree: dir.clone(), changed: false, exit: exit_of(keys.exit) });
+    }
+    let (mut files, missing) = site_files(arts, store, p.pruned);
+    sw.lap("inventory");
     if !missing.is_empty() {
         // Plan these projects in full next run: it refetches what is gone.
         let projects: BTreeSet<ProjectName> = missing.iter().map(|(p, _)| p.clone()).collect();
@@ -555,13 +673,16 @@ fn audit_and_publish(
     let generated_at = crate::clock::output_time();
     let audit = Audit::join(
         &crate::audit::mirrored_versions(&files),
-        loaded,
+        p.loaded,
         &manifest.policy,
         generated_at,
         &m.name,
         Some(redact::url(&m.upstream)),
-        state.tampering()?,
+        tampering,
     );
+    sw.lap("security join");
+    report_breaches(&audit);
+    let exit = audit.exit();
     // Blocked versions leave the index and the tree; the store keeps them,
     // so a policy change needs no refetch.
     let blocked = audit.blocked();
@@ -569,25 +690,27 @@ fn audit_and_publish(
     for (p, v) in &blocked {
         tracing::warn!("blocked by policy: {p} {v} is left out of the index");
     }
-    let key = tree_key(&files, &audit, templates, manifest);
-    if !force
-        && let (Some(p), Some(current)) = (published, target.current())
-        && current.is_dir()
-        && state.tree_key(p)?.as_deref() == Some(key.as_str())
+    let key = tree_key(&files, &audit, &inputs);
+    sw.lap("tree key");
+    if let Some((run, dir, keys)) = &served
+        && !p.force
+        && keys.key == key
     {
-        tracing::info!("nothing changed since run {p}: its tree stays published");
-        return Ok((current, audit, false));
+        tracing::info!("nothing changed since run {run}: its tree stays published");
+        return Ok(Published { tree: dir.clone(), changed: false, exit });
     }
     let info = SiteInfo { name: m.name.clone(), upstream: Some(redact::url(&m.upstream)), generated_at };
-    let staged = target.stage(&format!("{run:06}"))?;
+    let staged = target.stage(&format!("{:06}", p.run))?;
     let mut entries = render::render_site(&files, &info, Some(&audit.landing()), templates, staged.dir())?;
     entries.extend(crate::report::write_all(&audit, templates, staged.dir())?);
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     crate::fault::point("before-publish");
     let tree = staged.commit()?;
     crate::fault::point("after-publish");
-    state.put_tree(run, &encode_listing(&entries), &key, 8)?;
-    Ok((tree, audit, true))
+    let keys = crate::state::TreeKeys { key, inputs, exit: exit as i64, selection };
+    state.put_tree(p.run, &encode_listing(&entries), &keys, 8)?;
+    sw.lap("render and publish");
+    Ok(Published { tree, changed: true, exit })
 }
 
 /// `airlock audit`: re-join what is published with the (new) snapshot and
@@ -614,26 +737,24 @@ pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<Buil
     };
     let store = Store::new(&m.state);
     let run = state.begin_run(command)?;
-    let all: Vec<ProjectName> =
-        state.artifacts()?.into_iter().map(|a| a.project).collect::<BTreeSet<_>>().into_iter().collect();
-    let kept = state.carry_selection(run, published, &all)?;
     let arts = state.artifacts()?;
-    let (tree, audit, changed) = audit_and_publish(
+    let kept = arts.iter().filter(|a| a.listed()).count();
+    let published_tree = audit_and_publish(
         manifest,
         &mut state,
         &arts,
         &store,
         &target,
         &templates,
-        run,
-        Some(published),
-        &BTreeSet::new(),
-        &loaded,
-        force,
+        Publishing { run, published: Some(published), pruned: &BTreeSet::new(), loaded: &loaded, force },
     )?;
-    let exit = audit.exit();
-    report_breaches(&audit);
-    let summary = Summary { kept: kept as u64, published: changed, elapsed: started.elapsed(), ..Summary::default() };
+    let exit = published_tree.exit;
+    let summary = Summary {
+        kept: kept as u64,
+        published: published_tree.changed,
+        elapsed: started.elapsed(),
+        ..Summary::default()
+    };
     state.finish_run(run, outcome_name(exit), &counts(&summary), &[])?;
-    Ok(BuildOutcome { run, summary, failures: Vec::new(), tree: Some(tree), exit })
+    Ok(BuildOutcome { run, summary, failures: Vec::new(), tree: Some(published_tree.tree), exit })
 }

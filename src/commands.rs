@@ -26,8 +26,7 @@ pub fn plan(manifest: &Manifest, offline: bool) -> Result<Exit, Error> {
     let views = plan::gather(client.as_ref(), &state, &projects, m.jobs)?;
     let stored = state.artifacts()?;
     let next_run = state.runs()?.last().map_or(1, |r| r.id + 1);
-    let plan =
-        plan::make(manifest, &requested, &views, &stored, &Store::new(&m.state), next_run, state.last_published_run()?);
+    let plan = plan::make(manifest, &requested, &views, &stored, &Store::new(&m.state), next_run);
 
     let mut out = std::io::stdout().lock();
     let (mut keep, mut unlist) = (0, 0);

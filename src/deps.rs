@@ -45,10 +45,10 @@ pub fn discover(
         let envs = select::environments(&opts.tags);
         let extras: Vec<ExtraName> =
             requested.get(project).into_iter().flatten().flat_map(|l| l.requirement.extras.iter().cloned()).collect();
-        for file in &pp.selected {
-            if !matches!(file, DistFilename::Wheel(_)) {
+        for name in &pp.selected {
+            let Ok(file @ DistFilename::Wheel(_)) = DistFilename::parse(name, Some(project)) else {
                 continue;
-            }
+            };
             let path = store.metadata_path(project, file.as_str());
             let Ok(bytes) = std::fs::read(&path) else {
                 tracing::debug!("{project}: no stored metadata for {file}; its dependencies are not followed");

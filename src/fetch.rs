@@ -30,12 +30,12 @@ pub enum FetchError {
         "{filename}: upstream {url} declares no sha256; refusing an unverifiable file (set `allow_missing_hashes = true` in [mirror] to accept it)"
     )]
     NoHash { filename: String, url: String },
-    #[error("{filename}: {source}")]
-    Upstream { filename: String, source: UpstreamError },
-    #[error("{filename}: {source}")]
-    Io { filename: String, source: std::io::Error },
+    #[error("{filename}: {error}")]
+    Upstream { filename: String, error: UpstreamError },
+    #[error("{filename}: {error}")]
+    Io { filename: String, error: std::io::Error },
     #[error("{message} (gave up after {attempts} attempts)")]
-    Exhausted { message: String, attempts: u32, source: Box<FetchError> },
+    Exhausted { message: String, attempts: u32, last: Box<FetchError> },
 }
 
 impl FetchError {
@@ -46,7 +46,7 @@ impl FetchError {
             FetchError::NoHash { filename, .. }
             | FetchError::Upstream { filename, .. }
             | FetchError::Io { filename, .. } => filename,
-            FetchError::Exhausted { source, .. } => source.filename(),
+            FetchError::Exhausted { last, .. } => last.filename(),
         }
     }
 }
@@ -84,11 +84,10 @@ pub struct FetchJob {
     pub file: UpstreamFile,
 }
 
-/// A file now in the store, verified.
-#[derive(Debug, Clone)]
+/// A file now in the store, verified. Pairs with its [`FetchJob`] by
+/// position: results come back in job order.
+#[derive(Debug, Clone, Copy)]
 pub struct Fetched {
-    pub project: ProjectName,
-    pub file: UpstreamFile,
     pub sha256: Sha256,
     pub size: u64,
     /// The extracted `.metadata` of a wheel, when it had a readable one.
@@ -123,7 +122,7 @@ pub fn fetch_all(
                 progress.set_message(format!("{n}/{} files", jobs.len()));
                 match &result {
                     Ok(f) => {
-                        tracing::info!("fetched {} ({}) [{n}/{}]", f.file.filename, human_bytes(f.size), jobs.len())
+                        tracing::info!("fetched {} ({}) [{n}/{}]", job.file.filename, human_bytes(f.size), jobs.len())
                     }
                     Err(e) => tracing::error!("{e}"),
                 }
@@ -147,11 +146,11 @@ fn fetch_one(
     if job.file.sha256.is_none() && !opts.allow_missing_hashes {
         return Err(FetchError::NoHash { filename, url: redact::url(url) });
     }
-    let io = |source| FetchError::Io { filename: filename.clone(), source };
+    let io = |error| FetchError::Io { filename: filename.clone(), error };
     let (tmp, sha256, size) =
         client.retry(|| download(client, store, job, progress)).map_err(|GaveUp { error, attempts }| {
             if attempts > 1 {
-                FetchError::Exhausted { message: error.to_string(), attempts, source: Box::new(error) }
+                FetchError::Exhausted { message: error.to_string(), attempts, last: Box::new(error) }
             } else {
                 error
             }
@@ -165,7 +164,7 @@ fn fetch_one(
         DistFilename::Wheel(w) => extract_metadata(store, &job.project, w, &dest),
         DistFilename::Sdist(_) => None,
     };
-    Ok(Fetched { project: job.project.clone(), file: job.file.clone(), sha256, size, metadata })
+    Ok(Fetched { sha256, size, metadata })
 }
 
 /// Write `<wheel>.metadata` beside a stored wheel. A wheel without readable
@@ -208,8 +207,8 @@ fn download(
 ) -> Result<(tempfile::NamedTempFile, Sha256, u64), Failure<FetchError>> {
     let filename = job.file.filename.as_str();
     let url = &job.file.url;
-    let upstream = |e: UpstreamError| FetchError::Upstream { filename: filename.to_string(), source: e };
-    let io = |source| FetchError::Io { filename: filename.to_string(), source };
+    let upstream = |e: UpstreamError| FetchError::Upstream { filename: filename.to_string(), error: e };
+    let io = |error| FetchError::Io { filename: filename.to_string(), error };
     let (mut body, content_length) = client.open(url).map_err(|f| f.map(upstream))?;
     if let (Some(want), Some(got)) = (job.file.size, content_length)
         && want != got

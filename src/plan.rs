@@ -14,7 +14,6 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 use url::Url;
 
-use crate::filename::DistFilename;
 use crate::hashing::Sha256;
 use crate::listing::{Listing, Skipped, UpstreamFile};
 use crate::manifest::Manifest;
@@ -78,10 +77,23 @@ pub struct Views {
 /// each with the requirement lines naming it, constraints included.
 pub fn requested(manifest: &Manifest) -> BTreeMap<ProjectName, Vec<RequirementLine>> {
     let mut out: BTreeMap<ProjectName, Vec<RequirementLine>> = BTreeMap::new();
+    // Environments depend only on the targets, which few projects override.
+    let mut envs: Vec<(crate::tags::TagFilter, Vec<pep508_rs::MarkerEnvironment>)> = Vec::new();
     for line in &manifest.select.requirements {
         let project = ProjectName::from(&line.requirement.name);
-        let opts = manifest.select.options_for(&project);
-        if select::applies(&line.requirement, &select::environments(&opts.tags), &[]) {
+        let applies = line.requirement.marker.is_true() || {
+            let tags = manifest.select.options_for(&project).tags;
+            let i = match envs.iter().position(|(t, _)| *t == tags) {
+                Some(i) => i,
+                None => {
+                    let e = select::environments(&tags);
+                    envs.push((tags, e));
+                    envs.len() - 1
+                }
+            };
+            select::applies(&line.requirement, &envs[i].1, &[])
+        };
+        if applies {
             out.entry(project).or_default().push(line.clone());
         }
     }
@@ -103,7 +115,8 @@ pub fn gather(
     projects: &[ProjectName],
     jobs: usize,
 ) -> Result<Views, StateError> {
-    let stored: Vec<Option<ProjectView>> = projects.iter().map(|p| state.project_view(p)).collect::<Result<_, _>>()?;
+    let mut all = state.project_views(projects)?;
+    let stored: Vec<Option<ProjectView>> = projects.iter().map(|p| all.remove(p)).collect();
     let progress = Progress::count("index", projects.len() as u64);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build().expect("thread pool");
     let results: Vec<(ProjectName, Result<Gathered, String>)> = pool.install(|| {
@@ -203,9 +216,11 @@ fn gather_one(client: Option<&Client>, project: &ProjectName, old: Option<Projec
 #[derive(Debug, Clone, Default)]
 pub struct ProjectPlan {
     /// Files the index lists after this run (selected and stored or fetched).
-    pub selected: Vec<DistFilename>,
+    pub selected: Vec<String>,
     /// Selected files not yet in the store.
     pub fetch: Vec<UpstreamFile>,
+    /// Names of the files handed to the fetch stage (filled by the build).
+    pub fetched_names: Vec<String>,
     /// Selected files in the store but not in the state (a run was killed
     /// after storing them): re-hashed and adopted instead of refetched.
     pub adopt: Vec<UpstreamFile>,
@@ -253,9 +268,8 @@ pub fn plan_key(body_sha256: &str, opts: &crate::manifest::SelectOptions, lines:
     Sha256::of(text.as_bytes()).hex()
 }
 
-/// Select and diff. `run` is the run being planned; `published` the run
-/// whose tree is served now. Stored artifacts not selected for more than
-/// `keep_runs` runs are pruned.
+/// Select and diff. `run` is the run being planned. Stored artifacts that
+/// left the selection `keep_runs` runs ago or more are pruned.
 pub fn make(
     manifest: &Manifest,
     requested: &BTreeMap<ProjectName, Vec<RequirementLine>>,
@@ -263,7 +277,6 @@ pub fn make(
     stored: &[Artifact],
     store: &Store,
     run: i64,
-    published: Option<i64>,
 ) -> Plan {
     let mut by_project: BTreeMap<&ProjectName, BTreeMap<&str, &Artifact>> = BTreeMap::new();
     for a in stored {
@@ -277,25 +290,14 @@ pub fn make(
         let opts = manifest.select.options_for(project);
         let key = plan_key(&up.view.body_sha256, &opts, lines);
         let have = by_project.get(project);
-        if let (Some(published), true) =
-            (published, up.freshness != Freshness::Fetched && up.view.plan_key.as_deref() == Some(&key))
-        {
+        if up.freshness != Freshness::Fetched && up.view.plan_key.as_deref() == Some(&key) {
             // Unchanged page, unchanged inputs: the previous selection stands.
-            let previous: Vec<&Artifact> =
-                have.map(|h| h.values().filter(|a| a.selected_run >= published).copied().collect()).unwrap_or_default();
-            let selected: Option<Vec<DistFilename>> =
-                previous.iter().map(|a| DistFilename::parse(&a.filename, Some(project)).ok()).collect();
-            if let Some(selected) = selected {
-                let pp = ProjectPlan {
-                    keep: previous.iter().map(|a| a.filename.clone()).collect(),
-                    selected,
-                    reused: true,
-                    key,
-                    ..ProjectPlan::default()
-                };
-                plan.projects.insert(project.clone(), pp);
-                continue;
-            }
+            let keep: Vec<String> = have
+                .map(|h| h.values().filter(|a| a.listed()).map(|a| a.filename.clone()).collect())
+                .unwrap_or_default();
+            let pp = ProjectPlan { selected: keep.clone(), keep, reused: true, key, ..ProjectPlan::default() };
+            plan.projects.insert(project.clone(), pp);
+            continue;
         }
         let listing = match up.listing() {
             Ok(l) => l,
@@ -319,7 +321,7 @@ pub fn make(
                 (None, true) => pp.adopt.push(f.clone()),
                 _ => pp.fetch.push(f.clone()),
             }
-            pp.selected.push(f.filename);
+            pp.selected.push(f.filename.to_string());
         }
         plan.projects.insert(project.clone(), pp);
     }
@@ -328,17 +330,16 @@ pub fn make(
     let keep_runs = i64::from(manifest.mirror.keep_runs);
     for (project, files) in &by_project {
         let selected_now: BTreeSet<&str> =
-            plan.projects.get(*project).map(|p| p.selected.iter().map(|f| f.as_str()).collect()).unwrap_or_default();
+            plan.projects.get(*project).map(|p| p.selected.iter().map(String::as_str).collect()).unwrap_or_default();
         let mut unlist = Vec::new();
         for (name, a) in files {
             if failed.contains(project) || selected_now.contains(name) {
                 continue;
             }
-            if published.is_some_and(|p| a.selected_run >= p) {
-                unlist.push((*name).to_string());
-            }
-            if run - a.selected_run > keep_runs {
-                plan.prune.push(((*project).clone(), (*name).to_string()));
+            match a.unselected_run {
+                None => unlist.push((*name).to_string()),
+                Some(u) if run - u >= keep_runs => plan.prune.push(((*project).clone(), (*name).to_string())),
+                Some(_) => {}
             }
         }
         if !unlist.is_empty() {

@@ -28,8 +28,8 @@ pub enum RenderError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Template(#[from] TemplateError),
-    #[error("cannot place {src} at {dst}: {source}")]
-    Place { src: String, dst: String, source: std::io::Error },
+    #[error("cannot place {src} at {dst}: {error}")]
+    Place { src: String, dst: String, error: std::io::Error },
 }
 
 /// One artifact as the tree shows it.
@@ -171,7 +171,7 @@ pub fn write_entry(root: &Path, rel: &str, bytes: &[u8]) -> Result<TreeEntry, Re
 
 /// Hard-link `src` to `dst`, or copy when they are on different file systems.
 pub fn place(src: &Path, dst: &Path) -> Result<(), RenderError> {
-    let err = |source| RenderError::Place { src: src.display().to_string(), dst: dst.display().to_string(), source };
+    let err = |error| RenderError::Place { src: src.display().to_string(), dst: dst.display().to_string(), error };
     if let Some(parent) = dst.parent() {
         std::fs::create_dir_all(parent).map_err(err)?;
     }

@@ -16,8 +16,8 @@ use crate::names::ProjectName;
 pub enum StateError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
-    #[error("state database {path}: {source}")]
-    Sql { path: String, source: rusqlite::Error },
+    #[error("state database {path}: {error}")]
+    Sql { path: String, error: rusqlite::Error },
     #[error(
         "state database {path} has schema version {found}, newer than this airlock understands ({known}); upgrade airlock"
     )]
@@ -98,6 +98,20 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE trees ADD COLUMN key TEXT;
     "#,
+    // 3: record when a file left the selection instead of bumping every
+    // selected file on every run: a no-change run then writes nothing. A file
+    // is listed while `unselected_run` is NULL. `inputs` is the cheap key of
+    // what a tree depends on besides the selection.
+    r#"
+    ALTER TABLE artifacts ADD COLUMN unselected_run INTEGER;
+    UPDATE artifacts SET unselected_run = selected_run + 1
+        WHERE selected_run < (SELECT COALESCE(MAX(selected_run), 0) FROM artifacts);
+    DROP INDEX IF EXISTS artifacts_selected;
+    CREATE INDEX artifacts_unselected ON artifacts(unselected_run) WHERE unselected_run IS NOT NULL;
+    ALTER TABLE trees ADD COLUMN inputs TEXT;
+    ALTER TABLE trees ADD COLUMN exit INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE trees ADD COLUMN selection TEXT;
+    "#,
 ];
 
 /// One mirrored artifact, as the state knows it.
@@ -117,7 +131,17 @@ pub struct Artifact {
     pub first_seen: String,
     pub last_verified: String,
     pub added_run: i64,
+    /// The last run that planned this file selected.
     pub selected_run: i64,
+    /// The run that took it out of the selection; `None` while it is listed.
+    pub unselected_run: Option<i64>,
+}
+
+impl Artifact {
+    /// Listed in the simple index.
+    pub fn listed(&self) -> bool {
+        self.unselected_run.is_none()
+    }
 }
 
 /// The last upstream view of a project.
@@ -132,6 +156,18 @@ pub struct ProjectView {
     pub page: String,
     pub fetched_at: String,
     pub plan_key: Option<String>,
+}
+
+/// What a published tree was rendered from, and the exit its audit gave.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeKeys {
+    /// Every input, file by file.
+    pub key: String,
+    /// Every input but the selection.
+    pub inputs: String,
+    pub exit: i64,
+    /// The selection the tree was rendered from.
+    pub selection: String,
 }
 
 /// A finished or running run.
@@ -187,7 +223,7 @@ impl State {
         fs_err::create_dir_all(dir)?;
         let path = dir.join("state.sqlite");
         let conn =
-            Connection::open(&path).map_err(|e| StateError::Sql { path: path.display().to_string(), source: e })?;
+            Connection::open(&path).map_err(|e| StateError::Sql { path: path.display().to_string(), error: e })?;
         let mut state = State { conn, path };
         state.setup()?;
         Ok(state)
@@ -197,7 +233,7 @@ impl State {
     pub fn open_read_only(dir: &Path) -> Result<State, StateError> {
         let path = dir.join("state.sqlite");
         let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| StateError::Sql { path: path.display().to_string(), source: e })?;
+            .map_err(|e| StateError::Sql { path: path.display().to_string(), error: e })?;
         let state = State { conn, path };
         let version: i64 = state.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| state.err(e))?;
         if version > MIGRATIONS.len() as i64 {
@@ -215,7 +251,7 @@ impl State {
     }
 
     fn err(&self, source: rusqlite::Error) -> StateError {
-        StateError::Sql { path: self.path.display().to_string(), source }
+        StateError::Sql { path: self.path.display().to_string(), error: source }
     }
 
     fn setup(&mut self) -> Result<(), StateError> {
@@ -228,11 +264,11 @@ impl State {
             return Err(StateError::TooNew { path: self.path.display().to_string(), found: version, known });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction().map_err(|e| StateError::Sql { path: String::new(), source: e })?;
+            let tx = self.conn.transaction().map_err(|e| StateError::Sql { path: String::new(), error: e })?;
             tx.execute_batch(sql)
                 .and_then(|_| tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)))
                 .and_then(|_| tx.commit())
-                .map_err(|e| StateError::Sql { path: self.path.display().to_string(), source: e })?;
+                .map_err(|e| StateError::Sql { path: self.path.display().to_string(), error: e })?;
         }
         Ok(())
     }
@@ -335,12 +371,13 @@ impl State {
                 last_verified: r.get(12).map_err(|e| e.to_string())?,
                 added_run: r.get(13).map_err(|e| e.to_string())?,
                 selected_run: r.get(14).map_err(|e| e.to_string())?,
+                unselected_run: r.get(15).map_err(|e| e.to_string())?,
             })
         })();
         Ok(parsed)
     }
 
-    const ARTIFACT_COLUMNS: &'static str = "project, filename, version, sha256, size, url, requires_python, yanked, upload_time, metadata_sha256, metadata_size, first_seen, last_verified, added_run, selected_run";
+    const ARTIFACT_COLUMNS: &'static str = "project, filename, version, sha256, size, url, requires_python, yanked, upload_time, metadata_sha256, metadata_size, first_seen, last_verified, added_run, selected_run, unselected_run";
 
     fn query_artifacts(&self, where_clause: &str, args: impl rusqlite::Params) -> Result<Vec<Artifact>, StateError> {
         let sql = format!("SELECT {} FROM artifacts {where_clause} ORDER BY project, filename", Self::ARTIFACT_COLUMNS);
@@ -370,11 +407,11 @@ impl State {
     /// Insert or replace artifacts in one transaction.
     pub fn put_artifacts(&mut self, artifacts: &[Artifact]) -> Result<(), StateError> {
         let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql { path: path.clone(), source };
+        let sql_err = |source| StateError::Sql { path: path.clone(), error: source };
         let tx = self.conn.transaction().map_err(sql_err)?;
         {
             let sql = format!(
-                "INSERT OR REPLACE INTO artifacts ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+                "INSERT OR REPLACE INTO artifacts ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
                 Self::ARTIFACT_COLUMNS
             );
             let mut stmt = tx.prepare_cached(&sql).map_err(sql_err)?;
@@ -394,7 +431,8 @@ impl State {
                     a.first_seen,
                     a.last_verified,
                     a.added_run,
-                    a.selected_run
+                    a.selected_run,
+                    a.unselected_run
                 ])
                 .map_err(sql_err)?;
             }
@@ -402,52 +440,70 @@ impl State {
         tx.commit().map_err(sql_err)
     }
 
-    /// Carry the selection of `projects` over to `run`: every file they had
-    /// selected since `published` stays selected. One statement, however
-    /// many files: the no-change path of a large mirror.
-    pub fn carry_selection(&mut self, run: i64, published: i64, projects: &[ProjectName]) -> Result<usize, StateError> {
+    /// Record a run's selection. `planned` projects were selected afresh:
+    /// exactly `keep` of their files are listed from now on. Files of
+    /// projects no longer `requested` leave the index. Every other project
+    /// keeps its selection untouched, so a no-change run writes nothing.
+    /// Returns how many files left the index.
+    pub fn record_selection(
+        &mut self,
+        run: i64,
+        keep: &[(ProjectName, String)],
+        planned: &[ProjectName],
+        requested: &[ProjectName],
+    ) -> Result<usize, StateError> {
         let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql { path: path.clone(), source };
+        let sql_err = |source| StateError::Sql { path: path.clone(), error: source };
         let tx = self.conn.transaction().map_err(sql_err)?;
-        let n;
+        let left;
         {
-            tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS carry (project TEXT PRIMARY KEY); DELETE FROM carry;")
-                .map_err(sql_err)?;
-            let mut put = tx.prepare_cached("INSERT OR IGNORE INTO carry (project) VALUES (?1)").map_err(sql_err)?;
-            for p in projects {
-                put.execute([p.as_str()]).map_err(sql_err)?;
+            tx.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS sel_keep (project TEXT, filename TEXT, PRIMARY KEY (project, filename));
+                 CREATE TEMP TABLE IF NOT EXISTS sel_planned (project TEXT PRIMARY KEY);
+                 CREATE TEMP TABLE IF NOT EXISTS sel_requested (project TEXT PRIMARY KEY);
+                 DELETE FROM sel_keep; DELETE FROM sel_planned; DELETE FROM sel_requested;",
+            )
+            .map_err(sql_err)?;
+            {
+                let mut put = tx.prepare_cached("INSERT OR IGNORE INTO sel_keep VALUES (?1, ?2)").map_err(sql_err)?;
+                for (p, f) in keep {
+                    put.execute(params![p.as_str(), f]).map_err(sql_err)?;
+                }
+                let mut put = tx.prepare_cached("INSERT OR IGNORE INTO sel_planned VALUES (?1)").map_err(sql_err)?;
+                for p in planned {
+                    put.execute([p.as_str()]).map_err(sql_err)?;
+                }
+                let mut put = tx.prepare_cached("INSERT OR IGNORE INTO sel_requested VALUES (?1)").map_err(sql_err)?;
+                for p in requested {
+                    put.execute([p.as_str()]).map_err(sql_err)?;
+                }
             }
-            n = tx
+            tx.execute(
+                "UPDATE artifacts SET unselected_run = NULL, selected_run = ?1
+                 WHERE (project, filename) IN (SELECT project, filename FROM sel_keep)",
+                [run],
+            )
+            .map_err(sql_err)?;
+            left = tx
                 .execute(
-                    "UPDATE artifacts SET selected_run = ?1 WHERE selected_run >= ?2 AND project IN (SELECT project FROM carry)",
-                    params![run, published],
+                    "UPDATE artifacts SET unselected_run = ?1
+                     WHERE unselected_run IS NULL
+                       AND ((project IN (SELECT project FROM sel_planned)
+                             AND (project, filename) NOT IN (SELECT project, filename FROM sel_keep))
+                            OR project NOT IN (SELECT project FROM sel_requested))",
+                    [run],
                 )
                 .map_err(sql_err)?;
-            tx.execute_batch("DELETE FROM carry;").map_err(sql_err)?;
+            tx.execute_batch("DELETE FROM sel_keep; DELETE FROM sel_planned; DELETE FROM sel_requested;")
+                .map_err(sql_err)?;
         }
         tx.commit().map_err(sql_err)?;
-        Ok(n)
-    }
-
-    /// Record that `run` selected these files (they are listed in its index).
-    pub fn mark_selected(&mut self, run: i64, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
-        let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(sql_err)?;
-        {
-            let mut stmt = tx
-                .prepare_cached("UPDATE artifacts SET selected_run = ?1 WHERE project = ?2 AND filename = ?3")
-                .map_err(sql_err)?;
-            for (p, f) in keys {
-                stmt.execute(params![run, p.as_str(), f]).map_err(sql_err)?;
-            }
-        }
-        tx.commit().map_err(sql_err)
+        Ok(left)
     }
 
     pub fn touch_verified(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
         let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql { path: path.clone(), source };
+        let sql_err = |source| StateError::Sql { path: path.clone(), error: source };
         let stamp = now();
         let tx = self.conn.transaction().map_err(sql_err)?;
         {
@@ -463,7 +519,7 @@ impl State {
 
     pub fn delete_artifacts(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
         let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql { path: path.clone(), source };
+        let sql_err = |source| StateError::Sql { path: path.clone(), error: source };
         let tx = self.conn.transaction().map_err(sql_err)?;
         {
             let mut stmt =
@@ -499,9 +555,47 @@ impl State {
             .map_err(|e| self.err(e))
     }
 
+    /// The stored views of many projects in one query.
+    pub fn project_views(
+        &self,
+        projects: &[ProjectName],
+    ) -> Result<std::collections::HashMap<ProjectName, ProjectView>, StateError> {
+        let wanted: std::collections::HashSet<&str> = projects.iter().map(|p| p.as_str()).collect();
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT project, page_url, etag, last_modified, body_sha256, page, fetched_at, plan_key FROM projects",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = std::collections::HashMap::with_capacity(projects.len());
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let name: String = r.get(0).map_err(|e| self.err(e))?;
+            if !wanted.contains(name.as_str()) {
+                continue;
+            }
+            let Ok(project) = name.parse::<ProjectName>() else { continue };
+            let view = (|| -> rusqlite::Result<ProjectView> {
+                Ok(ProjectView {
+                    project: project.clone(),
+                    page_url: r.get(1)?,
+                    etag: r.get(2)?,
+                    last_modified: r.get(3)?,
+                    body_sha256: r.get(4)?,
+                    page: r.get(5)?,
+                    fetched_at: r.get(6)?,
+                    plan_key: r.get(7)?,
+                })
+            })()
+            .map_err(|e| self.err(e))?;
+            out.insert(project, view);
+        }
+        Ok(out)
+    }
+
     pub fn put_project_views(&mut self, views: &[ProjectView]) -> Result<(), StateError> {
         let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql { path: path.clone(), source };
+        let sql_err = |source| StateError::Sql { path: path.clone(), error: source };
         let tx = self.conn.transaction().map_err(sql_err)?;
         {
             let mut stmt = tx
@@ -529,7 +623,7 @@ impl State {
     /// Record (or, with `None`, forget) each project's plan key.
     pub fn set_plan_keys(&mut self, keys: &[(ProjectName, Option<String>)]) -> Result<(), StateError> {
         let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql { path: path.clone(), source };
+        let sql_err = |source| StateError::Sql { path: path.clone(), error: source };
         let tx = self.conn.transaction().map_err(sql_err)?;
         {
             let mut stmt =
@@ -578,11 +672,14 @@ impl State {
 
     // ------------------------------------------------------------ trees
 
-    /// Store the published tree's listing (zstd JSON) and input key for
-    /// `run`, keeping the newest `keep` listings plus any an export refers to.
-    pub fn put_tree(&self, run: i64, listing: &[u8], key: &str, keep: usize) -> Result<(), StateError> {
+    /// Store the published tree's listing (zstd JSON) and keys for `run`,
+    /// keeping the newest `keep` listings plus any an export refers to.
+    pub fn put_tree(&self, run: i64, listing: &[u8], keys: &TreeKeys, keep: usize) -> Result<(), StateError> {
         self.conn
-            .execute("INSERT OR REPLACE INTO trees (run, listing, key) VALUES (?1, ?2, ?3)", params![run, listing, key])
+            .execute(
+                "INSERT OR REPLACE INTO trees (run, listing, key, inputs, exit, selection) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![run, listing, keys.key, keys.inputs, keys.exit, keys.selection],
+            )
             .map_err(|e| self.err(e))?;
         self.conn
             .execute(
@@ -594,12 +691,18 @@ impl State {
         Ok(())
     }
 
-    /// The input key of the tree `run` published.
-    pub fn tree_key(&self, run: i64) -> Result<Option<String>, StateError> {
+    /// The keys the tree `run` published was rendered from.
+    pub fn tree_keys(&self, run: i64) -> Result<Option<TreeKeys>, StateError> {
         self.conn
-            .query_row("SELECT key FROM trees WHERE run = ?1", [run], |r| r.get(0))
+            .query_row("SELECT key, inputs, exit, selection FROM trees WHERE run = ?1", [run], |r| {
+                Ok(TreeKeys {
+                    key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    inputs: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    exit: r.get(2)?,
+                    selection: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                })
+            })
             .optional()
-            .map(Option::flatten)
             .map_err(|e| self.err(e))
     }
 
@@ -647,6 +750,7 @@ mod tests {
             last_verified: now(),
             added_run: run,
             selected_run: run,
+            unselected_run: None,
         }
     }
 
@@ -664,8 +768,16 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].filename, "pkg-1.0-py3-none-any.whl", "sorted by filename");
         assert_eq!(all[1], artifact("pkg-1.0.tar.gz", 1).clone_with_times(&all[1]));
-        s.mark_selected(7, &[(all[0].project.clone(), all[0].filename.clone())]).unwrap();
-        assert_eq!(s.artifact(&all[0].project, &all[0].filename).unwrap().unwrap().selected_run, 7);
+        // Planned afresh at run 7 with only the wheel: the sdist leaves the index.
+        let p = all[0].project.clone();
+        let left = s.record_selection(7, &[(p.clone(), all[0].filename.clone())], &[p.clone()], &[p.clone()]).unwrap();
+        assert_eq!(left, 1);
+        assert_eq!(s.artifact(&p, &all[0].filename).unwrap().unwrap().selected_run, 7);
+        assert_eq!(s.artifact(&p, &all[1].filename).unwrap().unwrap().unselected_run, Some(7));
+        // Not planned and still requested: untouched. No longer requested: out.
+        assert_eq!(s.record_selection(8, &[], &[], &[p.clone()]).unwrap(), 0);
+        assert_eq!(s.record_selection(9, &[], &[], &[]).unwrap(), 1);
+        assert_eq!(s.artifact(&p, &all[0].filename).unwrap().unwrap().unselected_run, Some(9));
         assert_eq!(s.runs().unwrap()[0].outcome, "success");
     }
 

@@ -34,14 +34,14 @@ pub enum UpstreamError {
     NotFound { project: String, url: String },
     #[error("GET {url}: {message}")]
     Transport { url: String, message: String },
-    #[error("{url}: {source}")]
-    Io { url: String, source: std::io::Error },
+    #[error("{url}: {error}")]
+    Io { url: String, error: std::io::Error },
     #[error(transparent)]
     Wire(#[from] WireError),
     #[error("{url}: {message}")]
     Invalid { url: String, message: String },
-    #[error("{source} (gave up after {attempts} attempts)")]
-    Exhausted { attempts: u32, source: Box<UpstreamError> },
+    #[error("{last} (gave up after {attempts} attempts)")]
+    Exhausted { attempts: u32, last: Box<UpstreamError> },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
 }
@@ -88,7 +88,7 @@ pub struct GaveUp<E> {
 impl GaveUp<UpstreamError> {
     fn into_error(self) -> UpstreamError {
         if self.attempts > 1 {
-            UpstreamError::Exhausted { attempts: self.attempts, source: Box::new(self.error) }
+            UpstreamError::Exhausted { attempts: self.attempts, last: Box::new(self.error) }
         } else {
             self.error
         }
@@ -314,7 +314,7 @@ impl Client {
             let mut body = Vec::new();
             resp.take(MAX_PAGE_BYTES)
                 .read_to_end(&mut body)
-                .map_err(|e| Failure::transient(UpstreamError::Io { url: redact::url(&url), source: e }))?;
+                .map_err(|e| Failure::transient(UpstreamError::Io { url: redact::url(&url), error: e }))?;
             let page = decode_page(&body, &content_type, &final_url, project)?;
             Ok(Page::Fresh(Box::new(FetchedPage { page, url: final_url, validators, body_sha256: Sha256::of(&body) })))
         })
@@ -329,7 +329,7 @@ impl Client {
         for (file, content_type) in [("index.v1_json", wire::JSON_CONTENT_TYPE), ("index.html", "text/html")] {
             let path = dir.join(file);
             if path.is_file() {
-                let body = fs_err::read(&path).map_err(|e| UpstreamError::Io { url: url.to_string(), source: e })?;
+                let body = fs_err::read(&path).map_err(|e| UpstreamError::Io { url: url.to_string(), error: e })?;
                 let page_url = Url::from_file_path(&path).expect("absolute path");
                 let page = decode_page(&body, content_type, &page_url, project).map_err(|f| f.error)?;
                 return Ok(Page::Fresh(Box::new(FetchedPage {
@@ -351,7 +351,7 @@ impl Client {
                 Failure::fatal(UpstreamError::Invalid { url: url.to_string(), message: "not a local path".into() })
             })?;
             let f = fs_err::File::open(&path)
-                .map_err(|e| Failure::fatal(UpstreamError::Io { url: url.to_string(), source: e }))?;
+                .map_err(|e| Failure::fatal(UpstreamError::Io { url: url.to_string(), error: e }))?;
             let len = f.metadata().ok().map(|m| m.len());
             return Ok((Box::new(f), len));
         }
@@ -381,7 +381,7 @@ impl Client {
         previous: Option<&Validators>,
         dest: &std::path::Path,
     ) -> Result<Download, UpstreamError> {
-        let io = |e: std::io::Error| UpstreamError::Io { url: redact::url(url), source: e };
+        let io = |e: std::io::Error| UpstreamError::Io { url: redact::url(url), error: e };
         self.retry(|| {
             let mut headers = HeaderMap::new();
             headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));

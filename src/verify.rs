@@ -106,12 +106,11 @@ pub fn check(state: &State, root: &Path, run: i64) -> Result<Report, Error> {
         state.artifacts()?.into_iter().map(|a| ((a.project.to_string(), a.filename), a.sha256)).collect();
     for e in &listing {
         let parts: Vec<&str> = e.path.split('/').collect();
-        if let ["packages", project, filename] = parts.as_slice() {
-            if let Some(sha) = state_rows.get(&(project.to_string(), filename.to_string())) {
-                if *sha != e.sha256 {
-                    problems.push(Problem::Disagrees { path: e.path.clone(), listing: e.sha256, state: *sha });
-                }
-            }
+        if let ["packages", project, filename] = parts.as_slice()
+            && let Some(sha) = state_rows.get(&(project.to_string(), filename.to_string()))
+            && *sha != e.sha256
+        {
+            problems.push(Problem::Disagrees { path: e.path.clone(), listing: e.sha256, state: *sha });
         }
     }
 
@@ -277,9 +276,9 @@ fn repair_store(manifest: &Manifest, report: &Report) -> Result<Vec<String>, Err
         let results =
             fetch::fetch_all(&client, &store, &refetch, FetchOptions { jobs: m.jobs, allow_missing_hashes: false });
         let mut touched = Vec::new();
-        for r in results {
+        for (job, r) in refetch.iter().zip(results) {
             match r {
-                Ok(f) => touched.push((f.project, f.file.filename.to_string())),
+                Ok(_) => touched.push((job.project.clone(), job.file.filename.to_string())),
                 Err(e) => unrepaired.push(format!("cannot repair: {e}")),
             }
         }

@@ -122,8 +122,8 @@ pub struct RootProject {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    #[error("{url}: not a PEP 691 project page: {source}")]
-    Json { url: String, source: serde_json::Error },
+    #[error("{url}: not a PEP 691 project page: {error}")]
+    Json { url: String, error: serde_json::Error },
     #[error("{url}: PEP 691 api-version {version} is not supported (major version 1 is)")]
     Version { url: String, version: String },
 }
@@ -131,7 +131,7 @@ pub enum WireError {
 /// Parse a PEP 691 JSON project page. `url` only names the page in errors.
 pub fn parse_json_page(body: &[u8], url: &str) -> Result<ProjectPage, WireError> {
     let page: ProjectPage =
-        serde_json::from_slice(body).map_err(|source| WireError::Json { url: url.to_string(), source })?;
+        serde_json::from_slice(body).map_err(|error| WireError::Json { url: url.to_string(), error })?;
     if !page.meta.api_version.starts_with("1.") && page.meta.api_version != "1" {
         return Err(WireError::Version { url: url.to_string(), version: page.meta.api_version });
     }

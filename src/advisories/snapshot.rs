@@ -37,8 +37,8 @@ pub enum SnapshotError {
         "advisory snapshot {path} has schema version {found}; this airlock reads version {SCHEMA_VERSION} (rebuild it with `airlock advisories update`)"
     )]
     Schema { path: String, found: i64 },
-    #[error("advisory snapshot {path}: {source}")]
-    Sql { path: String, source: rusqlite::Error },
+    #[error("advisory snapshot {path}: {error}")]
+    Sql { path: String, error: rusqlite::Error },
 }
 
 const SCHEMA: &str = r#"
@@ -163,7 +163,7 @@ fn normalize(name: &str) -> Option<String> {
 
 /// Build a snapshot from parsed sources and write it atomically to `out`.
 pub fn build(inputs: Vec<Input>, out: &Path, built_at: &str) -> Result<BuildStats, SnapshotError> {
-    let sql = |source| SnapshotError::Sql { path: out.display().to_string(), source };
+    let sql = |source| SnapshotError::Sql { path: out.display().to_string(), error: source };
     let mut stats = BuildStats::default();
 
     // Merge: one record per id, the most recently modified winning; ties go
@@ -425,7 +425,7 @@ fn id_rank(id: &str) -> (u8, &str) {
 impl Snapshot {
     pub fn open(path: &Path) -> Result<Snapshot, SnapshotError> {
         let corrupt = |reason: String| SnapshotError::Corrupt { path: path.display().to_string(), reason };
-        let sql = |source| SnapshotError::Sql { path: path.display().to_string(), source };
+        let sql = |source| SnapshotError::Sql { path: path.display().to_string(), error: source };
         let compressed = fs_err::read(path)?;
         let sha256 = Sha256::of(&compressed);
         let mut image = Vec::new();
