@@ -770,12 +770,13 @@ mod tests {
         assert_eq!(all[1], artifact("pkg-1.0.tar.gz", 1).clone_with_times(&all[1]));
         // Planned afresh at run 7 with only the wheel: the sdist leaves the index.
         let p = all[0].project.clone();
-        let left = s.record_selection(7, &[(p.clone(), all[0].filename.clone())], &[p.clone()], &[p.clone()]).unwrap();
+        let one = std::slice::from_ref(&p);
+        let left = s.record_selection(7, &[(p.clone(), all[0].filename.clone())], one, one).unwrap();
         assert_eq!(left, 1);
         assert_eq!(s.artifact(&p, &all[0].filename).unwrap().unwrap().selected_run, 7);
         assert_eq!(s.artifact(&p, &all[1].filename).unwrap().unwrap().unselected_run, Some(7));
         // Not planned and still requested: untouched. No longer requested: out.
-        assert_eq!(s.record_selection(8, &[], &[], &[p.clone()]).unwrap(), 0);
+        assert_eq!(s.record_selection(8, &[], &[], one).unwrap(), 0);
         assert_eq!(s.record_selection(9, &[], &[], &[]).unwrap(), 1);
         assert_eq!(s.artifact(&p, &all[0].filename).unwrap().unwrap().unselected_run, Some(9));
         assert_eq!(s.runs().unwrap()[0].outcome, "success");
