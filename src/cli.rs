@@ -227,6 +227,54 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             );
             Ok(Exit::Success)
         }
+        Command::Export { config, output, full, since } => {
+            let manifest = load(&config)?;
+            let since = match (full, since) {
+                (true, _) => crate::bundle::Since::Full,
+                (false, Some(r)) => crate::bundle::Since::Run(r),
+                (false, None) => crate::bundle::Since::LastExport,
+            };
+            if let Some(r) = crate::bundle::export(&manifest, &output, since)? {
+                tracing::info!(
+                    "wrote {} ({}): runs {} to {}, {} file(s) ({}), {} deletion(s)",
+                    output.display(),
+                    crate::ui::human_bytes(r.bundle_bytes),
+                    r.from_run.map_or("start".into(), |f| f.to_string()),
+                    r.to_run,
+                    r.members,
+                    crate::ui::human_bytes(r.bytes),
+                    r.deleted
+                );
+            }
+            Ok(Exit::Success)
+        }
+        Command::Import { bundle, into } => {
+            let r = crate::bundle::import(&bundle, &into)?;
+            tracing::info!(
+                "imported {}: {} now serves run {} ({} file(s) from the bundle, {} kept, {} deleted)",
+                bundle.display(),
+                into.display(),
+                r.to_run,
+                r.members,
+                r.linked,
+                r.deleted
+            );
+            Ok(Exit::Success)
+        }
+        Command::Publish { config, to } => {
+            let manifest = load(&config)?;
+            let to = to.or_else(|| manifest.publish.to.clone()).ok_or_else(|| {
+                Error::Usage(
+                    "nowhere to publish: give --to s3://bucket/prefix or a directory, or set [publish] to".into(),
+                )
+            })?;
+            if to.starts_with("s3://") {
+                return Err(Error::Usage("s3:// publishing: not available yet".into()));
+            }
+            let (files, bytes) = crate::bundle::publish_dir(&manifest, std::path::Path::new(&to))?;
+            tracing::info!("published {files} file(s) ({}) to {to}", crate::ui::human_bytes(bytes));
+            Ok(Exit::Success)
+        }
         Command::Verify { config, repair } => {
             let manifest = load(&config)?;
             crate::verify::verify(&manifest, repair)

@@ -35,6 +35,8 @@ pub enum Error {
     Advisories(#[from] crate::advisories::AdvisoryError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]

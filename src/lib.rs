@@ -7,6 +7,7 @@
 pub mod advisories;
 pub mod audit;
 pub mod build;
+pub mod bundle;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -337,7 +337,13 @@ pub fn make(
                 continue;
             }
             match a.unselected_run {
-                None => unlist.push((*name).to_string()),
+                // Leaving the index now: with keep_runs = 0 it leaves the store too.
+                None => {
+                    unlist.push((*name).to_string());
+                    if keep_runs == 0 {
+                        plan.prune.push(((*project).clone(), (*name).to_string()));
+                    }
+                }
                 Some(u) if run - u >= keep_runs => plan.prune.push(((*project).clone(), (*name).to_string())),
                 Some(_) => {}
             }

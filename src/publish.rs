@@ -49,6 +49,18 @@ impl Target {
         &self.output
     }
 
+    /// The directory holding the trees, their metadata and staging.
+    pub fn trees_dir(&self) -> &Path {
+        &self.trees
+    }
+
+    /// The metadata recorded with the current tree ([`Staged::set_meta`]).
+    pub fn current_meta(&self) -> Option<Vec<u8>> {
+        let current = self.current()?;
+        let id = current.file_name()?.to_str()?.strip_prefix("tree-")?.to_string();
+        std::fs::read(self.trees.join(format!("meta-{id}.json"))).ok()
+    }
+
     /// The directory `output` currently resolves to, if any.
     pub fn current(&self) -> Option<PathBuf> {
         let link = std::fs::read_link(&self.output).ok()?;
@@ -75,7 +87,7 @@ impl Target {
         }
         let dir = self.trees.join(format!("staging-{id}"));
         fs_err::create_dir_all(&dir)?;
-        Ok(Staged { target: self.clone(), dir, id: id.to_string(), committed: false })
+        Ok(Staged { target: self.clone(), dir, id: id.to_string(), committed: false, meta: None })
     }
 }
 
@@ -86,6 +98,7 @@ pub struct Staged {
     dir: PathBuf,
     id: String,
     committed: bool,
+    meta: Option<Vec<u8>>,
 }
 
 fn sync_dir(dir: &Path) {
@@ -99,6 +112,12 @@ impl Staged {
         &self.dir
     }
 
+    /// Metadata to record beside the tree (outside it: the tree's bytes stay
+    /// exactly what was published), written before the swap.
+    pub fn set_meta(&mut self, bytes: Vec<u8>) {
+        self.meta = Some(bytes);
+    }
+
     /// Swap the staged tree in. Returns the published tree's directory.
     pub fn commit(mut self) -> Result<PathBuf, PublishError> {
         let t = &self.target;
@@ -109,6 +128,9 @@ impl Staged {
             fs_err::remove_dir_all(&tree)?;
         }
         fs_err::rename(&self.dir, &tree)?;
+        if let Some(meta) = &self.meta {
+            crate::advisories::snapshot::write_atomically(&t.trees.join(format!("meta-{}.json", self.id)), meta)?;
+        }
         sync_dir(&t.trees);
 
         // An empty directory in the way (first run into a created dir) is replaced.
