@@ -239,6 +239,7 @@ pub fn export(manifest: &Manifest, out: &Path, since: Since) -> Result<Option<Ex
         file.flush()?;
     }
     progress.finish();
+    crate::store::make_readable(tmp.as_file())?;
     tmp.as_file().sync_all()?;
     tmp.persist(out).map_err(|e| Error::Io(e.error))?;
     let bundle_bytes = fs_err::metadata(out)?.len();

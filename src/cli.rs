@@ -139,7 +139,7 @@ pub enum Command {
     },
     /// Preview a tree on 127.0.0.1 with PEP 691 content negotiation.
     #[command(
-        after_help = "Example:\n  airlock serve public --port 8000\n  pip install --index-url http://127.0.0.1:8000/simple/ requests"
+        after_help = "Examples:\n  airlock serve public --port 8000\n  pip install --index-url http://127.0.0.1:8000/simple/ requests\n  airlock serve /srv/pypi/public --nginx-config --port 80 > /etc/nginx/conf.d/airlock.conf"
     )]
     Serve {
         #[arg(default_value = "public")]
@@ -147,6 +147,9 @@ pub enum Command {
         /// Port on 127.0.0.1 (0 picks a free one and prints it).
         #[arg(long, default_value_t = 8000)]
         port: u16,
+        /// Print an nginx configuration serving DIR the same way, and exit.
+        #[arg(long)]
+        nginx_config: bool,
     },
 }
 
@@ -269,7 +272,12 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                 )
             })?;
             if to.starts_with("s3://") {
-                return Err(Error::Usage("s3:// publishing: not available yet".into()));
+                let report = crate::s3::publish(&manifest, &to)?;
+                tracing::info!("{to}: {}", crate::s3::describe(&report));
+                for path in &report.uploaded {
+                    tracing::debug!("uploaded {path}");
+                }
+                return Ok(Exit::Success);
             }
             let (files, bytes) = crate::bundle::publish_dir(&manifest, std::path::Path::new(&to))?;
             tracing::info!("published {files} file(s) ({}) to {to}", crate::ui::human_bytes(bytes));
@@ -279,12 +287,17 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             let manifest = load(&config)?;
             crate::verify::verify(&manifest, repair)
         }
-        Command::Serve { dir, port } => {
+        Command::Serve { dir, port, nginx_config: true } => {
+            let root = std::path::absolute(&dir)?;
+            let listen = if port == 80 { "80".to_string() } else { format!("127.0.0.1:{port}") };
+            print!("{}", crate::nginx::config(&root, &listen));
+            Ok(Exit::Success)
+        }
+        Command::Serve { dir, port, nginx_config: false } => {
             crate::serve::serve(&dir, port)?;
             Ok(Exit::Success)
         }
         Command::Advisories(cmd) => advisories(cmd),
-        other => Err(Error::Usage(format!("{other:?}: not available yet"))),
     }
 }
 

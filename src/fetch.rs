@@ -155,6 +155,7 @@ fn fetch_one(
                 error
             }
         })?;
+    crate::store::make_readable(tmp.as_file()).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     let dest = store.path(&job.project, &filename);
     fs_err::create_dir_all(dest.parent().expect("store paths have a parent")).map_err(io)?;
@@ -186,6 +187,7 @@ pub fn extract_metadata(
     let write = || -> std::io::Result<()> {
         let mut tmp = tempfile::NamedTempFile::new_in(store.tmp_dir())?;
         tmp.write_all(&bytes)?;
+        crate::store::make_readable(tmp.as_file())?;
         tmp.persist(&dest).map_err(|e| e.error)?;
         Ok(())
     };

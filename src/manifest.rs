@@ -116,6 +116,10 @@ struct RawIgnore {
 #[serde(deny_unknown_fields)]
 struct RawPublish {
     to: Option<String>,
+    endpoint: Option<Spanned<String>>,
+    region: Option<String>,
+    path_style: Option<bool>,
+    delete_after_hours: Option<Spanned<i64>>,
 }
 
 // -------------------------------------------------------------- domain form
@@ -273,9 +277,23 @@ pub struct Ignore {
     pub expires: Option<jiff::civil::Date>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Publish {
     pub to: Option<String>,
+    /// S3 endpoint (else `AWS_ENDPOINT_URL`, else AWS).
+    pub endpoint: Option<Url>,
+    /// S3 region (else `AWS_REGION` / `AWS_DEFAULT_REGION` / the profile).
+    pub region: Option<String>,
+    /// Path-style requests (MinIO and other S3-compatible servers); default true.
+    pub path_style: bool,
+    /// Hours an object no longer in the tree stays in the bucket.
+    pub delete_after_hours: u64,
+}
+
+impl Default for Publish {
+    fn default() -> Self {
+        Publish { to: None, endpoint: None, region: None, path_style: true, delete_after_hours: 24 }
+    }
 }
 
 // ------------------------------------------------------------------ loading
@@ -424,7 +442,27 @@ impl Manifest {
             select,
             advisories,
             policy,
-            publish: Publish { to: raw.publish.to },
+            publish: Publish {
+                to: raw.publish.to,
+                endpoint: raw
+                    .publish
+                    .endpoint
+                    .as_ref()
+                    .map(|e| {
+                        Url::parse(e.get_ref())
+                            .map_err(|err| loc.at(e.span(), format!("`endpoint` is not a URL: {err}")))
+                    })
+                    .transpose()?,
+                region: raw.publish.region,
+                path_style: raw.publish.path_style.unwrap_or(true),
+                delete_after_hours: raw
+                    .publish
+                    .delete_after_hours
+                    .as_ref()
+                    .map(|h| int_in(&loc, h, "delete_after_hours", 0, 24 * 365))
+                    .transpose()?
+                    .unwrap_or(24) as u64,
+            },
         })
     }
 }

@@ -9,6 +9,13 @@ use std::path::{Path, PathBuf};
 
 use crate::names::ProjectName;
 
+/// Temporary files are created 0600; a file about to be published must be
+/// readable by the web server's user (nginx runs workers as www-data).
+pub fn make_readable(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+}
+
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,

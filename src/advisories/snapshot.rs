@@ -343,6 +343,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     fs_err::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new().prefix(".airlock-snapshot-").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
+    crate::store::make_readable(tmp.as_file())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| std::io::Error::new(e.error.kind(), format!("{}: {}", path.display(), e.error)))?;
     Ok(())

@@ -8,5 +8,6 @@ mod bundles;
 mod e2e;
 mod mirror;
 mod nightly;
+mod publishing;
 mod security;
 mod snapshots;

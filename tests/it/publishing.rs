@@ -1,0 +1,300 @@
+//! Publishing to a real S3-compatible server (moto, started on 127.0.0.1).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use object_store::{Attribute, ObjectStore, ObjectStoreExt};
+
+use crate::support::*;
+
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_moto() -> Option<Moto> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(child) = child else {
+        eprintln!("skipping: moto_server not found (.ci/run installs it: pip install 'moto[server]')");
+        return None;
+    };
+    let moto = Moto { child, port };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(moto)
+}
+
+fn s3_env(cmd: &mut assert_cmd::Command, port: u16) {
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"));
+}
+
+/// Every object under the prefix: path → (bytes, content type, cache control).
+fn read_back(port: u16, bucket: &str, prefix: &str) -> BTreeMap<String, (Vec<u8>, String, String)> {
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region("us-east-1")
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_allow_http(true)
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let p = object_store::path::Path::from(prefix);
+        let metas: Vec<_> = store.list(Some(&p)).collect::<Vec<_>>().await;
+        let mut out = BTreeMap::new();
+        for m in metas {
+            let m = m.unwrap();
+            let rel = m.location.to_string().strip_prefix(&format!("{prefix}/")).unwrap().to_string();
+            if rel.starts_with(".airlock/") {
+                continue;
+            }
+            let got = store.get(&m.location).await.unwrap();
+            let attr = |a: &Attribute| got.attributes.get(a).map(|v| v.to_string()).unwrap_or_default();
+            let (ct, cc) = (attr(&Attribute::ContentType), attr(&Attribute::CacheControl));
+            out.insert(rel, (got.bytes().await.unwrap().to_vec(), ct, cc));
+        }
+        out
+    })
+}
+
+fn uploaded(a: &assert_cmd::assert::Assert) -> BTreeSet<String> {
+    stderr(a)
+        .lines()
+        .filter_map(|l| l.split("uploaded ").nth(1))
+        .filter(|p| !p.contains("object(s)"))
+        .map(|p| p.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn s3_publish_uploads_what_changed_with_the_right_types() {
+    let Some(moto) = start_moto() else { return };
+    let bucket = "airlock-test";
+    let status = reqwest::blocking::Client::new()
+        .put(format!("http://127.0.0.1:{}/{bucket}", moto.port))
+        .send()
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+
+    let env = Env::new(Flavour::Json);
+    for p in ["alpha", "beta"] {
+        env.upstream.add(p, FakeFile::new(wheel(p, "1.0", WheelSpec::default())));
+        env.upstream.add(p, FakeFile::new(sdist(p, "1.0")));
+    }
+    let manifest = |packages: &str| {
+        env.manifest(&format!("keep_runs = 0\n[select]\npackages = [{packages}]\n[publish]\nto = \"s3://{bucket}/pypi\"\ndelete_after_hours = 0\n"))
+    };
+    manifest("\"alpha\", \"beta\"");
+    env.build().success();
+    let publish = |env: &Env| {
+        let mut cmd = env.airlock();
+        cmd.args(["-v", "publish"]);
+        s3_env(&mut cmd, moto.port);
+        cmd.assert().success()
+    };
+
+    // First publish: every file, with its Content-Type and Cache-Control.
+    let a = publish(&env);
+    let local = tree(&env.public());
+    assert_eq!(uploaded(&a).len(), local.len());
+    let objects = read_back(moto.port, bucket, "pypi");
+    assert_eq!(objects.keys().collect::<Vec<_>>(), local.keys().collect::<Vec<_>>());
+    for (path, (bytes, ct, cc)) in &objects {
+        assert!(bytes == &local[path], "{path} differs");
+        assert_eq!(ct, airlock::mime::content_type(path), "{path}");
+        assert_eq!(cc, airlock::mime::cache_control(path), "{path}");
+    }
+    let ct = |p: &str| objects[p].1.clone();
+    assert_eq!(ct("simple/alpha/index.v1_json"), "application/vnd.pypi.simple.v1+json");
+    assert_eq!(ct("simple/alpha/index.html"), "text/html; charset=utf-8");
+    assert_eq!(ct("packages/alpha/alpha-1.0-py3-none-any.whl"), "application/zip");
+    assert_eq!(ct("packages/alpha/alpha-1.0.tar.gz"), "application/gzip");
+    assert_eq!(ct("packages/alpha/alpha-1.0-py3-none-any.whl.metadata"), "text/plain; charset=utf-8");
+    assert_eq!(ct("reports/security.sarif"), "application/sarif+json");
+    assert_eq!(ct("reports/summary.md"), "text/markdown; charset=utf-8");
+    assert_eq!(objects["packages/alpha/alpha-1.0.tar.gz"].2, "public, max-age=31536000, immutable");
+
+    // Republish with no change: nothing is uploaded.
+    let a = publish(&env);
+    assert!(uploaded(&a).is_empty(), "{:?}", uploaded(&a));
+    assert!(stderr(&a).contains("uploaded 0 object(s)"), "{}", stderr(&a));
+
+    // One project changes: only what changed moves.
+    env.upstream.add("beta", FakeFile::new(wheel("beta", "2.0", WheelSpec::default())));
+    env.build().success();
+    let after = tree(&env.public());
+    let changed: BTreeSet<String> =
+        after.iter().filter(|(p, b)| local.get(*p) != Some(b)).map(|(p, _)| p.clone()).collect();
+    let a = publish(&env);
+    assert_eq!(uploaded(&a), changed);
+    assert!(changed.contains("packages/beta/beta-2.0-py3-none-any.whl") && changed.contains("simple/beta/index.html"));
+    assert!(!changed.iter().any(|p| p.starts_with("packages/alpha/") || p.starts_with("simple/alpha/")), "{changed:?}");
+
+    // A project leaves: its objects are deleted (grace period 0 here).
+    manifest("\"beta\"");
+    env.build().success();
+    let a = publish(&env);
+    assert!(stderr(&a).contains("deleted 5"), "{}", stderr(&a));
+    let objects = read_back(moto.port, bucket, "pypi");
+    assert!(!objects.keys().any(|k| k.contains("alpha")), "{:?}", objects.keys());
+    assert_eq!(objects.keys().cloned().collect::<BTreeSet<_>>(), tree(&env.public()).keys().cloned().collect());
+
+    // pip installs from the objects read back.
+    let dir = env.path("from-s3");
+    for (path, (bytes, _, _)) in &objects {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    let py = crate::support::tools::venv(&env.path("venv"));
+    let out = crate::support::tools::pip_install(&py, &format!("file://{}/simple/", dir.display()), &["beta==2.0"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+struct Nginx {
+    child: Child,
+    conf: std::path::PathBuf,
+    prefix: std::path::PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // `-s stop` makes the master stop its workers; killing the master
+        // alone would orphan them.
+        let _ =
+            Command::new("nginx").arg("-c").arg(&self.conf).arg("-p").arg(&self.prefix).args(["-s", "stop"]).status();
+        if self.child.wait_timeout_ms(5000).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+trait WaitTimeout {
+    fn wait_timeout_ms(&mut self, ms: u64) -> Option<std::process::ExitStatus>;
+}
+
+impl WaitTimeout for Child {
+    fn wait_timeout_ms(&mut self, ms: u64) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_millis(ms);
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+/// Debian's nginx, run in the foreground with the configuration airlock prints.
+#[test]
+fn nginx_serves_the_tree_with_the_documented_config() {
+    if Command::new("nginx").arg("-v").output().is_err() {
+        eprintln!("skipping: nginx not found (.ci/run installs it: apt-get install nginx)");
+        return;
+    }
+    let env = Env::new(Flavour::Json);
+    env.upstream
+        .add("app", FakeFile::new(wheel("app", "2.0", WheelSpec { requires: &["libdep>=1.0"], ..Default::default() })));
+    env.upstream.add("libdep", FakeFile::new(wheel("libdep", "1.1", WheelSpec::default())));
+    env.manifest("[select]\npackages = [\"app\", \"libdep\"]\n");
+    env.build().success();
+    // Workers run as nobody, as a real deployment's would (www-data): every
+    // published file must be world-readable, and the scratch directory
+    // traversable.
+    std::fs::set_permissions(env.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = env.airlock().args(["serve", "public", "--nginx-config", "--port", &port.to_string()]).assert().success();
+    let prefix = env.path("nginx");
+    std::fs::create_dir_all(prefix.join("tmp")).unwrap();
+    std::fs::write(prefix.join("airlock.conf"), &out.get_output().stdout).unwrap();
+    let p = prefix.display();
+    std::fs::write(
+        prefix.join("nginx.conf"),
+        format!(
+            "daemon off;\nuser nobody nogroup;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n  include /etc/nginx/mime.types;\n  access_log off;\n  client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n  fastcgi_temp_path {p}/tmp/fastcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n  include {p}/airlock.conf;\n}}\n"
+        ),
+    )
+    .unwrap();
+    let conf = prefix.join("nginx.conf");
+    let child = Command::new("nginx")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(&prefix)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _nginx = Nginx { child, conf, prefix: prefix.clone() };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not start: {}",
+            std::fs::read_to_string(prefix.join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::new();
+    let get = |path: &str, accept: &str| client.get(format!("{base}{path}")).header("Accept", accept).send().unwrap();
+    let r = get(
+        "/simple/app/",
+        "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01",
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/vnd.pypi.simple.v1+json");
+    assert_eq!(r.headers()["vary"], "Accept");
+    assert!(r.text().unwrap().starts_with("{\"meta\""));
+    let r = get("/simple/app/", "text/html");
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(r.text().unwrap().contains("<a href=\"../../packages/app/"));
+    let r = get("/simple/", "application/vnd.pypi.simple.v1+json");
+    assert_eq!(r.headers()["content-type"], "application/vnd.pypi.simple.v1+json");
+    let r = get("/packages/app/app-2.0-py3-none-any.whl", "*/*");
+    assert_eq!(r.headers()["content-type"], "application/zip");
+    assert_eq!(r.headers()["cache-control"], "public, max-age=31536000, immutable");
+    let r = get("/packages/app/app-2.0-py3-none-any.whl.metadata", "*/*");
+    assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
+    let r = get("/reports/security.sarif", "*/*");
+    assert_eq!(r.headers()["content-type"], "application/sarif+json");
+    assert_eq!(get("/", "text/html").headers()["content-type"], "text/html; charset=utf-8");
+
+    // pip and uv install through it.
+    let index = format!("{base}/simple/");
+    let py = crate::support::tools::venv(&env.path("venv"));
+    let out = crate::support::tools::pip_install(&py, &index, &["app"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (out, uvpy) = crate::support::tools::uv_install(env.dir.path(), &index, &["app"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        crate::support::tools::run_python(&uvpy, "import app, libdep; print(app.__version__, libdep.__version__)"),
+        "2.0 1.1"
+    );
+}
