@@ -35,3 +35,8 @@ tree="$work/public/packages/big"
 echo "airlock verify:               $(t "$AIRLOCK" -q verify -c "$work/mirror.toml") s"
 echo "sha256sum, one process:       $(t sh -c "sha256sum $tree/*.tar.gz") s"
 echo "sha256sum, one per core:      $(t sh -c "ls $tree/*.tar.gz | xargs -P $(nproc) -n 8 sha256sum") s"
+# Bundles of the same tree: wall time and peak memory (the target is a flat,
+# bounded peak whatever the bundle size).
+rm -f "$work/full.tar.zst"; rm -rf "$work/imported" "$work/.imported.airlock"
+/usr/bin/time -f "airlock export --full:         %e s, %M KiB peak" "$AIRLOCK" -q export -c "$work/mirror.toml" --full -o "$work/full.tar.zst"
+/usr/bin/time -f "airlock import:                %e s, %M KiB peak" "$AIRLOCK" -q import "$work/full.tar.zst" --into "$work/imported"

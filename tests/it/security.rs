@@ -189,10 +189,13 @@ fn required_advisories_missing_or_stale_exit_4_and_otherwise_warn() {
     assert!(r["snapshot"].is_null());
     assert!(std::fs::read_to_string(env.public().join("reports/security.html")).unwrap().contains("UNAUDITED: "));
 
-    // A corrupt snapshot is unaudited too, never a crash.
+    // A corrupt snapshot is unaudited too, never a crash; exit 4 where required.
     std::fs::write(&snapshot, b"garbage").unwrap();
     let a = build_at(&env, NOW).code(0);
     assert!(stderr(&a).contains("is corrupt or truncated"), "{}", stderr(&a));
+    env.manifest("[select]\npackages = [\"vulnlib\"]\n[advisories]\nmax_age_days = 7\n[policy]\nrequire_advisories = true\n");
+    let a = build_at(&env, NOW).code(4);
+    assert!(stderr(&a).contains("is corrupt or truncated") && !stderr(&a).contains("panicked"), "{}", stderr(&a));
 }
 
 #[test]
