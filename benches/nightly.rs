@@ -40,7 +40,12 @@ fn generate(root: &Path, projects: usize, per: usize) {
     }
     std::fs::write(root.join("requirements.txt"), reqs).unwrap();
     let mut m = std::fs::File::create(root.join("mirror.toml")).unwrap();
-    writeln!(m, "[mirror]\nupstream = \"file://{}/upstream/simple/\"\n[select]\nrequirements = [\"requirements.txt\"]", root.display()).unwrap();
+    writeln!(
+        m,
+        "[mirror]\nupstream = \"file://{}/upstream/simple/\"\n[select]\nrequirements = [\"requirements.txt\"]",
+        root.display()
+    )
+    .unwrap();
 }
 
 fn nightly(c: &mut Criterion) {

@@ -713,6 +713,35 @@ fn audit_and_publish(
     Ok(Published { tree, changed: true, exit })
 }
 
+/// The tree being served, with what the state recorded about it, held under
+/// the run lock so no build swaps it away meanwhile.
+pub struct ServedTree {
+    pub lock: crate::lock::RunLock,
+    pub state: State,
+    pub run: i64,
+    pub root: PathBuf,
+    pub listing: Vec<TreeEntry>,
+}
+
+/// Open the served tree for a command that reads it (export, publish).
+pub fn served_tree(manifest: &Manifest, command: &str) -> Result<ServedTree, Error> {
+    let m = &manifest.mirror;
+    let target = Target::new(&m.output)?;
+    let lock = crate::lock::RunLock::acquire(&m.state, command)?;
+    let state = State::open(&m.state)?;
+    let run = state.last_published_run()?.ok_or_else(|| {
+        Error::Failed(format!("nothing to {command}: no tree has been published yet (run `airlock build`)"))
+    })?;
+    let root = target.current().filter(|p| p.is_dir()).ok_or_else(|| {
+        Error::Failed(format!("{} is not a published tree (run `airlock build`)", m.output.display()))
+    })?;
+    let listing = state
+        .tree(run)?
+        .and_then(|b| decode_listing(&b))
+        .ok_or_else(|| Error::Failed(format!("the state holds no readable listing of run {run}'s tree")))?;
+    Ok(ServedTree { lock, state, run, root, listing })
+}
+
 /// `airlock audit`: re-join what is published with the (new) snapshot and
 /// re-render the reports and the index. Fetches nothing.
 pub fn audit(manifest: &Manifest) -> Result<BuildOutcome, Error> {

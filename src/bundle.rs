@@ -28,7 +28,6 @@ use crate::hashing::{BUF_SIZE, HashingWriter};
 use crate::manifest::Manifest;
 use crate::publish::Target;
 use crate::render::TreeEntry;
-use crate::state::State;
 use crate::ui::{Progress, human_bytes};
 
 pub const FORMAT: &str = "airlock.bundle/v1";
@@ -150,25 +149,16 @@ fn tar_header(size: u64) -> tar::Header {
 /// `airlock export`: write the published tree (or what changed) as a bundle.
 pub fn export(manifest: &Manifest, out: &Path, since: Since) -> Result<Option<ExportReport>, Error> {
     let m = &manifest.mirror;
-    let target = Target::new(&m.output)?;
     // Held for the whole export: a build must not swap trees underneath.
-    let _lock = crate::lock::RunLock::acquire(&m.state, "export")?;
-    let state = State::open(&m.state)?;
+    let served = crate::build::served_tree(manifest, "export")?;
+    let (state, to_run, root, tree) = (&served.state, served.run, &served.root, served.listing.clone());
     let err = |s: String| Error::from(BundleError::Export(s));
-    let to_run = state
-        .last_published_run()?
-        .ok_or_else(|| err("no tree has been published yet (run `airlock build`)".into()))?;
-    let root = target
-        .current()
-        .filter(|p| p.is_dir())
-        .ok_or_else(|| err(format!("{} is not a published tree", m.output.display())))?;
     let listing = |run: i64| -> Result<Vec<TreeEntry>, Error> {
         let blob = state.tree(run)?.ok_or_else(|| {
             err(format!("the state no longer holds the listing of run {run}'s tree (it keeps the last 8 and every exported one); use --full"))
         })?;
         decode_listing(&blob).ok_or_else(|| err(format!("the listing of run {run}'s tree is corrupt")))
     };
-    let tree = listing(to_run)?;
     let base_run = match since {
         Since::Full => None,
         Since::Run(r) => Some(r),
@@ -478,25 +468,12 @@ pub fn import(bundle_path: &Path, into: &Path) -> Result<ImportReport, Error> {
 /// `airlock publish --to DIR`: the published tree, linked (or copied across
 /// file systems) into another directory, swapped in atomically.
 pub fn publish_dir(manifest: &Manifest, dest: &Path) -> Result<(usize, u64), Error> {
-    let m = &manifest.mirror;
-    let source = Target::new(&m.output)?;
-    let _lock = crate::lock::RunLock::acquire(&m.state, "publish")?;
-    let state = State::open(&m.state)?;
-    let run = state
-        .last_published_run()?
-        .ok_or_else(|| Error::Failed("nothing to publish: no tree has been published yet".into()))?;
-    let root = source
-        .current()
-        .filter(|p| p.is_dir())
-        .ok_or_else(|| Error::Failed(format!("{} is not a published tree", m.output.display())))?;
-    let tree = state
-        .tree(run)?
-        .and_then(|b| decode_listing(&b))
-        .ok_or_else(|| Error::Failed(format!("no listing for run {run}'s tree")))?;
+    let served = crate::build::served_tree(manifest, "publish")?;
+    let (run, root, tree) = (served.run, &served.root, &served.listing);
     let target = Target::new(dest)?;
     let staged = target.stage(&format!("{run:06}"))?;
     let mut bytes = 0;
-    for e in &tree {
+    for e in tree {
         crate::render::place(&root.join(&e.path), &staged.dir().join(&e.path))?;
         bytes += e.size;
     }

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
@@ -24,13 +24,10 @@ use object_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::build::decode_listing;
 use crate::error::Error;
 use crate::manifest::{Manifest, Publish};
 use crate::mime;
-use crate::publish::Target;
 use crate::render::TreeEntry;
-use crate::state::State;
 use crate::ui::{Progress, human_bytes};
 
 /// Files larger than this go up in parts, so memory stays bounded.
@@ -194,25 +191,12 @@ async fn upload(store: &AmazonS3, key: &ObjectPath, file: &Path, entry: &TreeEnt
 pub fn publish(manifest: &Manifest, url: &str) -> Result<S3Report, Error> {
     let m = &manifest.mirror;
     let (bucket, prefix) = parse_url(url).map_err(|e| Error::Failed(e.to_string()))?;
-    let source = Target::new(&m.output)?;
-    let _lock = crate::lock::RunLock::acquire(&m.state, "publish")?;
-    let state = State::open(&m.state)?;
-    let run = state
-        .last_published_run()?
-        .ok_or_else(|| Error::Failed("nothing to publish: no tree has been published yet".into()))?;
-    let root: PathBuf = source
-        .current()
-        .filter(|p| p.is_dir())
-        .ok_or_else(|| Error::Failed(format!("{} is not a published tree", m.output.display())))?;
-    let tree = state
-        .tree(run)?
-        .and_then(|b| decode_listing(&b))
-        .ok_or_else(|| Error::Failed(format!("no listing for run {run}'s tree")))?;
+    let served = crate::build::served_tree(manifest, "publish")?;
     let store = store(&manifest.publish, &bucket).map_err(|e| Error::Failed(e.to_string()))?;
     let grace = manifest.publish.delete_after_hours;
     let jobs = m.jobs.max(1);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(run_publish(&store, &bucket, &prefix, &root, &tree, run, grace, jobs))
+    rt.block_on(run_publish(&store, &bucket, &prefix, &served.root, &served.listing, served.run, grace, jobs))
         .map_err(|e| Error::Failed(e.to_string()))
 }
 

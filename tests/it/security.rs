@@ -14,6 +14,19 @@ fn osv(dir: &str) -> PathBuf {
 /// 2024-06-01T00:00:00Z: the clock of every test here unless it moves it.
 const NOW: &str = "1717200000";
 
+/// Build the policy fixtures' snapshot where the manifest looks for it, at `epoch`.
+fn policy_snapshot(env: &Env, extra_sources: &[&Path], epoch: &str) {
+    let snapshot = env.path(".airlock/advisories.sqlite.zst");
+    let mut cmd = env.airlock();
+    cmd.args(["advisories", "build"])
+        .arg(osv("policy"))
+        .args(extra_sources)
+        .arg("-o")
+        .arg(&snapshot)
+        .env("SOURCE_DATE_EPOCH", epoch);
+    cmd.assert().success();
+}
+
 /// A mirror of vulnlib 1.0 (critical), 1.1 (medium), 2.0 (clean) and nosev
 /// 1.0 (no CVSS), with a snapshot of the policy fixtures built "now".
 fn vulnerable_mirror(extra_sources: &[&Path]) -> Env {
@@ -22,15 +35,7 @@ fn vulnerable_mirror(extra_sources: &[&Path]) -> Env {
         env.upstream.add("vulnlib", FakeFile::new(wheel("vulnlib", v, WheelSpec::default())));
     }
     env.upstream.add("nosev", FakeFile::new(wheel("nosev", "1.0", WheelSpec::default())));
-    let snapshot = env.path(".airlock/advisories.sqlite.zst");
-    let mut cmd = env.airlock();
-    cmd.args(["advisories", "build"])
-        .arg(osv("policy"))
-        .args(extra_sources)
-        .arg("-o")
-        .arg(&snapshot)
-        .env("SOURCE_DATE_EPOCH", NOW);
-    cmd.assert().success();
+    policy_snapshot(&env, extra_sources, NOW);
     env
 }
 
@@ -160,14 +165,7 @@ fn required_advisories_missing_or_stale_exit_4_and_otherwise_warn() {
 
     // Built 2024-06-01, checked 2024-07-01: 30 days old, older than 7.
     let snapshot = env.path(".airlock/advisories.sqlite.zst");
-    env.airlock()
-        .args(["advisories", "build"])
-        .arg(osv("policy"))
-        .arg("-o")
-        .arg(&snapshot)
-        .env("SOURCE_DATE_EPOCH", NOW)
-        .assert()
-        .success();
+    policy_snapshot(&env, &[], NOW);
     let a = build_at(&env, "1719792000").code(4);
     assert!(stderr(&a).contains("older than max_age_days = 7"), "{}", stderr(&a));
 
@@ -193,7 +191,9 @@ fn required_advisories_missing_or_stale_exit_4_and_otherwise_warn() {
     std::fs::write(&snapshot, b"garbage").unwrap();
     let a = build_at(&env, NOW).code(0);
     assert!(stderr(&a).contains("is corrupt or truncated"), "{}", stderr(&a));
-    env.manifest("[select]\npackages = [\"vulnlib\"]\n[advisories]\nmax_age_days = 7\n[policy]\nrequire_advisories = true\n");
+    env.manifest(
+        "[select]\npackages = [\"vulnlib\"]\n[advisories]\nmax_age_days = 7\n[policy]\nrequire_advisories = true\n",
+    );
     let a = build_at(&env, NOW).code(4);
     assert!(stderr(&a).contains("is corrupt or truncated") && !stderr(&a).contains("panicked"), "{}", stderr(&a));
 }
@@ -309,15 +309,7 @@ fn audit_rejoins_a_new_snapshot_without_fetching() {
     assert_eq!(listed(&env.public(), "vulnlib").len(), 2);
 
     // New advisories, same packages: audit fetches nothing and re-renders.
-    let snapshot = env.path(".airlock/advisories.sqlite.zst");
-    env.airlock()
-        .args(["advisories", "build"])
-        .arg(osv("policy"))
-        .arg("-o")
-        .arg(&snapshot)
-        .env("SOURCE_DATE_EPOCH", NOW)
-        .assert()
-        .success();
+    policy_snapshot(&env, &[], NOW);
     env.upstream.clear_requests();
     env.airlock().arg("audit").env("SOURCE_DATE_EPOCH", NOW).assert().success();
     assert!(env.upstream.requests().is_empty(), "{:?}", env.upstream.requests());
