@@ -213,7 +213,8 @@ fn hostile_bundles_are_refused_and_leave_the_target_untouched() {
     bomb.extend(files(original[1..].to_vec()));
     bomb.push(("packages/zzz/bomb.whl".into(), zeros, Kind::File));
 
-    let cases: Vec<(&str, Vec<(String, Vec<u8>, Kind)>, String)> = vec![
+    type Forged = Vec<(String, Vec<u8>, Kind)>;
+    let cases: Vec<(&str, Forged, String)> = vec![
         ("tampered", files(tampered), format!("member {victim_name:?}: sha256 mismatch")),
         ("dotdot", dotdot, "member \"../escape.txt\": unsafe path".to_string()),
         ("symlink", symlink, "member \"simple/link\": a symbolic link: refused".to_string()),

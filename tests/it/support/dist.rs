@@ -7,14 +7,15 @@ use std::io::Write;
 use base64::Engine;
 use sha2::Digest;
 
-/// The name as written in wheel filenames and `.dist-info` directories.
-pub fn dist_name(name: &str) -> String {
+/// Lowercase `name` with every run of `-`, `_`, `.` replaced by `sep`. The
+/// tests keep their own copy of the rule rather than trust the code they test.
+pub fn collapse(name: &str, sep: char) -> String {
     let mut out = String::new();
     let mut last_sep = false;
     for c in name.chars() {
         if matches!(c, '-' | '_' | '.') {
             if !last_sep {
-                out.push('_');
+                out.push(sep);
             }
             last_sep = true;
         } else {
@@ -23,6 +24,11 @@ pub fn dist_name(name: &str) -> String {
         }
     }
     out
+}
+
+/// The name as written in wheel filenames and `.dist-info` directories.
+pub fn dist_name(name: &str) -> String {
+    collapse(name, '_')
 }
 
 fn record_hash(bytes: &[u8]) -> String {

@@ -91,21 +91,9 @@ pub struct Upstream {
     inner: Arc<Mutex<Inner>>,
 }
 
+/// PEP 503 normalization.
 pub fn normalize(name: &str) -> String {
-    let mut out = String::new();
-    let mut last_sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !last_sep {
-                out.push('-');
-            }
-            last_sep = true;
-        } else {
-            out.push(c.to_ascii_lowercase());
-            last_sep = false;
-        }
-    }
-    out
+    super::dist::collapse(name, '-')
 }
 
 fn escape(s: &str) -> String {
