@@ -254,6 +254,15 @@ impl State {
         StateError::Sql { path: self.path.display().to_string(), error: source }
     }
 
+    /// Run `f` in one transaction, committed only if `f` succeeds, so a
+    /// batch of writes lands whole or not at all.
+    fn in_tx<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>) -> Result<T, StateError> {
+        let path = &self.path;
+        let sql_err = |error| StateError::Sql { path: path.display().to_string(), error };
+        let tx = self.conn.transaction().map_err(sql_err)?;
+        f(&tx).and_then(|out| tx.commit().map(|_| out)).map_err(sql_err)
+    }
+
     fn setup(&mut self) -> Result<(), StateError> {
         self.conn
             .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")
@@ -264,11 +273,10 @@ impl State {
             return Err(StateError::TooNew { path: self.path.display().to_string(), found: version, known });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction().map_err(|e| StateError::Sql { path: String::new(), error: e })?;
-            tx.execute_batch(sql)
-                .and_then(|_| tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)))
-                .and_then(|_| tx.commit())
-                .map_err(|e| StateError::Sql { path: self.path.display().to_string(), error: e })?;
+            self.in_tx(|tx| {
+                tx.execute_batch(sql)?;
+                tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+            })?;
         }
         Ok(())
     }
@@ -396,25 +404,18 @@ impl State {
         self.query_artifacts("", [])
     }
 
-    pub fn artifacts_of(&self, project: &ProjectName) -> Result<Vec<Artifact>, StateError> {
-        self.query_artifacts("WHERE project = ?1", [project.as_str()])
-    }
-
     pub fn artifact(&self, project: &ProjectName, filename: &str) -> Result<Option<Artifact>, StateError> {
         Ok(self.query_artifacts("WHERE project = ?1 AND filename = ?2", [project.as_str(), filename])?.pop())
     }
 
     /// Insert or replace artifacts in one transaction.
     pub fn put_artifacts(&mut self, artifacts: &[Artifact]) -> Result<(), StateError> {
-        let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql { path: path.clone(), error: source };
-        let tx = self.conn.transaction().map_err(sql_err)?;
-        {
+        self.in_tx(|tx| {
             let sql = format!(
                 "INSERT OR REPLACE INTO artifacts ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
                 Self::ARTIFACT_COLUMNS
             );
-            let mut stmt = tx.prepare_cached(&sql).map_err(sql_err)?;
+            let mut stmt = tx.prepare_cached(&sql)?;
             for a in artifacts {
                 stmt.execute(params![
                     a.project.as_str(),
@@ -433,11 +434,10 @@ impl State {
                     a.added_run,
                     a.selected_run,
                     a.unselected_run
-                ])
-                .map_err(sql_err)?;
+                ])?;
             }
-        }
-        tx.commit().map_err(sql_err)
+            Ok(())
+        })
     }
 
     /// Record a run's selection. `planned` projects were selected afresh:
@@ -452,104 +452,91 @@ impl State {
         planned: &[ProjectName],
         requested: &[ProjectName],
     ) -> Result<usize, StateError> {
-        let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql { path: path.clone(), error: source };
-        let tx = self.conn.transaction().map_err(sql_err)?;
-        let left;
-        {
+        self.in_tx(|tx| {
             tx.execute_batch(
                 "CREATE TEMP TABLE IF NOT EXISTS sel_keep (project TEXT, filename TEXT, PRIMARY KEY (project, filename));
                  CREATE TEMP TABLE IF NOT EXISTS sel_planned (project TEXT PRIMARY KEY);
                  CREATE TEMP TABLE IF NOT EXISTS sel_requested (project TEXT PRIMARY KEY);
                  DELETE FROM sel_keep; DELETE FROM sel_planned; DELETE FROM sel_requested;",
-            )
-            .map_err(sql_err)?;
+            )?;
             {
-                let mut put = tx.prepare_cached("INSERT OR IGNORE INTO sel_keep VALUES (?1, ?2)").map_err(sql_err)?;
+                let mut put = tx.prepare_cached("INSERT OR IGNORE INTO sel_keep VALUES (?1, ?2)")?;
                 for (p, f) in keep {
-                    put.execute(params![p.as_str(), f]).map_err(sql_err)?;
+                    put.execute(params![p.as_str(), f])?;
                 }
-                let mut put = tx.prepare_cached("INSERT OR IGNORE INTO sel_planned VALUES (?1)").map_err(sql_err)?;
+                let mut put = tx.prepare_cached("INSERT OR IGNORE INTO sel_planned VALUES (?1)")?;
                 for p in planned {
-                    put.execute([p.as_str()]).map_err(sql_err)?;
+                    put.execute([p.as_str()])?;
                 }
-                let mut put = tx.prepare_cached("INSERT OR IGNORE INTO sel_requested VALUES (?1)").map_err(sql_err)?;
+                let mut put = tx.prepare_cached("INSERT OR IGNORE INTO sel_requested VALUES (?1)")?;
                 for p in requested {
-                    put.execute([p.as_str()]).map_err(sql_err)?;
+                    put.execute([p.as_str()])?;
                 }
             }
             tx.execute(
                 "UPDATE artifacts SET unselected_run = NULL, selected_run = ?1
                  WHERE (project, filename) IN (SELECT project, filename FROM sel_keep)",
                 [run],
-            )
-            .map_err(sql_err)?;
-            left = tx
-                .execute(
+            )?;
+            let left = tx.execute(
                     "UPDATE artifacts SET unselected_run = ?1
                      WHERE unselected_run IS NULL
                        AND ((project IN (SELECT project FROM sel_planned)
                              AND (project, filename) NOT IN (SELECT project, filename FROM sel_keep))
                             OR project NOT IN (SELECT project FROM sel_requested))",
                     [run],
-                )
-                .map_err(sql_err)?;
-            tx.execute_batch("DELETE FROM sel_keep; DELETE FROM sel_planned; DELETE FROM sel_requested;")
-                .map_err(sql_err)?;
-        }
-        tx.commit().map_err(sql_err)?;
-        Ok(left)
+                )?;
+            tx.execute_batch("DELETE FROM sel_keep; DELETE FROM sel_planned; DELETE FROM sel_requested;")?;
+            Ok(left)
+        })
     }
 
     pub fn touch_verified(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
-        let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql { path: path.clone(), error: source };
         let stamp = now();
-        let tx = self.conn.transaction().map_err(sql_err)?;
-        {
-            let mut stmt = tx
-                .prepare_cached("UPDATE artifacts SET last_verified = ?1 WHERE project = ?2 AND filename = ?3")
-                .map_err(sql_err)?;
+        self.in_tx(|tx| {
+            let mut stmt =
+                tx.prepare_cached("UPDATE artifacts SET last_verified = ?1 WHERE project = ?2 AND filename = ?3")?;
             for (p, f) in keys {
-                stmt.execute(params![stamp, p.as_str(), f]).map_err(sql_err)?;
+                stmt.execute(params![stamp, p.as_str(), f])?;
             }
-        }
-        tx.commit().map_err(sql_err)
+            Ok(())
+        })
     }
 
     pub fn delete_artifacts(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
-        let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql { path: path.clone(), error: source };
-        let tx = self.conn.transaction().map_err(sql_err)?;
-        {
-            let mut stmt =
-                tx.prepare_cached("DELETE FROM artifacts WHERE project = ?1 AND filename = ?2").map_err(sql_err)?;
+        self.in_tx(|tx| {
+            let mut stmt = tx.prepare_cached("DELETE FROM artifacts WHERE project = ?1 AND filename = ?2")?;
             for (p, f) in keys {
-                stmt.execute(params![p.as_str(), f]).map_err(sql_err)?;
+                stmt.execute(params![p.as_str(), f])?;
             }
-        }
-        tx.commit().map_err(sql_err)
+            Ok(())
+        })
     }
 
     // --------------------------------------------------------- projects
 
+    const VIEW_COLUMNS: &'static str = "page_url, etag, last_modified, body_sha256, page, fetched_at, plan_key";
+
+    /// A project row selected as `project, VIEW_COLUMNS`.
+    fn view_from_row(project: ProjectName, r: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectView> {
+        Ok(ProjectView {
+            project,
+            page_url: r.get(1)?,
+            etag: r.get(2)?,
+            last_modified: r.get(3)?,
+            body_sha256: r.get(4)?,
+            page: r.get(5)?,
+            fetched_at: r.get(6)?,
+            plan_key: r.get(7)?,
+        })
+    }
+
     pub fn project_view(&self, project: &ProjectName) -> Result<Option<ProjectView>, StateError> {
         self.conn
             .query_row(
-                "SELECT page_url, etag, last_modified, body_sha256, page, fetched_at, plan_key FROM projects WHERE project = ?1",
+                &format!("SELECT project, {} FROM projects WHERE project = ?1", Self::VIEW_COLUMNS),
                 [project.as_str()],
-                |r| {
-                    Ok(ProjectView {
-                        project: project.clone(),
-                        page_url: r.get(0)?,
-                        etag: r.get(1)?,
-                        last_modified: r.get(2)?,
-                        body_sha256: r.get(3)?,
-                        page: r.get(4)?,
-                        fetched_at: r.get(5)?,
-                        plan_key: r.get(6)?,
-                    })
-                },
+                |r| Self::view_from_row(project.clone(), r),
             )
             .optional()
             .map_err(|e| self.err(e))
@@ -563,9 +550,7 @@ impl State {
         let wanted: std::collections::HashSet<&str> = projects.iter().map(|p| p.as_str()).collect();
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT project, page_url, etag, last_modified, body_sha256, page, fetched_at, plan_key FROM projects",
-            )
+            .prepare(&format!("SELECT project, {} FROM projects", Self::VIEW_COLUMNS))
             .map_err(|e| self.err(e))?;
         let mut out = std::collections::HashMap::with_capacity(projects.len());
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
@@ -575,34 +560,19 @@ impl State {
                 continue;
             }
             let Ok(project) = name.parse::<ProjectName>() else { continue };
-            let view = (|| -> rusqlite::Result<ProjectView> {
-                Ok(ProjectView {
-                    project: project.clone(),
-                    page_url: r.get(1)?,
-                    etag: r.get(2)?,
-                    last_modified: r.get(3)?,
-                    body_sha256: r.get(4)?,
-                    page: r.get(5)?,
-                    fetched_at: r.get(6)?,
-                    plan_key: r.get(7)?,
-                })
-            })()
-            .map_err(|e| self.err(e))?;
+            let view = Self::view_from_row(project.clone(), r).map_err(|e| self.err(e))?;
             out.insert(project, view);
         }
         Ok(out)
     }
 
     pub fn put_project_views(&mut self, views: &[ProjectView]) -> Result<(), StateError> {
-        let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql { path: path.clone(), error: source };
-        let tx = self.conn.transaction().map_err(sql_err)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO projects (project, page_url, etag, last_modified, body_sha256, page, fetched_at, plan_key) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-                )
-                .map_err(sql_err)?;
+        self.in_tx(|tx| {
+            let sql = format!(
+                "INSERT OR REPLACE INTO projects (project, {}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                Self::VIEW_COLUMNS
+            );
+            let mut stmt = tx.prepare_cached(&sql)?;
             for v in views {
                 stmt.execute(params![
                     v.project.as_str(),
@@ -613,26 +583,21 @@ impl State {
                     v.page,
                     v.fetched_at,
                     v.plan_key
-                ])
-                .map_err(sql_err)?;
+                ])?;
             }
-        }
-        tx.commit().map_err(sql_err)
+            Ok(())
+        })
     }
 
     /// Record (or, with `None`, forget) each project's plan key.
     pub fn set_plan_keys(&mut self, keys: &[(ProjectName, Option<String>)]) -> Result<(), StateError> {
-        let path = self.path.display().to_string();
-        let sql_err = |source| StateError::Sql { path: path.clone(), error: source };
-        let tx = self.conn.transaction().map_err(sql_err)?;
-        {
-            let mut stmt =
-                tx.prepare_cached("UPDATE projects SET plan_key = ?2 WHERE project = ?1").map_err(sql_err)?;
+        self.in_tx(|tx| {
+            let mut stmt = tx.prepare_cached("UPDATE projects SET plan_key = ?2 WHERE project = ?1")?;
             for (p, k) in keys {
-                stmt.execute(params![p.as_str(), k]).map_err(sql_err)?;
+                stmt.execute(params![p.as_str(), k])?;
             }
-        }
-        tx.commit().map_err(sql_err)
+            Ok(())
+        })
     }
 
     // -------------------------------------------------------- tampering

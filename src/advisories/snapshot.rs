@@ -423,6 +423,24 @@ fn id_rank(id: &str) -> (u8, &str) {
     (kind, id)
 }
 
+/// The rows of `sql` grouped by their first column, each group in query order.
+fn grouped<K, V>(
+    conn: &Connection,
+    sql: &str,
+    mut value: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<V>,
+) -> rusqlite::Result<HashMap<K, Vec<V>>>
+where
+    K: rusqlite::types::FromSql + Eq + std::hash::Hash,
+{
+    let mut out: HashMap<K, Vec<V>> = HashMap::new();
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        out.entry(r.get(0)?).or_default().push(value(r)?);
+    }
+    Ok(out)
+}
+
 impl Snapshot {
     pub fn open(path: &Path) -> Result<Snapshot, SnapshotError> {
         let corrupt = |reason: String| SnapshotError::Corrupt { path: path.display().to_string(), reason };
@@ -469,30 +487,16 @@ impl Snapshot {
                     })
                 })?
                 .collect::<Result<_, _>>()?;
-            let mut aliases: HashMap<String, Vec<String>> = HashMap::new();
-            for row in conn
-                .prepare("SELECT advisory, alias FROM aliases ORDER BY advisory, alias")?
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-            {
-                let (a, b) = row?;
-                aliases.entry(a).or_default().push(b);
-            }
-            let mut refs: HashMap<String, Vec<(Option<String>, String)>> = HashMap::new();
-            for row in conn
-                .prepare("SELECT advisory, type, url FROM refs ORDER BY advisory, seq")?
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))?
-            {
-                let (a, k, u) = row?;
-                refs.entry(a).or_default().push((k, u));
-            }
-            let mut vectors: HashMap<String, Vec<Vector>> = HashMap::new();
-            for row in conn
-                .prepare("SELECT advisory, type, vector, score FROM severities ORDER BY advisory, seq")?
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-            {
-                let (a, kind, vector, score) = row?;
-                vectors.entry(a).or_default().push(Vector { kind, vector, score });
-            }
+            let mut aliases: HashMap<String, Vec<String>> =
+                grouped(&conn, "SELECT advisory, alias FROM aliases ORDER BY advisory, alias", |r| r.get(1))?;
+            let mut refs: HashMap<String, Vec<(Option<String>, String)>> =
+                grouped(&conn, "SELECT advisory, type, url FROM refs ORDER BY advisory, seq", |r| {
+                    Ok((r.get(1)?, r.get(2)?))
+                })?;
+            let mut vectors: HashMap<String, Vec<Vector>> =
+                grouped(&conn, "SELECT advisory, type, vector, score FROM severities ORDER BY advisory, seq", |r| {
+                    Ok(Vector { kind: r.get(1)?, vector: r.get(2)?, score: r.get(3)? })
+                })?;
             let mut advisories = Vec::new();
             let mut stmt = conn.prepare("SELECT id, summary, details, published, modified, withdrawn, rating, score, vector FROM advisories ORDER BY id")?;
             let rows = stmt.query_map([], |r| {
@@ -511,13 +515,7 @@ impl Snapshot {
             })?;
             for row in rows {
                 let (id, summary, details, published, modified, withdrawn, rating, score, vector) = row?;
-                let rating = match rating.as_str() {
-                    "critical" => Severity::Critical,
-                    "high" => Severity::High,
-                    "medium" => Severity::Medium,
-                    "low" => Severity::Low,
-                    _ => Severity::Unknown,
-                };
+                let rating = Severity::RATED.into_iter().find(|s| s.as_str() == rating).unwrap_or(Severity::Unknown);
                 advisories.push(Advisory {
                     aliases: aliases.remove(&id).unwrap_or_default(),
                     references: refs.remove(&id).unwrap_or_default(),
@@ -536,37 +534,23 @@ impl Snapshot {
             let index: HashMap<&str, usize> = advisories.iter().enumerate().map(|(i, a)| (a.id.as_str(), i)).collect();
 
             // Rebuild each affected entry as OSV and compile it once.
-            let mut ranges: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
-            for row in conn
-                .prepare("SELECT id, affected, type FROM ranges ORDER BY id")?
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))?
-            {
-                let (id, aff, kind) = row?;
-                ranges.entry(aff).or_default().push((id, kind));
-            }
-            let mut events: HashMap<i64, Vec<osv::Event>> = HashMap::new();
-            for row in conn
-                .prepare("SELECT range, kind, version FROM events ORDER BY range, seq")?
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
-            {
-                let (range, kind, version) = row?;
-                let mut e = osv::Event::default();
-                match kind.as_str() {
-                    "introduced" => e.introduced = Some(version),
-                    "fixed" => e.fixed = Some(version),
-                    "last_affected" => e.last_affected = Some(version),
-                    _ => e.limit = Some(version),
-                }
-                events.entry(range).or_default().push(e);
-            }
-            let mut versions: HashMap<i64, Vec<String>> = HashMap::new();
-            for row in conn
-                .prepare("SELECT affected, version FROM affected_versions ORDER BY affected, seq")?
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
-            {
-                let (aff, v) = row?;
-                versions.entry(aff).or_default().push(v);
-            }
+            let mut ranges: HashMap<i64, Vec<(i64, String)>> =
+                grouped(&conn, "SELECT affected, id, type FROM ranges ORDER BY id", |r| Ok((r.get(1)?, r.get(2)?)))?;
+            let mut events: HashMap<i64, Vec<osv::Event>> =
+                grouped(&conn, "SELECT range, kind, version FROM events ORDER BY range, seq", |r| {
+                    let kind: String = r.get(1)?;
+                    let version = Some(r.get(2)?);
+                    let mut e = osv::Event::default();
+                    match kind.as_str() {
+                        "introduced" => e.introduced = version,
+                        "fixed" => e.fixed = version,
+                        "last_affected" => e.last_affected = version,
+                        _ => e.limit = version,
+                    }
+                    Ok(e)
+                })?;
+            let mut versions: HashMap<i64, Vec<String>> =
+                grouped(&conn, "SELECT affected, version FROM affected_versions ORDER BY affected, seq", |r| r.get(1))?;
             let mut compiled: BTreeMap<String, Vec<CompiledAffected>> = BTreeMap::new();
             for row in conn
                 .prepare("SELECT id, advisory, package FROM affected ORDER BY id")?
@@ -744,10 +728,6 @@ impl Snapshot {
     /// Every advisory in the finding's alias group.
     pub fn members(&self, f: &Finding) -> &[usize] {
         &self.groups[f.group]
-    }
-
-    pub fn package_count(&self) -> usize {
-        self.by_package.len()
     }
 
     /// Age of the snapshot in whole days at `now`.
