@@ -9,8 +9,8 @@
 use std::path::Path;
 
 use airlock::advisories::Snapshot;
+use airlock::advisories::SourceSpec;
 use airlock::advisories::ops;
-use airlock::manifest::SourceSpec;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// 35,000 distinct (package, version) pairs the database lists (it lists
@@ -23,7 +23,8 @@ fn pairs(vulns: &Path) -> Vec<(String, String)> {
     let mut all = std::collections::BTreeSet::new();
     for r in &parsed.records {
         for a in &r.affected {
-            let name = airlock::names::ProjectName::new(a.package.as_ref().unwrap().name.clone()).unwrap().to_string();
+            let name =
+                airlock::dist::names::ProjectName::new(a.package.as_ref().unwrap().name.clone()).unwrap().to_string();
             all.extend(a.versions.iter().map(|v| (name.clone(), v.clone())));
         }
     }

@@ -9,9 +9,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use airlock::build::{BuildOptions, build};
-use airlock::hashing::Sha256;
 use airlock::manifest::Manifest;
+use airlock::pipeline::{BuildOptions, build};
+use airlock::util::hashing::Sha256;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn generate(root: &Path, projects: usize, per: usize) {

@@ -9,9 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use airlock::hashing::{Sha256, hash_file};
-use airlock::render::{SiteFile, SiteInfo, render_site};
-use airlock::templates::Templates;
+use airlock::index::Templates;
+use airlock::index::{SiteFile, SiteInfo, render_site};
+use airlock::util::hashing::{Sha256, hash_file};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
 
@@ -23,14 +23,13 @@ const FILES_PER_PROJECT: usize = 10;
 fn site_files(src: &Path) -> Vec<SiteFile> {
     let mut files = Vec::with_capacity(PROJECTS * FILES_PER_PROJECT);
     for p in 0..PROJECTS {
-        let project: airlock::names::ProjectName = format!("project-{p:05}").parse().unwrap();
+        let project: airlock::dist::names::ProjectName = format!("project-{p:05}").parse().unwrap();
         for v in 0..FILES_PER_PROJECT {
             let filename = format!("project_{p:05}-1.{v}-py3-none-any.whl");
             let source = src.join(&filename);
             std::fs::write(&source, b"x").unwrap();
             files.push(SiteFile {
                 project: project.clone(),
-                version: format!("1.{v}").parse().unwrap(),
                 sha256: Sha256::of(filename.as_bytes()),
                 size: 12_345,
                 requires_python: Some(">=3.8".into()),
@@ -40,7 +39,7 @@ fn site_files(src: &Path) -> Vec<SiteFile> {
                 source,
                 metadata_source: None,
                 listed: true,
-                filename,
+                filename: filename.parse().unwrap(),
             });
         }
     }

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::error::{Error, Exit};
+use crate::error::Error;
+use crate::exit::Exit;
 use crate::manifest::Manifest;
-use crate::ui::{Color, LogFormat};
+use crate::util::ui::{Color, LogFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -185,13 +186,14 @@ pub enum AdvisoriesCommand {
 }
 
 /// Print a run's outcome and turn it into the exit code.
-fn finish(outcome: crate::build::BuildOutcome) -> Result<Exit, Error> {
-    for f in &outcome.failures {
+fn finish(outcome: crate::pipeline::BuildOutcome) -> Result<Exit, Error> {
+    let failures: Vec<_> = outcome.failures().collect();
+    for f in &failures {
         tracing::error!("failed: {f}");
     }
     tracing::info!("run {}: {}", outcome.run, outcome.summary);
-    if !outcome.failures.is_empty() {
-        tracing::error!("{} failure(s); nothing unverified was published", outcome.failures.len());
+    if !failures.is_empty() {
+        tracing::error!("{} failure(s); nothing unverified was published", failures.len());
     }
     if outcome.exit == Exit::Policy {
         tracing::error!("policy breach: see reports/security.html (exit 3)");
@@ -208,19 +210,19 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
         Command::Build { config, out, jobs, offline } => {
             let manifest = load(&config)?;
-            let opts = crate::build::BuildOptions { offline, jobs: jobs.map(usize::from), out };
-            finish(crate::build::build(&manifest, &opts)?)
+            let opts = crate::pipeline::BuildOptions { offline, jobs: jobs.map(usize::from), out };
+            finish(crate::pipeline::build(&manifest, &opts)?)
         }
         Command::Audit { config } => {
             let manifest = load(&config)?;
-            finish(crate::build::audit(&manifest)?)
+            finish(crate::pipeline::audit(&manifest)?)
         }
         Command::Plan { config, offline } => {
             let manifest = load(&config)?;
-            crate::commands::plan(&manifest, offline)
+            crate::commands::plan::plan(&manifest, offline)
         }
         Command::Index { dir, out, name, templates } => {
-            let outcome = crate::localindex::index_dir(&dir, &out, &name, templates.as_deref())?;
+            let outcome = crate::index::local::index_dir(&dir, &out, &name, templates.as_deref())?;
             tracing::info!(
                 "indexed {} file(s) of {} project(s) into {} ({} skipped)",
                 outcome.files,
@@ -237,15 +239,15 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                 (false, Some(r)) => crate::bundle::Since::Run(r),
                 (false, None) => crate::bundle::Since::LastExport,
             };
-            if let Some(r) = crate::bundle::export(&manifest, &output, since)? {
+            if let Some(r) = crate::bundle::export(&manifest.mirror, &output, since)? {
                 tracing::info!(
                     "wrote {} ({}): runs {} to {}, {} file(s) ({}), {} deletion(s)",
                     output.display(),
-                    crate::ui::human_bytes(r.bundle_bytes),
+                    crate::util::ui::human_bytes(r.bundle_bytes),
                     r.from_run.map_or("start".into(), |f| f.to_string()),
                     r.to_run,
                     r.members,
-                    crate::ui::human_bytes(r.bytes),
+                    crate::util::ui::human_bytes(r.bytes),
                     r.deleted
                 );
             }
@@ -271,30 +273,30 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                     "nowhere to publish: give --to s3://bucket/prefix or a directory, or set [publish] to".into(),
                 )
             })?;
-            if to.starts_with("s3://") {
-                let report = crate::s3::publish(&manifest, &to)?;
-                tracing::info!("{to}: {}", crate::s3::describe(&report));
-                for path in &report.uploaded {
-                    tracing::debug!("uploaded {path}");
-                }
-                return Ok(Exit::Success);
+            let dest: crate::publish::Destination = to.parse()?;
+            let target = crate::publish::target(&dest, &manifest.publish, manifest.mirror.jobs)?;
+            let m = &manifest.mirror;
+            let session = crate::run::Session::open(m, &m.output, "publish")?;
+            let served = session.served("publish")?;
+            let report = target.publish(&served.root, &served.listing, served.run)?;
+            tracing::info!("{}: {report}", target.describe());
+            for path in &report.uploaded {
+                tracing::debug!("uploaded {path}");
             }
-            let (files, bytes) = crate::bundle::publish_dir(&manifest, std::path::Path::new(&to))?;
-            tracing::info!("published {files} file(s) ({}) to {to}", crate::ui::human_bytes(bytes));
             Ok(Exit::Success)
         }
         Command::Verify { config, repair } => {
             let manifest = load(&config)?;
-            crate::verify::verify(&manifest, repair)
+            crate::commands::verify::verify(&manifest, repair)
         }
         Command::Serve { dir, port, nginx_config: true } => {
             let root = std::path::absolute(&dir)?;
             let listen = if port == 80 { "80".to_string() } else { format!("127.0.0.1:{port}") };
-            print!("{}", crate::nginx::config(&root, &listen));
+            print!("{}", crate::commands::nginx::config(&root, &listen));
             Ok(Exit::Success)
         }
         Command::Serve { dir, port, nginx_config: false } => {
-            crate::serve::serve(&dir, port)?;
+            crate::commands::serve::serve(&dir, port)?;
             Ok(Exit::Success)
         }
         Command::Advisories(cmd) => advisories(cmd),
@@ -313,7 +315,8 @@ fn advisories(cmd: AdvisoriesCommand) -> Result<Exit, Error> {
         }
         AdvisoriesCommand::Update { config } => {
             let manifest = load(&config)?;
-            let stats = ops::update(&manifest)?;
+            let a = &manifest.advisories;
+            let stats = ops::update(&a.sources, &a.snapshot, &manifest.mirror.state.join("advisory-sources"))?;
             ops::print_stats(&stats, &manifest.advisories.snapshot);
             Ok(Exit::Success)
         }

@@ -1,14 +1,22 @@
 //! The library's top-level error: one variant per module error, and the
-//! exit code each maps to (DESIGN.md: 1 run failed, 2 usage, 3 policy,
-//! 4 advisory data missing or stale).
+//! exit code each maps to (DESIGN.md: 1 run failed, 2 usage, 4 advisory
+//! data missing or stale). Only the command layer (`cli`, `commands`,
+//! `pipeline`) returns it; every module below has its own error type that
+//! names its input.
 
-use crate::fetch::FetchError;
-use crate::lock::LockError;
+use crate::advisories::AdvisoryError;
+use crate::audit::AuditError;
+use crate::bundle::BundleError;
+use crate::index::local::IndexError;
+use crate::index::{RenderError, TemplateError};
 use crate::manifest::ManifestError;
+use crate::pipeline::publish::PublishStageError;
 use crate::publish::PublishError;
-use crate::render::RenderError;
-use crate::state::StateError;
-use crate::templates::TemplateError;
+use crate::run::RunError;
+use crate::store::fetch::FetchError;
+use crate::store::lock::LockError;
+use crate::store::state::StateError;
+use crate::tree::TreeError;
 use crate::upstream::UpstreamError;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +28,8 @@ pub enum Error {
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Fetch(#[from] FetchError),
@@ -28,15 +38,21 @@ pub enum Error {
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error(transparent)]
+    PublishStage(#[from] PublishStageError),
+    #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
-    Advisories(#[from] crate::advisories::AdvisoryError),
+    Advisories(#[from] AdvisoryError),
     #[error(transparent)]
-    Audit(#[from] crate::audit::AuditError),
+    Audit(#[from] AuditError),
     #[error(transparent)]
-    Bundle(#[from] crate::bundle::BundleError),
+    Bundle(#[from] BundleError),
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -51,13 +67,4 @@ impl Error {
             _ => 1,
         }
     }
-}
-
-/// How a command that ran to its end went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Exit {
-    Success = 0,
-    Failed = 1,
-    Policy = 3,
-    Advisories = 4,
 }

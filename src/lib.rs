@@ -1,45 +1,27 @@
 //! airlock: a verified, audited, static Python package mirror.
 //!
-//! The pipeline (see [`build`]) is a flat list of stages, each taking and
-//! returning plain values: manifest → plan → fetch and verify → state →
-//! audit → render → publish.
+//! The pipeline ([`pipeline::build`]) is a flat list of named stages, each
+//! taking and returning plain values: load advisories → open the run →
+//! gather upstream views → plan → adopt → fetch and verify → record →
+//! audit → render → publish → prune → finish. docs/ARCHITECTURE.md maps the
+//! modules below and the invariants they keep.
 
 pub mod advisories;
 pub mod audit;
-pub mod build;
 pub mod bundle;
 pub mod cli;
-pub mod clock;
 pub mod commands;
-pub mod deps;
+pub mod diagnostics;
+pub mod dist;
 pub mod error;
-pub mod fault;
-pub mod fetch;
-pub mod filename;
-pub mod hashing;
-pub mod listing;
-pub mod localindex;
-pub mod lock;
+pub mod exit;
+pub mod index;
 pub mod manifest;
-pub mod metadata;
-pub mod mime;
-pub mod names;
-pub mod nginx;
-pub mod plan;
+pub mod pipeline;
 pub mod publish;
-pub mod redact;
-pub mod render;
-pub mod report;
-pub mod requirements;
-pub mod s3;
+pub mod run;
 pub mod select;
-pub mod serve;
-pub mod severity;
-pub mod state;
 pub mod store;
-pub mod tags;
-pub mod templates;
-pub mod ui;
+pub mod tree;
 pub mod upstream;
-pub mod verify;
-pub mod wire;
+pub mod util;

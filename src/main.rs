@@ -8,13 +8,13 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = airlock::cli::Cli::parse();
     let verbosity = i8::try_from(cli.verbose).unwrap_or(i8::MAX) - i8::try_from(cli.quiet).unwrap_or(i8::MAX);
-    airlock::ui::init(verbosity, cli.log_format, cli.color);
+    airlock::util::ui::init(verbosity, cli.log_format, cli.color);
     match airlock::cli::run(cli) {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(e) => {
             let code = e.exit_code();
             let report = anyhow::Error::new(e);
-            eprintln!("error: {}", airlock::redact::text(&format!("{report:#}")));
+            eprintln!("error: {}", airlock::util::redact::text(&format!("{report:#}")));
             ExitCode::from(code)
         }
     }

@@ -18,7 +18,7 @@
 use std::cmp::Ordering;
 use std::str::FromStr;
 
-use pep440_rs::Version;
+use uv_pep440::Version;
 
 use super::osv;
 

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::SourceSpec;
 use super::snapshot::{self, BuildStats, Input, Snapshot, SnapshotError, SourceInfo};
 use super::source::{self, SourceError};
-use crate::hashing::hash_file;
-use crate::manifest::{Manifest, SourceSpec};
-use crate::redact;
-use crate::ui::human_bytes;
 use crate::upstream::{Client, ClientConfig, Download, UpstreamError, Validators};
+use crate::util::hashing::hash_file;
+use crate::util::redact;
+use crate::util::ui::human_bytes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdvisoryError {
@@ -48,7 +48,7 @@ struct Cached {
 }
 
 fn cache_paths(cache: &Path, url: &Url) -> (PathBuf, PathBuf) {
-    let key = crate::hashing::Sha256::of(redact::url(url).as_bytes()).hex();
+    let key = crate::util::hashing::Sha256::of(redact::url(url).as_bytes()).hex();
     let ext = if url.path().ends_with(".zip") { "zip" } else { "json" };
     (cache.join(format!("{}.{ext}", &key[..24])), cache.join(format!("{}.meta.json", &key[..24])))
 }
@@ -72,10 +72,10 @@ fn fetch_url(client: &Client, url: &Url, cache: &Path) -> Result<(PathBuf, Sourc
                 url: redact::url(url),
                 etag: validators.etag,
                 last_modified: validators.last_modified,
-                fetched_at: crate::state::now(),
+                fetched_at: crate::util::clock::now(),
                 sha256: sha256.hex(),
             };
-            snapshot::write_atomically(&meta_path, &serde_json::to_vec_pretty(&c).expect("serializable"))?;
+            crate::util::fsx::write_atomically(&meta_path, &serde_json::to_vec_pretty(&c).expect("serializable"))?;
             c
         }
     };
@@ -121,25 +121,23 @@ pub fn build(specs: &[SourceSpec], out: &Path, cache: &Path) -> Result<BuildStat
         let parsed = source::read(&path)?;
         inputs.push(Input { info, parsed });
     }
-    let built_at = crate::clock::output_time().to_string();
+    let built_at = crate::util::clock::output_time().to_string();
     Ok(snapshot::build(inputs, out, &built_at)?)
 }
 
-/// `airlock advisories update`: rebuild the manifest's snapshot from its
-/// sources. When a source cannot be reached, the old snapshot stays and the
-/// error says how old it is. Returns whether the snapshot was replaced.
-pub fn update(manifest: &Manifest) -> Result<BuildStats, AdvisoryError> {
-    let a = &manifest.advisories;
-    let cache = manifest.mirror.state.join("advisory-sources");
-    match build(&a.sources, &a.snapshot, &cache) {
+/// `airlock advisories update`: rebuild `snapshot` from `sources`, caching
+/// downloads in `cache`. When a source cannot be reached, the old snapshot
+/// stays and the error says how old it is.
+pub fn update(sources: &[SourceSpec], snapshot: &Path, cache: &Path) -> Result<BuildStats, AdvisoryError> {
+    match build(sources, snapshot, cache) {
         Ok(stats) => Ok(stats),
         Err(e) => {
-            if let Ok(old) = Snapshot::open(&a.snapshot) {
+            if let Ok(old) = Snapshot::open(snapshot) {
                 let age =
                     old.age_days(jiff::Timestamp::now()).map_or("unknown age".into(), |d| format!("{d} day(s) old"));
                 tracing::warn!(
                     "keeping the existing snapshot {} (built {}, {age})",
-                    a.snapshot.display(),
+                    snapshot.display(),
                     old.meta.built_at
                 );
             }

@@ -12,15 +12,15 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::str::FromStr;
 
-use pep440_rs::Version;
 use rusqlite::{Connection, params};
 use serde::Serialize;
+use uv_pep440::Version;
 
 use super::matcher::{CompiledAffected, PackageIndex, Skips};
 use super::osv::{self, Record};
+use super::severity::Severity;
 use super::source::Parsed;
-use crate::hashing::Sha256;
-use crate::severity::Severity;
+use crate::util::hashing::Sha256;
 
 pub const SCHEMA_VERSION: i64 = 1;
 /// A snapshot bigger than this once decompressed is refused as a bomb.
@@ -158,7 +158,7 @@ fn is_pypi(a: &osv::Affected) -> bool {
 }
 
 fn normalize(name: &str) -> Option<String> {
-    crate::names::ProjectName::new(name.trim().to_string()).ok().map(|n| n.to_string())
+    crate::dist::names::ProjectName::new(name.trim().to_string()).ok().map(|n| n.to_string())
 }
 
 /// Build a snapshot from parsed sources and write it atomically to `out`.
@@ -320,7 +320,7 @@ pub fn build(inputs: Vec<Input>, out: &Path, built_at: &str) -> Result<BuildStat
     let compressed = compress(&image)?;
     stats.bytes = compressed.len() as u64;
     stats.sha256 = Sha256::of(&compressed).hex();
-    write_atomically(out, &compressed)?;
+    crate::util::fsx::write_atomically(out, &compressed)?;
     Ok(stats)
 }
 
@@ -332,21 +332,6 @@ fn compress(image: &[u8]) -> std::io::Result<Vec<u8>> {
     enc.long_distance_matching(true)?;
     enc.write_all(image)?;
     enc.finish()
-}
-
-/// Write through a temporary file in the same directory and rename over.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    fs_err::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".airlock-snapshot-").tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    crate::store::make_readable(tmp.as_file())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| std::io::Error::new(e.error.kind(), format!("{}: {}", path.display(), e.error)))?;
-    Ok(())
 }
 
 // ------------------------------------------------------------------- reading
@@ -660,13 +645,23 @@ impl Snapshot {
         load().map_err(|e| corrupt(e.to_string()))?
     }
 
-    /// The advisories affecting `name` (normalized here) at `version`.
+    /// The advisories affecting `name` (normalized here) at `version`, as
+    /// written (a string that is not PEP 440 still matches as written).
     pub fn check(&self, name: &str, version: &str) -> Vec<Finding> {
+        let parsed = Version::from_str(version.trim()).ok();
+        self.check_parsed(name, version, parsed.as_ref())
+    }
+
+    /// The advisories affecting `name` at a parsed version.
+    pub fn check_version(&self, name: &str, version: &Version) -> Vec<Finding> {
+        self.check_parsed(name, &version.to_string(), Some(version))
+    }
+
+    fn check_parsed(&self, name: &str, version: &str, parsed: Option<&Version>) -> Vec<Finding> {
         let Some(package) = normalize(name) else { return Vec::new() };
         let Some(index) = self.by_package.get(&package) else { return Vec::new() };
-        let parsed = Version::from_str(version.trim()).ok();
         let mut hits: BTreeMap<usize, (Vec<usize>, Vec<Version>)> = BTreeMap::new();
-        for hit in index.lookup(version, parsed.as_ref()) {
+        for hit in index.lookup(version, parsed) {
             {
                 let g = self.group_of[hit.advisory];
                 let slot = hits.entry(g).or_default();

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use airlock::advisories::matcher::{CompiledAffected, Skips};
 use airlock::advisories::osv::{Affected, Record};
 use airlock::advisories::{Snapshot, source};
-use pep440_rs::Version;
+use uv_pep440::Version;
 
 use crate::support::*;
 
@@ -204,7 +204,7 @@ fn identical_sources_give_identical_snapshots() {
 // ---------------------------------------------------------------- the oracle
 
 fn package(a: &Affected) -> String {
-    airlock::names::ProjectName::new(a.package.as_ref().unwrap().name.clone()).unwrap().to_string()
+    airlock::dist::names::ProjectName::new(a.package.as_ref().unwrap().name.clone()).unwrap().to_string()
 }
 
 fn in_ranges(a: &Affected, v: &str) -> bool {

@@ -124,8 +124,8 @@ fn s3_publish_uploads_what_changed_with_the_right_types() {
     assert_eq!(objects.keys().collect::<Vec<_>>(), local.keys().collect::<Vec<_>>());
     for (path, (bytes, ct, cc)) in &objects {
         assert!(bytes == &local[path], "{path} differs");
-        assert_eq!(ct, airlock::mime::content_type(path), "{path}");
-        assert_eq!(cc, airlock::mime::cache_control(path), "{path}");
+        assert_eq!(ct, airlock::util::mime::content_type(path), "{path}");
+        assert_eq!(cc, airlock::util::mime::cache_control(path), "{path}");
     }
     let ct = |p: &str| objects[p].1.clone();
     assert_eq!(ct("simple/alpha/index.v1_json"), "application/vnd.pypi.simple.v1+json");

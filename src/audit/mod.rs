@@ -1,0 +1,364 @@
+//! The security join and the policy.
+//!
+//! Every mirrored (project, version) is checked against the advisory
+//! snapshot, in parallel, and sorted (projects by name, versions by PEP 440,
+//! advisories by id) so equal inputs give equal reports. One [`Audit`] value
+//! then feeds the simple index (blocking), every report and the exit code,
+//! so they can never disagree.
+
+pub mod load;
+pub mod report;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rayon::prelude::*;
+
+pub use self::load::{AuditError, LoadedSnapshot, SnapshotInfo, Status, load_snapshot};
+use crate::advisories::severity::Severity;
+use crate::diagnostics::{Diagnostic, Tampering};
+use crate::dist::Version;
+use crate::dist::filename::DistFilename;
+use crate::dist::names::ProjectName;
+use crate::exit::Exit;
+use crate::manifest::{Ignore, Policy};
+
+/// An ignore as it applied to a finding.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IgnoreUse {
+    pub reason: String,
+    pub expires: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditFinding {
+    pub advisory: usize,
+    pub id: String,
+    pub aliases: Vec<String>,
+    /// The advisory's own rating (`unknown` without a CVSS vector).
+    pub severity: Severity,
+    /// The rating the policy compares: `unknown` ranks as `policy.unknown_severity`.
+    pub effective: Severity,
+    pub score: Option<f64>,
+    pub fixed_in: Vec<String>,
+    pub summary: String,
+    pub ignored: Option<IgnoreUse>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditedVersion {
+    pub project: ProjectName,
+    pub version: Version,
+    pub files: Vec<DistFilename>,
+    pub findings: Vec<AuditFinding>,
+    pub blocked: bool,
+}
+
+impl AuditedVersion {
+    /// Findings the policy counts (not ignored).
+    pub fn active(&self) -> impl Iterator<Item = &AuditFinding> {
+        self.findings.iter().filter(|f| f.ignored.is_none())
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IgnoreStatus {
+    pub id: String,
+    pub reason: String,
+    pub expires: Option<String>,
+    pub expired: bool,
+    /// Findings it applied to (0 when expired: it no longer applies).
+    pub applied: usize,
+}
+
+/// The text of an advisory, for the HTML details and SARIF rules.
+#[derive(Debug, Clone)]
+pub struct AdvisoryText {
+    pub id: String,
+    pub aliases: Vec<String>,
+    pub summary: String,
+    pub details: String,
+    pub published: Option<String>,
+    pub modified: Option<String>,
+    pub severity: Severity,
+    pub score: Option<f64>,
+    pub vector: Option<String>,
+    pub references: Vec<(Option<String>, String)>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Counts {
+    pub projects: usize,
+    pub versions: usize,
+    pub files: usize,
+    pub vulnerable_versions: usize,
+    pub blocked_versions: usize,
+    pub critical: usize,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
+    pub unknown: usize,
+    pub ignored: usize,
+}
+
+pub struct Audit {
+    pub generated_at: jiff::Timestamp,
+    pub mirror_name: String,
+    pub upstream: Option<String>,
+    pub status: Status,
+    pub banner: Option<String>,
+    pub snapshot: Option<SnapshotInfo>,
+    pub policy: Policy,
+    pub versions: Vec<AuditedVersion>,
+    /// Every advisory some finding refers to, by the finding's id.
+    pub advisories: BTreeMap<String, AdvisoryText>,
+    pub ignores: Vec<IgnoreStatus>,
+    pub tampering: Vec<Tampering>,
+}
+
+/// A mirrored version to audit, with its files.
+#[derive(Debug, Clone)]
+pub struct Mirrored {
+    pub project: ProjectName,
+    pub version: Version,
+    pub files: Vec<DistFilename>,
+}
+
+/// What the reports say about the mirror itself.
+#[derive(Debug, Clone)]
+pub struct MirrorInfo {
+    pub name: String,
+    pub upstream: Option<String>,
+}
+
+fn ignore_applies<'a>(
+    ignores: &'a [Ignore],
+    today: jiff::civil::Date,
+    id: &str,
+    aliases: &[String],
+) -> Option<&'a Ignore> {
+    ignores.iter().filter(|i| i.expires.is_none_or(|e| e >= today)).find(|i| i.id == id || aliases.contains(&i.id))
+}
+
+impl Audit {
+    /// Join every mirrored version with the snapshot and apply the policy.
+    pub fn join(
+        mirrored: &[Mirrored],
+        loaded: &LoadedSnapshot,
+        policy: &Policy,
+        generated_at: jiff::Timestamp,
+        mirror: &MirrorInfo,
+        tampering: Vec<Tampering>,
+    ) -> Audit {
+        let today = generated_at.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let unknown_as = policy.unknown_severity;
+        // Parallel over versions; the sort below fixes the order.
+        let mut versions: Vec<AuditedVersion> = mirrored
+            .par_iter()
+            .map(|Mirrored { project, version, files }| {
+                let findings = match &loaded.snapshot {
+                    None => Vec::new(),
+                    Some(s) => s
+                        .check_version(project.as_str(), version)
+                        .iter()
+                        .map(|f| {
+                            let id = s.id(f).to_string();
+                            let aliases: Vec<String> = s.aliases(f).map(str::to_string).collect();
+                            let ignored = ignore_applies(&policy.ignore, today, &id, &aliases).map(|i| IgnoreUse {
+                                reason: i.reason.clone(),
+                                expires: i.expires.map(|d| d.to_string()),
+                            });
+                            AuditFinding {
+                                advisory: f.best,
+                                effective: if f.severity == Severity::Unknown { unknown_as } else { f.severity },
+                                severity: f.severity,
+                                score: f.score,
+                                fixed_in: f.fixed_in.iter().map(ToString::to_string).collect(),
+                                summary: s.summary(f).to_string(),
+                                id,
+                                aliases,
+                                ignored,
+                            }
+                        })
+                        .collect(),
+                };
+                let blocked = findings.iter().any(|f| f.ignored.is_none() && policy.block.triggered_by(f.effective));
+                let mut files = files.clone();
+                files.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+                AuditedVersion { project: project.clone(), version: version.clone(), files, findings, blocked }
+            })
+            .collect();
+        versions.sort_by(|a, b| a.project.cmp(&b.project).then_with(|| a.version.cmp(&b.version)));
+
+        let mut advisories = BTreeMap::new();
+        if let Some(s) = &loaded.snapshot {
+            for f in versions.iter().flat_map(|v| v.findings.iter()) {
+                advisories.entry(f.id.clone()).or_insert_with(|| {
+                    let a = &s.advisories[f.advisory];
+                    AdvisoryText {
+                        id: a.id.clone(),
+                        aliases: f.aliases.clone(),
+                        summary: f.summary.clone(),
+                        details: a.details.clone(),
+                        published: a.published.clone(),
+                        modified: a.modified.clone(),
+                        severity: f.severity,
+                        score: f.score,
+                        vector: a.vector.clone(),
+                        references: a.references.clone(),
+                    }
+                });
+            }
+        }
+        let ignores = policy
+            .ignore
+            .iter()
+            .map(|i| {
+                let expired = i.expires.is_some_and(|e| e < today);
+                let applied = versions
+                    .iter()
+                    .flat_map(|v| v.findings.iter())
+                    .filter(|f| !expired && (f.id == i.id || f.aliases.contains(&i.id)))
+                    .count();
+                if expired {
+                    tracing::warn!(
+                        "the ignore of {} expired on {}; it no longer applies",
+                        i.id,
+                        i.expires.map(|d| d.to_string()).unwrap_or_default()
+                    );
+                }
+                IgnoreStatus {
+                    id: i.id.clone(),
+                    reason: i.reason.clone(),
+                    expires: i.expires.map(|d| d.to_string()),
+                    expired,
+                    applied,
+                }
+            })
+            .collect();
+        Audit {
+            generated_at,
+            mirror_name: mirror.name.clone(),
+            upstream: mirror.upstream.clone(),
+            status: loaded.status,
+            banner: loaded.banner.clone(),
+            snapshot: loaded.info.clone(),
+            policy: policy.clone(),
+            versions,
+            advisories,
+            ignores,
+            tampering,
+        }
+    }
+
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts {
+            projects: self.versions.iter().map(|v| &v.project).collect::<BTreeSet<_>>().len(),
+            versions: self.versions.len(),
+            files: self.versions.iter().map(|v| v.files.len()).sum(),
+            ..Counts::default()
+        };
+        for v in &self.versions {
+            c.vulnerable_versions += usize::from(v.active().next().is_some());
+            c.blocked_versions += usize::from(v.blocked);
+            for f in &v.findings {
+                if f.ignored.is_some() {
+                    c.ignored += 1;
+                    continue;
+                }
+                match f.severity {
+                    Severity::Critical => c.critical += 1,
+                    Severity::High => c.high += 1,
+                    Severity::Medium => c.medium += 1,
+                    Severity::Low => c.low += 1,
+                    Severity::Unknown => c.unknown += 1,
+                }
+            }
+        }
+        c
+    }
+
+    /// Findings at or above `fail_on` that no ignore covers.
+    pub fn breaches(&self) -> Vec<(&AuditedVersion, &AuditFinding)> {
+        self.versions
+            .iter()
+            .flat_map(|v| v.active().filter(|f| self.policy.fail_on.triggered_by(f.effective)).map(move |f| (v, f)))
+            .collect()
+    }
+
+    /// Versions the policy leaves out of the index.
+    pub fn blocked(&self) -> BTreeSet<(ProjectName, Version)> {
+        self.versions.iter().filter(|v| v.blocked).map(|v| (v.project.clone(), v.version.clone())).collect()
+    }
+
+    /// A diagnostic for every blocked version.
+    pub fn blocked_diagnostics(&self) -> impl Iterator<Item = Diagnostic> + '_ {
+        self.versions.iter().filter(|v| v.blocked).map(|v| Diagnostic::Blocked {
+            project: v.project.clone(),
+            version: v.version.clone(),
+            advisories: v.active().map(|f| f.id.clone()).collect(),
+        })
+    }
+
+    /// Log every breach of `fail_on`, one line each.
+    pub fn report_breaches(&self) {
+        for (v, f) in self.breaches() {
+            tracing::error!(
+                "policy: {} {} has {} ({}{}) at or above fail_on = {}",
+                v.project,
+                v.version,
+                f.id,
+                f.severity,
+                if f.effective != f.severity { format!(", ranked {}", f.effective) } else { String::new() },
+                self.policy.fail_on
+            );
+        }
+    }
+
+    pub fn exit(&self) -> Exit {
+        if self.breaches().is_empty() { Exit::Success } else { Exit::Policy }
+    }
+
+    /// What the landing page shows.
+    pub fn landing(&self) -> crate::index::SecuritySummary {
+        let mut marks: BTreeMap<ProjectName, Vec<crate::index::VulnMark>> = BTreeMap::new();
+        for v in &self.versions {
+            let active: Vec<&AuditFinding> = v.active().collect();
+            if active.is_empty() && !v.blocked {
+                continue;
+            }
+            marks.entry(v.project.clone()).or_default().push(crate::index::VulnMark {
+                version: v.version.to_string(),
+                severity: active.iter().map(|f| f.severity).max().unwrap_or(Severity::Unknown),
+                advisories: active.len(),
+                blocked: v.blocked,
+            });
+        }
+        let counts = self.counts();
+        crate::index::SecuritySummary {
+            banner: self.banner.clone(),
+            vulnerable_versions: counts.vulnerable_versions,
+            blocked_versions: counts.blocked_versions,
+            snapshot: match &self.snapshot {
+                Some(s) => format!(
+                    "{} advisories, built {}{}",
+                    s.advisories,
+                    s.built_at,
+                    s.age_days.map(|d| format!(" ({d} day(s) before this build)")).unwrap_or_default()
+                ),
+                None => "none".into(),
+            },
+            marks,
+        }
+    }
+}
+
+/// Mirrored versions from site files: listed files grouped by version.
+pub fn mirrored_versions(files: &[crate::index::SiteFile]) -> Vec<Mirrored> {
+    let mut by: BTreeMap<(&ProjectName, &Version), Vec<DistFilename>> = BTreeMap::new();
+    for f in files.iter().filter(|f| f.listed) {
+        by.entry((&f.project, f.version())).or_default().push(f.filename.clone());
+    }
+    by.into_iter()
+        .map(|((project, version), files)| Mirrored { project: project.clone(), version: version.clone(), files })
+        .collect()
+}

@@ -1,0 +1,164 @@
+//! `reports/security.json`, schema `airlock.security/v1`: wire structs,
+//! converted explicitly from the audit. Field order and sorting are part of
+//! the format (docs/security-report.md, docs/security.schema.json).
+
+use serde::Serialize;
+
+use super::{DiagnosticView, Inputs, TamperingView};
+use crate::advisories::severity::Severity;
+use crate::audit::{IgnoreStatus, IgnoreUse, Status};
+
+pub const SCHEMA: &str = "airlock.security/v1";
+
+#[derive(Serialize)]
+pub struct Report<'a> {
+    pub schema: &'static str,
+    pub generated_at: String,
+    pub mirror: Mirror<'a>,
+    pub snapshot: Option<Snapshot<'a>>,
+    /// airlock extension: `audited`, `stale` or `unaudited`.
+    pub status: Status,
+    /// airlock extension: the STALE / UNAUDITED banner, when there is one.
+    pub banner: Option<&'a str>,
+    pub summary: Summary,
+    pub projects: Vec<Project<'a>>,
+    /// airlock extension: every `[[policy.ignore]]`, expired ones included.
+    pub ignores: &'a [IgnoreStatus],
+    /// airlock extension: files whose upstream sha256 changed after mirroring.
+    pub tampering: Vec<TamperingView>,
+    /// airlock extension: what the run that published this tree had to say.
+    pub run: Run,
+}
+
+#[derive(Serialize)]
+pub struct Run {
+    /// Failures, skipped upstream files, tampering, blocked versions and
+    /// pruned files, sorted.
+    pub diagnostics: Vec<DiagnosticView>,
+}
+
+#[derive(Serialize)]
+pub struct Mirror<'a> {
+    pub name: &'a str,
+    pub upstream: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct Snapshot<'a> {
+    pub sources: &'a [String],
+    pub built_at: &'a str,
+    pub advisories: usize,
+    pub sha256: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct Summary {
+    pub projects: usize,
+    pub versions: usize,
+    pub files: usize,
+    pub vulnerable_versions: usize,
+    pub blocked_versions: usize,
+    pub by_severity: BySeverity,
+}
+
+#[derive(Serialize)]
+pub struct BySeverity {
+    pub critical: usize,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
+    pub unknown: usize,
+}
+
+#[derive(Serialize)]
+pub struct Project<'a> {
+    pub name: &'a str,
+    pub versions: Vec<Version<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct Version<'a> {
+    pub version: String,
+    pub blocked: bool,
+    pub files: Vec<&'a str>,
+    pub advisories: Vec<Advisory<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct Advisory<'a> {
+    pub id: &'a str,
+    pub aliases: &'a [String],
+    pub severity: Severity,
+    pub score: Option<f64>,
+    pub fixed_in: &'a [String],
+    pub summary: &'a str,
+    pub ignored: Option<&'a IgnoreUse>,
+}
+
+pub fn report(inputs: Inputs<'_>) -> Report<'_> {
+    let audit = inputs.audit;
+    let c = audit.counts();
+    let mut projects: Vec<Project<'_>> = Vec::new();
+    for v in &audit.versions {
+        if projects.last().is_none_or(|p| p.name != v.project.as_str()) {
+            projects.push(Project { name: v.project.as_str(), versions: Vec::new() });
+        }
+        let Some(project) = projects.last_mut() else { continue };
+        project.versions.push(Version {
+            version: v.version.to_string(),
+            blocked: v.blocked,
+            files: v.files.iter().map(|f| f.as_str()).collect(),
+            advisories: v
+                .findings
+                .iter()
+                .map(|f| Advisory {
+                    id: &f.id,
+                    aliases: &f.aliases,
+                    severity: f.severity,
+                    score: f.score,
+                    fixed_in: &f.fixed_in,
+                    summary: &f.summary,
+                    ignored: f.ignored.as_ref(),
+                })
+                .collect(),
+        });
+    }
+    Report {
+        schema: SCHEMA,
+        generated_at: audit.generated_at.to_string(),
+        mirror: Mirror { name: &audit.mirror_name, upstream: audit.upstream.as_deref() },
+        snapshot: audit.snapshot.as_ref().map(|s| Snapshot {
+            sources: &s.sources,
+            built_at: &s.built_at,
+            advisories: s.advisories,
+            sha256: &s.sha256,
+        }),
+        status: audit.status,
+        banner: audit.banner.as_deref(),
+        summary: Summary {
+            projects: c.projects,
+            versions: c.versions,
+            files: c.files,
+            vulnerable_versions: c.vulnerable_versions,
+            blocked_versions: c.blocked_versions,
+            by_severity: BySeverity {
+                critical: c.critical,
+                high: c.high,
+                medium: c.medium,
+                low: c.low,
+                unknown: c.unknown,
+            },
+        },
+        projects,
+        ignores: &audit.ignores,
+        tampering: super::tampering_views(&audit.tampering),
+        run: Run { diagnostics: super::diagnostic_views(inputs.diagnostics) },
+    }
+}
+
+pub fn render(inputs: Inputs<'_>) -> Vec<u8> {
+    // Plain structs serialize into memory without error.
+    let mut out = serde_json::to_vec_pretty(&report(inputs)).unwrap_or_default();
+    out.push(b'\n');
+    out
+}

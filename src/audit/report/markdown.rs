@@ -1,0 +1,156 @@
+//! `reports/summary.md`: a short report sized for a CI step summary
+//! (GitHub's limit is 1 MiB; this stays a few kilobytes).
+
+use std::fmt::Write;
+
+use super::Inputs;
+use crate::audit::{AuditFinding, AuditedVersion};
+use crate::diagnostics::{Diagnostic, Level};
+
+/// Markdown table cells: no pipes, no newlines, no HTML.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+const TOP: usize = 15;
+
+/// Diagnostics listed in summary.md at most; the rest are counted.
+const DIAGNOSTICS: usize = 30;
+
+/// The run's own diagnostics: errors first (they are sorted that way).
+fn run_section(md: &mut String, diagnostics: &[Diagnostic]) {
+    if diagnostics.is_empty() {
+        return;
+    }
+    let count = |l: Level| diagnostics.iter().filter(|d| d.level() == l).count();
+    let _ = writeln!(
+        md,
+        "### This run\n\n{} error(s), {} warning(s), {} note(s).\n",
+        count(Level::Error),
+        count(Level::Warning),
+        count(Level::Note)
+    );
+    for d in diagnostics.iter().take(DIAGNOSTICS) {
+        let _ = writeln!(md, "- **{}** `{}`: {}", d.level().as_str(), d.code(), cell(&d.to_string()));
+    }
+    if diagnostics.len() > DIAGNOSTICS {
+        let _ = writeln!(
+            md,
+            "- …and {} more in `reports/security.json` (`run.diagnostics`).",
+            diagnostics.len() - DIAGNOSTICS
+        );
+    }
+    md.push('\n');
+}
+
+pub fn render(inputs: Inputs<'_>) -> Vec<u8> {
+    let audit = inputs.audit;
+    let c = audit.counts();
+    let mut md = String::new();
+    let _ = writeln!(md, "## airlock security report: {}\n", cell(&audit.mirror_name));
+    if let Some(b) = &audit.banner {
+        let _ = writeln!(md, "> [!WARNING]\n> **{}**\n", cell(b));
+    }
+    match &audit.snapshot {
+        Some(s) => {
+            let _ = writeln!(
+                md,
+                "Advisory snapshot: {} advisories, built {}{}, sha256 `{}`.\n",
+                s.advisories,
+                s.built_at,
+                s.age_days.map(|d| format!(" ({d} day(s) old)")).unwrap_or_default(),
+                s.sha256.get(..16).unwrap_or(&s.sha256)
+            );
+        }
+        None => {
+            let _ = writeln!(md, "Advisory snapshot: **none**.\n");
+        }
+    }
+    let _ = writeln!(
+        md,
+        "**{}** of {} versions ({} projects, {} files) have known advisories; **{}** blocked. Policy: fail on `{}`, block `{}`, unknown severity ranks `{}`.\n",
+        c.vulnerable_versions,
+        c.versions,
+        c.projects,
+        c.files,
+        c.blocked_versions,
+        audit.policy.fail_on,
+        audit.policy.block,
+        audit.policy.unknown_severity
+    );
+    let _ = writeln!(md, "| critical | high | medium | low | unknown | ignored |\n|---:|---:|---:|---:|---:|---:|");
+    let _ =
+        writeln!(md, "| {} | {} | {} | {} | {} | {} |\n", c.critical, c.high, c.medium, c.low, c.unknown, c.ignored);
+
+    let mut top: Vec<(&AuditedVersion, &AuditFinding)> =
+        audit.versions.iter().flat_map(|v| v.active().map(move |f| (v, f))).collect();
+    // Worst first; ties by name, version and id keep the order stable.
+    top.sort_by(|a, b| {
+        b.1.effective
+            .cmp(&a.1.effective)
+            .then(b.1.score.partial_cmp(&a.1.score).unwrap_or(std::cmp::Ordering::Equal))
+            .then_with(|| a.0.project.cmp(&b.0.project))
+            .then_with(|| a.0.version.cmp(&b.0.version))
+            .then_with(|| a.1.id.cmp(&b.1.id))
+    });
+    if !top.is_empty() {
+        let _ = writeln!(
+            md,
+            "### Top findings\n\n| project | version | advisory | severity | fixed in |\n|---|---|---|---|---|"
+        );
+        for (v, f) in top.iter().take(TOP) {
+            let score = f.score.map(|s| format!(" {s:.1}")).unwrap_or_default();
+            let fixed = if f.fixed_in.is_empty() { "none listed".to_string() } else { f.fixed_in.join(", ") };
+            let _ = writeln!(
+                md,
+                "| {} | {}{} | [{}]({}) | {}{score} | {} |",
+                v.project,
+                cell(&v.version.to_string()),
+                if v.blocked { " (blocked)" } else { "" },
+                cell(&f.id),
+                super::sarif::help_uri(&f.id),
+                f.severity,
+                cell(&fixed)
+            );
+        }
+        if top.len() > TOP {
+            let _ = writeln!(md, "\n…and {} more in `reports/security.html`.", top.len() - TOP);
+        }
+        md.push('\n');
+    }
+    let blocked: Vec<&AuditedVersion> = audit.versions.iter().filter(|v| v.blocked).collect();
+    if !blocked.is_empty() {
+        let _ = writeln!(md, "### Blocked versions\n");
+        for v in blocked {
+            let ids: Vec<&str> = v.active().map(|f| f.id.as_str()).collect();
+            let _ = writeln!(md, "- {} {}: {}", v.project, cell(&v.version.to_string()), cell(&ids.join(", ")));
+        }
+        md.push('\n');
+    }
+    let expired: Vec<_> = audit.ignores.iter().filter(|i| i.expired).collect();
+    if !expired.is_empty() {
+        let _ = writeln!(md, "### Expired ignores (no longer applied)\n");
+        for i in expired {
+            let _ =
+                writeln!(md, "- `{}` expired {}: {}", cell(&i.id), i.expires.as_deref().unwrap_or(""), cell(&i.reason));
+        }
+        md.push('\n');
+    }
+    if !audit.tampering.is_empty() {
+        let _ = writeln!(md, "### Possible tampering\n");
+        for t in &audit.tampering {
+            let _ = writeln!(
+                md,
+                "- {}/{}: mirrored sha256 `{}`, upstream now declares `{}`",
+                t.project,
+                cell(&t.filename),
+                t.mirrored,
+                t.upstream
+            );
+        }
+        md.push('\n');
+    }
+    run_section(&mut md, inputs.diagnostics);
+    let _ = writeln!(md, "Generated {} by airlock {}.", audit.generated_at, env!("CARGO_PKG_VERSION"));
+    md.into_bytes()
+}

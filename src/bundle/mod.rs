@@ -1,0 +1,114 @@
+//! Bundles for air-gapped networks: `airlock export` and `airlock import`.
+//!
+//! A bundle is a zstd-compressed tar. Its first member, `airlock-bundle.json`,
+//! lists the complete tree the bundle brings the receiver to (every path with
+//! size and sha256), the run range it covers, the members it carries and the
+//! paths to delete. A full bundle carries every file; an incremental one only
+//! what changed since its base run, and names the base tree by the digest of
+//! its listing, so it applies to exactly that tree and nothing else.
+//!
+//! Export streams: each file is read once, hashed against the listing the
+//! state recorded when the tree was published, and written; memory stays flat
+//! whatever the bundle size. Import verifies everything before anything
+//! becomes visible: members are written into a staging tree, each checked
+//! against the manifest, and the result is published with the same atomic
+//! swap as a build. Paths that are absolute, contain `..`, links, devices,
+//! duplicates, members the manifest does not list, and bundles that
+//! decompress far beyond their size are refused, naming the member.
+
+mod export;
+mod import;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::export::{ExportReport, Since, export};
+pub use self::import::{ImportReport, import};
+use crate::tree::TreeEntry;
+pub use crate::tree::listing_digest;
+
+pub const FORMAT: &str = "airlock.bundle/v1";
+pub const MANIFEST: &str = "airlock-bundle.json";
+/// The manifest itself is bounded: a few hundred bytes per file.
+const MAX_MANIFEST: u64 = 512 * 1024 * 1024;
+/// A bundle may decompress to this many times its size (plus a floor):
+/// wheels barely compress and pages compress about tenfold, so a higher
+/// ratio is a decompression bomb.
+const MAX_RATIO: u64 = 100;
+const RATIO_FLOOR: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Run(#[from] crate::run::RunError),
+    #[error(transparent)]
+    State(#[from] crate::store::state::StateError),
+    #[error(transparent)]
+    Tree(#[from] crate::tree::TreeError),
+    #[error(transparent)]
+    Lock(#[from] crate::store::lock::LockError),
+    #[error("{bundle}: {message}")]
+    Invalid { bundle: String, message: String },
+    #[error("{bundle}: member {member:?}: {message}")]
+    Member { bundle: String, member: String, message: String },
+    #[error("{bundle} does not follow what {into} holds: {message}")]
+    Sequence { bundle: String, into: String, message: String },
+    #[error("cannot export: {0}")]
+    Export(String),
+}
+
+/// The first member of every bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleManifest {
+    pub format: String,
+    pub mirror: String,
+    pub created_at: String,
+    /// The run whose tree the receiver must hold (`None`: a full bundle).
+    pub from_run: Option<i64>,
+    /// Digest of that tree's listing.
+    pub from_listing: Option<String>,
+    /// The run whose tree the receiver holds afterwards.
+    pub to_run: i64,
+    /// Digest of `tree`.
+    pub to_listing: String,
+    /// The complete tree after import, sorted by path.
+    pub tree: Vec<TreeEntry>,
+    /// The paths this bundle carries (the rest come from the base tree).
+    pub members: Vec<String>,
+    /// Paths of the base tree the new one no longer has.
+    pub delete: Vec<String>,
+}
+
+/// What the receiving side records beside each imported tree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Imported {
+    mirror: String,
+    run: i64,
+    listing: String,
+    tree: Vec<TreeEntry>,
+}
+
+/// A relative path of plain components: no root, no `..`, no NUL or backslash.
+pub fn safe_path(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() < 4096
+        && !p.starts_with('/')
+        && !p.contains(['\0', '\\'])
+        && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        for ok in ["simple/index.html", "packages/a/a-1.0.tar.gz", "index.html"] {
+            assert!(safe_path(ok), "{ok}");
+        }
+        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "./a", "a/.", "a\\b", "a\0b"] {
+            assert!(!safe_path(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The run's diagnostics as typed values: every failure, every upstream file
+//! skipped and why, possible tampering, versions blocked by policy, files
+//! pruned. One stream feeds the log, the summary line and every report
+//! (security.json's `run` section, SARIF notifications, summary.md), so no
+//! output can tell a different story than another.
+//!
+//! A diagnostic names its project (and file or version) as domain types;
+//! reports convert them to their own wire forms.
+
+use std::fmt;
+
+use crate::dist::Version;
+use crate::dist::names::ProjectName;
+use crate::util::hashing::Sha256;
+
+/// How bad a diagnostic is: errors fail the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Error,
+    Warning,
+    Note,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warning => "warning",
+            Level::Note => "note",
+        }
+    }
+}
+
+/// A file whose upstream sha256 changed after it was mirrored.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tampering {
+    pub project: ProjectName,
+    pub filename: String,
+    pub mirrored: Sha256,
+    pub upstream: Sha256,
+    pub first_run: i64,
+    pub last_run: i64,
+}
+
+/// One thing a run has to say. Variants are ordered by how a reader triages
+/// them; the derived order (then the fields) sorts every report the same way.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Diagnostic {
+    /// A file could not be fetched or verified: it is not published.
+    FetchFailed { project: ProjectName, filename: String, message: String },
+    /// A project's page could not be fetched; `kept` when its last stored
+    /// view (and the files it lists) stands in.
+    UpstreamFailed { project: ProjectName, message: String, kept: bool },
+    /// A project could not be planned at all (no usable listing).
+    PlanFailed { project: ProjectName, message: String },
+    /// A selected file that is not stored, left out by an offline run.
+    NotStored { project: ProjectName, filename: String },
+    /// A recorded file that is gone from the store.
+    MissingFromStore { project: ProjectName, filename: String },
+    /// The upstream now declares another sha256 for a mirrored file.
+    Tampering(Tampering),
+    /// A version the policy leaves out of the index.
+    Blocked { project: ProjectName, version: Version, advisories: Vec<String> },
+    /// An upstream file airlock will not touch, and why.
+    Skipped { project: ProjectName, filename: String, reason: String },
+    /// A file that left the store (unselected for more than `keep_runs` runs).
+    Pruned { project: ProjectName, filename: String },
+}
+
+impl Diagnostic {
+    pub fn level(&self) -> Level {
+        match self {
+            Diagnostic::FetchFailed { .. }
+            | Diagnostic::UpstreamFailed { .. }
+            | Diagnostic::PlanFailed { .. }
+            | Diagnostic::MissingFromStore { .. }
+            | Diagnostic::Tampering(_) => Level::Error,
+            Diagnostic::NotStored { .. } | Diagnostic::Blocked { .. } | Diagnostic::Skipped { .. } => Level::Warning,
+            Diagnostic::Pruned { .. } => Level::Note,
+        }
+    }
+
+    /// A stable identifier, for SARIF descriptors and log shippers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Diagnostic::FetchFailed { .. } => "fetch-failed",
+            Diagnostic::UpstreamFailed { .. } => "upstream-failed",
+            Diagnostic::PlanFailed { .. } => "plan-failed",
+            Diagnostic::NotStored { .. } => "not-stored",
+            Diagnostic::MissingFromStore { .. } => "missing-from-store",
+            Diagnostic::Tampering(_) => "possible-tampering",
+            Diagnostic::Blocked { .. } => "blocked",
+            Diagnostic::Skipped { .. } => "skipped",
+            Diagnostic::Pruned { .. } => "pruned",
+        }
+    }
+
+    pub fn project(&self) -> &ProjectName {
+        match self {
+            Diagnostic::FetchFailed { project, .. }
+            | Diagnostic::UpstreamFailed { project, .. }
+            | Diagnostic::PlanFailed { project, .. }
+            | Diagnostic::NotStored { project, .. }
+            | Diagnostic::MissingFromStore { project, .. }
+            | Diagnostic::Blocked { project, .. }
+            | Diagnostic::Skipped { project, .. }
+            | Diagnostic::Pruned { project, .. } => project,
+            Diagnostic::Tampering(t) => &t.project,
+        }
+    }
+
+    /// The file it is about, if one.
+    pub fn filename(&self) -> Option<&str> {
+        match self {
+            Diagnostic::FetchFailed { filename, .. }
+            | Diagnostic::NotStored { filename, .. }
+            | Diagnostic::MissingFromStore { filename, .. }
+            | Diagnostic::Skipped { filename, .. }
+            | Diagnostic::Pruned { filename, .. } => Some(filename),
+            Diagnostic::Tampering(t) => Some(&t.filename),
+            _ => None,
+        }
+    }
+
+    /// The version it is about, if one.
+    pub fn version(&self) -> Option<&Version> {
+        match self {
+            Diagnostic::Blocked { version, .. } => Some(version),
+            _ => None,
+        }
+    }
+
+    /// Does it make the run fail?
+    pub fn fails_run(&self) -> bool {
+        matches!(
+            self,
+            Diagnostic::FetchFailed { .. } | Diagnostic::UpstreamFailed { .. } | Diagnostic::PlanFailed { .. }
+        )
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Diagnostic::FetchFailed { message, .. } => f.write_str(message),
+            Diagnostic::UpstreamFailed { project, message, kept: true } => {
+                write!(f, "{message}; the last stored view of {project} (and the files it lists) stays published")
+            }
+            Diagnostic::UpstreamFailed { message, kept: false, .. } | Diagnostic::PlanFailed { message, .. } => {
+                f.write_str(message)
+            }
+            Diagnostic::NotStored { project, filename } => {
+                write!(f, "{project}: {filename} is not stored; offline, it is left out")
+            }
+            Diagnostic::MissingFromStore { project, filename } => write!(
+                f,
+                "{project}/{filename} is recorded but gone from the store; `airlock verify --repair` restores it"
+            ),
+            Diagnostic::Tampering(t) => write!(
+                f,
+                "POSSIBLE TAMPERING: {}/{}: upstream now declares sha256 {}, but {} was mirrored; keeping the mirrored file and refusing the new one",
+                t.project, t.filename, t.upstream, t.mirrored
+            ),
+            Diagnostic::Blocked { project, version, advisories } => {
+                write!(f, "blocked by policy: {project} {version} is left out of the index ({})", advisories.join(", "))
+            }
+            Diagnostic::Skipped { project, filename, reason } => {
+                write!(f, "{project}: skipping {filename:?}: {reason}")
+            }
+            Diagnostic::Pruned { project, filename } => {
+                write!(f, "{project}/{filename} left the store (unselected for more than keep_runs runs)")
+            }
+        }
+    }
+}
+
+/// The diagnostics of one run, collected by every stage.
+#[derive(Debug, Clone, Default)]
+pub struct Diagnostics {
+    items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    /// Record one, logging it at its level as it happens.
+    pub fn push(&mut self, d: Diagnostic) {
+        match d.level() {
+            Level::Error => tracing::error!(code = d.code(), "{d}"),
+            Level::Warning => tracing::warn!(code = d.code(), "{d}"),
+            Level::Note => tracing::info!(code = d.code(), "{d}"),
+        }
+        self.items.push(d);
+    }
+
+    /// Record one that was already logged when found (or need not be).
+    pub fn push_quiet(&mut self, d: Diagnostic) {
+        self.items.push(d);
+    }
+
+    pub fn extend(&mut self, ds: impl IntoIterator<Item = Diagnostic>) {
+        for d in ds {
+            self.push(d);
+        }
+    }
+
+    /// Those that fail the run.
+    pub fn failures(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.items.iter().filter(|d| d.fails_run())
+    }
+
+    pub fn failed(&self) -> bool {
+        self.failures().next().is_some()
+    }
+
+    pub fn count(&self, code: &str) -> usize {
+        self.items.iter().filter(|d| d.code() == code).count()
+    }
+
+    /// Every diagnostic, sorted and deduplicated: the order reports use.
+    pub fn sorted(&self) -> Vec<Diagnostic> {
+        let mut all = self.items.clone();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}

@@ -1,0 +1,304 @@
+//! Wheel tag matching for the Pythons and platforms a mirror serves.
+//!
+//! The rules follow what `packaging.tags` would generate on each target
+//! (CPython): `cpXY` with its own ABI, `abi3` from older CPythons, `pyX`/`pyXY`
+//! with `none`, and platform families with version ordering (manylinux glibc,
+//! musllinux, macOS) so that a target of `manylinux_2_17_x86_64` accepts a
+//! `manylinux2010_x86_64` wheel but not a `manylinux_2_28_x86_64` one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::filename::WheelFilename;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    #[error("invalid python {0:?}: expected MAJOR.MINOR such as \"3.12\"")]
+    Python(String),
+    #[error(
+        "invalid platform tag {0:?}: expected a wheel platform tag such as \"manylinux_2_17_x86_64\", \"macosx_11_0_arm64\" or \"win_amd64\""
+    )]
+    Platform(String),
+}
+
+/// A CPython feature release, such as 3.12.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PythonTarget {
+    pub major: u8,
+    pub minor: u8,
+}
+
+impl FromStr for PythonTarget {
+    type Err = TagError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || TagError::Python(s.to_string());
+        let (major, minor) = s.split_once('.').ok_or_else(err)?;
+        let major: u8 = major.parse().map_err(|_| err())?;
+        let minor: u8 = minor.parse().map_err(|_| err())?;
+        if !(2..=3).contains(&major) {
+            return Err(err());
+        }
+        Ok(PythonTarget { major, minor })
+    }
+}
+
+impl fmt::Display for PythonTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl PythonTarget {
+    fn accepts(&self, python: &str, abi: &str) -> bool {
+        let (major, minor) = (self.major, self.minor);
+        let cp_own = format!("cp{major}{minor}");
+        if python == cp_own {
+            // Pythons up to 3.7 used the `m` (pymalloc) ABI suffix.
+            return abi == cp_own
+                || abi == "abi3"
+                || abi == "none"
+                || (major == 3 && minor <= 7 && abi == format!("{cp_own}m"));
+        }
+        if abi == "abi3" {
+            // abi3 wheels built for an older CPython 3 run on newer ones.
+            return major == 3
+                && python
+                    .strip_prefix("cp3")
+                    .and_then(|m| m.parse::<u8>().ok())
+                    .is_some_and(|m| (2..=minor).contains(&m));
+        }
+        if abi == "none" {
+            let Some(rest) = python.strip_prefix("py") else {
+                return false;
+            };
+            if rest == major.to_string() {
+                return true;
+            }
+            return rest
+                .strip_prefix(&major.to_string())
+                .and_then(|m| m.parse::<u8>().ok())
+                .is_some_and(|m| m <= minor);
+        }
+        false
+    }
+}
+
+/// A platform family with a version that orders compatibility.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PlatformTarget {
+    /// glibc (major, minor) and architecture.
+    Manylinux((u16, u16), String),
+    /// musl (major, minor) and architecture.
+    Musllinux((u16, u16), String),
+    /// macOS (major, minor) and architecture.
+    Macos((u16, u16), String),
+    /// Any other tag (`win_amd64`, `linux_x86_64`, ...): matched exactly.
+    Exact(String),
+}
+
+fn split_ver_arch(rest: &str) -> Option<((u16, u16), String)> {
+    let mut it = rest.splitn(3, '_');
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    let arch = it.next()?;
+    (!arch.is_empty()).then(|| ((major, minor), arch.to_string()))
+}
+
+impl FromStr for PlatformTarget {
+    type Err = TagError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || TagError::Platform(s.to_string());
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(err());
+        }
+        // PEP 600 legacy aliases.
+        for (alias, glibc) in [("manylinux1_", (2, 5)), ("manylinux2010_", (2, 12)), ("manylinux2014_", (2, 17))] {
+            if let Some(arch) = s.strip_prefix(alias) {
+                return Ok(PlatformTarget::Manylinux(glibc, arch.to_string()));
+            }
+        }
+        if let Some(rest) = s.strip_prefix("manylinux_") {
+            let (v, a) = split_ver_arch(rest).ok_or_else(err)?;
+            return Ok(PlatformTarget::Manylinux(v, a));
+        }
+        if let Some(rest) = s.strip_prefix("musllinux_") {
+            let (v, a) = split_ver_arch(rest).ok_or_else(err)?;
+            return Ok(PlatformTarget::Musllinux(v, a));
+        }
+        if let Some(rest) = s.strip_prefix("macosx_") {
+            let (v, a) = split_ver_arch(rest).ok_or_else(err)?;
+            return Ok(PlatformTarget::Macos(v, a));
+        }
+        if s == "any" {
+            return Err(err());
+        }
+        Ok(PlatformTarget::Exact(s.to_string()))
+    }
+}
+
+/// Binary formats a macOS machine of `arch` can load (packaging's `_mac_binary_formats`).
+fn mac_formats(arch: &str) -> &'static [&'static str] {
+    match arch {
+        "arm64" => &["arm64", "universal2"],
+        "x86_64" => &["x86_64", "intel", "fat64", "fat32", "universal2", "universal"],
+        "i386" => &["i386", "intel", "fat32", "fat", "universal"],
+        "ppc64" => &["ppc64", "fat64", "universal"],
+        "ppc" => &["ppc", "fat32", "fat", "universal"],
+        _ => &[],
+    }
+}
+
+impl PlatformTarget {
+    /// Does a wheel built for platform tag `tag` run on this target?
+    pub fn accepts(&self, tag: &str) -> bool {
+        if tag == "any" {
+            return true;
+        }
+        let Ok(wheel) = tag.parse::<PlatformTarget>() else {
+            return false;
+        };
+        match (self, &wheel) {
+            (PlatformTarget::Manylinux(tv, ta), PlatformTarget::Manylinux(wv, wa))
+            | (PlatformTarget::Musllinux(tv, ta), PlatformTarget::Musllinux(wv, wa)) => ta == wa && wv <= tv,
+            (PlatformTarget::Macos(tv, ta), PlatformTarget::Macos(wv, wa)) => {
+                wv <= tv && (ta == wa || mac_formats(ta).contains(&wa.as_str()))
+            }
+            (PlatformTarget::Exact(t), PlatformTarget::Exact(w)) => t == w,
+            _ => false,
+        }
+    }
+}
+
+/// Which wheels a project's selection accepts. `None` means "every".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagFilter {
+    pub pythons: Option<Vec<PythonTarget>>,
+    pub platforms: Option<Vec<PlatformTarget>>,
+}
+
+impl TagFilter {
+    /// A wheel matches when one of its expanded tag triples runs on one of the
+    /// targets: a listed Python and a listed platform.
+    pub fn matches(&self, wheel: &WheelFilename) -> bool {
+        let py_ok = |py: &str, abi: &str| match &self.pythons {
+            None => true,
+            Some(targets) => targets.iter().any(|t| t.accepts(py, abi)),
+        };
+        let plat_ok = |plat: &str| match &self.platforms {
+            None => true,
+            Some(targets) => plat == "any" || targets.iter().any(|t| t.accepts(plat)),
+        };
+        wheel
+            .python
+            .iter()
+            .any(|py| wheel.abi.iter().any(|abi| py_ok(py, abi)) && wheel.platform.iter().any(|p| plat_ok(p)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(py: &[&str], plat: &[&str]) -> TagFilter {
+        TagFilter {
+            pythons: (!py.is_empty()).then(|| py.iter().map(|p| p.parse().unwrap()).collect()),
+            platforms: (!plat.is_empty()).then(|| plat.iter().map(|p| p.parse().unwrap()).collect()),
+        }
+    }
+
+    fn wheel(tags: &str) -> WheelFilename {
+        format!("pkg-1.0-{tags}.whl").parse().unwrap()
+    }
+
+    #[test]
+    fn python_tags() {
+        let f = filter(&["3.11"], &[]);
+        for ok in [
+            "cp311-cp311-linux_x86_64",
+            "cp38-abi3-manylinux_2_17_x86_64",
+            "py3-none-any",
+            "py2.py3-none-any",
+            "py311-none-any",
+            "py38-none-any",
+            "cp311-none-any",
+        ] {
+            assert!(f.matches(&wheel(ok)), "{ok} rejected");
+        }
+        for no in [
+            "cp312-cp312-linux_x86_64",
+            "cp310-cp310-linux_x86_64",
+            "cp312-abi3-linux_x86_64",
+            "py2-none-any",
+            "py312-none-any",
+            "cp311-cp311t-linux_x86_64",
+            "pp310-pypy310_pp73-linux_x86_64",
+        ] {
+            assert!(!f.matches(&wheel(no)), "{no} accepted");
+        }
+        assert!(filter(&["3.7"], &[]).matches(&wheel("cp37-cp37m-win_amd64")));
+    }
+
+    #[test]
+    fn manylinux_glibc_ordering_and_aliases() {
+        let f = filter(&[], &["manylinux_2_17_x86_64"]);
+        for ok in [
+            "cp311-cp311-manylinux_2_17_x86_64",
+            "cp311-cp311-manylinux2014_x86_64",
+            "cp311-cp311-manylinux2010_x86_64",
+            "cp311-cp311-manylinux1_x86_64",
+            "cp311-cp311-manylinux_2_5_x86_64",
+            "cp311-cp311-manylinux_2_28_x86_64.manylinux_2_12_x86_64",
+            "py3-none-any",
+        ] {
+            assert!(f.matches(&wheel(ok)), "{ok} rejected");
+        }
+        for no in [
+            "cp311-cp311-manylinux_2_28_x86_64",
+            "cp311-cp311-manylinux2014_aarch64",
+            "cp311-cp311-musllinux_1_1_x86_64",
+            "cp311-cp311-linux_x86_64",
+            "cp311-cp311-win_amd64",
+        ] {
+            assert!(!f.matches(&wheel(no)), "{no} accepted");
+        }
+        // A legacy alias as the target means its glibc.
+        assert!(filter(&[], &["manylinux2014_x86_64"]).matches(&wheel("cp3-none-manylinux_2_17_x86_64")));
+        assert!(!filter(&[], &["manylinux2010_x86_64"]).matches(&wheel("py3-none-manylinux_2_17_x86_64")));
+    }
+
+    #[test]
+    fn musllinux_macos_windows() {
+        let f = filter(&[], &["musllinux_1_2_x86_64"]);
+        assert!(f.matches(&wheel("py3-none-musllinux_1_1_x86_64")));
+        assert!(!f.matches(&wheel("py3-none-musllinux_1_3_x86_64")));
+        let f = filter(&[], &["macosx_11_0_arm64"]);
+        assert!(f.matches(&wheel("py3-none-macosx_11_0_arm64")));
+        assert!(f.matches(&wheel("py3-none-macosx_10_9_universal2")));
+        assert!(!f.matches(&wheel("py3-none-macosx_12_0_arm64")));
+        assert!(!f.matches(&wheel("py3-none-macosx_10_9_x86_64")));
+        let f = filter(&[], &["macosx_10_15_x86_64"]);
+        assert!(f.matches(&wheel("py3-none-macosx_10_9_intel")));
+        assert!(f.matches(&wheel("py3-none-macosx_10_9_universal2")));
+        assert!(!f.matches(&wheel("py3-none-macosx_11_0_x86_64")));
+        let f = filter(&[], &["win_amd64"]);
+        assert!(f.matches(&wheel("cp311-cp311-win_amd64")));
+        assert!(!f.matches(&wheel("cp311-cp311-win32")));
+    }
+
+    #[test]
+    fn both_axes_must_hold_on_one_triple() {
+        let f = filter(&["3.12"], &["win_amd64"]);
+        assert!(f.matches(&wheel("cp312-cp312-win_amd64")));
+        assert!(!f.matches(&wheel("cp312-cp312-manylinux_2_17_x86_64")));
+        assert!(!f.matches(&wheel("cp311-cp311-win_amd64")));
+    }
+
+    #[test]
+    fn bad_targets_are_errors() {
+        assert!("3".parse::<PythonTarget>().is_err());
+        assert!("3.x".parse::<PythonTarget>().is_err());
+        assert!("many linux".parse::<PlatformTarget>().is_err());
+        assert!("manylinux_2_x86_64".parse::<PlatformTarget>().is_err());
+        assert!("any".parse::<PlatformTarget>().is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! The static simple index: rendering a tree's pages (`render`: PEP 503
+//! HTML and PEP 691 JSON project pages, root pages, the landing page),
+//! the templates they come from (`templates`), and `airlock index DIR`
+//! (`local`), which indexes a directory of wheels and sdists the same way.
+
+pub mod local;
+pub mod render;
+pub mod templates;
+
+pub use render::{RenderError, SecuritySummary, SiteFile, SiteInfo, VulnMark, render_site};
+pub use templates::{TemplateError, Templates};

@@ -1,0 +1,318 @@
+//! Rendering the static tree: PEP 503 HTML and PEP 691 JSON simple pages
+//! (with PEP 592, 629, 658/714 and 700 fields), `packages/` with each
+//! wheel's `.metadata`, and the landing page.
+//!
+//! Every link is relative, so the tree can be moved, served from a sub-path
+//! or opened from `file://`. Pages are rendered in parallel and the listing
+//! of what was written is sorted by path, so identical inputs give
+//! byte-identical trees and listings.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::templates::{TemplateError, Templates};
+use crate::advisories::severity::Severity;
+use crate::dist::Version;
+use crate::dist::filename::DistFilename;
+use crate::dist::names::ProjectName;
+use crate::tree::{TreeEntry, TreeError, place, write_entry};
+use crate::upstream::wire;
+use crate::util::hashing::Sha256;
+use crate::util::ui::human_bytes;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+}
+
+/// One artifact as the tree shows it.
+#[derive(Debug, Clone)]
+pub struct SiteFile {
+    pub project: ProjectName,
+    pub filename: DistFilename,
+    pub sha256: Sha256,
+    pub size: u64,
+    pub requires_python: Option<String>,
+    pub yanked: Option<String>,
+    pub upload_time: Option<String>,
+    pub metadata: Option<(Sha256, u64)>,
+    /// Where the verified bytes are (hard-linked, or copied across file systems).
+    pub source: PathBuf,
+    pub metadata_source: Option<PathBuf>,
+    /// Listed in the simple index. Unlisted files stay in `packages/` for a
+    /// grace period so clients holding an older page never get a 404.
+    pub listed: bool,
+}
+
+impl SiteFile {
+    pub fn version(&self) -> &Version {
+        self.filename.version()
+    }
+}
+
+/// A vulnerable version, as the landing page marks it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VulnMark {
+    pub version: String,
+    pub severity: Severity,
+    pub advisories: usize,
+    pub blocked: bool,
+}
+
+/// What the landing page shows of the security report.
+#[derive(Debug, Clone, Default)]
+pub struct SecuritySummary {
+    pub banner: Option<String>,
+    pub vulnerable_versions: usize,
+    pub blocked_versions: usize,
+    pub snapshot: String,
+    pub marks: BTreeMap<ProjectName, Vec<VulnMark>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SiteInfo {
+    pub name: String,
+    pub upstream: Option<String>,
+    pub generated_at: jiff::Timestamp,
+}
+
+/// Characters left as-is in hrefs. `+` and `!` are encoded: S3 decodes a raw
+/// `+` in a key path as a space.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+fn encode(segment: &str) -> String {
+    utf8_percent_encode(segment, PATH_SEGMENT).to_string()
+}
+
+#[derive(Serialize)]
+struct RootView<'a> {
+    api_version: &'a str,
+    projects: Vec<RootLink>,
+}
+
+#[derive(Serialize)]
+struct RootLink {
+    name: String,
+    href: String,
+}
+
+#[derive(Serialize)]
+struct ProjectView<'a> {
+    api_version: &'a str,
+    name: &'a str,
+    files: Vec<FileView>,
+}
+
+#[derive(Serialize)]
+struct FileView {
+    filename: String,
+    href: String,
+    requires_python: Option<String>,
+    yanked: bool,
+    yanked_reason: String,
+    metadata_sha256: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LandingView<'a> {
+    name: &'a str,
+    generated_at: String,
+    upstream: Option<&'a str>,
+    counts: Counts,
+    projects: Vec<LandingProject>,
+    security: Option<LandingSecurity<'a>>,
+}
+
+#[derive(Serialize)]
+struct Counts {
+    projects: usize,
+    versions: usize,
+    files: usize,
+    size: String,
+}
+
+#[derive(Serialize)]
+struct LandingProject {
+    name: String,
+    href: String,
+    versions: usize,
+    newest: String,
+    files: usize,
+    vulnerable: Vec<VulnMark>,
+}
+
+#[derive(Serialize)]
+struct LandingSecurity<'a> {
+    banner: Option<&'a str>,
+    vulnerable_versions: usize,
+    blocked_versions: usize,
+    snapshot: &'a str,
+}
+
+/// JSON of a wire struct: plain data, whose serialization cannot fail.
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn project_files(files: &[SiteFile]) -> BTreeMap<&ProjectName, Vec<&SiteFile>> {
+    let mut by_project: BTreeMap<&ProjectName, Vec<&SiteFile>> = BTreeMap::new();
+    for f in files {
+        by_project.entry(&f.project).or_default().push(f);
+    }
+    for list in by_project.values_mut() {
+        list.sort_by(|a, b| a.version().cmp(b.version()).then_with(|| a.filename.as_str().cmp(b.filename.as_str())));
+    }
+    by_project
+}
+
+/// Render the complete tree into `out` (an empty staging directory).
+pub fn render_site(
+    files: &[SiteFile],
+    info: &SiteInfo,
+    security: Option<&SecuritySummary>,
+    templates: &Templates,
+    out: &Path,
+) -> Result<Vec<TreeEntry>, RenderError> {
+    let by_project = project_files(files);
+    let projects: Vec<(&ProjectName, Vec<&SiteFile>)> = by_project.into_iter().collect();
+
+    // Parallel per project; each returns its own entries, merged and sorted below.
+    let per_project: Vec<Vec<TreeEntry>> = projects
+        .par_iter()
+        .map(|(project, files)| render_project(project, files, templates, out))
+        .collect::<Result<_, _>>()?;
+    let mut entries: Vec<TreeEntry> = per_project.into_iter().flatten().collect();
+    crate::util::fault::point("render");
+
+    let listed: Vec<(&ProjectName, Vec<&SiteFile>)> = projects
+        .iter()
+        .map(|(p, fs)| (*p, fs.iter().copied().filter(|f| f.listed).collect::<Vec<_>>()))
+        .filter(|(_, fs)| !fs.is_empty())
+        .collect();
+
+    let root = RootView {
+        api_version: wire::API_VERSION,
+        projects: listed.iter().map(|(p, _)| RootLink { name: p.to_string(), href: format!("{p}/") }).collect(),
+    };
+    entries.push(write_entry(out, "simple/index.html", templates.render("simple_root.html", &root)?.as_bytes())?);
+    let root_json = wire::RootPage {
+        meta: wire::Meta::default(),
+        projects: listed.iter().map(|(p, _)| wire::RootProject { name: p.to_string() }).collect(),
+    };
+    entries.push(write_entry(out, "simple/index.v1_json", &to_json(&root_json))?);
+
+    let generated_at = info.generated_at.strftime("%Y-%m-%d %H:%M UTC").to_string();
+    let landing = LandingView {
+        name: &info.name,
+        generated_at,
+        upstream: info.upstream.as_deref(),
+        counts: Counts {
+            projects: listed.len(),
+            versions: listed
+                .iter()
+                .map(|(_, fs)| fs.iter().map(|f| f.version()).collect::<std::collections::BTreeSet<_>>().len())
+                .sum(),
+            files: listed.iter().map(|(_, fs)| fs.len()).sum(),
+            size: human_bytes(listed.iter().flat_map(|(_, fs)| fs.iter().map(|f| f.size)).sum()),
+        },
+        projects: listed
+            .iter()
+            .map(|(p, fs)| {
+                let versions: std::collections::BTreeSet<&Version> = fs.iter().map(|f| f.version()).collect();
+                LandingProject {
+                    name: p.to_string(),
+                    href: format!("simple/{p}/"),
+                    versions: versions.len(),
+                    newest: versions.last().map(|v| v.to_string()).unwrap_or_default(),
+                    files: fs.len(),
+                    vulnerable: security.and_then(|s| s.marks.get(*p).cloned()).unwrap_or_default(),
+                }
+            })
+            .collect(),
+        security: security.map(|s| LandingSecurity {
+            banner: s.banner.as_deref(),
+            vulnerable_versions: s.vulnerable_versions,
+            blocked_versions: s.blocked_versions,
+            snapshot: &s.snapshot,
+        }),
+    };
+    entries.push(write_entry(out, "index.html", templates.render("landing.html", &landing)?.as_bytes())?);
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(entries)
+}
+
+fn render_project(
+    project: &ProjectName,
+    files: &[&SiteFile],
+    templates: &Templates,
+    out: &Path,
+) -> Result<Vec<TreeEntry>, RenderError> {
+    let mut entries = Vec::with_capacity(files.len() * 2 + 2);
+    for f in files {
+        let rel = format!("packages/{project}/{}", f.filename);
+        place(&f.source, &out.join(&rel))?;
+        entries.push(TreeEntry { path: rel.clone(), sha256: f.sha256, size: f.size });
+        if let (Some((sha, size)), Some(src)) = (f.metadata, &f.metadata_source) {
+            let rel = format!("{rel}.metadata");
+            place(src, &out.join(&rel))?;
+            entries.push(TreeEntry { path: rel, sha256: sha, size });
+        }
+    }
+    let listed: Vec<&&SiteFile> = files.iter().filter(|f| f.listed).collect();
+    if listed.is_empty() {
+        return Ok(entries);
+    }
+    let href = |f: &SiteFile| format!("../../packages/{project}/{}", encode(f.filename.as_str()));
+    let view = ProjectView {
+        api_version: wire::API_VERSION,
+        name: project.as_str(),
+        files: listed
+            .iter()
+            .map(|f| FileView {
+                filename: f.filename.to_string(),
+                href: format!("{}#sha256={}", href(f), f.sha256),
+                requires_python: f.requires_python.clone(),
+                yanked: f.yanked.is_some(),
+                yanked_reason: f.yanked.clone().unwrap_or_default(),
+                metadata_sha256: f.metadata.map(|m| m.0.hex()),
+            })
+            .collect(),
+    };
+    let html = templates.render("simple_project.html", &view)?;
+    entries.push(write_entry(out, &format!("simple/{project}/index.html"), html.as_bytes())?);
+
+    let mut versions: Vec<&Version> = listed.iter().map(|f| f.version()).collect();
+    versions.dedup();
+    let page = wire::ProjectPage {
+        meta: wire::Meta::default(),
+        name: project.to_string(),
+        files: listed
+            .iter()
+            .map(|f| {
+                let meta =
+                    f.metadata.map(|m| wire::CoreMetadata::Hashes(BTreeMap::from([("sha256".to_string(), m.0.hex())])));
+                wire::File {
+                    filename: f.filename.to_string(),
+                    url: href(f),
+                    hashes: BTreeMap::from([("sha256".to_string(), f.sha256.hex())]),
+                    requires_python: f.requires_python.clone(),
+                    yanked: wire::Yanked::from_reason(f.yanked.as_deref()),
+                    size: Some(f.size),
+                    upload_time: f.upload_time.clone(),
+                    core_metadata: Some(meta.clone().unwrap_or(wire::CoreMetadata::Flag(false))),
+                    dist_info_metadata: Some(meta.unwrap_or(wire::CoreMetadata::Flag(false))),
+                }
+            })
+            .collect(),
+        versions: Some(versions.iter().map(|v| v.to_string()).collect()),
+    };
+    entries.push(write_entry(out, &format!("simple/{project}/index.v1_json"), &to_json(&page))?);
+    Ok(entries)
+}

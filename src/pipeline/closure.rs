@@ -1,0 +1,110 @@
+//! Stage: the dependency closure (`dependencies = true`). Each selected
+//! wheel's `Requires-Dist` (read from the verified wheel in the store, never
+//! from an unverified source), with markers evaluated for the manifest's
+//! Pythons and platforms and extras taken from the requirements that asked
+//! for the project, becomes a requirement line of its own, until nothing
+//! new appears. Returns the widened request and the views of every project
+//! in it; the wheels it had to fetch are already recorded.
+
+use uv_normalize::ExtraName;
+
+use super::fetch::{adopt, fetch};
+use super::plan::{self, Decision, Plan, PlanInputs};
+use super::views::{self, Requested, Views};
+use crate::diagnostics::Diagnostics;
+use crate::dist::filename::DistFilename;
+use crate::dist::names::ProjectName;
+use crate::run::Run;
+use crate::select::closure::Closure;
+use crate::select::env;
+use crate::store::fetch::FetchOptions;
+use crate::store::state::StateError;
+use crate::upstream::Client;
+
+/// The wheels of the projects that follow their dependencies: the only
+/// files the closure has to fetch before the main fetch.
+fn wheels_only(plan: Plan, follows: impl Fn(&ProjectName) -> bool) -> Plan {
+    let mut projects = Vec::new();
+    for mut pp in plan.projects.into_iter().filter(|pp| follows(&pp.project)) {
+        pp.files.retain(|f| f.filename.is_wheel());
+        projects.push(pp);
+    }
+    Plan { run: plan.run, projects, prune: Vec::new() }
+}
+
+/// New requirement lines from the stored metadata of every kept wheel.
+fn discover(
+    run: &Run,
+    plan: &Plan,
+    inputs: &PlanInputs<'_>,
+    requested: &Requested,
+    closure: &mut Closure,
+) -> Requested {
+    let mut new = Requested::new();
+    for pp in &plan.projects {
+        let opts = inputs.select.options_for(&pp.project);
+        let envs = env::environments(&opts.tags);
+        let extras: Vec<ExtraName> = requested
+            .get(&pp.project)
+            .into_iter()
+            .flatten()
+            .flat_map(|l| l.requirement.extras.iter().cloned())
+            .collect();
+        for f in pp.with(|d| matches!(d, Decision::Keep)) {
+            let DistFilename::Wheel(_) = &f.filename else { continue };
+            let Ok(bytes) = std::fs::read(run.store.metadata_path(&pp.project, f.filename.as_str())) else {
+                tracing::debug!(
+                    "{}: no stored metadata for {}; its dependencies are not followed",
+                    pp.project,
+                    f.filename
+                );
+                continue;
+            };
+            for (dep, line) in closure.follow(&pp.project, f.filename.version(), &bytes, &envs, &extras) {
+                new.entry(dep).or_default().push(line);
+            }
+        }
+    }
+    new
+}
+
+/// Stage: widen `requested` to its dependency closure.
+#[allow(clippy::too_many_arguments)]
+pub fn expand(
+    run: &mut Run,
+    client: Option<&Client>,
+    inputs: &PlanInputs<'_>,
+    mut requested: Requested,
+    mut views: Views,
+    opts: FetchOptions,
+    diags: &mut Diagnostics,
+) -> Result<(Requested, Views), StateError> {
+    let follows = |p: &ProjectName| inputs.select.options_for(p).dependencies;
+    let mut closure = Closure::new(&requested);
+    loop {
+        if !requested.keys().any(follows) {
+            return Ok((requested, views));
+        }
+        // Plan diagnostics are the main plan's to report.
+        let plan = plan::make(inputs, &requested, &views, &run.state.artifacts()?, &mut Diagnostics::default());
+        let plan = adopt(run, wheels_only(plan, follows), opts.allow_missing_hashes)?;
+        // Offline, only what is stored is followed (the main fetch says what is missing).
+        let plan = if client.is_some() { fetch(run, client, plan, opts, diags)?.0 } else { plan };
+        let new = discover(run, &plan, inputs, &requested, &mut closure);
+        if new.is_empty() {
+            return Ok((requested, views));
+        }
+        let fresh: Vec<ProjectName> = new.keys().filter(|p| !views.projects.contains_key(*p)).cloned().collect();
+        tracing::info!(
+            "dependencies add {} requirement(s), {} new project(s)",
+            new.values().map(Vec::len).sum::<usize>(),
+            fresh.len()
+        );
+        for (p, lines) in new {
+            requested.entry(p).or_default().extend(lines);
+        }
+        let more = views::gather(client, &run.state, &fresh, opts.jobs, diags)?;
+        run.state.put_project_views(&more.updated)?;
+        views.projects.extend(more.projects);
+    }
+}

@@ -1,0 +1,162 @@
+//! Stages: adopt and fetch. Every `Adopt` and `Fetch` decision of the plan
+//! becomes `Keep` (the file is in the store, verified, and recorded in the
+//! state) or `Drop` (it is not, and a diagnostic says why).
+
+use rayon::prelude::*;
+
+use super::plan::{Decision, Plan};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::dist::filename::DistFilename;
+use crate::dist::names::ProjectName;
+use crate::run::Run;
+use crate::store::Store;
+use crate::store::fetch::{self, FetchJob, FetchOptions};
+use crate::store::state::{Artifact, StateError};
+use crate::upstream::Client;
+use crate::upstream::listing::UpstreamFile;
+use crate::util::hashing::{Sha256, hash_file};
+use crate::util::redact;
+
+/// What the fetch stage brought in.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Fetched {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// A verified file's state row.
+pub fn artifact_row(
+    file: &UpstreamFile,
+    project: &ProjectName,
+    sha256: Sha256,
+    size: u64,
+    metadata: Option<(Sha256, u64)>,
+    run: i64,
+) -> Artifact {
+    let now = crate::util::clock::now();
+    Artifact {
+        project: project.clone(),
+        filename: file.filename.clone(),
+        sha256,
+        size,
+        url: redact::strip(&file.url).to_string(),
+        requires_python: file.requires_python.clone(),
+        yanked: file.yanked.clone(),
+        upload_time: file.upload_time.map(|t| t.to_string()),
+        metadata,
+        first_seen: now.clone(),
+        last_verified: now,
+        added_run: run,
+        selected_run: run,
+        unselected_run: None,
+    }
+}
+
+/// Hash a stored, unrecorded file again; its row if it is what the upstream declares.
+fn readopt(store: &Store, project: &ProjectName, f: &UpstreamFile, allow_missing: bool, run: i64) -> Option<Artifact> {
+    let (sha, size) = hash_file(&store.path(project, f.filename.as_str())).ok()?;
+    let matches = f.sha256.map_or(allow_missing, |want| want == sha) && f.size.is_none_or(|want| want == size);
+    if !matches {
+        return None;
+    }
+    let metadata = match &f.filename {
+        DistFilename::Wheel(w) => store.extract_metadata(project, w),
+        DistFilename::Sdist(_) => None,
+    };
+    Some(artifact_row(f, project, sha, size, metadata, run))
+}
+
+/// Stage: adopt. Files a killed run left in the store without recording
+/// them are hashed again; those that match what the upstream declares are
+/// recorded and kept, the rest are removed and fetched.
+pub fn adopt(run: &mut Run, mut plan: Plan, allow_missing_hashes: bool) -> Result<Plan, StateError> {
+    let store = &run.store;
+    let mut rows = Vec::new();
+    for pp in &mut plan.projects {
+        let project = pp.project.clone();
+        // Parallel over files; results come back in plan order.
+        let checked: Vec<Option<Artifact>> = pp
+            .files
+            .par_iter()
+            .map(|p| match &p.decision {
+                Decision::Adopt(f) => readopt(store, &project, f, allow_missing_hashes, plan.run),
+                _ => None,
+            })
+            .collect();
+        for (p, row) in pp.files.iter_mut().zip(checked) {
+            let Decision::Adopt(f) = &p.decision else { continue };
+            p.decision = match row {
+                Some(a) => {
+                    tracing::info!(
+                        "adopted {} from the store (stored by an interrupted run, verified again)",
+                        a.filename
+                    );
+                    rows.push(a);
+                    Decision::Keep
+                }
+                None => {
+                    let _ = std::fs::remove_file(store.path(&project, f.filename.as_str()));
+                    Decision::Fetch(f.clone())
+                }
+            };
+        }
+    }
+    run.state.put_artifacts(&rows)?;
+    Ok(plan)
+}
+
+/// Stage: fetch and verify every `Fetch` in parallel, recording each
+/// verified file. Without a client (offline) nothing is fetched: the files
+/// are dropped with a warning.
+pub fn fetch(
+    run: &mut Run,
+    client: Option<&Client>,
+    mut plan: Plan,
+    opts: FetchOptions,
+    diags: &mut Diagnostics,
+) -> Result<(Plan, Fetched), StateError> {
+    let mut jobs = Vec::new();
+    for pp in &mut plan.projects {
+        for p in &mut pp.files {
+            if let Decision::Fetch(_) = p.decision {
+                let Decision::Fetch(file) = std::mem::replace(&mut p.decision, Decision::Drop) else { continue };
+                jobs.push(FetchJob { project: pp.project.clone(), file: *file });
+            }
+        }
+    }
+    let Some(client) = client else {
+        for job in jobs {
+            diags.push(Diagnostic::NotStored { project: job.project, filename: job.file.filename.to_string() });
+        }
+        return Ok((plan, Fetched::default()));
+    };
+    let results = fetch::fetch_all(client, &run.store, &jobs, opts);
+    let mut rows = Vec::new();
+    let mut fetched = Fetched::default();
+    for (job, r) in jobs.iter().zip(results) {
+        match r {
+            Ok(f) => {
+                fetched.files += 1;
+                fetched.bytes += f.size;
+                rows.push(artifact_row(&job.file, &job.project, f.sha256, f.size, f.metadata, plan.run));
+            }
+            // Already logged by the fetcher as it happened.
+            Err(e) => diags.push_quiet(Diagnostic::FetchFailed {
+                project: job.project.clone(),
+                filename: job.file.filename.to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+    run.state.put_artifacts(&rows)?;
+    let arrived: std::collections::BTreeSet<(&ProjectName, &str)> =
+        rows.iter().map(|a| (&a.project, a.filename.as_str())).collect();
+    for pp in &mut plan.projects {
+        for p in &mut pp.files {
+            if matches!(p.decision, Decision::Drop) && arrived.contains(&(&pp.project, p.filename.as_str())) {
+                p.decision = Decision::Keep;
+            }
+        }
+    }
+    Ok((plan, fetched))
+}

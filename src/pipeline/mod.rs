@@ -1,0 +1,250 @@
+//! `airlock build` and `airlock audit`: the pipeline, as a flat list of
+//! named stages, each a function of its own module taking and returning
+//! plain values:
+//!
+//! ```text
+//! load advisories → Session::begin → requested → gather views
+//!   → expand (dependency closure) → plan → adopt → fetch → record
+//!   → publish (inventory → audit → render → swap) → prune → finish
+//! ```
+//!
+//! Nothing is published unless every earlier stage completed; a run with
+//! failures leaves the served tree as it was (unless `publish_partial`); a
+//! run whose tree would come out identical leaves it be. Every stage adds
+//! what it has to say to one typed diagnostics stream.
+
+pub mod closure;
+pub mod fetch;
+pub mod plan;
+pub mod publish;
+pub mod record;
+pub mod views;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::audit::{LoadedSnapshot, MirrorInfo, load_snapshot};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::index::Templates;
+use crate::manifest::{Manifest, Mirror};
+use crate::run::{Run, Session};
+use crate::store::fetch::FetchOptions;
+use crate::store::state::RunCounts;
+use crate::upstream::{Client, ClientConfig};
+use crate::util::redact;
+use crate::util::ui::human_bytes;
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    pub offline: bool,
+    pub jobs: Option<usize>,
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub added: u64,
+    pub kept: u64,
+    pub unlisted: u64,
+    pub pruned: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    pub tampered: u64,
+    pub published: bool,
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "added {}, kept {}, removed {} (pruned {}), failed {}, fetched {}, {:.1}s",
+            self.added,
+            self.kept,
+            self.unlisted,
+            self.pruned,
+            self.failed,
+            human_bytes(self.bytes),
+            self.elapsed.as_secs_f64()
+        )?;
+        if self.tampered > 0 {
+            write!(f, ", {} POSSIBLE TAMPERING", self.tampered)?;
+        }
+        if !self.published {
+            write!(f, "; the served tree is unchanged")?;
+        }
+        Ok(())
+    }
+}
+
+impl Summary {
+    fn counts(&self) -> RunCounts {
+        RunCounts { added: self.added, kept: self.kept, removed: self.unlisted, failed: self.failed, bytes: self.bytes }
+    }
+}
+
+#[derive(Debug)]
+pub struct BuildOutcome {
+    pub run: i64,
+    pub summary: Summary,
+    /// Everything the run had to say, sorted.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The tree served after the run (`None` before the first publish).
+    pub tree: Option<PathBuf>,
+    pub exit: Exit,
+}
+
+impl BuildOutcome {
+    pub fn failures(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.fails_run())
+    }
+}
+
+/// Stage timings for `-v`: where a run spends its time.
+pub(crate) struct Stopwatch(Instant);
+
+impl Stopwatch {
+    pub(crate) fn start() -> Stopwatch {
+        Stopwatch(Instant::now())
+    }
+
+    pub(crate) fn lap(&mut self, stage: &str) {
+        tracing::debug!("stage {stage}: {:.3}s", self.0.elapsed().as_secs_f64());
+        self.0 = Instant::now();
+    }
+}
+
+/// Stage: connect. The upstream client, or none offline.
+pub fn connect(mirror: &Mirror, offline: bool) -> Result<Option<Client>, Error> {
+    if offline {
+        return Ok(None);
+    }
+    let cfg = ClientConfig { index: mirror.upstream.clone(), retries: mirror.retries, timeout: mirror.timeout };
+    Ok(Some(Client::new(&cfg)?))
+}
+
+fn publishing<'a>(
+    manifest: &'a Manifest,
+    loaded: &'a LoadedSnapshot,
+    templates: &'a Templates,
+    force: bool,
+) -> publish::Publishing<'a> {
+    publish::Publishing {
+        mirror: MirrorInfo {
+            name: manifest.mirror.name.clone(),
+            upstream: Some(redact::url(&manifest.mirror.upstream)),
+        },
+        policy: &manifest.policy,
+        loaded,
+        templates,
+        force,
+    }
+}
+
+/// Stage: finish. Record how the run ended and what it said.
+fn finish(
+    run: Run,
+    mut summary: Summary,
+    diags: &Diagnostics,
+    started: Instant,
+    tree: Option<PathBuf>,
+    exit: Exit,
+) -> Result<BuildOutcome, Error> {
+    summary.elapsed = started.elapsed();
+    summary.failed = diags.failures().count() as u64;
+    let errors: Vec<String> = diags.failures().map(ToString::to_string).collect();
+    let id = run.id;
+    run.finish(exit.outcome(), &summary.counts(), &errors)?;
+    Ok(BuildOutcome { run: id, summary, diagnostics: diags.sorted(), tree, exit })
+}
+
+pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, Error> {
+    let started = Instant::now();
+    let mut sw = Stopwatch::start();
+    let m = &manifest.mirror;
+    let output = opts.out.clone().unwrap_or_else(|| m.output.clone());
+    let jobs = opts.jobs.unwrap_or(m.jobs);
+    let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
+    let templates = Templates::new(m.templates.as_deref())?;
+    let loaded = load_snapshot(&manifest.advisories, &manifest.policy, crate::util::clock::output_time())?;
+    let mut run = Session::open(m, &output, "build")?.begin("build")?;
+    let client = connect(m, opts.offline)?;
+    let mut diags = Diagnostics::default();
+    let inputs =
+        plan::PlanInputs { select: &manifest.select, keep_runs: m.keep_runs, store: run.store.clone(), run: run.id };
+    let requested = views::requested(&manifest.select);
+    tracing::info!(
+        "run {}: {} project(s) from {}{}",
+        run.id,
+        requested.len(),
+        redact::url(&m.upstream),
+        if opts.offline { " (offline: stored views only)" } else { "" }
+    );
+    let names: Vec<_> = requested.keys().cloned().collect();
+    let views = views::gather(client.as_ref(), &run.state, &names, jobs, &mut diags)?;
+    run.state.put_project_views(&views.updated)?;
+    sw.lap("upstream views");
+    let (requested, views) =
+        closure::expand(&mut run, client.as_ref(), &inputs, requested, views, fetch_opts, &mut diags)?;
+    let plan = plan::make(&inputs, &requested, &views, &run.state.artifacts()?, &mut diags);
+    drop(views);
+    sw.lap("plan");
+    let plan = fetch::adopt(&mut run, plan, m.allow_missing_hashes)?;
+    let (plan, fetched) = fetch::fetch(&mut run, client.as_ref(), plan, fetch_opts, &mut diags)?;
+    sw.lap("fetch");
+    let recorded = record::record(&mut run, &plan, &requested)?;
+    sw.lap("record");
+    let mut summary = Summary {
+        added: fetched.files,
+        kept: recorded.listed.saturating_sub(fetched.files),
+        unlisted: plan.count(|d| matches!(d, plan::Decision::Unlist)) as u64,
+        bytes: fetched.bytes,
+        tampered: plan.projects.iter().map(|p| p.tampered.len() as u64).sum(),
+        ..Summary::default()
+    };
+    if diags.failed() && !m.publish_partial {
+        tracing::error!(
+            "the run failed: the served tree is left as it was (set `publish_partial = true` in [mirror] to publish what verified)"
+        );
+        let tree = run.target.current();
+        return finish(run, summary, &diags, started, tree, Exit::Failed);
+    }
+    record::pruning(&plan, &mut diags);
+    let published =
+        publish::publish(&mut run, &publishing(manifest, &loaded, &templates, false), &plan.prune, &mut diags)?;
+    summary.published = published.changed;
+    summary.pruned = record::prune(&mut run, &plan)?;
+    // A failed run outranks a policy breach: the mirror is incomplete.
+    let exit = if diags.failed() { Exit::Failed } else { published.exit };
+    finish(run, summary, &diags, started, Some(published.tree), exit)
+}
+
+/// `airlock audit`: re-join what is published with the (new) snapshot and
+/// re-render the reports and the index. Fetches nothing.
+pub fn audit(manifest: &Manifest) -> Result<BuildOutcome, Error> {
+    republish(manifest, "audit", false)
+}
+
+/// Re-render and publish the current selection from the store: `audit`, and
+/// `verify --repair` (forced: the store changed under equal hashes).
+pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<BuildOutcome, Error> {
+    let started = Instant::now();
+    let m = &manifest.mirror;
+    let loaded = load_snapshot(&manifest.advisories, &manifest.policy, crate::util::clock::output_time())?;
+    let templates = Templates::new(m.templates.as_deref())?;
+    let session = Session::open(m, &m.output, command)?;
+    if session.state.last_published_run()?.is_none() {
+        return Err(Error::Failed(format!(
+            "nothing to {command}: {} has no published tree yet (run `airlock build`)",
+            m.state.display()
+        )));
+    }
+    let mut run = session.begin(command)?;
+    let mut diags = Diagnostics::default();
+    let summary = Summary { kept: run.state.listed_count()?, ..Summary::default() };
+    let published = publish::publish(&mut run, &publishing(manifest, &loaded, &templates, force), &[], &mut diags)?;
+    let summary = Summary { published: published.changed, ..summary };
+    finish(run, summary, &diags, started, Some(published.tree), published.exit)
+}

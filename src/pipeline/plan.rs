@@ -1,0 +1,246 @@
+//! Stage: the plan. Apply each project's selection to its listing and diff
+//! it against what the state records, giving every file one typed decision.
+//! Touches nothing, so `airlock plan` shows exactly what a build would do.
+//!
+//! Incremental by design: a project whose page is unchanged and whose
+//! selection inputs are unchanged (its plan key) is not re-planned; its
+//! previous selection carries over without its page being parsed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::views::{Freshness, Requested, Views};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::dist::filename::DistFilename;
+use crate::dist::names::ProjectName;
+use crate::manifest::requirements::RequirementLine;
+use crate::manifest::{Select, SelectOptions};
+use crate::store::Store;
+use crate::store::state::Artifact;
+use crate::upstream::listing::UpstreamFile;
+use crate::util::hashing::Sha256;
+
+/// What happens to one file in this run. Later stages refine it: the adopt
+/// and fetch stages turn every `Adopt` and `Fetch` into `Keep` or `Drop`.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Stored, verified and recorded: listed after this run.
+    Keep,
+    /// Selected and not stored: fetch and verify it.
+    Fetch(Box<UpstreamFile>),
+    /// Selected, in the store but not in the state (a run was killed after
+    /// storing it): hash it again and adopt it instead of refetching.
+    Adopt(Box<UpstreamFile>),
+    /// Stored and no longer selected: leaves the index with this run.
+    Unlist,
+    /// Selected but not brought in (the fetch failed, or offline): not
+    /// listed, and its project is planned afresh next run.
+    Drop,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedFile {
+    pub filename: DistFilename,
+    pub decision: Decision,
+}
+
+/// What a run will do for one project.
+#[derive(Debug, Clone)]
+pub struct ProjectPlan {
+    pub project: ProjectName,
+    /// The hash of this project's selection inputs.
+    pub key: String,
+    /// The previous selection carried over: page and inputs unchanged.
+    pub reused: bool,
+    /// Planned from a listing (false: the project was only unlisted, or its
+    /// listing failed and its selection stands).
+    pub planned: bool,
+    pub files: Vec<PlannedFile>,
+    /// Stored files whose upstream sha256 changed: (filename, mirrored, upstream).
+    pub tampered: Vec<(String, Sha256, Sha256)>,
+}
+
+impl ProjectPlan {
+    fn new(project: &ProjectName, key: String) -> ProjectPlan {
+        ProjectPlan {
+            project: project.clone(),
+            key,
+            reused: false,
+            planned: false,
+            files: Vec::new(),
+            tampered: Vec::new(),
+        }
+    }
+
+    /// Files with this decision.
+    pub fn with<'a>(&'a self, f: impl Fn(&Decision) -> bool + 'a) -> impl Iterator<Item = &'a PlannedFile> + 'a {
+        self.files.iter().filter(move |p| f(&p.decision))
+    }
+
+    /// Every selected file was brought in: the plan key may be recorded.
+    pub fn complete(&self) -> bool {
+        !self.files.iter().any(|f| matches!(f.decision, Decision::Drop | Decision::Fetch(_) | Decision::Adopt(_)))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// The run being planned.
+    pub run: i64,
+    /// Sorted by project.
+    pub projects: Vec<ProjectPlan>,
+    /// Stored files that leave the store with this run (past `keep_runs`).
+    pub prune: Vec<(ProjectName, DistFilename)>,
+}
+
+impl Plan {
+    pub fn files(&self) -> impl Iterator<Item = (&ProjectName, &PlannedFile)> {
+        self.projects.iter().flat_map(|p| p.files.iter().map(move |f| (&p.project, f)))
+    }
+
+    pub fn count(&self, f: impl Fn(&Decision) -> bool) -> usize {
+        self.files().filter(|(_, p)| f(&p.decision)).count()
+    }
+
+    /// Bytes the fetch stage will download, as far as the upstream declared sizes.
+    pub fn fetch_bytes(&self) -> u64 {
+        self.files()
+            .filter_map(|(_, p)| match &p.decision {
+                Decision::Fetch(f) => f.size,
+                _ => None,
+            })
+            .sum()
+    }
+}
+
+/// The hash of everything a project's selection depends on: its page, its
+/// options, its requirement lines, and the airlock version (rules change).
+pub fn plan_key(body_sha256: &str, opts: &SelectOptions, lines: &[RequirementLine]) -> String {
+    let mut text = format!("{}\n{body_sha256}\n{opts:?}\n", env!("CARGO_PKG_VERSION"));
+    let mut reqs: Vec<String> =
+        lines.iter().map(|l| format!("{}{}", if l.constraint { "-c " } else { "" }, l.requirement)).collect();
+    reqs.sort();
+    for r in reqs {
+        text.push_str(&r);
+        text.push('\n');
+    }
+    Sha256::of(text.as_bytes()).hex()
+}
+
+/// What planning needs besides the views.
+pub struct PlanInputs<'a> {
+    pub select: &'a Select,
+    pub keep_runs: u32,
+    /// To tell files a killed run stored (adopt) from files never fetched.
+    pub store: Store,
+    pub run: i64,
+}
+
+/// Select and diff every requested project, then decide what leaves the
+/// index and the store.
+pub fn make(
+    inputs: &PlanInputs<'_>,
+    requested: &Requested,
+    views: &Views,
+    stored: &[Artifact],
+    diags: &mut Diagnostics,
+) -> Plan {
+    let mut by_project: BTreeMap<&ProjectName, BTreeMap<&str, &Artifact>> = BTreeMap::new();
+    for a in stored {
+        by_project.entry(&a.project).or_default().insert(a.filename.as_str(), a);
+    }
+    let mut projects: BTreeMap<ProjectName, ProjectPlan> = BTreeMap::new();
+    for (project, lines) in requested {
+        let Some(up) = views.projects.get(project) else { continue };
+        let opts = inputs.select.options_for(project);
+        let key = plan_key(&up.view.body_sha256, &opts, lines);
+        let have = by_project.get(project);
+        let pp = if up.freshness != Freshness::Fetched && up.view.plan_key.as_deref() == Some(&key) {
+            carried_over(project, key, have)
+        } else {
+            match up.listing() {
+                Ok(listing) => select_project(project, key, listing, lines, &opts, have, &inputs.store),
+                Err(e) => {
+                    diags.push(Diagnostic::PlanFailed { project: project.clone(), message: e.to_string() });
+                    continue;
+                }
+            }
+        };
+        projects.insert(project.clone(), pp);
+    }
+    let mut plan = Plan { run: inputs.run, projects: Vec::new(), prune: Vec::new() };
+    // Projects requested but not planned (their listing failed) keep their selection.
+    let failed: BTreeSet<&ProjectName> = requested.keys().filter(|p| !projects.contains_key(*p)).collect();
+    for (project, files) in &by_project {
+        if failed.contains(project) {
+            continue;
+        }
+        let pp = projects.entry((*project).clone()).or_insert_with(|| ProjectPlan::new(project, String::new()));
+        let selected: BTreeSet<String> = pp.files.iter().map(|f| f.filename.to_string()).collect();
+        for (name, a) in files {
+            if selected.contains(*name) {
+                continue;
+            }
+            leave(pp, &mut plan.prune, a, inputs.run, i64::from(inputs.keep_runs));
+        }
+    }
+    plan.projects = projects.into_values().collect();
+    plan
+}
+
+/// A stored file the selection no longer has: it leaves the index now, and
+/// the store `keep_runs` runs later (at once with `keep_runs = 0`).
+fn leave(pp: &mut ProjectPlan, prune: &mut Vec<(ProjectName, DistFilename)>, a: &Artifact, run: i64, keep_runs: i64) {
+    match a.unselected_run {
+        None => {
+            pp.files.push(PlannedFile { filename: a.filename.clone(), decision: Decision::Unlist });
+            if keep_runs == 0 {
+                prune.push((a.project.clone(), a.filename.clone()));
+            }
+        }
+        Some(u) if run - u >= keep_runs => prune.push((a.project.clone(), a.filename.clone())),
+        Some(_) => {}
+    }
+}
+
+/// Unchanged page, unchanged inputs: the previous selection stands.
+fn carried_over(project: &ProjectName, key: String, have: Option<&BTreeMap<&str, &Artifact>>) -> ProjectPlan {
+    let mut pp = ProjectPlan::new(project, key);
+    pp.reused = true;
+    pp.planned = true;
+    for a in have.into_iter().flat_map(|h| h.values()).filter(|a| a.listed()) {
+        pp.files.push(PlannedFile { filename: a.filename.clone(), decision: Decision::Keep });
+    }
+    pp
+}
+
+/// Apply the selection to a listing and decide each selected file.
+fn select_project(
+    project: &ProjectName,
+    key: String,
+    listing: &crate::upstream::listing::Listing,
+    lines: &[RequirementLine],
+    opts: &SelectOptions,
+    have: Option<&BTreeMap<&str, &Artifact>>,
+    store: &Store,
+) -> ProjectPlan {
+    let mut pp = ProjectPlan::new(project, key);
+    pp.planned = true;
+    let refs: Vec<&RequirementLine> = lines.iter().collect();
+    for f in crate::select::select(listing, &refs, opts) {
+        let filename = f.filename.clone();
+        let name = filename.as_str();
+        let in_store = store.path(project, name).is_file();
+        let decision = match (have.and_then(|h| h.get(name)), in_store) {
+            (Some(a), true) => {
+                if let Some(up) = f.sha256.filter(|up| *up != a.sha256) {
+                    pp.tampered.push((name.to_string(), a.sha256, up));
+                }
+                Decision::Keep
+            }
+            (None, true) => Decision::Adopt(Box::new(f)),
+            _ => Decision::Fetch(Box::new(f)),
+        };
+        pp.files.push(PlannedFile { filename, decision });
+    }
+    pp
+}

@@ -1,0 +1,265 @@
+//! Stages: audit, render, publish. Every publishing command shares them
+//! (`build`, `audit`, `verify --repair`): the keys of what a tree would be
+//! rendered from (so an unchanged run keeps the served tree without the
+//! join or rendering), the inventory of the store, the security join and
+//! the policy's blocking, rendering of the index and the reports into a
+//! staged tree, and the atomic swap with the tree's listing recorded.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::audit::report::{self, Inputs};
+use crate::audit::{Audit, LoadedSnapshot, MirrorInfo};
+use crate::diagnostics::{Diagnostic, Diagnostics, Tampering};
+use crate::dist::filename::DistFilename;
+use crate::dist::names::ProjectName;
+use crate::exit::Exit;
+use crate::index::{RenderError, SiteFile, SiteInfo, Templates, render_site};
+use crate::manifest::Policy;
+use crate::run::Run;
+use crate::store::state::{StateError, TreeKeys};
+use crate::tree::{Staged, TreeEntry, TreeError, encode_listing};
+use crate::util::hashing::{HashingWriter, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishStageError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+}
+
+/// What the publish stages need: the parts of the manifest a tree is
+/// rendered from.
+pub struct Publishing<'a> {
+    pub mirror: MirrorInfo,
+    pub policy: &'a Policy,
+    pub loaded: &'a LoadedSnapshot,
+    pub templates: &'a Templates,
+    /// Publish even when nothing seems changed (`verify --repair`: the store
+    /// changed under equal hashes).
+    pub force: bool,
+}
+
+/// What publishing left served.
+#[derive(Debug)]
+pub struct Published {
+    pub tree: PathBuf,
+    /// A new tree was published.
+    pub changed: bool,
+    /// The audit's verdict (success or policy breach).
+    pub exit: Exit,
+}
+
+/// The tree served now, with the keys it was rendered from.
+struct Served {
+    run: i64,
+    dir: PathBuf,
+    keys: TreeKeys,
+}
+
+fn served(run: &Run) -> Result<Option<Served>, StateError> {
+    let (Some(published), Some(dir)) = (run.state.last_published_run()?, run.target.current()) else {
+        return Ok(None);
+    };
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    Ok(run.state.tree_keys(published)?.map(|keys| Served { run: published, dir, keys }))
+}
+
+/// Digest of the diagnostics a tree's reports show.
+fn diagnostics_digest(diags: &[Diagnostic]) -> String {
+    let mut h = HashingWriter::new(std::io::sink());
+    for d in diags {
+        use std::io::Write;
+        // Writing into a sink cannot fail.
+        let _ = writeln!(h, "{}\t{}\t{d}", d.level().as_str(), d.code());
+    }
+    h.finish().1.hex()
+}
+
+/// The key of every input of a tree but the selection: the snapshot, the
+/// policy (and which ignores have expired today), templates, naming,
+/// tampering and the run's diagnostics. With an unchanged selection, equal
+/// inputs mean an equal tree, decided without reading the store.
+fn inputs_key(p: &Publishing<'_>, tampering: &[Tampering], diags: &[Diagnostic]) -> String {
+    let today = crate::util::clock::output_time().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let expired: Vec<bool> = p.policy.ignore.iter().map(|i| i.expires.is_some_and(|e| e < today)).collect();
+    let text = format!(
+        "{}\n{}\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n",
+        env!("CARGO_PKG_VERSION"),
+        p.templates.digest(),
+        p.mirror.name,
+        p.mirror.upstream,
+        p.policy,
+        expired,
+        p.loaded.status,
+        p.loaded.banner,
+        p.loaded.info.as_ref().map(|i| &i.sha256),
+        tampering,
+        diagnostics_digest(diags),
+    );
+    Sha256::of(text.as_bytes()).hex()
+}
+
+/// The key of everything a tree is rendered from, but the clock: equal keys
+/// give equal trees (up to `generated_at`), so the served one can stay.
+fn tree_key(files: &[SiteFile], inputs: Inputs<'_>, inputs_key: &str) -> String {
+    use std::io::Write;
+    // Streamed into the hasher: no copy of a large mirror's inventory in memory.
+    let mut h = HashingWriter::new(std::io::sink());
+    let _ = writeln!(h, "{inputs_key}");
+    for f in files {
+        let _ = writeln!(
+            h,
+            "{}\t{}\t{}\t{}\t{}\t{:?}\t{:?}\t{:?}\t{:?}",
+            f.project, f.filename, f.sha256, f.size, f.listed, f.metadata, f.requires_python, f.yanked, f.upload_time
+        );
+    }
+    let mut report = report::json::report(inputs);
+    report.generated_at = String::new();
+    let _ = serde_json::to_writer(&mut h, &report);
+    h.finish().1.hex()
+}
+
+/// Stage: inventory. Every stored artifact but the pruned, as the tree
+/// shows it (listed while selected). A recorded file gone from the store is
+/// left out, its project planned in full next run.
+fn inventory(
+    run: &mut Run,
+    pruned: &BTreeSet<(&ProjectName, &str)>,
+    diags: &mut Diagnostics,
+) -> Result<Vec<SiteFile>, StateError> {
+    let mut files = Vec::new();
+    let mut gone = BTreeSet::new();
+    for a in run.state.artifacts()? {
+        if pruned.contains(&(&a.project, a.filename.as_str())) {
+            continue;
+        }
+        let source = run.store.path(&a.project, a.filename.as_str());
+        if !source.is_file() {
+            gone.insert(a.project.clone());
+            diags.push(Diagnostic::MissingFromStore { project: a.project.clone(), filename: a.filename.to_string() });
+            continue;
+        }
+        let metadata_source = a.metadata.map(|_| run.store.metadata_path(&a.project, a.filename.as_str()));
+        files.push(SiteFile {
+            listed: a.listed(),
+            project: a.project,
+            filename: a.filename,
+            sha256: a.sha256,
+            size: a.size,
+            requires_python: a.requires_python,
+            yanked: a.yanked,
+            upload_time: a.upload_time,
+            metadata: a.metadata,
+            source,
+            metadata_source,
+        });
+    }
+    // Plan these projects in full next run: it refetches what is gone.
+    run.state.set_plan_keys(&gone.into_iter().map(|p| (p, None)).collect::<Vec<_>>())?;
+    Ok(files)
+}
+
+/// Stage: audit. Join every listed version with the snapshot and apply the
+/// policy; blocked versions leave the index and the tree (the store keeps
+/// them, so a policy change needs no refetch).
+fn audit(
+    files: Vec<SiteFile>,
+    p: &Publishing<'_>,
+    tampering: Vec<Tampering>,
+    diags: &mut Diagnostics,
+) -> (Vec<SiteFile>, Audit) {
+    let generated_at = crate::util::clock::output_time();
+    let mirrored = crate::audit::mirrored_versions(&files);
+    let audit = Audit::join(&mirrored, p.loaded, p.policy, generated_at, &p.mirror, tampering);
+    audit.report_breaches();
+    diags.extend(audit.blocked_diagnostics());
+    let blocked = audit.blocked();
+    let files = files.into_iter().filter(|f| !blocked.contains(&(f.project.clone(), f.version().clone()))).collect();
+    (files, audit)
+}
+
+/// Stage: render the index and the reports into a staged tree.
+fn render(
+    run: &Run,
+    files: &[SiteFile],
+    inputs: Inputs<'_>,
+    p: &Publishing<'_>,
+) -> Result<(Staged, Vec<TreeEntry>), PublishStageError> {
+    let info = SiteInfo {
+        name: p.mirror.name.clone(),
+        upstream: p.mirror.upstream.clone(),
+        generated_at: inputs.audit.generated_at,
+    };
+    let staged = run.target.stage(&format!("{:06}", run.id))?;
+    let mut entries = render_site(files, &info, Some(&inputs.audit.landing()), p.templates, staged.dir())?;
+    entries.extend(report::write_all(inputs, p.templates, staged.dir())?);
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((staged, entries))
+}
+
+/// Stage: swap the staged tree in and record its listing and keys.
+fn swap(run: &mut Run, staged: Staged, entries: &[TreeEntry], keys: &TreeKeys) -> Result<PathBuf, PublishStageError> {
+    crate::util::fault::point("before-publish");
+    let tree = staged.commit()?;
+    crate::util::fault::point("after-publish");
+    run.state.put_tree(run.id, &encode_listing(entries), keys, 8)?;
+    Ok(tree)
+}
+
+/// Audit, render and publish the selection the state records, unless the
+/// served tree would come out identical.
+pub fn publish(
+    run: &mut Run,
+    p: &Publishing<'_>,
+    pruned: &[(ProjectName, DistFilename)],
+    diags: &mut Diagnostics,
+) -> Result<Published, PublishStageError> {
+    let mut sw = super::Stopwatch::start();
+    let tampering = run.state.tampering()?;
+    for t in &tampering {
+        diags.push_quiet(Diagnostic::Tampering(t.clone()));
+    }
+    for (project, s) in run.state.skipped()? {
+        diags.push_quiet(Diagnostic::Skipped { project, filename: s.filename, reason: s.reason });
+    }
+    let pruned: BTreeSet<(&ProjectName, &str)> = pruned.iter().map(|(p, f)| (p, f.as_str())).collect();
+    let skip: BTreeSet<(&str, &str)> = pruned.iter().map(|(p, f)| (p.as_str(), *f)).collect();
+    let mut keys = TreeKeys {
+        inputs: inputs_key(p, &tampering, &diags.sorted()),
+        selection: run.state.selection_fingerprint(&skip)?,
+        ..TreeKeys::default()
+    };
+    let served = served(run)?;
+    // Fast path: same selection, same inputs: nothing to join or render.
+    if let Some(s) =
+        served.as_ref().filter(|s| !p.force && s.keys.selection == keys.selection && s.keys.inputs == keys.inputs)
+    {
+        tracing::info!("nothing changed since run {}: its tree stays published", s.run);
+        if s.keys.exit == Exit::Policy as i64 {
+            tracing::error!("policy breach, unchanged since run {}: see its reports/security.html", s.run);
+        }
+        return Ok(Published { tree: s.dir.clone(), changed: false, exit: Exit::from_code(s.keys.exit) });
+    }
+    let files = inventory(run, &pruned, diags)?;
+    sw.lap("inventory");
+    let (files, audit) = audit(files, p, tampering, diags);
+    sw.lap("security join");
+    let diagnostics = diags.sorted();
+    let inputs = Inputs { audit: &audit, diagnostics: &diagnostics };
+    keys.key = tree_key(&files, inputs, &keys.inputs);
+    keys.exit = audit.exit() as i64;
+    if let Some(s) = served.as_ref().filter(|s| !p.force && s.keys.key == keys.key) {
+        tracing::info!("nothing changed since run {}: its tree stays published", s.run);
+        return Ok(Published { tree: s.dir.clone(), changed: false, exit: audit.exit() });
+    }
+    let (staged, entries) = render(run, &files, inputs, p)?;
+    let tree = swap(run, staged, &entries, &keys)?;
+    sw.lap("render and publish");
+    Ok(Published { tree, changed: true, exit: audit.exit() })
+}

@@ -1,0 +1,78 @@
+//! Stages: record and prune. The state learns the run's selection (and the
+//! plan keys that let the next run skip unchanged projects), its tampering
+//! evidence, and, after publishing, which files left the store.
+
+use super::plan::{Decision, Plan};
+use super::views::Requested;
+use crate::diagnostics::{Diagnostic, Diagnostics, Tampering};
+use crate::dist::names::ProjectName;
+use crate::run::Run;
+use crate::store::state::StateError;
+
+/// What the index lists after recording.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Recorded {
+    /// Files listed.
+    pub listed: u64,
+    /// Files that left the index with this run.
+    pub unlisted: u64,
+}
+
+/// Stage: record the selection. A project planned from its listing lists
+/// exactly its kept files from now on, and records its plan key only when
+/// every selected file was brought in (otherwise the next run plans it
+/// again). Projects no longer requested leave the index. Projects carried
+/// over, or whose listing failed, keep their selection as it is, so a flaky
+/// upstream never empties a page.
+pub fn record(run: &mut Run, plan: &Plan, requested: &Requested) -> Result<Recorded, StateError> {
+    let mut keep: Vec<(ProjectName, String)> = Vec::new();
+    let mut planned: Vec<ProjectName> = Vec::new();
+    let mut keys: Vec<(ProjectName, Option<String>)> = Vec::new();
+    let mut tampered = Vec::new();
+    for pp in &plan.projects {
+        tampered.extend(pp.tampered.iter().map(|(f, m, u)| (pp.project.clone(), f.clone(), *m, *u)));
+        if pp.reused || !pp.planned || !requested.contains_key(&pp.project) {
+            continue;
+        }
+        keep.extend(pp.with(|d| matches!(d, Decision::Keep)).map(|f| (pp.project.clone(), f.filename.to_string())));
+        planned.push(pp.project.clone());
+        keys.push((pp.project.clone(), pp.complete().then(|| pp.key.clone())));
+    }
+    for (project, filename, mirrored, upstream) in &tampered {
+        let t = Tampering {
+            project: project.clone(),
+            filename: filename.clone(),
+            mirrored: *mirrored,
+            upstream: *upstream,
+            first_run: plan.run,
+            last_run: plan.run,
+        };
+        // Every publish reports it from the state; said here as it is found.
+        tracing::error!("{}", Diagnostic::Tampering(t));
+    }
+    let names: Vec<ProjectName> = requested.keys().cloned().collect();
+    let unlisted = run.state.record_selection(plan.run, &keep, &planned, &names)?;
+    run.state.set_plan_keys(&keys)?;
+    run.state.forget_views_except(&names)?;
+    run.state.record_tampering(plan.run, &tampered)?;
+    Ok(Recorded { listed: run.state.listed_count()?, unlisted: unlisted as u64 })
+}
+
+/// Diagnostics for what the plan prunes (said before publishing: the tree
+/// no longer holds those files).
+pub fn pruning(plan: &Plan, diags: &mut Diagnostics) {
+    for (project, f) in &plan.prune {
+        diags.push(Diagnostic::Pruned { project: project.clone(), filename: f.to_string() });
+    }
+}
+
+/// Stage: prune. State first, then files: a kill in between leaves only
+/// orphan files, which a later selection adopts or nothing lists.
+pub fn prune(run: &mut Run, plan: &Plan) -> Result<u64, StateError> {
+    let keys: Vec<(ProjectName, String)> = plan.prune.iter().map(|(p, f)| (p.clone(), f.to_string())).collect();
+    run.state.delete_artifacts(&keys)?;
+    for (p, f) in &plan.prune {
+        run.store.remove(p, f.as_str());
+    }
+    Ok(keys.len() as u64)
+}

@@ -1,0 +1,213 @@
+//! Stage: the upstream views. What the manifest asks for (`requested`), and
+//! each project's listing, fetched in parallel with conditional requests or,
+//! offline, recalled from the state (`gather`).
+//!
+//! A page that comes back unchanged (304, or the same bytes) is not parsed:
+//! its listing is only parsed when a later stage needs it, and the plan
+//! stage does not for a project whose inputs are unchanged too.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+use url::Url;
+
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::dist::names::ProjectName;
+use crate::manifest::Select;
+use crate::manifest::requirements::RequirementLine;
+use crate::select::env;
+use crate::store::state::{ProjectView, State, StateError};
+use crate::upstream::listing::Listing;
+use crate::upstream::{Client, Page, wire};
+use crate::util::ui::Progress;
+
+/// The requirement lines naming each requested project, constraints included.
+pub type Requested = BTreeMap<ProjectName, Vec<RequirementLine>>;
+
+/// Where a project's listing came from this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Fetched and changed (or first seen).
+    Fetched,
+    /// The upstream answered "not modified", or sent the same bytes.
+    Unchanged,
+    /// From the state only (`--offline`, or upstream failed: see diagnostics).
+    Cached,
+}
+
+/// One project's upstream, as gathered.
+#[derive(Debug)]
+pub struct Upstream {
+    pub freshness: Freshness,
+    /// The view in force: newly fetched or stored.
+    pub view: ProjectView,
+    listing: OnceLock<Result<Listing, String>>,
+}
+
+impl Upstream {
+    /// The listing, parsed from the view on first use.
+    pub fn listing(&self) -> Result<&Listing, &str> {
+        match self.listing.get_or_init(|| view_listing(&self.view)) {
+            Ok(l) => Ok(l),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Views {
+    pub projects: BTreeMap<ProjectName, Upstream>,
+    /// Views fetched afresh, for the state (`plan` keeps them to itself).
+    pub updated: Vec<ProjectView>,
+}
+
+/// The projects a manifest asks for (markers evaluated against its targets),
+/// each with the requirement lines naming it, constraints included.
+pub fn requested(select: &Select) -> Requested {
+    let mut out: Requested = BTreeMap::new();
+    // Environments depend only on the targets, which few projects override.
+    let mut envs: Vec<(crate::dist::tags::TagFilter, Vec<uv_pep508::MarkerEnvironment>)> = Vec::new();
+    for line in &select.requirements {
+        let project = ProjectName::from(&line.requirement.name);
+        let applies = line.requirement.marker.is_true() || {
+            let tags = select.options_for(&project).tags;
+            let i = match envs.iter().position(|(t, _)| *t == tags) {
+                Some(i) => i,
+                None => {
+                    let e = env::environments(&tags);
+                    envs.push((tags, e));
+                    envs.len() - 1
+                }
+            };
+            env::applies(&line.requirement, &envs[i].1, &[])
+        };
+        if applies {
+            out.entry(project).or_default().push(line.clone());
+        }
+    }
+    out.retain(|_, lines| lines.iter().any(|l| !l.constraint));
+    out
+}
+
+fn view_listing(view: &ProjectView) -> Result<Listing, String> {
+    let page: wire::ProjectPage =
+        serde_json::from_str(&view.page).map_err(|e| format!("{}: stored view is corrupt: {e}", view.project))?;
+    let url = Url::parse(&view.page_url).map_err(|e| format!("{}: stored view URL is corrupt: {e}", view.project))?;
+    Ok(Listing::from_wire(&page, &url, &view.project).0)
+}
+
+/// Fetch (or, offline, recall) the listing of every project, in parallel.
+/// Upstream failures become diagnostics.
+pub fn gather(
+    client: Option<&Client>,
+    state: &State,
+    projects: &[ProjectName],
+    jobs: usize,
+    diags: &mut Diagnostics,
+) -> Result<Views, StateError> {
+    let mut all = state.project_views(projects)?;
+    let stored: Vec<Option<ProjectView>> = projects.iter().map(|p| all.remove(p)).collect();
+    let progress = Progress::count("index", projects.len() as u64);
+    let results: Vec<(ProjectName, Result<Gathered, Diagnostic>)> = crate::util::with_pool(jobs, || {
+        projects
+            .par_iter()
+            .zip(stored.into_par_iter())
+            .map(|(project, old)| {
+                let r = gather_one(client, project, old);
+                progress.inc(1);
+                (project.clone(), r)
+            })
+            .collect()
+    });
+    progress.finish();
+    let mut views = Views::default();
+    // `results` is in `projects` order (sorted), so the output is deterministic.
+    for (project, r) in results {
+        match r {
+            Ok(g) => {
+                if g.fresh {
+                    views.updated.push(g.upstream.view.clone());
+                }
+                diags.extend(g.error);
+                if g.fresh {
+                    // Reported by every publish from the state; said once here, as found.
+                    for s in &g.upstream.view.skipped {
+                        tracing::warn!("{project}: skipping {:?}: {}", s.filename, s.reason);
+                    }
+                }
+                views.projects.insert(project, g.upstream);
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    Ok(views)
+}
+
+/// One project's upstream and how it was obtained.
+struct Gathered {
+    upstream: Upstream,
+    /// The view is new: store it.
+    fresh: bool,
+    /// The upstream failed and the stored view stands in.
+    error: Option<Diagnostic>,
+}
+
+fn stored(view: ProjectView, freshness: Freshness, error: Option<Diagnostic>) -> Gathered {
+    Gathered { upstream: Upstream { freshness, view, listing: OnceLock::new() }, fresh: false, error }
+}
+
+fn gather_one(
+    client: Option<&Client>,
+    project: &ProjectName,
+    old: Option<ProjectView>,
+) -> Result<Gathered, Diagnostic> {
+    let failed = |message: String, kept: bool| Diagnostic::UpstreamFailed { project: project.clone(), message, kept };
+    let Some(client) = client else {
+        return match old {
+            Some(v) => Ok(stored(v, Freshness::Cached, None)),
+            None => Err(failed(format!("{project}: no stored upstream view (run once online first)"), false)),
+        };
+    };
+    let previous = old
+        .as_ref()
+        .map(|v| crate::upstream::Validators { etag: v.etag.clone(), last_modified: v.last_modified.clone() });
+    match client.project_page(project, previous.as_ref()) {
+        Ok(Page::NotModified) => match old {
+            Some(v) => Ok(stored(v, Freshness::Unchanged, None)),
+            // Validators only come from a stored view; a 304 without one is the server's mistake.
+            None => Err(failed(format!("{project}: the upstream answered 304 to an unconditional request"), false)),
+        },
+        Ok(Page::Fresh(fetched)) => {
+            let body_sha256 = fetched.body_sha256.hex();
+            if let Some(v) = old.as_ref().filter(|v| v.body_sha256 == body_sha256) {
+                return Ok(stored(v.clone(), Freshness::Unchanged, None));
+            }
+            // Stored with absolute URLs: the view must not depend on where it was fetched.
+            let mut page = fetched.page;
+            for f in &mut page.files {
+                if let Ok(abs) = fetched.url.join(&f.url) {
+                    f.url = abs.to_string();
+                }
+            }
+            let (listing, skipped) = Listing::from_wire(&page, &fetched.url, project);
+            let view = ProjectView {
+                project: project.clone(),
+                page_url: fetched.url.to_string(),
+                etag: fetched.validators.etag,
+                last_modified: fetched.validators.last_modified,
+                body_sha256,
+                page: serde_json::to_string(&page).unwrap_or_default(),
+                fetched_at: crate::util::clock::now(),
+                plan_key: old.and_then(|v| v.plan_key),
+                skipped,
+            };
+            let upstream = Upstream { freshness: Freshness::Fetched, view, listing: OnceLock::from(Ok(listing)) };
+            Ok(Gathered { upstream, fresh: true, error: None })
+        }
+        Err(e) => match old {
+            Some(v) => Ok(stored(v, Freshness::Cached, Some(failed(e.to_string(), true)))),
+            None => Err(failed(e.to_string(), false)),
+        },
+    }
+}

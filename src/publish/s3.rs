@@ -1,0 +1,397 @@
+//! `airlock publish --to s3://bucket/prefix`: the published tree as objects
+//! in an S3-compatible store (object_store, on a small tokio runtime).
+//!
+//! Only objects whose sha256 differs from what was uploaded before are
+//! uploaded: a manifest object (`<prefix>/.airlock/publish.json`) records the
+//! sha256 of every object airlock put there, and one listing catches objects
+//! removed behind its back. Uploads go in three phases, each only after the
+//! previous one fully succeeded: packages, then project pages, then the root
+//! pages, the landing page and the reports, so a client never sees a link to
+//! a missing object. Objects no longer in the tree are deleted last, once
+//! they have been stale for `[publish] delete_after_hours`. Every object gets
+//! its Content-Type and Cache-Control (the same as `airlock serve` and the
+//! nginx configuration) and its sha256 as metadata.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::Path;
+
+use futures::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, WriteMultipart,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{PublishReport, PublishTarget};
+use crate::manifest::Publish;
+use crate::tree::TreeEntry;
+use crate::util::mime;
+use crate::util::ui::Progress;
+
+/// Files larger than this go up in parts, so memory stays bounded.
+const MULTIPART_ABOVE: u64 = 64 * 1024 * 1024;
+const PART_SIZE: usize = 16 * 1024 * 1024;
+const REMOTE_MANIFEST: &str = ".airlock/publish.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    #[error("{0:?} is not an s3://bucket/prefix URL")]
+    Url(String),
+    #[error("s3://{bucket}/{key}: {message}")]
+    Object { bucket: String, key: String, message: String },
+    #[error("S3 configuration: {0}")]
+    Config(String),
+    #[error(
+        "{failed} upload(s) failed in the {phase} phase; later phases were not started, so nothing links to a missing object:\n{errors}"
+    )]
+    Uploads { phase: &'static str, failed: usize, errors: String },
+}
+
+/// `s3://bucket/prefix` split apart (the prefix without slashes at the ends).
+pub fn parse_url(url: &str) -> Result<(String, String), S3Error> {
+    let rest = url.strip_prefix("s3://").ok_or_else(|| S3Error::Url(url.to_string()))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty()
+        || !bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return Err(S3Error::Url(url.to_string()));
+    }
+    Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
+}
+
+/// The sha256 of every object airlock put under the prefix, and when each
+/// object that left the tree was first seen stale.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Remote {
+    format: String,
+    run: Option<i64>,
+    objects: BTreeMap<String, String>,
+    stale: BTreeMap<String, String>,
+}
+
+/// `key = value` pairs of one `[section]` of an INI file (the AWS shared files).
+fn ini_section(path: &Path, section: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Ok(text) = std::fs::read_to_string(path) else { return out };
+    let mut inside = false;
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = name.trim() == section;
+        } else if inside && let Some((k, v)) = line.split_once('=') {
+            out.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    out
+}
+
+/// The store: `AWS_*` environment variables, then the shared profile
+/// (`AWS_PROFILE`, `~/.aws/credentials`, `~/.aws/config`), then `[publish]`.
+fn store(cfg: &Publish, bucket: &str) -> Result<AmazonS3, S3Error> {
+    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if env("AWS_ACCESS_KEY_ID").is_none()
+        && let Some(home) = env("HOME")
+    {
+        let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
+        let creds = ini_section(&Path::new(&home).join(".aws/credentials"), &profile);
+        if let (Some(id), Some(secret)) = (creds.get("aws_access_key_id"), creds.get("aws_secret_access_key")) {
+            b = b.with_access_key_id(id).with_secret_access_key(secret);
+            if let Some(token) = creds.get("aws_session_token") {
+                b = b.with_token(token);
+            }
+        }
+        if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() {
+            let section = if profile == "default" { "default".to_string() } else { format!("profile {profile}") };
+            if let Some(region) = ini_section(&Path::new(&home).join(".aws/config"), &section).get("region") {
+                b = b.with_region(region);
+            }
+        }
+    }
+    if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() && cfg.region.is_none() {
+        b = b.with_config(AmazonS3ConfigKey::DefaultRegion, "us-east-1");
+    }
+    if let Some(region) = &cfg.region {
+        b = b.with_region(region);
+    }
+    let endpoint =
+        cfg.endpoint.as_ref().map(|u| u.as_str().trim_end_matches('/').to_string()).or_else(|| env("AWS_ENDPOINT_URL"));
+    if let Some(endpoint) = &endpoint {
+        b = b.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+    }
+    b = b.with_virtual_hosted_style_request(!cfg.path_style);
+    b.build().map_err(|e| S3Error::Config(e.to_string()))
+}
+
+/// Which phase a path uploads in: packages, project pages, the rest.
+fn phase(path: &str) -> usize {
+    if path.starts_with("packages/") {
+        0
+    } else if path.starts_with("simple/") && path.matches('/').count() == 2 {
+        1
+    } else {
+        2
+    }
+}
+
+const PHASES: [&str; 3] = ["packages", "project pages", "root pages and reports"];
+
+fn attributes(path: &str, sha256: &str) -> Attributes {
+    let mut a = Attributes::new();
+    a.insert(Attribute::ContentType, mime::content_type(path).into());
+    a.insert(Attribute::CacheControl, mime::cache_control(path).into());
+    a.insert(Attribute::Metadata("sha256".into()), sha256.to_string().into());
+    a
+}
+
+fn local(e: impl std::error::Error + Send + Sync + 'static) -> object_store::Error {
+    object_store::Error::Generic { store: "local", source: Box::new(e) }
+}
+
+async fn upload(store: &AmazonS3, key: &ObjectPath, file: &Path, entry: &TreeEntry) -> object_store::Result<()> {
+    let attrs = attributes(&entry.path, &entry.sha256.hex());
+    if entry.size <= MULTIPART_ABOVE {
+        let file = file.to_path_buf();
+        let bytes = tokio::task::spawn_blocking(move || std::fs::read(file)).await.map_err(local)?.map_err(local)?;
+        store.put_opts(key, PutPayload::from(bytes), PutOptions { attributes: attrs, ..PutOptions::default() }).await?;
+        return Ok(());
+    }
+    let upload = store
+        .put_multipart_opts(key, PutMultipartOptions { attributes: attrs, ..PutMultipartOptions::default() })
+        .await?;
+    let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let mut f = std::fs::File::open(file).map_err(local)?;
+    let mut buf = vec![0u8; PART_SIZE];
+    loop {
+        w.wait_for_capacity(4).await?;
+        let n = f.read(&mut buf).map_err(local)?;
+        if n == 0 {
+            break;
+        }
+        w.write(&buf[..n]);
+    }
+    w.finish().await?;
+    Ok(())
+}
+
+/// An S3 bucket (prefix) as a publish target.
+pub struct S3Target {
+    store: AmazonS3,
+    bucket: String,
+    prefix: String,
+    grace_hours: u64,
+    jobs: usize,
+}
+
+impl S3Target {
+    pub fn new(bucket: &str, prefix: &str, cfg: &Publish, jobs: usize) -> Result<S3Target, S3Error> {
+        Ok(S3Target {
+            store: store(cfg, bucket)?,
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            grace_hours: cfg.delete_after_hours,
+            jobs: jobs.max(1),
+        })
+    }
+
+    fn key(&self, rel: &str) -> Result<ObjectPath, S3Error> {
+        let full = if self.prefix.is_empty() { rel.to_string() } else { format!("{}/{rel}", self.prefix) };
+        ObjectPath::parse(&full).map_err(|e| self.err(&full, &e))
+    }
+
+    fn err(&self, key: &str, e: &dyn std::fmt::Display) -> S3Error {
+        S3Error::Object { bucket: self.bucket.clone(), key: key.to_string(), message: e.to_string() }
+    }
+
+    /// What airlock recorded it put there, and what is really there (a
+    /// manifest entry alone does not prove an object exists).
+    async fn remote(&self) -> Result<(Remote, BTreeMap<String, u64>), S3Error> {
+        let manifest_key = self.key(REMOTE_MANIFEST)?;
+        let remote: Remote = match self.store.get(&manifest_key).await {
+            Ok(r) => {
+                let bytes = r.bytes().await.map_err(|e| self.err(manifest_key.as_ref(), &e))?;
+                serde_json::from_slice(&bytes).unwrap_or_default()
+            }
+            Err(object_store::Error::NotFound { .. }) => Remote::default(),
+            Err(e) => return Err(self.err(manifest_key.as_ref(), &e)),
+        };
+        let list_prefix = if self.prefix.is_empty() { None } else { Some(ObjectPath::from(self.prefix.as_str())) };
+        let mut existing = BTreeMap::new();
+        let mut listing = self.store.list(list_prefix.as_ref());
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.err(&self.prefix, &e))?;
+            let full = meta.location.to_string();
+            let rel = match self.prefix.as_str() {
+                "" => full.as_str(),
+                p => full.strip_prefix(&format!("{p}/")).unwrap_or(&full),
+            };
+            if !rel.starts_with(".airlock/") {
+                existing.insert(rel.to_string(), meta.size);
+            }
+        }
+        Ok((remote, existing))
+    }
+
+    /// Upload `todo` in link-safe phases; a phase starts only when the
+    /// previous one fully succeeded.
+    async fn upload_phases(
+        &self,
+        root: &Path,
+        todo: &[&TreeEntry],
+        remote: &mut Remote,
+        report: &mut PublishReport,
+    ) -> Result<(), S3Error> {
+        let progress = Progress::bytes("upload", todo.iter().map(|e| e.size).sum());
+        for (n, name) in PHASES.iter().enumerate() {
+            let batch: Vec<&TreeEntry> = todo.iter().copied().filter(|e| phase(&e.path) == n).collect();
+            let progress = &progress;
+            let results: Vec<(&TreeEntry, Result<(), String>)> = futures::stream::iter(batch)
+                .map(|e| async move {
+                    let r = match self.key(&e.path) {
+                        Ok(k) => upload(&self.store, &k, &root.join(&e.path), e).await.map_err(|err| err.to_string()),
+                        Err(err) => Err(err.to_string()),
+                    };
+                    progress.inc(e.size);
+                    (e, r)
+                })
+                .buffer_unordered(self.jobs)
+                .collect()
+                .await;
+            let mut errors = Vec::new();
+            for (e, r) in results {
+                match r {
+                    Ok(()) => {
+                        remote.objects.insert(e.path.clone(), e.sha256.hex());
+                        remote.stale.remove(&e.path);
+                        report.uploaded.push(e.path.clone());
+                        report.bytes += e.size;
+                    }
+                    Err(message) => errors.push(format!("  s3://{}/{}{}: {message}", self.bucket, self.dir(), e.path)),
+                }
+            }
+            if !errors.is_empty() {
+                // Record what did go up, so the next publish resumes from there.
+                self.write_remote(remote).await?;
+                errors.sort();
+                return Err(S3Error::Uploads { phase: name, failed: errors.len(), errors: errors.join("\n") });
+            }
+        }
+        report.uploaded.sort();
+        Ok(())
+    }
+
+    fn dir(&self) -> String {
+        if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) }
+    }
+
+    /// Delete objects that left the tree once stale for the grace period: a
+    /// client holding an older page can still fetch what it links to.
+    async fn delete_stale(
+        &self,
+        tree: &[TreeEntry],
+        existing: &BTreeMap<String, u64>,
+        remote: &mut Remote,
+        report: &mut PublishReport,
+    ) -> Result<(), S3Error> {
+        let now = jiff::Timestamp::now();
+        let in_tree: BTreeSet<&str> = tree.iter().map(|e| e.path.as_str()).collect();
+        for rel in existing.keys().filter(|k| !in_tree.contains(k.as_str())) {
+            let first = remote.stale.entry(rel.clone()).or_insert_with(|| now.to_string()).clone();
+            let age_hours =
+                first.parse::<jiff::Timestamp>().map(|t| now.duration_since(t).as_secs() / 3600).unwrap_or(0);
+            if age_hours.max(0) as u64 >= self.grace_hours {
+                let k = self.key(rel)?;
+                match self.store.delete(&k).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(self.err(k.as_ref(), &e)),
+                }
+                remote.stale.remove(rel);
+                remote.objects.remove(rel);
+                report.deleted.push(rel.clone());
+            } else {
+                report.pending += 1;
+            }
+        }
+        remote.stale.retain(|k, _| existing.contains_key(k) && !in_tree.contains(k.as_str()));
+        remote.objects.retain(|k, _| in_tree.contains(k.as_str()) || remote.stale.contains_key(k));
+        Ok(())
+    }
+
+    async fn write_remote(&self, remote: &Remote) -> Result<(), S3Error> {
+        let key = self.key(REMOTE_MANIFEST)?;
+        let json = serde_json::to_vec_pretty(remote).unwrap_or_default();
+        let mut attrs = Attributes::new();
+        attrs.insert(Attribute::ContentType, "application/json".into());
+        attrs.insert(Attribute::CacheControl, "no-store".into());
+        let opts = PutOptions { attributes: attrs, ..PutOptions::default() };
+        self.store.put_opts(&key, PutPayload::from(json), opts).await.map_err(|e| self.err(key.as_ref(), &e))?;
+        Ok(())
+    }
+
+    async fn publish_async(&self, root: &Path, tree: &[TreeEntry], run: i64) -> Result<PublishReport, S3Error> {
+        let (mut remote, existing) = self.remote().await?;
+        let mut report = PublishReport::default();
+        let todo: Vec<&TreeEntry> = tree
+            .iter()
+            .filter(|e| {
+                let same = remote.objects.get(&e.path).is_some_and(|s| *s == e.sha256.hex())
+                    && existing.get(&e.path) == Some(&e.size);
+                report.unchanged += usize::from(same);
+                !same
+            })
+            .collect();
+        self.upload_phases(root, &todo, &mut remote, &mut report).await?;
+        self.delete_stale(tree, &existing, &mut remote, &mut report).await?;
+        remote.format = "airlock.publish/v1".into();
+        remote.run = Some(run);
+        self.write_remote(&remote).await?;
+        Ok(report)
+    }
+}
+
+impl PublishTarget for S3Target {
+    fn publish(&self, root: &Path, tree: &[TreeEntry], run: i64) -> Result<PublishReport, super::PublishError> {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        Ok(rt.block_on(self.publish_async(root, tree, run))?)
+    }
+
+    fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_phases() {
+        assert_eq!(parse_url("s3://bucket/a/b/").unwrap(), ("bucket".into(), "a/b".into()));
+        assert_eq!(parse_url("s3://bucket").unwrap(), ("bucket".into(), String::new()));
+        assert!(
+            parse_url("http://bucket/x").is_err()
+                && parse_url("s3:///x").is_err()
+                && parse_url("s3://Bad_Bucket/x").is_err()
+        );
+        assert_eq!(phase("packages/a/a-1.0.tar.gz"), 0);
+        assert_eq!(phase("simple/a/index.html"), 1);
+        assert_eq!(phase("simple/index.html"), 2);
+        assert_eq!(phase("index.html"), 2);
+        assert_eq!(phase("reports/security.json"), 2);
+    }
+
+    #[test]
+    fn ini_profiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("credentials");
+        std::fs::write(
+            &p,
+            "[default]\naws_access_key_id = A\n[prod]\naws_access_key_id=B\naws_secret_access_key = S\n",
+        )
+        .unwrap();
+        assert_eq!(ini_section(&p, "prod").get("aws_secret_access_key").map(String::as_str), Some("S"));
+        assert_eq!(ini_section(&p, "default").get("aws_access_key_id").map(String::as_str), Some("A"));
+        assert!(ini_section(&p, "none").is_empty());
+    }
+}

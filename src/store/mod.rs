@@ -1,0 +1,94 @@
+//! Everything a mirror keeps between runs: verified artifacts (`Store`), the
+//! SQLite state (`state`), the run lock (`lock`), and the verified fetch that
+//! brings files from the upstream into the store (`fetch`).
+//!
+//! `store/<project>/<filename>` holds verified artifacts only: a file reaches
+//! its store path by an atomic rename after its hash and size matched, so a
+//! file at a store path is always complete. Downloads in progress live in
+//! `tmp/` on the same file system and are removed at the start of every run.
+
+pub mod fetch;
+pub mod lock;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+
+use crate::dist::filename::WheelFilename;
+use crate::dist::metadata;
+use crate::dist::names::ProjectName;
+use crate::util::hashing::Sha256;
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Store {
+    pub fn new(state_dir: &Path) -> Store {
+        Store { root: state_dir.join("store"), tmp: state_dir.join("tmp") }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `filename` must already have passed `filename::check_safe`.
+    pub fn path(&self, project: &ProjectName, filename: &str) -> PathBuf {
+        self.root.join(project.as_str()).join(filename)
+    }
+
+    pub fn metadata_path(&self, project: &ProjectName, filename: &str) -> PathBuf {
+        self.root.join(project.as_str()).join(format!("{filename}.metadata"))
+    }
+
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Create the store and temp directories, removing partial downloads a
+    /// killed run left behind. Returns how many were removed.
+    pub fn prepare(&self) -> std::io::Result<usize> {
+        fs_err::create_dir_all(&self.root)?;
+        let mut removed = 0;
+        if self.tmp.exists() {
+            for entry in fs_err::read_dir(&self.tmp)? {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    fs_err::remove_dir_all(entry.path())?;
+                } else {
+                    fs_err::remove_file(entry.path())?;
+                }
+                removed += 1;
+            }
+        }
+        fs_err::create_dir_all(&self.tmp)?;
+        Ok(removed)
+    }
+
+    /// Write `<wheel>.metadata` beside a stored wheel (PEP 658). A wheel
+    /// without readable METADATA is still mirrored (pip decides), just
+    /// without PEP 658 metadata.
+    pub fn extract_metadata(&self, project: &ProjectName, wheel: &WheelFilename) -> Option<(Sha256, u64)> {
+        let source = self.path(project, &wheel.to_string());
+        let dest = self.metadata_path(project, &wheel.to_string());
+        match metadata::extract_to(&source, wheel, &dest) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!("no PEP 658 metadata for {wheel}: {e}");
+                None
+            }
+        }
+    }
+
+    /// Remove a file and its metadata (pruning). A file already gone is fine.
+    pub fn remove(&self, project: &ProjectName, filename: &str) {
+        for path in [self.path(project, filename), self.metadata_path(project, filename)] {
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("cannot remove {}: {e}", path.display());
+            }
+        }
+    }
+}

@@ -1,0 +1,895 @@
+//! Persistent state in SQLite (WAL): runs, artifacts, the last upstream view
+//! of every project, tampering evidence, published tree listings and exports.
+//!
+//! The schema is versioned with `PRAGMA user_version`; each migration is one
+//! SQL batch applied in a transaction, so a state directory from an older
+//! airlock is upgraded in place and a newer one is refused.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::diagnostics::Tampering;
+use crate::dist::Version;
+use crate::dist::filename::DistFilename;
+use crate::dist::names::ProjectName;
+use crate::upstream::listing::Skipped;
+use crate::util::hashing::Sha256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("state database {path}: {error}")]
+    Sql { path: String, error: rusqlite::Error },
+    #[error(
+        "state database {path} has schema version {found}, newer than this airlock understands ({known}); upgrade airlock"
+    )]
+    TooNew { path: String, found: i64, known: i64 },
+    #[error("state database {path}: corrupt row: {message}")]
+    Corrupt { path: String, message: String },
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        command TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        outcome TEXT NOT NULL DEFAULT 'running',
+        pid INTEGER NOT NULL,
+        added INTEGER NOT NULL DEFAULT 0,
+        kept INTEGER NOT NULL DEFAULT 0,
+        removed INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        errors TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE TABLE artifacts (
+        project TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        version TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        requires_python TEXT,
+        yanked TEXT,
+        upload_time TEXT,
+        metadata_sha256 TEXT,
+        metadata_size INTEGER,
+        first_seen TEXT NOT NULL,
+        last_verified TEXT NOT NULL,
+        added_run INTEGER NOT NULL,
+        selected_run INTEGER NOT NULL,
+        PRIMARY KEY (project, filename)
+    ) WITHOUT ROWID;
+    CREATE INDEX artifacts_selected ON artifacts(selected_run);
+    CREATE TABLE projects (
+        project TEXT PRIMARY KEY,
+        page_url TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        body_sha256 TEXT NOT NULL,
+        page TEXT NOT NULL,
+        fetched_at TEXT NOT NULL,
+        plan_key TEXT
+    ) WITHOUT ROWID;
+    CREATE TABLE tampering (
+        project TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        mirrored_sha256 TEXT NOT NULL,
+        upstream_sha256 TEXT NOT NULL,
+        first_run INTEGER NOT NULL,
+        last_run INTEGER NOT NULL,
+        PRIMARY KEY (project, filename, upstream_sha256)
+    ) WITHOUT ROWID;
+    CREATE TABLE trees (
+        run INTEGER PRIMARY KEY,
+        listing BLOB NOT NULL
+    );
+    CREATE TABLE exports (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run INTEGER NOT NULL,
+        since_run INTEGER,
+        created_at TEXT NOT NULL,
+        file TEXT NOT NULL
+    );
+    "#,
+    // 2: the key of the inputs each published tree was rendered from, so a
+    // run whose tree would come out identical can leave the served one be.
+    r#"
+    ALTER TABLE trees ADD COLUMN key TEXT;
+    "#,
+    // 3: record when a file left the selection instead of bumping every
+    // selected file on every run: a no-change run then writes nothing. A file
+    // is listed while `unselected_run` is NULL. `inputs` is the cheap key of
+    // what a tree depends on besides the selection.
+    r#"
+    ALTER TABLE artifacts ADD COLUMN unselected_run INTEGER;
+    UPDATE artifacts SET unselected_run = selected_run + 1
+        WHERE selected_run < (SELECT COALESCE(MAX(selected_run), 0) FROM artifacts);
+    DROP INDEX IF EXISTS artifacts_selected;
+    CREATE INDEX artifacts_unselected ON artifacts(unselected_run) WHERE unselected_run IS NOT NULL;
+    ALTER TABLE trees ADD COLUMN inputs TEXT;
+    ALTER TABLE trees ADD COLUMN exit INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE trees ADD COLUMN selection TEXT;
+    "#,
+    // 4: the files each project's page listed that airlock skipped, and why
+    // (JSON), kept with the view so every run reports them, not only the
+    // run that parsed the page.
+    r#"
+    ALTER TABLE projects ADD COLUMN skipped TEXT NOT NULL DEFAULT '[]';
+    "#,
+];
+
+/// One mirrored artifact, as the state knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Artifact {
+    pub project: ProjectName,
+    pub filename: DistFilename,
+    pub sha256: Sha256,
+    pub size: u64,
+    /// Upstream URL, credentials redacted.
+    pub url: String,
+    pub requires_python: Option<String>,
+    pub yanked: Option<String>,
+    pub upload_time: Option<String>,
+    pub metadata: Option<(Sha256, u64)>,
+    pub first_seen: String,
+    pub last_verified: String,
+    pub added_run: i64,
+    /// The last run that planned this file selected.
+    pub selected_run: i64,
+    /// The run that took it out of the selection; `None` while it is listed.
+    pub unselected_run: Option<i64>,
+}
+
+impl Artifact {
+    /// Listed in the simple index.
+    pub fn listed(&self) -> bool {
+        self.unselected_run.is_none()
+    }
+
+    pub fn version(&self) -> &Version {
+        self.filename.version()
+    }
+}
+
+/// The last upstream view of a project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectView {
+    pub project: ProjectName,
+    pub page_url: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub body_sha256: String,
+    /// The page in PEP 691 JSON form.
+    pub page: String,
+    pub fetched_at: String,
+    pub plan_key: Option<String>,
+    /// Files the page listed that airlock will not touch, and why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// What a published tree was rendered from, and the exit its audit gave.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeKeys {
+    /// Every input, file by file.
+    pub key: String,
+    /// Every input but the selection.
+    pub inputs: String,
+    pub exit: i64,
+    /// The selection the tree was rendered from.
+    pub selection: String,
+}
+
+/// A finished or running run, as recorded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub command: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: String,
+    pub pid: i64,
+    pub added: i64,
+    pub kept: i64,
+    pub removed: i64,
+    pub failed: i64,
+    pub bytes: i64,
+    pub errors: Vec<String>,
+}
+
+/// Counts recorded when a run ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    pub added: u64,
+    pub kept: u64,
+    pub removed: u64,
+    pub failed: u64,
+    pub bytes: u64,
+}
+
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+pub use crate::util::clock::now;
+
+impl State {
+    /// Open (creating and migrating) `<dir>/state.sqlite`.
+    pub fn open(dir: &Path) -> Result<State, StateError> {
+        fs_err::create_dir_all(dir)?;
+        let path = dir.join("state.sqlite");
+        let conn =
+            Connection::open(&path).map_err(|e| StateError::Sql { path: path.display().to_string(), error: e })?;
+        let mut state = State { conn, path };
+        state.setup()?;
+        Ok(state)
+    }
+
+    /// Open an existing state without writing to it (`plan`).
+    pub fn open_read_only(dir: &Path) -> Result<State, StateError> {
+        let path = dir.join("state.sqlite");
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| StateError::Sql { path: path.display().to_string(), error: e })?;
+        let state = State { conn, path };
+        let version: i64 = state.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| state.err(e))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StateError::TooNew {
+                path: state.path.display().to_string(),
+                found: version,
+                known: MIGRATIONS.len() as i64,
+            });
+        }
+        Ok(state)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StateError {
+        StateError::Sql { path: self.path.display().to_string(), error: source }
+    }
+
+    /// Run `f` in one transaction, committed only if `f` succeeds, so a
+    /// batch of writes lands whole or not at all.
+    fn in_tx<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>) -> Result<T, StateError> {
+        let path = &self.path;
+        let sql_err = |error| StateError::Sql { path: path.display().to_string(), error };
+        let tx = self.conn.transaction().map_err(sql_err)?;
+        f(&tx).and_then(|out| tx.commit().map(|_| out)).map_err(sql_err)
+    }
+
+    fn setup(&mut self) -> Result<(), StateError> {
+        self.conn
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")
+            .map_err(|e| self.err(e))?;
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StateError::TooNew { path: self.path.display().to_string(), found: version, known });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            self.in_tx(|tx| {
+                tx.execute_batch(sql)?;
+                tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+            })?;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------- runs
+
+    pub fn begin_run(&self, command: &str) -> Result<i64, StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (command, started_at, pid) VALUES (?1, ?2, ?3)",
+                params![command, now(), std::process::id()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_run(&self, run: i64, outcome: &str, counts: &RunCounts, errors: &[String]) -> Result<(), StateError> {
+        let errors = serde_json::to_string(errors).expect("strings serialize");
+        self.conn
+            .execute(
+                "UPDATE runs SET finished_at=?2, outcome=?3, added=?4, kept=?5, removed=?6, failed=?7, bytes=?8, errors=?9 WHERE id=?1",
+                params![
+                    run,
+                    now(),
+                    outcome,
+                    counts.added as i64,
+                    counts.kept as i64,
+                    counts.removed as i64,
+                    counts.failed as i64,
+                    counts.bytes as i64,
+                    errors
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Runs a killed process left as `running` become `crashed`.
+    pub fn mark_crashed_runs(&self) -> Result<usize, StateError> {
+        self.conn.execute("UPDATE runs SET outcome='crashed' WHERE outcome='running'", []).map_err(|e| self.err(e))
+    }
+
+    pub fn runs(&self) -> Result<Vec<RunRecord>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, command, started_at, finished_at, outcome, pid, added, kept, removed, failed, bytes, errors FROM runs ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let errors: String = r.get(11)?;
+                Ok(RunRecord {
+                    id: r.get(0)?,
+                    command: r.get(1)?,
+                    started_at: r.get(2)?,
+                    finished_at: r.get(3)?,
+                    outcome: r.get(4)?,
+                    pid: r.get(5)?,
+                    added: r.get(6)?,
+                    kept: r.get(7)?,
+                    removed: r.get(8)?,
+                    failed: r.get(9)?,
+                    bytes: r.get(10)?,
+                    errors: serde_json::from_str(&errors).unwrap_or_default(),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The id the next run will get (plan shows what it would do).
+    pub fn next_run_id(&self) -> Result<i64, StateError> {
+        let max: Option<i64> =
+            self.conn.query_row("SELECT MAX(id) FROM runs", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        Ok(max.unwrap_or(0) + 1)
+    }
+
+    /// The newest run that published a tree.
+    pub fn last_published_run(&self) -> Result<Option<i64>, StateError> {
+        self.conn.query_row("SELECT MAX(run) FROM trees", [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
+    // -------------------------------------------------------- artifacts
+
+    fn artifact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Artifact, String>> {
+        let project: String = r.get(0)?;
+        let filename: String = r.get(1)?;
+        let sha: String = r.get(3)?;
+        let meta_sha: Option<String> = r.get(9)?;
+        let meta_size: Option<i64> = r.get(10)?;
+        let row = format!("{project}/{filename}");
+        let parsed = (|| -> Result<Artifact, String> {
+            let project: ProjectName =
+                project.parse().map_err(|e: crate::dist::names::InvalidNameError| e.to_string())?;
+            Ok(Artifact {
+                filename: DistFilename::parse(&filename, Some(&project)).map_err(|e| e.to_string())?,
+                project,
+                sha256: sha.parse().map_err(|e: crate::util::hashing::Sha256Error| e.to_string())?,
+                size: u64::try_from(r.get::<_, i64>(4).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?,
+                url: r.get(5).map_err(|e| e.to_string())?,
+                requires_python: r.get(6).map_err(|e| e.to_string())?,
+                yanked: r.get(7).map_err(|e| e.to_string())?,
+                upload_time: r.get(8).map_err(|e| e.to_string())?,
+                metadata: match (meta_sha, meta_size) {
+                    (Some(s), Some(n)) => Some((
+                        s.parse().map_err(|e: crate::util::hashing::Sha256Error| e.to_string())?,
+                        u64::try_from(n).map_err(|e| e.to_string())?,
+                    )),
+                    _ => None,
+                },
+                first_seen: r.get(11).map_err(|e| e.to_string())?,
+                last_verified: r.get(12).map_err(|e| e.to_string())?,
+                added_run: r.get(13).map_err(|e| e.to_string())?,
+                selected_run: r.get(14).map_err(|e| e.to_string())?,
+                unselected_run: r.get(15).map_err(|e| e.to_string())?,
+            })
+        })();
+        Ok(parsed.map_err(|e| format!("artifact {row}: {e}")))
+    }
+
+    const ARTIFACT_COLUMNS: &'static str = "project, filename, version, sha256, size, url, requires_python, yanked, upload_time, metadata_sha256, metadata_size, first_seen, last_verified, added_run, selected_run, unselected_run";
+
+    fn query_artifacts(&self, where_clause: &str, args: impl rusqlite::Params) -> Result<Vec<Artifact>, StateError> {
+        let sql = format!("SELECT {} FROM artifacts {where_clause} ORDER BY project, filename", Self::ARTIFACT_COLUMNS);
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(args, Self::artifact_from_row).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let row = row.map_err(|e| self.err(e))?;
+            out.push(row.map_err(|message| StateError::Corrupt { path: self.path.display().to_string(), message })?);
+        }
+        Ok(out)
+    }
+
+    /// Every artifact in the store, sorted by project and filename.
+    pub fn artifacts(&self) -> Result<Vec<Artifact>, StateError> {
+        self.query_artifacts("", [])
+    }
+
+    /// The artifacts of some projects, sorted by project and filename.
+    pub fn artifacts_of(&self, projects: &[ProjectName]) -> Result<Vec<Artifact>, StateError> {
+        let mut out = Vec::new();
+        for p in projects {
+            out.extend(self.query_artifacts("WHERE project = ?1", [p.as_str()])?);
+        }
+        Ok(out)
+    }
+
+    #[cfg(test)]
+    fn artifact(&self, project: &ProjectName, filename: &str) -> Result<Option<Artifact>, StateError> {
+        Ok(self.query_artifacts("WHERE project = ?1 AND filename = ?2", [project.as_str(), filename])?.pop())
+    }
+
+    /// Insert or replace artifacts in one transaction.
+    pub fn put_artifacts(&mut self, artifacts: &[Artifact]) -> Result<(), StateError> {
+        self.in_tx(|tx| {
+            let sql = format!(
+                "INSERT OR REPLACE INTO artifacts ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+                Self::ARTIFACT_COLUMNS
+            );
+            let mut stmt = tx.prepare_cached(&sql)?;
+            for a in artifacts {
+                stmt.execute(params![
+                    a.project.as_str(),
+                    a.filename.as_str(),
+                    a.version().to_string(),
+                    a.sha256.hex(),
+                    a.size as i64,
+                    a.url,
+                    a.requires_python,
+                    a.yanked,
+                    a.upload_time,
+                    a.metadata.map(|m| m.0.hex()),
+                    a.metadata.map(|m| m.1 as i64),
+                    a.first_seen,
+                    a.last_verified,
+                    a.added_run,
+                    a.selected_run,
+                    a.unselected_run
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Record a run's selection. `planned` projects were selected afresh:
+    /// exactly `keep` of their files are listed from now on. Files of
+    /// projects no longer `requested` leave the index. Every other project
+    /// keeps its selection untouched, so a no-change run writes nothing.
+    /// Returns how many files left the index.
+    pub fn record_selection(
+        &mut self,
+        run: i64,
+        keep: &[(ProjectName, String)],
+        planned: &[ProjectName],
+        requested: &[ProjectName],
+    ) -> Result<usize, StateError> {
+        self.in_tx(|tx| {
+            tx.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS sel_keep (project TEXT, filename TEXT, PRIMARY KEY (project, filename));
+                 CREATE TEMP TABLE IF NOT EXISTS sel_planned (project TEXT PRIMARY KEY);
+                 CREATE TEMP TABLE IF NOT EXISTS sel_requested (project TEXT PRIMARY KEY);
+                 DELETE FROM sel_keep; DELETE FROM sel_planned; DELETE FROM sel_requested;",
+            )?;
+            {
+                let mut put = tx.prepare_cached("INSERT OR IGNORE INTO sel_keep VALUES (?1, ?2)")?;
+                for (p, f) in keep {
+                    put.execute(params![p.as_str(), f])?;
+                }
+                let mut put = tx.prepare_cached("INSERT OR IGNORE INTO sel_planned VALUES (?1)")?;
+                for p in planned {
+                    put.execute([p.as_str()])?;
+                }
+                let mut put = tx.prepare_cached("INSERT OR IGNORE INTO sel_requested VALUES (?1)")?;
+                for p in requested {
+                    put.execute([p.as_str()])?;
+                }
+            }
+            tx.execute(
+                "UPDATE artifacts SET unselected_run = NULL, selected_run = ?1
+                 WHERE (project, filename) IN (SELECT project, filename FROM sel_keep)",
+                [run],
+            )?;
+            let left = tx.execute(
+                    "UPDATE artifacts SET unselected_run = ?1
+                     WHERE unselected_run IS NULL
+                       AND ((project IN (SELECT project FROM sel_planned)
+                             AND (project, filename) NOT IN (SELECT project, filename FROM sel_keep))
+                            OR project NOT IN (SELECT project FROM sel_requested))",
+                    [run],
+                )?;
+            tx.execute_batch("DELETE FROM sel_keep; DELETE FROM sel_planned; DELETE FROM sel_requested;")?;
+            Ok(left)
+        })
+    }
+
+    /// How many files the index lists.
+    pub fn listed_count(&self) -> Result<u64, StateError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM artifacts WHERE unselected_run IS NULL", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// A fingerprint of the selection a tree shows: every stored file but
+    /// `skip`, its digest and whether it is listed. Streamed from the
+    /// database into the hasher: cheap next to rendering, and flat in memory.
+    pub fn selection_fingerprint(&self, skip: &std::collections::BTreeSet<(&str, &str)>) -> Result<String, StateError> {
+        use std::io::Write;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT project, filename, sha256, unselected_run IS NULL FROM artifacts ORDER BY project, filename",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut h = crate::util::hashing::HashingWriter::new(std::io::sink());
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let (p, f, sha, listed): (String, String, String, bool) =
+                (|| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))().map_err(|e| self.err(e))?;
+            if !skip.is_empty() && skip.contains(&(p.as_str(), f.as_str())) {
+                continue;
+            }
+            // Writing into a sink cannot fail.
+            let _ = writeln!(h, "{p}/{f}\t{sha}\t{listed}");
+        }
+        Ok(h.finish().1.hex())
+    }
+
+    pub fn touch_verified(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
+        let stamp = now();
+        self.in_tx(|tx| {
+            let mut stmt =
+                tx.prepare_cached("UPDATE artifacts SET last_verified = ?1 WHERE project = ?2 AND filename = ?3")?;
+            for (p, f) in keys {
+                stmt.execute(params![stamp, p.as_str(), f])?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn delete_artifacts(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
+        self.in_tx(|tx| {
+            let mut stmt = tx.prepare_cached("DELETE FROM artifacts WHERE project = ?1 AND filename = ?2")?;
+            for (p, f) in keys {
+                stmt.execute(params![p.as_str(), f])?;
+            }
+            Ok(())
+        })
+    }
+
+    // --------------------------------------------------------- projects
+
+    const VIEW_COLUMNS: &'static str =
+        "page_url, etag, last_modified, body_sha256, page, fetched_at, plan_key, skipped";
+
+    /// A project row selected as `project, VIEW_COLUMNS`.
+    fn view_from_row(project: ProjectName, r: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectView> {
+        let skipped: String = r.get(8)?;
+        Ok(ProjectView {
+            project,
+            page_url: r.get(1)?,
+            etag: r.get(2)?,
+            last_modified: r.get(3)?,
+            body_sha256: r.get(4)?,
+            page: r.get(5)?,
+            fetched_at: r.get(6)?,
+            plan_key: r.get(7)?,
+            // Only a report detail: an unreadable list is an empty one.
+            skipped: serde_json::from_str(&skipped).unwrap_or_default(),
+        })
+    }
+
+    /// The stored views of many projects in one query.
+    pub fn project_views(
+        &self,
+        projects: &[ProjectName],
+    ) -> Result<std::collections::HashMap<ProjectName, ProjectView>, StateError> {
+        let wanted: std::collections::HashSet<&str> = projects.iter().map(|p| p.as_str()).collect();
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT project, {} FROM projects", Self::VIEW_COLUMNS))
+            .map_err(|e| self.err(e))?;
+        let mut out = std::collections::HashMap::with_capacity(projects.len());
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let name: String = r.get(0).map_err(|e| self.err(e))?;
+            if !wanted.contains(name.as_str()) {
+                continue;
+            }
+            let project: ProjectName = name.parse().map_err(|e: crate::dist::names::InvalidNameError| {
+                StateError::Corrupt { path: self.path.display().to_string(), message: format!("project view: {e}") }
+            })?;
+            let view = Self::view_from_row(project.clone(), r).map_err(|e| self.err(e))?;
+            out.insert(project, view);
+        }
+        Ok(out)
+    }
+
+    pub fn put_project_views(&mut self, views: &[ProjectView]) -> Result<(), StateError> {
+        self.in_tx(|tx| {
+            let sql = format!(
+                "INSERT OR REPLACE INTO projects (project, {}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+                Self::VIEW_COLUMNS
+            );
+            let mut stmt = tx.prepare_cached(&sql)?;
+            for v in views {
+                let skipped = serde_json::to_string(&v.skipped).unwrap_or_else(|_| "[]".into());
+                stmt.execute(params![
+                    v.project.as_str(),
+                    v.page_url,
+                    v.etag,
+                    v.last_modified,
+                    v.body_sha256,
+                    v.page,
+                    v.fetched_at,
+                    v.plan_key,
+                    skipped
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every file the stored views skipped, by project.
+    pub fn skipped(&self) -> Result<Vec<(ProjectName, Skipped)>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT project, skipped FROM projects WHERE skipped != '[]' ORDER BY project")
+            .map_err(|e| self.err(e))?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (project, skipped) = row.map_err(|e| self.err(e))?;
+            let Ok(project) = project.parse::<ProjectName>() else { continue };
+            let list: Vec<Skipped> = serde_json::from_str(&skipped).unwrap_or_default();
+            out.extend(list.into_iter().map(|s| (project.clone(), s)));
+        }
+        Ok(out)
+    }
+
+    /// Forget the views of projects no longer requested: their files have
+    /// left the index, and a view is only a cache.
+    pub fn forget_views_except(&mut self, requested: &[ProjectName]) -> Result<usize, StateError> {
+        self.in_tx(|tx| {
+            tx.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS keep_views (project TEXT PRIMARY KEY); DELETE FROM keep_views;",
+            )?;
+            {
+                let mut put = tx.prepare_cached("INSERT OR IGNORE INTO keep_views VALUES (?1)")?;
+                for p in requested {
+                    put.execute([p.as_str()])?;
+                }
+            }
+            let n = tx.execute("DELETE FROM projects WHERE project NOT IN (SELECT project FROM keep_views)", [])?;
+            tx.execute_batch("DELETE FROM keep_views;")?;
+            Ok(n)
+        })
+    }
+
+    /// Record (or, with `None`, forget) each project's plan key.
+    pub fn set_plan_keys(&mut self, keys: &[(ProjectName, Option<String>)]) -> Result<(), StateError> {
+        self.in_tx(|tx| {
+            let mut stmt = tx.prepare_cached("UPDATE projects SET plan_key = ?2 WHERE project = ?1")?;
+            for (p, k) in keys {
+                stmt.execute(params![p.as_str(), k])?;
+            }
+            Ok(())
+        })
+    }
+
+    // -------------------------------------------------------- tampering
+
+    /// Record evidence found by `run`: (project, filename, mirrored, upstream).
+    pub fn record_tampering(
+        &mut self,
+        run: i64,
+        t: &[(ProjectName, String, Sha256, Sha256)],
+    ) -> Result<(), StateError> {
+        self.in_tx(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO tampering (project, filename, mirrored_sha256, upstream_sha256, first_run, last_run) VALUES (?1,?2,?3,?4,?5,?5)
+                 ON CONFLICT(project, filename, upstream_sha256) DO UPDATE SET last_run = excluded.last_run",
+            )?;
+            for (project, filename, mirrored, upstream) in t {
+                stmt.execute(params![project.as_str(), filename, mirrored.hex(), upstream.hex(), run])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every piece of tampering evidence ever recorded, sorted.
+    pub fn tampering(&self) -> Result<Vec<Tampering>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT project, filename, mirrored_sha256, upstream_sha256, first_run, last_run FROM tampering ORDER BY project, filename, upstream_sha256")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (project, filename, mirrored, upstream, first_run, last_run) = row.map_err(|e| self.err(e))?;
+            let corrupt = |message: String| StateError::Corrupt {
+                path: self.path.display().to_string(),
+                message: format!("tampering row {project}/{filename}: {message}"),
+            };
+            out.push(Tampering {
+                project: project.parse().map_err(|e: crate::dist::names::InvalidNameError| corrupt(e.to_string()))?,
+                mirrored: mirrored.parse().map_err(|e: crate::util::hashing::Sha256Error| corrupt(e.to_string()))?,
+                upstream: upstream.parse().map_err(|e: crate::util::hashing::Sha256Error| corrupt(e.to_string()))?,
+                filename,
+                first_run,
+                last_run,
+            });
+        }
+        Ok(out)
+    }
+
+    // ------------------------------------------------------------ trees
+
+    /// Store the published tree's listing (zstd JSON) and keys for `run`,
+    /// keeping the newest `keep` listings plus any an export refers to.
+    pub fn put_tree(&self, run: i64, listing: &[u8], keys: &TreeKeys, keep: usize) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO trees (run, listing, key, inputs, exit, selection) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![run, listing, keys.key, keys.inputs, keys.exit, keys.selection],
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "DELETE FROM trees WHERE run NOT IN (SELECT run FROM trees ORDER BY run DESC LIMIT ?1)
+                 AND run NOT IN (SELECT run FROM exports)",
+                [keep as i64],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The keys the tree `run` published was rendered from.
+    pub fn tree_keys(&self, run: i64) -> Result<Option<TreeKeys>, StateError> {
+        self.conn
+            .query_row("SELECT key, inputs, exit, selection FROM trees WHERE run = ?1", [run], |r| {
+                Ok(TreeKeys {
+                    key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    inputs: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    exit: r.get(2)?,
+                    selection: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                })
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn tree(&self, run: i64) -> Result<Option<Vec<u8>>, StateError> {
+        self.conn
+            .query_row("SELECT listing FROM trees WHERE run = ?1", [run], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    // ---------------------------------------------------------- exports
+
+    pub fn record_export(&self, run: i64, since: Option<i64>, file: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO exports (run, since_run, created_at, file) VALUES (?1, ?2, ?3, ?4)",
+                params![run, since, now(), file],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn last_export_run(&self) -> Result<Option<i64>, StateError> {
+        self.conn.query_row("SELECT MAX(run) FROM exports", [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact(name: &str, run: i64) -> Artifact {
+        let project: ProjectName = "pkg".parse().unwrap();
+        Artifact {
+            filename: DistFilename::parse(name, Some(&project)).unwrap(),
+            project,
+            sha256: Sha256::of(name.as_bytes()),
+            size: 3,
+            url: "https://x.invalid/f".into(),
+            requires_python: Some(">=3.8".into()),
+            yanked: None,
+            upload_time: None,
+            metadata: Some((Sha256::of(b"m"), 1)),
+            first_seen: now(),
+            last_verified: now(),
+            added_run: run,
+            selected_run: run,
+            unselected_run: None,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = State::open(dir.path()).unwrap();
+            let run = s.begin_run("build").unwrap();
+            s.put_artifacts(&[artifact("pkg-1.0.tar.gz", run), artifact("pkg-1.0-py3-none-any.whl", run)]).unwrap();
+            s.finish_run(run, "success", &RunCounts { added: 2, ..Default::default() }, &[]).unwrap();
+        }
+        let mut s = State::open(dir.path()).unwrap();
+        let all = s.artifacts().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].filename.as_str(), "pkg-1.0-py3-none-any.whl", "sorted by filename");
+        assert_eq!(all[1], artifact("pkg-1.0.tar.gz", 1).clone_with_times(&all[1]));
+        assert_eq!(all[1].version().to_string(), "1.0", "the version comes typed from the filename");
+        // Planned afresh at run 7 with only the wheel: the sdist leaves the index.
+        let p = all[0].project.clone();
+        let one = std::slice::from_ref(&p);
+        let wheel = all[0].filename.to_string();
+        let left = s.record_selection(7, &[(p.clone(), wheel.clone())], one, one).unwrap();
+        assert_eq!(left, 1);
+        assert_eq!(s.artifact(&p, &wheel).unwrap().unwrap().selected_run, 7);
+        assert_eq!(s.artifact(&p, all[1].filename.as_str()).unwrap().unwrap().unselected_run, Some(7));
+        // Not planned and still requested: untouched. No longer requested: out.
+        assert_eq!(s.record_selection(8, &[], &[], one).unwrap(), 0);
+        assert_eq!(s.record_selection(9, &[], &[], &[]).unwrap(), 1);
+        assert_eq!(s.artifact(&p, &wheel).unwrap().unwrap().unselected_run, Some(9));
+        assert_eq!(s.runs().unwrap()[0].outcome, "success");
+        assert_eq!(s.next_run_id().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_row_that_does_not_parse_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::open(dir.path()).unwrap();
+        s.put_artifacts(&[artifact("pkg-1.0.tar.gz", 1)]).unwrap();
+        s.conn.execute("UPDATE artifacts SET filename = 'pkg-notaversion.tar.gz'", []).unwrap();
+        let err = s.artifacts().unwrap_err().to_string();
+        assert!(err.contains("pkg/pkg-notaversion.tar.gz") && err.contains("corrupt"), "{err}");
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(State::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("state.sqlite")).unwrap();
+        conn.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(conn);
+        assert!(matches!(State::open(dir.path()), Err(StateError::TooNew { found: 99, .. })));
+    }
+
+    impl Artifact {
+        fn clone_with_times(&self, other: &Artifact) -> Artifact {
+            Artifact {
+                first_seen: other.first_seen.clone(),
+                last_verified: other.last_verified.clone(),
+                ..self.clone()
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The published tree: what a tree is made of (`TreeEntry`: a path, its
+//! sha256 and size), how entries are written and placed into a staged tree,
+//! the listing of a whole tree as the state keeps it, and the atomic swap
+//! that publishes a directory (`target`).
+//!
+//! Rendering, bundles, publishing and verify all speak these types; none of
+//! them needs the pipeline that produced the tree.
+
+pub mod target;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::util::hashing::{HashingWriter, Sha256};
+
+pub use target::{Staged, Target};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("cannot place {src} at {dst}: {error}")]
+    Place { src: String, dst: String, error: std::io::Error },
+    #[error(
+        "{path} is a non-empty directory that airlock does not manage (airlock publishes `output` as a symlink to a complete tree); move it away or choose another output"
+    )]
+    NotManaged { path: String },
+    #[error("{path}: output must name a directory, such as `public`")]
+    BadTarget { path: String },
+}
+
+/// A file written into the tree: its path relative to the tree root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeEntry {
+    pub path: String,
+    pub sha256: Sha256,
+    pub size: u64,
+}
+
+/// Write `bytes` at `root/rel` and return its listing entry.
+pub fn write_entry(root: &Path, rel: &str, bytes: &[u8]) -> Result<TreeEntry, TreeError> {
+    let path = root.join(rel);
+    if let Some(parent) = path.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    fs_err::write(&path, bytes)?;
+    Ok(TreeEntry { path: rel.to_string(), sha256: Sha256::of(bytes), size: bytes.len() as u64 })
+}
+
+/// Hard-link `src` to `dst`, or copy when they are on different file systems.
+pub fn place(src: &Path, dst: &Path) -> Result<(), TreeError> {
+    let err = |error| TreeError::Place { src: src.display().to_string(), dst: dst.display().to_string(), error };
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    match std::fs::hard_link(src, dst) {
+        Ok(()) => Ok(()),
+        Err(_) => std::fs::copy(src, dst).map(|_| ()).map_err(err),
+    }
+}
+
+/// A tree's listing compressed for the state (exports and verify read it).
+pub fn encode_listing(entries: &[TreeEntry]) -> Vec<u8> {
+    // Serializing plain structs into memory cannot fail; an empty blob would
+    // decode as "no readable listing", never as a wrong one.
+    let json = serde_json::to_vec(entries).unwrap_or_default();
+    zstd::encode_all(&json[..], 3).unwrap_or_default()
+}
+
+/// The listing back, or `None` when the blob is not one.
+pub fn decode_listing(blob: &[u8]) -> Option<Vec<TreeEntry>> {
+    let json = zstd::decode_all(blob).ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
+/// The digest of a listing: what a bundle names a tree by.
+pub fn listing_digest(entries: &[TreeEntry]) -> String {
+    let mut h = HashingWriter::new(std::io::sink());
+    // Writing into a sink cannot fail.
+    let _ = serde_json::to_writer(&mut h, entries);
+    h.finish().1.hex()
+}

@@ -1,0 +1,482 @@
+//! The upstream index client: PEP 691 JSON with PEP 503 HTML fallback,
+//! conditional requests, retries with capped exponential backoff and jitter
+//! (honouring `Retry-After`), credentials from the URL, the environment or
+//! `~/.netrc`, proxies from `HTTP(S)_PROXY`/`NO_PROXY`.
+//!
+//! Credentials never reach output: URLs are stripped of userinfo before any
+//! request, every URL in an error is redacted, and transport errors are
+//! rebuilt without reqwest's own (unredacted) URL.
+
+use std::io::Read;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::wire::{self, WireError};
+use crate::dist::names::ProjectName;
+use crate::util::hashing::Sha256;
+use crate::util::redact;
+
+pub const USER_AGENT: &str = concat!("airlock/", env!("CARGO_PKG_VERSION"), " (static PyPI mirror)");
+const PAGE_ACCEPT: &str =
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+/// Project pages larger than this are refused rather than buffered.
+const MAX_PAGE_BYTES: u64 = 512 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("GET {url}: HTTP {status}")]
+    Status { url: String, status: StatusCode },
+    #[error("project `{project}` not found at {url} (HTTP 404)")]
+    NotFound { project: String, url: String },
+    #[error("GET {url}: {message}")]
+    Transport { url: String, message: String },
+    #[error("{url}: {error}")]
+    Io { url: String, error: std::io::Error },
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("{url}: {message}")]
+    Invalid { url: String, message: String },
+    #[error("{last} (gave up after {attempts} attempts)")]
+    Exhausted { attempts: u32, last: Box<UpstreamError> },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// Whether a failed attempt may be retried, and after how long the server asked.
+#[derive(Debug)]
+pub enum Retry {
+    No,
+    After(Option<Duration>),
+}
+
+/// A failed attempt inside [`Client::retry`].
+#[derive(Debug)]
+pub struct Failure<E = UpstreamError> {
+    pub error: E,
+    pub retry: Retry,
+}
+
+impl<E> Failure<E> {
+    pub fn fatal(error: E) -> Failure<E> {
+        Failure { error, retry: Retry::No }
+    }
+    pub fn transient(error: E) -> Failure<E> {
+        Failure { error, retry: Retry::After(None) }
+    }
+    pub fn map<F>(self, f: impl FnOnce(E) -> F) -> Failure<F> {
+        Failure { error: f(self.error), retry: self.retry }
+    }
+}
+
+impl From<UpstreamError> for Failure {
+    fn from(error: UpstreamError) -> Self {
+        Failure::fatal(error)
+    }
+}
+
+/// The last error of a retried operation and how many attempts it took.
+#[derive(Debug)]
+pub struct GaveUp<E> {
+    pub error: E,
+    pub attempts: u32,
+}
+
+impl GaveUp<UpstreamError> {
+    fn into_error(self) -> UpstreamError {
+        if self.attempts > 1 {
+            UpstreamError::Exhausted { attempts: self.attempts, last: Box::new(self.error) }
+        } else {
+            self.error
+        }
+    }
+}
+
+/// HTTP cache validators of a project page, kept in the state between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// A project page as fetched.
+#[derive(Debug)]
+pub enum Page {
+    NotModified,
+    Fresh(Box<FetchedPage>),
+}
+
+#[derive(Debug)]
+pub struct FetchedPage {
+    pub page: wire::ProjectPage,
+    /// The final URL after redirects: the base for relative links.
+    pub url: Url,
+    pub validators: Validators,
+    /// Hash of the body, to tell an unchanged page even without validators.
+    pub body_sha256: Sha256,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub index: Url,
+    pub retries: u32,
+    pub timeout: Duration,
+}
+
+struct Auth {
+    user: String,
+    password: Option<String>,
+}
+
+pub struct Client {
+    http: reqwest::blocking::Client,
+    index: Url,
+    index_auth: Option<Auth>,
+    netrc: Option<netrc::Netrc>,
+    retries: u32,
+    backoff: Duration,
+}
+
+fn transport(url: &Url, err: reqwest::Error) -> UpstreamError {
+    let err = err.without_url();
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    UpstreamError::Transport { url: redact::url(url), message: redact::text(&message) }
+}
+
+/// Parse `Retry-After` as delta-seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+}
+
+fn status_failure(url: &Url, status: StatusCode, headers: &HeaderMap) -> Failure {
+    let error = UpstreamError::Status { url: redact::url(url), status };
+    let retryable =
+        status.is_server_error() || matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT);
+    Failure { error, retry: if retryable { Retry::After(retry_after(headers)) } else { Retry::No } }
+}
+
+impl Client {
+    pub fn new(cfg: &ClientConfig) -> Result<Client, UpstreamError> {
+        let mut index = cfg.index.clone();
+        let index_auth = if !index.username().is_empty() {
+            Some(Auth {
+                user: percent_encoding::percent_decode_str(index.username()).decode_utf8_lossy().into_owned(),
+                password: index
+                    .password()
+                    .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned()),
+            })
+        } else {
+            std::env::var("AIRLOCK_UPSTREAM_USERNAME")
+                .ok()
+                .map(|user| Auth { user, password: std::env::var("AIRLOCK_UPSTREAM_PASSWORD").ok() })
+        };
+        let _ = index.set_username("");
+        let _ = index.set_password(None);
+        let netrc = match netrc::Netrc::new() {
+            Ok(n) => Some(n),
+            Err(netrc::Error::Io(_)) => None,
+            Err(e) => {
+                tracing::warn!("ignoring unreadable netrc file: {e}");
+                None
+            }
+        };
+        let http = reqwest::blocking::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(30)))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| UpstreamError::Client(e.to_string()))?;
+        let backoff = std::env::var("AIRLOCK_BACKOFF_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(Duration::from_millis(500));
+        Ok(Client { http, index, index_auth, netrc, retries: cfg.retries, backoff })
+    }
+
+    /// The index URL, without credentials.
+    pub fn index(&self) -> &Url {
+        &self.index
+    }
+
+    pub fn page_url(&self, project: &ProjectName) -> Url {
+        self.index.join(&format!("{project}/")).expect("a normalized name is a valid path segment")
+    }
+
+    fn credentials(&self, url: &Url) -> Option<(String, Option<String>)> {
+        if url.origin() == self.index.origin()
+            && let Some(a) = &self.index_auth
+        {
+            return Some((a.user.clone(), a.password.clone()));
+        }
+        let n = self.netrc.as_ref()?;
+        let host = url.host_str()?;
+        let a = n.hosts.get(host).or_else(|| n.hosts.get("default"))?;
+        Some((a.login.clone(), Some(a.password.clone())))
+    }
+
+    fn request(&self, url: &Url) -> reqwest::blocking::RequestBuilder {
+        let mut req = self.http.get(url.clone());
+        if let Some((user, pass)) = self.credentials(url) {
+            req = req.basic_auth(user, pass);
+        }
+        req
+    }
+
+    /// Capped exponential backoff with jitter (half fixed, half random).
+    fn delay(&self, attempt: u32) -> Duration {
+        let cap = Duration::from_secs(30);
+        let full = self.backoff.saturating_mul(1 << attempt.min(16)).min(cap);
+        let half = full / 2;
+        half + Duration::from_secs_f64(half.as_secs_f64() * fastrand::f64())
+    }
+
+    /// Run `f` until it succeeds, fails for good, or retries run out.
+    pub fn retry<T, E: std::fmt::Display>(&self, mut f: impl FnMut() -> Result<T, Failure<E>>) -> Result<T, GaveUp<E>> {
+        let mut attempt = 0;
+        loop {
+            match f() {
+                Ok(v) => return Ok(v),
+                Err(Failure { error, retry: Retry::After(after) }) if attempt < self.retries => {
+                    let delay = after.map_or_else(|| self.delay(attempt), |d| d.min(Duration::from_secs(300)));
+                    tracing::info!("{error}; retry {}/{} in {:.1}s", attempt + 1, self.retries, delay.as_secs_f64());
+                    std::thread::sleep(delay);
+                    attempt += 1;
+                }
+                Err(Failure { error, .. }) => {
+                    return Err(GaveUp { error, attempts: attempt + 1 });
+                }
+            }
+        }
+    }
+
+    /// Send one GET and classify the outcome; used inside [`Client::retry`].
+    pub fn send(&self, url: &Url, headers: HeaderMap) -> Result<reqwest::blocking::Response, Failure> {
+        let resp = self.request(url).headers(headers).send().map_err(|e| Failure::transient(transport(url, e)))?;
+        let status = resp.status();
+        if status.is_success() || status == StatusCode::NOT_MODIFIED {
+            Ok(resp)
+        } else {
+            Err(status_failure(url, status, resp.headers()))
+        }
+    }
+
+    /// Fetch a project page, as PEP 691 JSON when the upstream offers it.
+    pub fn project_page(&self, project: &ProjectName, previous: Option<&Validators>) -> Result<Page, UpstreamError> {
+        let url = self.page_url(project);
+        if url.scheme() == "file" {
+            return self.file_page(project, &url);
+        }
+        self.retry(|| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_static(PAGE_ACCEPT));
+            if let Some(v) = previous {
+                if let Some(etag) = v.etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+                    headers.insert(header::IF_NONE_MATCH, etag);
+                }
+                if let Some(lm) = v.last_modified.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+                    headers.insert(header::IF_MODIFIED_SINCE, lm);
+                }
+            }
+            let resp = match self.send(&url, headers) {
+                Err(Failure { error: UpstreamError::Status { status: StatusCode::NOT_FOUND, .. }, .. }) => {
+                    return Err(Failure::fatal(UpstreamError::NotFound {
+                        project: project.to_string(),
+                        url: redact::url(&url),
+                    }));
+                }
+                other => other?,
+            };
+            if resp.status() == StatusCode::NOT_MODIFIED {
+                return Ok(Page::NotModified);
+            }
+            let final_url = resp.url().clone();
+            let header_str =
+                |h: header::HeaderName| resp.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let validators =
+                Validators { etag: header_str(header::ETAG), last_modified: header_str(header::LAST_MODIFIED) };
+            let content_type = header_str(header::CONTENT_TYPE).unwrap_or_default();
+            let mut body = Vec::new();
+            resp.take(MAX_PAGE_BYTES)
+                .read_to_end(&mut body)
+                .map_err(|e| Failure::transient(UpstreamError::Io { url: redact::url(&url), error: e }))?;
+            let page = decode_page(&body, &content_type, &final_url, project)?;
+            Ok(Page::Fresh(Box::new(FetchedPage { page, url: final_url, validators, body_sha256: Sha256::of(&body) })))
+        })
+        .map_err(GaveUp::into_error)
+    }
+
+    /// A `file://` upstream: a static tree such as another airlock's output.
+    fn file_page(&self, project: &ProjectName, url: &Url) -> Result<Page, UpstreamError> {
+        let dir = url
+            .to_file_path()
+            .map_err(|_| UpstreamError::Invalid { url: url.to_string(), message: "not a local path".into() })?;
+        for (file, content_type) in [("index.v1_json", wire::JSON_CONTENT_TYPE), ("index.html", "text/html")] {
+            let path = dir.join(file);
+            if path.is_file() {
+                let body = fs_err::read(&path).map_err(|e| UpstreamError::Io { url: url.to_string(), error: e })?;
+                let page_url = Url::from_file_path(&path).expect("absolute path");
+                let page = decode_page(&body, content_type, &page_url, project).map_err(|f| f.error)?;
+                return Ok(Page::Fresh(Box::new(FetchedPage {
+                    page,
+                    url: page_url,
+                    validators: Validators::default(),
+                    body_sha256: Sha256::of(&body),
+                })));
+            }
+        }
+        Err(UpstreamError::NotFound { project: project.to_string(), url: url.to_string() })
+    }
+
+    /// Open a download. HTTP status and connection failures are classified for
+    /// [`Client::retry`]; the caller streams and verifies the body.
+    pub fn open(&self, url: &Url) -> Result<(Box<dyn Read + Send>, Option<u64>), Failure> {
+        if url.scheme() == "file" {
+            let path = url.to_file_path().map_err(|_| {
+                Failure::fatal(UpstreamError::Invalid { url: url.to_string(), message: "not a local path".into() })
+            })?;
+            let f = fs_err::File::open(&path)
+                .map_err(|e| Failure::fatal(UpstreamError::Io { url: url.to_string(), error: e }))?;
+            let len = f.metadata().ok().map(|m| m.len());
+            return Ok((Box::new(f), len));
+        }
+        let mut headers = HeaderMap::new();
+        // Artifacts are hashed as published: never let a transfer encoding
+        // (a server gzip-encoding a .tar.gz) change the bytes we verify.
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        let resp = self.send(url, headers)?;
+        let len = resp.content_length();
+        Ok((Box::new(resp), len))
+    }
+}
+
+/// The result of a conditional download.
+#[derive(Debug)]
+pub enum Download {
+    NotModified,
+    Fetched { validators: Validators, sha256: Sha256, size: u64 },
+}
+
+impl Client {
+    /// Download `url` into `dest` (atomically), unless the validators say it
+    /// is unchanged. Used for advisory sources.
+    pub fn download_conditional(
+        &self,
+        url: &Url,
+        previous: Option<&Validators>,
+        dest: &std::path::Path,
+    ) -> Result<Download, UpstreamError> {
+        let io = |e: std::io::Error| UpstreamError::Io { url: redact::url(url), error: e };
+        self.retry(|| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+            if let Some(v) = previous {
+                if let Some(etag) = v.etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+                    headers.insert(header::IF_NONE_MATCH, etag);
+                }
+                if let Some(lm) = v.last_modified.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+                    headers.insert(header::IF_MODIFIED_SINCE, lm);
+                }
+            }
+            let mut resp = self.send(url, headers)?;
+            if resp.status() == StatusCode::NOT_MODIFIED {
+                return Ok(Download::NotModified);
+            }
+            let header_str =
+                |h: header::HeaderName| resp.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let validators =
+                Validators { etag: header_str(header::ETAG), last_modified: header_str(header::LAST_MODIFIED) };
+            let dir = dest.parent().unwrap_or(std::path::Path::new("."));
+            fs_err::create_dir_all(dir).map_err(|e| Failure::fatal(io(e)))?;
+            let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Failure::fatal(io(e)))?;
+            let mut w = crate::util::hashing::HashingWriter::new(std::io::BufWriter::new(tmp));
+            std::io::copy(&mut resp, &mut w).map_err(|e| Failure::transient(io(e)))?;
+            let (buf, sha256, size) = w.finish();
+            let tmp = buf.into_inner().map_err(|e| Failure::fatal(io(e.into_error())))?;
+            tmp.persist(dest).map_err(|e| Failure::fatal(io(e.error)))?;
+            Ok(Download::Fetched { validators, sha256, size })
+        })
+        .map_err(GaveUp::into_error)
+    }
+}
+
+fn decode_page(
+    body: &[u8],
+    content_type: &str,
+    url: &Url,
+    project: &ProjectName,
+) -> Result<wire::ProjectPage, Failure> {
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime == wire::JSON_CONTENT_TYPE || mime == "application/json" {
+        wire::parse_json_page(body, &redact::url(url)).map_err(|e| Failure::fatal(e.into()))
+    } else if mime.is_empty() || mime.contains("html") {
+        Ok(wire::parse_html_page(body, url, project.as_ref()))
+    } else {
+        Err(Failure::fatal(UpstreamError::Invalid {
+            url: redact::url(url),
+            message: format!("unexpected Content-Type {content_type:?} for a project page"),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn credentials_are_stripped_and_scoped_to_the_index_origin() {
+        let c = Client::new(&ClientConfig {
+            index: Url::parse("https://bob:t0ken@idx.example.invalid/simple/").unwrap(),
+            retries: 0,
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        assert_eq!(c.index().as_str(), "https://idx.example.invalid/simple/");
+        let same = Url::parse("https://idx.example.invalid/files/x.whl").unwrap();
+        assert_eq!(c.credentials(&same), Some(("bob".into(), Some("t0ken".into()))));
+        let cdn = Url::parse("https://cdn.example.invalid/files/x.whl").unwrap();
+        assert!(c.credentials(&cdn).is_none() || c.netrc.is_some());
+        assert_eq!(c.page_url(&"zope-interface".parse().unwrap()).path(), "/simple/zope-interface/");
+    }
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let c = Client::new(&ClientConfig {
+            index: Url::parse("https://idx.example.invalid/simple/").unwrap(),
+            retries: 3,
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        for attempt in 0..40 {
+            let d = c.delay(attempt);
+            assert!(d <= Duration::from_secs(30));
+            assert!(d >= c.backoff.saturating_mul(1 << attempt.min(16)).min(Duration::from_secs(30)) / 2);
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! What an upstream offers for one project, in domain terms.
+//!
+//! Converted explicitly from the wire form (`wire::ProjectPage`). This is the
+//! trust boundary: filenames pass the allowlist and must belong to the
+//! project, URLs must use a scheme the page itself may point at (an http
+//! upstream can never make airlock read a local `file:` path), and hashes must
+//! be well-formed. Anything else is skipped with a reason, never guessed at.
+
+use std::collections::BTreeSet;
+
+use url::Url;
+
+use super::wire;
+use crate::dist::filename::DistFilename;
+use crate::dist::names::ProjectName;
+use crate::util::hashing::Sha256;
+
+#[derive(Debug, Clone)]
+pub struct UpstreamFile {
+    pub filename: DistFilename,
+    pub url: Url,
+    pub sha256: Option<Sha256>,
+    pub size: Option<u64>,
+    pub requires_python: Option<String>,
+    /// `None` when not yanked, else the reason (possibly empty).
+    pub yanked: Option<String>,
+    pub upload_time: Option<jiff::Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub project: ProjectName,
+    pub files: Vec<UpstreamFile>,
+}
+
+/// A file the upstream listed that airlock will not touch, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Skipped {
+    pub filename: String,
+    pub reason: String,
+}
+
+impl Listing {
+    /// Convert a wire page fetched from `page_url` for `project`.
+    pub fn from_wire(page: &wire::ProjectPage, page_url: &Url, project: &ProjectName) -> (Listing, Vec<Skipped>) {
+        let mut files = Vec::with_capacity(page.files.len());
+        let mut skipped = Vec::new();
+        let mut seen = BTreeSet::new();
+        for f in &page.files {
+            match convert(f, page_url, project) {
+                Ok(file) => {
+                    if seen.insert(file.filename.as_str().to_string()) {
+                        files.push(file);
+                    } else {
+                        skipped.push(Skipped { filename: f.filename.clone(), reason: "listed twice".into() });
+                    }
+                }
+                Err(reason) if is_legacy_format(&f.filename) => {
+                    tracing::debug!("{project}: ignoring {:?}: {reason}", f.filename);
+                }
+                Err(reason) => skipped.push(Skipped { filename: f.filename.clone(), reason }),
+            }
+        }
+        (Listing { project: project.clone(), files }, skipped)
+    }
+}
+
+/// Formats pip never installs (eggs, Windows and Mac installers, RPMs):
+/// skipped quietly, unlike names that should have parsed and did not.
+fn is_legacy_format(filename: &str) -> bool {
+    let lower = filename.to_ascii_lowercase();
+    [".egg", ".exe", ".msi", ".rpm", ".dmg", ".deb"].iter().any(|ext| lower.ends_with(ext))
+}
+
+fn convert(f: &wire::File, page_url: &Url, project: &ProjectName) -> Result<UpstreamFile, String> {
+    let filename = DistFilename::parse(&f.filename, Some(project)).map_err(|e| e.to_string())?;
+    let url = page_url.join(&f.url).map_err(|e| format!("bad URL {:?}: {e}", f.url))?;
+    let allowed = match page_url.scheme() {
+        "file" => matches!(url.scheme(), "file" | "http" | "https"),
+        _ => matches!(url.scheme(), "http" | "https"),
+    };
+    if !allowed {
+        return Err(format!("URL scheme `{}` is not allowed from a `{}` index", url.scheme(), page_url.scheme()));
+    }
+    let sha256 = match f.hashes.get("sha256") {
+        None => None,
+        Some(h) => Some(h.parse::<Sha256>().map_err(|e| e.to_string())?),
+    };
+    let upload_time = match &f.upload_time {
+        None => None,
+        Some(t) => Some(t.parse::<jiff::Timestamp>().map_err(|e| format!("bad upload-time {t:?}: {e}"))?),
+    };
+    Ok(UpstreamFile {
+        filename,
+        url,
+        sha256,
+        size: f.size,
+        requires_python: f.requires_python.clone(),
+        yanked: f.yanked.reason().map(str::to_string),
+        upload_time,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, url: &str) -> wire::File {
+        wire::File {
+            filename: name.into(),
+            url: url.into(),
+            hashes: [("sha256".to_string(), "aa".repeat(32))].into(),
+            requires_python: None,
+            yanked: wire::Yanked::Flag(false),
+            size: Some(3),
+            upload_time: Some("2024-01-02T03:04:05.123456Z".into()),
+            core_metadata: None,
+            dist_info_metadata: None,
+        }
+    }
+
+    #[test]
+    fn hostile_entries_are_skipped_with_reasons() {
+        let page = wire::ProjectPage {
+            meta: Default::default(),
+            name: "pkg".into(),
+            versions: None,
+            files: vec![
+                file("pkg-1.0.tar.gz", "../../files/pkg-1.0.tar.gz"),
+                file("../pkg-1.0.tar.gz", "x"),
+                file("pkg-1.1.tar.gz", "file:///etc/passwd"),
+                file("other-1.0.tar.gz", "other-1.0.tar.gz"),
+                file("pkg-1.0.tar.gz", "dup"),
+                wire::File { hashes: [("sha256".to_string(), "zz".into())].into(), ..file("pkg-2.0.tar.gz", "y") },
+            ],
+        };
+        let base = Url::parse("https://up.example.invalid/simple/pkg/").unwrap();
+        let (listing, skipped) = Listing::from_wire(&page, &base, &"pkg".parse().unwrap());
+        assert_eq!(listing.files.len(), 1);
+        assert_eq!(listing.files[0].url.as_str(), "https://up.example.invalid/files/pkg-1.0.tar.gz");
+        assert!(listing.files[0].upload_time.is_some());
+        let reasons: Vec<_> = skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 5, "{reasons:?}");
+        assert!(reasons[0].contains("unsafe filename"));
+        assert!(reasons[1].contains("scheme `file`"));
+        assert!(reasons[2].contains("does not belong") || reasons[2].contains("invalid sdist"));
+        assert_eq!(reasons[3], "listed twice");
+        assert!(reasons[4].contains("invalid sha256"));
+    }
+}

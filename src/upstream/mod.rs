@@ -1,0 +1,12 @@
+//! The upstream index: the HTTP client (`client`: PEP 691 JSON with PEP 503
+//! HTML fallback, conditional requests, retries, credentials, proxies), the
+//! wire forms of the simple API (`wire`), and the trust boundary that turns
+//! a wire page into a domain listing (`listing`).
+
+mod client;
+pub mod listing;
+pub mod wire;
+
+pub use client::{
+    Client, ClientConfig, Download, Failure, FetchedPage, GaveUp, Page, Retry, USER_AGENT, UpstreamError, Validators,
+};

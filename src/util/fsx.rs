@@ -1,0 +1,60 @@
+//! Files that appear whole or not at all: written to a temporary file in the
+//! target's directory, made world-readable (a web server's user must read
+//! what is published), synced, then renamed over the target. Every error
+//! names the path it is about.
+
+use std::io::Write;
+use std::path::Path;
+
+/// Temporary files are created 0600; a file about to be published must be
+/// readable by the web server's user (nginx runs workers as www-data).
+pub fn make_readable(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+}
+
+fn named(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Make `tmp` readable, sync it and rename it to `dest` (same file system).
+pub fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> std::io::Result<()> {
+    make_readable(tmp.as_file()).map_err(|e| named(tmp.path(), e))?;
+    tmp.as_file().sync_all().map_err(|e| named(tmp.path(), e))?;
+    tmp.persist(dest).map_err(|e| named(dest, e.error))?;
+    Ok(())
+}
+
+/// A temporary file beside `path`, for [`persist`].
+pub fn temp_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    fs_err::create_dir_all(dir)?;
+    tempfile::Builder::new().prefix(".airlock-").suffix(".tmp").tempfile_in(dir).map_err(|e| named(dir, e))
+}
+
+/// Write `bytes` to `path` atomically.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = temp_beside(path)?;
+    tmp.write_all(bytes).map_err(|e| named(tmp.path(), e))?;
+    persist(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn writes_whole_readable_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/f.json");
+        write_atomically(&path, b"one").unwrap();
+        write_atomically(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(std::fs::read_dir(dir.path().join("sub")).unwrap().count(), 1, "no temporary file left");
+    }
+}
