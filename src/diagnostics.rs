@@ -62,6 +62,9 @@ pub enum Diagnostic {
     Tampering(Tampering),
     /// A version the policy leaves out of the index.
     Blocked { project: ProjectName, version: Version, advisories: Vec<String> },
+    /// A requested project of which the selection keeps no file: its
+    /// requirement lines (`origin: requirement`), as the manifest says them.
+    SelectsNothing { project: ProjectName, lines: Vec<String> },
     /// An upstream file airlock will not touch, and why.
     Skipped { project: ProjectName, filename: String, reason: String },
     /// A file that left the store (unselected for more than `keep_runs` runs).
@@ -76,7 +79,10 @@ impl Diagnostic {
             | Diagnostic::PlanFailed { .. }
             | Diagnostic::MissingFromStore { .. }
             | Diagnostic::Tampering(_) => Level::Error,
-            Diagnostic::NotStored { .. } | Diagnostic::Blocked { .. } | Diagnostic::Skipped { .. } => Level::Warning,
+            Diagnostic::NotStored { .. }
+            | Diagnostic::Blocked { .. }
+            | Diagnostic::SelectsNothing { .. }
+            | Diagnostic::Skipped { .. } => Level::Warning,
             Diagnostic::Pruned { .. } => Level::Note,
         }
     }
@@ -91,6 +97,7 @@ impl Diagnostic {
             Diagnostic::MissingFromStore { .. } => "missing-from-store",
             Diagnostic::Tampering(_) => "possible-tampering",
             Diagnostic::Blocked { .. } => "blocked",
+            Diagnostic::SelectsNothing { .. } => "selects-nothing",
             Diagnostic::Skipped { .. } => "skipped",
             Diagnostic::Pruned { .. } => "pruned",
         }
@@ -104,6 +111,7 @@ impl Diagnostic {
             | Diagnostic::NotStored { project, .. }
             | Diagnostic::MissingFromStore { project, .. }
             | Diagnostic::Blocked { project, .. }
+            | Diagnostic::SelectsNothing { project, .. }
             | Diagnostic::Skipped { project, .. }
             | Diagnostic::Pruned { project, .. } => project,
             Diagnostic::Tampering(t) => &t.project,
@@ -165,6 +173,11 @@ impl fmt::Display for Diagnostic {
             Diagnostic::Blocked { project, version, advisories } => {
                 write!(f, "blocked by policy: {project} {version} is left out of the index ({})", advisories.join(", "))
             }
+            Diagnostic::SelectsNothing { project, lines } => write!(
+                f,
+                "{project}: no file of the upstream matches {} for the configured Pythons, platforms and options",
+                lines.join("; ")
+            ),
             Diagnostic::Skipped { project, filename, reason } => {
                 write!(f, "{project}: skipping {filename:?}: {reason}")
             }
@@ -212,19 +225,11 @@ impl Diagnostics {
         self.failures().next().is_some()
     }
 
-    pub fn count(&self, code: &str) -> usize {
-        self.items.iter().filter(|d| d.code() == code).count()
-    }
-
     /// Every diagnostic, sorted and deduplicated: the order reports use.
     pub fn sorted(&self) -> Vec<Diagnostic> {
         let mut all = self.items.clone();
         all.sort();
         all.dedup();
         all
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
     }
 }

@@ -1,8 +1,8 @@
 //! The library's top-level error: one variant per module error, and the
 //! exit code each maps to (DESIGN.md: 1 run failed, 2 usage, 4 advisory
 //! data missing or stale). Only the command layer (`cli`, `commands`,
-//! `pipeline`) returns it; every module below has its own error type that
-//! names its input.
+//! `pipeline`) returns it, and it depends on none of them; every module
+//! below has its own error type that names its input.
 
 use crate::advisories::AdvisoryError;
 use crate::audit::AuditError;
@@ -10,7 +10,6 @@ use crate::bundle::BundleError;
 use crate::index::local::IndexError;
 use crate::index::{RenderError, TemplateError};
 use crate::manifest::ManifestError;
-use crate::pipeline::publish::PublishStageError;
 use crate::publish::PublishError;
 use crate::run::RunError;
 use crate::store::fetch::FetchError;
@@ -39,8 +38,6 @@ pub enum Error {
     Template(#[from] TemplateError),
     #[error(transparent)]
     Tree(#[from] TreeError),
-    #[error(transparent)]
-    PublishStage(#[from] PublishStageError),
     #[error(transparent)]
     Publish(#[from] PublishError),
     #[error(transparent)]

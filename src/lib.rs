@@ -7,10 +7,10 @@
 //! modules below and the invariants they keep.
 
 pub mod advisories;
-pub mod audit;
-pub mod bundle;
+pub(crate) mod audit;
+pub(crate) mod bundle;
 pub mod cli;
-pub mod commands;
+pub(crate) mod commands;
 pub mod diagnostics;
 pub mod dist;
 pub mod error;
@@ -18,10 +18,10 @@ pub mod exit;
 pub mod index;
 pub mod manifest;
 pub mod pipeline;
-pub mod publish;
-pub mod run;
-pub mod select;
-pub mod store;
+pub(crate) mod publish;
+pub(crate) mod run;
+pub(crate) mod select;
+pub(crate) mod store;
 pub mod tree;
-pub mod upstream;
+pub(crate) mod upstream;
 pub mod util;

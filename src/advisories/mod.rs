@@ -10,7 +10,7 @@ pub mod snapshot;
 pub mod source;
 
 pub use ops::AdvisoryError;
-pub use snapshot::{Finding, Snapshot};
+pub use snapshot::Snapshot;
 
 /// Where advisories come from: a URL (fetched conditionally, cached) or a
 /// local directory, `.zip` or record file.

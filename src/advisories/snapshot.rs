@@ -161,13 +161,10 @@ fn normalize(name: &str) -> Option<String> {
     crate::dist::names::ProjectName::new(name.trim().to_string()).ok().map(|n| n.to_string())
 }
 
-/// Build a snapshot from parsed sources and write it atomically to `out`.
-pub fn build(inputs: Vec<Input>, out: &Path, built_at: &str) -> Result<BuildStats, SnapshotError> {
-    let sql = |source| SnapshotError::Sql { path: out.display().to_string(), error: source };
-    let mut stats = BuildStats::default();
-
-    // Merge: one record per id, the most recently modified winning; ties go
-    // to the earlier source, so the result never depends on thread timing.
+/// Merge sources: one record per id, the most recently modified winning;
+/// ties go to the earlier source, so the result never depends on thread
+/// timing. Records of no PyPI package are counted and dropped.
+fn merge(inputs: Vec<Input>, stats: &mut BuildStats) -> (BTreeMap<String, (usize, Record)>, Vec<SourceInfo>) {
     let mut by_id: BTreeMap<String, (usize, Record)> = BTreeMap::new();
     let mut infos = Vec::new();
     for (source_idx, input) in inputs.into_iter().enumerate() {
@@ -195,104 +192,139 @@ pub fn build(inputs: Vec<Input>, out: &Path, built_at: &str) -> Result<BuildStat
             }
         }
     }
+    (by_id, infos)
+}
 
-    let mut conn = Connection::open_in_memory().map_err(sql)?;
-    conn.execute_batch("PRAGMA page_size = 4096;").map_err(sql)?;
-    conn.execute_batch(SCHEMA).map_err(sql)?;
-    let tx = conn.unchecked_transaction().map_err(sql)?;
-    {
-        let mut put_source = tx.prepare("INSERT INTO sources (id, location, kind, sha256, etag, last_modified, commit_id, fetched_at, records, errors) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)").map_err(sql)?;
-        for (i, s) in infos.iter().enumerate() {
-            put_source
-                .execute(params![
-                    i as i64,
-                    s.location,
-                    s.kind,
-                    s.sha256,
-                    s.etag,
-                    s.last_modified,
-                    s.commit,
-                    s.fetched_at,
-                    s.records as i64,
-                    s.errors as i64
-                ])
-                .map_err(sql)?;
+/// The prepared inserts of a snapshot build, one record at a time.
+struct Writer<'t> {
+    adv: rusqlite::Statement<'t>,
+    sev: rusqlite::Statement<'t>,
+    alias: rusqlite::Statement<'t>,
+    reference: rusqlite::Statement<'t>,
+    affected: rusqlite::Statement<'t>,
+    range: rusqlite::Statement<'t>,
+    event: rusqlite::Statement<'t>,
+    version: rusqlite::Statement<'t>,
+}
+
+impl<'t> Writer<'t> {
+    fn new(tx: &'t rusqlite::Transaction<'_>) -> rusqlite::Result<Writer<'t>> {
+        Ok(Writer {
+            adv: tx.prepare("INSERT INTO advisories (id, source, summary, details, published, modified, withdrawn, rating, score, vector) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")?,
+            sev: tx.prepare("INSERT INTO severities (advisory, seq, type, vector, score) VALUES (?1,?2,?3,?4,?5)")?,
+            alias: tx.prepare("INSERT OR IGNORE INTO aliases (advisory, alias) VALUES (?1,?2)")?,
+            reference: tx.prepare("INSERT INTO refs (advisory, seq, type, url) VALUES (?1,?2,?3,?4)")?,
+            affected: tx.prepare("INSERT INTO affected (advisory, package) VALUES (?1,?2)")?,
+            range: tx.prepare("INSERT INTO ranges (affected, type) VALUES (?1,?2)")?,
+            event: tx.prepare("INSERT INTO events (range, seq, kind, version) VALUES (?1,?2,?3,?4)")?,
+            version: tx.prepare("INSERT INTO affected_versions (affected, seq, version) VALUES (?1,?2,?3)")?,
+        })
+    }
+
+    /// One record: the advisory row, its vectors, aliases and references.
+    fn record(&mut self, id: &str, source: usize, r: &Record) -> rusqlite::Result<()> {
+        let mut severities: Vec<osv::Severity> = r.severity.clone();
+        for a in r.affected.iter().filter(|a| is_pypi(a)) {
+            severities.extend(a.severity.iter().cloned());
         }
-        let mut put_adv = tx.prepare("INSERT INTO advisories (id, source, summary, details, published, modified, withdrawn, rating, score, vector) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)").map_err(sql)?;
-        let mut put_sev = tx
-            .prepare("INSERT INTO severities (advisory, seq, type, vector, score) VALUES (?1,?2,?3,?4,?5)")
-            .map_err(sql)?;
-        let mut put_alias =
-            tx.prepare("INSERT OR IGNORE INTO aliases (advisory, alias) VALUES (?1,?2)").map_err(sql)?;
-        let mut put_ref =
-            tx.prepare("INSERT INTO refs (advisory, seq, type, url) VALUES (?1,?2,?3,?4)").map_err(sql)?;
-        let mut put_aff = tx.prepare("INSERT INTO affected (advisory, package) VALUES (?1,?2)").map_err(sql)?;
-        let mut put_range = tx.prepare("INSERT INTO ranges (affected, type) VALUES (?1,?2)").map_err(sql)?;
-        let mut put_event =
-            tx.prepare("INSERT INTO events (range, seq, kind, version) VALUES (?1,?2,?3,?4)").map_err(sql)?;
-        let mut put_ver =
-            tx.prepare("INSERT INTO affected_versions (affected, seq, version) VALUES (?1,?2,?3)").map_err(sql)?;
-        let mut packages = BTreeSet::new();
-        for (id, (source, r)) in &by_id {
-            let mut severities: Vec<osv::Severity> = r.severity.clone();
-            for a in r.affected.iter().filter(|a| is_pypi(a)) {
-                severities.extend(a.severity.iter().cloned());
-            }
-            let (vectors, rating, score, vector) = rate(&severities);
-            stats.advisories += 1;
-            stats.withdrawn += usize::from(r.withdrawn.is_some());
-            put_adv
-                .execute(params![
-                    id,
-                    *source as i64,
-                    r.summary.clone().unwrap_or_default(),
-                    r.details.clone().unwrap_or_default(),
-                    r.published,
-                    r.modified,
-                    r.withdrawn,
-                    rating.as_str(),
-                    score,
-                    vector
-                ])
-                .map_err(sql)?;
-            for (seq, v) in vectors.iter().enumerate() {
-                put_sev.execute(params![id, seq as i64, v.kind, v.vector, v.score]).map_err(sql)?;
-            }
-            for alias in &r.aliases {
-                if alias != id {
-                    put_alias.execute(params![id, alias]).map_err(sql)?;
-                }
-            }
-            for (seq, rf) in r.references.iter().enumerate() {
-                put_ref.execute(params![id, seq as i64, rf.kind, rf.url]).map_err(sql)?;
-            }
-            for a in r.affected.iter().filter(|a| is_pypi(a)) {
-                let Some(package) = a.package.as_ref().and_then(|p| normalize(&p.name)) else { continue };
-                packages.insert(package.clone());
-                stats.affected += 1;
-                put_aff.execute(params![id, package]).map_err(sql)?;
-                let aff = tx.last_insert_rowid();
-                for range in &a.ranges {
-                    put_range.execute(params![aff, range.kind]).map_err(sql)?;
-                    let rid = tx.last_insert_rowid();
-                    let mut seq = 0i64;
-                    for e in &range.events {
-                        for (kind, v) in [
-                            ("introduced", &e.introduced),
-                            ("fixed", &e.fixed),
-                            ("last_affected", &e.last_affected),
-                            ("limit", &e.limit),
-                        ] {
-                            if let Some(v) = v {
-                                put_event.execute(params![rid, seq, kind, v]).map_err(sql)?;
-                                seq += 1;
-                            }
-                        }
+        let (vectors, rating, score, vector) = rate(&severities);
+        self.adv.execute(params![
+            id,
+            source as i64,
+            r.summary.clone().unwrap_or_default(),
+            r.details.clone().unwrap_or_default(),
+            r.published,
+            r.modified,
+            r.withdrawn,
+            rating.as_str(),
+            score,
+            vector
+        ])?;
+        for (seq, v) in vectors.iter().enumerate() {
+            self.sev.execute(params![id, seq as i64, v.kind, v.vector, v.score])?;
+        }
+        for alias in r.aliases.iter().filter(|a| a.as_str() != id) {
+            self.alias.execute(params![id, alias])?;
+        }
+        for (seq, rf) in r.references.iter().enumerate() {
+            self.reference.execute(params![id, seq as i64, rf.kind, rf.url])?;
+        }
+        Ok(())
+    }
+
+    /// One PyPI `affected` entry with its ranges, events and versions.
+    fn affected(
+        &mut self,
+        tx: &rusqlite::Transaction<'_>,
+        id: &str,
+        package: &str,
+        a: &osv::Affected,
+    ) -> rusqlite::Result<()> {
+        self.affected.execute(params![id, package])?;
+        let aff = tx.last_insert_rowid();
+        for range in &a.ranges {
+            self.range.execute(params![aff, range.kind])?;
+            let rid = tx.last_insert_rowid();
+            let mut seq = 0i64;
+            for e in &range.events {
+                for (kind, v) in [
+                    ("introduced", &e.introduced),
+                    ("fixed", &e.fixed),
+                    ("last_affected", &e.last_affected),
+                    ("limit", &e.limit),
+                ] {
+                    if let Some(v) = v {
+                        self.event.execute(params![rid, seq, kind, v])?;
+                        seq += 1;
                     }
                 }
-                for (seq, v) in a.versions.iter().enumerate() {
-                    put_ver.execute(params![aff, seq as i64, v]).map_err(sql)?;
-                }
+            }
+        }
+        for (seq, v) in a.versions.iter().enumerate() {
+            self.version.execute(params![aff, seq as i64, v])?;
+        }
+        Ok(())
+    }
+}
+
+/// Write the merged records into a fresh database.
+fn write_db(
+    conn: &mut Connection,
+    infos: &[SourceInfo],
+    by_id: &BTreeMap<String, (usize, Record)>,
+    built_at: &str,
+    stats: &mut BuildStats,
+) -> rusqlite::Result<()> {
+    conn.execute_batch("PRAGMA page_size = 4096;")?;
+    conn.execute_batch(SCHEMA)?;
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut put_source = tx.prepare("INSERT INTO sources (id, location, kind, sha256, etag, last_modified, commit_id, fetched_at, records, errors) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")?;
+        for (i, s) in infos.iter().enumerate() {
+            put_source.execute(params![
+                i as i64,
+                s.location,
+                s.kind,
+                s.sha256,
+                s.etag,
+                s.last_modified,
+                s.commit,
+                s.fetched_at,
+                s.records as i64,
+                s.errors as i64
+            ])?;
+        }
+        let mut w = Writer::new(&tx)?;
+        let mut packages = BTreeSet::new();
+        for (id, (source, r)) in by_id {
+            w.record(id, *source, r)?;
+            stats.advisories += 1;
+            stats.withdrawn += usize::from(r.withdrawn.is_some());
+            for a in r.affected.iter().filter(|a| is_pypi(a)) {
+                let Some(package) = a.package.as_ref().and_then(|p| normalize(&p.name)) else { continue };
+                w.affected(&tx, id, &package, a)?;
+                packages.insert(package);
+                stats.affected += 1;
                 let mut skips = Skips::default();
                 CompiledAffected::compile(0, a, &mut skips);
                 stats.git_ranges += skips.git_ranges;
@@ -300,7 +332,7 @@ pub fn build(inputs: Vec<Input>, out: &Path, built_at: &str) -> Result<BuildStat
             }
         }
         stats.packages = packages.len();
-        let mut put_meta = tx.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)").map_err(sql)?;
+        let mut put_meta = tx.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
         for (k, v) in [
             ("schema_version", SCHEMA_VERSION.to_string()),
             ("built_at", built_at.to_string()),
@@ -311,11 +343,20 @@ pub fn build(inputs: Vec<Input>, out: &Path, built_at: &str) -> Result<BuildStat
             ("affected", stats.affected.to_string()),
             ("parse_errors", stats.parse_errors.to_string()),
         ] {
-            put_meta.execute(params![k, v]).map_err(sql)?;
+            put_meta.execute(params![k, v])?;
         }
     }
-    tx.commit().map_err(sql)?;
-    conn.execute_batch("VACUUM").map_err(sql)?;
+    tx.commit()?;
+    conn.execute_batch("VACUUM")
+}
+
+/// Build a snapshot from parsed sources and write it atomically to `out`.
+pub fn build(inputs: Vec<Input>, out: &Path, built_at: &str) -> Result<BuildStats, SnapshotError> {
+    let sql = |source| SnapshotError::Sql { path: out.display().to_string(), error: source };
+    let mut stats = BuildStats::default();
+    let (by_id, infos) = merge(inputs, &mut stats);
+    let mut conn = Connection::open_in_memory().map_err(sql)?;
+    write_db(&mut conn, &infos, &by_id, built_at, &mut stats).map_err(sql)?;
     let image = conn.serialize("main").map_err(sql)?;
     let compressed = compress(&image)?;
     stats.bytes = compressed.len() as u64;
@@ -432,217 +473,40 @@ impl Snapshot {
         let sql = |source| SnapshotError::Sql { path: path.display().to_string(), error: source };
         let compressed = fs_err::read(path)?;
         let sha256 = Sha256::of(&compressed);
-        let mut image = Vec::new();
-        zstd::stream::Decoder::new(&compressed[..])
-            .map_err(|e| corrupt(format!("not a zstd stream: {e}")))?
-            .take(MAX_DECOMPRESSED + 1)
-            .read_to_end(&mut image)
-            .map_err(|e| corrupt(format!("zstd: {e}")))?;
-        if image.len() as u64 > MAX_DECOMPRESSED {
-            return Err(corrupt(format!("decompresses to more than {MAX_DECOMPRESSED} bytes")));
-        }
-        if !image.starts_with(SQLITE_MAGIC) {
-            return Err(corrupt("not an SQLite database".into()));
-        }
+        let image = decompress(&compressed).map_err(corrupt)?;
         let mut conn = Connection::open_in_memory().map_err(sql)?;
         let len = image.len();
         conn.deserialize_read_exact("main", &image[..], len, true).map_err(|e| corrupt(e.to_string()))?;
-        let load = || -> rusqlite::Result<Result<Snapshot, SnapshotError>> {
-            let meta_rows: BTreeMap<String, String> = conn
-                .prepare("SELECT key, value FROM meta")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            let found: i64 = meta_rows.get("schema_version").and_then(|v| v.parse().ok()).unwrap_or(0);
-            if found != SCHEMA_VERSION {
-                return Ok(Err(SnapshotError::Schema { path: path.display().to_string(), found }));
-            }
-            let sources: Vec<SourceInfo> = conn
-                .prepare("SELECT location, kind, sha256, etag, last_modified, commit_id, fetched_at, records, errors FROM sources ORDER BY id")?
-                .query_map([], |r| {
-                    Ok(SourceInfo {
-                        location: r.get(0)?,
-                        kind: r.get(1)?,
-                        sha256: r.get(2)?,
-                        etag: r.get(3)?,
-                        last_modified: r.get(4)?,
-                        commit: r.get(5)?,
-                        fetched_at: r.get(6)?,
-                        records: r.get::<_, i64>(7)? as usize,
-                        errors: r.get::<_, i64>(8)? as usize,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
-            let mut aliases: HashMap<String, Vec<String>> =
-                grouped(&conn, "SELECT advisory, alias FROM aliases ORDER BY advisory, alias", |r| r.get(1))?;
-            let mut refs: HashMap<String, Vec<(Option<String>, String)>> =
-                grouped(&conn, "SELECT advisory, type, url FROM refs ORDER BY advisory, seq", |r| {
-                    Ok((r.get(1)?, r.get(2)?))
-                })?;
-            let mut vectors: HashMap<String, Vec<Vector>> =
-                grouped(&conn, "SELECT advisory, type, vector, score FROM severities ORDER BY advisory, seq", |r| {
-                    Ok(Vector { kind: r.get(1)?, vector: r.get(2)?, score: r.get(3)? })
-                })?;
-            let mut advisories = Vec::new();
-            let mut stmt = conn.prepare("SELECT id, summary, details, published, modified, withdrawn, rating, score, vector FROM advisories ORDER BY id")?;
-            let rows = stmt.query_map([], |r| {
-                let rating: String = r.get(6)?;
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    rating,
-                    r.get(7)?,
-                    r.get(8)?,
-                ))
-            })?;
-            for row in rows {
-                let (id, summary, details, published, modified, withdrawn, rating, score, vector) = row?;
-                let rating = Severity::RATED.into_iter().find(|s| s.as_str() == rating).unwrap_or(Severity::Unknown);
-                advisories.push(Advisory {
-                    aliases: aliases.remove(&id).unwrap_or_default(),
-                    references: refs.remove(&id).unwrap_or_default(),
-                    vectors: vectors.remove(&id).unwrap_or_default(),
-                    id,
-                    summary,
-                    details,
-                    published,
-                    modified,
-                    withdrawn,
-                    rating,
-                    score,
-                    vector,
-                });
-            }
-            let index: HashMap<&str, usize> = advisories.iter().enumerate().map(|(i, a)| (a.id.as_str(), i)).collect();
-
-            // Rebuild each affected entry as OSV and compile it once.
-            let mut ranges: HashMap<i64, Vec<(i64, String)>> =
-                grouped(&conn, "SELECT affected, id, type FROM ranges ORDER BY id", |r| Ok((r.get(1)?, r.get(2)?)))?;
-            let mut events: HashMap<i64, Vec<osv::Event>> =
-                grouped(&conn, "SELECT range, kind, version FROM events ORDER BY range, seq", |r| {
-                    let kind: String = r.get(1)?;
-                    let version = Some(r.get(2)?);
-                    let mut e = osv::Event::default();
-                    match kind.as_str() {
-                        "introduced" => e.introduced = version,
-                        "fixed" => e.fixed = version,
-                        "last_affected" => e.last_affected = version,
-                        _ => e.limit = version,
-                    }
-                    Ok(e)
-                })?;
-            let mut versions: HashMap<i64, Vec<String>> =
-                grouped(&conn, "SELECT affected, version FROM affected_versions ORDER BY affected, seq", |r| r.get(1))?;
-            let mut compiled: BTreeMap<String, Vec<CompiledAffected>> = BTreeMap::new();
-            for row in conn
-                .prepare("SELECT id, advisory, package FROM affected ORDER BY id")?
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
-            {
-                let (aff, advisory, package) = row?;
-                let Some(&idx) = index.get(advisory.as_str()) else { continue };
-                if advisories[idx].withdrawn.is_some() {
-                    // Withdrawn advisories never match.
-                    continue;
+        drop(image);
+        let meta = load_meta(&conn).map_err(|e| corrupt(e.to_string()))?;
+        if meta.schema_version != SCHEMA_VERSION {
+            return Err(SnapshotError::Schema { path: path.display().to_string(), found: meta.schema_version });
+        }
+        let advisories = load_advisories(&conn).map_err(|e| corrupt(e.to_string()))?;
+        let by_package = load_index(&conn, &advisories).map_err(|e| corrupt(e.to_string()))?;
+        let (group_of, groups, group_ids) = alias_groups(&advisories);
+        let summaries = advisories
+            .iter()
+            .map(|a| {
+                let s = a.summary.trim();
+                if s.is_empty() {
+                    a.details.trim().lines().next().unwrap_or("").chars().take(200).collect()
+                } else {
+                    s.to_string()
                 }
-                let entry = osv::Affected {
-                    package: None,
-                    ranges: ranges
-                        .remove(&aff)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(rid, kind)| osv::Range { kind, events: events.remove(&rid).unwrap_or_default() })
-                        .collect(),
-                    versions: versions.remove(&aff).unwrap_or_default(),
-                    severity: Vec::new(),
-                };
-                compiled.entry(package).or_default().push(CompiledAffected::compile(
-                    idx,
-                    &entry,
-                    &mut Skips::default(),
-                ));
-            }
-            let by_package: HashMap<String, PackageIndex> =
-                compiled.into_iter().map(|(p, entries)| (p, PackageIndex::build(&entries))).collect();
-
-            // Alias groups: connected components over ids and the aliases they name.
-            let mut uf = UnionFind::new(advisories.len());
-            let mut alias_owner: HashMap<&str, usize> = HashMap::new();
-            for (i, a) in advisories.iter().enumerate() {
-                for alias in a.aliases.iter().map(String::as_str).chain(std::iter::once(a.id.as_str())) {
-                    if let Some(&j) = index.get(alias) {
-                        uf.union(i, j);
-                    }
-                    match alias_owner.get(alias) {
-                        Some(&j) => uf.union(i, j),
-                        None => {
-                            alias_owner.insert(alias, i);
-                        }
-                    }
-                }
-            }
-            let mut roots: BTreeMap<usize, usize> = BTreeMap::new();
-            let mut group_of = vec![0; advisories.len()];
-            let mut groups: Vec<Vec<usize>> = Vec::new();
-            for (i, slot) in group_of.iter_mut().enumerate() {
-                let r = uf.find(i);
-                let g = *roots.entry(r).or_insert_with(|| {
-                    groups.push(Vec::new());
-                    groups.len() - 1
-                });
-                groups[g].push(i);
-                *slot = g;
-            }
-            let group_ids = groups
-                .iter()
-                .map(|members| {
-                    let ids: BTreeSet<String> = members
-                        .iter()
-                        .flat_map(|&m| {
-                            advisories[m].aliases.iter().cloned().chain(std::iter::once(advisories[m].id.clone()))
-                        })
-                        .collect();
-                    ids.into_iter().collect()
-                })
-                .collect();
-            drop(index);
-            let summaries = advisories
-                .iter()
-                .map(|a| {
-                    let s = a.summary.trim();
-                    if s.is_empty() {
-                        a.details.trim().lines().next().unwrap_or("").chars().take(200).collect()
-                    } else {
-                        s.to_string()
-                    }
-                })
-                .collect();
-            let counts = meta_rows
-                .iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "schema_version" | "built_at" | "airlock_version"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            Ok(Ok(Snapshot {
-                meta: Meta {
-                    schema_version: found,
-                    built_at: meta_rows.get("built_at").cloned().unwrap_or_default(),
-                    airlock_version: meta_rows.get("airlock_version").cloned().unwrap_or_default(),
-                    counts,
-                    sources,
-                },
-                sha256,
-                bytes: compressed.len() as u64,
-                advisories,
-                by_package,
-                group_of,
-                groups,
-                group_ids,
-                summaries,
-            }))
-        };
-        load().map_err(|e| corrupt(e.to_string()))?
+            })
+            .collect();
+        Ok(Snapshot {
+            meta,
+            sha256,
+            bytes: compressed.len() as u64,
+            advisories,
+            by_package,
+            group_of,
+            groups,
+            group_ids,
+            summaries,
+        })
     }
 
     /// The advisories affecting `name` (normalized here) at `version`, as
@@ -720,16 +584,196 @@ impl Snapshot {
             .unwrap_or(&self.summaries[f.best])
     }
 
-    /// Every advisory in the finding's alias group.
-    pub fn members(&self, f: &Finding) -> &[usize] {
-        &self.groups[f.group]
-    }
-
     /// Age of the snapshot in whole days at `now`.
     pub fn age_days(&self, now: jiff::Timestamp) -> Option<i64> {
         let built: jiff::Timestamp = self.meta.built_at.parse().ok()?;
         Some(now.duration_since(built).as_secs() / 86_400)
     }
+}
+
+/// Decompress a snapshot image, bounded (a bomb is refused) and checked
+/// to be an SQLite database.
+fn decompress(compressed: &[u8]) -> Result<Vec<u8>, String> {
+    let mut image = Vec::new();
+    zstd::stream::Decoder::new(compressed)
+        .map_err(|e| format!("not a zstd stream: {e}"))?
+        .take(MAX_DECOMPRESSED + 1)
+        .read_to_end(&mut image)
+        .map_err(|e| format!("zstd: {e}"))?;
+    if image.len() as u64 > MAX_DECOMPRESSED {
+        return Err(format!("decompresses to more than {MAX_DECOMPRESSED} bytes"));
+    }
+    if !image.starts_with(SQLITE_MAGIC) {
+        return Err("not an SQLite database".into());
+    }
+    Ok(image)
+}
+
+fn load_meta(conn: &Connection) -> rusqlite::Result<Meta> {
+    let meta_rows: BTreeMap<String, String> = conn
+        .prepare("SELECT key, value FROM meta")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let schema_version = meta_rows.get("schema_version").and_then(|v| v.parse().ok()).unwrap_or(0);
+    // Another schema's tables are not read: the caller asks for a rebuild.
+    let sources: Vec<SourceInfo> = if schema_version != SCHEMA_VERSION {
+        Vec::new()
+    } else {
+        conn
+        .prepare("SELECT location, kind, sha256, etag, last_modified, commit_id, fetched_at, records, errors FROM sources ORDER BY id")?
+        .query_map([], |r| {
+            Ok(SourceInfo {
+                location: r.get(0)?,
+                kind: r.get(1)?,
+                sha256: r.get(2)?,
+                etag: r.get(3)?,
+                last_modified: r.get(4)?,
+                commit: r.get(5)?,
+                fetched_at: r.get(6)?,
+                records: r.get::<_, i64>(7)?.max(0) as usize,
+                errors: r.get::<_, i64>(8)?.max(0) as usize,
+            })
+        })?
+        .collect::<Result<_, _>>()?
+    };
+    let counts = meta_rows
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "schema_version" | "built_at" | "airlock_version"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(Meta {
+        schema_version,
+        built_at: meta_rows.get("built_at").cloned().unwrap_or_default(),
+        airlock_version: meta_rows.get("airlock_version").cloned().unwrap_or_default(),
+        counts,
+        sources,
+    })
+}
+
+/// Every advisory, by id, with its aliases, references and vectors.
+fn load_advisories(conn: &Connection) -> rusqlite::Result<Vec<Advisory>> {
+    let mut aliases: HashMap<String, Vec<String>> =
+        grouped(conn, "SELECT advisory, alias FROM aliases ORDER BY advisory, alias", |r| r.get(1))?;
+    let mut refs: HashMap<String, Vec<(Option<String>, String)>> =
+        grouped(conn, "SELECT advisory, type, url FROM refs ORDER BY advisory, seq", |r| Ok((r.get(1)?, r.get(2)?)))?;
+    let mut vectors: HashMap<String, Vec<Vector>> =
+        grouped(conn, "SELECT advisory, type, vector, score FROM severities ORDER BY advisory, seq", |r| {
+            Ok(Vector { kind: r.get(1)?, vector: r.get(2)?, score: r.get(3)? })
+        })?;
+    let mut advisories = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT id, summary, details, published, modified, withdrawn, rating, score, vector FROM advisories ORDER BY id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        let rating: String = r.get(6)?;
+        advisories.push(Advisory {
+            aliases: aliases.remove(&id).unwrap_or_default(),
+            references: refs.remove(&id).unwrap_or_default(),
+            vectors: vectors.remove(&id).unwrap_or_default(),
+            summary: r.get(1)?,
+            details: r.get(2)?,
+            published: r.get(3)?,
+            modified: r.get(4)?,
+            withdrawn: r.get(5)?,
+            rating: Severity::RATED.into_iter().find(|s| s.as_str() == rating).unwrap_or(Severity::Unknown),
+            score: r.get(7)?,
+            vector: r.get(8)?,
+            id,
+        });
+    }
+    Ok(advisories)
+}
+
+/// Rebuild each affected entry as OSV, compile it, and index every package.
+fn load_index(conn: &Connection, advisories: &[Advisory]) -> rusqlite::Result<HashMap<String, PackageIndex>> {
+    let index: HashMap<&str, usize> = advisories.iter().enumerate().map(|(i, a)| (a.id.as_str(), i)).collect();
+    let mut ranges: HashMap<i64, Vec<(i64, String)>> =
+        grouped(conn, "SELECT affected, id, type FROM ranges ORDER BY id", |r| Ok((r.get(1)?, r.get(2)?)))?;
+    let mut events: HashMap<i64, Vec<osv::Event>> =
+        grouped(conn, "SELECT range, kind, version FROM events ORDER BY range, seq", |r| {
+            let kind: String = r.get(1)?;
+            let version = Some(r.get(2)?);
+            let mut e = osv::Event::default();
+            match kind.as_str() {
+                "introduced" => e.introduced = version,
+                "fixed" => e.fixed = version,
+                "last_affected" => e.last_affected = version,
+                _ => e.limit = version,
+            }
+            Ok(e)
+        })?;
+    let mut versions: HashMap<i64, Vec<String>> =
+        grouped(conn, "SELECT affected, version FROM affected_versions ORDER BY affected, seq", |r| r.get(1))?;
+    let mut compiled: BTreeMap<String, Vec<CompiledAffected>> = BTreeMap::new();
+    let mut stmt = conn.prepare("SELECT id, advisory, package FROM affected ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (aff, advisory, package): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let Some(&idx) = index.get(advisory.as_str()) else { continue };
+        if advisories[idx].withdrawn.is_some() {
+            // Withdrawn advisories never match.
+            continue;
+        }
+        let entry = osv::Affected {
+            package: None,
+            ranges: ranges
+                .remove(&aff)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(rid, kind)| osv::Range { kind, events: events.remove(&rid).unwrap_or_default() })
+                .collect(),
+            versions: versions.remove(&aff).unwrap_or_default(),
+            severity: Vec::new(),
+        };
+        compiled.entry(package).or_default().push(CompiledAffected::compile(idx, &entry, &mut Skips::default()));
+    }
+    Ok(compiled.into_iter().map(|(p, entries)| (p, PackageIndex::build(&entries))).collect())
+}
+
+/// Alias groups: connected components over ids and the aliases they name.
+/// Returns each advisory's group, each group's members, and every id of each group.
+fn alias_groups(advisories: &[Advisory]) -> (Vec<usize>, Vec<Vec<usize>>, Vec<Vec<String>>) {
+    let index: HashMap<&str, usize> = advisories.iter().enumerate().map(|(i, a)| (a.id.as_str(), i)).collect();
+    let mut uf = UnionFind::new(advisories.len());
+    let mut alias_owner: HashMap<&str, usize> = HashMap::new();
+    for (i, a) in advisories.iter().enumerate() {
+        for alias in a.aliases.iter().map(String::as_str).chain(std::iter::once(a.id.as_str())) {
+            if let Some(&j) = index.get(alias) {
+                uf.union(i, j);
+            }
+            match alias_owner.get(alias) {
+                Some(&j) => uf.union(i, j),
+                None => {
+                    alias_owner.insert(alias, i);
+                }
+            }
+        }
+    }
+    let mut roots: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut group_of = vec![0; advisories.len()];
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, slot) in group_of.iter_mut().enumerate() {
+        let r = uf.find(i);
+        let g = *roots.entry(r).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
+        *slot = g;
+    }
+    let group_ids = groups
+        .iter()
+        .map(|members| {
+            let ids: BTreeSet<String> = members
+                .iter()
+                .flat_map(|&m| advisories[m].aliases.iter().cloned().chain(std::iter::once(advisories[m].id.clone())))
+                .collect();
+            ids.into_iter().collect()
+        })
+        .collect();
+    (group_of, groups, group_ids)
 }
 
 struct UnionFind {

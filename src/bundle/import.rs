@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{BundleError, BundleManifest, FORMAT, Imported, MANIFEST, MAX_MANIFEST, MAX_RATIO, RATIO_FLOOR, safe_path};
 use crate::store::lock::RunLock;
@@ -38,12 +38,10 @@ impl<R: Read> Read for Bounded<R> {
 
 #[derive(Debug)]
 pub struct ImportReport {
-    pub from_run: Option<i64>,
     pub to_run: i64,
     pub members: usize,
     pub linked: usize,
     pub deleted: usize,
-    pub tree: PathBuf,
 }
 
 /// Names the bundle and the directory in every error.
@@ -269,13 +267,6 @@ pub fn import(bundle_path: &Path, into: &Path) -> Result<ImportReport, BundleErr
         tree: bundle.tree.clone(),
     };
     staged.set_meta(serde_json::to_vec(&imported).unwrap_or_default());
-    let tree = staged.commit()?;
-    Ok(ImportReport {
-        from_run: bundle.from_run,
-        to_run: bundle.to_run,
-        members,
-        linked,
-        deleted: bundle.delete.len(),
-        tree,
-    })
+    staged.commit()?;
+    Ok(ImportReport { to_run: bundle.to_run, members, linked, deleted: bundle.delete.len() })
 }

@@ -21,10 +21,9 @@ mod import;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::export::{ExportReport, Since, export};
-pub use self::import::{ImportReport, import};
+pub use self::export::{Since, export};
+pub use self::import::import;
 use crate::tree::TreeEntry;
-pub use crate::tree::listing_digest;
 
 pub const FORMAT: &str = "airlock.bundle/v1";
 pub const MANIFEST: &str = "airlock-bundle.json";

@@ -7,4 +7,4 @@ pub mod metadata;
 pub mod names;
 pub mod tags;
 
-pub use uv_pep440::{Version, VersionSpecifiers};
+pub use uv_pep440::Version;

@@ -39,11 +39,6 @@ impl ProjectName {
     pub fn as_dist_info_name(&self) -> std::borrow::Cow<'_, str> {
         self.0.as_dist_info_name()
     }
-
-    /// uv's own type, for the requirement parser and the resolver.
-    pub fn as_package_name(&self) -> &PackageName {
-        &self.0
-    }
 }
 
 impl From<&PackageName> for ProjectName {

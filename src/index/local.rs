@@ -35,7 +35,6 @@ pub struct IndexOutcome {
     pub projects: usize,
     pub files: usize,
     pub skipped: Vec<String>,
-    pub tree: PathBuf,
 }
 
 /// Every distribution file under `dir` (not under `out`), parsed; the
@@ -130,7 +129,7 @@ pub fn index_dir(dir: &Path, out: &Path, name: &str, templates: Option<&Path>) -
     let info = SiteInfo { name: name.to_string(), upstream: None, generated_at: crate::util::clock::output_time() };
     let staged = target.stage(&crate::tree::target::fresh_id())?;
     render::render_site(&files, &info, None, &templates, staged.dir())?;
-    let tree = staged.commit()?;
+    staged.commit()?;
     let projects = files.iter().map(|f| &f.project).collect::<std::collections::BTreeSet<_>>().len();
-    Ok(IndexOutcome { projects, files: files.len(), skipped, tree })
+    Ok(IndexOutcome { projects, files: files.len(), skipped })
 }

@@ -130,8 +130,6 @@ struct RawPublish {
 /// The validated manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
-    /// The manifest file, as given.
-    pub path: PathBuf,
     pub mirror: Mirror,
     pub select: Select,
     pub advisories: Advisories,
@@ -425,7 +423,6 @@ impl Manifest {
 
         let policy = load_policy(&loc, raw.policy)?;
         Ok(Manifest {
-            path: path.to_path_buf(),
             mirror,
             select,
             advisories,

@@ -91,8 +91,6 @@ pub struct BuildOutcome {
     pub summary: Summary,
     /// Everything the run had to say, sorted.
     pub diagnostics: Vec<Diagnostic>,
-    /// The tree served after the run (`None` before the first publish).
-    pub tree: Option<PathBuf>,
     pub exit: Exit,
 }
 
@@ -149,7 +147,6 @@ fn finish(
     mut summary: Summary,
     diags: &Diagnostics,
     started: Instant,
-    tree: Option<PathBuf>,
     exit: Exit,
 ) -> Result<BuildOutcome, Error> {
     summary.elapsed = started.elapsed();
@@ -157,7 +154,7 @@ fn finish(
     let errors: Vec<String> = diags.failures().map(ToString::to_string).collect();
     let id = run.id;
     run.finish(exit.outcome(), &summary.counts(), &errors)?;
-    Ok(BuildOutcome { run: id, summary, diagnostics: diags.sorted(), tree, exit })
+    Ok(BuildOutcome { run: id, summary, diagnostics: diags.sorted(), exit })
 }
 
 pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, Error> {
@@ -208,8 +205,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
         tracing::error!(
             "the run failed: the served tree is left as it was (set `publish_partial = true` in [mirror] to publish what verified)"
         );
-        let tree = run.target.current();
-        return finish(run, summary, &diags, started, tree, Exit::Failed);
+        return finish(run, summary, &diags, started, Exit::Failed);
     }
     record::pruning(&plan, &mut diags);
     let published =
@@ -218,7 +214,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
     summary.pruned = record::prune(&mut run, &plan)?;
     // A failed run outranks a policy breach: the mirror is incomplete.
     let exit = if diags.failed() { Exit::Failed } else { published.exit };
-    finish(run, summary, &diags, started, Some(published.tree), exit)
+    finish(run, summary, &diags, started, exit)
 }
 
 /// `airlock audit`: re-join what is published with the (new) snapshot and
@@ -246,5 +242,5 @@ pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<Buil
     let summary = Summary { kept: run.state.listed_count()?, ..Summary::default() };
     let published = publish::publish(&mut run, &publishing(manifest, &loaded, &templates, force), &[], &mut diags)?;
     let summary = Summary { published: published.changed, ..summary };
-    finish(run, summary, &diags, started, Some(published.tree), published.exit)
+    finish(run, summary, &diags, started, published.exit)
 }

@@ -165,6 +165,10 @@ pub fn make(
                 }
             }
         };
+        if pp.with(|d| matches!(d, Decision::Keep | Decision::Fetch(_) | Decision::Adopt(_))).next().is_none() {
+            let lines = lines.iter().filter(|l| !l.constraint).map(|l| format!("{}: `{}`", l.origin, l.requirement));
+            diags.push(Diagnostic::SelectsNothing { project: project.clone(), lines: lines.collect() });
+        }
         projects.insert(project.clone(), pp);
     }
     let mut plan = Plan { run: inputs.run, projects: Vec::new(), prune: Vec::new() };

@@ -13,23 +13,14 @@ use crate::audit::{Audit, LoadedSnapshot, MirrorInfo};
 use crate::diagnostics::{Diagnostic, Diagnostics, Tampering};
 use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
+use crate::error::Error;
 use crate::exit::Exit;
-use crate::index::{RenderError, SiteFile, SiteInfo, Templates, render_site};
+use crate::index::{SiteFile, SiteInfo, Templates, render_site};
 use crate::manifest::Policy;
 use crate::run::Run;
 use crate::store::state::{StateError, TreeKeys};
-use crate::tree::{Staged, TreeEntry, TreeError, encode_listing};
+use crate::tree::{Staged, TreeEntry, encode_listing};
 use crate::util::hashing::{HashingWriter, Sha256};
-
-#[derive(Debug, thiserror::Error)]
-pub enum PublishStageError {
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error(transparent)]
-    Render(#[from] RenderError),
-    #[error(transparent)]
-    Tree(#[from] TreeError),
-}
 
 /// What the publish stages need: the parts of the manifest a tree is
 /// rendered from.
@@ -190,7 +181,7 @@ fn render(
     files: &[SiteFile],
     inputs: Inputs<'_>,
     p: &Publishing<'_>,
-) -> Result<(Staged, Vec<TreeEntry>), PublishStageError> {
+) -> Result<(Staged, Vec<TreeEntry>), Error> {
     let info = SiteInfo {
         name: p.mirror.name.clone(),
         upstream: p.mirror.upstream.clone(),
@@ -204,7 +195,7 @@ fn render(
 }
 
 /// Stage: swap the staged tree in and record its listing and keys.
-fn swap(run: &mut Run, staged: Staged, entries: &[TreeEntry], keys: &TreeKeys) -> Result<PathBuf, PublishStageError> {
+fn swap(run: &mut Run, staged: Staged, entries: &[TreeEntry], keys: &TreeKeys) -> Result<PathBuf, Error> {
     crate::util::fault::point("before-publish");
     let tree = staged.commit()?;
     crate::util::fault::point("after-publish");
@@ -219,7 +210,7 @@ pub fn publish(
     p: &Publishing<'_>,
     pruned: &[(ProjectName, DistFilename)],
     diags: &mut Diagnostics,
-) -> Result<Published, PublishStageError> {
+) -> Result<Published, Error> {
     let mut sw = super::Stopwatch::start();
     let tampering = run.state.tampering()?;
     for t in &tampering {

@@ -14,8 +14,6 @@ use crate::store::state::StateError;
 pub struct Recorded {
     /// Files listed.
     pub listed: u64,
-    /// Files that left the index with this run.
-    pub unlisted: u64,
 }
 
 /// Stage: record the selection. A project planned from its listing lists
@@ -51,11 +49,11 @@ pub fn record(run: &mut Run, plan: &Plan, requested: &Requested) -> Result<Recor
         tracing::error!("{}", Diagnostic::Tampering(t));
     }
     let names: Vec<ProjectName> = requested.keys().cloned().collect();
-    let unlisted = run.state.record_selection(plan.run, &keep, &planned, &names)?;
+    run.state.record_selection(plan.run, &keep, &planned, &names)?;
     run.state.set_plan_keys(&keys)?;
     run.state.forget_views_except(&names)?;
     run.state.record_tampering(plan.run, &tampered)?;
-    Ok(Recorded { listed: run.state.listed_count()?, unlisted: unlisted as u64 })
+    Ok(Recorded { listed: run.state.listed_count()? })
 }
 
 /// Diagnostics for what the plan prunes (said before publishing: the tree

@@ -120,7 +120,6 @@ mod tests {
 
     fn listing(files: &[(&str, Option<&str>, Option<&str>, &str)]) -> Listing {
         Listing {
-            project: "pkg".parse().unwrap(),
             files: files
                 .iter()
                 .map(|(name, yanked, rp, time)| UpstreamFile {

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -23,7 +23,6 @@ pub enum LockError {
 #[derive(Debug)]
 pub struct RunLock {
     file: File,
-    path: PathBuf,
 }
 
 fn describe(content: &str) -> String {
@@ -67,11 +66,7 @@ impl RunLock {
         write!(file, "pid={}\nstarted={}\ncommand={command}\n", std::process::id(), super::state::now())
             .map_err(|e| fs_err_io(e, &path))?;
         file.sync_data().map_err(|e| fs_err_io(e, &path))?;
-        Ok(RunLock { file, path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(RunLock { file })
     }
 }
 
@@ -106,7 +101,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("lock"), "pid=999999\nstarted=2020-01-01T00:00:00Z\ncommand=build\n").unwrap();
         let lock = RunLock::acquire(dir.path(), "build").unwrap();
-        let content = std::fs::read_to_string(lock.path()).unwrap();
+        let content = std::fs::read_to_string(dir.path().join("lock")).unwrap();
+        drop(lock);
         assert!(content.contains(&format!("pid={}", std::process::id())));
     }
 }

@@ -29,10 +29,6 @@ impl Store {
         Store { root: state_dir.join("store"), tmp: state_dir.join("tmp") }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// `filename` must already have passed `filename::check_safe`.
     pub fn path(&self, project: &ProjectName, filename: &str) -> PathBuf {
         self.root.join(project.as_str()).join(filename)

@@ -185,23 +185,6 @@ pub struct TreeKeys {
     pub selection: String,
 }
 
-/// A finished or running run, as recorded.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct RunRecord {
-    pub id: i64,
-    pub command: String,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub outcome: String,
-    pub pid: i64,
-    pub added: i64,
-    pub kept: i64,
-    pub removed: i64,
-    pub failed: i64,
-    pub bytes: i64,
-    pub errors: Vec<String>,
-}
-
 /// Counts recorded when a run ends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunCounts {
@@ -246,10 +229,6 @@ impl State {
             });
         }
         Ok(state)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn err(&self, source: rusqlite::Error) -> StateError {
@@ -321,33 +300,6 @@ impl State {
         self.conn.execute("UPDATE runs SET outcome='crashed' WHERE outcome='running'", []).map_err(|e| self.err(e))
     }
 
-    pub fn runs(&self) -> Result<Vec<RunRecord>, StateError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, command, started_at, finished_at, outcome, pid, added, kept, removed, failed, bytes, errors FROM runs ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                let errors: String = r.get(11)?;
-                Ok(RunRecord {
-                    id: r.get(0)?,
-                    command: r.get(1)?,
-                    started_at: r.get(2)?,
-                    finished_at: r.get(3)?,
-                    outcome: r.get(4)?,
-                    pid: r.get(5)?,
-                    added: r.get(6)?,
-                    kept: r.get(7)?,
-                    removed: r.get(8)?,
-                    failed: r.get(9)?,
-                    bytes: r.get(10)?,
-                    errors: serde_json::from_str(&errors).unwrap_or_default(),
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
-    }
-
     /// The id the next run will get (plan shows what it would do).
     pub fn next_run_id(&self) -> Result<i64, StateError> {
         let max: Option<i64> =
@@ -415,15 +367,6 @@ impl State {
     /// Every artifact in the store, sorted by project and filename.
     pub fn artifacts(&self) -> Result<Vec<Artifact>, StateError> {
         self.query_artifacts("", [])
-    }
-
-    /// The artifacts of some projects, sorted by project and filename.
-    pub fn artifacts_of(&self, projects: &[ProjectName]) -> Result<Vec<Artifact>, StateError> {
-        let mut out = Vec::new();
-        for p in projects {
-            out.extend(self.query_artifacts("WHERE project = ?1", [p.as_str()])?);
-        }
-        Ok(out)
     }
 
     #[cfg(test)]
@@ -859,7 +802,6 @@ mod tests {
         assert_eq!(s.record_selection(8, &[], &[], one).unwrap(), 0);
         assert_eq!(s.record_selection(9, &[], &[], &[]).unwrap(), 1);
         assert_eq!(s.artifact(&p, &wheel).unwrap().unwrap().unselected_run, Some(9));
-        assert_eq!(s.runs().unwrap()[0].outcome, "success");
         assert_eq!(s.next_run_id().unwrap(), 2);
     }
 

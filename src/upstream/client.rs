@@ -209,11 +209,6 @@ impl Client {
         Ok(Client { http, index, index_auth, netrc, retries: cfg.retries, backoff })
     }
 
-    /// The index URL, without credentials.
-    pub fn index(&self) -> &Url {
-        &self.index
-    }
-
     pub fn page_url(&self, project: &ProjectName) -> Url {
         self.index.join(&format!("{project}/")).expect("a normalized name is a valid path segment")
     }
@@ -457,7 +452,7 @@ mod tests {
             timeout: Duration::from_secs(5),
         })
         .unwrap();
-        assert_eq!(c.index().as_str(), "https://idx.example.invalid/simple/");
+        assert_eq!(c.index.as_str(), "https://idx.example.invalid/simple/");
         let same = Url::parse("https://idx.example.invalid/files/x.whl").unwrap();
         assert_eq!(c.credentials(&same), Some(("bob".into(), Some("t0ken".into()))));
         let cdn = Url::parse("https://cdn.example.invalid/files/x.whl").unwrap();

@@ -29,7 +29,6 @@ pub struct UpstreamFile {
 
 #[derive(Debug, Clone)]
 pub struct Listing {
-    pub project: ProjectName,
     pub files: Vec<UpstreamFile>,
 }
 
@@ -61,7 +60,7 @@ impl Listing {
                 Err(reason) => skipped.push(Skipped { filename: f.filename.clone(), reason }),
             }
         }
-        (Listing { project: project.clone(), files }, skipped)
+        (Listing { files }, skipped)
     }
 }
 

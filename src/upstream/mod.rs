@@ -7,6 +7,4 @@ mod client;
 pub mod listing;
 pub mod wire;
 
-pub use client::{
-    Client, ClientConfig, Download, Failure, FetchedPage, GaveUp, Page, Retry, USER_AGENT, UpstreamError, Validators,
-};
+pub use client::{Client, ClientConfig, Download, Failure, GaveUp, Page, Retry, UpstreamError, Validators};

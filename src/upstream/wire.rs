@@ -14,7 +14,7 @@ use url::Url;
 
 /// The API version airlock writes: PEP 691 with PEP 700's additions.
 pub const API_VERSION: &str = "1.1";
-pub use crate::util::mime::{SIMPLE_HTML as HTML_CONTENT_TYPE, SIMPLE_JSON as JSON_CONTENT_TYPE};
+pub use crate::util::mime::SIMPLE_JSON as JSON_CONTENT_TYPE;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Meta {

@@ -75,14 +75,6 @@ impl<W: Write> HashingWriter<W> {
         HashingWriter { inner, hasher: Sha256Hasher::new(), len: 0 }
     }
 
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn finish(self) -> (W, Sha256, u64) {
         (self.inner, Sha256(self.hasher.finalize().into()), self.len)
     }

@@ -4,8 +4,6 @@
 
 /// PEP 691: the JSON form of the simple API.
 pub const SIMPLE_JSON: &str = "application/vnd.pypi.simple.v1+json";
-/// PEP 691: the HTML form of the simple API.
-pub const SIMPLE_HTML: &str = "application/vnd.pypi.simple.v1+html";
 
 /// The Content-Type of a file in the tree, by name.
 pub fn content_type(path: &str) -> &'static str {

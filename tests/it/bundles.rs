@@ -205,7 +205,7 @@ fn hostile_bundles_are_refused_and_leave_the_target_untouched() {
         .unwrap()
         .push(serde_json::json!({"path": "packages/zzz/bomb.whl", "sha256": sha, "size": zeros.len()}));
     bomb_manifest["members"].as_array_mut().unwrap().push(serde_json::json!("packages/zzz/bomb.whl"));
-    let digest = airlock::bundle::listing_digest(
+    let digest = airlock::tree::listing_digest(
         &serde_json::from_value::<Vec<airlock::tree::TreeEntry>>(bomb_manifest["tree"].clone()).unwrap(),
     );
     bomb_manifest["to_listing"] = serde_json::json!(digest);

@@ -396,3 +396,61 @@ fn report_passes_headless_chromium() {
     assert!(text.contains("renders without console messages (7 findings"), "{text}");
     assert!(std::fs::metadata(env.path("shot.png")).unwrap().len() > 10_000, "a real screenshot");
 }
+
+/// The run's diagnostics (a failed fetch, a skipped upstream file, a
+/// blocked version, a file pruned from the store, a requirement that
+/// selects nothing) reach security.json's `run` section, SARIF's tool
+/// notifications and summary.md, from one stream.
+#[test]
+fn run_diagnostics_reach_every_report() {
+    let env = vulnerable_mirror(&[]);
+    env.upstream.add("gone", FakeFile::new(wheel("gone", "1.0", WheelSpec::default())));
+    env.manifest(
+        "keep_runs = 0\npublish_partial = true\n[select]\npackages = [\"vulnlib\", \"nosev\", \"gone\"]\n[advisories]\nmax_age_days = 30\n",
+    );
+    build_at(&env, NOW).success();
+    let broken = FakeFile::new(wheel("broken", "1.0", WheelSpec::default()));
+    env.upstream.fault(&format!("/files/{}", broken.filename), Fault::Corrupt);
+    env.upstream.add("broken", broken);
+    env.upstream
+        .add("vulnlib", FakeFile { filename: "vulnlib-9.9-BAD.whl".into(), ..FakeFile::new(sdist("vulnlib", "9.9")) });
+    env.upstream.add("nothing", FakeFile::new(wheel("nothing", "1.0", WheelSpec::default())));
+    env.manifest(
+        "keep_runs = 0\npublish_partial = true\n[select]\npackages = [\"vulnlib\", \"nosev\", \"broken\", \"nothing>=2\"]\n[advisories]\nmax_age_days = 30\n[policy]\nblock = \"critical\"\n",
+    );
+    build_at(&env, NOW).code(1);
+
+    let r = report(&env);
+    let diags = r["run"]["diagnostics"].as_array().unwrap();
+    let codes: Vec<&str> = diags.iter().map(|d| d["code"].as_str().unwrap()).collect();
+    for code in ["fetch-failed", "skipped", "blocked", "pruned", "selects-nothing"] {
+        assert!(codes.contains(&code), "{code} missing from {codes:?}");
+    }
+    assert_eq!(diags[0]["level"], "error", "errors sort first: {diags:?}");
+    let failed = diags.iter().find(|d| d["code"] == "fetch-failed").unwrap();
+    assert_eq!(failed["project"], "broken");
+    assert!(failed["message"].as_str().unwrap().contains("sha256 mismatch"), "{failed}");
+    let blocked = diags.iter().find(|d| d["code"] == "blocked").unwrap();
+    assert_eq!((blocked["project"].as_str(), blocked["version"].as_str()), (Some("vulnlib"), Some("1.0")));
+    let pruned = diags.iter().find(|d| d["code"] == "pruned").unwrap();
+    assert_eq!(pruned["file"], "gone-1.0-py3-none-any.whl");
+    let nothing = diags.iter().find(|d| d["code"] == "selects-nothing").unwrap();
+    assert!(nothing["message"].as_str().unwrap().contains("`nothing>=2`"), "{nothing}");
+
+    let sarif: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.public().join("reports/security.sarif")).unwrap()).unwrap();
+    let invocation = &sarif["runs"][0]["invocations"][0];
+    assert_eq!(invocation["executionSuccessful"], false);
+    let notes = invocation["toolExecutionNotifications"].as_array().unwrap();
+    let ids: Vec<&str> = notes.iter().filter_map(|n| n["descriptor"]["id"].as_str()).collect();
+    for code in ["fetch-failed", "skipped", "blocked", "pruned", "selects-nothing"] {
+        assert!(ids.contains(&code), "{code} missing from SARIF notifications {ids:?}");
+    }
+
+    let md = std::fs::read_to_string(env.public().join("reports/summary.md")).unwrap();
+    let section = md.split("### This run").nth(1).expect("summary.md has a run section");
+    assert!(section.contains("`fetch-failed`") && section.contains("sha256 mismatch"), "{section}");
+    assert!(section.contains("`pruned`") && section.contains("gone-1.0-py3-none-any.whl"), "{section}");
+    let html = std::fs::read_to_string(env.public().join("reports/security.html")).unwrap();
+    assert!(html.contains("<h2>This run</h2>") && html.contains("fetch-failed"), "the HTML report lists them too");
+}
