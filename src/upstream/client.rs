@@ -396,14 +396,12 @@ impl Client {
                 |h: header::HeaderName| resp.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
             let validators =
                 Validators { etag: header_str(header::ETAG), last_modified: header_str(header::LAST_MODIFIED) };
-            let dir = dest.parent().unwrap_or(std::path::Path::new("."));
-            fs_err::create_dir_all(dir).map_err(|e| Failure::fatal(io(e)))?;
-            let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Failure::fatal(io(e)))?;
+            let tmp = crate::util::fsx::temp_beside(dest).map_err(|e| Failure::fatal(io(e)))?;
             let mut w = crate::util::hashing::HashingWriter::new(std::io::BufWriter::new(tmp));
             std::io::copy(&mut resp, &mut w).map_err(|e| Failure::transient(io(e)))?;
             let (buf, sha256, size) = w.finish();
             let tmp = buf.into_inner().map_err(|e| Failure::fatal(io(e.into_error())))?;
-            tmp.persist(dest).map_err(|e| Failure::fatal(io(e.error)))?;
+            crate::util::fsx::persist(tmp, dest).map_err(|e| Failure::fatal(io(e)))?;
             Ok(Download::Fetched { validators, sha256, size })
         })
         .map_err(GaveUp::into_error)

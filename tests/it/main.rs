@@ -4,6 +4,7 @@
 mod support;
 
 mod advisories;
+mod architecture;
 mod bundles;
 mod e2e;
 mod mirror;
