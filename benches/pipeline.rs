@@ -50,7 +50,12 @@ fn render(c: &mut Criterion) {
     let scratch = tempfile::tempdir().unwrap();
     let files = site_files(scratch.path());
     let templates = Templates::new(None).unwrap();
-    let info = SiteInfo { name: "bench".into(), upstream: None, generated_at: jiff::Timestamp::UNIX_EPOCH };
+    let info = SiteInfo {
+        name: "bench".into(),
+        upstream: None,
+        generated_at: jiff::Timestamp::UNIX_EPOCH,
+        environments: Vec::new(),
+    };
     let mut group = c.benchmark_group("render");
     group.sample_size(10);
     group.throughput(Throughput::Elements(files.len() as u64));

@@ -54,12 +54,23 @@ pub enum Diagnostic {
     UpstreamFailed { project: ProjectName, message: String, kept: bool },
     /// A project could not be planned at all (no usable listing).
     PlanFailed { project: ProjectName, message: String },
+    /// A lock file names a file whose upstream sha256 is another: refused.
+    LockMismatch { project: ProjectName, filename: String, lock: Sha256, upstream: Sha256, lockfile: String },
+    /// A lock file names a file (or version) the upstream does not list.
+    LockMissing { project: ProjectName, what: String, lockfile: String },
+    /// A target environment cannot install a requested project from the
+    /// tree (`fatal` with `installable = "fail"`).
+    NotInstallable { project: ProjectName, envs: Vec<String>, reason: String, fatal: bool },
     /// A selected file that is not stored, left out by an offline run.
     NotStored { project: ProjectName, filename: String },
     /// A recorded file that is gone from the store.
     MissingFromStore { project: ProjectName, filename: String },
     /// The upstream now declares another sha256 for a mirrored file.
     Tampering(Tampering),
+    /// A target environment the requested requirements do not resolve in.
+    Unresolved { env: String, project: ProjectName, message: String },
+    /// A chosen version installs only from its sdist in some environments.
+    SdistOnly { project: ProjectName, version: Version, envs: Vec<String> },
     /// A version the policy leaves out of the index.
     Blocked { project: ProjectName, version: Version, advisories: Vec<String> },
     /// A requested project of which the selection keeps no file: its
@@ -74,6 +85,12 @@ pub enum Diagnostic {
 impl Diagnostic {
     pub fn level(&self) -> Level {
         match self {
+            Diagnostic::NotInstallable { fatal: true, .. }
+            | Diagnostic::LockMismatch { .. }
+            | Diagnostic::LockMissing { .. } => Level::Error,
+            Diagnostic::NotInstallable { .. } | Diagnostic::Unresolved { .. } | Diagnostic::SdistOnly { .. } => {
+                Level::Warning
+            }
             Diagnostic::FetchFailed { .. }
             | Diagnostic::UpstreamFailed { .. }
             | Diagnostic::PlanFailed { .. }
@@ -93,6 +110,11 @@ impl Diagnostic {
             Diagnostic::FetchFailed { .. } => "fetch-failed",
             Diagnostic::UpstreamFailed { .. } => "upstream-failed",
             Diagnostic::PlanFailed { .. } => "plan-failed",
+            Diagnostic::LockMismatch { .. } => "lock-mismatch",
+            Diagnostic::LockMissing { .. } => "lock-missing",
+            Diagnostic::NotInstallable { .. } => "not-installable",
+            Diagnostic::Unresolved { .. } => "unresolved",
+            Diagnostic::SdistOnly { .. } => "sdist-only",
             Diagnostic::NotStored { .. } => "not-stored",
             Diagnostic::MissingFromStore { .. } => "missing-from-store",
             Diagnostic::Tampering(_) => "possible-tampering",
@@ -108,6 +130,11 @@ impl Diagnostic {
             Diagnostic::FetchFailed { project, .. }
             | Diagnostic::UpstreamFailed { project, .. }
             | Diagnostic::PlanFailed { project, .. }
+            | Diagnostic::LockMismatch { project, .. }
+            | Diagnostic::LockMissing { project, .. }
+            | Diagnostic::NotInstallable { project, .. }
+            | Diagnostic::Unresolved { project, .. }
+            | Diagnostic::SdistOnly { project, .. }
             | Diagnostic::NotStored { project, .. }
             | Diagnostic::MissingFromStore { project, .. }
             | Diagnostic::Blocked { project, .. }
@@ -125,7 +152,8 @@ impl Diagnostic {
             | Diagnostic::NotStored { filename, .. }
             | Diagnostic::MissingFromStore { filename, .. }
             | Diagnostic::Skipped { filename, .. }
-            | Diagnostic::Pruned { filename, .. } => Some(filename),
+            | Diagnostic::Pruned { filename, .. }
+            | Diagnostic::LockMismatch { filename, .. } => Some(filename),
             Diagnostic::Tampering(t) => Some(&t.filename),
             _ => None,
         }
@@ -134,7 +162,7 @@ impl Diagnostic {
     /// The version it is about, if one.
     pub fn version(&self) -> Option<&Version> {
         match self {
-            Diagnostic::Blocked { version, .. } => Some(version),
+            Diagnostic::Blocked { version, .. } | Diagnostic::SdistOnly { version, .. } => Some(version),
             _ => None,
         }
     }
@@ -143,7 +171,12 @@ impl Diagnostic {
     pub fn fails_run(&self) -> bool {
         matches!(
             self,
-            Diagnostic::FetchFailed { .. } | Diagnostic::UpstreamFailed { .. } | Diagnostic::PlanFailed { .. }
+            Diagnostic::FetchFailed { .. }
+                | Diagnostic::UpstreamFailed { .. }
+                | Diagnostic::PlanFailed { .. }
+                | Diagnostic::LockMismatch { .. }
+                | Diagnostic::LockMissing { .. }
+                | Diagnostic::NotInstallable { fatal: true, .. }
         )
     }
 }
@@ -157,6 +190,20 @@ impl fmt::Display for Diagnostic {
             }
             Diagnostic::UpstreamFailed { message, kept: false, .. } | Diagnostic::PlanFailed { message, .. } => {
                 f.write_str(message)
+            }
+            Diagnostic::LockMismatch { project, filename, lock, upstream, lockfile } => write!(
+                f,
+                "POSSIBLE TAMPERING: {project}/{filename}: {lockfile} locks sha256 {lock}, the upstream declares {upstream}; refused"
+            ),
+            Diagnostic::LockMissing { project, what, lockfile } => {
+                write!(f, "{project}: {lockfile} locks {what}, which the upstream does not list")
+            }
+            Diagnostic::NotInstallable { project, envs, reason, .. } => {
+                write!(f, "{project} cannot be installed from the mirror on {}: {reason}", envs.join(", "))
+            }
+            Diagnostic::Unresolved { message, .. } => f.write_str(message),
+            Diagnostic::SdistOnly { project, version, envs } => {
+                write!(f, "{project} {version} installs only from its sdist (built on install) on {}", envs.join(", "))
             }
             Diagnostic::NotStored { project, filename } => {
                 write!(f, "{project}: {filename} is not stored; offline, it is left out")

@@ -7,9 +7,12 @@ use std::io::Write;
 use crate::diagnostics::Diagnostics;
 use crate::error::Error;
 use crate::exit::Exit;
+use crate::manifest::Dependencies;
 use crate::manifest::Manifest;
 use crate::pipeline::plan::{self, Decision, Plan, PlanInputs};
-use crate::pipeline::{connect, views};
+use crate::pipeline::resolve::{self, ResolveInputs, Resolved};
+use crate::pipeline::{connect, views, wanted};
+use crate::select::resolve::Outcome;
 use crate::store::Store;
 use crate::store::state::State;
 use crate::util::ui::human_bytes;
@@ -47,6 +50,24 @@ fn print(out: &mut impl Write, plan: &Plan, keep_runs: u32) -> std::io::Result<(
     Ok(())
 }
 
+/// What each target environment would install (with `dependencies =
+/// "resolve"`), and why an environment cannot.
+fn print_resolution(out: &mut impl Write, resolved: &Resolved) -> std::io::Result<()> {
+    for (env, outcome) in &resolved.envs {
+        match outcome {
+            Outcome::Resolved(r) => {
+                let pins: Vec<String> = r.pins.iter().map(|(p, v)| format!("{p}=={v}")).collect();
+                writeln!(out, "@ {}: {}", env.name(), pins.join(" "))?;
+            }
+            Outcome::Unsatisfiable(u) => {
+                writeln!(out, "! {}: does not resolve: {}", env.name(), u.explanation.trim().replace('\n', " "))?
+            }
+            Outcome::Failed(e) => writeln!(out, "! {}: {e}", env.name())?,
+        }
+    }
+    Ok(())
+}
+
 /// `airlock plan`: what a build would do, written to stdout.
 pub fn plan(manifest: &Manifest, offline: bool) -> Result<Exit, Error> {
     let m = &manifest.mirror;
@@ -59,23 +80,40 @@ pub fn plan(manifest: &Manifest, offline: bool) -> Result<Exit, Error> {
         State::open(scratch.path())?
     };
     let client = connect(m, offline)?;
-    let requested = views::requested(&manifest.select);
-    let projects: Vec<_> = requested.keys().cloned().collect();
+    let want = wanted(&manifest.select);
+    let projects: Vec<_> = want.requested.keys().cloned().collect();
     let mut diags = Diagnostics::default();
     let views = views::gather(client.as_ref(), &state, &projects, m.jobs, &mut diags)?;
-    let inputs = PlanInputs {
-        select: &manifest.select,
-        keep_runs: m.keep_runs,
-        store: Store::new(&m.state),
-        run: state.next_run_id()?,
-    };
-    let plan = plan::make(&inputs, &requested, &views, &state.artifacts()?, &mut diags);
+    let cx = ResolveInputs { select: &manifest.select, client: client.as_ref(), jobs: m.jobs, tmp: scratch.path() };
+    let (requested, select, views, resolved) =
+        resolve::resolve(&state, &cx, want.requested.clone(), views, &mut diags)?;
+    let store = Store::new(&m.state);
+    let inputs =
+        PlanInputs { select: &select, locked: &want.locked, keep_runs: m.keep_runs, store, run: state.next_run_id()? };
+    let mut plan = plan::make(&inputs, &requested, &views, &state.artifacts()?, &mut diags);
+    // The closure of `dependencies = "all"` needs the selected wheels, which
+    // plan does not fetch: it cannot tell which dependencies stay, so it
+    // claims no removal of a project the manifest does not name.
+    let closure = requested.keys().any(|p| select.options_for(p).dependencies == Dependencies::All);
+    if closure {
+        for pp in plan.projects.iter_mut().filter(|pp| !requested.contains_key(&pp.project)) {
+            pp.files.retain(|f| !matches!(f.decision, Decision::Unlist));
+        }
+        plan.prune.retain(|(p, _)| requested.contains_key(p));
+    }
 
     let mut out = std::io::stdout().lock();
+    print_resolution(&mut out, &resolved)?;
     print(&mut out, &plan, m.keep_runs)?;
     for d in diags.sorted() {
         let mark = if d.fails_run() { "!" } else { "?" };
         writeln!(out, "{mark} {d}")?;
+    }
+    if closure {
+        writeln!(
+            out,
+            "? dependencies = \"all\": the closure is only known once the selected wheels are fetched; plan shows the requested projects"
+        )?;
     }
     let fetch = plan.count(|d| matches!(d, Decision::Fetch(_) | Decision::Adopt(_)));
     let keep = plan.count(|d| matches!(d, Decision::Keep));

@@ -321,5 +321,6 @@ fn upstream_file(a: &Artifact) -> Result<UpstreamFile, String> {
         requires_python: a.requires_python.clone(),
         yanked: a.yanked.clone(),
         upload_time: a.upload_time.as_deref().and_then(|t| t.parse().ok()),
+        metadata: Default::default(),
     })
 }

@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::filename::WheelFilename;
+use super::filename::{SdistFilename, SdistFormat, WheelFilename};
 
 /// A METADATA file larger than this is refused (a zip bomb would otherwise
 /// decompress straight into memory).
@@ -25,47 +25,124 @@ pub enum MetadataError {
     Missing { path: String, expected: String },
     #[error("{path}: {member} is larger than {MAX_METADATA} bytes")]
     TooLarge { path: String, member: String },
+    #[error("{path}: reading {format} source distributions is not supported")]
+    Unsupported { path: String, format: String },
 }
 
 /// Read `{name}-{version}.dist-info/METADATA` from a wheel on disk.
-///
-/// The dist-info directory is matched by normalized name and version, as pip
-/// does, because real wheels disagree on case and separators.
 pub fn wheel_metadata(path: &Path, wheel: &WheelFilename) -> Result<Vec<u8>, MetadataError> {
-    let zip_err =
-        |e: zip::result::ZipError| MetadataError::Zip { path: path.display().to_string(), message: e.to_string() };
     let file = fs_err::File::open(path)?;
-    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(zip_err)?;
-    let wanted = archive
-        .file_names()
-        .filter_map(Result::ok)
-        .find(|n| {
-            let Some(dir) = n.strip_suffix(".dist-info/METADATA") else {
-                return false;
-            };
-            if dir.contains('/') {
-                return false;
-            }
-            let Some((name, version)) = dir.rsplit_once('-') else {
-                return false;
-            };
-            name.parse::<super::names::ProjectName>().is_ok_and(|n| n == wheel.name)
-                && version.parse::<uv_pep440::Version>().is_ok_and(|v| v == wheel.version)
-        })
-        .map(|n| n.into_owned());
+    wheel_metadata_from(std::io::BufReader::new(file), &path.display().to_string(), wheel)
+}
+
+/// Is `member` the wheel's `.dist-info/METADATA`? The directory is matched by
+/// normalized name and version, as pip does, because real wheels disagree on
+/// case and separators.
+fn is_metadata_member(member: &str, wheel: &WheelFilename) -> bool {
+    let Some(dir) = member.strip_suffix(".dist-info/METADATA") else {
+        return false;
+    };
+    if dir.contains('/') {
+        return false;
+    }
+    let Some((name, version)) = dir.rsplit_once('-') else {
+        return false;
+    };
+    name.parse::<super::names::ProjectName>().is_ok_and(|n| n == wheel.name)
+        && version.parse::<uv_pep440::Version>().is_ok_and(|v| v == wheel.version)
+}
+
+/// The METADATA member of a wheel read through any seekable reader (a file,
+/// or HTTP range requests). `name` names the wheel in errors.
+pub fn wheel_metadata_from<R: Read + std::io::Seek>(
+    reader: R,
+    name: &str,
+    wheel: &WheelFilename,
+) -> Result<Vec<u8>, MetadataError> {
+    let zip_err = |e: zip::result::ZipError| MetadataError::Zip { path: name.to_string(), message: e.to_string() };
+    let mut archive = zip::ZipArchive::new(reader).map_err(zip_err)?;
+    let wanted =
+        archive.file_names().filter_map(Result::ok).find(|n| is_metadata_member(n, wheel)).map(|n| n.into_owned());
     let Some(member) = wanted else {
         return Err(MetadataError::Missing {
-            path: path.display().to_string(),
+            path: name.to_string(),
             expected: format!("{}-{}.dist-info/METADATA", wheel.name.as_dist_info_name(), wheel.version),
         });
     };
     let entry = archive.by_name(&member).map_err(zip_err)?;
-    let mut out = Vec::with_capacity(entry.size().min(MAX_METADATA) as usize);
-    entry.take(MAX_METADATA + 1).read_to_end(&mut out)?;
+    read_bounded(entry, name, &member)
+}
+
+fn read_bounded(r: impl Read, path: &str, member: &str) -> Result<Vec<u8>, MetadataError> {
+    let mut out = Vec::new();
+    r.take(MAX_METADATA + 1).read_to_end(&mut out)?;
     if out.len() as u64 > MAX_METADATA {
-        return Err(MetadataError::TooLarge { path: path.display().to_string(), member });
+        return Err(MetadataError::TooLarge { path: path.to_string(), member: member.to_string() });
     }
     Ok(out)
+}
+
+/// `PKG-INFO` of a source distribution on disk (`.tar.gz`/`.tgz` or
+/// `.zip`): the one at the top of the archive (`{name}-{version}/PKG-INFO`).
+pub fn sdist_metadata(path: &Path, sdist: &SdistFilename) -> Result<Vec<u8>, MetadataError> {
+    let name = path.display().to_string();
+    let top = |member: &str| {
+        member.split('/').filter(|c| !c.is_empty() && *c != ".").count() == 2 && member.ends_with("/PKG-INFO")
+    };
+    match sdist.format {
+        SdistFormat::TarGz | SdistFormat::Tgz => {
+            let gz = flate2::read::GzDecoder::new(std::io::BufReader::new(fs_err::File::open(path)?));
+            let mut archive = tar::Archive::new(gz);
+            for entry in archive.entries()? {
+                let entry = entry?;
+                let member = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                if top(&member) {
+                    return read_bounded(entry, &name, &member);
+                }
+            }
+            Err(MetadataError::Missing { path: name, expected: "PKG-INFO".into() })
+        }
+        SdistFormat::Zip => {
+            let zip_err = |e: zip::result::ZipError| MetadataError::Zip { path: name.clone(), message: e.to_string() };
+            let mut archive =
+                zip::ZipArchive::new(std::io::BufReader::new(fs_err::File::open(path)?)).map_err(zip_err)?;
+            let member = archive.file_names().filter_map(Result::ok).find(|n| top(n)).map(|n| n.into_owned());
+            let Some(member) = member else {
+                return Err(MetadataError::Missing { path: name, expected: "PKG-INFO".into() });
+            };
+            let entry = archive.by_name(&member).map_err(zip_err)?;
+            read_bounded(entry, &name, &member)
+        }
+        SdistFormat::TarBz2 | SdistFormat::TarXz => {
+            Err(MetadataError::Unsupported { path: name, format: format!("{:?}", sdist.format) })
+        }
+    }
+}
+
+/// What resolution needs of core metadata (PEP 566/643).
+#[derive(Debug, Clone, Default)]
+pub struct CoreMetadata {
+    pub requires_python: Option<uv_pep440::VersionSpecifiers>,
+    pub requires_dist: Vec<uv_pep508::Requirement>,
+    /// `Requires-Dist` lines that do not parse (reported, never guessed at).
+    pub invalid: Vec<String>,
+}
+
+impl CoreMetadata {
+    /// Parse the headers that matter. Never fails: what does not parse is
+    /// listed in `invalid` (an invalid Requires-Python is ignored, as pip does).
+    pub fn parse(bytes: &[u8]) -> CoreMetadata {
+        let headers = headers(bytes);
+        let requires_python = header_values(&headers, "Requires-Python").next().and_then(|v| v.trim().parse().ok());
+        let mut out = CoreMetadata { requires_python, ..CoreMetadata::default() };
+        for raw in header_values(&headers, "Requires-Dist") {
+            match raw.parse::<uv_pep508::Requirement>() {
+                Ok(r) => out.requires_dist.push(r),
+                Err(_) => out.invalid.push(raw.to_string()),
+            }
+        }
+        out
+    }
 }
 
 /// Extract a wheel's METADATA to `dest` (atomically, world-readable) and

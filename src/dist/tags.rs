@@ -104,6 +104,18 @@ fn split_ver_arch(rest: &str) -> Option<((u16, u16), String)> {
     (!arch.is_empty()).then(|| ((major, minor), arch.to_string()))
 }
 
+impl fmt::Display for PlatformTarget {
+    /// The canonical tag (a legacy `manylinux2014_*` alias shows as `manylinux_2_17_*`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlatformTarget::Manylinux((a, b), arch) => write!(f, "manylinux_{a}_{b}_{arch}"),
+            PlatformTarget::Musllinux((a, b), arch) => write!(f, "musllinux_{a}_{b}_{arch}"),
+            PlatformTarget::Macos((a, b), arch) => write!(f, "macosx_{a}_{b}_{arch}"),
+            PlatformTarget::Exact(t) => f.write_str(t),
+        }
+    }
+}
+
 impl FromStr for PlatformTarget {
     type Err = TagError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -126,7 +126,12 @@ pub fn index_dir(dir: &Path, out: &Path, name: &str, templates: Option<&Path>) -
     }
     let files: Vec<SiteFile> = unique.into_values().collect();
 
-    let info = SiteInfo { name: name.to_string(), upstream: None, generated_at: crate::util::clock::output_time() };
+    let info = SiteInfo {
+        name: name.to_string(),
+        upstream: None,
+        generated_at: crate::util::clock::output_time(),
+        environments: Vec::new(),
+    };
     let staged = target.stage(&crate::tree::target::fresh_id())?;
     render::render_site(&files, &info, None, &templates, staged.dir())?;
     staged.commit()?;

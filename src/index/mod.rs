@@ -7,5 +7,5 @@ pub mod local;
 pub mod render;
 pub mod templates;
 
-pub use render::{RenderError, SecuritySummary, SiteFile, SiteInfo, VulnMark, render_site};
+pub use render::{EnvStatus, RenderError, SecuritySummary, SiteFile, SiteInfo, VulnMark, render_site};
 pub use templates::{TemplateError, Templates};

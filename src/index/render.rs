@@ -81,6 +81,16 @@ pub struct SiteInfo {
     pub name: String,
     pub upstream: Option<String>,
     pub generated_at: jiff::Timestamp,
+    /// The installability matrix (empty when not checked).
+    pub environments: Vec<EnvStatus>,
+}
+
+/// A target environment's installability, as the landing page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvStatus {
+    pub name: String,
+    pub ok: bool,
+    pub note: String,
 }
 
 /// Characters left as-is in hrefs. `+` and `!` are encoded: S3 decodes a raw
@@ -128,6 +138,7 @@ struct LandingView<'a> {
     counts: Counts,
     projects: Vec<LandingProject>,
     security: Option<LandingSecurity<'a>>,
+    environments: &'a [EnvStatus],
 }
 
 #[derive(Serialize)]
@@ -236,6 +247,7 @@ pub fn render_site(
                 }
             })
             .collect(),
+        environments: &info.environments,
         security: security.map(|s| LandingSecurity {
             banner: s.banner.as_deref(),
             vulnerable_versions: s.vulnerable_versions,

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
 
+pub mod lockfile;
 pub mod requirements;
 
 use self::requirements::{RequirementLine, RequirementsError};
@@ -35,6 +36,8 @@ pub enum ManifestError {
     File { path: String, message: String },
     #[error(transparent)]
     Requirements(#[from] RequirementsError),
+    #[error(transparent)]
+    Lock(#[from] lockfile::LockError),
 }
 
 // ---------------------------------------------------------------- wire form
@@ -85,7 +88,9 @@ struct RawSelect {
     prereleases: Option<bool>,
     yanked: Option<bool>,
     latest: Option<Spanned<i64>>,
-    dependencies: Option<bool>,
+    dependencies: Option<Spanned<toml::Value>>,
+    installable: Option<Spanned<String>>,
+    lockfiles: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +166,9 @@ pub struct Mirror {
 #[derive(Debug, Clone)]
 pub struct Select {
     pub requirements: Vec<RequirementLine>,
+    /// Lock files whose files are mirrored exactly.
+    pub locks: Vec<lockfile::LockFile>,
+    pub installable: Installable,
     pub defaults: SelectOptions,
     pub overrides: BTreeMap<ProjectName, SelectOverride>,
 }
@@ -174,7 +182,31 @@ pub struct SelectOptions {
     pub yanked: bool,
     /// Newest N matching versions by upload time; 0 keeps all.
     pub latest: usize,
-    pub dependencies: bool,
+    pub dependencies: Dependencies,
+}
+
+/// `dependencies`: which dependencies of the requested projects are mirrored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dependencies {
+    /// None: exactly what the requirements select.
+    #[default]
+    Off,
+    /// For every target environment, what a resolver picks (as pip or uv
+    /// would) for the requirements (`true` means this).
+    Resolve,
+    /// Every version any selected wheel's Requires-Dist allows (the closure).
+    All,
+}
+
+/// `installable`: what a target environment that cannot install a
+/// requested requirement from the mirror does to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Installable {
+    /// Report it (and warn, naming the project and the environments).
+    #[default]
+    Warn,
+    /// Fail the run (exit 1) and publish nothing.
+    Fail,
 }
 
 impl Default for SelectOptions {
@@ -185,7 +217,7 @@ impl Default for SelectOptions {
             prereleases: false,
             yanked: false,
             latest: 0,
-            dependencies: false,
+            dependencies: Dependencies::Off,
         }
     }
 }
@@ -199,7 +231,7 @@ pub struct SelectOverride {
     pub prereleases: Option<bool>,
     pub yanked: Option<bool>,
     pub latest: Option<usize>,
-    pub dependencies: Option<bool>,
+    pub dependencies: Option<Dependencies>,
 }
 
 impl Select {
@@ -476,6 +508,8 @@ fn load_select(loc: &Locator, raw: RawSelect, resolve: &dyn Fn(&str) -> PathBuf)
             ("packages", t.packages.is_some()),
             ("requirements", t.requirements.is_some()),
             ("project", t.project.is_some()),
+            ("installable", t.installable.is_some()),
+            ("lockfiles", t.lockfiles.is_some()),
         ] {
             if present {
                 return Err(loc.at(
@@ -488,10 +522,28 @@ fn load_select(loc: &Locator, raw: RawSelect, resolve: &dyn Fn(&str) -> PathBuf)
     }
     let mut defaults = SelectOptions::default();
     load_override(loc, &raw)?.apply(&mut defaults);
-    if requirements.iter().all(|r| r.constraint) {
-        tracing::warn!("{}: [select] lists no packages or requirements; nothing will be mirrored", loc.path.display());
+    let mut locks = Vec::new();
+    for l in raw.lockfiles.iter().flatten() {
+        let file = resolve(l.get_ref());
+        if !file.is_file() {
+            return Err(loc.at(l.span(), format!("lock file {} does not exist", file.display())));
+        }
+        locks.push(lockfile::LockFile::read(&file)?);
     }
-    Ok(Select { requirements, defaults, overrides })
+    let installable = match raw.installable.as_ref().map(|i| (i.get_ref().as_str(), i.span())) {
+        None | Some(("warn", _)) => Installable::Warn,
+        Some(("fail", _)) => Installable::Fail,
+        Some((other, span)) => {
+            return Err(loc.at(span, format!("`installable` expects \"warn\" or \"fail\", got {other:?}")));
+        }
+    };
+    if requirements.iter().all(|r| r.constraint) && locks.is_empty() {
+        tracing::warn!(
+            "{}: [select] lists no packages, requirements or lock files; nothing will be mirrored",
+            loc.path.display()
+        );
+    }
+    Ok(Select { requirements, locks, installable, defaults, overrides })
 }
 
 fn strip_origin(message: &str, origin: &str) -> String {
@@ -525,8 +577,20 @@ fn load_override(loc: &Locator, t: &RawSelect) -> Result<SelectOverride, Manifes
         prereleases: t.prereleases,
         yanked: t.yanked,
         latest: t.latest.as_ref().map(|l| int_in(loc, l, "latest", 0, 1_000_000)).transpose()?.map(|n| n as usize),
-        dependencies: t.dependencies,
+        dependencies: t.dependencies.as_ref().map(|d| dependencies(loc, d)).transpose()?,
     })
+}
+
+fn dependencies(loc: &Locator, v: &Spanned<toml::Value>) -> Result<Dependencies, ManifestError> {
+    match v.get_ref() {
+        toml::Value::Boolean(false) => Ok(Dependencies::Off),
+        toml::Value::Boolean(true) => Ok(Dependencies::Resolve),
+        toml::Value::String(s) if s == "resolve" => Ok(Dependencies::Resolve),
+        toml::Value::String(s) if s == "all" => Ok(Dependencies::All),
+        other => {
+            Err(loc.at(v.span(), format!("`dependencies` expects false, true, \"resolve\" or \"all\", got {other}")))
+        }
+    }
 }
 
 fn load_policy(loc: &Locator, p: RawPolicy) -> Result<Policy, ManifestError> {

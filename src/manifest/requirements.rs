@@ -118,7 +118,7 @@ fn read_into(
 }
 
 /// Join `\`-continued lines, keeping the number of the first physical line.
-fn logical_lines(text: &str) -> Vec<(usize, String)> {
+pub(crate) fn logical_lines(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut current: Option<(usize, String)> = None;
     for (i, raw) in text.lines().enumerate() {
@@ -141,7 +141,7 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
 }
 
 /// pip: a `#` at the start of a line or after whitespace starts a comment.
-fn strip_comment(line: &str) -> &str {
+pub(crate) fn strip_comment(line: &str) -> &str {
     let bytes = line.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
         if b == b'#' && (i == 0 || bytes[i - 1].is_ascii_whitespace()) {

@@ -1,4 +1,4 @@
-//! Stage: the dependency closure (`dependencies = true`). Each selected
+//! Stage: the dependency closure (`dependencies = "all"`). Each selected
 //! wheel's `Requires-Dist` (read from the verified wheel in the store, never
 //! from an unverified source), with markers evaluated for the manifest's
 //! Pythons and platforms and extras taken from the requirements that asked
@@ -14,6 +14,7 @@ use super::views::{self, Requested, Views};
 use crate::diagnostics::Diagnostics;
 use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
+use crate::manifest::Dependencies;
 use crate::run::Run;
 use crate::select::closure::Closure;
 use crate::select::env;
@@ -79,7 +80,7 @@ pub fn expand(
     opts: FetchOptions,
     diags: &mut Diagnostics,
 ) -> Result<(Requested, Views), StateError> {
-    let follows = |p: &ProjectName| inputs.select.options_for(p).dependencies;
+    let follows = |p: &ProjectName| inputs.select.options_for(p).dependencies == Dependencies::All;
     let mut closure = Closure::new(&requested);
     loop {
         if !requested.keys().any(follows) {
@@ -89,7 +90,7 @@ pub fn expand(
         let plan = plan::make(inputs, &requested, &views, &run.state.artifacts()?, &mut Diagnostics::default());
         let plan = adopt(run, wheels_only(plan, follows), opts.allow_missing_hashes)?;
         // Offline, only what is stored is followed (the main fetch says what is missing).
-        let plan = if client.is_some() { fetch(run, client, plan, opts, diags)?.0 } else { plan };
+        let plan = if client.is_some() { fetch(run, client, plan, opts, &Default::default(), diags)?.0 } else { plan };
         let new = discover(run, &plan, inputs, &requested, &mut closure);
         if new.is_empty() {
             return Ok((requested, views));

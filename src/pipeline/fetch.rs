@@ -2,6 +2,8 @@
 //! becomes `Keep` (the file is in the store, verified, and recorded in the
 //! state) or `Drop` (it is not, and a diagnostic says why).
 
+use std::collections::BTreeMap;
+
 use rayon::prelude::*;
 
 use super::plan::{Decision, Plan};
@@ -105,6 +107,26 @@ pub fn adopt(run: &mut Run, mut plan: Plan, allow_missing_hashes: bool) -> Resul
     Ok(plan)
 }
 
+/// The METADATA each wheel was resolved with, by (project, filename).
+pub type Expected = BTreeMap<(ProjectName, String), Sha256>;
+
+/// A fetched wheel whose verified METADATA is not what resolution used
+/// fails: the resolution would not hold for what the mirror serves.
+fn metadata_differs(job: &FetchJob, got: Option<(Sha256, u64)>, expected: &Expected) -> Option<String> {
+    if !job.file.filename.is_wheel() {
+        return None;
+    }
+    let want = expected.get(&(job.project.clone(), job.file.filename.to_string()))?;
+    let got = got.map(|(sha, _)| sha);
+    (got != Some(*want)).then(|| {
+        format!(
+            "{}: its METADATA (sha256 {}) differs from the metadata resolution used (sha256 {want}); refused",
+            job.file.filename,
+            got.map_or_else(|| "none".to_string(), |s| s.hex())
+        )
+    })
+}
+
 /// Stage: fetch and verify every `Fetch` in parallel, recording each
 /// verified file. Without a client (offline) nothing is fetched: the files
 /// are dropped with a warning.
@@ -113,6 +135,7 @@ pub fn fetch(
     client: Option<&Client>,
     mut plan: Plan,
     opts: FetchOptions,
+    expected: &Expected,
     diags: &mut Diagnostics,
 ) -> Result<(Plan, Fetched), StateError> {
     let mut jobs = Vec::new();
@@ -134,6 +157,14 @@ pub fn fetch(
     let mut rows = Vec::new();
     let mut fetched = Fetched::default();
     for (job, r) in jobs.iter().zip(results) {
+        let r = r.map_err(|e| e.to_string()).and_then(|f| match metadata_differs(job, f.metadata, expected) {
+            Some(message) => {
+                run.store.remove(&job.project, job.file.filename.as_str());
+                tracing::error!("{message}");
+                Err(message)
+            }
+            None => Ok(f),
+        });
         match r {
             Ok(f) => {
                 fetched.files += 1;
@@ -141,10 +172,10 @@ pub fn fetch(
                 rows.push(artifact_row(&job.file, &job.project, f.sha256, f.size, f.metadata, plan.run));
             }
             // Already logged by the fetcher as it happened.
-            Err(e) => diags.push_quiet(Diagnostic::FetchFailed {
+            Err(message) => diags.push_quiet(Diagnostic::FetchFailed {
                 project: job.project.clone(),
                 filename: job.file.filename.to_string(),
-                message: e.to_string(),
+                message,
             }),
         }
     }

@@ -3,9 +3,11 @@
 //! plain values:
 //!
 //! ```text
-//! load advisories → Session::begin → requested → gather views
-//!   → expand (dependency closure) → plan → adopt → fetch → record
-//!   → publish (inventory → audit → render → swap) → prune → finish
+//! load advisories → Session::begin → connect → wanted (targets, locks,
+//!   requested) → gather views → resolve (per environment) → expand
+//!   (dependency closure) → plan → adopt → fetch → record
+//!   → publish (inventory → audit → installability → render → swap)
+//!   → prune → finish
 //! ```
 //!
 //! Nothing is published unless every earlier stage completed; a run with
@@ -15,9 +17,11 @@
 
 pub mod closure;
 pub mod fetch;
+pub mod installable;
 pub mod plan;
 pub mod publish;
 pub mod record;
+pub mod resolve;
 pub mod views;
 
 use std::path::PathBuf;
@@ -28,8 +32,10 @@ use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::index::Templates;
-use crate::manifest::{Manifest, Mirror};
+use crate::manifest::{Manifest, Mirror, Select};
 use crate::run::{Run, Session};
+use crate::select::env::{self, TargetEnv};
+use crate::select::locked::{self, Locked};
 use crate::store::fetch::FetchOptions;
 use crate::store::state::RunCounts;
 use crate::upstream::{Client, ClientConfig};
@@ -123,8 +129,25 @@ pub fn connect(mirror: &Mirror, offline: bool) -> Result<Option<Client>, Error> 
     Ok(Some(Client::new(&cfg)?))
 }
 
+/// What the manifest asks for, worked out once: the target environments,
+/// what lock files name there, and the requirement lines by project.
+pub struct Wanted {
+    pub envs: Vec<TargetEnv>,
+    pub locked: Locked,
+    pub requested: views::Requested,
+}
+
+/// Stage: wanted.
+pub fn wanted(select: &Select) -> Wanted {
+    let envs = env::targets(&select.defaults.tags);
+    let locked = locked::locked(select, &envs);
+    let requested = views::requested(select, &locked);
+    Wanted { envs, locked, requested }
+}
+
 fn publishing<'a>(
     manifest: &'a Manifest,
+    wanted: &'a Wanted,
     loaded: &'a LoadedSnapshot,
     templates: &'a Templates,
     force: bool,
@@ -135,6 +158,13 @@ fn publishing<'a>(
             upstream: Some(redact::url(&manifest.mirror.upstream)),
         },
         policy: &manifest.policy,
+        check: installable::CheckInputs {
+            select: &manifest.select,
+            requested: &wanted.requested,
+            locked: &wanted.locked,
+            envs: &wanted.envs,
+            jobs: manifest.mirror.jobs,
+        },
         loaded,
         templates,
         force,
@@ -157,39 +187,63 @@ fn finish(
     Ok(BuildOutcome { run: id, summary, diagnostics: diags.sorted(), exit })
 }
 
+/// The stages up to a plan: views, resolution, the closure, the plan.
+fn to_plan(
+    run: &mut Run,
+    manifest: &Manifest,
+    client: Option<&Client>,
+    want: &Wanted,
+    jobs: usize,
+    diags: &mut Diagnostics,
+) -> Result<(plan::Plan, views::Requested, resolve::Resolved), Error> {
+    let m = &manifest.mirror;
+    let mut sw = Stopwatch::start();
+    let names: Vec<_> = want.requested.keys().cloned().collect();
+    let views = views::gather(client, &run.state, &names, jobs, diags)?;
+    run.state.put_project_views(&views.updated)?;
+    sw.lap("upstream views");
+    let tmp = run.store.tmp_dir().to_path_buf();
+    let cx = resolve::ResolveInputs { select: &manifest.select, client, jobs, tmp: &tmp };
+    let (requested, select, views, resolved) = resolve::resolve(&run.state, &cx, want.requested.clone(), views, diags)?;
+    run.state.put_project_views(&views.updated)?;
+    sw.lap("resolve");
+    let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
+    let inputs = plan::PlanInputs {
+        select: &select,
+        locked: &want.locked,
+        keep_runs: m.keep_runs,
+        store: run.store.clone(),
+        run: run.id,
+    };
+    let (requested, views) = closure::expand(run, client, &inputs, requested, views, fetch_opts, diags)?;
+    let plan = plan::make(&inputs, &requested, &views, &run.state.artifacts()?, diags);
+    sw.lap("plan");
+    Ok((plan, requested, resolved))
+}
+
 pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, Error> {
     let started = Instant::now();
     let mut sw = Stopwatch::start();
     let m = &manifest.mirror;
     let output = opts.out.clone().unwrap_or_else(|| m.output.clone());
     let jobs = opts.jobs.unwrap_or(m.jobs);
-    let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
     let templates = Templates::new(m.templates.as_deref())?;
     let loaded = load_snapshot(&manifest.advisories, &manifest.policy, crate::util::clock::output_time())?;
     let mut run = Session::open(m, &output, "build")?.begin("build")?;
     let client = connect(m, opts.offline)?;
     let mut diags = Diagnostics::default();
-    let inputs =
-        plan::PlanInputs { select: &manifest.select, keep_runs: m.keep_runs, store: run.store.clone(), run: run.id };
-    let requested = views::requested(&manifest.select);
+    let want = wanted(&manifest.select);
     tracing::info!(
         "run {}: {} project(s) from {}{}",
         run.id,
-        requested.len(),
+        want.requested.len(),
         redact::url(&m.upstream),
         if opts.offline { " (offline: stored views only)" } else { "" }
     );
-    let names: Vec<_> = requested.keys().cloned().collect();
-    let views = views::gather(client.as_ref(), &run.state, &names, jobs, &mut diags)?;
-    run.state.put_project_views(&views.updated)?;
-    sw.lap("upstream views");
-    let (requested, views) =
-        closure::expand(&mut run, client.as_ref(), &inputs, requested, views, fetch_opts, &mut diags)?;
-    let plan = plan::make(&inputs, &requested, &views, &run.state.artifacts()?, &mut diags);
-    drop(views);
-    sw.lap("plan");
+    let (plan, requested, resolved) = to_plan(&mut run, manifest, client.as_ref(), &want, jobs, &mut diags)?;
     let plan = fetch::adopt(&mut run, plan, m.allow_missing_hashes)?;
-    let (plan, fetched) = fetch::fetch(&mut run, client.as_ref(), plan, fetch_opts, &mut diags)?;
+    let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
+    let (plan, fetched) = fetch::fetch(&mut run, client.as_ref(), plan, fetch_opts, &resolved.metadata, &mut diags)?;
     sw.lap("fetch");
     let recorded = record::record(&mut run, &plan, &requested)?;
     sw.lap("record");
@@ -208,12 +262,14 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
         return finish(run, summary, &diags, started, Exit::Failed);
     }
     record::pruning(&plan, &mut diags);
-    let published =
-        publish::publish(&mut run, &publishing(manifest, &loaded, &templates, false), &plan.prune, &mut diags)?;
+    let publishing = publishing(manifest, &want, &loaded, &templates, false);
+    let published = publish::publish(&mut run, &publishing, &plan.prune, &mut diags)?;
     summary.published = published.changed;
-    summary.pruned = record::prune(&mut run, &plan)?;
+    if published.changed || published.exit != Exit::Failed {
+        summary.pruned = record::prune(&mut run, &plan)?;
+    }
     // A failed run outranks a policy breach: the mirror is incomplete.
-    let exit = if diags.failed() { Exit::Failed } else { published.exit };
+    let exit = if diags.failed() || published.exit == Exit::Failed { Exit::Failed } else { published.exit };
     finish(run, summary, &diags, started, exit)
 }
 
@@ -240,7 +296,9 @@ pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<Buil
     let mut run = session.begin(command)?;
     let mut diags = Diagnostics::default();
     let summary = Summary { kept: run.state.listed_count()?, ..Summary::default() };
-    let published = publish::publish(&mut run, &publishing(manifest, &loaded, &templates, force), &[], &mut diags)?;
+    let want = wanted(&manifest.select);
+    let published =
+        publish::publish(&mut run, &publishing(manifest, &want, &loaded, &templates, force), &[], &mut diags)?;
     let summary = Summary { published: published.changed, ..summary };
     finish(run, summary, &diags, started, published.exit)
 }

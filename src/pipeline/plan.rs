@@ -14,6 +14,7 @@ use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
 use crate::manifest::requirements::RequirementLine;
 use crate::manifest::{Select, SelectOptions};
+use crate::select::locked::{Hashed, Locked, Named};
 use crate::store::Store;
 use crate::store::state::Artifact;
 use crate::upstream::listing::UpstreamFile;
@@ -57,6 +58,9 @@ pub struct ProjectPlan {
     pub files: Vec<PlannedFile>,
     /// Stored files whose upstream sha256 changed: (filename, mirrored, upstream).
     pub tampered: Vec<(String, Sha256, Sha256)>,
+    /// Something asked for is not there (a locked file refused or missing):
+    /// plan the project again next run.
+    pub incomplete: bool,
 }
 
 impl ProjectPlan {
@@ -68,6 +72,7 @@ impl ProjectPlan {
             planned: false,
             files: Vec::new(),
             tampered: Vec::new(),
+            incomplete: false,
         }
     }
 
@@ -78,7 +83,11 @@ impl ProjectPlan {
 
     /// Every selected file was brought in: the plan key may be recorded.
     pub fn complete(&self) -> bool {
-        !self.files.iter().any(|f| matches!(f.decision, Decision::Drop | Decision::Fetch(_) | Decision::Adopt(_)))
+        !self.incomplete
+            && !self
+                .files
+                .iter()
+                .any(|f| matches!(f.decision, Decision::Drop | Decision::Fetch(_) | Decision::Adopt(_)))
     }
 }
 
@@ -114,8 +123,14 @@ impl Plan {
 
 /// The hash of everything a project's selection depends on: its page, its
 /// options, its requirement lines, and the airlock version (rules change).
-pub fn plan_key(body_sha256: &str, opts: &SelectOptions, lines: &[RequirementLine]) -> String {
-    let mut text = format!("{}\n{body_sha256}\n{opts:?}\n", env!("CARGO_PKG_VERSION"));
+pub fn plan_key(
+    body_sha256: &str,
+    opts: &SelectOptions,
+    lines: &[RequirementLine],
+    locked: Option<&BTreeMap<String, Named>>,
+    hashed: Option<&Vec<Hashed>>,
+) -> String {
+    let mut text = format!("{}\n{body_sha256}\n{opts:?}\n{locked:?}\n{hashed:?}\n", env!("CARGO_PKG_VERSION"));
     let mut reqs: Vec<String> =
         lines.iter().map(|l| format!("{}{}", if l.constraint { "-c " } else { "" }, l.requirement)).collect();
     reqs.sort();
@@ -129,6 +144,8 @@ pub fn plan_key(body_sha256: &str, opts: &SelectOptions, lines: &[RequirementLin
 /// What planning needs besides the views.
 pub struct PlanInputs<'a> {
     pub select: &'a Select,
+    /// What the manifest's lock files name.
+    pub locked: &'a Locked,
     pub keep_runs: u32,
     /// To tell files a killed run stored (adopt) from files never fetched.
     pub store: Store,
@@ -152,20 +169,26 @@ pub fn make(
     for (project, lines) in requested {
         let Some(up) = views.projects.get(project) else { continue };
         let opts = inputs.select.options_for(project);
-        let key = plan_key(&up.view.body_sha256, &opts, lines);
+        let lock = LockedFor { files: inputs.locked.files.get(project), hashed: inputs.locked.hashed.get(project) };
+        let key = plan_key(&up.view.body_sha256, &opts, lines, lock.files, lock.hashed);
         let have = by_project.get(project);
         let pp = if up.freshness != Freshness::Fetched && up.view.plan_key.as_deref() == Some(&key) {
             carried_over(project, key, have)
         } else {
             match up.listing() {
-                Ok(listing) => select_project(project, key, listing, lines, &opts, have, &inputs.store),
+                Ok(listing) => {
+                    let pp = select_project(project, key, listing, lines, &opts, have, &inputs.store);
+                    with_locked(pp, listing, &lock, have, &inputs.store, diags)
+                }
                 Err(e) => {
                     diags.push(Diagnostic::PlanFailed { project: project.clone(), message: e.to_string() });
                     continue;
                 }
             }
         };
-        if pp.with(|d| matches!(d, Decision::Keep | Decision::Fetch(_) | Decision::Adopt(_))).next().is_none() {
+        if !lines.is_empty()
+            && pp.with(|d| matches!(d, Decision::Keep | Decision::Fetch(_) | Decision::Adopt(_))).next().is_none()
+        {
             let lines = lines.iter().filter(|l| !l.constraint).map(|l| format!("{}: `{}`", l.origin, l.requirement));
             diags.push(Diagnostic::SelectsNothing { project: project.clone(), lines: lines.collect() });
         }
@@ -217,6 +240,96 @@ fn carried_over(project: &ProjectName, key: String, have: Option<&BTreeMap<&str,
     pp
 }
 
+/// What the lock files name of one project.
+struct LockedFor<'a> {
+    files: Option<&'a BTreeMap<String, Named>>,
+    hashed: Option<&'a Vec<Hashed>>,
+}
+
+/// The decision for a selected upstream file.
+fn decide(
+    f: UpstreamFile,
+    pp: &mut ProjectPlan,
+    have: Option<&BTreeMap<&str, &Artifact>>,
+    store: &Store,
+) -> PlannedFile {
+    let filename = f.filename.clone();
+    let name = filename.as_str();
+    let in_store = store.path(&pp.project, name).is_file();
+    let decision = match (have.and_then(|h| h.get(name)), in_store) {
+        (Some(a), true) => {
+            if let Some(up) = f.sha256.filter(|up| *up != a.sha256) {
+                pp.tampered.push((name.to_string(), a.sha256, up));
+            }
+            Decision::Keep
+        }
+        (None, true) => Decision::Adopt(Box::new(f)),
+        _ => Decision::Fetch(Box::new(f)),
+    };
+    PlannedFile { filename, decision }
+}
+
+/// Add the files lock files name: exactly those, each only if the upstream
+/// declares the sha256 the lock does (anything else is refused as possible
+/// tampering). Files named by `--hash` alone are the version's files with
+/// one of the hashes.
+fn with_locked(
+    mut pp: ProjectPlan,
+    listing: &crate::upstream::listing::Listing,
+    lock: &LockedFor<'_>,
+    have: Option<&BTreeMap<&str, &Artifact>>,
+    store: &Store,
+    diags: &mut Diagnostics,
+) -> ProjectPlan {
+    let project = pp.project.clone();
+    let mut chosen: Vec<UpstreamFile> = Vec::new();
+    for (filename, named) in lock.files.into_iter().flatten() {
+        let found = listing.files.iter().find(|f| f.filename.as_str() == filename);
+        pp.incomplete |= found.is_none_or(|f| f.sha256.is_some_and(|up| up != named.sha256));
+        match found {
+            None => diags.push(Diagnostic::LockMissing {
+                project: project.clone(),
+                what: filename.clone(),
+                lockfile: named.lockfile.clone(),
+            }),
+            Some(f) if f.sha256.is_some_and(|up| up != named.sha256) => diags.push(Diagnostic::LockMismatch {
+                project: project.clone(),
+                filename: filename.clone(),
+                lock: named.sha256,
+                upstream: f.sha256.unwrap_or(named.sha256),
+                lockfile: named.lockfile.clone(),
+            }),
+            Some(f) => chosen.push(f.clone()),
+        }
+    }
+    for h in lock.hashed.into_iter().flatten() {
+        let files: Vec<&UpstreamFile> = listing
+            .files
+            .iter()
+            .filter(|f| f.filename.version() == &h.version && f.sha256.is_some_and(|s| h.hashes.contains(&s)))
+            .collect();
+        if files.is_empty() {
+            pp.incomplete = true;
+            diags.push(Diagnostic::LockMissing {
+                project: project.clone(),
+                what: format!("a file of {project}=={} with one of its {} hash(es)", h.version, h.hashes.len()),
+                lockfile: h.lockfile.clone(),
+            });
+        }
+        chosen.extend(files.into_iter().cloned());
+    }
+    for f in chosen {
+        if !pp.files.iter().any(|p| p.filename == f.filename) {
+            let planned = decide(f, &mut pp, have, store);
+            pp.files.push(planned);
+        }
+    }
+    pp.files.sort_by(|a, b| {
+        a.filename.version().cmp(b.filename.version()).then_with(|| a.filename.as_str().cmp(b.filename.as_str()))
+    });
+    pp
+}
+
 /// Apply the selection to a listing and decide each selected file.
 fn select_project(
     project: &ProjectName,
@@ -231,20 +344,8 @@ fn select_project(
     pp.planned = true;
     let refs: Vec<&RequirementLine> = lines.iter().collect();
     for f in crate::select::select(listing, &refs, opts) {
-        let filename = f.filename.clone();
-        let name = filename.as_str();
-        let in_store = store.path(project, name).is_file();
-        let decision = match (have.and_then(|h| h.get(name)), in_store) {
-            (Some(a), true) => {
-                if let Some(up) = f.sha256.filter(|up| *up != a.sha256) {
-                    pp.tampered.push((name.to_string(), a.sha256, up));
-                }
-                Decision::Keep
-            }
-            (None, true) => Decision::Adopt(Box::new(f)),
-            _ => Decision::Fetch(Box::new(f)),
-        };
-        pp.files.push(PlannedFile { filename, decision });
+        let planned = decide(f, &mut pp, have, store);
+        pp.files.push(planned);
     }
     pp
 }

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use super::installable;
 use crate::audit::report::{self, Inputs};
 use crate::audit::{Audit, LoadedSnapshot, MirrorInfo};
 use crate::diagnostics::{Diagnostic, Diagnostics, Tampering};
@@ -15,9 +16,11 @@ use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::index::{SiteFile, SiteInfo, Templates, render_site};
+use crate::index::{EnvStatus, SiteFile, SiteInfo, Templates, render_site};
+use crate::manifest::Installable;
 use crate::manifest::Policy;
 use crate::run::Run;
+use crate::select::env::TargetEnv;
 use crate::store::state::{StateError, TreeKeys};
 use crate::tree::{Staged, TreeEntry, encode_listing};
 use crate::util::hashing::{HashingWriter, Sha256};
@@ -27,6 +30,8 @@ use crate::util::hashing::{HashingWriter, Sha256};
 pub struct Publishing<'a> {
     pub mirror: MirrorInfo,
     pub policy: &'a Policy,
+    /// What the installability check checks.
+    pub check: installable::CheckInputs<'a>,
     pub loaded: &'a LoadedSnapshot,
     pub templates: &'a Templates,
     /// Publish even when nothing seems changed (`verify --repair`: the store
@@ -37,7 +42,8 @@ pub struct Publishing<'a> {
 /// What publishing left served.
 #[derive(Debug)]
 pub struct Published {
-    pub tree: PathBuf,
+    /// The tree served after the stage (none before the first publish).
+    pub tree: Option<PathBuf>,
     /// A new tree was published.
     pub changed: bool,
     /// The audit's verdict (success or policy breach).
@@ -80,7 +86,7 @@ fn inputs_key(p: &Publishing<'_>, tampering: &[Tampering], diags: &[Diagnostic])
     let today = crate::util::clock::output_time().to_zoned(jiff::tz::TimeZone::UTC).date();
     let expired: Vec<bool> = p.policy.ignore.iter().map(|i| i.expires.is_some_and(|e| e < today)).collect();
     let text = format!(
-        "{}\n{}\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n",
+        "{}\n{}\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n{:?}\n{:?}\n{:?}\n",
         env!("CARGO_PKG_VERSION"),
         p.templates.digest(),
         p.mirror.name,
@@ -92,6 +98,9 @@ fn inputs_key(p: &Publishing<'_>, tampering: &[Tampering], diags: &[Diagnostic])
         p.loaded.info.as_ref().map(|i| &i.sha256),
         tampering,
         diagnostics_digest(diags),
+        p.check.select,
+        p.check.locked,
+        p.check.envs.iter().map(TargetEnv::name).collect::<Vec<_>>(),
     );
     Sha256::of(text.as_bytes()).hex()
 }
@@ -113,6 +122,7 @@ fn tree_key(files: &[SiteFile], inputs: Inputs<'_>, inputs_key: &str) -> String 
     let mut report = report::json::report(inputs);
     report.generated_at = String::new();
     let _ = serde_json::to_writer(&mut h, &report);
+    let _ = h.write_all(&report::installability::render(inputs.installability, &jiff::Timestamp::UNIX_EPOCH));
     h.finish().1.hex()
 }
 
@@ -182,10 +192,34 @@ fn render(
     inputs: Inputs<'_>,
     p: &Publishing<'_>,
 ) -> Result<(Staged, Vec<TreeEntry>), Error> {
+    let environments = inputs
+        .installability
+        .envs
+        .iter()
+        .map(|e| EnvStatus {
+            name: e.env.name(),
+            ok: e.ok(),
+            note: if e.ok() {
+                let sdists = e.installs.values().filter(|i| i.sdist).count();
+                format!(
+                    "{} project(s){}",
+                    e.installs.len(),
+                    if sdists > 0 { format!(", {sdists} from sdists") } else { String::new() }
+                )
+            } else {
+                e.problems
+                    .iter()
+                    .map(|(p, r)| format!("{p}: {}", r.describe(&e.env.name())))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        })
+        .collect();
     let info = SiteInfo {
         name: p.mirror.name.clone(),
         upstream: p.mirror.upstream.clone(),
         generated_at: inputs.audit.generated_at,
+        environments,
     };
     let staged = run.target.stage(&format!("{:06}", run.id))?;
     let mut entries = render_site(files, &info, Some(&inputs.audit.landing()), p.templates, staged.dir())?;
@@ -235,22 +269,31 @@ pub fn publish(
         if s.keys.exit == Exit::Policy as i64 {
             tracing::error!("policy breach, unchanged since run {}: see its reports/security.html", s.run);
         }
-        return Ok(Published { tree: s.dir.clone(), changed: false, exit: Exit::from_code(s.keys.exit) });
+        return Ok(Published { tree: Some(s.dir.clone()), changed: false, exit: Exit::from_code(s.keys.exit) });
     }
     let files = inventory(run, &pruned, diags)?;
     sw.lap("inventory");
     let (files, audit) = audit(files, p, tampering, diags);
     sw.lap("security join");
+    let cache = run.state.metadata_cache()?;
+    let installability = installable::check(&p.check, &files, Some(&cache), diags);
+    sw.lap("installability");
+    if p.check.select.installable == Installable::Fail && installability.failing().next().is_some() {
+        tracing::error!(
+            "installable = \"fail\": a target environment cannot install the requirements; nothing is published"
+        );
+        return Ok(Published { tree: served.map(|s| s.dir), changed: false, exit: Exit::Failed });
+    }
     let diagnostics = diags.sorted();
-    let inputs = Inputs { audit: &audit, diagnostics: &diagnostics };
+    let inputs = Inputs { audit: &audit, diagnostics: &diagnostics, installability: &installability };
     keys.key = tree_key(&files, inputs, &keys.inputs);
     keys.exit = audit.exit() as i64;
     if let Some(s) = served.as_ref().filter(|s| !p.force && s.keys.key == keys.key) {
         tracing::info!("nothing changed since run {}: its tree stays published", s.run);
-        return Ok(Published { tree: s.dir.clone(), changed: false, exit: audit.exit() });
+        return Ok(Published { tree: Some(s.dir.clone()), changed: false, exit: audit.exit() });
     }
     let (staged, entries) = render(run, &files, inputs, p)?;
     let tree = swap(run, staged, &entries, &keys)?;
     sw.lap("render and publish");
-    Ok(Published { tree, changed: true, exit: audit.exit() })
+    Ok(Published { tree: Some(tree), changed: true, exit: audit.exit() })
 }

@@ -17,6 +17,7 @@ use crate::dist::names::ProjectName;
 use crate::manifest::Select;
 use crate::manifest::requirements::RequirementLine;
 use crate::select::env;
+use crate::select::locked::Locked;
 use crate::store::state::{ProjectView, State, StateError};
 use crate::upstream::listing::Listing;
 use crate::upstream::{Client, Page, wire};
@@ -63,8 +64,9 @@ pub struct Views {
 }
 
 /// The projects a manifest asks for (markers evaluated against its targets),
-/// each with the requirement lines naming it, constraints included.
-pub fn requested(select: &Select) -> Requested {
+/// each with the requirement lines naming it, constraints included, and
+/// every project a lock file names (possibly with no line).
+pub fn requested(select: &Select, locked: &Locked) -> Requested {
     let mut out: Requested = BTreeMap::new();
     // Environments depend only on the targets, which few projects override.
     let mut envs: Vec<(crate::dist::tags::TagFilter, Vec<uv_pep508::MarkerEnvironment>)> = Vec::new();
@@ -87,6 +89,9 @@ pub fn requested(select: &Select) -> Requested {
         }
     }
     out.retain(|_, lines| lines.iter().any(|l| !l.constraint));
+    for p in locked.projects() {
+        out.entry(p.clone()).or_default();
+    }
     out
 }
 
@@ -145,19 +150,21 @@ pub fn gather(
 }
 
 /// One project's upstream and how it was obtained.
-struct Gathered {
-    upstream: Upstream,
+pub struct Gathered {
+    pub upstream: Upstream,
     /// The view is new: store it.
-    fresh: bool,
+    pub fresh: bool,
     /// The upstream failed and the stored view stands in.
-    error: Option<Diagnostic>,
+    pub error: Option<Diagnostic>,
 }
 
 fn stored(view: ProjectView, freshness: Freshness, error: Option<Diagnostic>) -> Gathered {
     Gathered { upstream: Upstream { freshness, view, listing: OnceLock::new() }, fresh: false, error }
 }
 
-fn gather_one(
+/// Fetch one project's page (conditionally, against its stored view `old`),
+/// or, offline, recall the stored view.
+pub fn gather_one(
     client: Option<&Client>,
     project: &ProjectName,
     old: Option<ProjectView>,

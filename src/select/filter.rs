@@ -130,6 +130,7 @@ mod tests {
                     requires_python: rp.map(str::to_string),
                     yanked: yanked.map(str::to_string),
                     upload_time: Some(time.parse().unwrap()),
+                    metadata: Default::default(),
                 })
                 .collect(),
         }

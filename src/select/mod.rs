@@ -3,10 +3,15 @@
 //! `env` turns the manifest's Pythons and platforms into marker
 //! environments; `filter` applies a project's requirement lines and options
 //! to its upstream listing; `closure` follows `Requires-Dist` of selected
-//! wheels (`dependencies = "all"`).
+//! wheels (`dependencies = "all"`); `resolve` resolves each target
+//! environment with PubGrub (`dependencies = "resolve"`); `locked` is what
+//! lock files name.
 
 pub mod closure;
 pub mod env;
 pub mod filter;
+pub mod installable;
+pub mod locked;
+pub mod resolve;
 
 pub use filter::select;

@@ -9,12 +9,13 @@
 
 pub mod fetch;
 pub mod lock;
+pub mod metadata;
 pub mod state;
 
 use std::path::{Path, PathBuf};
 
 use crate::dist::filename::WheelFilename;
-use crate::dist::metadata;
+
 use crate::dist::names::ProjectName;
 use crate::util::hashing::Sha256;
 
@@ -68,7 +69,7 @@ impl Store {
     pub fn extract_metadata(&self, project: &ProjectName, wheel: &WheelFilename) -> Option<(Sha256, u64)> {
         let source = self.path(project, &wheel.to_string());
         let dest = self.metadata_path(project, &wheel.to_string());
-        match metadata::extract_to(&source, wheel, &dest) {
+        match crate::dist::metadata::extract_to(&source, wheel, &dest) {
             Ok(m) => Some(m),
             Err(e) => {
                 tracing::warn!("no PEP 658 metadata for {wheel}: {e}");

@@ -122,6 +122,14 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE projects ADD COLUMN skipped TEXT NOT NULL DEFAULT '[]';
     "#,
+    // 5: core metadata read for resolution, by the sha256 of the file it
+    // belongs to, so a rerun asks the upstream for nothing it already knows.
+    r#"
+    CREATE TABLE core_metadata (
+        sha256 TEXT PRIMARY KEY,
+        metadata BLOB NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// One mirrored artifact, as the state knows it.
@@ -198,6 +206,8 @@ pub struct RunCounts {
 pub struct State {
     conn: Connection,
     path: PathBuf,
+    /// Opened by `plan`, which must write nothing.
+    read_only: bool,
 }
 
 pub use crate::util::clock::now;
@@ -209,7 +219,7 @@ impl State {
         let path = dir.join("state.sqlite");
         let conn =
             Connection::open(&path).map_err(|e| StateError::Sql { path: path.display().to_string(), error: e })?;
-        let mut state = State { conn, path };
+        let mut state = State { conn, path, read_only: false };
         state.setup()?;
         Ok(state)
     }
@@ -219,7 +229,7 @@ impl State {
         let path = dir.join("state.sqlite");
         let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| StateError::Sql { path: path.display().to_string(), error: e })?;
-        let state = State { conn, path };
+        let state = State { conn, path, read_only: true };
         let version: i64 = state.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| state.err(e))?;
         if version > MIGRATIONS.len() as i64 {
             return Err(StateError::TooNew {
@@ -535,6 +545,22 @@ impl State {
         })
     }
 
+    /// Every stored view.
+    pub fn all_project_views(&self) -> Result<std::collections::HashMap<ProjectName, ProjectView>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT project, {} FROM projects", Self::VIEW_COLUMNS))
+            .map_err(|e| self.err(e))?;
+        let mut out = std::collections::HashMap::new();
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let name: String = r.get(0).map_err(|e| self.err(e))?;
+            let Ok(project) = name.parse::<ProjectName>() else { continue };
+            out.insert(project.clone(), Self::view_from_row(project, r).map_err(|e| self.err(e))?);
+        }
+        Ok(out)
+    }
+
     /// The stored views of many projects in one query.
     pub fn project_views(
         &self,
@@ -734,6 +760,21 @@ impl State {
             .map_err(|e| self.err(e))
     }
 
+    // ---------------------------------------------------- core metadata
+
+    /// A second connection for the core-metadata cache, shareable across
+    /// the threads that resolve environments in parallel.
+    pub fn metadata_cache(&self) -> Result<MetadataCache, StateError> {
+        let flags = if self.read_only {
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+        };
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| self.err(e))?;
+        conn.execute_batch("PRAGMA busy_timeout=5000;").map_err(|e| self.err(e))?;
+        Ok(MetadataCache { conn: std::sync::Mutex::new(conn), path: self.path.clone(), read_only: self.read_only })
+    }
+
     // ---------------------------------------------------------- exports
 
     pub fn record_export(&self, run: i64, since: Option<i64>, file: &str) -> Result<(), StateError> {
@@ -748,6 +789,40 @@ impl State {
 
     pub fn last_export_run(&self) -> Result<Option<i64>, StateError> {
         self.conn.query_row("SELECT MAX(run) FROM exports", [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+}
+
+/// Core metadata by the sha256 of its file (see [`State::metadata_cache`]).
+pub struct MetadataCache {
+    conn: std::sync::Mutex<Connection>,
+    path: PathBuf,
+    read_only: bool,
+}
+
+impl MetadataCache {
+    fn err(&self, error: rusqlite::Error) -> StateError {
+        StateError::Sql { path: self.path.display().to_string(), error }
+    }
+
+    pub fn get(&self, sha256: &Sha256) -> Result<Option<Vec<u8>>, StateError> {
+        let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        conn.query_row("SELECT metadata FROM core_metadata WHERE sha256 = ?1", [sha256.hex()], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Remember `metadata` (not from a read-only state: `plan` writes nothing).
+    pub fn put(&self, sha256: &Sha256, metadata: &[u8]) -> Result<(), StateError> {
+        if self.read_only {
+            return Ok(());
+        }
+        let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        conn.execute(
+            "INSERT OR REPLACE INTO core_metadata (sha256, metadata) VALUES (?1, ?2)",
+            params![sha256.hex(), metadata],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
     }
 }
 

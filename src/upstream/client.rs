@@ -360,6 +360,81 @@ impl Client {
     }
 }
 
+/// The answer to a range request.
+pub enum Ranged {
+    /// 206: `bytes` of a `total`-byte file, starting at `start`.
+    Partial { start: u64, bytes: Vec<u8>, total: u64 },
+    /// 200: the server ignores ranges and sends the whole file; the caller
+    /// streams it (with its length, if announced).
+    Whole(Box<dyn Read + Send>, Option<u64>),
+}
+
+/// `Content-Range: bytes START-END/TOTAL`.
+fn content_range(headers: &HeaderMap) -> Option<(u64, u64, u64)> {
+    let v = headers.get(header::CONTENT_RANGE)?.to_str().ok()?.trim().strip_prefix("bytes ")?;
+    let (span, total) = v.split_once('/')?;
+    let (start, end) = span.split_once('-')?;
+    Some((start.trim().parse().ok()?, end.trim().parse().ok()?, total.trim().parse().ok()?))
+}
+
+impl Client {
+    /// GET `range` (an HTTP `Range` value such as `bytes=-65536`) of a file,
+    /// at most `max` bytes of body, with retries.
+    pub fn range(&self, url: &Url, range: &str, max: u64) -> Result<Ranged, UpstreamError> {
+        let io = |e: std::io::Error| UpstreamError::Io { url: redact::url(url), error: e };
+        self.retry(|| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+            let value = HeaderValue::from_str(range).map_err(|e| {
+                Failure::fatal(UpstreamError::Invalid { url: redact::url(url), message: e.to_string() })
+            })?;
+            headers.insert(header::RANGE, value);
+            let resp = self.send(url, headers)?;
+            if resp.status() != StatusCode::PARTIAL_CONTENT {
+                let len = resp.content_length();
+                return Ok(Ranged::Whole(Box::new(resp), len));
+            }
+            let Some((start, end, total)) = content_range(resp.headers()) else {
+                return Err(Failure::fatal(UpstreamError::Invalid {
+                    url: redact::url(url),
+                    message: "a 206 answer without a usable Content-Range".into(),
+                }));
+            };
+            let want = end.saturating_sub(start).saturating_add(1).min(max);
+            let mut bytes = Vec::with_capacity(want.min(1 << 20) as usize);
+            resp.take(want).read_to_end(&mut bytes).map_err(|e| Failure::transient(io(e)))?;
+            if (bytes.len() as u64) < want {
+                return Err(Failure::transient(io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("range {range}: {} of {want} bytes", bytes.len()),
+                ))));
+            }
+            Ok(Ranged::Partial { start, bytes, total })
+        })
+        .map_err(GaveUp::into_error)
+    }
+
+    /// GET a small document whole (at most `max` bytes), with retries.
+    pub fn get_small(&self, url: &Url, max: u64) -> Result<Vec<u8>, UpstreamError> {
+        let io = |e: std::io::Error| UpstreamError::Io { url: redact::url(url), error: e };
+        if url.scheme() == "file" {
+            let path = url
+                .to_file_path()
+                .map_err(|_| UpstreamError::Invalid { url: url.to_string(), message: "not a local path".into() })?;
+            let mut out = Vec::new();
+            fs_err::File::open(path).map_err(io)?.take(max).read_to_end(&mut out).map_err(io)?;
+            return Ok(out);
+        }
+        self.retry(|| {
+            let resp = self.send(url, HeaderMap::new())?;
+            let mut out = Vec::new();
+            resp.take(max).read_to_end(&mut out).map_err(|e| Failure::transient(io(e)))?;
+            Ok(out)
+        })
+        .map_err(GaveUp::into_error)
+    }
+}
+
 /// The result of a conditional download.
 #[derive(Debug)]
 pub enum Download {

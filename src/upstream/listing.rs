@@ -25,6 +25,19 @@ pub struct UpstreamFile {
     /// `None` when not yanked, else the reason (possibly empty).
     pub yanked: Option<String>,
     pub upload_time: Option<jiff::Timestamp>,
+    /// PEP 658/714: the upstream serves the file's core metadata beside it.
+    pub metadata: Offered,
+}
+
+/// Whether an upstream offers a file's core metadata (PEP 658/714).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Offered {
+    #[default]
+    No,
+    /// Offered, without a hash to check it by.
+    Unhashed,
+    /// Offered with its sha256.
+    Sha256(Sha256),
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +102,16 @@ fn convert(f: &wire::File, page_url: &Url, project: &ProjectName) -> Result<Upst
         None => None,
         Some(t) => Some(t.parse::<jiff::Timestamp>().map_err(|e| format!("bad upload-time {t:?}: {e}"))?),
     };
+    let metadata = match f.core_metadata.as_ref().or(f.dist_info_metadata.as_ref()) {
+        None | Some(wire::CoreMetadata::Flag(false)) => Offered::No,
+        Some(wire::CoreMetadata::Flag(true)) => Offered::Unhashed,
+        // A malformed hash offers nothing we could check: treat as not offered.
+        Some(wire::CoreMetadata::Hashes(h)) => match h.get("sha256").map(|d| d.parse::<Sha256>()) {
+            Some(Ok(sha)) => Offered::Sha256(sha),
+            Some(Err(_)) => Offered::No,
+            None => Offered::Unhashed,
+        },
+    };
     Ok(UpstreamFile {
         filename,
         url,
@@ -97,6 +120,7 @@ fn convert(f: &wire::File, page_url: &Url, project: &ProjectName) -> Result<Upst
         requires_python: f.requires_python.clone(),
         yanked: f.yanked.reason().map(str::to_string),
         upload_time,
+        metadata,
     })
 }
 

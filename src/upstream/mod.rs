@@ -5,6 +5,7 @@
 
 mod client;
 pub mod listing;
+pub mod range;
 pub mod wire;
 
-pub use client::{Client, ClientConfig, Download, Failure, GaveUp, Page, Retry, UpstreamError, Validators};
+pub use client::{Client, ClientConfig, Download, Failure, GaveUp, Page, Ranged, Retry, UpstreamError, Validators};

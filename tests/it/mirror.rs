@@ -378,8 +378,16 @@ fn plan_touches_nothing() {
     assert!(env.upstream.file_requests().is_empty());
 }
 
+/// Both ways of following dependencies (`true` means "resolve") agree on
+/// a graph with one version per requirement.
 #[test]
 fn dependency_closure_follows_markers_and_extras() {
+    for mode in ["true", "\"all\""] {
+        dependencies_follow_markers_and_extras(mode);
+    }
+}
+
+fn dependencies_follow_markers_and_extras(mode: &str) {
     let env = Env::new(Flavour::Json);
     let up = &env.upstream;
     up.add(
@@ -408,11 +416,13 @@ fn dependency_closure_follows_markers_and_extras() {
     for p in ["winonly", "fancy", "oldpy"] {
         up.add(p, FakeFile::new(wheel(p, "1.0", WheelSpec::default())));
     }
-    env.manifest("[select]\npackages = [\"app[ui]\"]\npython = [\"3.12\"]\nplatforms = [\"manylinux_2_17_x86_64\"]\ndependencies = true\n");
+    env.manifest(&format!(
+        "[select]\npackages = [\"app[ui]\"]\npython = [\"3.12\"]\nplatforms = [\"manylinux_2_17_x86_64\"]\ndependencies = {mode}\n"
+    ));
     env.build().success();
     let public = env.public();
-    assert_eq!(listed(&public, "libdep"), ["libdep-1.2-py3-none-any.whl"]);
-    assert_eq!(listed(&public, "leaf"), ["leaf-2.1-py3-none-any.whl"], "transitive, with its own specifier");
+    assert_eq!(listed(&public, "libdep"), ["libdep-1.2-py3-none-any.whl"], "{mode}");
+    assert_eq!(listed(&public, "leaf"), ["leaf-2.1-py3-none-any.whl"], "{mode}: transitive, with its own specifier");
     assert_eq!(listed(&public, "fancy"), ["fancy-1.0-py3-none-any.whl"], "extra requested");
     assert!(listed(&public, "winonly").is_empty(), "marker false on linux");
     assert!(listed(&public, "oldpy").is_empty(), "marker false on 3.12");

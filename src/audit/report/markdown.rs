@@ -14,6 +14,30 @@ fn cell(s: &str) -> String {
 
 const TOP: usize = 15;
 
+/// One line per environment that cannot install what was asked.
+fn installability_section(md: &mut String, i: &crate::select::installable::Installability) {
+    if i.unchecked.is_some() || i.envs.is_empty() {
+        return;
+    }
+    let failing: Vec<_> = i.failing().collect();
+    if failing.is_empty() {
+        let _ = writeln!(
+            md,
+            "Installability: every one of the {} target environments installs the requirements from the mirror.\n",
+            i.envs.len()
+        );
+        return;
+    }
+    let _ = writeln!(md, "### Installability: {} of {} environments fail\n", failing.len(), i.envs.len());
+    for e in failing {
+        let problems: Vec<String> =
+            e.problems.iter().map(|(p, r)| format!("{p}: {}", r.describe(&e.env.name()))).collect();
+        let what = if problems.is_empty() { "does not resolve".to_string() } else { problems.join("; ") };
+        let _ = writeln!(md, "- `{}`: {}", e.env.name(), cell(&what));
+    }
+    md.push('\n');
+}
+
 /// Diagnostics listed in summary.md at most; the rest are counted.
 const DIAGNOSTICS: usize = 30;
 
@@ -150,6 +174,7 @@ pub fn render(inputs: Inputs<'_>) -> Vec<u8> {
         }
         md.push('\n');
     }
+    installability_section(&mut md, inputs.installability);
     run_section(&mut md, inputs.diagnostics);
     let _ = writeln!(md, "Generated {} by airlock {}.", audit.generated_at, env!("CARGO_PKG_VERSION"));
     md.into_bytes()

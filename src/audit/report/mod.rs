@@ -5,6 +5,7 @@
 //! summaries). Each format has its own wire structs, converted explicitly.
 
 pub mod html;
+pub mod installability;
 pub mod json;
 pub mod markdown;
 pub mod sarif;
@@ -16,6 +17,7 @@ use serde::Serialize;
 use crate::audit::Audit;
 use crate::diagnostics::{Diagnostic, Level, Tampering};
 use crate::index::{RenderError, Templates};
+use crate::select::installable::Installability;
 use crate::tree::{TreeEntry, write_entry};
 
 /// What the reports are rendered from.
@@ -24,11 +26,17 @@ pub struct Inputs<'a> {
     pub audit: &'a Audit,
     /// The run's diagnostics, sorted.
     pub diagnostics: &'a [Diagnostic],
+    pub installability: &'a Installability,
 }
 
 /// Write every report under `root/reports/`.
 pub fn write_all(inputs: Inputs<'_>, templates: &Templates, root: &Path) -> Result<Vec<TreeEntry>, RenderError> {
     Ok(vec![
+        write_entry(
+            root,
+            "reports/installability.json",
+            &installability::render(inputs.installability, &inputs.audit.generated_at),
+        )?,
         write_entry(root, "reports/security.html", &html::render(inputs, templates)?)?,
         write_entry(root, "reports/security.json", &json::render(inputs))?,
         write_entry(root, "reports/security.sarif", &sarif::render(inputs))?,

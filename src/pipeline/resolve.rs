@@ -1,0 +1,361 @@
+//! Stage: resolve (`dependencies = "resolve"`, which `true` means). For
+//! every target environment, what pip or uv would install for the
+//! requested requirements, resolved against the upstream; the union of the
+//! resolutions becomes exact pins, which the plan stage then selects like
+//! any requirement. `latest = N` widens each top-level requirement to its
+//! newest N versions, each resolved.
+//!
+//! Resolutions run in parallel (one environment, or one widened variant,
+//! per task) over one shared index of listings and metadata, and are merged
+//! in environment order, so the result does not depend on thread timing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use pubgrub::Ranges;
+use rayon::prelude::*;
+use uv_pep508::{Requirement, VersionOrUrl};
+
+use super::views::{self, Requested, Views};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::dist::Version;
+use crate::dist::metadata::CoreMetadata;
+use crate::dist::names::ProjectName;
+use crate::manifest::requirements::RequirementLine;
+use crate::manifest::{Dependencies, Select, SelectOverride};
+use crate::select::env::{self, TargetEnv};
+use crate::select::resolve::{self, Index, Outcome, Request};
+use crate::store::metadata::Fetcher;
+use crate::store::state::{ProjectView, State, StateError};
+use crate::upstream::Client;
+use crate::upstream::listing::UpstreamFile;
+use crate::util::hashing::Sha256;
+
+type Once<T> = Arc<OnceLock<Result<T, String>>>;
+
+/// Listings and metadata from the upstream, fetched once each, shared by
+/// every resolution of the run.
+struct UpstreamIndex<'a> {
+    client: Option<&'a Client>,
+    fetcher: Fetcher<'a>,
+    /// Stored views not yet used: the validators of conditional requests.
+    stored: Mutex<HashMap<ProjectName, ProjectView>>,
+    listings: Mutex<HashMap<ProjectName, Once<Arc<Vec<UpstreamFile>>>>>,
+    metadata: Mutex<HashMap<(ProjectName, String), Once<(Arc<CoreMetadata>, Sha256)>>>,
+    /// Every project gathered, for the plan stage.
+    gathered: Mutex<Views>,
+    diagnostics: Mutex<Vec<Diagnostic>>,
+}
+
+fn once<K: std::hash::Hash + Eq + Clone, T>(map: &Mutex<HashMap<K, Once<T>>>, key: &K) -> Once<T> {
+    map.lock().unwrap_or_else(PoisonError::into_inner).entry(key.clone()).or_default().clone()
+}
+
+impl UpstreamIndex<'_> {
+    fn gather(&self, project: &ProjectName) -> Result<Arc<Vec<UpstreamFile>>, String> {
+        let old = self.stored.lock().unwrap_or_else(PoisonError::into_inner).remove(project);
+        match views::gather_one(self.client, project, old) {
+            Ok(g) => {
+                let files = g.upstream.listing().map(|l| Arc::new(l.files.clone())).map_err(str::to_string);
+                let mut views = self.gathered.lock().unwrap_or_else(PoisonError::into_inner);
+                if g.fresh {
+                    views.updated.push(g.upstream.view.clone());
+                }
+                views.projects.insert(project.clone(), g.upstream);
+                self.diagnostics.lock().unwrap_or_else(PoisonError::into_inner).extend(g.error);
+                files
+            }
+            Err(d) => {
+                let message = d.to_string();
+                self.diagnostics.lock().unwrap_or_else(PoisonError::into_inner).push(d);
+                Err(message)
+            }
+        }
+    }
+
+    fn metadata_sha(&self, project: &ProjectName, filename: &str) -> Option<Sha256> {
+        let slot = once(&self.metadata, &(project.clone(), filename.to_string()));
+        slot.get().and_then(|r| r.as_ref().ok()).map(|(_, sha)| *sha)
+    }
+}
+
+impl Index for UpstreamIndex<'_> {
+    fn files(&self, project: &ProjectName) -> Result<Arc<Vec<UpstreamFile>>, String> {
+        once(&self.listings, project).get_or_init(|| self.gather(project)).clone()
+    }
+
+    fn metadata(&self, project: &ProjectName, file: &UpstreamFile) -> Result<Arc<CoreMetadata>, String> {
+        let slot = once(&self.metadata, &(project.clone(), file.filename.to_string()));
+        let got = slot.get_or_init(|| {
+            let (bytes, _) = self.fetcher.fetch(file).map_err(|e| e.to_string())?;
+            let parsed = CoreMetadata::parse(&bytes);
+            if !file.filename.is_wheel() {
+                tracing::warn!(
+                    "{project}: resolving with {}'s PKG-INFO: an sdist's dependencies may differ once it is built",
+                    file.filename
+                );
+            }
+            for bad in &parsed.invalid {
+                tracing::warn!("{project} ({}): ignoring unparseable Requires-Dist {bad:?}", file.filename);
+            }
+            Ok((Arc::new(parsed), Sha256::of(&bytes)))
+        });
+        got.as_ref().map(|(m, _)| m.clone()).map_err(Clone::clone)
+    }
+}
+
+/// What the resolve stage found.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    /// Each target environment and what resolving it gave (unwidened).
+    pub envs: Vec<(TargetEnv, Outcome)>,
+    /// Every version some resolution installs.
+    pub pins: BTreeMap<ProjectName, BTreeSet<Version>>,
+    /// The metadata each pinned file was resolved with, by (project, filename):
+    /// a wheel whose verified METADATA differs fails.
+    pub metadata: BTreeMap<(ProjectName, String), Sha256>,
+}
+
+/// The requirements one environment resolves: the lines of projects that
+/// follow their dependencies (markers evaluated there), and every `-c`
+/// constraint as a range.
+fn roots(
+    requested: &Requested,
+    select: &Select,
+    env: &TargetEnv,
+) -> (Vec<Requirement>, BTreeMap<ProjectName, Ranges<Version>>) {
+    let mut roots = Vec::new();
+    let mut constraints: BTreeMap<ProjectName, Ranges<Version>> = BTreeMap::new();
+    for (project, lines) in requested {
+        for l in lines.iter().filter(|l| l.requirement.marker.evaluate(&env.markers, &[])) {
+            if l.constraint {
+                if let Some(VersionOrUrl::VersionSpecifier(s)) = &l.requirement.version_or_url {
+                    let slot = constraints.entry(project.clone()).or_insert_with(Ranges::full);
+                    *slot = slot.intersection(&Ranges::from(s.clone()));
+                }
+            } else if select.options_for(project).dependencies == Dependencies::Resolve {
+                roots.push(l.requirement.clone());
+            }
+        }
+    }
+    (roots, constraints)
+}
+
+/// One resolution to run: an environment, and maybe one top-level project
+/// pinned to one of its newest versions (`latest` widening).
+struct Task {
+    env: usize,
+    pin: Option<(ProjectName, Version)>,
+}
+
+/// The widened variants of an environment: for each top-level project, its
+/// newest `latest` installable versions (all with 0) but the one the plain
+/// resolution chose.
+fn widen(
+    index: &dyn Index,
+    select: &Select,
+    env: &TargetEnv,
+    env_i: usize,
+    roots: &[Requirement],
+    base: &Outcome,
+) -> Vec<Task> {
+    let mut ranges: BTreeMap<ProjectName, Ranges<Version>> = BTreeMap::new();
+    for r in roots {
+        let range = match &r.version_or_url {
+            Some(VersionOrUrl::VersionSpecifier(s)) => Ranges::from(s.clone()),
+            _ => Ranges::full(),
+        };
+        let slot = ranges.entry(ProjectName::from(&r.name)).or_insert_with(Ranges::full);
+        *slot = slot.intersection(&range);
+    }
+    let chosen = |p: &ProjectName| match base {
+        Outcome::Resolved(r) => r.pins.get(p).cloned(),
+        _ => None,
+    };
+    let mut tasks = Vec::new();
+    for (project, range) in ranges {
+        let latest = select.options_for(&project).latest;
+        if latest == 1 {
+            continue;
+        }
+        let Ok(versions) = resolve::installable_versions(index, env, select, &project, &range) else { continue };
+        let take = if latest == 0 { versions.len() } else { latest };
+        for v in versions.into_iter().take(take).filter(|v| Some(v) != chosen(&project).as_ref()) {
+            tasks.push(Task { env: env_i, pin: Some((project.clone(), v)) });
+        }
+    }
+    tasks
+}
+
+fn run_task(index: &dyn Index, select: &Select, envs: &[TargetEnv], requested: &Requested, t: &Task) -> Outcome {
+    let env = &envs[t.env];
+    let (roots, mut constraints) = roots(requested, select, env);
+    if let Some((p, v)) = &t.pin {
+        let slot = constraints.entry(p.clone()).or_insert_with(Ranges::full);
+        *slot = slot.intersection(&Ranges::singleton(v.clone()));
+    }
+    resolve::resolve(index, &Request { env, select, roots: &roots, constraints: &constraints, follow_all: false })
+}
+
+/// The warnings resolution owes the operator: environments it cannot
+/// satisfy, and versions only an sdist serves.
+fn warnings(resolved: &Resolved, requested: &Requested, diags: &mut Diagnostics) {
+    let mut sdist_only: BTreeMap<(ProjectName, Version), Vec<String>> = BTreeMap::new();
+    for (env, outcome) in &resolved.envs {
+        match outcome {
+            Outcome::Resolved(r) => {
+                for (p, v) in r.sdist_only() {
+                    sdist_only.entry((p.clone(), v.clone())).or_default().push(env.name());
+                }
+            }
+            Outcome::Unsatisfiable(u) => {
+                let project = u.missing.keys().next().or_else(|| requested.keys().next()).cloned();
+                if let Some(project) = project {
+                    let message =
+                        format!("{}: cannot resolve the requested requirements: {}", env.name(), u.explanation.trim());
+                    diags.push(Diagnostic::Unresolved { env: env.name(), project, message });
+                }
+            }
+            Outcome::Failed(e) => {
+                if let Some(project) = requested.keys().next().cloned() {
+                    diags.push(Diagnostic::Unresolved {
+                        env: env.name(),
+                        project,
+                        message: format!("{}: {e}", env.name()),
+                    });
+                }
+            }
+        }
+    }
+    for ((project, version), envs) in sdist_only {
+        diags.push(Diagnostic::SdistOnly { project, version, envs });
+    }
+}
+
+/// The request the plan stage selects from: the pins replace the lines of
+/// every project they name, and those projects take all their pinned
+/// versions (`latest = 0`) without following dependencies again.
+fn pinned_request(
+    requested: Requested,
+    select: &Select,
+    pins: &BTreeMap<ProjectName, BTreeSet<Version>>,
+) -> (Requested, Select) {
+    let mut out: Requested = requested
+        .into_iter()
+        .filter(|(p, _)| select.options_for(p).dependencies != Dependencies::Resolve && !pins.contains_key(p))
+        .collect();
+    let mut derived = select.clone();
+    for (project, versions) in pins {
+        let lines = out.entry(project.clone()).or_default();
+        for v in versions {
+            let text = format!("{project}=={v}");
+            if let Ok(requirement) = text.parse::<Requirement>() {
+                lines.push(RequirementLine { requirement, origin: "resolution".into(), constraint: false });
+            }
+        }
+        let ov = derived.overrides.entry(project.clone()).or_insert_with(SelectOverride::default);
+        ov.latest = Some(0);
+        ov.dependencies = Some(Dependencies::Off);
+    }
+    (out, derived)
+}
+
+/// What the stage needs besides the request.
+pub struct ResolveInputs<'a> {
+    pub select: &'a Select,
+    pub client: Option<&'a Client>,
+    pub jobs: usize,
+    /// For downloads that stand in for metadata.
+    pub tmp: &'a std::path::Path,
+}
+
+/// Stage: resolve every target environment. Returns the request the plan
+/// stage selects from (pins in place of resolved lines), the derived
+/// selection options, every view gathered, and what was resolved.
+pub fn resolve(
+    state: &State,
+    inputs: &ResolveInputs<'_>,
+    requested: Requested,
+    views: Views,
+    diags: &mut Diagnostics,
+) -> Result<(Requested, Select, Views, Resolved), StateError> {
+    let select = inputs.select;
+    if !requested.keys().any(|p| select.options_for(p).dependencies == Dependencies::Resolve) {
+        return Ok((requested, select.clone(), views, Resolved::default()));
+    }
+    let cache = state.metadata_cache()?;
+    let stored = state.all_project_views()?;
+    let index = UpstreamIndex {
+        client: inputs.client,
+        fetcher: Fetcher { client: inputs.client, cache: &cache, tmp: inputs.tmp },
+        stored: Mutex::new(stored),
+        listings: Mutex::default(),
+        metadata: Mutex::default(),
+        gathered: Mutex::new(Views::default()),
+        diagnostics: Mutex::default(),
+    };
+    seed(&index, views);
+    let envs = env::targets(&select.defaults.tags);
+    let mut resolved = Resolved::default();
+    // Parallel over environments, then over widened variants; collected in
+    // task order, so the merge below is deterministic.
+    let base: Vec<Outcome> = crate::util::with_pool(inputs.jobs, || {
+        (0..envs.len())
+            .into_par_iter()
+            .map(|i| run_task(&index, select, &envs, &requested, &Task { env: i, pin: None }))
+            .collect()
+    });
+    let tasks: Vec<Task> = envs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, env)| widen(&index, select, env, i, &roots(&requested, select, env).0, &base[i]))
+        .collect();
+    let widened: Vec<Outcome> = crate::util::with_pool(inputs.jobs, || {
+        tasks.par_iter().map(|t| run_task(&index, select, &envs, &requested, t)).collect()
+    });
+    for outcome in base.iter().chain(&widened) {
+        let Outcome::Resolved(r) = outcome else { continue };
+        for (p, v) in &r.pins {
+            resolved.pins.entry(p.clone()).or_default().insert(v.clone());
+        }
+        for (p, f) in &r.used {
+            if let Some(sha) = index.metadata_sha(p, f.filename.as_str()) {
+                resolved.metadata.insert((p.clone(), f.filename.to_string()), sha);
+            }
+        }
+    }
+    resolved.envs = envs.into_iter().zip(base).collect();
+    let mut gathered = index.gathered.into_inner().unwrap_or_else(PoisonError::into_inner);
+    gathered.updated.sort_by(|a, b| a.project.cmp(&b.project));
+    let mut found = index.diagnostics.into_inner().unwrap_or_else(PoisonError::into_inner);
+    found.sort();
+    diags.extend(found);
+    warnings(&resolved, &requested, diags);
+    log(&resolved);
+    let (requested, derived) = pinned_request(requested, select, &resolved.pins);
+    Ok((requested, derived, gathered, resolved))
+}
+
+/// The views the run already gathered answer first.
+fn seed(index: &UpstreamIndex<'_>, views: Views) {
+    // Their fresh views are already stored.
+    let mut gathered = index.gathered.lock().unwrap_or_else(PoisonError::into_inner);
+    for (project, up) in views.projects {
+        let files: Result<Arc<Vec<UpstreamFile>>, String> =
+            up.listing().map(|l| Arc::new(l.files.clone())).map_err(str::to_string);
+        let slot = once(&index.listings, &project);
+        let _ = slot.set(files);
+        gathered.projects.insert(project, up);
+    }
+}
+
+fn log(resolved: &Resolved) {
+    for (env, outcome) in &resolved.envs {
+        match outcome {
+            Outcome::Resolved(r) => tracing::info!("{}: resolved {} project(s)", env.name(), r.pins.len()),
+            _ => tracing::warn!("{}: the requested requirements do not resolve (see installability)", env.name()),
+        }
+    }
+    let versions: usize = resolved.pins.values().map(BTreeSet::len).sum();
+    tracing::info!("resolution: {} project(s), {versions} version(s) in all", resolved.pins.len());
+}
