@@ -42,7 +42,9 @@ impl<'a> TreeIndex<'a> {
         let mut files: BTreeMap<ProjectName, Vec<UpstreamFile>> = BTreeMap::new();
         let mut sources = HashMap::new();
         for f in site.iter().filter(|f| f.listed) {
-            let Ok(url) = url::Url::from_file_path(&f.source) else { continue };
+            // Only a name to the resolver: metadata is read from `sources`.
+            let absolute = std::path::absolute(&f.source).unwrap_or_else(|_| f.source.clone());
+            let Ok(url) = url::Url::from_file_path(&absolute) else { continue };
             files.entry(f.project.clone()).or_default().push(UpstreamFile {
                 filename: f.filename.clone(),
                 url,

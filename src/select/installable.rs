@@ -33,6 +33,7 @@ impl From<Missing> for Reason {
             Missing::NoWheel => Reason::NoWheel,
             Missing::RequiresPython => Reason::RequiresPython,
             Missing::SdistOnly => Reason::SdistOnly,
+            Missing::Absent => Reason::Missing,
         }
     }
 }

@@ -82,6 +82,8 @@ pub enum Missing {
     RequiresPython,
     /// Only an sdist, and the manifest mirrors no sdists.
     SdistOnly,
+    /// The index has no file of the project at all.
+    Absent,
 }
 
 /// Which of a project's versions an environment can install, and what is
@@ -367,9 +369,18 @@ pub fn resolve(index: &dyn Index, req: &Request<'_>) -> Outcome {
             Outcome::Resolved(Resolution { pins, used })
         }
         Err(PubGrubError::NoSolution(mut tree)) => {
+            let involved: BTreeSet<ProjectName> = tree
+                .packages()
+                .into_iter()
+                .filter_map(|p| match p {
+                    Pkg::Project(p) | Pkg::Extra(p, _) => Some(p.clone()),
+                    Pkg::Root => None,
+                })
+                .collect();
             tree.collapse_no_versions();
             let explanation = DefaultStringReporter::report(&tree);
-            Outcome::Unsatisfiable(Unsatisfiable { missing: missing_roots(index, req), explanation })
+            let missing = missing(index, req, involved);
+            Outcome::Unsatisfiable(Unsatisfiable { missing, explanation })
         }
         Err(e) => Outcome::Failed(match &e {
             PubGrubError::ErrorRetrievingDependencies { source, .. } => source.to_string(),
@@ -379,26 +390,24 @@ pub fn resolve(index: &dyn Index, req: &Request<'_>) -> Outcome {
     }
 }
 
-/// For each top-level requirement of which no version fits the
-/// environment, the most telling reason.
-fn missing_roots(index: &dyn Index, req: &Request<'_>) -> BTreeMap<ProjectName, Missing> {
+/// The projects a failed resolution involves of which no version fits the
+/// environment, each with the most telling reason.
+fn missing(
+    index: &dyn Index,
+    req: &Request<'_>,
+    mut involved: BTreeSet<ProjectName>,
+) -> BTreeMap<ProjectName, Missing> {
+    involved.extend(req.roots.iter().map(|r| ProjectName::from(&r.name)));
     let mut out = BTreeMap::new();
-    for r in req.roots {
-        let project = ProjectName::from(&r.name);
+    for project in involved {
         let Ok(files) = index.files(&project) else { continue };
-        let range: Ranges<Version> = match &r.version_or_url {
-            Some(VersionOrUrl::VersionSpecifier(s)) => Ranges::from(s.clone()),
-            _ => Ranges::full(),
-        };
         let (ok, missing) = candidates(&files, req.env, req.select.options_for(&project).sdists);
-        if ok.keys().any(|v| range.contains(v)) {
+        if !ok.is_empty() {
             continue;
         }
-        let why: BTreeSet<Missing> = missing.iter().filter(|(v, _)| range.contains(*v)).map(|(_, m)| *m).collect();
-        // Requires-Python says the most (the platform is served), then sdist-only.
-        if let Some(m) = why.iter().max() {
-            out.insert(project, *m);
-        }
+        // Requires-Python says the most (the platform is served), then
+        // sdist-only; no file at all: the index does not have the project.
+        out.insert(project, missing.values().max().copied().unwrap_or(Missing::Absent));
     }
     out
 }

@@ -10,5 +10,6 @@ mod e2e;
 mod mirror;
 mod nightly;
 mod publishing;
+mod resolve;
 mod security;
 mod snapshots;

@@ -82,6 +82,12 @@ struct Inner {
     raw: BTreeMap<String, Vec<u8>>,
     /// Responses that were 304 Not Modified.
     not_modified: u32,
+    /// Serve PEP 658 `.metadata` files and declare them on pages.
+    pep658: bool,
+    /// Refuse range requests (answer them with the whole file).
+    no_ranges: bool,
+    /// Range requests answered with 206.
+    ranged: u32,
 }
 
 #[derive(Clone)]
@@ -133,6 +139,21 @@ impl Upstream {
     /// Serve `bytes` at `/raw/<name>` (with an ETag; 304 on a match).
     pub fn put_raw(&self, name: &str, bytes: Vec<u8>) {
         self.inner.lock().unwrap().raw.insert(name.to_string(), bytes);
+    }
+
+    /// Serve PEP 658/714 metadata files (and declare them on pages).
+    pub fn serve_metadata(&self, on: bool) {
+        self.inner.lock().unwrap().pep658 = on;
+    }
+
+    /// Answer range requests with the whole file, as some servers do.
+    pub fn refuse_ranges(&self) {
+        self.inner.lock().unwrap().no_ranges = true;
+    }
+
+    /// How many range requests were answered with 206.
+    pub fn ranged(&self) -> u32 {
+        self.inner.lock().unwrap().ranged
     }
 
     pub fn not_modified(&self) -> u32 {
@@ -225,7 +246,7 @@ impl Upstream {
             }
             let page = {
                 let inner = self.inner.lock().unwrap();
-                inner.projects.get(name).map(|(display, files)| self.page(display, files))
+                inner.projects.get(name).map(|(display, files)| self.page(display, files, inner.pep658))
             };
             let Some((content_type, body)) = page else {
                 return respond(&mut stream, 404, &[], b"no such project\n");
@@ -235,6 +256,17 @@ impl Upstream {
                 return respond(&mut stream, 304, &[("ETag", &etag)], b"");
             }
             return respond(&mut stream, 200, &[("Content-Type", content_type), ("ETag", &etag)], &body);
+        }
+        if let Some(wheel) = path.strip_prefix("/files/").and_then(|f| f.strip_suffix(".metadata")) {
+            let meta = {
+                let inner = self.inner.lock().unwrap();
+                let file = inner.projects.values().flat_map(|(_, fs)| fs.iter()).find(|f| f.filename == wheel).cloned();
+                file.filter(|_| inner.pep658).and_then(|f| metadata_of(&f.bytes))
+            };
+            return match meta {
+                Some(m) => respond(&mut stream, 200, &[("Content-Type", "text/plain")], &m),
+                None => respond(&mut stream, 404, &[], b"no metadata\n"),
+            };
         }
         if let Some(filename) = path.strip_prefix("/files/") {
             let file = {
@@ -261,7 +293,22 @@ impl Upstream {
                     bytes[last] ^= 0xff;
                     respond(&mut stream, 200, &[("Content-Type", "application/octet-stream")], &bytes)
                 }
-                _ => respond(&mut stream, 200, &[("Content-Type", "application/octet-stream")], &file.bytes),
+                _ => {
+                    let ranges = !self.inner.lock().unwrap().no_ranges;
+                    match headers.get("range").and_then(|r| byte_range(r, file.bytes.len())).filter(|_| ranges) {
+                        Some((start, end)) => {
+                            self.inner.lock().unwrap().ranged += 1;
+                            let content_range = format!("bytes {start}-{end}/{}", file.bytes.len());
+                            respond(
+                                &mut stream,
+                                206,
+                                &[("Content-Type", "application/octet-stream"), ("Content-Range", &content_range)],
+                                &file.bytes[start..=end],
+                            )
+                        }
+                        None => respond(&mut stream, 200, &[("Content-Type", "application/octet-stream")], &file.bytes),
+                    }
+                }
             };
         }
         // Drain any body so the client sees a clean close.
@@ -269,7 +316,10 @@ impl Upstream {
         respond(&mut stream, 404, &[], b"not found\n")
     }
 
-    fn page(&self, display: &str, files: &[FakeFile]) -> (&'static str, Vec<u8>) {
+    fn page(&self, display: &str, files: &[FakeFile], pep658: bool) -> (&'static str, Vec<u8>) {
+        let meta_sha = |f: &FakeFile| {
+            pep658.then(|| metadata_of(&f.bytes)).flatten().map(|m| hex::encode(sha2::Sha256::digest(&m)))
+        };
         let url = |f: &FakeFile| f.url.clone().unwrap_or_else(|| format!("../../files/{}", f.filename));
         let sha = |f: &FakeFile| f.declared_sha256.clone().unwrap_or_else(|| f.sha256());
         match self.flavour {
@@ -290,6 +340,9 @@ impl Upstream {
                         if let Some(t) = &f.upload_time {
                             v["upload-time"] = serde_json::json!(t);
                         }
+                        if let Some(m) = meta_sha(f) {
+                            v["core-metadata"] = serde_json::json!({"sha256": m});
+                        }
                         v
                     })
                     .collect();
@@ -308,6 +361,9 @@ impl Upstream {
                     if let Some(y) = &f.yanked {
                         html.push_str(&format!(" data-yanked=\"{}\"", escape(y)));
                     }
+                    if let Some(m) = meta_sha(f) {
+                        html.push_str(&format!(" data-core-metadata=\"sha256={m}\""));
+                    }
                     html.push_str(&format!(">{}</a><br>\n", escape(&f.filename)));
                 }
                 html.push_str("</body></html>\n");
@@ -317,9 +373,31 @@ impl Upstream {
     }
 }
 
+/// A wheel's METADATA member (None for anything that is not a wheel).
+fn metadata_of(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
+    let name = zip.file_names().filter_map(Result::ok).find(|n| n.ends_with(".dist-info/METADATA"))?.into_owned();
+    let mut out = Vec::new();
+    zip.by_name(&name).ok()?.read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
+/// `bytes=START-END`, `bytes=START-` or `bytes=-SUFFIX` as an inclusive range.
+fn byte_range(header: &str, len: usize) -> Option<(usize, usize)> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", suffix) => (len.saturating_sub(suffix.parse().ok()?), len.checked_sub(1)?),
+        (a, "") => (a.parse().ok()?, len.checked_sub(1)?),
+        (a, b) => (a.parse().ok()?, b.parse::<usize>().ok()?.min(len.checked_sub(1)?)),
+    };
+    (start <= end).then_some((start, end))
+}
+
 fn respond(stream: &mut TcpStream, status: u16, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
+        206 => "Partial Content",
         301 => "Moved Permanently",
         304 => "Not Modified",
         404 => "Not Found",
