@@ -33,7 +33,7 @@ fn print(out: &mut impl Write, plan: &Plan, keep_runs: u32) -> std::io::Result<(
                 Decision::Keep | Decision::Drop => {}
             }
         }
-        let kept = pp.with(|d| matches!(d, Decision::Keep)).count();
+        let kept = pp.carried as usize + pp.with(|d| matches!(d, Decision::Keep)).count();
         if kept > 0 {
             writeln!(out, "= {project}: {kept} file(s) kept")?;
         }
@@ -74,7 +74,7 @@ pub fn plan(manifest: &Manifest, offline: bool) -> Result<Exit, Error> {
     // Plan must not create anything: without a state directory, plan against
     // an empty one in a throwaway location.
     let scratch = tempfile::tempdir()?;
-    let state = if m.state.join("state.sqlite").is_file() {
+    let mut state = if m.state.join("state.sqlite").is_file() {
         State::open_read_only(&m.state)?
     } else {
         State::open(scratch.path())?
@@ -90,7 +90,7 @@ pub fn plan(manifest: &Manifest, offline: bool) -> Result<Exit, Error> {
     let store = Store::new(&m.state);
     let inputs =
         PlanInputs { select: &select, locked: &want.locked, keep_runs: m.keep_runs, store, run: state.next_run_id()? };
-    let mut plan = plan::make(&inputs, &requested, &views, &state.artifacts()?, &mut diags);
+    let mut plan = plan::make(&inputs, &requested, &views, &mut state, &mut diags)?;
     // The closure of `dependencies = "all"` needs the selected wheels, which
     // plan does not fetch: it cannot tell which dependencies stay, so it
     // claims no removal of a project the manifest does not name.
@@ -116,7 +116,8 @@ pub fn plan(manifest: &Manifest, offline: bool) -> Result<Exit, Error> {
         )?;
     }
     let fetch = plan.count(|d| matches!(d, Decision::Fetch(_) | Decision::Adopt(_)));
-    let keep = plan.count(|d| matches!(d, Decision::Keep));
+    let keep =
+        plan.count(|d| matches!(d, Decision::Keep)) + plan.projects.iter().map(|p| p.carried as usize).sum::<usize>();
     let unlist = plan.count(|d| matches!(d, Decision::Unlist));
     writeln!(
         out,

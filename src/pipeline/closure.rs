@@ -6,6 +6,8 @@
 //! new appears. Returns the widened request and the views of every project
 //! in it; the wheels it had to fetch are already recorded.
 
+use std::collections::BTreeMap;
+
 use uv_normalize::ExtraName;
 
 use super::fetch::{adopt, fetch};
@@ -33,40 +35,41 @@ fn wheels_only(plan: Plan, follows: impl Fn(&ProjectName) -> bool) -> Plan {
     Plan { run: plan.run, projects, prune: Vec::new() }
 }
 
-/// New requirement lines from the stored metadata of every kept wheel.
+/// New requirement lines from the stored metadata of every kept wheel (a
+/// carried-over project's listed wheels are read from the state).
 fn discover(
-    run: &Run,
+    run: &mut Run,
     plan: &Plan,
     inputs: &PlanInputs<'_>,
     requested: &Requested,
     closure: &mut Closure,
-) -> Requested {
-    let mut new = Requested::new();
+) -> Result<Requested, StateError> {
+    let carried: Vec<ProjectName> = plan.projects.iter().filter(|p| p.reused).map(|p| p.project.clone()).collect();
+    let mut wheels: BTreeMap<ProjectName, Vec<DistFilename>> = BTreeMap::new();
+    for a in run.state.artifacts_of(&carried)?.into_iter().filter(|a| a.listed()) {
+        wheels.entry(a.project).or_default().push(a.filename);
+    }
     for pp in &plan.projects {
-        let opts = inputs.select.options_for(&pp.project);
+        let kept = pp.with(|d| matches!(d, Decision::Keep)).map(|f| f.filename.clone());
+        wheels.entry(pp.project.clone()).or_default().extend(kept);
+    }
+    let mut new = Requested::new();
+    for (project, files) in &wheels {
+        let opts = inputs.select.options_for(project);
         let envs = env::environments(&opts.tags);
-        let extras: Vec<ExtraName> = requested
-            .get(&pp.project)
-            .into_iter()
-            .flatten()
-            .flat_map(|l| l.requirement.extras.iter().cloned())
-            .collect();
-        for f in pp.with(|d| matches!(d, Decision::Keep)) {
-            let DistFilename::Wheel(_) = &f.filename else { continue };
-            let Ok(bytes) = std::fs::read(run.store.metadata_path(&pp.project, f.filename.as_str())) else {
-                tracing::debug!(
-                    "{}: no stored metadata for {}; its dependencies are not followed",
-                    pp.project,
-                    f.filename
-                );
+        let extras: Vec<ExtraName> =
+            requested.get(project).into_iter().flatten().flat_map(|l| l.requirement.extras.iter().cloned()).collect();
+        for f in files.iter().filter(|f| f.is_wheel()) {
+            let Ok(bytes) = std::fs::read(run.store.metadata_path(project, f.as_str())) else {
+                tracing::debug!("{project}: no stored metadata for {f}; its dependencies are not followed");
                 continue;
             };
-            for (dep, line) in closure.follow(&pp.project, f.filename.version(), &bytes, &envs, &extras) {
+            for (dep, line) in closure.follow(project, f.version(), &bytes, &envs, &extras) {
                 new.entry(dep).or_default().push(line);
             }
         }
     }
-    new
+    Ok(new)
 }
 
 /// Stage: widen `requested` to its dependency closure.
@@ -87,11 +90,11 @@ pub fn expand(
             return Ok((requested, views));
         }
         // Plan diagnostics are the main plan's to report.
-        let plan = plan::make(inputs, &requested, &views, &run.state.artifacts()?, &mut Diagnostics::default());
+        let plan = plan::make(inputs, &requested, &views, &mut run.state, &mut Diagnostics::default())?;
         let plan = adopt(run, wheels_only(plan, follows), opts.allow_missing_hashes)?;
         // Offline, only what is stored is followed (the main fetch says what is missing).
         let plan = if client.is_some() { fetch(run, client, plan, opts, &Default::default(), diags)?.0 } else { plan };
-        let new = discover(run, &plan, inputs, &requested, &mut closure);
+        let new = discover(run, &plan, inputs, &requested, &mut closure)?;
         if new.is_empty() {
             return Ok((requested, views));
         }

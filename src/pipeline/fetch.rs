@@ -74,7 +74,7 @@ fn readopt(store: &Store, project: &ProjectName, f: &UpstreamFile, allow_missing
 pub fn adopt(run: &mut Run, mut plan: Plan, allow_missing_hashes: bool) -> Result<Plan, StateError> {
     let store = &run.store;
     let mut rows = Vec::new();
-    for pp in &mut plan.projects {
+    for pp in plan.projects.iter_mut().filter(|pp| pp.files.iter().any(|f| matches!(f.decision, Decision::Adopt(_)))) {
         let project = pp.project.clone();
         // Parallel over files; results come back in plan order.
         let checked: Vec<Option<Artifact>> = pp
@@ -178,6 +178,9 @@ pub fn fetch(
                 message,
             }),
         }
+    }
+    if jobs.is_empty() {
+        return Ok((plan, fetched));
     }
     run.state.put_artifacts(&rows)?;
     let arrived: std::collections::BTreeSet<(&ProjectName, &str)> =

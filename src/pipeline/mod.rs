@@ -216,7 +216,7 @@ fn to_plan(
         run: run.id,
     };
     let (requested, views) = closure::expand(run, client, &inputs, requested, views, fetch_opts, diags)?;
-    let plan = plan::make(&inputs, &requested, &views, &run.state.artifacts()?, diags);
+    let plan = plan::make(&inputs, &requested, &views, &mut run.state, diags)?;
     sw.lap("plan");
     Ok((plan, requested, resolved))
 }
@@ -262,12 +262,11 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
         return finish(run, summary, &diags, started, Exit::Failed);
     }
     record::pruning(&plan, &mut diags);
+    summary.pruned = record::prune_rows(&mut run, &plan)?;
     let publishing = publishing(manifest, &want, &loaded, &templates, false);
-    let published = publish::publish(&mut run, &publishing, &plan.prune, &mut diags)?;
+    let published = publish::publish(&mut run, &publishing, &mut diags)?;
     summary.published = published.changed;
-    if published.changed || published.exit != Exit::Failed {
-        summary.pruned = record::prune(&mut run, &plan)?;
-    }
+    record::prune_files(&run, &plan);
     // A failed run outranks a policy breach: the mirror is incomplete.
     let exit = if diags.failed() || published.exit == Exit::Failed { Exit::Failed } else { published.exit };
     finish(run, summary, &diags, started, exit)
@@ -297,8 +296,7 @@ pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<Buil
     let mut diags = Diagnostics::default();
     let summary = Summary { kept: run.state.listed_count()?, ..Summary::default() };
     let want = wanted(&manifest.select);
-    let published =
-        publish::publish(&mut run, &publishing(manifest, &want, &loaded, &templates, force), &[], &mut diags)?;
+    let published = publish::publish(&mut run, &publishing(manifest, &want, &loaded, &templates, force), &mut diags)?;
     let summary = Summary { published: published.changed, ..summary };
     finish(run, summary, &diags, started, published.exit)
 }

@@ -16,7 +16,7 @@ use crate::manifest::requirements::RequirementLine;
 use crate::manifest::{Select, SelectOptions};
 use crate::select::locked::{Hashed, Locked, Named};
 use crate::store::Store;
-use crate::store::state::Artifact;
+use crate::store::state::{Artifact, State, StateError};
 use crate::upstream::listing::UpstreamFile;
 use crate::util::hashing::Sha256;
 
@@ -61,6 +61,8 @@ pub struct ProjectPlan {
     /// Something asked for is not there (a locked file refused or missing):
     /// plan the project again next run.
     pub incomplete: bool,
+    /// Files a carried-over project keeps listed (not read one by one).
+    pub carried: u64,
 }
 
 impl ProjectPlan {
@@ -73,12 +75,19 @@ impl ProjectPlan {
             files: Vec::new(),
             tampered: Vec::new(),
             incomplete: false,
+            carried: 0,
         }
     }
 
     /// Files with this decision.
     pub fn with<'a>(&'a self, f: impl Fn(&Decision) -> bool + 'a) -> impl Iterator<Item = &'a PlannedFile> + 'a {
         self.files.iter().filter(move |p| f(&p.decision))
+    }
+
+    /// Files listed after this run, carried over or selected.
+    pub fn selected(&self) -> u64 {
+        self.carried
+            + self.with(|d| matches!(d, Decision::Keep | Decision::Fetch(_) | Decision::Adopt(_))).count() as u64
     }
 
     /// Every selected file was brought in: the plan key may be recorded.
@@ -153,90 +162,144 @@ pub struct PlanInputs<'a> {
 }
 
 /// Select and diff every requested project, then decide what leaves the
-/// index and the store.
+/// index and the store. Only projects planned afresh have their stored
+/// artifacts read: a project whose page and inputs are unchanged is carried
+/// over by its count, so a no-change run reads no artifact.
 pub fn make(
     inputs: &PlanInputs<'_>,
     requested: &Requested,
     views: &Views,
-    stored: &[Artifact],
+    state: &mut State,
     diags: &mut Diagnostics,
-) -> Plan {
-    let mut by_project: BTreeMap<&ProjectName, BTreeMap<&str, &Artifact>> = BTreeMap::new();
-    for a in stored {
-        by_project.entry(&a.project).or_default().insert(a.filename.as_str(), a);
-    }
-    let mut projects: BTreeMap<ProjectName, ProjectPlan> = BTreeMap::new();
+) -> Result<Plan, StateError> {
+    let counts = state.listed_counts()?;
+    let mut keys: BTreeMap<&ProjectName, String> = BTreeMap::new();
+    let mut fresh: Vec<ProjectName> = Vec::new();
     for (project, lines) in requested {
         let Some(up) = views.projects.get(project) else { continue };
         let opts = inputs.select.options_for(project);
-        let lock = LockedFor { files: inputs.locked.files.get(project), hashed: inputs.locked.hashed.get(project) };
-        let key = plan_key(&up.view.body_sha256, &opts, lines, lock.files, lock.hashed);
+        let key = plan_key(
+            &up.view.body_sha256,
+            &opts,
+            lines,
+            inputs.locked.files.get(project),
+            inputs.locked.hashed.get(project),
+        );
+        if up.freshness == Freshness::Fetched || up.view.plan_key.as_deref() != Some(&key) {
+            fresh.push(project.clone());
+        }
+        keys.insert(project, key);
+    }
+    let stored = state.artifacts_of(&fresh)?;
+    let mut by_project: BTreeMap<&ProjectName, BTreeMap<&str, &Artifact>> = BTreeMap::new();
+    for a in &stored {
+        by_project.entry(&a.project).or_default().insert(a.filename.as_str(), a);
+    }
+    let mut plan = Plan { run: inputs.run, projects: Vec::new(), prune: Vec::new() };
+    let keep_runs = i64::from(inputs.keep_runs);
+    for (project, key) in keys {
+        let lines = requested.get(project).map(Vec::as_slice).unwrap_or_default();
         let have = by_project.get(project);
-        let pp = if up.freshness != Freshness::Fetched && up.view.plan_key.as_deref() == Some(&key) {
-            carried_over(project, key, have)
+        let pp = if !fresh.contains(project) {
+            carried_over(project, key, counts.get(project).copied().unwrap_or(0))
         } else {
-            match up.listing() {
-                Ok(listing) => {
-                    let pp = select_project(project, key, listing, lines, &opts, have, &inputs.store);
-                    with_locked(pp, listing, &lock, have, &inputs.store, diags)
-                }
-                Err(e) => {
-                    diags.push(Diagnostic::PlanFailed { project: project.clone(), message: e.to_string() });
-                    continue;
-                }
+            let Some(mut pp) = plan_project(inputs, project, key, lines, views, have, diags) else { continue };
+            let selected: BTreeSet<String> = pp.files.iter().map(|f| f.filename.to_string()).collect();
+            for a in have.into_iter().flat_map(|h| h.values()).filter(|a| !selected.contains(a.filename.as_str())) {
+                leave(&mut pp, &mut plan.prune, a, keep_runs);
             }
+            pp
         };
-        if !lines.is_empty()
-            && pp.with(|d| matches!(d, Decision::Keep | Decision::Fetch(_) | Decision::Adopt(_))).next().is_none()
-        {
+        if !lines.is_empty() && pp.selected() == 0 {
             let lines = lines.iter().filter(|l| !l.constraint).map(|l| format!("{}: `{}`", l.origin, l.requirement));
             diags.push(Diagnostic::SelectsNothing { project: project.clone(), lines: lines.collect() });
         }
-        projects.insert(project.clone(), pp);
+        plan.projects.push(pp);
     }
-    let mut plan = Plan { run: inputs.run, projects: Vec::new(), prune: Vec::new() };
-    // Projects requested but not planned (their listing failed) keep their selection.
-    let failed: BTreeSet<&ProjectName> = requested.keys().filter(|p| !projects.contains_key(*p)).collect();
-    for (project, files) in &by_project {
-        if failed.contains(project) {
-            continue;
+    unrequested(&mut plan, state, requested, keep_runs)?;
+    Ok(plan)
+}
+
+/// Plan one project afresh from its listing (`None`: the listing is unusable).
+fn plan_project(
+    inputs: &PlanInputs<'_>,
+    project: &ProjectName,
+    key: String,
+    lines: &[RequirementLine],
+    views: &Views,
+    have: Option<&BTreeMap<&str, &Artifact>>,
+    diags: &mut Diagnostics,
+) -> Option<ProjectPlan> {
+    let up = views.projects.get(project)?;
+    let listing = match up.listing() {
+        Ok(l) => l,
+        Err(e) => {
+            diags.push(Diagnostic::PlanFailed { project: project.clone(), message: e.to_string() });
+            return None;
         }
-        let pp = projects.entry((*project).clone()).or_insert_with(|| ProjectPlan::new(project, String::new()));
-        let selected: BTreeSet<String> = pp.files.iter().map(|f| f.filename.to_string()).collect();
-        for (name, a) in files {
-            if selected.contains(*name) {
-                continue;
-            }
-            leave(pp, &mut plan.prune, a, inputs.run, i64::from(inputs.keep_runs));
-        }
+    };
+    let opts = inputs.select.options_for(project);
+    let lock = LockedFor { files: inputs.locked.files.get(project), hashed: inputs.locked.hashed.get(project) };
+    let pp = select_project(project, key, listing, lines, &opts, have, &inputs.store);
+    Some(with_locked(pp, listing, &lock, have, &inputs.store, diags))
+}
+
+/// Files of projects no longer requested leave the index; and every file
+/// past its grace period leaves the store, unless its project's listing
+/// failed this run (its selection stands) or the plan selects it again.
+fn unrequested(plan: &mut Plan, state: &mut State, requested: &Requested, keep_runs: i64) -> Result<(), StateError> {
+    let names: Vec<ProjectName> = requested.keys().cloned().collect();
+    let mut by_project: BTreeMap<ProjectName, ProjectPlan> = BTreeMap::new();
+    for a in state.listed_outside(&names)? {
+        let pp = by_project.entry(a.project.clone()).or_insert_with(|| ProjectPlan::new(&a.project, String::new()));
+        leave(pp, &mut plan.prune, &a, keep_runs);
     }
-    plan.projects = projects.into_values().collect();
-    plan
+    plan.projects.extend(by_project.into_values());
+    plan.projects.sort_by(|a, b| a.project.cmp(&b.project));
+    let planned: BTreeSet<&ProjectName> = plan.projects.iter().map(|p| &p.project).collect();
+    let failed: BTreeSet<&ProjectName> = requested.keys().filter(|p| !planned.contains(*p)).collect();
+    let selected: BTreeSet<(&ProjectName, &str)> = plan
+        .projects
+        .iter()
+        .flat_map(|pp| {
+            pp.files
+                .iter()
+                .filter(|f| !matches!(f.decision, Decision::Unlist))
+                .map(move |f| (&pp.project, f.filename.as_str()))
+        })
+        .collect();
+    let mut prune: Vec<(ProjectName, DistFilename)> = state
+        .prunable(plan.run, keep_runs)?
+        .into_iter()
+        .filter(|a| !failed.contains(&a.project) && !selected.contains(&(&a.project, a.filename.as_str())))
+        .map(|a| (a.project, a.filename))
+        .collect();
+    prune.append(&mut plan.prune);
+    prune.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.as_str().cmp(b.1.as_str())));
+    prune.dedup_by(|a, b| a.0 == b.0 && a.1.as_str() == b.1.as_str());
+    plan.prune = prune;
+    Ok(())
 }
 
 /// A stored file the selection no longer has: it leaves the index now, and
-/// the store `keep_runs` runs later (at once with `keep_runs = 0`).
-fn leave(pp: &mut ProjectPlan, prune: &mut Vec<(ProjectName, DistFilename)>, a: &Artifact, run: i64, keep_runs: i64) {
-    match a.unselected_run {
-        None => {
-            pp.files.push(PlannedFile { filename: a.filename.clone(), decision: Decision::Unlist });
-            if keep_runs == 0 {
-                prune.push((a.project.clone(), a.filename.clone()));
-            }
+/// the store `keep_runs` runs later (at once with `keep_runs = 0`; files
+/// unlisted earlier are pruned by [`unrequested`]).
+fn leave(pp: &mut ProjectPlan, prune: &mut Vec<(ProjectName, DistFilename)>, a: &Artifact, keep_runs: i64) {
+    if a.unselected_run.is_none() {
+        pp.files.push(PlannedFile { filename: a.filename.clone(), decision: Decision::Unlist });
+        if keep_runs == 0 {
+            prune.push((a.project.clone(), a.filename.clone()));
         }
-        Some(u) if run - u >= keep_runs => prune.push((a.project.clone(), a.filename.clone())),
-        Some(_) => {}
     }
 }
 
-/// Unchanged page, unchanged inputs: the previous selection stands.
-fn carried_over(project: &ProjectName, key: String, have: Option<&BTreeMap<&str, &Artifact>>) -> ProjectPlan {
+/// Unchanged page, unchanged inputs: the previous selection stands, its
+/// files untouched and unread.
+fn carried_over(project: &ProjectName, key: String, listed: u64) -> ProjectPlan {
     let mut pp = ProjectPlan::new(project, key);
     pp.reused = true;
     pp.planned = true;
-    for a in have.into_iter().flat_map(|h| h.values()).filter(|a| a.listed()) {
-        pp.files.push(PlannedFile { filename: a.filename.clone(), decision: Decision::Keep });
-    }
+    pp.carried = listed;
     pp
 }
 

@@ -12,8 +12,6 @@ use super::installable;
 use crate::audit::report::{self, Inputs};
 use crate::audit::{Audit, LoadedSnapshot, MirrorInfo};
 use crate::diagnostics::{Diagnostic, Diagnostics, Tampering};
-use crate::dist::filename::DistFilename;
-use crate::dist::names::ProjectName;
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::index::{EnvStatus, SiteFile, SiteInfo, Templates, render_site};
@@ -126,20 +124,13 @@ fn tree_key(files: &[SiteFile], inputs: Inputs<'_>, inputs_key: &str) -> String 
     h.finish().1.hex()
 }
 
-/// Stage: inventory. Every stored artifact but the pruned, as the tree
-/// shows it (listed while selected). A recorded file gone from the store is
-/// left out, its project planned in full next run.
-fn inventory(
-    run: &mut Run,
-    pruned: &BTreeSet<(&ProjectName, &str)>,
-    diags: &mut Diagnostics,
-) -> Result<Vec<SiteFile>, StateError> {
+/// Stage: inventory. Every stored artifact, as the tree shows it (listed
+/// while selected). A recorded file gone from the store is left out, its
+/// project planned in full next run.
+fn inventory(run: &mut Run, diags: &mut Diagnostics) -> Result<Vec<SiteFile>, StateError> {
     let mut files = Vec::new();
     let mut gone = BTreeSet::new();
     for a in run.state.artifacts()? {
-        if pruned.contains(&(&a.project, a.filename.as_str())) {
-            continue;
-        }
         let source = run.store.path(&a.project, a.filename.as_str());
         if !source.is_file() {
             gone.insert(a.project.clone());
@@ -239,12 +230,7 @@ fn swap(run: &mut Run, staged: Staged, entries: &[TreeEntry], keys: &TreeKeys) -
 
 /// Audit, render and publish the selection the state records, unless the
 /// served tree would come out identical.
-pub fn publish(
-    run: &mut Run,
-    p: &Publishing<'_>,
-    pruned: &[(ProjectName, DistFilename)],
-    diags: &mut Diagnostics,
-) -> Result<Published, Error> {
+pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Result<Published, Error> {
     let mut sw = super::Stopwatch::start();
     let tampering = run.state.tampering()?;
     for t in &tampering {
@@ -253,11 +239,9 @@ pub fn publish(
     for (project, s) in run.state.skipped()? {
         diags.push_quiet(Diagnostic::Skipped { project, filename: s.filename, reason: s.reason });
     }
-    let pruned: BTreeSet<(&ProjectName, &str)> = pruned.iter().map(|(p, f)| (p, f.as_str())).collect();
-    let skip: BTreeSet<(&str, &str)> = pruned.iter().map(|(p, f)| (p.as_str(), *f)).collect();
     let mut keys = TreeKeys {
         inputs: inputs_key(p, &tampering, &diags.sorted()),
-        selection: run.state.selection_fingerprint(&skip)?,
+        selection: run.state.selection_generation()?,
         ..TreeKeys::default()
     };
     let served = served(run)?;
@@ -271,7 +255,7 @@ pub fn publish(
         }
         return Ok(Published { tree: Some(s.dir.clone()), changed: false, exit: Exit::from_code(s.keys.exit) });
     }
-    let files = inventory(run, &pruned, diags)?;
+    let files = inventory(run, diags)?;
     sw.lap("inventory");
     let (files, audit) = audit(files, p, tampering, diags);
     sw.lap("security join");

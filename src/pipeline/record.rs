@@ -64,13 +64,19 @@ pub fn pruning(plan: &Plan, diags: &mut Diagnostics) {
     }
 }
 
-/// Stage: prune. State first, then files: a kill in between leaves only
-/// orphan files, which a later selection adopts or nothing lists.
-pub fn prune(run: &mut Run, plan: &Plan) -> Result<u64, StateError> {
+/// Stage: prune, the state's half. The rows go before the tree is
+/// rendered (the tree no longer shows those files), the files after it is
+/// published: a kill in between leaves only orphan files, which a later
+/// selection adopts or nothing lists.
+pub fn prune_rows(run: &mut Run, plan: &Plan) -> Result<u64, StateError> {
     let keys: Vec<(ProjectName, String)> = plan.prune.iter().map(|(p, f)| (p.clone(), f.to_string())).collect();
     run.state.delete_artifacts(&keys)?;
+    Ok(keys.len() as u64)
+}
+
+/// Stage: prune, the store's half (see [`prune_rows`]).
+pub fn prune_files(run: &Run, plan: &Plan) {
     for (p, f) in &plan.prune {
         run.store.remove(p, f.as_str());
     }
-    Ok(keys.len() as u64)
 }

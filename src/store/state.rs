@@ -130,7 +130,19 @@ const MIGRATIONS: &[&str] = &[
         metadata BLOB NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 6: a counter bumped by every change of the artifacts or the selection:
+    // what a published tree was rendered from, compared in O(1) by a
+    // no-change run (it used to hash every row).
+    r#"
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO counters VALUES ('selection', 0);
+    "#,
 ];
+
+/// Bump the selection counter inside a transaction that changed something.
+fn bump(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute("UPDATE counters SET value = value + 1 WHERE name = 'selection'", []).map(|_| ())
+}
 
 /// One mirrored artifact, as the state knows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -412,6 +424,9 @@ impl State {
                     a.unselected_run
                 ])?;
             }
+            if !artifacts.is_empty() {
+                bump(tx)?;
+            }
             Ok(())
         })
     }
@@ -449,9 +464,10 @@ impl State {
                     put.execute([p.as_str()])?;
                 }
             }
-            tx.execute(
+            let kept = tx.execute(
                 "UPDATE artifacts SET unselected_run = NULL, selected_run = ?1
-                 WHERE (project, filename) IN (SELECT project, filename FROM sel_keep)",
+                 WHERE (project, filename) IN (SELECT project, filename FROM sel_keep)
+                   AND (unselected_run IS NOT NULL OR selected_run != ?1)",
                 [run],
             )?;
             let left = tx.execute(
@@ -463,6 +479,9 @@ impl State {
                     [run],
                 )?;
             tx.execute_batch("DELETE FROM sel_keep; DELETE FROM sel_planned; DELETE FROM sel_requested;")?;
+            if kept + left > 0 {
+                bump(tx)?;
+            }
             Ok(left)
         })
     }
@@ -476,29 +495,73 @@ impl State {
         Ok(n.max(0) as u64)
     }
 
-    /// A fingerprint of the selection a tree shows: every stored file but
-    /// `skip`, its digest and whether it is listed. Streamed from the
-    /// database into the hasher: cheap next to rendering, and flat in memory.
-    pub fn selection_fingerprint(&self, skip: &std::collections::BTreeSet<(&str, &str)>) -> Result<String, StateError> {
-        use std::io::Write;
+    /// The selection counter: it changes with every change of the
+    /// artifacts or the selection, so equal values mean the state shows the
+    /// same selection (a killed run that recorded a new selection without
+    /// publishing it shows as changed).
+    pub fn selection_generation(&self) -> Result<String, StateError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT value FROM counters WHERE name = 'selection'", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(format!("generation {n}"))
+    }
+
+    /// The artifacts of some projects, by project, each sorted by filename.
+    pub fn artifacts_of(&mut self, projects: &[ProjectName]) -> Result<Vec<Artifact>, StateError> {
+        if projects.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.in_tx(|tx| {
+            tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS wanted (project TEXT PRIMARY KEY); DELETE FROM wanted;")?;
+            let mut put = tx.prepare_cached("INSERT OR IGNORE INTO wanted VALUES (?1)")?;
+            for p in projects {
+                put.execute([p.as_str()])?;
+            }
+            Ok(())
+        })?;
+        let out = self.query_artifacts("WHERE project IN (SELECT project FROM wanted)", []);
+        self.conn.execute_batch("DELETE FROM wanted;").map_err(|e| self.err(e))?;
+        out
+    }
+
+    /// How many files each project lists.
+    pub fn listed_counts(&self) -> Result<std::collections::HashMap<ProjectName, u64>, StateError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT project, filename, sha256, unselected_run IS NULL FROM artifacts ORDER BY project, filename",
-            )
+            .prepare_cached("SELECT project, COUNT(*) FROM artifacts WHERE unselected_run IS NULL GROUP BY project")
             .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        let mut h = crate::util::hashing::HashingWriter::new(std::io::sink());
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let (p, f, sha, listed): (String, String, String, bool) =
-                (|| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))().map_err(|e| self.err(e))?;
-            if !skip.is_empty() && skip.contains(&(p.as_str(), f.as_str())) {
-                continue;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(|e| self.err(e))?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let (p, n) = row.map_err(|e| self.err(e))?;
+            if let Ok(p) = p.parse::<ProjectName>() {
+                out.insert(p, n.max(0) as u64);
             }
-            // Writing into a sink cannot fail.
-            let _ = writeln!(h, "{p}/{f}\t{sha}\t{listed}");
         }
-        Ok(h.finish().1.hex())
+        Ok(out)
+    }
+
+    /// Files no longer listed whose grace period is over at run `run`.
+    pub fn prunable(&self, run: i64, keep_runs: i64) -> Result<Vec<Artifact>, StateError> {
+        self.query_artifacts("WHERE unselected_run IS NOT NULL AND ?1 - unselected_run >= ?2", [run, keep_runs])
+    }
+
+    /// Listed files of projects not in `projects`.
+    pub fn listed_outside(&mut self, projects: &[ProjectName]) -> Result<Vec<Artifact>, StateError> {
+        self.in_tx(|tx| {
+            tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS inside (project TEXT PRIMARY KEY); DELETE FROM inside;")?;
+            let mut put = tx.prepare_cached("INSERT OR IGNORE INTO inside VALUES (?1)")?;
+            for p in projects {
+                put.execute([p.as_str()])?;
+            }
+            Ok(())
+        })?;
+        let out =
+            self.query_artifacts("WHERE unselected_run IS NULL AND project NOT IN (SELECT project FROM inside)", []);
+        self.conn.execute_batch("DELETE FROM inside;").map_err(|e| self.err(e))?;
+        out
     }
 
     pub fn touch_verified(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
@@ -516,8 +579,12 @@ impl State {
     pub fn delete_artifacts(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
         self.in_tx(|tx| {
             let mut stmt = tx.prepare_cached("DELETE FROM artifacts WHERE project = ?1 AND filename = ?2")?;
+            let mut n = 0;
             for (p, f) in keys {
-                stmt.execute(params![p.as_str(), f])?;
+                n += stmt.execute(params![p.as_str(), f])?;
+            }
+            if n > 0 {
+                bump(tx)?;
             }
             Ok(())
         })
@@ -633,6 +700,17 @@ impl State {
     /// Forget the views of projects no longer requested: their files have
     /// left the index, and a view is only a cache.
     pub fn forget_views_except(&mut self, requested: &[ProjectName]) -> Result<usize, StateError> {
+        let keep: std::collections::HashSet<&str> = requested.iter().map(|p| p.as_str()).collect();
+        let mut stmt = self.conn.prepare_cached("SELECT project FROM projects").map_err(|e| self.err(e))?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        let mut stale = false;
+        for name in names {
+            stale |= !keep.contains(name.map_err(|e| self.err(e))?.as_str());
+        }
+        drop(stmt);
+        if !stale {
+            return Ok(0);
+        }
         self.in_tx(|tx| {
             tx.execute_batch(
                 "CREATE TEMP TABLE IF NOT EXISTS keep_views (project TEXT PRIMARY KEY); DELETE FROM keep_views;",
