@@ -199,8 +199,8 @@ fn to_plan(
     let m = &manifest.mirror;
     let mut sw = Stopwatch::start();
     let names: Vec<_> = want.requested.keys().cloned().collect();
-    let views = views::gather(client, &run.state, &names, jobs, diags)?;
-    run.state.put_project_views(&views.updated)?;
+    let mut views = views::gather(client, &run.state, &names, jobs, diags)?;
+    run.state.put_project_views(&std::mem::take(&mut views.updated))?;
     sw.lap("upstream views");
     let tmp = run.store.tmp_dir().to_path_buf();
     let cx = resolve::ResolveInputs { select: &manifest.select, client, jobs, tmp: &tmp };

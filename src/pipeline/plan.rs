@@ -191,6 +191,7 @@ pub fn make(
         keys.insert(project, key);
     }
     let stored = state.artifacts_of(&fresh)?;
+    let fresh: BTreeSet<ProjectName> = fresh.into_iter().collect();
     let mut by_project: BTreeMap<&ProjectName, BTreeMap<&str, &Artifact>> = BTreeMap::new();
     for a in &stored {
         by_project.entry(&a.project).or_default().insert(a.filename.as_str(), a);
@@ -380,6 +381,9 @@ fn with_locked(
             });
         }
         chosen.extend(files.into_iter().cloned());
+    }
+    if chosen.is_empty() {
+        return pp;
     }
     for f in chosen {
         if !pp.files.iter().any(|p| p.filename == f.filename) {
