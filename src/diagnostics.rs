@@ -69,6 +69,8 @@ pub enum Diagnostic {
     Tampering(Tampering),
     /// A target environment the requested requirements do not resolve in.
     Unresolved { env: String, project: ProjectName, message: String },
+    /// A requirement pins a version no target environment can install.
+    PinUnusable { project: ProjectName, line: String },
     /// A chosen version installs only from its sdist in some environments.
     SdistOnly { project: ProjectName, version: Version, envs: Vec<String> },
     /// A version the policy leaves out of the index.
@@ -88,9 +90,10 @@ impl Diagnostic {
             Diagnostic::NotInstallable { fatal: true, .. }
             | Diagnostic::LockMismatch { .. }
             | Diagnostic::LockMissing { .. } => Level::Error,
-            Diagnostic::NotInstallable { .. } | Diagnostic::Unresolved { .. } | Diagnostic::SdistOnly { .. } => {
-                Level::Warning
-            }
+            Diagnostic::NotInstallable { .. }
+            | Diagnostic::Unresolved { .. }
+            | Diagnostic::SdistOnly { .. }
+            | Diagnostic::PinUnusable { .. } => Level::Warning,
             Diagnostic::FetchFailed { .. }
             | Diagnostic::UpstreamFailed { .. }
             | Diagnostic::PlanFailed { .. }
@@ -115,6 +118,7 @@ impl Diagnostic {
             Diagnostic::NotInstallable { .. } => "not-installable",
             Diagnostic::Unresolved { .. } => "unresolved",
             Diagnostic::SdistOnly { .. } => "sdist-only",
+            Diagnostic::PinUnusable { .. } => "pin-unusable",
             Diagnostic::NotStored { .. } => "not-stored",
             Diagnostic::MissingFromStore { .. } => "missing-from-store",
             Diagnostic::Tampering(_) => "possible-tampering",
@@ -135,6 +139,7 @@ impl Diagnostic {
             | Diagnostic::NotInstallable { project, .. }
             | Diagnostic::Unresolved { project, .. }
             | Diagnostic::SdistOnly { project, .. }
+            | Diagnostic::PinUnusable { project, .. }
             | Diagnostic::NotStored { project, .. }
             | Diagnostic::MissingFromStore { project, .. }
             | Diagnostic::Blocked { project, .. }
@@ -202,6 +207,9 @@ impl fmt::Display for Diagnostic {
                 write!(f, "{project} cannot be installed from the mirror on {}: {reason}", envs.join(", "))
             }
             Diagnostic::Unresolved { message, .. } => f.write_str(message),
+            Diagnostic::PinUnusable { project, line } => {
+                write!(f, "{project}: {line} pins a version no target environment can install")
+            }
             Diagnostic::SdistOnly { project, version, envs } => {
                 write!(f, "{project} {version} installs only from its sdist (built on install) on {}", envs.join(", "))
             }

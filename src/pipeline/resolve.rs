@@ -197,6 +197,33 @@ fn run_task(index: &dyn Index, select: &Select, envs: &[TargetEnv], requested: &
     resolve::resolve(index, &Request { env, select, roots: &roots, constraints: &constraints, follow_all: false })
 }
 
+/// Top-level `==` pins no environment can install.
+fn unusable_pins(index: &dyn Index, select: &Select, envs: &[TargetEnv], requested: &Requested) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (project, lines) in requested {
+        if select.options_for(project).dependencies != Dependencies::Resolve {
+            continue;
+        }
+        for l in lines.iter().filter(|l| !l.constraint) {
+            let Some(VersionOrUrl::VersionSpecifier(s)) = &l.requirement.version_or_url else { continue };
+            let pinned =
+                s.iter().any(|s| matches!(s.operator(), uv_pep440::Operator::Equal | uv_pep440::Operator::ExactEqual));
+            if !pinned {
+                continue;
+            }
+            let range = Ranges::from(s.clone());
+            let usable = envs.iter().any(|env| {
+                resolve::installable_versions(index, env, select, project, &range).is_ok_and(|v| !v.is_empty())
+            });
+            if !usable {
+                let line = format!("{}: `{}`", l.origin, l.requirement);
+                out.push(Diagnostic::PinUnusable { project: project.clone(), line });
+            }
+        }
+    }
+    out
+}
+
 /// The warnings resolution owes the operator: environments it cannot
 /// satisfy, and versions only an sdist serves.
 fn warnings(resolved: &Resolved, requested: &Requested, diags: &mut Diagnostics) {
@@ -324,6 +351,7 @@ pub fn resolve(
             }
         }
     }
+    let unusable = unusable_pins(&index, select, &envs, &requested);
     resolved.envs = envs.into_iter().zip(base).collect();
     let mut gathered = index.gathered.into_inner().unwrap_or_else(PoisonError::into_inner);
     gathered.updated.sort_by(|a, b| a.project.cmp(&b.project));
@@ -331,6 +359,7 @@ pub fn resolve(
     found.sort();
     diags.extend(found);
     warnings(&resolved, &requested, diags);
+    diags.extend(unusable);
     log(&resolved);
     let (requested, derived) = pinned_request(requested, select, &resolved.pins);
     Ok((requested, derived, gathered, resolved))

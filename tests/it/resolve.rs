@@ -204,6 +204,13 @@ fn installable_fail_exits_1_and_leaves_the_served_tree() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(env.public().join("reports/installability.json")).unwrap()).unwrap();
     assert_eq!(report["summary"]["failing"], serde_json::json!(["cp312-win_amd64"]));
+    let schema: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/installability.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&report).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
     let win = &report["environments"][1];
     assert_eq!(win["problems"][0]["reason"], "no-wheel", "{win:#}");
     let landing = std::fs::read_to_string(env.public().join("index.html")).unwrap();
@@ -297,4 +304,29 @@ fn uv_lock_and_pylock_are_mirrored_exactly() {
         "{err}"
     );
     assert!(!env3.path(".airlock/store/modern/modern-3.0-py3-none-any.whl").exists(), "never fetched");
+}
+
+/// What used to go unsaid: a pin no environment can use, a version only an
+/// sdist serves on some environment.
+#[test]
+fn unusable_pins_and_sdist_only_versions_are_named() {
+    let env = Env::new(Flavour::Json);
+    whl(&env.upstream, "linuxonly", "1.0", "cp312-cp312-manylinux_2_17_x86_64", &[], None);
+    whl(&env.upstream, "pure", "1.0", "py3-none-any", &[], None);
+    env.upstream.add("builds", FakeFile::new(sdist("builds", "1.0")));
+    env.manifest(
+        "[select]\npackages = [\"linuxonly==1.0\", \"pure\", \"builds\"]\npython = [\"3.12\"]\nplatforms = [\"win_amd64\"]\ndependencies = true\n",
+    );
+    let a = env.build().success();
+    let err = stderr(&a);
+    assert!(
+        err.contains("linuxonly: ")
+            && err.contains("`linuxonly==1.0` pins a version no target environment can install"),
+        "{err}"
+    );
+    env.manifest("[select]\npackages = [\"pure\", \"builds\"]\npython = [\"3.12\"]\nplatforms = [\"win_amd64\"]\ndependencies = true\n");
+    let a = env.build().success();
+    let err = stderr(&a);
+    assert!(err.contains("builds 1.0 installs only from its sdist (built on install) on cp312-win_amd64"), "{err}");
+    assert_eq!(listed(&env.public(), "builds"), ["builds-1.0.tar.gz"]);
 }

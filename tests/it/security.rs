@@ -252,6 +252,7 @@ fn sarif_and_json_validate_against_their_schemas() {
     for (schema, doc) in [
         (root.join("tests/fixtures/sarif-schema-2.1.0.json"), env.public().join("reports/security.sarif")),
         (root.join("docs/security.schema.json"), env.public().join("reports/security.json")),
+        (root.join("docs/installability.schema.json"), env.public().join("reports/installability.json")),
     ] {
         let validator = jsonschema::validator_for(&load(&schema)).unwrap();
         let instance = load(&doc);
