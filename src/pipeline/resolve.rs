@@ -87,7 +87,9 @@ impl Index for UpstreamIndex<'_> {
     fn metadata(&self, project: &ProjectName, file: &UpstreamFile) -> Result<Arc<CoreMetadata>, String> {
         let slot = once(&self.metadata, &(project.clone(), file.filename.to_string()));
         let got = slot.get_or_init(|| {
-            let (bytes, _) = self.fetcher.fetch(file).map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
+            let (bytes, source) = self.fetcher.fetch(file).map_err(|e| e.to_string())?;
+            tracing::debug!("{}: metadata from {source:?} in {:.2?}", file.filename, started.elapsed());
             let parsed = CoreMetadata::parse(&bytes);
             if !file.filename.is_wheel() {
                 tracing::warn!(

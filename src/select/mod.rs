@@ -4,7 +4,8 @@
 //! environments; `filter` applies a project's requirement lines and options
 //! to its upstream listing; `closure` follows `Requires-Dist` of selected
 //! wheels (`dependencies = "all"`); `resolve` resolves each target
-//! environment with PubGrub (`dependencies = "resolve"`); `locked` is what
+//! environment with PubGrub (`dependencies = "resolve"`) in `solver`'s
+//! decision order; `locked` is what
 //! lock files name.
 
 pub mod closure;
@@ -13,5 +14,6 @@ pub mod filter;
 pub mod installable;
 pub mod locked;
 pub mod resolve;
+pub mod solver;
 
 pub use filter::select;

@@ -12,7 +12,6 @@
 //! environments run in parallel, each with its own provider.
 
 use std::cell::RefCell;
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -26,6 +25,7 @@ use uv_pep440::Version;
 use uv_pep508::{Requirement, VersionOrUrl};
 
 use super::env::TargetEnv;
+use super::solver::{self, Order, Ordered, Priority};
 use crate::dist::filename::DistFilename;
 use crate::dist::metadata::CoreMetadata;
 use crate::dist::names::ProjectName;
@@ -153,6 +153,7 @@ struct Provider<'a> {
     explicit_pre: RefCell<HashSet<ProjectName>>,
     /// The file whose metadata each chosen version was resolved with.
     used: RefCell<BTreeMap<(ProjectName, Version), UpstreamFile>>,
+    order: Order,
 }
 
 type Deps = Dependencies<Pkg, Ranges<Version>, String>;
@@ -183,6 +184,7 @@ impl Provider<'_> {
             Some(VersionOrUrl::Url(_)) => return,
         };
         let name = ProjectName::from(&r.name);
+        self.order.seen(&name);
         let range = match self.constraints.get(&name) {
             Some(c) => range.intersection(c),
             None => range,
@@ -248,17 +250,10 @@ impl DependencyProvider for Provider<'_> {
     type VS = Ranges<Version>;
     type M = String;
     type Err = IndexError;
-    type Priority = (u32, Reverse<usize>);
+    type Priority = Priority;
 
-    fn prioritize(&self, pkg: &Pkg, range: &Ranges<Version>, stats: &PackageResolutionStatistics) -> Self::Priority {
-        let count = match pkg {
-            Pkg::Root => 0,
-            Pkg::Project(p) | Pkg::Extra(p, _) => {
-                self.candidates(p).map(|c| c.keys().filter(|v| range.contains(*v)).count()).unwrap_or(0)
-            }
-        };
-        // Conflicts first (they decide), then the most constrained.
-        (stats.conflict_count(), Reverse(count))
+    fn prioritize(&self, pkg: &Pkg, range: &Ranges<Version>, _: &PackageResolutionStatistics) -> Priority {
+        self.order.priority(pkg, range)
     }
 
     fn choose_version(&self, pkg: &Pkg, range: &Ranges<Version>) -> Result<Option<Version>, IndexError> {
@@ -289,6 +284,12 @@ impl DependencyProvider for Provider<'_> {
             Pkg::Project(p) => self.project_deps(p, version, None),
             Pkg::Extra(p, e) => self.project_deps(p, version, Some(e)),
         }
+    }
+}
+
+impl Ordered for Provider<'_> {
+    fn order(&self) -> &Order {
+        &self.order
     }
 }
 
@@ -350,8 +351,9 @@ pub fn resolve(index: &dyn Index, req: &Request<'_>) -> Outcome {
         candidates: RefCell::default(),
         explicit_pre: RefCell::default(),
         used: RefCell::default(),
+        order: Order::default(),
     };
-    match pubgrub::resolve(&provider, Pkg::Root, Version::new([0])) {
+    match solver::solve(&provider) {
         Ok(solution) => {
             let mut pins = BTreeMap::new();
             for (pkg, version) in solution {

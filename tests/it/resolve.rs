@@ -330,3 +330,34 @@ fn unusable_pins_and_sdist_only_versions_are_named() {
     assert!(err.contains("builds 1.0 installs only from its sdist (built on install) on cp312-win_amd64"), "{err}");
     assert_eq!(listed(&env.public(), "builds"), ["builds-1.0.tar.gz"]);
 }
+
+/// An early decision that later projects keep conflicting with is revisited,
+/// as uv does: frames takes dates 4.0 before tools' cloud is even seen, and
+/// every cloud release needs dates < 3. Plain PubGrub would reject the 40
+/// cloud releases one by one (fetching metadata for each); airlock backs
+/// out of dates 4.0 after a few conflicts and lands on uv's answer.
+#[test]
+fn a_decision_that_keeps_conflicting_is_revisited_like_uv() {
+    let env = Env::new(Flavour::Json);
+    let any = "py3-none-any";
+    whl(&env.upstream, "frames", "1.0", any, &["dates>=2"], None);
+    whl(&env.upstream, "tools", "1.0", any, &["cloud"], None);
+    for v in ["2.0", "3.0", "4.0"] {
+        whl(&env.upstream, "dates", v, any, &[], None);
+    }
+    for minor in 0..40 {
+        whl(&env.upstream, "cloud", &format!("1.{minor}"), any, &["dates<3"], None);
+    }
+    env.upstream.serve_metadata(true);
+    env.manifest(
+        "[select]\npackages = [\"frames\", \"tools\"]\npython = [\"3.12\"]\nplatforms = [\"manylinux_2_28_x86_64\"]\nsdists = false\nlatest = 1\ndependencies = \"resolve\"\n",
+    );
+    env.build().success();
+    let fetched = env.upstream.requests().iter().filter(|r| r.contains("cloud-") && r.ends_with(".metadata")).count();
+    assert!(fetched < 10, "{fetched} cloud metadata files fetched");
+    let want =
+        uv_compile(env.dir.path(), &env.upstream.index_url(), "3.12", "x86_64-manylinux_2_28", "frames\ntools\n");
+    assert_eq!((want.get("cloud"), want.get("dates")), (Some(&"1.39".into()), Some(&"2.0".into())), "{want:?}");
+    let union: BTreeSet<(String, String)> = want.into_iter().collect();
+    assert_eq!(mirrored(&env.public()), union);
+}
