@@ -55,6 +55,8 @@ fn render(c: &mut Criterion) {
         upstream: None,
         generated_at: jiff::Timestamp::UNIX_EPOCH,
         environments: Vec::new(),
+        index_url: None,
+        unselected: Vec::new(),
     };
     let mut group = c.benchmark_group("render");
     group.sample_size(10);

@@ -28,17 +28,7 @@ done
 work=${work:-$(mktemp -d)}
 mkdir -p "$work"
 
-if ! python3 - "$INDEX" <<'PY'
-import sys, urllib.request
-try:
-    urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "pip/", method="HEAD"), timeout=10)
-except Exception as e:
-    print(f"PyPI is unreachable ({e}): skipping the real-PyPI check", file=sys.stderr)
-    sys.exit(1)
-PY
-then
-    exit 0
-fi
+scripts/pypi-reachable.sh "$INDEX" "the real-PyPI check" || exit 0
 [ -x "$AIRLOCK" ] || cargo build --release --quiet
 command -v uv >/dev/null || { echo "uv is needed: python3 -m pip install uv" >&2; exit 1; }
 

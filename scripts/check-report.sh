@@ -98,8 +98,8 @@ fi
 [ -s "$shot" ] || { echo "FAIL: no screenshot" >&2; status=1; }
 grep -q '<div id="controls">' "$work/dom.html" || { echo "FAIL: the inline script did not run (filter controls still hidden)" >&2; status=1; }
 count() { grep -o "$1" "$2" | wc -l || true; }
-rows_js=$(count '<tr data-rank' "$work/dom.html")
-rows_nojs=$(count '<tr data-rank' "$work/nojs.html")
+rows_js=$(count ' data-rank=' "$work/dom.html")
+rows_nojs=$(count ' data-rank=' "$work/nojs.html")
 if [ "$rows_js" -eq 0 ] || [ "$rows_nojs" -ne "$rows_js" ]; then
     echo "FAIL: $rows_nojs findings without JavaScript, $rows_js with it" >&2
     status=1

@@ -111,6 +111,7 @@ pub enum Command {
     Export {
         #[command(flatten)]
         config: ConfigArg,
+        /// The bundle to write (zstd-compressed tar with a verified manifest).
         #[arg(short = 'o', long = "output", value_name = "FILE.tar.zst")]
         output: PathBuf,
         /// Everything, not only what changed.
@@ -123,7 +124,10 @@ pub enum Command {
     /// Verify a bundle and publish it atomically into a directory.
     #[command(after_help = "Example:\n  airlock import mirror-full.tar.zst --into /srv/pypi")]
     Import {
+        /// A bundle written by `airlock export`.
         bundle: PathBuf,
+        /// The directory to publish into (a full bundle creates it; an
+        /// incremental one applies on top of the tree it was made after).
         #[arg(long, value_name = "DIR")]
         into: PathBuf,
     },
@@ -143,6 +147,7 @@ pub enum Command {
         after_help = "Examples:\n  airlock serve public --port 8000\n  pip install --index-url http://127.0.0.1:8000/simple/ requests\n  airlock serve /srv/pypi/public --nginx-config --port 80 > /etc/nginx/conf.d/airlock.conf"
     )]
     Serve {
+        /// The published tree to serve (`[mirror] output`).
         #[arg(default_value = "public")]
         dir: PathBuf,
         /// Port on 127.0.0.1 (0 picks a free one and prints it).
@@ -159,8 +164,11 @@ pub enum AdvisoriesCommand {
     /// Build a snapshot from OSV sources (directories of .json/.yaml, .zip archives).
     #[command(after_help = "Example:\n  airlock advisories build advisory-database/vulns -o advisories.sqlite.zst")]
     Build {
+        /// OSV sources: directories of .json/.yaml records, .zip archives
+        /// (such as osv.dev's PyPI/all.zip), or their URLs.
         #[arg(required = true, value_name = "SOURCE")]
         sources: Vec<String>,
+        /// The snapshot to write (zstd-compressed SQLite).
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: PathBuf,
     },
@@ -172,33 +180,130 @@ pub enum AdvisoriesCommand {
     },
     /// Sources, build time, counts and sha256 of a snapshot.
     #[command(after_help = "Example:\n  airlock advisories info .airlock/advisories.sqlite.zst")]
-    Info { file: PathBuf },
+    Info {
+        /// The snapshot to describe.
+        file: PathBuf,
+    },
     /// Advisories affecting NAME VERSION, or JSON lines for "NAME VERSION" lines on stdin.
     #[command(
-        after_help = "Examples:\n  airlock advisories check --snapshot adv.sqlite.zst jinja2 2.10\n  printf 'jinja2 2.10\\nurllib3 1.24.1\\n' | airlock advisories check --snapshot adv.sqlite.zst"
+        after_help = "Examples:\n  airlock advisories check --snapshot adv.sqlite.zst jinja2 2.10\n  airlock advisories check -c mirror.toml jinja2 2.10\n  printf 'jinja2 2.10\\nurllib3 1.24.1\\n' | airlock advisories check --snapshot adv.sqlite.zst"
     )]
     Check {
+        /// The snapshot to read (default: the one the manifest names).
         #[arg(long, value_name = "FILE")]
-        snapshot: PathBuf,
+        snapshot: Option<PathBuf>,
+        /// The manifest whose [advisories].snapshot to read, without --snapshot.
+        #[arg(short = 'c', long = "config", default_value = "mirror.toml", value_name = "FILE")]
+        config: PathBuf,
+        /// A project name (with VERSION).
         name: Option<String>,
+        /// A version of NAME.
         version: Option<String>,
     },
 }
 
-/// Print a run's outcome and turn it into the exit code.
-fn finish(outcome: crate::pipeline::BuildOutcome) -> Result<Exit, Error> {
+/// Print a run's outcome and turn it into the exit code. `audit` prints
+/// what it found; `build` what it fetched, then what the audit found.
+fn finish(outcome: crate::pipeline::BuildOutcome, command: &str, output: &std::path::Path) -> Result<Exit, Error> {
     let failures: Vec<_> = outcome.failures().collect();
     for f in &failures {
         tracing::error!("failed: {f}");
     }
-    tracing::info!("run {}: {}", outcome.run, outcome.summary);
     if !failures.is_empty() {
         tracing::error!("{} failure(s); nothing unverified was published", failures.len());
     }
-    if outcome.exit == Exit::Policy {
-        tracing::error!("policy breach: see reports/security.html (exit 3)");
+    let report = output.join("reports/security.html");
+    if let Some(f) = &outcome.findings {
+        print_findings(outcome.run, f, &report, command == "audit");
+    } else if command == "audit" {
+        tracing::info!("run {}: nothing changed; the findings are those of {}", outcome.run, report.display());
     }
+    if outcome.exit == Exit::Policy {
+        match &outcome.findings {
+            Some(f) => {
+                const SHOWN: usize = 10;
+                for b in f.breaches.iter().take(SHOWN) {
+                    tracing::error!("policy: {b}");
+                }
+                if f.breaches.len() > SHOWN {
+                    tracing::error!("policy: and {} more", f.breaches.len() - SHOWN);
+                }
+                tracing::error!(
+                    "policy breach: {} finding(s) at or above fail_on = {} (see {}); exit 3",
+                    f.breaches.len(),
+                    f.fail_on,
+                    report.display()
+                );
+            }
+            None => tracing::error!("policy breach, unchanged: see {}; exit 3", report.display()),
+        }
+    }
+    // The summary line comes last. Its figures are fields too: `--log-format json` gives them to log
+    // shippers as numbers, with no pattern to parse.
+    let s = &outcome.summary;
+    let text = if command == "audit" { "audit finished".to_string() } else { s.to_string() };
+    tracing::info!(
+        run = outcome.run,
+        command,
+        added = s.added,
+        kept = s.kept,
+        removed = s.unlisted,
+        pruned = s.pruned,
+        failed = s.failed,
+        bytes = s.bytes,
+        seconds = s.elapsed.as_secs_f64(),
+        published = s.published,
+        exit_code = outcome.exit as u8,
+        "run {}: {text}",
+        outcome.run
+    );
     Ok(outcome.exit)
+}
+
+/// The audit in a few lines: counts by severity, the worst versions, where
+/// the report is. The lines a `build` prints are fewer: it has its own.
+fn print_findings(run: i64, f: &crate::audit::Findings, report: &std::path::Path, all: bool) {
+    use crate::audit::Status;
+    // A build without a snapshot said so when it started.
+    if !all && f.status == Status::Unaudited {
+        return;
+    }
+    let c = &f.counts;
+    let status = match f.status {
+        Status::Audited => "audited",
+        Status::Stale => "audited with a STALE snapshot",
+        Status::Unaudited => "UNAUDITED (no advisory snapshot): nothing was checked",
+    };
+    tracing::info!(
+        "run {run}: {status}: {} version(s) of {} project(s), {} vulnerable, {} blocked; findings: critical {}, high {}, medium {}, low {}, unknown {} ({} ignored)",
+        c.versions,
+        c.projects,
+        c.vulnerable_versions,
+        c.blocked_versions,
+        c.critical,
+        c.high,
+        c.medium,
+        c.low,
+        c.unknown,
+        c.ignored
+    );
+    const TOP: usize = 10;
+    let shown = if all { TOP } else { 3 };
+    for t in f.top.iter().take(shown) {
+        let ids = if t.ids.len() > 3 {
+            format!("{} and {} more", t.ids[..3].join(", "), t.ids.len() - 3)
+        } else {
+            t.ids.join(", ")
+        };
+        let blocked = if t.blocked { " (blocked)" } else { "" };
+        tracing::info!("  {} {}: {}{blocked}: {ids}", t.project, t.version, t.worst);
+    }
+    if f.top.len() > shown {
+        tracing::info!("  and {} more vulnerable version(s)", f.top.len() - shown);
+    }
+    if all || !f.top.is_empty() {
+        tracing::info!("report: {}", report.display());
+    }
 }
 
 fn load(config: &ConfigArg) -> Result<Manifest, Error> {
@@ -211,11 +316,12 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Build { config, out, jobs, offline } => {
             let manifest = load(&config)?;
             let opts = crate::pipeline::BuildOptions { offline, jobs: jobs.map(usize::from), out };
-            finish(crate::pipeline::build(&manifest, &opts)?)
+            let output = opts.out.clone().unwrap_or_else(|| manifest.mirror.output.clone());
+            finish(crate::pipeline::build(&manifest, &opts)?, "build", &output)
         }
         Command::Audit { config } => {
             let manifest = load(&config)?;
-            finish(crate::pipeline::audit(&manifest)?)
+            finish(crate::pipeline::audit(&manifest)?, "audit", &manifest.mirror.output)
         }
         Command::Plan { config, offline } => {
             let manifest = load(&config)?;
@@ -324,7 +430,11 @@ fn advisories(cmd: AdvisoriesCommand) -> Result<Exit, Error> {
             ops::info(&file, &mut std::io::stdout().lock())?;
             Ok(Exit::Success)
         }
-        AdvisoriesCommand::Check { snapshot, name, version } => {
+        AdvisoriesCommand::Check { snapshot, config, name, version } => {
+            let snapshot = match snapshot {
+                Some(s) => s,
+                None => Manifest::load(&config)?.advisories.snapshot,
+            };
             let snap = Snapshot::open(&snapshot).map_err(crate::advisories::AdvisoryError::from)?;
             match (name, version) {
                 (Some(n), Some(v)) => ops::check_one(&snap, &n, &v, &mut std::io::stdout().lock())?,
@@ -337,5 +447,34 @@ fn advisories(cmd: AdvisoriesCommand) -> Result<Exit, Error> {
             }
             Ok(Exit::Success)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every argument of every command says what it is in `--help`.
+    #[test]
+    fn every_argument_has_a_description() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !matches!(id, "help" | "version") && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "airlock", &mut missing);
+        assert!(missing.is_empty(), "without a description: {missing:?}");
     }
 }

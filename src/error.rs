@@ -54,6 +54,8 @@ pub enum Error {
     Usage(String),
     #[error("{0}")]
     Failed(String),
+    #[error(transparent)]
+    Interrupted(#[from] crate::util::signal::Interrupted),
 }
 
 impl Error {
@@ -61,6 +63,7 @@ impl Error {
         match self {
             Error::Usage(_) => 2,
             Error::Audit(_) => 4,
+            Error::Interrupted(i) => crate::util::signal::exit_code(i.0),
             _ => 1,
         }
     }

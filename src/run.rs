@@ -57,17 +57,28 @@ impl Session {
     }
 
     /// Record a new run, after marking runs a killed process left running
-    /// as crashed and clearing its partial downloads.
+    /// as crashed, then check that the store and the output can be written
+    /// (before the run's first request) and clear partial downloads. A
+    /// run that fails here is recorded as failed like any other.
     pub fn begin(self, command: &str) -> Result<Run, RunError> {
         if self.state.mark_crashed_runs()? > 0 {
             tracing::warn!("a previous run did not finish; this run completes its work");
         }
-        let partial = self.store.prepare()?;
+        let id = self.state.begin_run(command)?;
+        let db = self.state.path().to_path_buf();
+        let signal = crate::util::signal::Guard::waiting(move || State::record_interrupted(&db, id));
+        let run = Run { session: self, id, finished: false, _signal: signal };
+        let partial = match run.store.prepare() {
+            Ok(n) => n,
+            Err(e) => return Err(run.abort(e.into())),
+        };
         if partial > 0 {
             tracing::info!("removed {partial} partial download(s) left by an interrupted run");
         }
-        let id = self.state.begin_run(command)?;
-        Ok(Run { session: self, id })
+        if let Err(e) = run.target.preflight() {
+            return Err(run.abort(e.into()));
+        }
+        Ok(run)
     }
 
     /// The tree served now and its recorded listing.
@@ -86,17 +97,46 @@ impl Session {
     }
 }
 
-/// A session that records itself as run `id`.
+/// A session that records itself as run `id`. A run dropped unfinished
+/// (an error cut it short) is recorded as failed, so the next run does not
+/// mistake it for a crash.
 pub struct Run {
     session: Session,
     pub id: i64,
+    finished: bool,
+    /// A signal lets the run unwind; if it does not in time, the run is
+    /// recorded as interrupted from the signal thread.
+    _signal: crate::util::signal::Guard,
 }
 
 impl Run {
     /// Record how the run ended. Consumes the run: the lock goes with it.
-    pub fn finish(self, outcome: &str, counts: &RunCounts, errors: &[String]) -> Result<(), RunError> {
+    pub fn finish(mut self, outcome: &str, counts: &RunCounts, errors: &[String]) -> Result<(), RunError> {
+        self.finished = true;
         self.session.state.finish_run(self.id, outcome, counts, errors)?;
         Ok(())
+    }
+
+    /// Record the error that ended the run, and hand it back.
+    pub fn abort<E: std::fmt::Display>(mut self, error: E) -> E {
+        self.record_end(&error.to_string());
+        error
+    }
+
+    fn record_end(&mut self, error: &str) {
+        self.finished = true;
+        let outcome = if crate::util::signal::interrupted() { "interrupted" } else { "failed" };
+        if let Err(e) = self.session.state.finish_run(self.id, outcome, &RunCounts::default(), &[error.to_string()]) {
+            tracing::warn!("cannot record how run {} ended: {e}", self.id);
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.record_end("the run ended before it finished (see its log)");
+        }
     }
 }
 

@@ -100,6 +100,28 @@ pub struct Counts {
     pub ignored: usize,
 }
 
+/// The audit in a few lines, for the log.
+#[derive(Debug, Clone)]
+pub struct Findings {
+    /// Unaudited: nothing was checked.
+    pub status: Status,
+    pub counts: Counts,
+    /// Findings at or above `fail_on`, one line each.
+    pub breaches: Vec<String>,
+    pub fail_on: crate::advisories::severity::Threshold,
+    /// Every vulnerable version, worst first.
+    pub top: Vec<TopFinding>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TopFinding {
+    pub project: ProjectName,
+    pub version: Version,
+    pub worst: Severity,
+    pub ids: Vec<String>,
+    pub blocked: bool,
+}
+
 pub struct Audit {
     pub generated_at: jiff::Timestamp,
     pub mirror_name: String,
@@ -299,23 +321,48 @@ impl Audit {
         })
     }
 
-    /// Log every breach of `fail_on`, one line each.
-    pub fn report_breaches(&self) {
-        for (v, f) in self.breaches() {
-            tracing::error!(
-                "policy: {} {} has {} ({}{}) at or above fail_on = {}",
-                v.project,
-                v.version,
-                f.id,
-                f.severity,
-                if f.effective != f.severity { format!(", ranked {}", f.effective) } else { String::new() },
-                self.policy.fail_on
-            );
-        }
-    }
-
     pub fn exit(&self) -> Exit {
         if self.breaches().is_empty() { Exit::Success } else { Exit::Policy }
+    }
+
+    /// What a run's log says about the audit: the counts, and the worst
+    /// versions first.
+    pub fn findings(&self) -> Findings {
+        let mut top: Vec<TopFinding> = self
+            .versions
+            .iter()
+            .filter_map(|v| {
+                let active: Vec<&AuditFinding> = v.active().collect();
+                let worst = active.iter().map(|f| f.severity).max()?;
+                Some(TopFinding {
+                    project: v.project.clone(),
+                    version: v.version.clone(),
+                    worst,
+                    ids: active.iter().map(|f| f.id.clone()).collect(),
+                    blocked: v.blocked,
+                })
+            })
+            .collect();
+        // Worst first; then by name and version, so the lines are stable.
+        top.sort_by(|a, b| b.worst.cmp(&a.worst).then_with(|| (&a.project, &a.version).cmp(&(&b.project, &b.version))));
+        Findings {
+            status: self.status,
+            counts: self.counts(),
+            breaches: self
+                .breaches()
+                .iter()
+                .map(|(v, f)| {
+                    let ranked =
+                        if f.effective != f.severity { format!(", ranked {}", f.effective) } else { String::new() };
+                    format!(
+                        "{} {} has {} ({}{ranked}) at or above fail_on = {}",
+                        v.project, v.version, f.id, f.severity, self.policy.fail_on
+                    )
+                })
+                .collect(),
+            fail_on: self.policy.fail_on,
+            top,
+        }
     }
 
     /// What the landing page shows.
@@ -327,6 +374,10 @@ impl Audit {
                 continue;
             }
             marks.entry(v.project.clone()).or_default().push(crate::index::VulnMark {
+                href: format!(
+                    "reports/security.html#{}",
+                    crate::index::version_anchor(v.project.as_str(), &v.version.to_string())
+                ),
                 version: v.version.to_string(),
                 severity: active.iter().map(|f| f.severity).max().unwrap_or(Severity::Unknown),
                 advisories: active.len(),

@@ -28,7 +28,8 @@ server {{
     server_name _;
     root {root};
     charset utf-8;
-    charset_types text/html text/plain text/markdown text/css;
+    # text/html always has a charset; name only the others.
+    charset_types text/plain text/markdown text/css;
     # Follow the output symlink to each new tree as soon as it is swapped.
     disable_symlinks off;
     open_file_cache off;

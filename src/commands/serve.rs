@@ -56,7 +56,6 @@ pub fn serve(dir: &Path, port: u16) -> Result<(), Error> {
 fn handle(dir: &Path, request: tiny_http::Request) {
     let url = request.url().to_string();
     let accept = request.headers().iter().find(|h| h.field.equiv("Accept")).map(|h| h.value.as_str().to_string());
-    let is_head = *request.method() == tiny_http::Method::Head;
     let not_found =
         || Response::from_string("not found\n").with_status_code(404).with_header(header("Content-Type", "text/plain"));
     if !matches!(request.method(), tiny_http::Method::Get | tiny_http::Method::Head) {
@@ -87,17 +86,17 @@ fn handle(dir: &Path, request: tiny_http::Request) {
         return;
     };
     let rel = path.strip_prefix(&root).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    // Always a Content-Length, never chunked: pip shows sizes and progress
+    // from it, and a client that reuses the connection knows where the
+    // body ends. For HEAD, tiny_http sends the same headers and no body.
     let mut response = Response::from_file(file)
+        .with_chunked_threshold(usize::MAX)
         .with_header(header("Content-Type", mime::content_type(&rel)))
         .with_header(header("Cache-Control", mime::cache_control(&rel)));
     if vary {
         response = response.with_header(header("Vary", "Accept"));
     }
-    if is_head {
-        let _ = request.respond(Response::empty(200).with_header(header("Content-Type", mime::content_type(&rel))));
-    } else {
-        let _ = request.respond(response);
-    }
+    let _ = request.respond(response);
 }
 
 #[cfg(test)]

@@ -224,7 +224,7 @@ pub fn verify(manifest: &Manifest, repair: bool) -> Result<Exit, Error> {
 
 /// What to do about one damaged artifact.
 enum Fix<'a> {
-    Refetch(FetchJob),
+    Refetch(Box<FetchJob>),
     Reextract(&'a Artifact),
 }
 
@@ -251,7 +251,7 @@ fn fixes<'a>(
             fixes.push(Fix::Reextract(a));
         } else if !store_ok {
             match upstream_file(a) {
-                Ok(file) => fixes.push(Fix::Refetch(FetchJob { project: a.project.clone(), file })),
+                Ok(file) => fixes.push(Fix::Refetch(Box::new(FetchJob { project: a.project.clone(), file }))),
                 Err(e) => unrepaired.push(format!("cannot repair {}: {e}", p.path())),
             }
         }
@@ -272,7 +272,7 @@ fn repair_store(manifest: &Manifest, report: &Report) -> Result<Vec<String>, Err
     let mut reextract: Vec<&Artifact> = Vec::new();
     for f in fixes {
         match f {
-            Fix::Refetch(job) => refetch.push(job),
+            Fix::Refetch(job) => refetch.push(*job),
             Fix::Reextract(a) => reextract.push(a),
         }
     }

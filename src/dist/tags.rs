@@ -19,6 +19,44 @@ pub enum TagError {
         "invalid platform tag {0:?}: expected a wheel platform tag such as \"manylinux_2_17_x86_64\", \"macosx_11_0_arm64\" or \"win_amd64\""
     )]
     Platform(String),
+    #[error(
+        "unknown platform {0:?}: use a wheel platform tag: manylinux_<glibc major>_<minor>_<arch> (manylinux_2_17_x86_64, manylinux_2_28_aarch64; or manylinux2014_x86_64), musllinux_<major>_<minor>_<arch> (musllinux_1_2_x86_64), macosx_<major>_<minor>_<arch> (macosx_11_0_arm64, macosx_10_12_x86_64), win_amd64, win32, win_arm64, or linux_<arch>; arch is one of {arches}",
+        arches = LINUX_ARCHES.join(", ")
+    )]
+    UnknownPlatform(String),
+}
+
+/// Architectures of Linux wheel tags (PEP 599/600/656 and what PyPI serves).
+const LINUX_ARCHES: &[&str] =
+    &["x86_64", "aarch64", "i686", "armv7l", "ppc64le", "s390x", "ppc64", "riscv64", "armv6l", "loongarch64"];
+/// Architectures and binary formats of macOS wheel tags.
+const MAC_ARCHES: &[&str] =
+    &["arm64", "x86_64", "universal2", "intel", "universal", "i386", "ppc64", "ppc", "fat64", "fat32", "fat"];
+/// Windows platform tags.
+const WINDOWS: &[&str] = &["win32", "win_amd64", "win_arm64", "win_ia64"];
+
+impl PlatformTarget {
+    /// A platform a manifest targets: a tag pip would generate for some
+    /// machine. Stricter than parsing a wheel's tag: a word such as
+    /// `windows` or `linux` is refused with the forms accepted, instead of
+    /// becoming a target that matches no wheel.
+    pub fn target(s: &str) -> Result<PlatformTarget, TagError> {
+        let unknown = || TagError::UnknownPlatform(s.to_string());
+        let t: PlatformTarget = s.parse().map_err(|_| unknown())?;
+        let known = match &t {
+            PlatformTarget::Manylinux(_, arch) | PlatformTarget::Musllinux(_, arch) => {
+                LINUX_ARCHES.contains(&arch.as_str())
+            }
+            PlatformTarget::Macos(_, arch) => MAC_ARCHES.contains(&arch.as_str()),
+            PlatformTarget::Exact(tag) => {
+                WINDOWS.contains(&tag.as_str())
+                    || tag.strip_prefix("linux_").is_some_and(|a| LINUX_ARCHES.contains(&a))
+                    || tag.starts_with("ios_")
+                    || tag.starts_with("android_")
+            }
+        };
+        if known { Ok(t) } else { Err(unknown()) }
+    }
 }
 
 /// A CPython feature release, such as 3.12.

@@ -37,9 +37,12 @@ pub struct IndexOutcome {
     pub skipped: Vec<String>,
 }
 
+/// Distribution files found, and messages about the other files.
+type Found = (Vec<(PathBuf, DistFilename)>, Vec<String>);
+
 /// Every distribution file under `dir` (not under `out`), parsed; the
 /// others are returned as messages.
-fn candidates(dir: &Path, out: &Path) -> Result<(Vec<(PathBuf, DistFilename)>, Vec<String>), IndexError> {
+fn candidates(dir: &Path, out: &Path) -> Result<Found, IndexError> {
     let out_abs = std::path::absolute(out).ok();
     let mut skipped = Vec::new();
     let mut found = Vec::new();
@@ -131,6 +134,8 @@ pub fn index_dir(dir: &Path, out: &Path, name: &str, templates: Option<&Path>) -
         upstream: None,
         generated_at: crate::util::clock::output_time(),
         environments: Vec::new(),
+        index_url: None,
+        unselected: Vec::new(),
     };
     let staged = target.stage(&crate::tree::target::fresh_id())?;
     render::render_site(&files, &info, None, &templates, staged.dir())?;

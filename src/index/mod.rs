@@ -7,5 +7,7 @@ pub mod local;
 pub mod render;
 pub mod templates;
 
-pub use render::{EnvStatus, RenderError, SecuritySummary, SiteFile, SiteInfo, VulnMark, render_site};
+pub use render::{
+    EnvStatus, RenderError, SecuritySummary, SiteFile, SiteInfo, Unselected, VulnMark, render_site, version_anchor,
+};
 pub use templates::{TemplateError, Templates};

@@ -61,9 +61,21 @@ impl SiteFile {
 #[derive(Debug, Clone, Serialize)]
 pub struct VulnMark {
     pub version: String,
+    /// The highest severity of its advisories.
     pub severity: Severity,
     pub advisories: usize,
     pub blocked: bool,
+    /// Its findings in the security report.
+    pub href: String,
+}
+
+/// The id of a version's findings in `reports/security.html`, which the
+/// landing page links to.
+pub fn version_anchor(project: &str, version: &str) -> String {
+    let safe = |s: &str| -> String {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '-' }).collect()
+    };
+    format!("v-{}-{}", safe(project), safe(version))
 }
 
 /// What the landing page shows of the security report.
@@ -83,6 +95,18 @@ pub struct SiteInfo {
     pub generated_at: jiff::Timestamp,
     /// The installability matrix (empty when not checked).
     pub environments: Vec<EnvStatus>,
+    /// The simple index's URL where the tree is served (`[mirror]
+    /// base_url`), for the install commands.
+    pub index_url: Option<String>,
+    /// Requested projects of which nothing is listed, and why.
+    pub unselected: Vec<Unselected>,
+}
+
+/// A requested project the index does not list, as the landing page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unselected {
+    pub name: String,
+    pub note: String,
 }
 
 /// A target environment's installability, as the landing page shows it.
@@ -139,6 +163,8 @@ struct LandingView<'a> {
     projects: Vec<LandingProject>,
     security: Option<LandingSecurity<'a>>,
     environments: &'a [EnvStatus],
+    index_url: Option<&'a str>,
+    unselected: &'a [Unselected],
 }
 
 #[derive(Serialize)]
@@ -248,6 +274,8 @@ pub fn render_site(
             })
             .collect(),
         environments: &info.environments,
+        index_url: info.index_url.as_deref(),
+        unselected: &info.unselected,
         security: security.map(|s| LandingSecurity {
             banner: s.banner.as_deref(),
             vulnerable_versions: s.vulnerable_versions,

@@ -17,6 +17,7 @@ use url::Url;
 
 pub mod lockfile;
 pub mod requirements;
+mod schema;
 
 use self::requirements::{RequirementLine, RequirementsError};
 pub use crate::advisories::SourceSpec;
@@ -38,6 +39,9 @@ pub enum ManifestError {
     Requirements(#[from] RequirementsError),
     #[error(transparent)]
     Lock(#[from] lockfile::LockError),
+    /// Every problem, in file order.
+    #[error("{} problems:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<ManifestError>),
 }
 
 // ---------------------------------------------------------------- wire form
@@ -71,6 +75,7 @@ struct RawMirror {
     keep_runs: Option<Spanned<i64>>,
     templates: Option<String>,
     publish_partial: Option<bool>,
+    base_url: Option<Spanned<String>>,
 }
 
 /// `[select]` and `[select.project.<name>]` share one struct; the keys only
@@ -160,6 +165,9 @@ pub struct Mirror {
     /// Publish what verified even when the run failed (default: a failed run
     /// leaves the served tree as it was).
     pub publish_partial: bool,
+    /// Where the published tree is served (`https://pypi.example.org/`):
+    /// the landing page's install commands show it.
+    pub base_url: Option<Url>,
 }
 
 /// What to mirror: requirements plus the options that filter files.
@@ -339,37 +347,36 @@ impl Locator<'_> {
         format!("{}:{}", self.path.display(), self.line_col(span.start).0)
     }
 
-    /// The `[table]` header in force at `offset`, for unknown-key messages.
-    fn table_at(&self, offset: usize) -> Option<&str> {
-        self.text[..offset.min(self.text.len())].lines().rev().map(str::trim).find(|l| l.starts_with('['))
-    }
-
     fn toml_error(&self, err: &toml::de::Error) -> ManifestError {
-        let span = err.span().unwrap_or(0..0);
-        let original = err.message().trim();
-        let mut message = original.to_string();
-        if let Some(rest) = original.strip_prefix("unknown field `") {
-            let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
-            let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-            let table = self.table_at(span.start).unwrap_or("top level");
-            message = format!("unknown key `{key}` in {table}");
-            if let Some(best) = suggest(key, &known) {
-                message.push_str(&format!("; did you mean `{best}`?"));
-            } else if !known.is_empty() {
-                message.push_str(&format!("; known keys: {}", known.join(", ")));
-            }
-        }
-        self.at(span, message)
+        self.at(err.span().unwrap_or(0..0), err.message().trim())
     }
 }
 
-fn suggest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(key, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min()
-        .map(|(_, k)| k)
+/// Every error found so far, with the byte offset it is about: the
+/// manifest reports all of them, in file order.
+#[derive(Default)]
+struct Errors(Vec<(usize, ManifestError)>);
+
+impl Errors {
+    fn push(&mut self, at: usize, e: ManifestError) {
+        self.0.push((at, e));
+    }
+
+    /// The value, or `None` with the error kept (positioned at `at`).
+    fn take<T>(&mut self, at: usize, r: Result<T, ManifestError>) -> Option<T> {
+        r.map_err(|e| self.push(at, e)).ok()
+    }
+
+    /// The errors as one, in file order; `None` when there are none.
+    fn into_error(mut self) -> Option<ManifestError> {
+        self.0.sort_by_key(|(at, _)| *at);
+        let mut errors: Vec<ManifestError> = self.0.into_iter().map(|(_, e)| e).collect();
+        match errors.len() {
+            0 => None,
+            1 => Some(errors.remove(0)),
+            _ => Some(ManifestError::Many(errors)),
+        }
+    }
 }
 
 fn int_in(loc: &Locator, v: &Spanned<i64>, key: &str, min: i64, max: i64) -> Result<i64, ManifestError> {
@@ -380,129 +387,174 @@ fn int_in(loc: &Locator, v: &Spanned<i64>, key: &str, min: i64, max: i64) -> Res
     Ok(n)
 }
 
+/// An optional whole number in a range, with its default; an error is kept.
+fn int_or(
+    loc: &Locator,
+    errs: &mut Errors,
+    v: Option<&Spanned<i64>>,
+    (key, min, max, default): (&str, i64, i64, i64),
+) -> i64 {
+    match v {
+        None => default,
+        Some(v) => errs.take(v.span().start, int_in(loc, v, key, min, max)).unwrap_or(default),
+    }
+}
+
 impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
         let text = fs_err::read_to_string(path)?;
         Manifest::parse(&text, path)
     }
 
-    /// Parse manifest text; `path` names it in errors and anchors relative paths.
+    /// Parse manifest text; `path` names it in errors and anchors relative
+    /// paths. Every problem is reported, in file order: TOML syntax first
+    /// (nothing else can be trusted then), else the shape (unknown keys,
+    /// wrong types), else the values.
     pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
         let loc = Locator { path, text };
+        let mut errs = Errors::default();
+        let (doc, syntax) = toml::de::DeTable::parse_recoverable(text);
+        for e in &syntax {
+            errs.push(e.span().map_or(0, |s| s.start), loc.toml_error(e));
+        }
+        if syntax.is_empty() {
+            for p in schema::check(&doc) {
+                errs.push(p.span.start, loc.at(p.span, p.message));
+            }
+        }
+        if !errs.0.is_empty() {
+            return Err(errs.into_error().unwrap_or_else(|| loc.at(0..0, "invalid manifest")));
+        }
         let raw: RawManifest = toml::from_str(text).map_err(|e| loc.toml_error(&e))?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
             if p.is_absolute() || base == Path::new(".") { p.to_path_buf() } else { base.join(p) }
         };
-
-        let m = raw.mirror;
-        let upstream = match &m.upstream {
-            None => Url::parse(DEFAULT_UPSTREAM).expect("default upstream is a URL"),
-            Some(s) => {
-                let mut url =
-                    Url::parse(s.get_ref()).map_err(|e| loc.at(s.span(), format!("`upstream` is not a URL: {e}")))?;
-                if !matches!(url.scheme(), "http" | "https" | "file") {
-                    return Err(loc.at(s.span(), "`upstream` must be an http, https or file URL"));
-                }
-                if !url.path().ends_with('/') {
-                    url.set_path(&format!("{}/", url.path()));
-                }
-                url
-            }
-        };
-        let state = resolve(m.state.as_deref().unwrap_or(".airlock"));
-        let mirror = Mirror {
-            name: m.name.unwrap_or_else(|| "airlock mirror".to_string()),
-            upstream,
-            output: resolve(m.output.as_deref().unwrap_or("public")),
-            jobs: m.jobs.as_ref().map(|j| int_in(&loc, j, "jobs", 1, 512)).transpose()?.unwrap_or(16) as usize,
-            retries: m.retries.as_ref().map(|j| int_in(&loc, j, "retries", 0, 20)).transpose()?.unwrap_or(5) as u32,
-            timeout: Duration::from_secs(
-                m.timeout.as_ref().map(|j| int_in(&loc, j, "timeout", 1, 3600)).transpose()?.unwrap_or(60) as u64,
-            ),
-            allow_missing_hashes: m.allow_missing_hashes.unwrap_or(false),
-            keep_runs: m.keep_runs.as_ref().map(|j| int_in(&loc, j, "keep_runs", 0, 1000)).transpose()?.unwrap_or(3)
-                as u32,
-            state: state.clone(),
-            templates: m.templates.as_deref().map(resolve),
-            publish_partial: m.publish_partial.unwrap_or(false),
-        };
-
-        let select = load_select(&loc, raw.select, &resolve)?;
-
-        let a = raw.advisories;
-        let mut sources = Vec::new();
-        for s in a.sources.unwrap_or_default() {
-            let text = s.get_ref();
-            let spec = if text.starts_with("http://") || text.starts_with("https://") {
-                SourceSpec::Url(Url::parse(text).map_err(|e| loc.at(s.span(), format!("bad source URL: {e}")))?)
-            } else {
-                SourceSpec::Path(resolve(text))
-            };
-            sources.push(spec);
+        let mirror = load_mirror(&loc, &mut errs, raw.mirror, &resolve);
+        let select = load_select(&loc, &mut errs, raw.select, &resolve);
+        let advisories = load_advisories(&loc, &mut errs, raw.advisories, &resolve, &mirror.state);
+        let policy = load_policy(&loc, &mut errs, raw.policy);
+        let publish = load_publish(&loc, &mut errs, raw.publish);
+        match errs.into_error() {
+            Some(e) => Err(e),
+            None => Ok(Manifest { mirror, select, advisories, policy, publish }),
         }
-        let advisories = Advisories {
-            sources,
-            snapshot: a.snapshot.as_deref().map(resolve).unwrap_or_else(|| state.join("advisories.sqlite.zst")),
-            max_age_days: a
-                .max_age_days
-                .as_ref()
-                .map(|d| int_in(&loc, d, "max_age_days", 0, 36500))
-                .transpose()?
-                .unwrap_or(7) as u32,
-        };
-
-        let policy = load_policy(&loc, raw.policy)?;
-        Ok(Manifest {
-            mirror,
-            select,
-            advisories,
-            policy,
-            publish: Publish {
-                to: raw.publish.to,
-                endpoint: raw
-                    .publish
-                    .endpoint
-                    .as_ref()
-                    .map(|e| {
-                        Url::parse(e.get_ref())
-                            .map_err(|err| loc.at(e.span(), format!("`endpoint` is not a URL: {err}")))
-                    })
-                    .transpose()?,
-                region: raw.publish.region,
-                path_style: raw.publish.path_style.unwrap_or(true),
-                delete_after_hours: raw
-                    .publish
-                    .delete_after_hours
-                    .as_ref()
-                    .map(|h| int_in(&loc, h, "delete_after_hours", 0, 24 * 365))
-                    .transpose()?
-                    .unwrap_or(24) as u64,
-            },
-        })
     }
 }
 
-fn load_select(loc: &Locator, raw: RawSelect, resolve: &dyn Fn(&str) -> PathBuf) -> Result<Select, ManifestError> {
+fn load_mirror(loc: &Locator, errs: &mut Errors, m: RawMirror, resolve: &dyn Fn(&str) -> PathBuf) -> Mirror {
+    let upstream = match &m.upstream {
+        None => Url::parse(DEFAULT_UPSTREAM).expect("default upstream is a URL"),
+        Some(s) => {
+            let parsed = match Url::parse(s.get_ref()) {
+                Err(e) => Err(loc.at(s.span(), format!("`upstream` is not a URL: {e}"))),
+                Ok(url) if !matches!(url.scheme(), "http" | "https" | "file") => {
+                    Err(loc.at(s.span(), "`upstream` must be an http, https or file URL"))
+                }
+                Ok(mut url) => {
+                    if !url.path().ends_with('/') {
+                        url.set_path(&format!("{}/", url.path()));
+                    }
+                    Ok(url)
+                }
+            };
+            errs.take(s.span().start, parsed)
+                .unwrap_or_else(|| Url::parse(DEFAULT_UPSTREAM).expect("default upstream is a URL"))
+        }
+    };
+    let base_url = m.base_url.as_ref().and_then(|s| {
+        let parsed = match Url::parse(s.get_ref()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https" | "file") => Ok(url),
+            Ok(_) => Err(loc.at(s.span(), "`base_url` must be an http, https or file URL")),
+            Err(e) => Err(loc.at(s.span(), format!("`base_url` is not a URL: {e}"))),
+        };
+        errs.take(s.span().start, parsed).map(|mut url| {
+            if !url.path().ends_with('/') {
+                url.set_path(&format!("{}/", url.path()));
+            }
+            url
+        })
+    });
+    Mirror {
+        name: m.name.unwrap_or_else(|| "airlock mirror".to_string()),
+        upstream,
+        output: resolve(m.output.as_deref().unwrap_or("public")),
+        state: resolve(m.state.as_deref().unwrap_or(".airlock")),
+        jobs: int_or(loc, errs, m.jobs.as_ref(), ("jobs", 1, 512, 16)) as usize,
+        retries: int_or(loc, errs, m.retries.as_ref(), ("retries", 0, 20, 5)) as u32,
+        timeout: Duration::from_secs(int_or(loc, errs, m.timeout.as_ref(), ("timeout", 1, 3600, 60)) as u64),
+        allow_missing_hashes: m.allow_missing_hashes.unwrap_or(false),
+        keep_runs: int_or(loc, errs, m.keep_runs.as_ref(), ("keep_runs", 0, 1000, 3)) as u32,
+        templates: m.templates.as_deref().map(resolve),
+        publish_partial: m.publish_partial.unwrap_or(false),
+        base_url,
+    }
+}
+
+fn load_advisories(
+    loc: &Locator,
+    errs: &mut Errors,
+    a: RawAdvisories,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    state: &Path,
+) -> Advisories {
+    let mut sources = Vec::new();
+    for s in a.sources.unwrap_or_default() {
+        let text = s.get_ref();
+        if text.starts_with("http://") || text.starts_with("https://") {
+            let url = Url::parse(text).map_err(|e| loc.at(s.span(), format!("bad source URL: {e}")));
+            sources.extend(errs.take(s.span().start, url).map(SourceSpec::Url));
+        } else {
+            sources.push(SourceSpec::Path(resolve(text)));
+        }
+    }
+    Advisories {
+        sources,
+        snapshot: a.snapshot.as_deref().map(resolve).unwrap_or_else(|| state.join("advisories.sqlite.zst")),
+        max_age_days: int_or(loc, errs, a.max_age_days.as_ref(), ("max_age_days", 0, 36500, 7)) as u32,
+    }
+}
+
+fn load_publish(loc: &Locator, errs: &mut Errors, p: RawPublish) -> Publish {
+    let endpoint = p.endpoint.as_ref().and_then(|e| {
+        let url = Url::parse(e.get_ref()).map_err(|err| loc.at(e.span(), format!("`endpoint` is not a URL: {err}")));
+        errs.take(e.span().start, url)
+    });
+    Publish {
+        to: p.to,
+        endpoint,
+        region: p.region,
+        path_style: p.path_style.unwrap_or(true),
+        delete_after_hours: int_or(loc, errs, p.delete_after_hours.as_ref(), ("delete_after_hours", 0, 24 * 365, 24))
+            as u64,
+    }
+}
+
+fn load_select(loc: &Locator, errs: &mut Errors, raw: RawSelect, resolve: &dyn Fn(&str) -> PathBuf) -> Select {
     let mut requirements = Vec::new();
     for p in raw.packages.as_ref().map(|p| p.get_ref().as_slice()).unwrap_or_default() {
         let origin = loc.origin(p.span());
         let req = requirements::parse_requirement(p.get_ref(), &origin)
-            .map_err(|e| loc.at(p.span(), strip_origin(&e.to_string(), &origin)))?;
-        requirements.push(RequirementLine { requirement: req, origin, constraint: false });
+            .map_err(|e| loc.at(p.span(), strip_origin(&e.to_string(), &origin)));
+        if let Some(req) = errs.take(p.span().start, req) {
+            requirements.push(RequirementLine { requirement: req, origin, constraint: false });
+        }
     }
     for r in raw.requirements.as_ref().map(|p| p.get_ref().as_slice()).unwrap_or_default() {
         let file = resolve(r.get_ref());
-        if !file.is_file() {
-            return Err(loc.at(r.span(), format!("requirements file {} does not exist", file.display())));
-        }
-        requirements.extend(requirements::read_file(&file)?);
+        let lines = if file.is_file() {
+            requirements::read_file(&file).map_err(ManifestError::from)
+        } else {
+            Err(loc.at(r.span(), format!("requirements file {} does not exist", file.display())))
+        };
+        requirements.extend(errs.take(r.span().start, lines).unwrap_or_default());
     }
     let mut overrides = BTreeMap::new();
     for (name, table) in raw.project.iter().flatten() {
         let project = ProjectName::new(name.get_ref().clone())
-            .map_err(|e| loc.at(name.span(), format!("invalid project name in [select.project]: {e}")))?;
+            .map_err(|e| loc.at(name.span(), format!("invalid project name in [select.project]: {e}")));
+        let Some(project) = errs.take(name.span().start, project) else { continue };
         let t = table.get_ref();
         for (key, present) in [
             ("packages", t.packages.is_some()),
@@ -512,73 +564,75 @@ fn load_select(loc: &Locator, raw: RawSelect, resolve: &dyn Fn(&str) -> PathBuf)
             ("lockfiles", t.lockfiles.is_some()),
         ] {
             if present {
-                return Err(loc.at(
-                    table.span(),
-                    format!("`{key}` is only allowed in [select], not in [select.project.{}]", name.get_ref()),
-                ));
+                let message =
+                    format!("`{key}` is only allowed in [select], not in [select.project.{}]", name.get_ref());
+                errs.push(table.span().start, loc.at(table.span(), message));
             }
         }
-        overrides.insert(project, load_override(loc, t)?);
+        overrides.insert(project, load_override(loc, errs, t));
     }
     let mut defaults = SelectOptions::default();
-    load_override(loc, &raw)?.apply(&mut defaults);
+    load_override(loc, errs, &raw).apply(&mut defaults);
     let mut locks = Vec::new();
     for l in raw.lockfiles.iter().flatten() {
         let file = resolve(l.get_ref());
-        if !file.is_file() {
-            return Err(loc.at(l.span(), format!("lock file {} does not exist", file.display())));
-        }
-        locks.push(lockfile::LockFile::read(&file)?);
+        let lock = if file.is_file() {
+            lockfile::LockFile::read(&file).map_err(ManifestError::from)
+        } else {
+            Err(loc.at(l.span(), format!("lock file {} does not exist", file.display())))
+        };
+        locks.extend(errs.take(l.span().start, lock));
     }
     let installable = match raw.installable.as_ref().map(|i| (i.get_ref().as_str(), i.span())) {
         None | Some(("warn", _)) => Installable::Warn,
         Some(("fail", _)) => Installable::Fail,
         Some((other, span)) => {
-            return Err(loc.at(span, format!("`installable` expects \"warn\" or \"fail\", got {other:?}")));
+            let message = format!("`installable` expects \"warn\" or \"fail\", got {other:?}");
+            errs.push(span.start, loc.at(span, message));
+            Installable::Warn
         }
     };
-    if requirements.iter().all(|r| r.constraint) && locks.is_empty() {
+    if requirements.iter().all(|r| r.constraint) && locks.is_empty() && errs.0.is_empty() {
         tracing::warn!(
             "{}: [select] lists no packages, requirements or lock files; nothing will be mirrored",
             loc.path.display()
         );
     }
-    Ok(Select { requirements, locks, installable, defaults, overrides })
+    Select { requirements, locks, installable, defaults, overrides }
 }
 
 fn strip_origin(message: &str, origin: &str) -> String {
     message.strip_prefix(&format!("{origin}: ")).unwrap_or(message).to_string()
 }
 
-fn load_override(loc: &Locator, t: &RawSelect) -> Result<SelectOverride, ManifestError> {
-    let pythons = t
-        .python
-        .as_ref()
-        .map(|list| {
-            list.iter()
-                .map(|p| p.get_ref().parse::<PythonTarget>().map_err(|e| loc.at(p.span(), e.to_string())))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?;
-    let platforms = t
-        .platforms
-        .as_ref()
-        .map(|list| {
-            list.iter()
-                .map(|p| p.get_ref().parse::<PlatformTarget>().map_err(|e| loc.at(p.span(), e.to_string())))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?;
-    Ok(SelectOverride {
+/// Parse each item of a list; every bad item is an error of its own.
+fn each<T>(
+    errs: &mut Errors,
+    list: Option<&Vec<Spanned<String>>>,
+    parse: impl Fn(&Spanned<String>) -> Result<T, ManifestError>,
+) -> Option<Vec<T>> {
+    list.map(|items| items.iter().filter_map(|p| errs.take(p.span().start, parse(p))).collect())
+}
+
+fn load_override(loc: &Locator, errs: &mut Errors, t: &RawSelect) -> SelectOverride {
+    let pythons = each(errs, t.python.as_ref(), |p| {
+        p.get_ref().parse::<PythonTarget>().map_err(|e| loc.at(p.span(), format!("`python`: {e}")))
+    });
+    let platforms = each(errs, t.platforms.as_ref(), |p| {
+        PlatformTarget::target(p.get_ref()).map_err(|e| loc.at(p.span(), format!("`platforms`: {e}")))
+    });
+    let latest = t.latest.as_ref().and_then(|l| errs.take(l.span().start, int_in(loc, l, "latest", 0, 1_000_000)));
+    let dependencies = t.dependencies.as_ref().and_then(|d| errs.take(d.span().start, dependencies(loc, d)));
+    SelectOverride {
         // An empty list means "every", like an omitted key.
         pythons: pythons.map(|v| (!v.is_empty()).then_some(v)),
         platforms: platforms.map(|v| (!v.is_empty()).then_some(v)),
         sdists: t.sdists,
         prereleases: t.prereleases,
         yanked: t.yanked,
-        latest: t.latest.as_ref().map(|l| int_in(loc, l, "latest", 0, 1_000_000)).transpose()?.map(|n| n as usize),
-        dependencies: t.dependencies.as_ref().map(|d| dependencies(loc, d)).transpose()?,
-    })
+        latest: latest.map(|n| n as usize),
+        dependencies,
+    }
 }
 
 fn dependencies(loc: &Locator, v: &Spanned<toml::Value>) -> Result<Dependencies, ManifestError> {
@@ -593,48 +647,43 @@ fn dependencies(loc: &Locator, v: &Spanned<toml::Value>) -> Result<Dependencies,
     }
 }
 
-fn load_policy(loc: &Locator, p: RawPolicy) -> Result<Policy, ManifestError> {
-    let threshold = |v: &Option<Spanned<String>>, default: Threshold| -> Result<Threshold, ManifestError> {
-        match v {
-            None => Ok(default),
-            Some(s) => s
-                .get_ref()
-                .parse()
-                .map_err(|e: crate::advisories::severity::SeverityError| loc.at(s.span(), e.to_string())),
-        }
+fn load_policy(loc: &Locator, errs: &mut Errors, p: RawPolicy) -> Policy {
+    let mut threshold = |key: &str, v: &Option<Spanned<String>>, default: Threshold| -> Threshold {
+        let Some(s) = v else { return default };
+        let parsed = s
+            .get_ref()
+            .parse()
+            .map_err(|e: crate::advisories::severity::SeverityError| loc.at(s.span(), format!("`{key}`: {e}")));
+        errs.take(s.span().start, parsed).unwrap_or(default)
     };
-    let unknown = match threshold(&p.unknown_severity, Threshold::AtOrAbove(Severity::High))? {
-        Threshold::AtOrAbove(s) => s,
-        Threshold::Never => Severity::Unknown,
-    };
+    let fail_on = threshold("fail_on", &p.fail_on, Threshold::Never);
+    let block = threshold("block", &p.block, Threshold::Never);
+    let unknown_severity =
+        match threshold("unknown_severity", &p.unknown_severity, Threshold::AtOrAbove(Severity::High)) {
+            Threshold::AtOrAbove(s) => s,
+            Threshold::Never => Severity::Unknown,
+        };
     let mut ignore = Vec::new();
     for i in p.ignore {
         let id = i.id.get_ref().trim().to_string();
         if id.is_empty() {
-            return Err(loc.at(i.id.span(), "[[policy.ignore]] `id` must not be empty"));
+            errs.push(i.id.span().start, loc.at(i.id.span(), "[[policy.ignore]] `id` must not be empty"));
+            continue;
         }
-        let expires = match &i.expires {
-            None => None,
-            Some(v) => {
-                let text = match v.get_ref() {
-                    toml::Value::String(s) => s.clone(),
-                    toml::Value::Datetime(d) => d.to_string(),
-                    _ => String::new(),
-                };
-                Some(text.parse::<jiff::civil::Date>().map_err(|_| {
-                    loc.at(v.span(), format!("`expires` must be a date such as \"2027-01-31\", got {text:?}"))
-                })?)
-            }
-        };
+        let expires = i.expires.as_ref().and_then(|v| {
+            let text = match v.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Datetime(d) => d.to_string(),
+                _ => String::new(),
+            };
+            let date = text.parse::<jiff::civil::Date>().map_err(|_| {
+                loc.at(v.span(), format!("`expires` must be a date such as \"2027-01-31\", got {text:?}"))
+            });
+            errs.take(v.span().start, date)
+        });
         ignore.push(Ignore { id, reason: i.reason.unwrap_or_default(), expires });
     }
-    Ok(Policy {
-        fail_on: threshold(&p.fail_on, Threshold::Never)?,
-        block: threshold(&p.block, Threshold::Never)?,
-        unknown_severity: unknown,
-        require_advisories: p.require_advisories.unwrap_or(false),
-        ignore,
-    })
+    Policy { fail_on, block, unknown_severity, require_advisories: p.require_advisories.unwrap_or(false), ignore }
 }
 
 #[cfg(test)]
@@ -692,7 +741,40 @@ expires = 2027-01-31
         let err = parse("[select]\npackages=[]\nprerelease = true\n").unwrap_err().to_string();
         assert!(err.contains(":3:1:") && err.contains("did you mean `prereleases`?"), "{err}");
         let err = parse("[mirorr]\n").unwrap_err().to_string();
-        assert!(err.contains("did you mean `mirror`?"), "{err}");
+        assert_eq!(err, "conf/mirror.toml:1:2: unknown table [mirorr]; did you mean [mirror]?");
+    }
+
+    #[test]
+    fn every_error_at_once_in_file_order_in_plain_words() {
+        let text = "[selct]\npackages = [\"a\"]\n[mirror]\njobs = \"4\"\nretries = 99\n[select]\nlatest = \"1\"\nplatforms = [\"windows\", 3]\n[policy]\nfail_on = \"severe\"\n";
+        let err = parse(text).unwrap_err().to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines[0], "4 problems:", "{err}");
+        assert_eq!(lines[1], "  conf/mirror.toml:1:2: unknown table [selct]; did you mean [select]?");
+        assert_eq!(lines[2], "  conf/mirror.toml:4:8: `jobs` in [mirror] expects a whole number, got the string \"4\"");
+        assert_eq!(
+            lines[3],
+            "  conf/mirror.toml:7:10: `latest` in [select] expects a whole number, got the string \"1\""
+        );
+        assert!(
+            lines[4].starts_with("  conf/mirror.toml:8:13: `platforms` in [select] expects a list of strings"),
+            "{err}"
+        );
+        // Values are checked once the shape is right: all of them.
+        let text = "[mirror]\nretries = 99\n[select]\nplatforms = [\"windows\", \"win_amd64\", \"linux\"]\n[policy]\nfail_on = \"severe\"\n";
+        let err = parse(text).unwrap_err().to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 5, "{err}");
+        assert!(lines[1].contains(":2:11: `retries` must be between 0 and 20"), "{err}");
+        assert!(
+            lines[2].contains(":4:14: `platforms`: unknown platform \"windows\": use a wheel platform tag"),
+            "{err}"
+        );
+        assert!(lines[2].contains("win_amd64") && lines[2].contains("manylinux_2_17_x86_64"), "{err}");
+        assert!(lines[3].contains(":4:38: `platforms`: unknown platform \"linux\""), "{err}");
+        assert!(lines[4].contains(":6:11: `fail_on`"), "{err}");
+        let err = parse("name = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("unknown key `name` at the top level"), "{err}");
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub enum RequirementsError {
     Unsupported { origin: Origin, message: String },
     #[error("{origin}: `-r {path}` includes a file that is already being read (include cycle)")]
     Cycle { origin: Origin, path: String },
+    #[error("{origin}: cannot read {path}: {error}")]
+    Include { origin: Origin, path: String, error: std::io::Error },
 }
 
 /// One requirement and where it was written.
@@ -86,7 +88,11 @@ fn read_into(
                         message: format!("{flag} needs a file name"),
                     })?;
                     let child = dir.join(arg);
-                    let child_key = fs_err::canonicalize(&child)?;
+                    let child_key = std::fs::canonicalize(&child).map_err(|error| RequirementsError::Include {
+                        origin: origin.clone(),
+                        path: child.display().to_string(),
+                        error,
+                    })?;
                     if stack.contains(&child_key) {
                         return Err(RequirementsError::Cycle { origin, path: arg.to_string() });
                     }
@@ -252,8 +258,10 @@ mod tests {
         assert!(read_file(&p).unwrap_err().to_string().contains("URL"));
         let p = write(dir.path(), "loop.txt", "-r loop.txt\n");
         assert!(matches!(read_file(&p), Err(RequirementsError::Cycle { .. })));
-        let p = write(dir.path(), "missing.txt", "-r nope.txt\n");
-        assert!(read_file(&p).unwrap_err().to_string().contains("nope.txt"));
+        let p = write(dir.path(), "missing.txt", "pkg\n-r nope.txt\n");
+        let err = read_file(&p).unwrap_err().to_string();
+        assert!(err.contains("missing.txt:2: cannot read ") && err.contains("nope.txt: No such file"), "{err}");
+        assert!(!err.contains("canonicalize"), "{err}");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! nothing.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use pubgrub::Ranges;
 use rayon::prelude::*;
@@ -27,14 +27,14 @@ use crate::select::resolve::{self, Index, Outcome, Request};
 use crate::store::state::MetadataCache;
 use crate::upstream::listing::UpstreamFile;
 
-type Once<T> = Arc<OnceLock<Result<T, String>>>;
+use super::resolve::{FileKey, Once};
 
 /// The tree about to be published, as an index.
 struct TreeIndex<'a> {
     files: BTreeMap<ProjectName, Arc<Vec<UpstreamFile>>>,
     sources: HashMap<(ProjectName, String), &'a SiteFile>,
     cache: Option<&'a MetadataCache>,
-    metadata: Mutex<HashMap<(ProjectName, String), Once<Arc<CoreMetadata>>>>,
+    metadata: Mutex<HashMap<FileKey, Once<Arc<CoreMetadata>>>>,
 }
 
 impl<'a> TreeIndex<'a> {

@@ -39,8 +39,8 @@ use crate::select::locked::{self, Locked};
 use crate::store::fetch::FetchOptions;
 use crate::store::state::RunCounts;
 use crate::upstream::{Client, ClientConfig};
-use crate::util::redact;
 use crate::util::ui::human_bytes;
+use crate::util::{redact, signal};
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -98,6 +98,8 @@ pub struct BuildOutcome {
     /// Everything the run had to say, sorted.
     pub diagnostics: Vec<Diagnostic>,
     pub exit: Exit,
+    /// What the audit found, when it ran (not on a run that changed nothing).
+    pub findings: Option<crate::audit::Findings>,
 }
 
 impl BuildOutcome {
@@ -150,7 +152,7 @@ fn publishing<'a>(
     wanted: &'a Wanted,
     loaded: &'a LoadedSnapshot,
     templates: &'a Templates,
-    force: bool,
+    (force, always_join): (bool, bool),
 ) -> publish::Publishing<'a> {
     publish::Publishing {
         mirror: MirrorInfo {
@@ -168,13 +170,15 @@ fn publishing<'a>(
         loaded,
         templates,
         force,
+        always_join,
+        index_url: manifest.mirror.base_url.as_ref().and_then(|u| u.join("simple/").ok()).map(|u| u.to_string()),
     }
 }
 
 /// Stage: finish. Record how the run ended and what it said.
 fn finish(
     run: Run,
-    mut summary: Summary,
+    (mut summary, findings): (Summary, Option<crate::audit::Findings>),
     diags: &Diagnostics,
     started: Instant,
     exit: Exit,
@@ -184,7 +188,7 @@ fn finish(
     let errors: Vec<String> = diags.failures().map(ToString::to_string).collect();
     let id = run.id;
     run.finish(exit.outcome(), &summary.counts(), &errors)?;
-    Ok(BuildOutcome { run: id, summary, diagnostics: diags.sorted(), exit })
+    Ok(BuildOutcome { run: id, summary, diagnostics: diags.sorted(), exit, findings })
 }
 
 /// The stages up to a plan: views, resolution, the closure, the plan.
@@ -202,11 +206,13 @@ fn to_plan(
     let mut views = views::gather(client, &run.state, &names, jobs, diags)?;
     run.state.put_project_views(&std::mem::take(&mut views.updated))?;
     sw.lap("upstream views");
+    signal::check()?;
     let tmp = run.store.tmp_dir().to_path_buf();
     let cx = resolve::ResolveInputs { select: &manifest.select, client, jobs, tmp: &tmp };
     let (requested, select, views, resolved) = resolve::resolve(&run.state, &cx, want.requested.clone(), views, diags)?;
     run.state.put_project_views(&views.updated)?;
     sw.lap("resolve");
+    signal::check()?;
     let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
     let inputs = plan::PlanInputs {
         select: &select,
@@ -223,13 +229,30 @@ fn to_plan(
 
 pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, Error> {
     let started = Instant::now();
-    let mut sw = Stopwatch::start();
     let m = &manifest.mirror;
     let output = opts.out.clone().unwrap_or_else(|| m.output.clone());
-    let jobs = opts.jobs.unwrap_or(m.jobs);
     let templates = Templates::new(m.templates.as_deref())?;
     let loaded = load_snapshot(&manifest.advisories, &manifest.policy, crate::util::clock::output_time())?;
     let mut run = Session::open(m, &output, "build")?.begin("build")?;
+    // An error ends the run recorded as failed, naming the error.
+    match build_stages(&mut run, manifest, opts, &templates, &loaded) {
+        Ok((summary, findings, diags, exit)) => finish(run, (summary, findings), &diags, started, exit),
+        Err(e) => Err(run.abort(e)),
+    }
+}
+
+/// Every stage of `build` between `Session::begin` and `finish`, with a
+/// safe point for signals between stages.
+fn build_stages(
+    run: &mut Run,
+    manifest: &Manifest,
+    opts: &BuildOptions,
+    templates: &Templates,
+    loaded: &LoadedSnapshot,
+) -> Result<(Summary, Option<crate::audit::Findings>, Diagnostics, Exit), Error> {
+    let mut sw = Stopwatch::start();
+    let m = &manifest.mirror;
+    let jobs = opts.jobs.unwrap_or(m.jobs);
     let client = connect(m, opts.offline)?;
     let mut diags = Diagnostics::default();
     let want = wanted(&manifest.select);
@@ -240,12 +263,14 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
         redact::url(&m.upstream),
         if opts.offline { " (offline: stored views only)" } else { "" }
     );
-    let (plan, requested, resolved) = to_plan(&mut run, manifest, client.as_ref(), &want, jobs, &mut diags)?;
-    let plan = fetch::adopt(&mut run, plan, m.allow_missing_hashes)?;
+    let (plan, requested, resolved) = to_plan(run, manifest, client.as_ref(), &want, jobs, &mut diags)?;
+    signal::check()?;
+    let plan = fetch::adopt(run, plan, m.allow_missing_hashes)?;
     let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
-    let (plan, fetched) = fetch::fetch(&mut run, client.as_ref(), plan, fetch_opts, &resolved.metadata, &mut diags)?;
+    let (plan, fetched) = fetch::fetch(run, client.as_ref(), plan, fetch_opts, &resolved.metadata, &mut diags)?;
     sw.lap("fetch");
-    let recorded = record::record(&mut run, &plan, &requested)?;
+    signal::check()?;
+    let recorded = record::record(run, &plan, &requested)?;
     sw.lap("record");
     let mut summary = Summary {
         added: fetched.files,
@@ -259,17 +284,17 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
         tracing::error!(
             "the run failed: the served tree is left as it was (set `publish_partial = true` in [mirror] to publish what verified)"
         );
-        return finish(run, summary, &diags, started, Exit::Failed);
+        return Ok((summary, None, diags, Exit::Failed));
     }
     record::pruning(&plan, &mut diags);
-    summary.pruned = record::prune_rows(&mut run, &plan)?;
-    let publishing = publishing(manifest, &want, &loaded, &templates, false);
-    let published = publish::publish(&mut run, &publishing, &mut diags)?;
+    summary.pruned = record::prune_rows(run, &plan)?;
+    let publishing = publishing(manifest, &want, loaded, templates, (false, false));
+    let published = publish::publish(run, &publishing, &mut diags)?;
     summary.published = published.changed;
-    record::prune_files(&run, &plan);
+    record::prune_files(run, &plan);
     // A failed run outranks a policy breach: the mirror is incomplete.
     let exit = if diags.failed() || published.exit == Exit::Failed { Exit::Failed } else { published.exit };
-    finish(run, summary, &diags, started, exit)
+    Ok((summary, published.findings, diags, exit))
 }
 
 /// `airlock audit`: re-join what is published with the (new) snapshot and
@@ -294,9 +319,17 @@ pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<Buil
     }
     let mut run = session.begin(command)?;
     let mut diags = Diagnostics::default();
-    let summary = Summary { kept: run.state.listed_count()?, ..Summary::default() };
     let want = wanted(&manifest.select);
-    let published = publish::publish(&mut run, &publishing(manifest, &want, &loaded, &templates, force), &mut diags)?;
-    let summary = Summary { published: published.changed, ..summary };
-    finish(run, summary, &diags, started, published.exit)
+    // `audit` always joins: its findings are what it prints.
+    let publishing = publishing(manifest, &want, &loaded, &templates, (force, command == "audit"));
+    type Stages = (Summary, Option<crate::audit::Findings>, Exit);
+    let stages = |run: &mut Run, diags: &mut Diagnostics| -> Result<Stages, Error> {
+        let summary = Summary { kept: run.state.listed_count()?, ..Summary::default() };
+        let published = publish::publish(run, &publishing, diags)?;
+        Ok((Summary { published: published.changed, ..summary }, published.findings, published.exit))
+    };
+    match stages(&mut run, &mut diags) {
+        Ok((summary, findings, exit)) => finish(run, (summary, findings), &diags, started, exit),
+        Err(e) => Err(run.abort(e)),
+    }
 }

@@ -14,7 +14,7 @@ use crate::audit::{Audit, LoadedSnapshot, MirrorInfo};
 use crate::diagnostics::{Diagnostic, Diagnostics, Tampering};
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::index::{EnvStatus, SiteFile, SiteInfo, Templates, render_site};
+use crate::index::{EnvStatus, SiteFile, SiteInfo, Templates, Unselected, render_site};
 use crate::manifest::Installable;
 use crate::manifest::Policy;
 use crate::run::Run;
@@ -35,6 +35,12 @@ pub struct Publishing<'a> {
     /// Publish even when nothing seems changed (`verify --repair`: the store
     /// changed under equal hashes).
     pub force: bool,
+    /// Where the tree is served (`[mirror] base_url` + `simple/`).
+    pub index_url: Option<String>,
+    /// Join with the snapshot even when nothing changed (`audit`: its
+    /// findings are what it prints); the tree is still kept when it would
+    /// come out identical.
+    pub always_join: bool,
 }
 
 /// What publishing left served.
@@ -46,6 +52,8 @@ pub struct Published {
     pub changed: bool,
     /// The audit's verdict (success or policy breach).
     pub exit: Exit,
+    /// What the audit found, when it ran this time.
+    pub findings: Option<crate::audit::Findings>,
 }
 
 /// The tree served now, with the keys it was rendered from.
@@ -169,7 +177,6 @@ fn audit(
     let generated_at = crate::util::clock::output_time();
     let mirrored = crate::audit::mirrored_versions(&files);
     let audit = Audit::join(&mirrored, p.loaded, p.policy, generated_at, &p.mirror, tampering);
-    audit.report_breaches();
     diags.extend(audit.blocked_diagnostics());
     let blocked = audit.blocked();
     let files = files.into_iter().filter(|f| !blocked.contains(&(f.project.clone(), f.version().clone()))).collect();
@@ -206,11 +213,23 @@ fn render(
             },
         })
         .collect();
+    let unselected = inputs
+        .diagnostics
+        .iter()
+        .filter_map(|d| match d {
+            Diagnostic::SelectsNothing { project, .. } => {
+                Some(Unselected { name: project.to_string(), note: d.to_string() })
+            }
+            _ => None,
+        })
+        .collect();
     let info = SiteInfo {
         name: p.mirror.name.clone(),
         upstream: p.mirror.upstream.clone(),
         generated_at: inputs.audit.generated_at,
         environments,
+        index_url: p.index_url.clone(),
+        unselected,
     };
     let staged = run.target.stage(&format!("{:06}", run.id))?;
     let mut entries = render_site(files, &info, Some(&inputs.audit.landing()), p.templates, staged.dir())?;
@@ -222,6 +241,8 @@ fn render(
 /// Stage: swap the staged tree in and record its listing and keys.
 fn swap(run: &mut Run, staged: Staged, entries: &[TreeEntry], keys: &TreeKeys) -> Result<PathBuf, Error> {
     crate::util::fault::point("before-publish");
+    // The last safe point: after it the swap completes whatever comes.
+    crate::util::signal::check()?;
     let tree = staged.commit()?;
     crate::util::fault::point("after-publish");
     run.state.put_tree(run.id, &encode_listing(entries), keys, 8)?;
@@ -246,14 +267,13 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     };
     let served = served(run)?;
     // Fast path: same selection, same inputs: nothing to join or render.
-    if let Some(s) =
-        served.as_ref().filter(|s| !p.force && s.keys.selection == keys.selection && s.keys.inputs == keys.inputs)
+    if let Some(s) = served
+        .as_ref()
+        .filter(|s| !p.force && !p.always_join && s.keys.selection == keys.selection && s.keys.inputs == keys.inputs)
     {
         tracing::info!("nothing changed since run {}: its tree stays published", s.run);
-        if s.keys.exit == Exit::Policy as i64 {
-            tracing::error!("policy breach, unchanged since run {}: see its reports/security.html", s.run);
-        }
-        return Ok(Published { tree: Some(s.dir.clone()), changed: false, exit: Exit::from_code(s.keys.exit) });
+        let exit = Exit::from_code(s.keys.exit);
+        return Ok(Published { tree: Some(s.dir.clone()), changed: false, exit, findings: None });
     }
     let files = inventory(run, diags)?;
     sw.lap("inventory");
@@ -266,18 +286,20 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
         tracing::error!(
             "installable = \"fail\": a target environment cannot install the requirements; nothing is published"
         );
-        return Ok(Published { tree: served.map(|s| s.dir), changed: false, exit: Exit::Failed });
+        let findings = Some(audit.findings());
+        return Ok(Published { tree: served.map(|s| s.dir), changed: false, exit: Exit::Failed, findings });
     }
     let diagnostics = diags.sorted();
     let inputs = Inputs { audit: &audit, diagnostics: &diagnostics, installability: &installability };
     keys.key = tree_key(&files, inputs, &keys.inputs);
     keys.exit = audit.exit() as i64;
+    let findings = Some(audit.findings());
     if let Some(s) = served.as_ref().filter(|s| !p.force && s.keys.key == keys.key) {
         tracing::info!("nothing changed since run {}: its tree stays published", s.run);
-        return Ok(Published { tree: Some(s.dir.clone()), changed: false, exit: audit.exit() });
+        return Ok(Published { tree: Some(s.dir.clone()), changed: false, exit: audit.exit(), findings });
     }
     let (staged, entries) = render(run, &files, inputs, p)?;
     let tree = swap(run, staged, &entries, &keys)?;
     sw.lap("render and publish");
-    Ok(Published { tree: Some(tree), changed: true, exit: audit.exit() })
+    Ok(Published { tree: Some(tree), changed: true, exit: audit.exit(), findings })
 }

@@ -22,7 +22,7 @@ use crate::dist::Version;
 use crate::dist::metadata::CoreMetadata;
 use crate::dist::names::ProjectName;
 use crate::manifest::requirements::RequirementLine;
-use crate::manifest::{Dependencies, Select, SelectOverride};
+use crate::manifest::{Dependencies, Select};
 use crate::select::env::{self, TargetEnv};
 use crate::select::resolve::{self, Index, Outcome, Request};
 use crate::store::metadata::Fetcher;
@@ -31,7 +31,13 @@ use crate::upstream::Client;
 use crate::upstream::listing::UpstreamFile;
 use crate::util::hashing::Sha256;
 
-type Once<T> = Arc<OnceLock<Result<T, String>>>;
+/// A value computed once, by whichever thread asks first.
+pub(crate) type Once<T> = Arc<OnceLock<Result<T, String>>>;
+type Listing = Arc<Vec<UpstreamFile>>;
+/// Core metadata and the sha256 of its bytes.
+type Parsed = (Arc<CoreMetadata>, Sha256);
+/// A file of a project: (project, filename).
+pub(crate) type FileKey = (ProjectName, String);
 
 /// Listings and metadata from the upstream, fetched once each, shared by
 /// every resolution of the run.
@@ -40,8 +46,8 @@ struct UpstreamIndex<'a> {
     fetcher: Fetcher<'a>,
     /// Stored views not yet used: the validators of conditional requests.
     stored: Mutex<HashMap<ProjectName, ProjectView>>,
-    listings: Mutex<HashMap<ProjectName, Once<Arc<Vec<UpstreamFile>>>>>,
-    metadata: Mutex<HashMap<(ProjectName, String), Once<(Arc<CoreMetadata>, Sha256)>>>,
+    listings: Mutex<HashMap<ProjectName, Once<Listing>>>,
+    metadata: Mutex<HashMap<FileKey, Once<Parsed>>>,
     /// Every project gathered, for the plan stage.
     gathered: Mutex<Views>,
     diagnostics: Mutex<Vec<Diagnostic>>,
@@ -282,7 +288,7 @@ fn pinned_request(
                 lines.push(RequirementLine { requirement, origin: "resolution".into(), constraint: false });
             }
         }
-        let ov = derived.overrides.entry(project.clone()).or_insert_with(SelectOverride::default);
+        let ov = derived.overrides.entry(project.clone()).or_default();
         ov.latest = Some(0);
         ov.dependencies = Some(Dependencies::Off);
     }

@@ -44,6 +44,14 @@ pub enum S3Error {
     #[error("S3 configuration: {0}")]
     Config(String),
     #[error(
+        "no AWS credentials found (looked in {looked}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a profile in ~/.aws/credentials ({cause})"
+    )]
+    NoCredentials { looked: String, cause: String },
+    #[error("bucket `{bucket}` does not exist at {endpoint} (create it, or fix [publish] to)")]
+    NoBucket { bucket: String, endpoint: String },
+    #[error("s3://{bucket}/{key}: access denied: the credentials ({from}) may not {action} there")]
+    Denied { bucket: String, key: String, from: String, action: &'static str },
+    #[error(
         "{failed} upload(s) failed in the {phase} phase; later phases were not started, so nothing links to a missing object:\n{errors}"
     )]
     Uploads { phase: &'static str, failed: usize, errors: String },
@@ -86,11 +94,32 @@ fn ini_section(path: &Path, section: &str) -> BTreeMap<String, String> {
     out
 }
 
-/// The store: `AWS_*` environment variables, then the shared profile
-/// (`AWS_PROFILE`, `~/.aws/credentials`, `~/.aws/config`), then `[publish]`.
-fn store(cfg: &Publish, bucket: &str) -> Result<AmazonS3, S3Error> {
+/// Where the credentials come from: named in messages, and `None` when
+/// only the EC2 instance metadata service is left to ask.
+fn credential_source(profile_found: Option<&str>) -> Option<String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if env("AWS_ACCESS_KEY_ID").is_some() {
+        return Some("AWS_ACCESS_KEY_ID".into());
+    }
+    if let Some(profile) = profile_found {
+        return Some(format!("profile `{profile}` of ~/.aws/credentials"));
+    }
+    if env("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() {
+        return Some("AWS_WEB_IDENTITY_TOKEN_FILE".into());
+    }
+    if env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some() || env("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some() {
+        return Some("the container credentials endpoint".into());
+    }
+    None
+}
+
+/// The store and where its credentials come from: `AWS_*` environment
+/// variables, then the shared profile (`AWS_PROFILE`, `~/.aws/credentials`,
+/// `~/.aws/config`), then `[publish]`.
+fn store(cfg: &Publish, bucket: &str) -> Result<(AmazonS3, Option<String>, String), S3Error> {
     let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mut profile_found = None;
     if env("AWS_ACCESS_KEY_ID").is_none()
         && let Some(home) = env("HOME")
     {
@@ -101,6 +130,7 @@ fn store(cfg: &Publish, bucket: &str) -> Result<AmazonS3, S3Error> {
             if let Some(token) = creds.get("aws_session_token") {
                 b = b.with_token(token);
             }
+            profile_found = Some(profile.clone());
         }
         if env("AWS_REGION").is_none() && env("AWS_DEFAULT_REGION").is_none() {
             let section = if profile == "default" { "default".to_string() } else { format!("profile {profile}") };
@@ -121,7 +151,9 @@ fn store(cfg: &Publish, bucket: &str) -> Result<AmazonS3, S3Error> {
         b = b.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
     }
     b = b.with_virtual_hosted_style_request(!cfg.path_style);
-    b.build().map_err(|e| S3Error::Config(e.to_string()))
+    let source = credential_source(profile_found.as_deref());
+    let where_ = endpoint.unwrap_or_else(|| "AWS S3".into());
+    Ok((b.build().map_err(|e| S3Error::Config(e.to_string()))?, source, where_))
 }
 
 /// Which phase a path uploads in: packages, project pages, the rest.
@@ -178,6 +210,9 @@ async fn upload(store: &AmazonS3, key: &ObjectPath, file: &Path, entry: &TreeEnt
 /// An S3 bucket (prefix) as a publish target.
 pub struct S3Target {
     store: AmazonS3,
+    /// Where the credentials come from (`None`: only instance metadata).
+    credentials: Option<String>,
+    endpoint: String,
     bucket: String,
     prefix: String,
     grace_hours: u64,
@@ -186,8 +221,11 @@ pub struct S3Target {
 
 impl S3Target {
     pub fn new(bucket: &str, prefix: &str, cfg: &Publish, jobs: usize) -> Result<S3Target, S3Error> {
+        let (store, credentials, endpoint) = store(cfg, bucket)?;
         Ok(S3Target {
-            store: store(cfg, bucket)?,
+            store,
+            credentials,
+            endpoint,
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
             grace_hours: cfg.delete_after_hours,
@@ -200,8 +238,29 @@ impl S3Target {
         ObjectPath::parse(&full).map_err(|e| self.err(&full, &e))
     }
 
+    /// An object store error in the user's words: missing credentials, a
+    /// missing bucket and a refusal are named; the rest keeps its text.
     fn err(&self, key: &str, e: &dyn std::fmt::Display) -> S3Error {
-        S3Error::Object { bucket: self.bucket.clone(), key: key.to_string(), message: e.to_string() }
+        let message = e.to_string();
+        if self.credentials.is_none() && (message.contains("169.254.169.254") || message.contains("credential")) {
+            let cause = message.split(" - ").last().unwrap_or(&message).trim().to_string();
+            return S3Error::NoCredentials {
+                looked: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE (or `default`) in ~/.aws/credentials, AWS_WEB_IDENTITY_TOKEN_FILE, the container credentials endpoint, the EC2 instance metadata service".into(),
+                cause: format!("the instance metadata service answered: {cause}"),
+            };
+        }
+        if message.contains("NoSuchBucket") {
+            return S3Error::NoBucket { bucket: self.bucket.clone(), endpoint: self.endpoint.clone() };
+        }
+        if message.contains("AccessDenied") || message.contains("403 Forbidden") {
+            return S3Error::Denied {
+                bucket: self.bucket.clone(),
+                key: key.to_string(),
+                from: self.credentials.clone().unwrap_or_else(|| "instance metadata".into()),
+                action: "read and write",
+            };
+        }
+        S3Error::Object { bucket: self.bucket.clone(), key: key.to_string(), message }
     }
 
     /// What airlock recorded it put there, and what is really there (a
@@ -213,7 +272,9 @@ impl S3Target {
                 let bytes = r.bytes().await.map_err(|e| self.err(manifest_key.as_ref(), &e))?;
                 serde_json::from_slice(&bytes).unwrap_or_default()
             }
-            Err(object_store::Error::NotFound { .. }) => Remote::default(),
+            Err(object_store::Error::NotFound { source, .. }) if !source.to_string().contains("NoSuchBucket") => {
+                Remote::default()
+            }
             Err(e) => return Err(self.err(manifest_key.as_ref(), &e)),
         };
         let list_prefix = if self.prefix.is_empty() { None } else { Some(ObjectPath::from(self.prefix.as_str())) };

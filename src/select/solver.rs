@@ -130,6 +130,8 @@ pub trait Ordered: DependencyProvider<P = Pkg, V = Version, VS = Ranges<Version>
 }
 
 /// Solve from the root; the decisions, in no particular order.
+// PubGrub's own error type, as its `resolve` returns it: large, and rare.
+#[allow(clippy::result_large_err)]
 pub fn solve<DP: Ordered>(provider: &DP) -> Result<Vec<(Pkg, Version)>, PubGrubError<DP>> {
     let mut state = State::<DP>::init(Pkg::Root, Version::new([0]));
     let mut conflicts = Conflicts::default();

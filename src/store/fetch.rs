@@ -199,6 +199,9 @@ fn download(
     let mut buf = vec![0u8; BUF_SIZE];
     let mut read_error = None;
     loop {
+        if let Err(stop) = crate::util::signal::check() {
+            return Err(Failure::fatal(FetchError::Upstream { filename: filename.to_string(), error: stop.into() }));
+        }
         match body.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {

@@ -23,6 +23,8 @@ pub enum LockError {
 #[derive(Debug)]
 pub struct RunLock {
     file: File,
+    /// A signal that ends the process empties the file too.
+    _signal: crate::util::signal::Guard,
 }
 
 fn describe(content: &str) -> String {
@@ -66,7 +68,10 @@ impl RunLock {
         write!(file, "pid={}\nstarted={}\ncommand={command}\n", std::process::id(), super::state::now())
             .map_err(|e| fs_err_io(e, &path))?;
         file.sync_data().map_err(|e| fs_err_io(e, &path))?;
-        Ok(RunLock { file })
+        let signal = crate::util::signal::Guard::cleanup(move || {
+            let _ = std::fs::OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(0));
+        });
+        Ok(RunLock { file, _signal: signal })
     }
 }
 

@@ -66,7 +66,7 @@ impl Fetcher<'_> {
                 message: "no cached metadata, and offline".into(),
             });
         };
-        let (bytes, source) = self.from_upstream(client, file)?;
+        let (bytes, source) = self.fetch_upstream(client, file)?;
         if let Some(sha) = &file.sha256
             && let Err(e) = self.cache.put(sha, &bytes)
         {
@@ -75,7 +75,7 @@ impl Fetcher<'_> {
         Ok((bytes, source))
     }
 
-    fn from_upstream(&self, client: &Client, file: &UpstreamFile) -> Result<(Vec<u8>, Source), FetchMetadataError> {
+    fn fetch_upstream(&self, client: &Client, file: &UpstreamFile) -> Result<(Vec<u8>, Source), FetchMetadataError> {
         if file.metadata != Offered::No {
             match pep658(client, file) {
                 Ok(bytes) => return Ok((bytes, Source::Pep658)),

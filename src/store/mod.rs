@@ -46,7 +46,7 @@ impl Store {
     /// Create the store and temp directories, removing partial downloads a
     /// killed run left behind. Returns how many were removed.
     pub fn prepare(&self) -> std::io::Result<usize> {
-        fs_err::create_dir_all(&self.root)?;
+        crate::util::fsx::probe_writable(&self.root)?;
         let mut removed = 0;
         if self.tmp.exists() {
             for entry in fs_err::read_dir(&self.tmp)? {
@@ -59,7 +59,7 @@ impl Store {
                 removed += 1;
             }
         }
-        fs_err::create_dir_all(&self.tmp)?;
+        crate::util::fsx::probe_writable(&self.tmp)?;
         Ok(removed)
     }
 

@@ -317,6 +317,22 @@ impl State {
         Ok(())
     }
 
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Record run `run` as interrupted through a connection of its own: a
+    /// signal ended the process while the run's own connection was busy.
+    pub fn record_interrupted(db: &Path, run: i64) {
+        let Ok(conn) = Connection::open(db) else { return };
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(2));
+        let _ = conn.execute(
+            "UPDATE runs SET finished_at=?2, outcome='interrupted', errors=?3 WHERE id=?1 AND outcome='running'",
+            params![run, now(), r#"["interrupted by a signal"]"#],
+        );
+    }
+
     /// Runs a killed process left as `running` become `crashed`.
     pub fn mark_crashed_runs(&self) -> Result<usize, StateError> {
         self.conn.execute("UPDATE runs SET outcome='crashed' WHERE outcome='running'", []).map_err(|e| self.err(e))

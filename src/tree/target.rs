@@ -58,15 +58,36 @@ impl Target {
         Some(parent.join(link))
     }
 
-    /// Start a new tree. Stale staging directories from killed runs go first.
-    pub fn stage(&self, id: &str) -> Result<Staged, TreeError> {
-        if let Ok(meta) = std::fs::symlink_metadata(&self.output)
-            && meta.is_dir()
-            && !meta.file_type().is_symlink()
-            && fs_err::read_dir(&self.output)?.next().is_some()
-        {
+    /// `output` is airlock's to replace: absent, an empty directory, or
+    /// the link to a tree it published.
+    fn check_managed(&self) -> Result<(), TreeError> {
+        let Ok(meta) = std::fs::symlink_metadata(&self.output) else { return Ok(()) };
+        let foreign = if meta.file_type().is_symlink() {
+            false
+        } else if meta.is_dir() {
+            fs_err::read_dir(&self.output)?.next().is_some()
+        } else {
+            true
+        };
+        if foreign {
             return Err(TreeError::NotManaged { path: self.output.display().to_string() });
         }
+        Ok(())
+    }
+
+    /// Before a run's first request: `output` is airlock's to replace and a
+    /// tree can be written beside it.
+    pub fn preflight(&self) -> Result<(), TreeError> {
+        self.check_managed()?;
+        crate::util::fsx::probe_writable(&self.trees)?;
+        let parent = self.trees.parent().unwrap_or(Path::new("."));
+        crate::util::fsx::probe_writable(parent)?;
+        Ok(())
+    }
+
+    /// Start a new tree. Stale staging directories from killed runs go first.
+    pub fn stage(&self, id: &str) -> Result<Staged, TreeError> {
+        self.check_managed()?;
         fs_err::create_dir_all(&self.trees)?;
         for entry in fs_err::read_dir(&self.trees)? {
             let entry = entry?;

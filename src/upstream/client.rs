@@ -44,6 +44,8 @@ pub enum UpstreamError {
     Exhausted { attempts: u32, last: Box<UpstreamError> },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    #[error(transparent)]
+    Interrupted(#[from] crate::util::signal::Interrupted),
 }
 
 /// Whether a failed attempt may be retried, and after how long the server asked.
@@ -247,7 +249,9 @@ impl Client {
         loop {
             match f() {
                 Ok(v) => return Ok(v),
-                Err(Failure { error, retry: Retry::After(after) }) if attempt < self.retries => {
+                Err(Failure { error, retry: Retry::After(after) })
+                    if attempt < self.retries && !crate::util::signal::interrupted() =>
+                {
                     let delay = after.map_or_else(|| self.delay(attempt), |d| d.min(Duration::from_secs(300)));
                     tracing::info!("{error}; retry {}/{} in {:.1}s", attempt + 1, self.retries, delay.as_secs_f64());
                     std::thread::sleep(delay);
@@ -262,6 +266,7 @@ impl Client {
 
     /// Send one GET and classify the outcome; used inside [`Client::retry`].
     pub fn send(&self, url: &Url, headers: HeaderMap) -> Result<reqwest::blocking::Response, Failure> {
+        crate::util::signal::check().map_err(|i| Failure::fatal(i.into()))?;
         let resp = self.request(url).headers(headers).send().map_err(|e| Failure::transient(transport(url, e)))?;
         let status = resp.status();
         if status.is_success() || status == StatusCode::NOT_MODIFIED {

@@ -42,6 +42,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     persist(tmp, path)
 }
 
+/// Create `dir` if needed and prove a file can be written in it, so that
+/// an unwritable output, state or store fails a run before its first
+/// request rather than after its downloads.
+pub fn probe_writable(dir: &Path) -> std::io::Result<()> {
+    let cannot = |e: std::io::Error| std::io::Error::new(e.kind(), format!("cannot write in {}: {e}", dir.display()));
+    fs_err::create_dir_all(dir).map_err(cannot)?;
+    tempfile::Builder::new().prefix(".airlock-probe-").tempfile_in(dir).map_err(cannot)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ pub mod fsx;
 pub mod hashing;
 pub mod mime;
 pub mod redact;
+pub mod signal;
 pub mod ui;
 
 /// Run `f` on a pool of `jobs` threads: transfers are I/O-bound, so more

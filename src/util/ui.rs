@@ -88,7 +88,15 @@ pub fn init(verbosity: i8, format: LogFormat, color: Color) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(BarAwareStderr).with_target(false);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.with_ansi(ansi).without_time().try_init(),
+        // Text shows the message only: the fields (a diagnostic's code, a
+        // run's figures) repeat what it says, and are JSON's business.
+        LogFormat::Text => builder
+            .with_ansi(ansi)
+            .without_time()
+            .fmt_fields(tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+                if field.name() == "message" { write!(w, "{value:?}") } else { Ok(()) }
+            }))
+            .try_init(),
     };
 }
 

@@ -7,6 +7,7 @@ mod advisories;
 mod architecture;
 mod bundles;
 mod e2e;
+mod first_run;
 mod mirror;
 mod nightly;
 mod publishing;

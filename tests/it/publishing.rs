@@ -242,6 +242,11 @@ fn nginx_serves_the_tree_with_the_documented_config() {
     )
     .unwrap();
     let conf = prefix.join("nginx.conf");
+    // `nginx -t` accepts it without a warning (no duplicate MIME type).
+    let t = Command::new("nginx").arg("-t").arg("-c").arg(&conf).arg("-p").arg(&prefix).output().unwrap();
+    let said = String::from_utf8_lossy(&t.stderr);
+    assert!(t.status.success() && said.contains("test is successful"), "{said}");
+    assert!(!said.contains("[warn]"), "{said}");
     let child = Command::new("nginx")
         .arg("-c")
         .arg(&conf)
@@ -297,4 +302,39 @@ fn nginx_serves_the_tree_with_the_documented_config() {
         crate::support::tools::run_python(&uvpy, "import app, libdep; print(app.__version__, libdep.__version__)"),
         "2.0 1.1"
     );
+}
+
+/// Publishing without credentials, or to a bucket that does not exist, is
+/// one clear line: not an instance-metadata URL, not raw XML.
+#[test]
+fn s3_without_credentials_or_bucket_says_so() {
+    let Some(moto) = start_moto() else { return };
+    let env = Env::new(Flavour::Json);
+    env.upstream.add("alpha", FakeFile::new(wheel("alpha", "1.0", WheelSpec::default())));
+    env.manifest("[select]\npackages = [\"alpha\"]\n[publish]\nto = \"s3://no-such-bucket/pypi\"\n");
+    env.build().success();
+
+    let mut cmd = env.airlock();
+    cmd.arg("publish")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", moto.port))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE");
+    let a = cmd.assert().code(1);
+    let err = stderr(&a);
+    assert!(err.contains("no AWS credentials found (looked in"), "{err}");
+    assert!(err.contains("AWS_ACCESS_KEY_ID") && err.contains(".aws/credentials"), "{err}");
+    assert!(!err.contains("169.254.169.254"), "{err}");
+
+    let mut cmd = env.airlock();
+    cmd.arg("publish");
+    s3_env(&mut cmd, moto.port);
+    let a = cmd.assert().code(1);
+    let err = stderr(&a);
+    assert!(err.contains("bucket `no-such-bucket` does not exist"), "{err}");
+    assert!(!err.contains('<'), "no XML: {err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{err}");
 }

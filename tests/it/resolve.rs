@@ -126,7 +126,7 @@ fn resolution_matches_uv(pep658: bool) {
         let want = uv_compile(env.dir.path(), &upstream, python, platform, "app[full]\n");
         let got = uv_compile(env.dir.path(), &mirror, python, platform, "app[full]\n");
         assert_eq!(got, want, "{python} {platform}: the mirror resolves the same pins as the upstream");
-        union.extend(want.into_iter());
+        union.extend(want);
     }
     assert!(union.contains(&("core".into(), "1.5".into())) && union.contains(&("armaccel".into(), "1.0".into())));
     assert_eq!(mirrored(&env.public()), union, "nothing outside the pins is mirrored");

@@ -77,7 +77,11 @@ fn fail_on_sets_the_exit_code() {
     // Unknown severity ranks as `unknown_severity` (default high): nosev breaches fail_on = high.
     manifest_with_policy(&env, "fail_on = \"high\"\nunknown_severity = \"low\"");
     let a = build_at(&env, NOW).code(3);
-    assert!(!stderr(&a).contains("nosev"), "unknown ranked low stays under high");
+    let err = stderr(&a);
+    assert!(
+        !err.lines().any(|l| l.contains("policy:") && l.contains("nosev")),
+        "unknown ranked low stays under high: {err}"
+    );
     manifest_with_policy(&env, "fail_on = \"high\"");
     let a = build_at(&env, NOW).code(3);
     assert!(stderr(&a).contains("nosev 1.0 has PYSEC-2099-3 (unknown, ranked high)"), "{}", stderr(&a));
@@ -111,7 +115,7 @@ fn block_removes_exactly_the_blocked_versions_from_both_formats() {
     assert_eq!(version(&r, "vulnlib", "2.0")["blocked"], false);
     assert_eq!(r["summary"]["blocked_versions"], 2);
     let landing = std::fs::read_to_string(public.join("index.html")).unwrap();
-    assert!(landing.contains("1.0 blocked") && landing.contains("reports/security.html"), "{landing}");
+    assert!(landing.contains("1.0: 2 · critical · blocked") && landing.contains("reports/security.html"), "{landing}");
 
     // Relaxing the policy brings them back without fetching anything.
     env.upstream.clear_requests();
@@ -454,4 +458,60 @@ fn run_diagnostics_reach_every_report() {
     assert!(section.contains("`pruned`") && section.contains("gone-1.0-py3-none-any.whl"), "{section}");
     let html = std::fs::read_to_string(env.public().join("reports/security.html")).unwrap();
     assert!(html.contains("<h2>This run</h2>") && html.contains("fetch-failed"), "the HTML report lists them too");
+}
+
+/// `audit` says what it found: counts by severity, the top findings and
+/// where the report is; not fetch statistics, and no line twice.
+#[test]
+fn audit_prints_its_findings() {
+    let env = vulnerable_mirror(&[]);
+    manifest_with_policy(&env, "fail_on = \"critical\"\nunknown_severity = \"low\"");
+    build_at(&env, NOW).code(3);
+    for _ in 0..2 {
+        let a = env.airlock().arg("audit").env("SOURCE_DATE_EPOCH", NOW).assert().code(3);
+        let err = stderr(&a);
+        assert!(
+            err.contains("audited: 4 version(s) of 2 project(s), 3 vulnerable, 0 blocked; findings: critical 1, high 0, medium 2, low 0, unknown 1"),
+            "{err}"
+        );
+        let critical = err.find("vulnlib 1.0: critical: GHSA-crit-crit-crit, PYSEC-2099-2").expect("the worst first");
+        assert!(critical < err.find("nosev 1.0: unknown: PYSEC-2099-3").unwrap(), "{err}");
+        assert!(err.contains("report: public/reports/security.html"), "{err}");
+        assert!(!err.contains("fetched") && !err.contains("added 0"), "no fetch statistics: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        let unique: std::collections::BTreeSet<&str> = lines.iter().copied().collect();
+        assert_eq!(unique.len(), lines.len(), "a line said twice: {err}");
+        // One line per breach, then the verdict once.
+        assert_eq!(err.matches("ERROR").count(), 2, "{err}");
+        assert!(
+            err.contains("ERROR policy: vulnlib 1.0 has GHSA-crit-crit-crit (critical) at or above fail_on = critical"),
+            "{err}"
+        );
+    }
+}
+
+/// The landing page: each vulnerable version shows its count and highest
+/// severity, linked to its findings in the report; a project that selects
+/// nothing is listed with the warning; `[mirror] base_url` fills in the
+/// install commands.
+#[test]
+fn landing_links_findings_and_shows_what_selected_nothing() {
+    let env = vulnerable_mirror(&[]);
+    env.manifest(
+        "base_url = \"https://pypi.example.org/mirror\"\n[select]\npackages = [\"vulnlib\", \"nosev\", \"nosev>=9\", \"ghost-pkg>=5\"]\n[advisories]\nmax_age_days = 30\n[policy]\nunknown_severity = \"low\"\n",
+    );
+    env.upstream.add("ghost-pkg", FakeFile::new(wheel("ghost-pkg", "1.0", WheelSpec::default())));
+    build_at(&env, NOW).success();
+    let landing = std::fs::read_to_string(env.public().join("index.html")).unwrap();
+    let report = std::fs::read_to_string(env.public().join("reports/security.html")).unwrap();
+    assert!(landing.contains("pip install --index-url https://pypi.example.org/mirror/simple/ PACKAGE"), "{landing}");
+    assert!(!landing.contains("HOST/PATH"), "{landing}");
+    let pill = "<a class=\"sev sev-critical\" href=\"reports/security.html#v-vulnlib-1.0\"";
+    assert!(landing.contains(pill), "{landing}");
+    assert!(landing.contains(">1.0: 2 · critical</a>"), "{landing}");
+    assert!(report.contains("<tr id=\"v-vulnlib-1.0\""), "the link's target exists");
+    assert!(
+        landing.contains("<td>ghost-pkg</td>") && landing.contains("ghost-pkg: no file of the upstream matches"),
+        "{landing}"
+    );
 }

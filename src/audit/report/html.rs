@@ -70,6 +70,8 @@ struct Row {
     blocked: bool,
     ignored: Option<String>,
     status_key: u8,
+    /// On a version's first row: the landing page links here.
+    version_anchor: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -147,6 +149,7 @@ pub fn render(inputs: Inputs<'_>, templates: &Templates) -> Result<Vec<u8>, Temp
                     None => i.reason.clone(),
                 }),
                 status_key: if v.blocked { 2 } else { u8::from(f.ignored.is_some()) },
+                version_anchor: None,
             });
         }
     }
@@ -161,6 +164,12 @@ pub fn render(inputs: Inputs<'_>, templates: &Templates) -> Result<Vec<u8>, Temp
             .then_with(|| a.version_key.cmp(&b.version_key))
             .then_with(|| a.id.cmp(&b.id))
     });
+    let mut anchored = std::collections::BTreeSet::new();
+    for r in &mut rows {
+        if anchored.insert((r.project.clone(), r.version.clone())) {
+            r.version_anchor = Some(crate::index::version_anchor(&r.project, &r.version));
+        }
+    }
     let advisories = audit
         .advisories
         .values()

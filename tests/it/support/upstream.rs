@@ -33,6 +33,9 @@ pub enum Fault {
     Truncate,
     /// Serve other bytes than the listing's hash describes.
     Corrupt,
+    /// Announce the full Content-Length, send half, then send nothing more
+    /// for a minute (a run to interrupt mid-download).
+    Stall,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -277,14 +280,19 @@ impl Upstream {
                 return respond(&mut stream, 404, &[], b"no such file\n");
             };
             return match fault {
-                Fault::Truncate => {
+                Fault::Truncate | Fault::Stall => {
+                    // The full length announced, half the body sent.
                     let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
                         file.bytes.len()
                     );
                     stream.write_all(head.as_bytes())?;
                     stream.write_all(&file.bytes[..file.bytes.len() / 2])?;
                     stream.flush()?;
+                    if fault == Fault::Stall {
+                        std::thread::sleep(std::time::Duration::from_secs(60));
+                        return Ok(());
+                    }
                     stream.shutdown(std::net::Shutdown::Both)
                 }
                 Fault::Corrupt => {
