@@ -105,7 +105,7 @@ fn a_signal_stops_the_run_records_it_and_frees_the_lock() {
 /// On an up-to-date mirror that follows dependencies, `plan` claims no removal.
 #[test]
 fn plan_on_an_up_to_date_mirror_with_dependencies_claims_no_removal() {
-    for mode in ["\"all\"", "true", "\"resolve\""] {
+    for mode in ["true", "\"all\"", "\"resolve\""] {
         let env = Env::new(Flavour::Json);
         let up = &env.upstream;
         up.add("app", FakeFile::new(wheel("app", "1.0", WheelSpec { requires: &["lib>=1"], ..WheelSpec::default() })));
