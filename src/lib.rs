@@ -15,6 +15,8 @@ pub mod diagnostics;
 pub mod dist;
 pub mod error;
 pub mod exit;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod index;
 pub mod manifest;
 pub mod pipeline;

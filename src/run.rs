@@ -66,7 +66,12 @@ impl Session {
         }
         let id = self.state.begin_run(command)?;
         let db = self.state.path().to_path_buf();
-        let signal = crate::util::signal::Guard::waiting(move || State::record_interrupted(&db, id));
+        let tmp = self.store.tmp_dir().to_path_buf();
+        // A signal that ends the process mid-download leaves no `.part` file.
+        let signal = crate::util::signal::Guard::waiting(move || {
+            let _ = crate::store::clear_dir(&tmp);
+            State::record_interrupted(&db, id);
+        });
         let run = Run { session: self, id, finished: false, _signal: signal };
         let partial = match run.store.prepare() {
             Ok(n) => n,

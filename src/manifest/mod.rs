@@ -75,6 +75,7 @@ struct RawMirror {
     keep_runs: Option<Spanned<i64>>,
     templates: Option<String>,
     publish_partial: Option<bool>,
+    max_failures: Option<Spanned<toml::Value>>,
     base_url: Option<Spanned<String>>,
 }
 
@@ -162,12 +163,57 @@ pub struct Mirror {
     pub keep_runs: u32,
     /// A directory of template overrides.
     pub templates: Option<PathBuf>,
-    /// Publish what verified even when the run failed (default: a failed run
-    /// leaves the served tree as it was).
+    /// Publish what verified even when the run failed (the default; false:
+    /// a failed run leaves the served tree as it was).
     pub publish_partial: bool,
+    /// Past this many failures a run publishes nothing (an upstream gone bad).
+    pub max_failures: Option<MaxFailures>,
     /// Where the published tree is served (`https://pypi.example.org/`):
     /// the landing page's install commands show it.
     pub base_url: Option<Url>,
+}
+
+/// `[mirror] max_failures`: how many failures a run may have and still
+/// publish what verified.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxFailures {
+    Count(u64),
+    /// Of the run's work: the projects whose pages it read plus the files
+    /// it tried to bring in.
+    Percent(f64),
+}
+
+impl MaxFailures {
+    fn parse(v: &toml::Value) -> Result<MaxFailures, String> {
+        match v {
+            toml::Value::Integer(n) if *n >= 0 => Ok(MaxFailures::Count(*n as u64)),
+            toml::Value::String(s) => {
+                let number = s.trim().strip_suffix('%').map(str::trim);
+                match number.map(str::parse::<f64>) {
+                    Some(Ok(p)) if (0.0..=100.0).contains(&p) => Ok(MaxFailures::Percent(p)),
+                    _ => Err(format!("expected a whole number or a percentage from \"0%\" to \"100%\", found {s:?}")),
+                }
+            }
+            other => Err(format!("expected a whole number or a percentage such as \"5%\", found {other}")),
+        }
+    }
+
+    /// Whether `failed` failures out of `work` items exceed the limit.
+    pub fn exceeded(&self, failed: u64, work: u64) -> bool {
+        match *self {
+            MaxFailures::Count(n) => failed > n,
+            MaxFailures::Percent(p) => failed as f64 > p / 100.0 * work.max(1) as f64,
+        }
+    }
+}
+
+impl std::fmt::Display for MaxFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaxFailures::Count(n) => write!(f, "{n}"),
+            MaxFailures::Percent(p) => write!(f, "{p}%"),
+        }
+    }
 }
 
 /// What to mirror: requirements plus the options that filter files.
@@ -487,7 +533,11 @@ fn load_mirror(loc: &Locator, errs: &mut Errors, m: RawMirror, resolve: &dyn Fn(
         allow_missing_hashes: m.allow_missing_hashes.unwrap_or(false),
         keep_runs: int_or(loc, errs, m.keep_runs.as_ref(), ("keep_runs", 0, 1000, 3)) as u32,
         templates: m.templates.as_deref().map(resolve),
-        publish_partial: m.publish_partial.unwrap_or(false),
+        publish_partial: m.publish_partial.unwrap_or(true),
+        max_failures: m.max_failures.as_ref().and_then(|v| {
+            let parsed = MaxFailures::parse(v.get_ref()).map_err(|e| loc.at(v.span(), format!("`max_failures`: {e}")));
+            errs.take(v.span().start, parsed)
+        }),
         base_url,
     }
 }

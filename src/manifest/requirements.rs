@@ -193,7 +193,11 @@ fn split_option(line: &str) -> Option<(&str, Option<&str>)> {
     }
     match line.split_once(char::is_whitespace) {
         Some((flag, arg)) => Some((flag, Some(arg.trim()))),
-        None if line.len() > 2 && !line.starts_with("--") => Some((&line[..2], Some(line[2..].trim()))),
+        // `-rfile`: the flag is `-` and one character, which may be multi-byte.
+        None if line.chars().count() > 2 && !line.starts_with("--") => {
+            let at = 1 + line[1..].chars().next().map_or(0, char::len_utf8);
+            Some((&line[..at], Some(line[at..].trim())))
+        }
         None => Some((line, None)),
     }
 }

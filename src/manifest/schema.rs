@@ -19,6 +19,8 @@ enum Kind {
     Dependencies,
     /// A date: a TOML date or a string such as "2027-01-31".
     Date,
+    /// A count (`10`) or a percentage (`"5%"`).
+    CountOrPercent,
     Table(&'static [Field]),
     /// `[select.project.<name>]`: tables of `[select]`'s keys, by project.
     Projects,
@@ -40,6 +42,7 @@ const MIRROR: &[Field] = &[
     Field("keep_runs", Kind::Int),
     Field("templates", Kind::Str),
     Field("publish_partial", Kind::Bool),
+    Field("max_failures", Kind::CountOrPercent),
     Field("base_url", Kind::Str),
 ];
 
@@ -122,6 +125,7 @@ fn expects(kind: Kind) -> &'static str {
         Kind::StrList => "a list of strings, such as [\"a\", \"b\"]",
         Kind::Dependencies => "false, true, \"resolve\" or \"all\"",
         Kind::Date => "a date such as 2027-01-31",
+        Kind::CountOrPercent => "a whole number or a percentage such as \"5%\"",
         Kind::Table(_) | Kind::Projects => "a table",
         Kind::Tables(_) => "a list of tables ([[...]])",
     }
@@ -212,6 +216,7 @@ fn mismatch(name: &str, kind: Kind, value: &DeValue<'_>, path: Option<&str>) -> 
         | (Kind::Int, DeValue::Integer(_))
         | (Kind::Date, DeValue::Datetime(_) | DeValue::String(_))
         | (Kind::Dependencies, DeValue::Boolean(_))
+        | (Kind::CountOrPercent, DeValue::Integer(_) | DeValue::String(_))
         | (Kind::Table(_) | Kind::Projects, DeValue::Table(_)) => true,
         (Kind::Dependencies, DeValue::String(s)) => matches!(s.as_ref(), "resolve" | "all"),
         (Kind::StrList, DeValue::Array(items)) => items.iter().all(|i| matches!(i.get_ref(), DeValue::String(_))),

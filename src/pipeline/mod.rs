@@ -11,8 +11,9 @@
 //! ```
 //!
 //! Nothing is published unless every earlier stage completed; a run with
-//! failures leaves the served tree as it was (unless `publish_partial`); a
-//! run whose tree would come out identical leaves it be. Every stage adds
+//! failures publishes what verified, each failed file keeping what was
+//! served for it (unless `publish_partial = false`, or past `max_failures`);
+//! a run whose tree would come out identical leaves it be. Every stage adds
 //! what it has to say to one typed diagnostics stream.
 
 pub mod closure;
@@ -266,6 +267,8 @@ fn build_stages(
     let (plan, requested, resolved) = to_plan(run, manifest, client.as_ref(), &want, jobs, &mut diags)?;
     signal::check()?;
     let plan = fetch::adopt(run, plan, m.allow_missing_hashes)?;
+    // The run's work, for `max_failures` as a percentage.
+    let work = (want.requested.len() + plan.count(|d| matches!(d, plan::Decision::Fetch(_)))) as u64;
     let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
     let (plan, fetched) = fetch::fetch(run, client.as_ref(), plan, fetch_opts, &resolved.metadata, &mut diags)?;
     sw.lap("fetch");
@@ -280,10 +283,8 @@ fn build_stages(
         tampered: plan.projects.iter().map(|p| p.tampered.len() as u64).sum(),
         ..Summary::default()
     };
-    if diags.failed() && !m.publish_partial {
-        tracing::error!(
-            "the run failed: the served tree is left as it was (set `publish_partial = true` in [mirror] to publish what verified)"
-        );
+    if let Some(why) = withhold(m, &diags, work) {
+        tracing::error!("{why}");
         return Ok((summary, None, diags, Exit::Failed));
     }
     record::pruning(&plan, &mut diags);
@@ -295,6 +296,28 @@ fn build_stages(
     // A failed run outranks a policy breach: the mirror is incomplete.
     let exit = if diags.failed() || published.exit == Exit::Failed { Exit::Failed } else { published.exit };
     Ok((summary, published.findings, diags, exit))
+}
+
+/// Why a run with failures publishes nothing, if it does not: by default
+/// what verified is published (one bad file must not freeze the mirror),
+/// unless `publish_partial = false` or the failures pass `max_failures`.
+fn withhold(m: &Mirror, diags: &Diagnostics, work: u64) -> Option<String> {
+    let failed = diags.failures().count() as u64;
+    if failed == 0 {
+        return None;
+    }
+    if !m.publish_partial {
+        return Some(
+            "the run failed: the served tree is left as it was (`publish_partial = false` in [mirror])".to_string(),
+        );
+    }
+    let max = m.max_failures?;
+    max.exceeded(failed, work).then(|| {
+        format!(
+            "the run failed {failed} of {work} project page(s) and file(s), more than `max_failures = {max}`: \
+             the served tree is left as it was"
+        )
+    })
 }
 
 /// `airlock audit`: re-join what is published with the (new) snapshot and

@@ -8,7 +8,8 @@
 //! previous one fully succeeded: packages, then project pages, then the root
 //! pages, the landing page and the reports, so a client never sees a link to
 //! a missing object. Objects no longer in the tree are deleted last, once
-//! they have been stale for `[publish] delete_after_hours`. Every object gets
+//! they have been stale for `[publish] delete_after_hours`. A publish with
+//! nothing to change writes nothing, not even the manifest. Every object gets
 //! its Content-Type and Cache-Control (the same as `airlock serve` and the
 //! nginx configuration) and its sha256 as metadata.
 
@@ -71,7 +72,7 @@ pub fn parse_url(url: &str) -> Result<(String, String), S3Error> {
 
 /// The sha256 of every object airlock put under the prefix, and when each
 /// object that left the tree was first seen stale.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 struct Remote {
     format: String,
     run: Option<i64>,
@@ -392,6 +393,7 @@ impl S3Target {
 
     async fn publish_async(&self, root: &Path, tree: &[TreeEntry], run: i64) -> Result<PublishReport, S3Error> {
         let (mut remote, existing) = self.remote().await?;
+        let before = remote.clone();
         let mut report = PublishReport::default();
         let todo: Vec<&TreeEntry> = tree
             .iter()
@@ -405,6 +407,15 @@ impl S3Target {
         self.upload_phases(root, &todo, &mut remote, &mut report).await?;
         self.delete_stale(tree, &existing, &mut remote, &mut report).await?;
         remote.format = "airlock.publish/v1".into();
+        // Nothing uploaded, deleted or newly stale: no write at all (a
+        // bucket with versioning or write notifications sees nothing).
+        if todo.is_empty()
+            && remote.objects == before.objects
+            && remote.stale == before.stale
+            && remote.format == before.format
+        {
+            return Ok(report);
+        }
         remote.run = Some(run);
         self.write_remote(&remote).await?;
         Ok(report)

@@ -33,6 +33,7 @@ pub enum FetchError {
     Upstream { filename: String, error: UpstreamError },
     #[error("{filename}: {error}")]
     Io { filename: String, error: std::io::Error },
+
     #[error("{message} (gave up after {attempts} attempts)")]
     Exhausted { message: String, attempts: u32, last: Box<FetchError> },
 }
@@ -195,6 +196,7 @@ fn download(
         .suffix(".part")
         .tempfile_in(store.tmp_dir())
         .map_err(|e| Failure::fatal(io(e)))?;
+    // Write errors (a full disk) name the `.part` path: tempfile adds it.
     let mut writer = HashingWriter::new(BufWriter::with_capacity(BUF_SIZE, tmp));
     let mut buf = vec![0u8; BUF_SIZE];
     let mut read_error = None;
@@ -221,7 +223,12 @@ fn download(
     let short = expected_size.is_some_and(|want| want != received);
     if read_error.is_some() || short {
         progress.dec(received);
-        let cause = read_error.map(|e| format!(" ({})", redact::text(&e.to_string()))).unwrap_or_default();
+        let cause = read_error
+            .map(|e| match crate::upstream::is_timeout(&e) {
+                true => format!(" (stalled: no data for {}s, `timeout` in [mirror])", client.read_timeout().as_secs()),
+                false => format!(" ({})", redact::text(&e.to_string())),
+            })
+            .unwrap_or_default();
         // A cut connection is worth another attempt; the file stays unpublished either way.
         return Err(Failure {
             error: FetchError::Size(Box::new(SizeMismatch {

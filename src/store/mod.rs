@@ -47,18 +47,7 @@ impl Store {
     /// killed run left behind. Returns how many were removed.
     pub fn prepare(&self) -> std::io::Result<usize> {
         crate::util::fsx::probe_writable(&self.root)?;
-        let mut removed = 0;
-        if self.tmp.exists() {
-            for entry in fs_err::read_dir(&self.tmp)? {
-                let entry = entry?;
-                if entry.file_type()?.is_dir() {
-                    fs_err::remove_dir_all(entry.path())?;
-                } else {
-                    fs_err::remove_file(entry.path())?;
-                }
-                removed += 1;
-            }
-        }
+        let removed = if self.tmp.exists() { clear_dir(&self.tmp)? } else { 0 };
         crate::util::fsx::probe_writable(&self.tmp)?;
         Ok(removed)
     }
@@ -88,4 +77,20 @@ impl Store {
             }
         }
     }
+}
+
+/// Remove everything in `dir` (the store's `tmp/`: partial downloads and
+/// scratch files, all the running process's own while it holds the lock).
+pub fn clear_dir(dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in fs_err::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            fs_err::remove_dir_all(entry.path())?;
+        } else {
+            fs_err::remove_file(entry.path())?;
+        }
+        removed += 1;
+    }
+    Ok(removed)
 }

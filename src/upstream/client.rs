@@ -23,8 +23,37 @@ use crate::util::redact;
 pub const USER_AGENT: &str = concat!("airlock/", env!("CARGO_PKG_VERSION"), " (static PyPI mirror)");
 const PAGE_ACCEPT: &str =
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
-/// Project pages larger than this are refused rather than buffered.
-const MAX_PAGE_BYTES: u64 = 512 * 1024 * 1024;
+/// Limits against hostile or broken servers, each failing with its own
+/// error. The defaults are far above what PyPI serves (its largest project
+/// pages are tens of MiB and tens of thousands of files); `AIRLOCK_MAX_*`
+/// variables lower or raise them.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A project page larger than this is refused rather than buffered.
+    pub page_bytes: u64,
+    /// A project page listing more files than this is refused.
+    pub page_files: usize,
+    /// Redirects followed per request (pip and reqwest follow 10 too).
+    pub redirects: usize,
+}
+
+impl Limits {
+    pub fn from_env() -> Limits {
+        let var = |name: &str, default: u64| {
+            std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(default)
+        };
+        Limits {
+            page_bytes: var("AIRLOCK_MAX_PAGE_BYTES", 512 * 1024 * 1024),
+            page_files: var("AIRLOCK_MAX_PAGE_FILES", 1_000_000) as usize,
+            redirects: var("AIRLOCK_MAX_REDIRECTS", 10) as usize,
+        }
+    }
+}
+
+/// A whole page (or metadata file) must arrive within this many read
+/// timeouts: a server trickling a byte at a time (slowloris) never trips
+/// the per-read timeout alone.
+const PAGE_DEADLINE_READS: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -44,8 +73,24 @@ pub enum UpstreamError {
     Exhausted { attempts: u32, last: Box<UpstreamError> },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    #[error("GET {url}: more than {limit} redirects (a redirect loop?)")]
+    Redirects { url: String, limit: usize },
+    #[error("GET {url}: stalled: no data for {seconds}s (`timeout` in [mirror])")]
+    Stalled { url: String, seconds: u64 },
+    #[error("GET {url}: too slow: not complete after {seconds}s ({PAGE_DEADLINE_READS} × `timeout`)")]
+    TooSlow { url: String, seconds: u64 },
+    #[error("GET {url}: the page is larger than the limit of {limit} bytes (AIRLOCK_MAX_PAGE_BYTES)")]
+    PageTooLarge { url: String, limit: u64 },
+    #[error("{url}: the page lists {files} files, more than the limit of {limit} (AIRLOCK_MAX_PAGE_FILES)")]
+    TooManyFiles { url: String, files: usize, limit: usize },
     #[error(transparent)]
     Interrupted(#[from] crate::util::signal::Interrupted),
+}
+
+/// Whether an I/O error from a response body is its read timeout firing.
+pub fn is_timeout(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::TimedOut
+        || e.get_ref().and_then(|r| r.downcast_ref::<reqwest::Error>()).is_some_and(reqwest::Error::is_timeout)
 }
 
 /// Whether a failed attempt may be retried, and after how long the server asked.
@@ -140,10 +185,15 @@ pub struct Client {
     netrc: Option<netrc::Netrc>,
     retries: u32,
     backoff: Duration,
+    timeout: Duration,
+    limits: Limits,
 }
 
 fn transport(url: &Url, err: reqwest::Error) -> UpstreamError {
     let err = err.without_url();
+    if err.is_redirect() {
+        return UpstreamError::Redirects { url: redact::url(url), limit: Limits::from_env().redirects };
+    }
     let mut message = err.to_string();
     let mut source = std::error::Error::source(&err);
     while let Some(s) = source {
@@ -196,8 +246,13 @@ impl Client {
                 None
             }
         };
+        let limits = Limits::from_env();
+        // reqwest's blocking `timeout` bounds the wait for the answer and
+        // then each read of its body: a per-read timeout, so large files
+        // on slow links still complete.
         let http = reqwest::blocking::Client::builder()
             .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::limited(limits.redirects))
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(30)))
             .pool_max_idle_per_host(64)
@@ -208,7 +263,7 @@ impl Client {
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis)
             .unwrap_or(Duration::from_millis(500));
-        Ok(Client { http, index, index_auth, netrc, retries: cfg.retries, backoff })
+        Ok(Client { http, index, index_auth, netrc, retries: cfg.retries, backoff, timeout: cfg.timeout, limits })
     }
 
     pub fn page_url(&self, project: &ProjectName) -> Url {
@@ -267,7 +322,10 @@ impl Client {
     /// Send one GET and classify the outcome; used inside [`Client::retry`].
     pub fn send(&self, url: &Url, headers: HeaderMap) -> Result<reqwest::blocking::Response, Failure> {
         crate::util::signal::check().map_err(|i| Failure::fatal(i.into()))?;
-        let resp = self.request(url).headers(headers).send().map_err(|e| Failure::transient(transport(url, e)))?;
+        let resp = self.request(url).headers(headers).send().map_err(|e| {
+            // A redirect loop stays one.
+            if e.is_redirect() { Failure::fatal(transport(url, e)) } else { Failure::transient(transport(url, e)) }
+        })?;
         let status = resp.status();
         if status.is_success() || status == StatusCode::NOT_MODIFIED {
             Ok(resp)
@@ -311,14 +369,53 @@ impl Client {
             let validators =
                 Validators { etag: header_str(header::ETAG), last_modified: header_str(header::LAST_MODIFIED) };
             let content_type = header_str(header::CONTENT_TYPE).unwrap_or_default();
-            let mut body = Vec::new();
-            resp.take(MAX_PAGE_BYTES)
-                .read_to_end(&mut body)
-                .map_err(|e| Failure::transient(UpstreamError::Io { url: redact::url(&url), error: e }))?;
+            let body = self.read_page(resp, &url, self.limits.page_bytes)?;
             let page = decode_page(&body, &content_type, &final_url, project)?;
+            if page.files.len() > self.limits.page_files {
+                return Err(Failure::fatal(UpstreamError::TooManyFiles {
+                    url: redact::url(&url),
+                    files: page.files.len(),
+                    limit: self.limits.page_files,
+                }));
+            }
             Ok(Page::Fresh(Box::new(FetchedPage { page, url: final_url, validators, body_sha256: Sha256::of(&body) })))
         })
         .map_err(GaveUp::into_error)
+    }
+
+    /// The per-read timeout (`timeout` in `[mirror]`).
+    pub fn read_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Read a whole small body (a page, a metadata file) of at most `limit`
+    /// bytes, within the page deadline. Each limit fails with its own error.
+    fn read_page(&self, mut resp: impl Read, url: &Url, limit: u64) -> Result<Vec<u8>, Failure> {
+        let started = std::time::Instant::now();
+        let deadline = self.timeout.saturating_mul(PAGE_DEADLINE_READS);
+        let mut body = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            crate::util::signal::check().map_err(|i| Failure::fatal(i.into()))?;
+            let n = match resp.read(&mut buf) {
+                Ok(0) => return Ok(body),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => {
+                    let seconds = self.timeout.as_secs();
+                    return Err(Failure::transient(UpstreamError::Stalled { url: redact::url(url), seconds }));
+                }
+                Err(e) => return Err(Failure::transient(UpstreamError::Io { url: redact::url(url), error: e })),
+            };
+            if body.len() as u64 + n as u64 > limit {
+                return Err(Failure::fatal(UpstreamError::PageTooLarge { url: redact::url(url), limit }));
+            }
+            body.extend_from_slice(&buf[..n]);
+            if started.elapsed() > deadline {
+                let seconds = deadline.as_secs();
+                return Err(Failure::transient(UpstreamError::TooSlow { url: redact::url(url), seconds }));
+            }
+        }
     }
 
     /// A `file://` upstream: a static tree such as another airlock's output.

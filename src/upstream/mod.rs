@@ -8,4 +8,6 @@ pub mod listing;
 pub mod range;
 pub mod wire;
 
-pub use client::{Client, ClientConfig, Download, Failure, GaveUp, Page, Ranged, Retry, UpstreamError, Validators};
+pub use client::{
+    Client, ClientConfig, Download, Failure, GaveUp, Page, Ranged, Retry, UpstreamError, Validators, is_timeout,
+};

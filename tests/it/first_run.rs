@@ -88,9 +88,15 @@ fn a_signal_stops_the_run_records_it_and_frees_the_lock() {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        let signalled = std::time::Instant::now();
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "SIG{signal}: {err}");
+        // The stalled download would hold the run for a minute; the run
+        // gives in-flight work 5 s (a wide margin here for a loaded runner).
+        assert!(signalled.elapsed().as_secs() < 20, "SIG{signal}: took {:?}", signalled.elapsed());
+        let tmp: Vec<String> = tree(&env.path(".airlock/tmp")).into_keys().collect();
+        assert!(tmp.is_empty(), "temporary files left behind: {tmp:?}");
         assert!(err.contains(&format!("interrupted by SIG{signal}")), "{err}");
         assert_eq!(std::fs::read_to_string(env.path(".airlock/lock")).unwrap(), "", "the lock is left free");
         assert_eq!(runs(&env).last().unwrap().1, "interrupted");

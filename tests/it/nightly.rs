@@ -52,7 +52,7 @@ fn sigkill(mut child: Child) {
 }
 
 #[test]
-fn a_failed_run_leaves_the_previous_tree_served() {
+fn with_publish_partial_false_a_failed_run_leaves_the_previous_tree_served() {
     let env = Env::new(Flavour::Json);
     add_project(&env.upstream, "stable", &["1.0", "1.1"]);
     env.manifest("[select]\npackages = [\"stable\"]\n");
@@ -68,7 +68,10 @@ fn a_failed_run_leaves_the_previous_tree_served() {
     env.upstream.fault(&file("down"), Fault::Always(503));
     env.upstream.fault(&file("corrupt"), Fault::Corrupt);
     env.upstream.fault(&file("cut"), Fault::Truncate);
-    env.manifest("[select]\npackages = [\"stable\", \"flaky\", \"down\", \"corrupt\", \"cut\"]\n");
+    // All or nothing: the default publishes what verified (tests/it/faults.rs).
+    env.manifest(
+        "publish_partial = false\n[select]\npackages = [\"stable\", \"flaky\", \"down\", \"corrupt\", \"cut\"]\n",
+    );
     let a = env.build().code(1);
     let err = stderr(&a);
     for name in [

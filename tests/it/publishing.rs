@@ -25,6 +25,8 @@ fn start_moto() -> Option<Moto> {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // Its request recorder writes here, not into the working tree.
+        .env("MOTO_RECORDER_FILEPATH", std::env::temp_dir().join(format!("airlock-moto-recording-{port}")))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
@@ -137,10 +139,25 @@ fn s3_publish_uploads_what_changed_with_the_right_types() {
     assert_eq!(ct("reports/summary.md"), "text/markdown; charset=utf-8");
     assert_eq!(objects["packages/alpha/alpha-1.0.tar.gz"].2, "public, max-age=31536000, immutable");
 
-    // Republish with no change: nothing is uploaded.
+    // Republish with no change: nothing is uploaded, and no request writes
+    // anything (moto's recorder sees every request).
+    let moto_api = |what: &str| {
+        let url = format!("http://127.0.0.1:{}/moto-api/recorder/{what}", moto.port);
+        let http = reqwest::blocking::Client::new();
+        let r = if what.starts_with("download") { http.get(url) } else { http.post(url) };
+        r.send().unwrap().text().unwrap()
+    };
+    moto_api("start-recording");
     let a = publish(&env);
+    let recorded = moto_api("download-recording");
+    moto_api("stop-recording");
     assert!(uploaded(&a).is_empty(), "{:?}", uploaded(&a));
     assert!(stderr(&a).contains("uploaded 0 object(s)"), "{}", stderr(&a));
+    let writes: Vec<&str> = recorded
+        .lines()
+        .filter(|l| ["\"PUT\"", "\"POST\"", "\"DELETE\""].iter().any(|m| l.contains(&format!("\"method\": {m}"))))
+        .collect();
+    assert!(!recorded.is_empty() && writes.is_empty(), "a no-change publish wrote: {writes:?}");
 
     // One project changes: only what changed moves.
     env.upstream.add("beta", FakeFile::new(wheel("beta", "2.0", WheelSpec::default())));

@@ -36,6 +36,10 @@ pub enum Fault {
     /// Announce the full Content-Length, send half, then send nothing more
     /// for a minute (a run to interrupt mid-download).
     Stall,
+    /// Redirect to the same path, forever.
+    RedirectLoop,
+    /// Announce a large body and send one byte every 200 ms (slowloris).
+    Trickle,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -226,6 +230,19 @@ impl Upstream {
         if let Fault::Always(status) = fault {
             return respond(&mut stream, status, &[("Retry-After", "0")], b"fault\n");
         }
+        if fault == Fault::RedirectLoop {
+            return respond(&mut stream, 302, &[("Location", &path)], b"");
+        }
+        if fault == Fault::Trickle {
+            let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nContent-Type: text/html\r\n\r\n<html>";
+            stream.write_all(head.as_bytes())?;
+            for _ in 0..300 {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                stream.write_all(b" ")?;
+                stream.flush()?;
+            }
+            return Ok(());
+        }
         if let Some(name) = path.strip_prefix("/raw/") {
             let body = self.inner.lock().unwrap().raw.get(name).cloned();
             let Some(body) = body else {
@@ -407,6 +424,7 @@ fn respond(stream: &mut TcpStream, status: u16, headers: &[(&str, &str)], body: 
         200 => "OK",
         206 => "Partial Content",
         301 => "Moved Permanently",
+        302 => "Found",
         304 => "Not Modified",
         404 => "Not Found",
         429 => "Too Many Requests",

@@ -1,0 +1,125 @@
+//! Entry points for fuzzing every parser of untrusted input: bytes in,
+//! nothing out, and never a panic. The coverage-guided fuzzer (`fuzz/`,
+//! driven by `scripts/fuzz.sh`) calls [`run`] with the target named in
+//! `AIRLOCK_FUZZ_TARGET`; the test suite replays every saved input
+//! (`tests/fixtures/fuzz/<target>/`) through the same function, so a crash
+//! found once stays fixed.
+//!
+//! Parsers that read files get the bytes through a temporary file, as they
+//! would from a download or a carried bundle.
+
+use std::io::Cursor;
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::dist::filename::{DistFilename, WheelFilename};
+
+/// Every target, as named on the command line and in the corpus directories.
+pub const TARGETS: &[&str] = &[
+    "filename",
+    "manifest",
+    "requirements",
+    "pep691",
+    "pep503",
+    "metadata",
+    "wheel",
+    "sdist",
+    "osv",
+    "osv-zip",
+    "snapshot",
+    "bundle",
+    "pylock",
+    "uv-lock",
+];
+
+/// Feed `data` to the parser `target` names; an unknown target is ignored.
+pub fn run(target: &str, data: &[u8]) {
+    let text = || String::from_utf8_lossy(data);
+    match target {
+        "filename" => filename(&text()),
+        "manifest" => {
+            let _ = crate::manifest::Manifest::parse(&text(), Path::new("fuzz/mirror.toml"));
+        }
+        "requirements" => in_file("requirements.txt", data, |p| {
+            let _ = crate::manifest::requirements::read_file(p);
+        }),
+        "pep691" => {
+            if let Ok(page) = crate::upstream::wire::parse_json_page(data, "https://fuzz.invalid/simple/p/") {
+                listing(&page);
+            }
+        }
+        "pep503" => {
+            let base = url::Url::parse("https://fuzz.invalid/simple/p/").expect("a URL");
+            listing(&crate::upstream::wire::parse_html_page(data, &base, "p"));
+        }
+        "metadata" => {
+            let _ = crate::dist::metadata::CoreMetadata::parse(data);
+        }
+        "wheel" => {
+            let wheel = WheelFilename::from_str("pkg-1.0-py3-none-any.whl").expect("a wheel name");
+            let _ = crate::dist::metadata::wheel_metadata_from(Cursor::new(data), "fuzz.whl", &wheel);
+        }
+        "sdist" => {
+            for name in ["pkg-1.0.tar.gz", "pkg-1.0.zip"] {
+                let Ok(DistFilename::Sdist(sdist)) = DistFilename::from_str(name) else { continue };
+                in_file(name, data, |p| {
+                    let _ = crate::dist::metadata::sdist_metadata(p, &sdist);
+                });
+            }
+        }
+        "osv" => {
+            for name in ["record.json", "record.yaml"] {
+                in_file(name, data, |p| {
+                    let _ = crate::advisories::source::read(p);
+                });
+            }
+        }
+        "osv-zip" => in_file("all.zip", data, |p| {
+            let _ = crate::advisories::source::read(p);
+        }),
+        "snapshot" => in_file("advisories.sqlite.zst", data, |p| {
+            if let Ok(s) = crate::advisories::snapshot::Snapshot::open(p) {
+                let _ = s.check("jinja2", "2.10");
+            }
+        }),
+        "bundle" => in_file("bundle.tar.zst", data, |p| {
+            if let Some(dir) = p.parent() {
+                let _ = crate::bundle::import(p, &dir.join("into"));
+            }
+        }),
+        "pylock" => in_file("pylock.toml", data, lock),
+        "uv-lock" => in_file("uv.lock", data, lock),
+        _ => {}
+    }
+}
+
+fn filename(text: &str) {
+    if let Ok(f) = DistFilename::from_str(text) {
+        // What parses must print back and parse again to the same thing.
+        let again = DistFilename::from_str(&f.to_string());
+        assert!(again.is_ok_and(|g| g == f), "{text:?} does not round-trip");
+    }
+}
+
+fn listing(page: &crate::upstream::wire::ProjectPage) {
+    let url = url::Url::parse("https://fuzz.invalid/simple/p/").expect("a URL");
+    let project = crate::dist::names::ProjectName::from_str("p").expect("a name");
+    let _ = crate::upstream::listing::Listing::from_wire(page, &url, &project);
+}
+
+fn lock(p: &Path) {
+    if let Ok(lock) = crate::manifest::lockfile::LockFile::read(p) {
+        for env in crate::select::env::targets(&Default::default()) {
+            let _ = lock.packages_for(&env.markers);
+        }
+    }
+}
+
+/// Run `f` on `data` written to a file named `name` in a scratch directory.
+fn in_file(name: &str, data: &[u8], f: impl FnOnce(&Path)) {
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let path = dir.path().join(name);
+    if std::fs::write(&path, data).is_ok() {
+        f(&path);
+    }
+}
