@@ -61,13 +61,35 @@ pub enum Command {
         offline: bool,
     },
     /// Show what build would add, keep and remove, touching nothing.
-    #[command(after_help = "Example:\n  airlock plan -c mirror.toml")]
+    #[command(
+        after_help = "Example:\n  airlock plan -c mirror.toml\n  airlock plan -o plan.json   # for `airlock fetch --plan plan.json --shard K/N`"
+    )]
     Plan {
         #[command(flatten)]
         config: ConfigArg,
         /// Use only stored upstream views; no network.
         #[arg(long)]
         offline: bool,
+        /// Also write the files to fetch (with their sha256 and size) to
+        /// this file, for sharded fetches; the upstream views it planned
+        /// from are stored in the state for the `build --offline` after.
+        #[arg(short = 'o', long = "output", value_name = "PLAN.json")]
+        output: Option<PathBuf>,
+    },
+    /// Fetch and verify one shard of a plan into the store.
+    #[command(
+        after_help = "Example:\n  airlock plan -o plan.json\n  airlock fetch --plan plan.json --shard 0/4   # ... through 3/4, anywhere, at once\n  airlock build --offline                      # render and publish from the store\n\nIn a Kubernetes Indexed Job, --shard defaults to $JOB_COMPLETION_INDEX/$AIRLOCK_SHARDS."
+    )]
+    Fetch {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A plan written by `airlock plan -o`.
+        #[arg(long, value_name = "PLAN.json")]
+        plan: PathBuf,
+        /// Shard K of N, 0-based (default: $JOB_COMPLETION_INDEX of
+        /// $AIRLOCK_SHARDS, else the whole plan).
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
     },
     /// Re-hash every published artifact against the state.
     #[command(after_help = "Example:\n  airlock verify\n  airlock verify --repair   # refetch or relink what is wrong")]
@@ -323,9 +345,14 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             let manifest = load(&config)?;
             finish(crate::pipeline::audit(&manifest)?, "audit", &manifest.mirror.output)
         }
-        Command::Plan { config, offline } => {
+        Command::Plan { config, offline, output } => {
             let manifest = load(&config)?;
-            crate::commands::plan::plan(&manifest, offline)
+            crate::commands::plan::plan(&manifest, offline, output.as_deref())
+        }
+        Command::Fetch { config, plan, shard } => {
+            let manifest = load(&config)?;
+            let shard = crate::commands::shard::Shard::resolve(shard.as_deref())?;
+            crate::commands::shard::fetch(&manifest, &plan, shard)
         }
         Command::Index { dir, out, name, templates } => {
             let outcome = crate::index::local::index_dir(&dir, &out, &name, templates.as_deref())?;

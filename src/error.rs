@@ -32,6 +32,7 @@ pub enum Error {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Fetch(#[from] FetchError),
+
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]

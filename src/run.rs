@@ -53,7 +53,7 @@ impl Session {
         let target = Target::new(output)?;
         let lock = RunLock::acquire(&mirror.state, command)?;
         let state = State::open(&mirror.state)?;
-        Ok(Session { _lock: lock, state, store: Store::new(&mirror.state), target })
+        Ok(Session { _lock: lock, state, store: Store::for_mirror(mirror), target })
     }
 
     /// Record a new run, after marking runs a killed process left running

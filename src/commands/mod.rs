@@ -5,4 +5,5 @@
 pub mod nginx;
 pub mod plan;
 pub mod serve;
+pub mod shard;
 pub mod verify;

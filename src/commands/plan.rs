@@ -1,8 +1,10 @@
 //! `airlock plan`: what a build would do, written to stdout, touching
 //! nothing (not even the state: it is opened read-only, or a throwaway one
-//! stands in before the first build).
+//! stands in before the first build). `plan -o PLAN.json` also writes the
+//! files to fetch for sharded fetches, and keeps the views it planned from.
 
 use std::io::Write;
+use std::path::Path;
 
 use crate::diagnostics::Diagnostics;
 use crate::error::Error;
@@ -68,13 +70,22 @@ fn print_resolution(out: &mut impl Write, resolved: &Resolved) -> std::io::Resul
     Ok(())
 }
 
-/// `airlock plan`: what a build would do, written to stdout.
-pub fn plan(manifest: &Manifest, offline: bool) -> Result<Exit, Error> {
+/// `airlock plan`: what a build would do, written to stdout; with `plan_out`,
+/// the files to fetch written there too (see `commands::shard`).
+pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Result<Exit, Error> {
     let m = &manifest.mirror;
     // Plan must not create anything: without a state directory, plan against
-    // an empty one in a throwaway location.
+    // an empty one in a throwaway location. A plan written for shards stores
+    // the views it planned from, so the `build --offline` after them plans
+    // the same (under the run lock, like any writer of the state).
     let scratch = tempfile::tempdir()?;
-    let mut state = if m.state.join("state.sqlite").is_file() {
+    let _lock = match plan_out {
+        Some(_) => Some(crate::store::lock::RunLock::acquire(&m.state, "plan -o")?),
+        None => None,
+    };
+    let mut state = if plan_out.is_some() {
+        State::open(&m.state)?
+    } else if m.state.join("state.sqlite").is_file() {
         State::open_read_only(&m.state)?
     } else {
         State::open(scratch.path())?
@@ -83,11 +94,17 @@ pub fn plan(manifest: &Manifest, offline: bool) -> Result<Exit, Error> {
     let want = wanted(&manifest.select);
     let projects: Vec<_> = want.requested.keys().cloned().collect();
     let mut diags = Diagnostics::default();
-    let views = views::gather(client.as_ref(), &state, &projects, m.jobs, &mut diags)?;
+    let mut views = views::gather(client.as_ref(), &state, &projects, m.jobs, &mut diags)?;
+    if plan_out.is_some() {
+        state.put_project_views(&std::mem::take(&mut views.updated))?;
+    }
     let cx = ResolveInputs { select: &manifest.select, client: client.as_ref(), jobs: m.jobs, tmp: scratch.path() };
     let (requested, select, views, resolved) =
         resolve::resolve(&state, &cx, want.requested.clone(), views, &mut diags)?;
-    let store = Store::new(&m.state);
+    if plan_out.is_some() {
+        state.put_project_views(&views.updated)?;
+    }
+    let store = Store::for_mirror(m);
     let inputs =
         PlanInputs { select: &select, locked: &want.locked, keep_runs: m.keep_runs, store, run: state.next_run_id()? };
     let mut plan = plan::make(&inputs, &requested, &views, &mut state, &mut diags)?;
@@ -102,6 +119,11 @@ pub fn plan(manifest: &Manifest, offline: bool) -> Result<Exit, Error> {
         plan.prune.retain(|(p, _)| requested.contains_key(p));
     }
 
+    if let Some(path) = plan_out {
+        let file = crate::commands::shard::plan_file(&plan, &m.upstream);
+        crate::commands::shard::write(path, &file)?;
+        tracing::info!("wrote {}: {} file(s) to fetch ({})", path.display(), file.files.len(), human_bytes(file.bytes));
+    }
     let mut out = std::io::stdout().lock();
     print_resolution(&mut out, &resolved)?;
     print(&mut out, &plan, m.keep_runs)?;

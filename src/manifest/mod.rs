@@ -68,6 +68,7 @@ struct RawMirror {
     upstream: Option<Spanned<String>>,
     output: Option<String>,
     state: Option<String>,
+    store: Option<Spanned<String>>,
     jobs: Option<Spanned<i64>>,
     retries: Option<Spanned<i64>>,
     timeout: Option<Spanned<i64>>,
@@ -154,6 +155,9 @@ pub struct Mirror {
     pub upstream: Url,
     pub output: PathBuf,
     pub state: PathBuf,
+    /// Where verified artifacts live (default: `<state>/store`): a
+    /// directory several runners may share (a volume, a CI artifact).
+    pub store: Option<PathBuf>,
     pub jobs: usize,
     pub retries: u32,
     pub timeout: Duration,
@@ -527,6 +531,18 @@ fn load_mirror(loc: &Locator, errs: &mut Errors, m: RawMirror, resolve: &dyn Fn(
         upstream,
         output: resolve(m.output.as_deref().unwrap_or("public")),
         state: resolve(m.state.as_deref().unwrap_or(".airlock")),
+        store: m.store.as_ref().and_then(|v| {
+            let text = v.get_ref();
+            let parsed = if text.contains("://") {
+                Err(loc.at(
+                    v.span(),
+                    format!("`store = {text:?}`: only a directory is supported as a store so far (object stores such as s3:// are not yet)"),
+                ))
+            } else {
+                Ok(resolve(text))
+            };
+            errs.take(v.span().start, parsed)
+        }),
         jobs: int_or(loc, errs, m.jobs.as_ref(), ("jobs", 1, 512, 16)) as usize,
         retries: int_or(loc, errs, m.retries.as_ref(), ("retries", 0, 20, 5)) as u32,
         timeout: Duration::from_secs(int_or(loc, errs, m.timeout.as_ref(), ("timeout", 1, 3600, 60)) as u64),

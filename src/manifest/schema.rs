@@ -35,6 +35,7 @@ const MIRROR: &[Field] = &[
     Field("upstream", Kind::Str),
     Field("output", Kind::Str),
     Field("state", Kind::Str),
+    Field("store", Kind::Str),
     Field("jobs", Kind::Int),
     Field("retries", Kind::Int),
     Field("timeout", Kind::Int),

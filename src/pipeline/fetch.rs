@@ -68,8 +68,8 @@ fn readopt(store: &Store, project: &ProjectName, f: &UpstreamFile, allow_missing
     Some(artifact_row(f, project, sha, size, metadata, run))
 }
 
-/// Stage: adopt. Files a killed run left in the store without recording
-/// them are hashed again; those that match what the upstream declares are
+/// Stage: adopt. Files in the store the state does not record (a killed
+/// run's, or a shard's from `airlock fetch`) are hashed again; those that match what the upstream declares are
 /// recorded and kept, the rest are removed and fetched.
 pub fn adopt(run: &mut Run, mut plan: Plan, allow_missing_hashes: bool) -> Result<Plan, StateError> {
     let store = &run.store;
@@ -90,7 +90,7 @@ pub fn adopt(run: &mut Run, mut plan: Plan, allow_missing_hashes: bool) -> Resul
             p.decision = match row {
                 Some(a) => {
                     tracing::info!(
-                        "adopted {} from the store (stored by an interrupted run, verified again)",
+                        "adopted {} from the store (stored by a shard or an interrupted run; verified again)",
                         a.filename
                     );
                     rows.push(a);

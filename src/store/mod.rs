@@ -30,6 +30,27 @@ impl Store {
         Store { root: state_dir.join("store"), tmp: state_dir.join("tmp") }
     }
 
+    /// The mirror's store: `[mirror] store`, or `<state>/store`. A shared
+    /// store keeps its temporary files inside itself (`.tmp/`: same file
+    /// system, so the final rename is atomic; no project name starts with
+    /// a dot).
+    pub fn for_mirror(m: &crate::manifest::Mirror) -> Store {
+        match &m.store {
+            Some(root) => Store { root: root.clone(), tmp: root.join(".tmp") },
+            None => Store::new(&m.state),
+        }
+    }
+
+    /// The same store with its own scratch directory under `tmp/`: for a
+    /// shard fetching beside others, whose partial files nobody else clears.
+    pub fn with_tmp(&self, name: &str) -> Store {
+        Store { root: self.root.clone(), tmp: self.tmp.join(name) }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// `filename` must already have passed `filename::check_safe`.
     pub fn path(&self, project: &ProjectName, filename: &str) -> PathBuf {
         self.root.join(project.as_str()).join(filename)

@@ -14,5 +14,6 @@ mod mirror;
 mod nightly;
 mod publishing;
 mod resolve;
+mod scale;
 mod security;
 mod snapshots;

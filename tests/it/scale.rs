@@ -1,0 +1,110 @@
+//! Sharded fetches (issue 13): `plan -o`, `fetch --plan --shard K/N` in
+//! parallel into one store, then `build --offline` renders the tree one run
+//! would have.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use crate::support::*;
+
+fn config(env: &Env, name: &str, state: &str, output: &str) {
+    let text = format!(
+        "[mirror]\nname = \"test mirror\"\nupstream = \"{}\"\njobs = 2\nretries = 1\ntimeout = 10\nstate = \"{state}\"\nstore = \"shared-store\"\noutput = \"{output}\"\n[select]\npackages = [\"alpha\", \"beta\", \"gamma\", \"delta\"]\n",
+        env.upstream.index_url()
+    );
+    std::fs::write(env.path(name), text).unwrap();
+}
+
+fn pages(root: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+    tree(root).into_iter().filter(|(k, _)| k.starts_with("simple/") || k.starts_with("packages/")).collect()
+}
+
+#[test]
+fn shards_fetch_each_file_once_and_build_the_tree_of_one_run() {
+    let env = Env::new(Flavour::Json);
+    for (p, versions) in [("alpha", 3), ("beta", 2), ("gamma", 4), ("delta", 1)] {
+        for v in 0..versions {
+            env.upstream.add(p, FakeFile::new(wheel(p, &format!("1.{v}"), WheelSpec::default())));
+            env.upstream.add(p, FakeFile::new(sdist(p, &format!("1.{v}"))));
+        }
+    }
+    // One run, for reference.
+    env.manifest("[select]\npackages = [\"alpha\", \"beta\", \"gamma\", \"delta\"]\n");
+    env.airlock().arg("build").env("SOURCE_DATE_EPOCH", "1700000000").assert().success();
+    let reference = pages(&env.public());
+    assert_eq!(reference.keys().filter(|k| k.starts_with("packages/") && !k.ends_with(".metadata")).count(), 20);
+
+    env.upstream.clear_requests();
+    config(&env, "plan.toml", "plan-state", "sharded");
+    env.airlock().args(["plan", "-c", "plan.toml", "-o", "plan.json"]).assert().success();
+    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(env.path("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["schema"], "airlock.plan/v1");
+    assert_eq!(plan["files"].as_array().unwrap().len(), 20);
+    assert!(env.upstream.file_requests().iter().all(|r| r.ends_with(".metadata")), "plan fetches no file");
+
+    // Four shards at once, each with its own empty state, one shared store.
+    let children: Vec<_> = (0..4)
+        .map(|k| {
+            config(&env, &format!("shard{k}.toml"), &format!("shard-state-{k}"), "unused");
+            Command::new(assert_cmd::cargo::cargo_bin("airlock"))
+                .args(["fetch", "-c", &format!("shard{k}.toml"), "--plan", "plan.json", "--shard", &format!("{k}/4")])
+                .current_dir(env.dir.path())
+                .env("HOME", env.dir.path())
+                .env("NO_PROXY", "127.0.0.1")
+                .env("NO_COLOR", "1")
+                .output()
+        })
+        .collect();
+    for (k, c) in children.into_iter().enumerate() {
+        let out = c.unwrap();
+        assert!(out.status.success(), "shard {k}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut fetched: Vec<String> =
+        env.upstream.file_requests().into_iter().filter(|r| !r.ends_with(".metadata")).collect();
+    fetched.sort();
+    let before = fetched.len();
+    fetched.dedup();
+    assert_eq!((before, fetched.len()), (20, 20), "each file fetched exactly once in total");
+    assert!(!env.path("shared-store/.tmp").exists() || tree(&env.path("shared-store/.tmp")).is_empty());
+
+    // Render and publish from the store, offline.
+    env.upstream.clear_requests();
+    env.airlock()
+        .args(["build", "-c", "plan.toml", "--offline"])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .assert()
+        .success();
+    assert!(env.upstream.requests().is_empty(), "offline");
+    assert!(pages(&env.path("sharded")) == reference, "the sharded tree differs from one run's");
+}
+
+#[test]
+fn a_shard_refuses_bad_input() {
+    let env = Env::new(Flavour::Json);
+    for p in ["alpha", "beta", "gamma", "delta"] {
+        env.upstream.add(p, FakeFile::new(wheel(p, "1.0", WheelSpec::default())));
+    }
+    config(&env, "plan.toml", "plan-state", "sharded");
+    env.airlock().args(["plan", "-c", "plan.toml", "-o", "plan.json"]).assert().success();
+    let a = env.airlock().args(["fetch", "-c", "plan.toml", "--plan", "plan.json", "--shard", "4/4"]).assert().code(2);
+    assert!(stderr(&a).contains("shard \"4/4\": expected K/N"), "{}", stderr(&a));
+    // A plan whose hash was changed: the file fails verification, nothing is stored.
+    let text = std::fs::read_to_string(env.path("plan.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let sha = v["files"][0]["sha256"].as_str().unwrap().to_string();
+    std::fs::write(env.path("bad.json"), text.replace(&sha, &"0".repeat(64))).unwrap();
+    let a = env.airlock().args(["fetch", "-c", "plan.toml", "--plan", "bad.json"]).assert().code(1);
+    assert!(stderr(&a).contains("sha256 mismatch"), "{}", stderr(&a));
+    assert!(!env.path("shared-store/alpha").join("alpha-1.0-py3-none-any.whl").exists());
+    std::fs::write(env.path("bad.json"), text.replace("alpha-1.0-py3-none-any.whl", "../evil.whl")).unwrap();
+    let a = env.airlock().args(["fetch", "-c", "plan.toml", "--plan", "bad.json"]).assert().code(1);
+    assert!(stderr(&a).contains("bad.json: file 0"), "{}", stderr(&a));
+    env.airlock().args(["fetch", "-c", "plan.toml", "--plan", "plan.json"]).assert().success();
+    assert!(env.path("shared-store/alpha").join("alpha-1.0-py3-none-any.whl").exists());
+    // An object-store store is not built yet: said plainly, at its line.
+    let text = std::fs::read_to_string(env.path("plan.toml")).unwrap();
+    std::fs::write(env.path("s3.toml"), text.replace("store = \"shared-store\"", "store = \"s3://bucket/mirror\""))
+        .unwrap();
+    let a = env.airlock().args(["build", "-c", "s3.toml"]).assert().code(1);
+    assert!(stderr(&a).contains("s3.toml:8:9: `store = \"s3://bucket/mirror\"`: only a directory"), "{}", stderr(&a));
+}
