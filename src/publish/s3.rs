@@ -11,7 +11,9 @@
 //! they have been stale for `[publish] delete_after_hours`. A publish with
 //! nothing to change writes nothing, not even the manifest. Every object gets
 //! its Content-Type and Cache-Control (the same as `airlock serve` and the
-//! nginx configuration) and its sha256 as metadata.
+//! nginx configuration) and its sha256 as metadata. Every `index.html` is
+//! also stored under its directory's key (`simple/p/`), so pip installs
+//! straight from the bucket's HTTP endpoint, with no rewrite rules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -170,7 +172,38 @@ fn phase(path: &str) -> usize {
 
 const PHASES: [&str; 3] = ["packages", "project pages", "root pages and reports"];
 
+/// Whether a tree path is a directory key (`simple/p/`, `simple/`, `""`).
+fn is_dir_key(path: &str) -> bool {
+    path.is_empty() || path.ends_with('/')
+}
+
+/// The tree plus every `index.html` again under its directory's key, so
+/// that pip and uv install straight from a bucket's HTTP endpoint (which,
+/// unlike a web server, has no directory indexes) or a CDN in front of it.
+/// The prefix's own directory key only when there is a prefix (a bucket's
+/// root has no key).
+fn with_dir_keys(tree: &[TreeEntry], root_key: bool) -> Vec<TreeEntry> {
+    let mut out = tree.to_vec();
+    for e in tree {
+        if let Some(dir) = e.path.strip_suffix("index.html").filter(|d| d.is_empty() || d.ends_with('/'))
+            && (root_key || !dir.is_empty())
+        {
+            out.push(TreeEntry { path: dir.to_string(), ..e.clone() });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
 fn attributes(path: &str, sha256: &str) -> Attributes {
+    // A directory key serves its index.html.
+    let page;
+    let path = if is_dir_key(path) {
+        page = format!("{path}index.html");
+        page.as_str()
+    } else {
+        path
+    };
     let mut a = Attributes::new();
     a.insert(Attribute::ContentType, mime::content_type(path).into());
     a.insert(Attribute::CacheControl, mime::cache_control(path).into());
@@ -234,9 +267,25 @@ impl S3Target {
         })
     }
 
+    /// The key of a tree path. A directory key (`simple/p/`, or `""` for
+    /// the prefix itself) keeps its trailing slash: an empty last part.
     fn key(&self, rel: &str) -> Result<ObjectPath, S3Error> {
         let full = if self.prefix.is_empty() { rel.to_string() } else { format!("{}/{rel}", self.prefix) };
-        ObjectPath::parse(&full).map_err(|e| self.err(&full, &e))
+        let path = ObjectPath::parse(&full).map_err(|e| self.err(&full, &e))?;
+        Ok(if is_dir_key(rel) { path.join("") } else { path })
+    }
+
+    /// A listed key as a tree path. Listings drop a key's trailing slash;
+    /// airlock's only keys whose last part has no dot are directory keys
+    /// (file names and page names all have one, project names never do).
+    fn rel_of(&self, full: &str) -> Option<String> {
+        let rel = match self.prefix.as_str() {
+            "" => full,
+            p if full == p => return Some(String::new()),
+            p => full.strip_prefix(&format!("{p}/"))?,
+        };
+        let last = rel.rsplit('/').next().unwrap_or(rel);
+        Some(if last.contains('.') { rel.to_string() } else { format!("{rel}/") })
     }
 
     /// An object store error in the user's words: missing credentials, a
@@ -284,12 +333,9 @@ impl S3Target {
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(|e| self.err(&self.prefix, &e))?;
             let full = meta.location.to_string();
-            let rel = match self.prefix.as_str() {
-                "" => full.as_str(),
-                p => full.strip_prefix(&format!("{p}/")).unwrap_or(&full),
-            };
+            let rel = self.rel_of(&full).unwrap_or(full);
             if !rel.starts_with(".airlock/") {
-                existing.insert(rel.to_string(), meta.size);
+                existing.insert(rel, meta.size);
             }
         }
         Ok((remote, existing))
@@ -310,8 +356,10 @@ impl S3Target {
             let progress = &progress;
             let results: Vec<(&TreeEntry, Result<(), String>)> = futures::stream::iter(batch)
                 .map(|e| async move {
+                    let source =
+                        if is_dir_key(&e.path) { root.join(&e.path).join("index.html") } else { root.join(&e.path) };
                     let r = match self.key(&e.path) {
-                        Ok(k) => upload(&self.store, &k, &root.join(&e.path), e).await.map_err(|err| err.to_string()),
+                        Ok(k) => upload(&self.store, &k, &source, e).await.map_err(|err| err.to_string()),
                         Err(err) => Err(err.to_string()),
                     };
                     progress.inc(e.size);
@@ -392,6 +440,7 @@ impl S3Target {
     }
 
     async fn publish_async(&self, root: &Path, tree: &[TreeEntry], run: i64) -> Result<PublishReport, S3Error> {
+        let tree = &with_dir_keys(tree, !self.prefix.is_empty());
         let (mut remote, existing) = self.remote().await?;
         let before = remote.clone();
         let mut report = PublishReport::default();

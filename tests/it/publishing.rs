@@ -68,17 +68,44 @@ fn read_back(port: u16, bucket: &str, prefix: &str) -> BTreeMap<String, (Vec<u8>
         let mut out = BTreeMap::new();
         for m in metas {
             let m = m.unwrap();
-            let rel = m.location.to_string().strip_prefix(&format!("{prefix}/")).unwrap().to_string();
+            let full = m.location.to_string();
+            let mut rel = if full == prefix {
+                String::new()
+            } else {
+                full.strip_prefix(&format!("{prefix}/")).unwrap().to_string()
+            };
             if rel.starts_with(".airlock/") {
                 continue;
             }
-            let got = store.get(&m.location).await.unwrap();
+            // A directory key (listed without its trailing slash).
+            let dir = !rel.rsplit('/').next().unwrap().contains('.');
+            let location = if dir {
+                if !rel.is_empty() {
+                    rel.push('/');
+                }
+                m.location.clone().join("")
+            } else {
+                m.location.clone()
+            };
+            let got = store.get(&location).await.unwrap();
             let attr = |a: &Attribute| got.attributes.get(a).map(|v| v.to_string()).unwrap_or_default();
             let (ct, cc) = (attr(&Attribute::ContentType), attr(&Attribute::CacheControl));
             out.insert(rel, (got.bytes().await.unwrap().to_vec(), ct, cc));
         }
         out
     })
+}
+
+/// A local tree's paths plus the directory keys S3 publishing adds for
+/// every index.html.
+fn with_dir_keys(local: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
+    let mut out = local.clone();
+    for (path, bytes) in local {
+        if let Some(dir) = path.strip_suffix("index.html").filter(|d| d.is_empty() || d.ends_with('/')) {
+            out.insert(dir.to_string(), bytes.clone());
+        }
+    }
+    out
 }
 
 fn uploaded(a: &assert_cmd::assert::Assert) -> BTreeSet<String> {
@@ -121,13 +148,18 @@ fn s3_publish_uploads_what_changed_with_the_right_types() {
     // First publish: every file, with its Content-Type and Cache-Control.
     let a = publish(&env);
     let local = tree(&env.public());
-    assert_eq!(uploaded(&a).len(), local.len());
+    let expected = with_dir_keys(&local);
+    assert_eq!(uploaded(&a).len(), expected.len());
     let objects = read_back(moto.port, bucket, "pypi");
-    assert_eq!(objects.keys().collect::<Vec<_>>(), local.keys().collect::<Vec<_>>());
+    assert_eq!(objects.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
     for (path, (bytes, ct, cc)) in &objects {
-        assert!(bytes == &local[path], "{path} differs");
-        assert_eq!(ct, airlock::util::mime::content_type(path), "{path}");
-        assert_eq!(cc, airlock::util::mime::cache_control(path), "{path}");
+        assert!(bytes == &expected[path], "{path} differs");
+        let page = if path.is_empty() || path.ends_with('/') { format!("{path}index.html") } else { path.clone() };
+        assert_eq!(ct, airlock::util::mime::content_type(&page), "{path}");
+        assert_eq!(cc, airlock::util::mime::cache_control(&page), "{path}");
+    }
+    for dir in ["", "simple/", "simple/alpha/", "simple/beta/"] {
+        assert_eq!(objects[dir].1, "text/html; charset=utf-8", "directory key {dir:?}");
     }
     let ct = |p: &str| objects[p].1.clone();
     assert_eq!(ct("simple/alpha/index.v1_json"), "application/vnd.pypi.simple.v1+json");
@@ -164,7 +196,7 @@ fn s3_publish_uploads_what_changed_with_the_right_types() {
     env.build().success();
     let after = tree(&env.public());
     let changed: BTreeSet<String> =
-        after.iter().filter(|(p, b)| local.get(*p) != Some(b)).map(|(p, _)| p.clone()).collect();
+        with_dir_keys(&after).iter().filter(|(p, b)| expected.get(*p) != Some(b)).map(|(p, _)| p.clone()).collect();
     let a = publish(&env);
     assert_eq!(uploaded(&a), changed);
     assert!(changed.contains("packages/beta/beta-2.0-py3-none-any.whl") && changed.contains("simple/beta/index.html"));
@@ -174,14 +206,37 @@ fn s3_publish_uploads_what_changed_with_the_right_types() {
     manifest("\"beta\"");
     env.build().success();
     let a = publish(&env);
-    assert!(stderr(&a).contains("deleted 5"), "{}", stderr(&a));
+    assert!(stderr(&a).contains("deleted 6"), "{}", stderr(&a));
     let objects = read_back(moto.port, bucket, "pypi");
     assert!(!objects.keys().any(|k| k.contains("alpha")), "{:?}", objects.keys());
-    assert_eq!(objects.keys().cloned().collect::<BTreeSet<_>>(), tree(&env.public()).keys().cloned().collect());
+    assert_eq!(
+        objects.keys().cloned().collect::<BTreeSet<_>>(),
+        with_dir_keys(&tree(&env.public())).keys().cloned().collect()
+    );
+
+    // pip and uv install straight from the bucket's HTTP endpoint, read
+    // anonymously as a bucket policy allows: no rewrite rules, no proxy.
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
+    );
+    let status = reqwest::blocking::Client::new()
+        .put(format!("http://127.0.0.1:{}/{bucket}?policy", moto.port))
+        .header("Content-Type", "application/json")
+        .body(policy)
+        .send()
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+    let index = format!("http://127.0.0.1:{}/{bucket}/pypi/simple/", moto.port);
+    let py = crate::support::tools::venv(&env.path("venv-bucket"));
+    let out = crate::support::tools::pip_install(&py, &index, &["beta==2.0"]);
+    assert!(out.status.success(), "pip from the bucket: {}", String::from_utf8_lossy(&out.stderr));
+    let (out, _) = crate::support::tools::uv_install(&env.path("uv-bucket"), &index, &["beta==2.0"]);
+    assert!(out.status.success(), "uv from the bucket: {}", String::from_utf8_lossy(&out.stderr));
 
     // pip installs from the objects read back.
     let dir = env.path("from-s3");
-    for (path, (bytes, _, _)) in &objects {
+    for (path, (bytes, _, _)) in objects.iter().filter(|(p, _)| !p.is_empty() && !p.ends_with('/')) {
         let p = dir.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, bytes).unwrap();
