@@ -30,6 +30,8 @@ pub enum RunError {
     NotATree { path: String },
     #[error("the state holds no readable listing of run {run}'s tree")]
     NoListing { run: i64 },
+    #[error("{0}")]
+    Checkpoint(String),
 }
 
 /// The lock, the state, the store and where the tree is published.
@@ -116,10 +118,22 @@ pub struct Run {
 
 impl Run {
     /// Record how the run ended. Consumes the run: the lock goes with it.
-    pub fn finish(mut self, outcome: &str, counts: &RunCounts, errors: &[String]) -> Result<(), RunError> {
+    pub fn finish(self, outcome: &str, counts: &RunCounts, errors: &[String]) -> Result<(), RunError> {
+        self.finish_then(outcome, counts, errors, |_| Ok(()))
+    }
+
+    /// As [`Run::finish`], then `then` with the state as recorded, while
+    /// the lock is still held (a checkpoint of the state).
+    pub fn finish_then(
+        mut self,
+        outcome: &str,
+        counts: &RunCounts,
+        errors: &[String],
+        then: impl FnOnce(&State) -> Result<(), RunError>,
+    ) -> Result<(), RunError> {
         self.finished = true;
         self.session.state.finish_run(self.id, outcome, counts, errors)?;
-        Ok(())
+        then(&self.session.state)
     }
 
     /// Record the error that ended the run, and hand it back.

@@ -158,6 +158,9 @@ pub struct Mirror {
     /// Where verified artifacts live (default: `<state>/store`): a
     /// directory several runners may share (a volume, a CI artifact).
     pub store: Option<PathBuf>,
+    /// `s3://bucket/prefix`: the object store the mirror lives in (the
+    /// local store under `state` is then its working copy).
+    pub store_url: Option<String>,
     pub jobs: usize,
     pub retries: u32,
     pub timeout: Duration,
@@ -531,15 +534,14 @@ fn load_mirror(loc: &Locator, errs: &mut Errors, m: RawMirror, resolve: &dyn Fn(
         upstream,
         output: resolve(m.output.as_deref().unwrap_or("public")),
         state: resolve(m.state.as_deref().unwrap_or(".airlock")),
-        store: m.store.as_ref().and_then(|v| {
+        store: m.store.as_ref().filter(|v| !v.get_ref().contains("://")).map(|v| resolve(v.get_ref())),
+        store_url: m.store.as_ref().filter(|v| v.get_ref().contains("://")).and_then(|v| {
             let text = v.get_ref();
-            let parsed = if text.contains("://") {
-                Err(loc.at(
-                    v.span(),
-                    format!("`store = {text:?}`: only a directory is supported as a store so far (object stores such as s3:// are not yet)"),
-                ))
-            } else {
-                Ok(resolve(text))
+            let parsed = match text.starts_with("s3://") {
+                true => Ok(text.clone()),
+                false => {
+                    Err(loc.at(v.span(), format!("`store = {text:?}`: a store is a directory or s3://bucket/prefix")))
+                }
             };
             errs.take(v.span().start, parsed)
         }),

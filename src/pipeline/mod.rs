@@ -22,6 +22,7 @@ pub mod installable;
 pub mod plan;
 pub mod publish;
 pub mod record;
+pub mod remote;
 pub mod resolve;
 pub mod views;
 
@@ -176,19 +177,26 @@ fn publishing<'a>(
     }
 }
 
-/// Stage: finish. Record how the run ended and what it said.
+/// Stage: finish. Record how the run ended and what it said, and
+/// checkpoint the state into an object-store store.
 fn finish(
     run: Run,
     (mut summary, findings): (Summary, Option<crate::audit::Findings>),
     diags: &Diagnostics,
-    started: Instant,
-    exit: Exit,
+    (started, exit): (Instant, Exit),
+    remote: Option<&remote::RemoteStore>,
 ) -> Result<BuildOutcome, Error> {
     summary.elapsed = started.elapsed();
     summary.failed = diags.failures().count() as u64;
     let errors: Vec<String> = diags.failures().map(ToString::to_string).collect();
     let id = run.id;
-    run.finish(exit.outcome(), &summary.counts(), &errors)?;
+    run.finish_then(exit.outcome(), &summary.counts(), &errors, |state| {
+        let Some(remote) = remote else { return Ok(()) };
+        let scratch = tempfile::tempdir()?;
+        let copy = scratch.path().join("state.sqlite");
+        state.backup_to(&copy)?;
+        remote.checkpoint(&copy, id).map_err(|e| crate::run::RunError::Checkpoint(e.to_string()))
+    })?;
     Ok(BuildOutcome { run: id, summary, diagnostics: diags.sorted(), exit, findings })
 }
 
@@ -234,10 +242,18 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
     let output = opts.out.clone().unwrap_or_else(|| m.output.clone());
     let templates = Templates::new(m.templates.as_deref())?;
     let loaded = load_snapshot(&manifest.advisories, &manifest.policy, crate::util::clock::output_time())?;
+    // An object-store store: a runner without a local state continues
+    // from the state checkpointed there.
+    let mut remote = if opts.offline { None } else { remote::RemoteStore::open(m, &manifest.publish)? };
+    if let Some(r) = remote.as_mut() {
+        r.restore_state(&m.state)?;
+    }
     let mut run = Session::open(m, &output, "build")?.begin("build")?;
     // An error ends the run recorded as failed, naming the error.
-    match build_stages(&mut run, manifest, opts, &templates, &loaded) {
-        Ok((summary, findings, diags, exit)) => finish(run, (summary, findings), &diags, started, exit),
+    match build_stages(&mut run, manifest, opts, (&templates, &loaded), remote.as_mut()) {
+        Ok((summary, findings, diags, exit)) => {
+            finish(run, (summary, findings), &diags, (started, exit), remote.as_ref())
+        }
         Err(e) => Err(run.abort(e)),
     }
 }
@@ -248,8 +264,8 @@ fn build_stages(
     run: &mut Run,
     manifest: &Manifest,
     opts: &BuildOptions,
-    templates: &Templates,
-    loaded: &LoadedSnapshot,
+    (templates, loaded): (&Templates, &LoadedSnapshot),
+    mut remote: Option<&mut remote::RemoteStore>,
 ) -> Result<(Summary, Option<crate::audit::Findings>, Diagnostics, Exit), Error> {
     let mut sw = Stopwatch::start();
     let m = &manifest.mirror;
@@ -266,7 +282,15 @@ fn build_stages(
     );
     let (plan, requested, resolved) = to_plan(run, manifest, client.as_ref(), &want, jobs, &mut diags)?;
     signal::check()?;
-    let plan = fetch::adopt(run, plan, m.allow_missing_hashes)?;
+    let mut plan = fetch::adopt(run, plan, m.allow_missing_hashes)?;
+    if let Some(r) = remote.as_deref_mut() {
+        r.list()?;
+        let restored = r.restore_files(&mut plan, &run.store)?;
+        if restored > 0 {
+            tracing::info!("{restored} file(s) from the object store instead of the upstream");
+            plan = fetch::adopt(run, plan, m.allow_missing_hashes)?;
+        }
+    }
     // The run's work, for `max_failures` as a percentage.
     let work = (want.requested.len() + plan.count(|d| matches!(d, plan::Decision::Fetch(_)))) as u64;
     let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
@@ -275,6 +299,10 @@ fn build_stages(
     signal::check()?;
     let recorded = record::record(run, &plan, &requested)?;
     sw.lap("record");
+    if let Some(r) = remote {
+        sync_remote(run, r, &requested)?;
+        sw.lap("object store");
+    }
     let mut summary = Summary {
         added: fetched.files,
         kept: recorded.listed.saturating_sub(fetched.files),
@@ -296,6 +324,23 @@ fn build_stages(
     // A failed run outranks a policy breach: the mirror is incomplete.
     let exit = if diags.failed() || published.exit == Exit::Failed { Exit::Failed } else { published.exit };
     Ok((summary, published.findings, diags, exit))
+}
+
+/// Stage: object store. Files the state records that the working copy
+/// lacks come from the object store; verified files it lacks go up.
+fn sync_remote(run: &mut Run, r: &mut remote::RemoteStore, requested: &views::Requested) -> Result<(), Error> {
+    let names: Vec<_> = requested.keys().cloned().collect();
+    let files: Vec<(String, String, crate::util::hashing::Sha256)> = run
+        .state
+        .artifacts_of(&names)?
+        .into_iter()
+        .map(|a| (a.project.to_string(), a.filename.to_string(), a.sha256))
+        .collect();
+    let restored = r.restore_recorded(&run.store, &files);
+    let pairs: Vec<(String, String)> = files.into_iter().map(|(p, f, _)| (p, f)).collect();
+    let uploaded = r.upload(&run.store, &pairs)?;
+    tracing::info!("object store: {restored} recorded file(s) restored from it, {uploaded} verified file(s) uploaded");
+    Ok(())
 }
 
 /// Why a run with failures publishes nothing, if it does not: by default
@@ -352,7 +397,7 @@ pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<Buil
         Ok((Summary { published: published.changed, ..summary }, published.findings, published.exit))
     };
     match stages(&mut run, &mut diags) {
-        Ok((summary, findings, exit)) => finish(run, (summary, findings), &diags, started, exit),
+        Ok((summary, findings, exit)) => finish(run, (summary, findings), &diags, (started, exit), None),
         Err(e) => Err(run.abort(e)),
     }
 }

@@ -119,7 +119,7 @@ fn credential_source(profile_found: Option<&str>) -> Option<String> {
 /// The store and where its credentials come from: `AWS_*` environment
 /// variables, then the shared profile (`AWS_PROFILE`, `~/.aws/credentials`,
 /// `~/.aws/config`), then `[publish]`.
-fn store(cfg: &Publish, bucket: &str) -> Result<(AmazonS3, Option<String>, String), S3Error> {
+pub(crate) fn connect(cfg: &Publish, bucket: &str) -> Result<(AmazonS3, Option<String>, String), S3Error> {
     let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let mut profile_found = None;
@@ -215,7 +215,12 @@ fn local(e: impl std::error::Error + Send + Sync + 'static) -> object_store::Err
     object_store::Error::Generic { store: "local", source: Box::new(e) }
 }
 
-async fn upload(store: &AmazonS3, key: &ObjectPath, file: &Path, entry: &TreeEntry) -> object_store::Result<()> {
+pub(crate) async fn upload(
+    store: &AmazonS3,
+    key: &ObjectPath,
+    file: &Path,
+    entry: &TreeEntry,
+) -> object_store::Result<()> {
     let attrs = attributes(&entry.path, &entry.sha256.hex());
     if entry.size <= MULTIPART_ABOVE {
         let file = file.to_path_buf();
@@ -255,7 +260,7 @@ pub struct S3Target {
 
 impl S3Target {
     pub fn new(bucket: &str, prefix: &str, cfg: &Publish, jobs: usize) -> Result<S3Target, S3Error> {
-        let (store, credentials, endpoint) = store(cfg, bucket)?;
+        let (store, credentials, endpoint) = connect(cfg, bucket)?;
         Ok(S3Target {
             store,
             credentials,

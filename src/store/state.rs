@@ -318,6 +318,13 @@ impl State {
     }
 
     /// The database file.
+    /// A consistent copy of the whole database at `dest` (for checkpoints).
+    pub fn backup_to(&self, dest: &Path) -> Result<(), StateError> {
+        let _ = std::fs::remove_file(dest);
+        self.conn.execute("VACUUM INTO ?1", [dest.to_string_lossy()]).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -9,9 +9,9 @@ use object_store::{Attribute, ObjectStore, ObjectStoreExt};
 
 use crate::support::*;
 
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Drop for Moto {
@@ -21,7 +21,7 @@ impl Drop for Moto {
     }
 }
 
-fn start_moto() -> Option<Moto> {
+pub(crate) fn start_moto() -> Option<Moto> {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -43,16 +43,15 @@ fn start_moto() -> Option<Moto> {
     Some(moto)
 }
 
-fn s3_env(cmd: &mut assert_cmd::Command, port: u16) {
+pub(crate) fn s3_env(cmd: &mut assert_cmd::Command, port: u16) {
     cmd.env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"));
 }
 
-/// Every object under the prefix: path → (bytes, content type, cache control).
-fn read_back(port: u16, bucket: &str, prefix: &str) -> BTreeMap<String, (Vec<u8>, String, String)> {
-    let store = object_store::aws::AmazonS3Builder::new()
+fn test_store(port: u16, bucket: &str) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
         .with_bucket_name(bucket)
         .with_region("us-east-1")
         .with_access_key_id("testing")
@@ -60,7 +59,19 @@ fn read_back(port: u16, bucket: &str, prefix: &str) -> BTreeMap<String, (Vec<u8>
         .with_endpoint(format!("http://127.0.0.1:{port}"))
         .with_allow_http(true)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Delete one object, with credentials.
+pub(crate) fn delete_object(port: u16, bucket: &str, key: &str) {
+    let store = test_store(port, bucket);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(store.delete(&object_store::path::Path::from(key))).unwrap();
+}
+
+/// Every object under the prefix: path → (bytes, content type, cache control).
+pub(crate) fn read_back(port: u16, bucket: &str, prefix: &str) -> BTreeMap<String, (Vec<u8>, String, String)> {
+    let store = test_store(port, bucket);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let p = object_store::path::Path::from(prefix);

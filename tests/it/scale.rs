@@ -101,10 +101,80 @@ fn a_shard_refuses_bad_input() {
     assert!(stderr(&a).contains("bad.json: file 0"), "{}", stderr(&a));
     env.airlock().args(["fetch", "-c", "plan.toml", "--plan", "plan.json"]).assert().success();
     assert!(env.path("shared-store/alpha").join("alpha-1.0-py3-none-any.whl").exists());
-    // An object-store store is not built yet: said plainly, at its line.
+    // A store that is neither a directory nor s3:// is named at its line.
     let text = std::fs::read_to_string(env.path("plan.toml")).unwrap();
-    std::fs::write(env.path("s3.toml"), text.replace("store = \"shared-store\"", "store = \"s3://bucket/mirror\""))
+    std::fs::write(env.path("ftp.toml"), text.replace("store = \"shared-store\"", "store = \"ftp://host/mirror\""))
         .unwrap();
-    let a = env.airlock().args(["build", "-c", "s3.toml"]).assert().code(1);
-    assert!(stderr(&a).contains("s3.toml:8:9: `store = \"s3://bucket/mirror\"`: only a directory"), "{}", stderr(&a));
+    let a = env.airlock().args(["build", "-c", "ftp.toml"]).assert().code(1);
+    let err = stderr(&a);
+    assert!(
+        err.contains("ftp.toml:8:9: `store = \"ftp://host/mirror\"`: a store is a directory or s3://bucket/prefix"),
+        "{err}"
+    );
+}
+
+/// `store = "s3://..."`: build, lose the whole local state and tree (a new
+/// runner), build again: nothing is fetched from the upstream, no package
+/// object is written again, the tree is the same. Then without the state
+/// checkpoint either: still nothing from the upstream.
+#[test]
+fn an_object_store_store_lets_an_empty_runner_continue() {
+    let Some(moto) = crate::publishing::start_moto() else { return };
+    let bucket = "store-test";
+    let http = reqwest::blocking::Client::new();
+    assert!(http.put(format!("http://127.0.0.1:{}/{bucket}", moto.port)).send().unwrap().status().is_success());
+    let env = Env::new(Flavour::Json);
+    for p in ["alpha", "beta", "gamma"] {
+        env.upstream.add(p, FakeFile::new(wheel(p, "1.0", WheelSpec::default())));
+        env.upstream.add(p, FakeFile::new(sdist(p, "1.0")));
+    }
+    env.manifest(&format!("store = \"s3://{bucket}/mirror\"\n[select]\npackages = [\"alpha\", \"beta\", \"gamma\"]\n"));
+    let build = |env: &Env| {
+        let mut cmd = env.airlock();
+        cmd.arg("build").env("SOURCE_DATE_EPOCH", "1700000000");
+        crate::publishing::s3_env(&mut cmd, moto.port);
+        cmd.assert().success()
+    };
+    build(&env);
+    let first = pages(&env.public());
+    let held = crate::publishing::read_back(moto.port, bucket, "mirror");
+    assert_eq!(held.len(), 6, "every verified file is in the object store: {:?}", held.keys());
+    assert!(held.contains_key("alpha/alpha-1.0-py3-none-any.whl"));
+
+    let recorder = |what: &str| {
+        let url = format!("http://127.0.0.1:{}/moto-api/recorder/{what}", moto.port);
+        let r = if what.starts_with("download") { http.get(url) } else { http.post(url) };
+        r.send().unwrap().text().unwrap()
+    };
+    for without_checkpoint in [false, true] {
+        if without_checkpoint {
+            crate::publishing::delete_object(moto.port, bucket, "mirror/.airlock/state.sqlite.zst");
+        }
+        std::fs::remove_dir_all(env.path(".airlock")).unwrap();
+        std::fs::remove_dir_all(env.dir.path().join(".public.airlock")).ok();
+        std::fs::remove_file(env.public()).ok();
+        env.upstream.clear_requests();
+        recorder("start-recording");
+        let a = build(&env);
+        let recorded = recorder("download-recording");
+        recorder("stop-recording");
+        let files: Vec<String> =
+            env.upstream.file_requests().into_iter().filter(|r| !r.ends_with(".metadata")).collect();
+        assert!(files.is_empty(), "checkpoint gone: {without_checkpoint}: fetched {files:?}: {}", stderr(&a));
+        let writes: Vec<&str> = recorded
+            .lines()
+            .filter(|l| l.contains("\"method\": \"PUT\"") || l.contains("\"method\": \"POST\""))
+            .filter(|l| !l.contains("/.airlock/state.sqlite.zst") && !l.contains("/moto-api/"))
+            .collect();
+        assert!(writes.is_empty(), "package objects were written again: {writes:?}");
+        let now = pages(&env.public());
+        let differ: Vec<&String> = now.keys().chain(first.keys()).filter(|k| now.get(*k) != first.get(*k)).collect();
+        assert!(
+            differ.is_empty(),
+            "the tree differs: {differ:?} ({} vs {} entries) {}",
+            now.len(),
+            first.len(),
+            stderr(&a)
+        );
+    }
 }

@@ -1,0 +1,308 @@
+//! Stages for `[mirror] store = "s3://bucket/prefix"`: the object store is
+//! where the mirror lives, so that a runner that starts empty (a CI job, a
+//! pod) continues from it. The local store under `state` is the working
+//! copy every tree is linked from.
+//!
+//! - restore the state (before the session opens it): the checkpoint
+//!   `<prefix>/.airlock/state.sqlite.zst`, when there is no local state;
+//! - restore files: every file the plan would fetch from the upstream that
+//!   the object store holds comes from there instead, verified against the
+//!   sha256 and size the upstream declares (then hashed again by adopt);
+//! - upload: every verified file the object store lacks goes up, only
+//!   after its verification (so no object under a final key is ever
+//!   unverified); large ones in parts, memory bounded;
+//! - checkpoint the state at the end of the run, refused if another runner
+//!   checkpointed since this run restored (its generation is newer).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use futures::StreamExt;
+use object_store::aws::AmazonS3;
+use object_store::path::Path as ObjectPath;
+use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
+
+use super::plan::{Decision, Plan};
+use crate::error::Error;
+use crate::manifest::{Mirror, Publish};
+use crate::publish::s3;
+use crate::store::Store;
+use crate::tree::TreeEntry;
+use crate::util::hashing::{Sha256, hash_file};
+
+const CHECKPOINT: &str = ".airlock/state.sqlite.zst";
+
+/// The object store holding a mirror's artifacts and its state checkpoint.
+pub struct RemoteStore {
+    store: AmazonS3,
+    bucket: String,
+    prefix: String,
+    rt: tokio::runtime::Runtime,
+    jobs: usize,
+    /// What it holds, by `project/filename`: size (listed once per run).
+    held: BTreeMap<String, u64>,
+    /// The checkpoint generation (run id) this run started from.
+    generation: i64,
+}
+
+fn failed(what: impl std::fmt::Display) -> Error {
+    Error::Failed(what.to_string())
+}
+
+impl RemoteStore {
+    /// The object store of `[mirror] store`, if it is one. Its endpoint,
+    /// region and credentials are those of `[publish]` and `AWS_*`.
+    pub fn open(m: &Mirror, cfg: &Publish) -> Result<Option<RemoteStore>, Error> {
+        let Some(url) = &m.store_url else { return Ok(None) };
+        let (bucket, prefix) = s3::parse_url(url).map_err(|e| failed(format!("[mirror] store: {e}")))?;
+        let (store, _, _) = s3::connect(cfg, &bucket).map_err(|e| failed(format!("[mirror] store: {e}")))?;
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        Ok(Some(RemoteStore { store, bucket, prefix, rt, jobs: m.jobs, held: BTreeMap::new(), generation: 0 }))
+    }
+
+    fn key(&self, rel: &str) -> ObjectPath {
+        ObjectPath::from(if self.prefix.is_empty() { rel.to_string() } else { format!("{}/{rel}", self.prefix) })
+    }
+
+    fn name(&self, rel: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.key(rel))
+    }
+
+    /// Stage: restore the state, when there is none locally. Returns
+    /// whether a checkpoint was restored.
+    pub fn restore_state(&mut self, state_dir: &Path) -> Result<bool, Error> {
+        let key = self.key(CHECKPOINT);
+        let got = self.rt.block_on(async {
+            match self.store.get(&key).await {
+                Ok(r) => {
+                    let generation = r.attributes.get(&Attribute::Metadata("generation".into())).map(|v| v.to_string());
+                    Ok(Some((r.bytes().await?, generation)))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        let (bytes, generation) = match got.map_err(|e| failed(format!("{}: {e}", self.name(CHECKPOINT))))? {
+            Some(found) => found,
+            None => return Ok(false),
+        };
+        self.generation = generation.and_then(|g| g.parse().ok()).unwrap_or(0);
+        if state_dir.join("state.sqlite").exists() {
+            return Ok(false);
+        }
+        let sqlite = zstd::decode_all(&bytes[..]).map_err(|e| failed(format!("{}: {e}", self.name(CHECKPOINT))))?;
+        fs_err::create_dir_all(state_dir)?;
+        crate::util::fsx::write_atomically(&state_dir.join("state.sqlite"), &sqlite)?;
+        tracing::info!("restored the state of run {} from {}", self.generation, self.name(CHECKPOINT));
+        Ok(true)
+    }
+
+    /// List what the object store holds (once per run).
+    pub fn list(&mut self) -> Result<(), Error> {
+        let prefix = if self.prefix.is_empty() { None } else { Some(ObjectPath::from(self.prefix.as_str())) };
+        let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+        let held: Result<BTreeMap<String, u64>, object_store::Error> = self.rt.block_on(async {
+            let mut out = BTreeMap::new();
+            let mut listing = self.store.list(prefix.as_ref());
+            while let Some(meta) = listing.next().await {
+                let meta = meta?;
+                let full = meta.location.to_string();
+                let rel = full.strip_prefix(&strip).unwrap_or(&full);
+                if !rel.starts_with(".airlock/") {
+                    out.insert(rel.to_string(), meta.size);
+                }
+            }
+            Ok(out)
+        });
+        self.held = held.map_err(|e| failed(format!("s3://{}/{}: {e}", self.bucket, self.prefix)))?;
+        Ok(())
+    }
+
+    /// Stage: restore files. Every file to fetch that the object store
+    /// holds is downloaded from it into the local store, verified against
+    /// what the upstream declares, and handed to adopt (which hashes it
+    /// again). Returns how many came from the object store.
+    pub fn restore_files(&self, plan: &mut Plan, store: &Store) -> Result<u64, Error> {
+        let mut wanted = Vec::new();
+        for pp in &plan.projects {
+            for f in &pp.files {
+                if let Decision::Fetch(u) = &f.decision {
+                    let rel = format!("{}/{}", pp.project, f.filename);
+                    if self.held.get(&rel).is_some_and(|size| u.size.is_none_or(|s| s == *size)) {
+                        wanted.push((pp.project.clone(), f.filename.to_string(), u.sha256, rel));
+                    }
+                }
+            }
+        }
+        let results: Vec<(String, Result<(), String>)> = self.rt.block_on(async {
+            futures::stream::iter(wanted)
+                .map(|(project, filename, sha256, rel)| async move {
+                    let dest = store.path(&project, &filename);
+                    let r = self.download(&rel, &dest, store.tmp_dir(), sha256).await;
+                    (rel, r)
+                })
+                .buffer_unordered(self.jobs)
+                .collect()
+                .await
+        });
+        let mut restored = 0;
+        let ok: std::collections::BTreeSet<String> = results
+            .into_iter()
+            .filter_map(|(rel, r)| match r {
+                Ok(()) => Some(rel),
+                Err(e) => {
+                    tracing::warn!("{}: {e}; fetching it from the upstream instead", self.name(&rel));
+                    None
+                }
+            })
+            .collect();
+        for pp in &mut plan.projects {
+            for f in &mut pp.files {
+                if let Decision::Fetch(u) = &f.decision
+                    && ok.contains(&format!("{}/{}", pp.project, f.filename))
+                {
+                    f.decision = Decision::Adopt(u.clone());
+                    restored += 1;
+                }
+            }
+        }
+        Ok(restored)
+    }
+
+    /// Stage: restore recorded files. Files the state records (carried
+    /// over from a restored checkpoint) but the local store lacks come from
+    /// the object store, checked against the sha256 the state recorded.
+    /// Returns how many; a file that cannot be restored is left to the
+    /// render stage, which names it.
+    pub fn restore_recorded(&self, store: &Store, files: &[(String, String, Sha256)]) -> u64 {
+        let todo: Vec<&(String, String, Sha256)> = files
+            .iter()
+            .filter(|(p, f, _)| !store.root().join(p).join(f).is_file() && self.held.contains_key(&format!("{p}/{f}")))
+            .collect();
+        let results: Vec<(&str, &str, Result<(), String>)> = self.rt.block_on(async {
+            futures::stream::iter(todo)
+                .map(|(project, filename, sha256)| async move {
+                    let rel = format!("{project}/{filename}");
+                    let dest = store.root().join(project).join(filename);
+                    let r = self.download(&rel, &dest, store.tmp_dir(), Some(*sha256)).await;
+                    if let Err(e) = &r {
+                        tracing::warn!("{}: {e}", self.name(&rel));
+                    }
+                    (project.as_str(), filename.as_str(), r)
+                })
+                .buffer_unordered(self.jobs)
+                .collect()
+                .await
+        });
+        let mut restored = 0;
+        for (project, filename, r) in results {
+            if r.is_err() {
+                continue;
+            }
+            restored += 1;
+            // A wheel's PEP 658 metadata lives beside it; it is its own
+            // METADATA, so it is extracted again rather than stored twice.
+            if let Ok(project) = project.parse::<crate::dist::names::ProjectName>()
+                && let Ok(crate::dist::filename::DistFilename::Wheel(w)) =
+                    crate::dist::filename::DistFilename::parse(filename, Some(&project))
+            {
+                store.extract_metadata(&project, &w);
+            }
+        }
+        restored
+    }
+
+    async fn download(&self, rel: &str, dest: &Path, tmp: &Path, sha256: Option<Sha256>) -> Result<(), String> {
+        let r = self.store.get(&self.key(rel)).await.map_err(|e| e.to_string())?;
+        let mut stream = r.into_stream();
+        let mut file = tempfile::Builder::new().suffix(".part").tempfile_in(tmp).map_err(|e| e.to_string())?;
+        let mut hasher = crate::util::hashing::HashingWriter::new(std::io::sink());
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            std::io::Write::write_all(&mut file, &chunk).map_err(|e| e.to_string())?;
+            std::io::Write::write_all(&mut hasher, &chunk).map_err(|e| e.to_string())?;
+        }
+        let (_, computed, _) = hasher.finish();
+        if let Some(expected) = sha256.filter(|e| *e != computed) {
+            return Err(format!("sha256 mismatch: expected {expected}, computed {computed}"));
+        }
+        if let Some(parent) = dest.parent() {
+            fs_err::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        crate::util::fsx::persist(file, dest).map_err(|e| e.to_string())
+    }
+
+    /// Stage: upload. Every stored, verified file the object store lacks
+    /// goes up. Returns how many.
+    pub fn upload(&mut self, store: &Store, files: &[(String, String)]) -> Result<u64, Error> {
+        let todo: Vec<(String, std::path::PathBuf)> = files
+            .iter()
+            .map(|(project, filename)| (format!("{project}/{filename}"), store.root().join(project).join(filename)))
+            .filter(|(rel, path)| !self.held.contains_key(rel) && path.is_file())
+            .collect();
+        let this = &*self;
+        let results: Vec<(String, Result<u64, String>)> = this.rt.block_on(async {
+            futures::stream::iter(todo)
+                .map(|(rel, path)| async move {
+                    let r = async {
+                        let (sha256, size) = hash_file(&path).map_err(|e| e.to_string())?;
+                        let entry = TreeEntry { path: rel.clone(), sha256, size };
+                        s3::upload(&this.store, &this.key(&rel), &path, &entry).await.map_err(|e| e.to_string())?;
+                        Ok(size)
+                    }
+                    .await;
+                    (rel, r)
+                })
+                .buffer_unordered(this.jobs)
+                .collect()
+                .await
+        });
+        let mut errors = Vec::new();
+        let mut uploaded = 0;
+        for (rel, r) in results {
+            match r {
+                Ok(size) => {
+                    self.held.insert(rel, size);
+                    uploaded += 1;
+                }
+                Err(e) => errors.push(format!("  {}: {e}", self.name(&rel))),
+            }
+        }
+        if !errors.is_empty() {
+            errors.sort();
+            return Err(failed(format!("{} upload(s) to the store failed:\n{}", errors.len(), errors.join("\n"))));
+        }
+        Ok(uploaded)
+    }
+
+    /// Stage: checkpoint the state as run `run` left it. Refused if another
+    /// runner checkpointed a newer generation since this run started.
+    pub fn checkpoint(&self, state_copy: &Path, run: i64) -> Result<(), Error> {
+        let key = self.key(CHECKPOINT);
+        let name = self.name(CHECKPOINT);
+        let sqlite = fs_err::read(state_copy)?;
+        let bytes = zstd::encode_all(&sqlite[..], 9)?;
+        self.rt.block_on(async {
+            let current = match self.store.get(&key).await {
+                Ok(r) => r.attributes.get(&Attribute::Metadata("generation".into())).and_then(|v| v.parse::<i64>().ok()),
+                Err(object_store::Error::NotFound { .. }) => None,
+                Err(e) => return Err(failed(format!("{name}: {e}"))),
+            };
+            if current.is_some_and(|g| g > self.generation) {
+                return Err(failed(format!(
+                    "{name}: another runner checkpointed run {} since this run started from run {}; not overwriting it (rerun to continue from it)",
+                    current.unwrap_or_default(),
+                    self.generation
+                )));
+            }
+            let mut attrs = Attributes::new();
+            attrs.insert(Attribute::ContentType, "application/zstd".into());
+            attrs.insert(Attribute::Metadata("generation".into()), run.to_string().into());
+            let opts = PutOptions { attributes: attrs, ..PutOptions::default() };
+            self.store.put_opts(&key, PutPayload::from(bytes), opts).await.map_err(|e| failed(format!("{name}: {e}")))?;
+            Ok(())
+        })?;
+        tracing::info!("checkpointed the state of run {run} to {name}");
+        Ok(())
+    }
+}
