@@ -79,6 +79,15 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
     // the views it planned from, so the `build --offline` after them plans
     // the same (under the run lock, like any writer of the state).
     let scratch = tempfile::tempdir()?;
+    // With an object-store store, `plan -o` starts from its checkpoint and
+    // checkpoints the views it stored, for the shards and the render job.
+    let mut remote = match plan_out {
+        Some(_) => crate::pipeline::remote::RemoteStore::open(m, &manifest.publish)?,
+        None => None,
+    };
+    if let Some(r) = remote.as_mut() {
+        r.restore_state(&m.state)?;
+    }
     let _lock = match plan_out {
         Some(_) => Some(crate::store::lock::RunLock::acquire(&m.state, "plan -o")?),
         None => None,
@@ -119,6 +128,9 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
         plan.prune.retain(|(p, _)| requested.contains_key(p));
     }
 
+    if let Some(r) = &remote {
+        r.checkpoint_state(&state, state.next_run_id()? - 1)?;
+    }
     if let Some(path) = plan_out {
         let file = crate::commands::shard::plan_file(&plan, &m.upstream);
         crate::commands::shard::write(path, &file)?;

@@ -208,12 +208,25 @@ pub fn fetch(manifest: &Manifest, plan_path: &Path, shard: Shard) -> Result<Exit
     let (plan, jobs) = read(plan_path)?;
     let ours = assign(&plan.files, shard.count);
     let store = Store::for_mirror(m);
-    let todo: Vec<FetchJob> = jobs
-        .into_iter()
-        .zip(ours)
-        .filter(|(j, k)| *k == shard.index && !store.path(&j.project, j.file.filename.as_str()).is_file())
-        .map(|(j, _)| j)
+    // With an object-store store, files go there (from a local working
+    // copy), and what it holds already is skipped.
+    let mut remote = crate::pipeline::remote::RemoteStore::open(m, &manifest.publish)?;
+    if let Some(r) = remote.as_mut() {
+        r.list()?;
+    }
+    let present = |j: &FetchJob| {
+        let name = j.file.filename.as_str();
+        store.path(&j.project, name).is_file() || remote.as_ref().is_some_and(|r| r.holds(j.project.as_str(), name))
+    };
+    let mine: Vec<FetchJob> = jobs.into_iter().zip(ours).filter(|(_, k)| *k == shard.index).map(|(j, _)| j).collect();
+    // Files verified locally by an earlier attempt but never uploaded (it
+    // was killed) go up without being fetched again.
+    let stored: Vec<(String, String)> = mine
+        .iter()
+        .filter(|j| store.path(&j.project, j.file.filename.as_str()).is_file())
+        .map(|j| (j.project.to_string(), j.file.filename.to_string()))
         .collect();
+    let todo: Vec<FetchJob> = mine.into_iter().filter(|j| !present(j)).collect();
     let share: u64 = plan
         .files
         .iter()
@@ -245,17 +258,27 @@ pub fn fetch(manifest: &Manifest, plan_path: &Path, shard: Shard) -> Result<Exit
     let _ = fs_err::remove_dir_all(store.tmp_dir());
     crate::util::signal::check()?;
     let (mut fetched, mut bytes, mut failed) = (0u64, 0u64, 0u64);
-    for r in &results {
+    let mut verified = stored;
+    for (job, r) in todo.iter().zip(&results) {
         match r {
             Ok(f) => {
                 fetched += 1;
                 bytes += f.size;
+                verified.push((job.project.to_string(), job.file.filename.to_string()));
             }
             Err(e) => {
                 failed += 1;
                 tracing::error!("failed: {e}");
             }
         }
+    }
+    if let Some(r) = remote.as_mut() {
+        let uploaded = r.upload(&store, &verified)?;
+        tracing::info!(
+            "shard {}/{}: uploaded {uploaded} verified file(s) to the object store",
+            shard.index,
+            shard.count
+        );
     }
     tracing::info!(
         "shard {}/{}: fetched {fetched} file(s) ({}), failed {failed}",

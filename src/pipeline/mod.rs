@@ -192,10 +192,7 @@ fn finish(
     let id = run.id;
     run.finish_then(exit.outcome(), &summary.counts(), &errors, |state| {
         let Some(remote) = remote else { return Ok(()) };
-        let scratch = tempfile::tempdir()?;
-        let copy = scratch.path().join("state.sqlite");
-        state.backup_to(&copy)?;
-        remote.checkpoint(&copy, id).map_err(|e| crate::run::RunError::Checkpoint(e.to_string()))
+        remote.checkpoint_state(state, id).map_err(|e| crate::run::RunError::Checkpoint(e.to_string()))
     })?;
     Ok(BuildOutcome { run: id, summary, diagnostics: diags.sorted(), exit, findings })
 }
@@ -243,8 +240,9 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
     let templates = Templates::new(m.templates.as_deref())?;
     let loaded = load_snapshot(&manifest.advisories, &manifest.policy, crate::util::clock::output_time())?;
     // An object-store store: a runner without a local state continues
-    // from the state checkpointed there.
-    let mut remote = if opts.offline { None } else { remote::RemoteStore::open(m, &manifest.publish)? };
+    // from the state checkpointed there (offline too: `--offline` keeps
+    // away from the upstream, not from the mirror's own store).
+    let mut remote = remote::RemoteStore::open(m, &manifest.publish)?;
     if let Some(r) = remote.as_mut() {
         r.restore_state(&m.state)?;
     }

@@ -118,6 +118,21 @@ impl RemoteStore {
         Ok(())
     }
 
+    /// Whether the object store holds `project/filename` (after [`list`]).
+    ///
+    /// [`list`]: RemoteStore::list
+    pub fn holds(&self, project: &str, filename: &str) -> bool {
+        self.held.contains_key(&format!("{project}/{filename}"))
+    }
+
+    /// Checkpoint `state` (a consistent copy) as generation `generation`.
+    pub fn checkpoint_state(&self, state: &crate::store::state::State, generation: i64) -> Result<(), Error> {
+        let scratch = tempfile::tempdir()?;
+        let copy = scratch.path().join("state.sqlite");
+        state.backup_to(&copy)?;
+        self.checkpoint(&copy, generation)
+    }
+
     /// Stage: restore files. Every file to fetch that the object store
     /// holds is downloaded from it into the local store, verified against
     /// what the upstream declares, and handed to adopt (which hashes it
@@ -244,6 +259,7 @@ impl RemoteStore {
         let results: Vec<(String, Result<u64, String>)> = this.rt.block_on(async {
             futures::stream::iter(todo)
                 .map(|(rel, path)| async move {
+                    crate::util::fault::point("upload");
                     let r = async {
                         let (sha256, size) = hash_file(&path).map_err(|e| e.to_string())?;
                         let entry = TreeEntry { path: rel.clone(), sha256, size };

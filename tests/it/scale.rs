@@ -178,3 +178,140 @@ fn an_object_store_store_lets_an_empty_runner_continue() {
         );
     }
 }
+
+/// With an object-store store, runners share nothing but the bucket:
+/// `plan -o` on one, four shards at once each with its own empty state,
+/// then `build --offline` on a fifth with an empty state: each file fetched
+/// once in total, and the tree of a single run.
+#[test]
+fn shards_into_an_object_store_from_empty_runners() {
+    let Some(moto) = crate::publishing::start_moto() else { return };
+    let bucket = "shard-test";
+    let http = reqwest::blocking::Client::new();
+    assert!(http.put(format!("http://127.0.0.1:{}/{bucket}", moto.port)).send().unwrap().status().is_success());
+    let env = Env::new(Flavour::Json);
+    for (p, versions) in [("alpha", 3), ("beta", 2), ("gamma", 4), ("delta", 1)] {
+        for v in 0..versions {
+            env.upstream.add(p, FakeFile::new(wheel(p, &format!("1.{v}"), WheelSpec::default())));
+            env.upstream.add(p, FakeFile::new(sdist(p, &format!("1.{v}"))));
+        }
+    }
+    env.manifest("[select]\npackages = [\"alpha\", \"beta\", \"gamma\", \"delta\"]\n");
+    env.airlock().arg("build").env("SOURCE_DATE_EPOCH", "1700000000").assert().success();
+    let reference = pages(&env.public());
+    env.upstream.clear_requests();
+
+    let runner = |name: &str, output: &str, args: &[&str]| {
+        let text = format!(
+            "[mirror]\nname = \"test mirror\"\nupstream = \"{}\"\njobs = 2\nretries = 1\ntimeout = 10\nstate = \"{name}-state\"\nstore = \"s3://{bucket}/mirror\"\noutput = \"{output}\"\n[select]\npackages = [\"alpha\", \"beta\", \"gamma\", \"delta\"]\n",
+            env.upstream.index_url()
+        );
+        std::fs::write(env.path(&format!("{name}.toml")), text).unwrap();
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("airlock"));
+        cmd.current_dir(env.dir.path())
+            .env("HOME", env.dir.path())
+            .env("NO_PROXY", "127.0.0.1")
+            .env("NO_COLOR", "1")
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", moto.port))
+            .args(args)
+            .args(["-c", &format!("{name}.toml")]);
+        cmd
+    };
+    let out = runner("plan", "unused", &["plan", "-o", "plan.json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shards: Vec<_> = (0..4)
+        .map(|k| {
+            let shard = format!("{k}/4");
+            runner(&format!("shard{k}"), "unused", &["fetch", "--plan", "plan.json", "--shard", &shard])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (k, mut c) in shards.into_iter().enumerate() {
+        assert!(c.wait().unwrap().success(), "shard {k}");
+    }
+    let mut fetched: Vec<String> =
+        env.upstream.file_requests().into_iter().filter(|r| !r.ends_with(".metadata")).collect();
+    fetched.sort();
+    let total = fetched.len();
+    fetched.dedup();
+    assert_eq!((total, fetched.len()), (20, 20), "each file fetched exactly once in total");
+    assert_eq!(crate::publishing::read_back(moto.port, bucket, "mirror").len(), 20);
+
+    env.upstream.clear_requests();
+    let out = runner("render", "sharded", &["build", "--offline"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(env.upstream.requests().is_empty(), "offline: {:?}", env.upstream.requests());
+    let sharded = pages(&env.path("sharded"));
+    let differ: Vec<&String> =
+        sharded.keys().chain(reference.keys()).filter(|k| sharded.get(*k) != reference.get(*k)).collect();
+    assert!(differ.is_empty(), "differs from one run's tree: {differ:?}");
+}
+
+/// A shard killed (SIGKILL) while uploading to the object store, then run
+/// again: every object under a final key was always a verified file, and
+/// the rerun completes without fetching anything twice.
+#[test]
+fn a_shard_killed_mid_upload_completes_on_rerun() {
+    let Some(moto) = crate::publishing::start_moto() else { return };
+    let bucket = "kill-test";
+    let http = reqwest::blocking::Client::new();
+    assert!(http.put(format!("http://127.0.0.1:{}/{bucket}", moto.port)).send().unwrap().status().is_success());
+    let env = Env::new(Flavour::Json);
+    let mut files = BTreeMap::new();
+    for p in ["alpha", "beta", "gamma", "delta"] {
+        for f in [FakeFile::new(wheel(p, "1.0", WheelSpec::default())), FakeFile::new(sdist(p, "1.0"))] {
+            files.insert(format!("{p}/{}", f.filename), f.bytes.clone());
+            env.upstream.add(p, f);
+        }
+    }
+    let text = format!(
+        "[mirror]\nupstream = \"{}\"\njobs = 2\nretries = 1\ntimeout = 10\nstore = \"s3://{bucket}/m\"\n[select]\npackages = [\"alpha\", \"beta\", \"gamma\", \"delta\"]\n",
+        env.upstream.index_url()
+    );
+    std::fs::write(env.path("mirror.toml"), text).unwrap();
+    let airlock = |fault: Option<&str>| {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("airlock"));
+        cmd.current_dir(env.dir.path())
+            .env("HOME", env.dir.path())
+            .env("NO_PROXY", "127.0.0.1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", moto.port))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(point) = fault {
+            cmd.env("AIRLOCK_FAULT", point).env("AIRLOCK_FAULT_MARKER", env.path("marker"));
+        }
+        cmd
+    };
+    assert!(airlock(None).args(["plan", "-o", "plan.json"]).status().unwrap().success());
+    let mut child = airlock(Some("upload:4")).args(["fetch", "--plan", "plan.json"]).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !env.path("marker").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the shard ended before its 4th upload");
+        assert!(started.elapsed().as_secs() < 60, "never reached the 4th upload");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let check = |objects: &BTreeMap<String, (Vec<u8>, String, String)>| {
+        for (key, (bytes, _, _)) in objects {
+            assert!(files.get(key) == Some(bytes), "{key}: an object that is not the verified file");
+        }
+    };
+    let partial = crate::publishing::read_back(moto.port, bucket, "m");
+    check(&partial);
+    assert!(partial.len() < 8, "killed before the end: {}", partial.len());
+    env.upstream.clear_requests();
+    assert!(airlock(None).args(["fetch", "--plan", "plan.json"]).status().unwrap().success());
+    let whole = crate::publishing::read_back(moto.port, bucket, "m");
+    check(&whole);
+    assert_eq!(whole.len(), 8, "the rerun completes the store");
+    assert!(env.upstream.file_requests().is_empty(), "nothing fetched twice: {:?}", env.upstream.file_requests());
+}
