@@ -86,6 +86,7 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
         None => None,
     };
     if let Some(r) = remote.as_mut() {
+        r.lease("airlock plan -o")?;
         r.restore_state(&m.state)?;
     }
     let _lock = match plan_out {

@@ -244,6 +244,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
     // away from the upstream, not from the mirror's own store).
     let mut remote = remote::RemoteStore::open(m, &manifest.publish)?;
     if let Some(r) = remote.as_mut() {
+        r.lease("airlock build")?;
         r.restore_state(&m.state)?;
     }
     let mut run = Session::open(m, &output, "build")?.begin("build")?;

@@ -12,7 +12,9 @@
 //!   after its verification (so no object under a final key is ever
 //!   unverified); large ones in parts, memory bounded;
 //! - checkpoint the state at the end of the run, refused if another runner
-//!   checkpointed since this run restored (its generation is newer).
+//!   checkpointed since this run restored (its generation is newer);
+//! - a lease object (`.airlock/lease`, a conditional create, with an
+//!   expiry) is the lock across machines for the runs that write the state.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,7 +22,9 @@ use std::path::Path;
 use futures::StreamExt;
 use object_store::aws::AmazonS3;
 use object_store::path::Path as ObjectPath;
-use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
+use object_store::{
+    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
 
 use super::plan::{Decision, Plan};
 use crate::error::Error;
@@ -31,6 +35,18 @@ use crate::tree::TreeEntry;
 use crate::util::hashing::{Sha256, hash_file};
 
 const CHECKPOINT: &str = ".airlock/state.sqlite.zst";
+const LEASE: &str = ".airlock/lease";
+/// How long a lease holds without its holder releasing it (a runner killed
+/// outright): `AIRLOCK_LEASE_HOURS`, default 12.
+const LEASE_HOURS: u64 = 12;
+
+/// The lease object's content.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Lease {
+    holder: String,
+    acquired_at: String,
+    expires_at: String,
+}
 
 /// The object store holding a mirror's artifacts and its state checkpoint.
 pub struct RemoteStore {
@@ -43,6 +59,21 @@ pub struct RemoteStore {
     held: BTreeMap<String, u64>,
     /// The checkpoint generation (run id) this run started from.
     generation: i64,
+    /// This runner holds the lease (and releases it when done).
+    leased: bool,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown host".into())
+}
+
+impl Drop for RemoteStore {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 fn failed(what: impl std::fmt::Display) -> Error {
@@ -55,9 +86,18 @@ impl RemoteStore {
     pub fn open(m: &Mirror, cfg: &Publish) -> Result<Option<RemoteStore>, Error> {
         let Some(url) = &m.store_url else { return Ok(None) };
         let (bucket, prefix) = s3::parse_url(url).map_err(|e| failed(format!("[mirror] store: {e}")))?;
-        let (store, _, _) = s3::connect(cfg, &bucket).map_err(|e| failed(format!("[mirror] store: {e}")))?;
+        let (store, _, _) = s3::connect(cfg, &bucket, true).map_err(|e| failed(format!("[mirror] store: {e}")))?;
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        Ok(Some(RemoteStore { store, bucket, prefix, rt, jobs: m.jobs, held: BTreeMap::new(), generation: 0 }))
+        Ok(Some(RemoteStore {
+            store,
+            bucket,
+            prefix,
+            rt,
+            jobs: m.jobs,
+            held: BTreeMap::new(),
+            generation: 0,
+            leased: false,
+        }))
     }
 
     fn key(&self, rel: &str) -> ObjectPath {
@@ -66,6 +106,60 @@ impl RemoteStore {
 
     fn name(&self, rel: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.key(rel))
+    }
+
+    /// Take the lease: the lock across machines, so that two runners never
+    /// build on one store at once. Created only if absent (a conditional
+    /// write); an expired lease (its holder was killed) is taken over by a
+    /// conditional update, so two runners cannot both take it.
+    pub fn lease(&mut self, command: &str) -> Result<(), Error> {
+        let key = self.key(LEASE);
+        let name = self.name(LEASE);
+        let hours = std::env::var("AIRLOCK_LEASE_HOURS").ok().and_then(|h| h.parse().ok()).unwrap_or(LEASE_HOURS);
+        let now = jiff::Timestamp::now();
+        let lease = Lease {
+            holder: format!("{command} (pid {} on {})", std::process::id(), hostname()),
+            acquired_at: now.to_string(),
+            expires_at: (now + jiff::SignedDuration::from_hours(hours as i64)).to_string(),
+        };
+        let body = serde_json::to_vec(&lease).unwrap_or_default();
+        let put = |mode: PutMode| PutOptions { mode, ..PutOptions::default() };
+        self.rt.block_on(async {
+            match self.store.put_opts(&key, PutPayload::from(body.clone()), put(PutMode::Create)).await {
+                Ok(_) => return Ok(()),
+                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
+                Err(e) => return Err(failed(format!("{name}: {e}"))),
+            }
+            let current = self.store.get(&key).await.map_err(|e| failed(format!("{name}: {e}")))?;
+            let version = UpdateVersion { e_tag: current.meta.e_tag.clone(), version: current.meta.version.clone() };
+            let held: Option<Lease> = serde_json::from_slice(&current.bytes().await.unwrap_or_default()).ok();
+            let expired = held.as_ref().and_then(|l| l.expires_at.parse::<jiff::Timestamp>().ok()).is_none_or(|t| t < now);
+            if !expired {
+                let l = held.expect("a lease that has not expired was read");
+                return Err(failed(format!(
+                    "{name}: another runner holds the store: {} since {} (the lease expires at {}; delete the object if that runner is gone)",
+                    l.holder, l.acquired_at, l.expires_at
+                )));
+            }
+            tracing::warn!("taking over the expired lease {name}");
+            self.store
+                .put_opts(&key, PutPayload::from(body), put(PutMode::Update(version)))
+                .await
+                .map(|_| ())
+                .map_err(|e| failed(format!("{name}: another runner took the expired lease first ({e})")))
+        })?;
+        self.leased = true;
+        Ok(())
+    }
+
+    /// Give the lease back (at the end of the run, however it ended).
+    pub fn release(&mut self) {
+        if std::mem::take(&mut self.leased) {
+            let key = self.key(LEASE);
+            if let Err(e) = self.rt.block_on(self.store.delete(&key)) {
+                tracing::warn!("{}: cannot release the lease: {e}", self.name(LEASE));
+            }
+        }
     }
 
     /// Stage: restore the state, when there is none locally. Returns

@@ -119,8 +119,17 @@ fn credential_source(profile_found: Option<&str>) -> Option<String> {
 /// The store and where its credentials come from: `AWS_*` environment
 /// variables, then the shared profile (`AWS_PROFILE`, `~/.aws/credentials`,
 /// `~/.aws/config`), then `[publish]`.
-pub(crate) fn connect(cfg: &Publish, bucket: &str) -> Result<(AmazonS3, Option<String>, String), S3Error> {
+pub(crate) fn connect(
+    cfg: &Publish,
+    bucket: &str,
+    checksum: bool,
+) -> Result<(AmazonS3, Option<String>, String), S3Error> {
     let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if checksum {
+        // The server checks each body against its sha256 too
+        // (`x-amz-checksum-sha256`), on top of airlock's own check.
+        b = b.with_checksum_algorithm(object_store::aws::Checksum::SHA256);
+    }
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let mut profile_found = None;
     if env("AWS_ACCESS_KEY_ID").is_none()
@@ -260,7 +269,7 @@ pub struct S3Target {
 
 impl S3Target {
     pub fn new(bucket: &str, prefix: &str, cfg: &Publish, jobs: usize) -> Result<S3Target, S3Error> {
-        let (store, credentials, endpoint) = connect(cfg, bucket)?;
+        let (store, credentials, endpoint) = connect(cfg, bucket, false)?;
         Ok(S3Target {
             store,
             credentials,

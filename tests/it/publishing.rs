@@ -69,6 +69,20 @@ pub(crate) fn delete_object(port: u16, bucket: &str, key: &str) {
     rt.block_on(store.delete(&object_store::path::Path::from(key))).unwrap();
 }
 
+/// Put one object, with credentials.
+pub(crate) fn put_object(port: u16, bucket: &str, key: &str, bytes: &[u8]) {
+    let store = test_store(port, bucket);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(store.put(&object_store::path::Path::from(key), bytes.to_vec().into())).unwrap();
+}
+
+/// Whether an object exists.
+pub(crate) fn has_object(port: u16, bucket: &str, key: &str) -> bool {
+    let store = test_store(port, bucket);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(store.head(&object_store::path::Path::from(key))).is_ok()
+}
+
 /// Every object under the prefix: path → (bytes, content type, cache control).
 pub(crate) fn read_back(port: u16, bucket: &str, prefix: &str) -> BTreeMap<String, (Vec<u8>, String, String)> {
     let store = test_store(port, bucket);

@@ -164,8 +164,11 @@ fn an_object_store_store_lets_an_empty_runner_continue() {
         let writes: Vec<&str> = recorded
             .lines()
             .filter(|l| l.contains("\"method\": \"PUT\"") || l.contains("\"method\": \"POST\""))
-            .filter(|l| !l.contains("/.airlock/state.sqlite.zst") && !l.contains("/moto-api/"))
+            // The state checkpoint and the lease are the only writes (the
+            // lease's release is a bulk delete; the objects are counted below).
+            .filter(|l| !l.contains("/.airlock/") && !l.contains("/moto-api/") && !l.contains("?delete"))
             .collect();
+        assert_eq!(crate::publishing::read_back(moto.port, bucket, "mirror").len(), 6, "no package object deleted");
         assert!(writes.is_empty(), "package objects were written again: {writes:?}");
         let now = pages(&env.public());
         let differ: Vec<&String> = now.keys().chain(first.keys()).filter(|k| now.get(*k) != first.get(*k)).collect();
@@ -177,6 +180,30 @@ fn an_object_store_store_lets_an_empty_runner_continue() {
             stderr(&a)
         );
     }
+
+    // The lease: released after every run; one held by another runner
+    // stops this one before it touches anything; an expired one is taken over.
+    assert!(!crate::publishing::has_object(moto.port, bucket, "mirror/.airlock/lease"), "the lease is released");
+    let lease = |expires: &str| {
+        let body = format!(
+            r#"{{"holder":"airlock build (pid 7 on ci-runner-3)","acquired_at":"2026-01-01T00:00:00Z","expires_at":"{expires}"}}"#
+        );
+        crate::publishing::put_object(moto.port, bucket, "mirror/.airlock/lease", body.as_bytes());
+    };
+    lease("2999-01-01T00:00:00Z");
+    let mut cmd = env.airlock();
+    cmd.arg("build");
+    crate::publishing::s3_env(&mut cmd, moto.port);
+    let a = cmd.assert().code(1);
+    assert!(
+        stderr(&a).contains("another runner holds the store: airlock build (pid 7 on ci-runner-3)"),
+        "{}",
+        stderr(&a)
+    );
+    lease("2020-01-01T00:00:00Z");
+    let a = build(&env);
+    assert!(stderr(&a).contains("taking over the expired lease"), "{}", stderr(&a));
+    assert!(!crate::publishing::has_object(moto.port, bucket, "mirror/.airlock/lease"));
 }
 
 /// With an object-store store, runners share nothing but the bucket:
