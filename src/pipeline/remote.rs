@@ -57,8 +57,11 @@ pub struct RemoteStore {
     jobs: usize,
     /// What it holds, by `project/filename`: size (listed once per run).
     held: BTreeMap<String, u64>,
-    /// The checkpoint generation (run id) this run started from.
+    /// The checkpoint generation (run id) this run started from, and its
+    /// object version: the checkpoint is replaced only if it is still that
+    /// one (a conditional write), or created only if there was none.
     generation: i64,
+    checkpoint_version: Option<UpdateVersion>,
     /// This runner holds the lease (and releases it when done).
     leased: bool,
 }
@@ -96,6 +99,7 @@ impl RemoteStore {
             jobs: m.jobs,
             held: BTreeMap::new(),
             generation: 0,
+            checkpoint_version: None,
             leased: false,
         }))
     }
@@ -170,17 +174,19 @@ impl RemoteStore {
             match self.store.get(&key).await {
                 Ok(r) => {
                     let generation = r.attributes.get(&Attribute::Metadata("generation".into())).map(|v| v.to_string());
-                    Ok(Some((r.bytes().await?, generation)))
+                    let version = UpdateVersion { e_tag: r.meta.e_tag.clone(), version: r.meta.version.clone() };
+                    Ok(Some((r.bytes().await?, generation, version)))
                 }
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
                 Err(e) => Err(e),
             }
         });
-        let (bytes, generation) = match got.map_err(|e| failed(format!("{}: {e}", self.name(CHECKPOINT))))? {
+        let (bytes, generation, version) = match got.map_err(|e| failed(format!("{}: {e}", self.name(CHECKPOINT))))? {
             Some(found) => found,
             None => return Ok(false),
         };
         self.generation = generation.and_then(|g| g.parse().ok()).unwrap_or(0);
+        self.checkpoint_version = Some(version);
         if state_dir.join("state.sqlite").exists() {
             return Ok(false);
         }
@@ -408,9 +414,21 @@ impl RemoteStore {
             let mut attrs = Attributes::new();
             attrs.insert(Attribute::ContentType, "application/zstd".into());
             attrs.insert(Attribute::Metadata("generation".into()), run.to_string().into());
-            let opts = PutOptions { attributes: attrs, ..PutOptions::default() };
-            self.store.put_opts(&key, PutPayload::from(bytes), opts).await.map_err(|e| failed(format!("{name}: {e}")))?;
-            Ok(())
+            let mode = match &self.checkpoint_version {
+                Some(v) => PutMode::Update(v.clone()),
+                None => PutMode::Create,
+            };
+            let opts = PutOptions { attributes: attrs, mode, ..PutOptions::default() };
+            match self.store.put_opts(&key, PutPayload::from(bytes), opts).await {
+                Ok(_) => Ok(()),
+                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
+                    Err(failed(format!(
+                        "{name}: another runner checkpointed the state since this run started from run {}; not overwriting it (rerun to continue from it)",
+                        self.generation
+                    )))
+                }
+                Err(e) => Err(failed(format!("{name}: {e}"))),
+            }
         })?;
         tracing::info!("checkpointed the state of run {run} to {name}");
         Ok(())
