@@ -318,7 +318,8 @@ fn print_findings(run: i64, f: &crate::audit::Findings, report: &std::path::Path
             t.ids.join(", ")
         };
         let blocked = if t.blocked { " (blocked)" } else { "" };
-        tracing::info!("  {} {}: {}{blocked}: {ids}", t.project, t.version, t.worst);
+        let worst = if t.malicious { "MALICIOUS".to_string() } else { t.worst.to_string() };
+        tracing::info!("  {} {}: {worst}{blocked}: {ids}", t.project, t.version);
     }
     if f.top.len() > shown {
         tracing::info!("  and {} more vulnerable version(s)", f.top.len() - shown);

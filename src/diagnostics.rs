@@ -74,7 +74,7 @@ pub enum Diagnostic {
     /// A chosen version installs only from its sdist in some environments.
     SdistOnly { project: ProjectName, version: Version, envs: Vec<String> },
     /// A version the policy leaves out of the index.
-    Blocked { project: ProjectName, version: Version, advisories: Vec<String> },
+    Blocked { project: ProjectName, version: Version, advisories: Vec<String>, malicious: bool },
     /// A requested project of which the selection keeps no file: its
     /// requirement lines (`origin: requirement`), as the manifest says them.
     SelectsNothing { project: ProjectName, lines: Vec<String> },
@@ -225,7 +225,12 @@ impl fmt::Display for Diagnostic {
                 "POSSIBLE TAMPERING: {}/{}: upstream now declares sha256 {}, but {} was mirrored; keeping the mirrored file and refusing the new one",
                 t.project, t.filename, t.upstream, t.mirrored
             ),
-            Diagnostic::Blocked { project, version, advisories } => {
+            Diagnostic::Blocked { project, version, advisories, malicious: true } => write!(
+                f,
+                "MALICIOUS: {project} {version} is a known malicious release ({}); it is never mirrored",
+                advisories.join(", ")
+            ),
+            Diagnostic::Blocked { project, version, advisories, malicious: false } => {
                 write!(f, "blocked by policy: {project} {version} is left out of the index ({})", advisories.join(", "))
             }
             Diagnostic::SelectsNothing { project, lines } => write!(

@@ -42,6 +42,16 @@ pub struct AuditFinding {
     pub fixed_in: Vec<String>,
     pub summary: String,
     pub ignored: Option<IgnoreUse>,
+    /// A malicious-package record (OSV `MAL-...`): ranks above critical.
+    pub malicious: bool,
+}
+
+/// Whether an advisory is a malicious-package record: the OpenSSF
+/// malicious-packages feed that osv.dev serves gives them `MAL-` ids (a
+/// record merged under another id keeps it as an alias). They carry no
+/// CVSS, so a severity policy alone would rank them "unknown".
+pub fn is_malicious(id: &str, aliases: &[String]) -> bool {
+    id.starts_with("MAL-") || aliases.iter().any(|a| a.starts_with("MAL-"))
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +127,8 @@ pub struct Findings {
 pub struct TopFinding {
     pub project: ProjectName,
     pub version: Version,
+    /// A malicious release: above any severity.
+    pub malicious: bool,
     pub worst: Severity,
     pub ids: Vec<String>,
     pub blocked: bool,
@@ -190,6 +202,7 @@ impl Audit {
                                 expires: i.expires.map(|d| d.to_string()),
                             });
                             AuditFinding {
+                                malicious: is_malicious(&id, &aliases),
                                 advisory: f.best,
                                 effective: if f.severity == Severity::Unknown { unknown_as } else { f.severity },
                                 severity: f.severity,
@@ -203,7 +216,13 @@ impl Audit {
                         })
                         .collect(),
                 };
-                let blocked = findings.iter().any(|f| f.ignored.is_none() && policy.block.triggered_by(f.effective));
+                // Malicious releases are blocked whatever `block` says; an
+                // ignore (a person's reasoned decision) still applies.
+                let blocked = findings.iter().any(|f| {
+                    f.ignored.is_none()
+                        && (policy.block.triggered_by(f.effective)
+                            || (f.malicious && policy.malicious == crate::manifest::Malicious::Block))
+                });
                 let mut files = files.clone();
                 files.sort_by(|a, b| a.as_str().cmp(b.as_str()));
                 AuditedVersion { project: project.clone(), version: version.clone(), files, findings, blocked }
@@ -318,6 +337,7 @@ impl Audit {
             project: v.project.clone(),
             version: v.version.clone(),
             advisories: v.active().map(|f| f.id.clone()).collect(),
+            malicious: v.active().any(|f| f.malicious),
         })
     }
 
@@ -337,14 +357,20 @@ impl Audit {
                 Some(TopFinding {
                     project: v.project.clone(),
                     version: v.version.clone(),
+                    malicious: active.iter().any(|f| f.malicious),
                     worst,
                     ids: active.iter().map(|f| f.id.clone()).collect(),
                     blocked: v.blocked,
                 })
             })
             .collect();
-        // Worst first; then by name and version, so the lines are stable.
-        top.sort_by(|a, b| b.worst.cmp(&a.worst).then_with(|| (&a.project, &a.version).cmp(&(&b.project, &b.version))));
+        // Malicious, then worst first; then by name and version, so the
+        // lines are stable.
+        top.sort_by(|a, b| {
+            (b.malicious, b.worst)
+                .cmp(&(a.malicious, a.worst))
+                .then_with(|| (&a.project, &a.version).cmp(&(&b.project, &b.version)))
+        });
         Findings {
             status: self.status,
             counts: self.counts(),

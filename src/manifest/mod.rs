@@ -111,6 +111,7 @@ struct RawAdvisories {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
+    malicious: Option<Spanned<String>>,
     fail_on: Option<Spanned<String>>,
     block: Option<Spanned<String>>,
     unknown_severity: Option<Spanned<String>>,
@@ -330,6 +331,9 @@ pub struct Advisories {
 
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// OSV records of malicious packages (`MAL-...`): never mirrored, or
+    /// only reported.
+    pub malicious: Malicious,
     pub fail_on: Threshold,
     pub block: Threshold,
     pub unknown_severity: Severity,
@@ -337,9 +341,21 @@ pub struct Policy {
     pub ignore: Vec<Ignore>,
 }
 
+/// `[policy] malicious`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Malicious {
+    /// Versions a malicious-package record affects are never mirrored,
+    /// whatever `block` and `fail_on` say.
+    #[default]
+    Block,
+    /// They are mirrored and listed.
+    Report,
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Policy {
+            malicious: Malicious::Block,
             fail_on: Threshold::Never,
             block: Threshold::Never,
             unknown_severity: Severity::High,
@@ -751,7 +767,22 @@ fn load_policy(loc: &Locator, errs: &mut Errors, p: RawPolicy) -> Policy {
         });
         ignore.push(Ignore { id, reason: i.reason.unwrap_or_default(), expires });
     }
-    Policy { fail_on, block, unknown_severity, require_advisories: p.require_advisories.unwrap_or(false), ignore }
+    let malicious = p.malicious.as_ref().map_or(Malicious::Block, |v| {
+        let parsed = match v.get_ref().as_str() {
+            "block" => Ok(Malicious::Block),
+            "report" => Ok(Malicious::Report),
+            other => Err(loc.at(v.span(), format!("`malicious` is \"block\" or \"report\", not {other:?}"))),
+        };
+        errs.take(v.span().start, parsed).unwrap_or(Malicious::Block)
+    });
+    Policy {
+        malicious,
+        fail_on,
+        block,
+        unknown_severity,
+        require_advisories: p.require_advisories.unwrap_or(false),
+        ignore,
+    }
 }
 
 #[cfg(test)]

@@ -70,6 +70,7 @@ const ADVISORIES: &[Field] =
 const IGNORE: &[Field] = &[Field("id", Kind::Str), Field("reason", Kind::Str), Field("expires", Kind::Date)];
 
 const POLICY: &[Field] = &[
+    Field("malicious", Kind::Str),
     Field("fail_on", Kind::Str),
     Field("block", Kind::Str),
     Field("unknown_severity", Kind::Str),

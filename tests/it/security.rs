@@ -515,3 +515,47 @@ fn landing_links_findings_and_shows_what_selected_nothing() {
         "{landing}"
     );
 }
+
+/// A malicious-package record (OSV `MAL-...`, no CVSS) blocks the version
+/// it names with `block = "none"` and `fail_on = "none"`: never mirrored,
+/// named in the log and the report; `malicious = "report"` only lists it.
+#[test]
+fn a_malicious_release_is_never_mirrored() {
+    let env = Env::new(Flavour::Json);
+    for v in ["1.0", "1.1"] {
+        env.upstream.add("evilpkg", FakeFile::new(wheel("evilpkg", v, WheelSpec::default())));
+    }
+    let snapshot = env.path(".airlock/advisories.sqlite.zst");
+    let mut cmd = env.airlock();
+    cmd.args(["advisories", "build"]).arg(osv("malicious")).arg("-o").arg(&snapshot).env("SOURCE_DATE_EPOCH", NOW);
+    cmd.assert().success();
+    let manifest = |policy: &str| {
+        env.manifest(&format!(
+            "[select]\npackages = [\"evilpkg\"]\n[advisories]\nmax_age_days = 30\n[policy]\nblock = \"none\"\nfail_on = \"none\"\n{policy}\n"
+        ))
+    };
+    manifest("");
+    let a = build_at(&env, NOW).code(0);
+    assert!(
+        stderr(&a).contains("MALICIOUS: evilpkg 1.0 is a known malicious release (MAL-2099-1); it is never mirrored"),
+        "{}",
+        stderr(&a)
+    );
+    assert_eq!(listed(&env.public(), "evilpkg"), ["evilpkg-1.1-py3-none-any.whl"]);
+    assert!(!env.public().join("packages/evilpkg/evilpkg-1.0-py3-none-any.whl").exists());
+    let r = report(&env);
+    let v = version(&r, "evilpkg", "1.0");
+    assert_eq!(v["blocked"], true);
+    assert_eq!(v["advisories"][0]["malicious"], true);
+    assert_eq!(v["advisories"][0]["id"], "MAL-2099-1");
+    assert_eq!(version(&r, "evilpkg", "1.1")["blocked"], false);
+
+    manifest("malicious = \"report\"");
+    build_at(&env, NOW).code(0);
+    assert_eq!(listed(&env.public(), "evilpkg"), ["evilpkg-1.0-py3-none-any.whl", "evilpkg-1.1-py3-none-any.whl"]);
+    assert_eq!(version(&report(&env), "evilpkg", "1.0")["advisories"][0]["malicious"], true);
+
+    manifest("malicious = \"allow\"");
+    let a = build_at(&env, NOW).code(1);
+    assert!(stderr(&a).contains("`malicious` is \"block\" or \"report\", not \"allow\""), "{}", stderr(&a));
+}

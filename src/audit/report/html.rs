@@ -61,6 +61,8 @@ struct Row {
     severity: Severity,
     ranked_as: Option<Severity>,
     rank: u8,
+    /// A malicious-package record: shown, ranked and sorted above critical.
+    malicious: bool,
     score: String,
     score_key: String,
     id: String,
@@ -136,7 +138,8 @@ pub fn render(inputs: Inputs<'_>, templates: &Templates) -> Result<Vec<u8>, Temp
                 version_key: version_key.clone(),
                 severity: f.severity,
                 ranked_as: (f.severity == Severity::Unknown && f.effective != Severity::Unknown).then_some(f.effective),
-                rank: rank(f.effective),
+                rank: if f.malicious { 6 } else { rank(f.effective) },
+                malicious: f.malicious,
                 score: f.score.map(|s| format!("{s:.1}")).unwrap_or_else(|| "–".into()),
                 score_key: f.score.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-1".into()),
                 id: f.id.clone(),

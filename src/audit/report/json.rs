@@ -93,6 +93,8 @@ pub struct Advisory<'a> {
     pub fixed_in: &'a [String],
     pub summary: &'a str,
     pub ignored: Option<&'a IgnoreUse>,
+    /// A malicious-package record (`MAL-...`).
+    pub malicious: bool,
 }
 
 pub fn report(inputs: Inputs<'_>) -> Report<'_> {
@@ -119,6 +121,7 @@ pub fn report(inputs: Inputs<'_>) -> Report<'_> {
                     fixed_in: &f.fixed_in,
                     summary: &f.summary,
                     ignored: f.ignored.as_ref(),
+                    malicious: f.malicious,
                 })
                 .collect(),
         });
