@@ -170,6 +170,7 @@ fn publishing<'a>(
             jobs: manifest.mirror.jobs,
         },
         loaded,
+        snapshot_file: Some(manifest.advisories.snapshot.as_path()),
         templates,
         force,
         always_join,

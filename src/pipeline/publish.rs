@@ -31,6 +31,10 @@ pub struct Publishing<'a> {
     /// What the installability check checks.
     pub check: installable::CheckInputs<'a>,
     pub loaded: &'a LoadedSnapshot,
+    /// The snapshot file the audit used, published as
+    /// `reports/advisories.sqlite.zst` so that `airlock scan` inside an air
+    /// gap audits against exactly the mirror's data.
+    pub snapshot_file: Option<&'a std::path::Path>,
     pub templates: &'a Templates,
     /// Publish even when nothing seems changed (`verify --repair`: the store
     /// changed under equal hashes).
@@ -234,6 +238,10 @@ fn render(
     let staged = run.target.stage(&format!("{:06}", run.id))?;
     let mut entries = render_site(files, &info, Some(&inputs.audit.landing()), p.templates, staged.dir())?;
     entries.extend(report::write_all(inputs, p.templates, staged.dir())?);
+    if let Some(path) = p.snapshot_file.filter(|_| p.loaded.snapshot.is_some()) {
+        let bytes = fs_err::read(path)?;
+        entries.push(crate::tree::write_entry(staged.dir(), "reports/advisories.sqlite.zst", &bytes)?);
+    }
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     Ok((staged, entries))
 }

@@ -21,6 +21,7 @@ pub fn content_type(path: &str) -> &'static str {
         (".tgz", "application/gzip"),
         (".tar.bz2", "application/x-bzip2"),
         (".tar.xz", "application/x-xz"),
+        (".zst", "application/zstd"),
         (".sarif", "application/sarif+json"),
         (".json", "application/json"),
         (".md", "text/markdown; charset=utf-8"),

@@ -549,6 +549,18 @@ fn a_malicious_release_is_never_mirrored() {
     assert_eq!(v["advisories"][0]["malicious"], true);
     assert_eq!(v["advisories"][0]["id"], "MAL-2099-1");
     assert_eq!(version(&r, "evilpkg", "1.1")["blocked"], false);
+    // The tree carries the snapshot it was audited with, for `scan` and
+    // `advisories check` inside an air gap.
+    let published = env.public().join("reports/advisories.sqlite.zst");
+    assert_eq!(std::fs::read(&published).unwrap(), std::fs::read(&snapshot).unwrap());
+    let out = env
+        .airlock()
+        .args(["advisories", "check", "--snapshot"])
+        .arg(&published)
+        .args(["evilpkg", "1.0"])
+        .assert()
+        .success();
+    assert!(String::from_utf8_lossy(&out.get_output().stdout).contains("MAL-2099-1"));
 
     manifest("malicious = \"report\"");
     build_at(&env, NOW).code(0);
