@@ -126,6 +126,42 @@ pub enum Command {
     /// OSV advisory snapshots.
     #[command(subcommand)]
     Advisories(AdvisoriesCommand),
+    /// Audit requirements, lock files or installed environments offline.
+    #[command(
+        after_help = "Examples:\n  airlock scan --index-url https://pypi.internal/simple/ -r requirements.txt\n  airlock scan --snapshot advisories.sqlite.zst --lock uv.lock --format json -o audit.json\n  airlock scan -c mirror.toml --path .venv --fail-on high\n\nExit 3 when a finding is at or above --fail-on (default: any), like pip-audit."
+    )]
+    Scan {
+        /// The snapshot to audit against.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["index_url"])]
+        snapshot: Option<PathBuf>,
+        /// A mirror (its root or simple/ URL, http(s), file:// or a
+        /// directory): the snapshot it publishes.
+        #[arg(long, value_name = "URL")]
+        index_url: Option<String>,
+        /// The manifest: its snapshot and [policy] ignores (the default
+        /// without --snapshot and --index-url).
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// A pip requirements file (pinned `==` lines are audited).
+        #[arg(short = 'r', long = "requirement", value_name = "FILE")]
+        requirements: Vec<PathBuf>,
+        /// A lock file: pylock.toml or uv.lock.
+        #[arg(long = "lock", value_name = "FILE")]
+        locks: Vec<PathBuf>,
+        /// An installed environment: a venv or a site-packages directory.
+        #[arg(long = "path", value_name = "DIR")]
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "columns")]
+        format: crate::commands::scan::Format,
+        /// Exit 3 on a finding at or above this severity: any (default),
+        /// low, medium, high, critical, or none.
+        #[arg(long, value_name = "SEVERITY", default_value = "any")]
+        fail_on: String,
+        /// Write the report here instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Write the published tree (or what changed) as a .tar.zst bundle.
     #[command(
         after_help = "Example:\n  airlock export -o mirror-full.tar.zst --full\n  airlock export -o nightly.tar.zst          # since the last export"
@@ -434,6 +470,23 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             Ok(Exit::Success)
         }
         Command::Advisories(cmd) => advisories(cmd),
+        Command::Scan { snapshot, index_url, config, requirements, locks, paths, format, fail_on, output } => {
+            use crate::commands::scan::{Inputs, Source};
+            let source = match (snapshot, index_url, config) {
+                (Some(s), _, _) => Source::File(s),
+                (None, Some(u), _) => Source::Index(u),
+                (None, None, Some(c)) => Source::Manifest(c),
+                (None, None, None) => Source::Manifest(PathBuf::from("mirror.toml")),
+            };
+            let fail_on = match fail_on.as_str() {
+                "any" => {
+                    crate::advisories::severity::Threshold::AtOrAbove(crate::advisories::severity::Severity::Unknown)
+                }
+                other => other.parse().map_err(|e| Error::Usage(format!("--fail-on: {e}, or any")))?,
+            };
+            let inputs = Inputs { requirements, locks, paths };
+            crate::commands::scan::scan(&source, &inputs, format, fail_on, output.as_deref())
+        }
     }
 }
 

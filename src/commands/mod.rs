@@ -4,6 +4,7 @@
 
 pub mod nginx;
 pub mod plan;
+pub mod scan;
 pub mod serve;
 pub mod shard;
 pub mod verify;

@@ -15,5 +15,6 @@ mod nightly;
 mod publishing;
 mod resolve;
 mod scale;
+mod scan;
 mod security;
 mod snapshots;
