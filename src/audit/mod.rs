@@ -61,6 +61,33 @@ pub struct AuditedVersion {
     pub files: Vec<DistFilename>,
     pub findings: Vec<AuditFinding>,
     pub blocked: bool,
+    /// The lowest version above this one that none of its advisories
+    /// affect, from the snapshot (vulnerable versions only; `None` when no
+    /// fix is known).
+    pub upgrade_to: Option<Version>,
+    /// Whether `upgrade_to` is in the mirror.
+    pub upgrade_mirrored: bool,
+}
+
+/// The lowest version above `version` that none of `findings` affect: each
+/// candidate is a version an advisory names as fixed, checked against the
+/// snapshot in ascending order (a fix of one advisory may still be affected
+/// by another).
+fn upgrade_to(
+    s: &crate::advisories::Snapshot,
+    project: &ProjectName,
+    version: &Version,
+    findings: &[crate::advisories::snapshot::Finding],
+) -> Option<Version> {
+    let ids: BTreeSet<&str> = findings.iter().map(|f| s.id(f)).collect();
+    let mut candidates: Vec<&Version> =
+        findings.iter().flat_map(|f| f.fixed_in.iter()).filter(|c| *c > version).collect();
+    candidates.sort();
+    candidates.dedup();
+    candidates
+        .into_iter()
+        .find(|c| s.check_version(project.as_str(), c).iter().all(|f| !ids.contains(s.id(f))))
+        .cloned()
 }
 
 impl AuditedVersion {
@@ -173,6 +200,32 @@ fn ignore_applies<'a>(
     ignores.iter().filter(|i| i.expires.is_none_or(|e| e >= today)).find(|i| i.id == id || aliases.contains(&i.id))
 }
 
+/// One finding of the snapshot as the audit sees it: ids, the ignore that
+/// applies, the rating the policy compares, the malicious mark.
+fn finding(
+    s: &crate::advisories::Snapshot,
+    f: &crate::advisories::snapshot::Finding,
+    policy: &Policy,
+    today: jiff::civil::Date,
+) -> AuditFinding {
+    let id = s.id(f).to_string();
+    let aliases: Vec<String> = s.aliases(f).map(str::to_string).collect();
+    let ignored = ignore_applies(&policy.ignore, today, &id, &aliases)
+        .map(|i| IgnoreUse { reason: i.reason.clone(), expires: i.expires.map(|d| d.to_string()) });
+    AuditFinding {
+        malicious: is_malicious(&id, &aliases),
+        advisory: f.best,
+        effective: if f.severity == Severity::Unknown { policy.unknown_severity } else { f.severity },
+        severity: f.severity,
+        score: f.score,
+        fixed_in: f.fixed_in.iter().map(ToString::to_string).collect(),
+        summary: s.summary(f).to_string(),
+        id,
+        aliases,
+        ignored,
+    }
+}
+
 impl Audit {
     /// Join every mirrored version with the snapshot and apply the policy.
     pub fn join(
@@ -184,37 +237,21 @@ impl Audit {
         tampering: Vec<Tampering>,
     ) -> Audit {
         let today = generated_at.to_zoned(jiff::tz::TimeZone::UTC).date();
-        let unknown_as = policy.unknown_severity;
+        let mirrored_set: std::collections::HashSet<(&ProjectName, &Version)> =
+            mirrored.iter().map(|m| (&m.project, &m.version)).collect();
         // Parallel over versions; the sort below fixes the order.
         let mut versions: Vec<AuditedVersion> = mirrored
             .par_iter()
             .map(|Mirrored { project, version, files }| {
-                let findings = match &loaded.snapshot {
-                    None => Vec::new(),
-                    Some(s) => s
-                        .check_version(project.as_str(), version)
-                        .iter()
-                        .map(|f| {
-                            let id = s.id(f).to_string();
-                            let aliases: Vec<String> = s.aliases(f).map(str::to_string).collect();
-                            let ignored = ignore_applies(&policy.ignore, today, &id, &aliases).map(|i| IgnoreUse {
-                                reason: i.reason.clone(),
-                                expires: i.expires.map(|d| d.to_string()),
-                            });
-                            AuditFinding {
-                                malicious: is_malicious(&id, &aliases),
-                                advisory: f.best,
-                                effective: if f.severity == Severity::Unknown { unknown_as } else { f.severity },
-                                severity: f.severity,
-                                score: f.score,
-                                fixed_in: f.fixed_in.iter().map(ToString::to_string).collect(),
-                                summary: s.summary(f).to_string(),
-                                id,
-                                aliases,
-                                ignored,
-                            }
-                        })
-                        .collect(),
+                let raw = loaded.snapshot.as_ref().map(|s| s.check_version(project.as_str(), version));
+                let upgrade = match (&loaded.snapshot, &raw) {
+                    (Some(s), Some(r)) if !r.is_empty() => upgrade_to(s, project, version, r),
+                    _ => None,
+                };
+                let upgrade_mirrored = upgrade.as_ref().is_some_and(|u| mirrored_set.contains(&(project, u)));
+                let findings = match (&loaded.snapshot, &raw) {
+                    (Some(s), Some(raw)) => raw.iter().map(|f| finding(s, f, policy, today)).collect(),
+                    _ => Vec::new(),
                 };
                 // Malicious releases are blocked whatever `block` says; an
                 // ignore (a person's reasoned decision) still applies.
@@ -225,7 +262,15 @@ impl Audit {
                 });
                 let mut files = files.clone();
                 files.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-                AuditedVersion { project: project.clone(), version: version.clone(), files, findings, blocked }
+                AuditedVersion {
+                    project: project.clone(),
+                    version: version.clone(),
+                    files,
+                    findings,
+                    blocked,
+                    upgrade_to: upgrade,
+                    upgrade_mirrored,
+                }
             })
             .collect();
         versions.sort_by(|a, b| a.project.cmp(&b.project).then_with(|| a.version.cmp(&b.version)));

@@ -369,6 +369,33 @@ fn report_matches_advisories_check_on_real_data() {
     }
     assert!(total > 20, "real versions have real advisories ({total})");
     assert!(ids(version(&r, "jinja2", "2.10")).contains(&"PYSEC-2019-217".to_string()));
+    // Every vulnerable version's upgrade_to is affected by none of its advisories.
+    let mut upgrades = Vec::new();
+    for p in r["projects"].as_array().unwrap() {
+        for v in p["versions"].as_array().unwrap() {
+            if !v["advisories"].as_array().unwrap().is_empty() {
+                assert!(v["upgrade_to"].is_string(), "{} {}: no upgrade_to", p["name"], v["version"]);
+                let up = v["upgrade_to"].as_str().unwrap().to_string();
+                upgrades.push((p["name"].as_str().unwrap().to_string(), up.clone(), ids(v)));
+                let mirrored = p["versions"].as_array().unwrap().iter().any(|w| w["version"] == up.as_str());
+                assert_eq!(v["upgrade_mirrored"], mirrored, "{} {}", p["name"], v["version"]);
+            } else {
+                assert!(v["upgrade_to"].is_null());
+            }
+        }
+    }
+    assert!(upgrades.len() >= 4, "{upgrades:?}");
+    let input: String = upgrades.iter().map(|(p, v, _)| format!("{p} {v}\n")).collect();
+    let out =
+        env.airlock().args(["advisories", "check", "--snapshot"]).arg(&snapshot).write_stdin(input).assert().success();
+    for ((p, v, had), line) in upgrades.iter().zip(String::from_utf8_lossy(&out.get_output().stdout).lines()) {
+        let l: serde_json::Value = serde_json::from_str(line).unwrap();
+        let now: Vec<&str> = l["advisories"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+        assert!(
+            !had.iter().any(|id| now.contains(&id.as_str())),
+            "{p} {v} is still affected by one of {had:?}: {now:?}"
+        );
+    }
     // fail_on = high: pypa records mostly carry no CVSS, and unknown ranks high.
     env.manifest("[select]\npackages = [\"jinja2\", \"urllib3\", \"django\"]\n[advisories]\nmax_age_days = 30\n[policy]\nfail_on = \"high\"\n");
     build_at(&env, NOW).code(3);

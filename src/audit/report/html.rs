@@ -69,6 +69,8 @@ struct Row {
     anchor: String,
     aliases: String,
     fixed_in: String,
+    /// The version to upgrade to, and whether the mirror has it.
+    upgrade: Option<String>,
     blocked: bool,
     ignored: Option<String>,
     status_key: u8,
@@ -146,6 +148,10 @@ pub fn render(inputs: Inputs<'_>, templates: &Templates) -> Result<Vec<u8>, Temp
                 anchor: anchor(&f.id),
                 aliases: f.aliases.join(", "),
                 fixed_in: if f.fixed_in.is_empty() { "none listed".into() } else { f.fixed_in.join(", ") },
+                upgrade: v
+                    .upgrade_to
+                    .as_ref()
+                    .map(|u| format!("{u}{}", if v.upgrade_mirrored { " (mirrored)" } else { " (not mirrored)" })),
                 blocked: v.blocked,
                 ignored: f.ignored.as_ref().map(|i| match &i.expires {
                     Some(e) => format!("{} (until {e})", i.reason),

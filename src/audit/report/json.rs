@@ -80,6 +80,11 @@ pub struct Project<'a> {
 pub struct Version<'a> {
     pub version: String,
     pub blocked: bool,
+    /// The lowest version above it that none of its advisories affect
+    /// (`null` when none is known, and for versions without advisories).
+    pub upgrade_to: Option<String>,
+    /// Whether `upgrade_to` is in the mirror.
+    pub upgrade_mirrored: bool,
     pub files: Vec<&'a str>,
     pub advisories: Vec<Advisory<'a>>,
 }
@@ -109,6 +114,8 @@ pub fn report(inputs: Inputs<'_>) -> Report<'_> {
         project.versions.push(Version {
             version: v.version.to_string(),
             blocked: v.blocked,
+            upgrade_to: v.upgrade_to.as_ref().map(ToString::to_string),
+            upgrade_mirrored: v.upgrade_mirrored,
             files: v.files.iter().map(|f| f.as_str()).collect(),
             advisories: v
                 .findings
