@@ -193,6 +193,7 @@ fn render(
     files: &[SiteFile],
     inputs: Inputs<'_>,
     p: &Publishing<'_>,
+    extra: &[(&str, &[u8])],
 ) -> Result<(Staged, Vec<TreeEntry>), Error> {
     let environments = inputs
         .installability
@@ -238,6 +239,9 @@ fn render(
     let staged = run.target.stage(&format!("{:06}", run.id))?;
     let mut entries = render_site(files, &info, Some(&inputs.audit.landing()), p.templates, staged.dir())?;
     entries.extend(report::write_all(inputs, p.templates, staged.dir())?);
+    for (rel, bytes) in extra {
+        entries.push(crate::tree::write_entry(staged.dir(), rel, bytes)?);
+    }
     if let Some(path) = p.snapshot_file.filter(|_| p.loaded.snapshot.is_some()) {
         let bytes = fs_err::read(path)?;
         entries.push(crate::tree::write_entry(staged.dir(), "reports/advisories.sqlite.zst", &bytes)?);
@@ -306,8 +310,20 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
         tracing::info!("nothing changed since run {}: its tree stays published", s.run);
         return Ok(Published { tree: Some(s.dir.clone()), changed: false, exit: audit.exit(), findings });
     }
-    let (staged, entries) = render(run, &files, inputs, p)?;
+    // What this tree changes against the served one, and the feed of the
+    // last runs' changes (this one first).
+    let previous = served.as_ref().and_then(|s| std::fs::read(s.dir.join("reports/security.json")).ok());
+    let changes = report::changes::compute(inputs, previous.as_deref());
+    let changes_json = report::changes::render_json(&changes);
+    let mut runs = vec![(run.id, changes)];
+    for (r, body) in run.state.recent_changes(report::changes::FEED_RUNS)?.into_iter().filter(|(r, _)| *r != run.id) {
+        runs.extend(serde_json::from_str(&body).ok().map(|c| (r, c)));
+    }
+    let feed = report::changes::render_feed(&audit.mirror_name, &audit.generated_at.to_string(), &runs);
+    let extra = [("reports/changes.json", changes_json.as_slice()), ("reports/feed.xml", feed.as_slice())];
+    let (staged, entries) = render(run, &files, inputs, p, &extra)?;
     let tree = swap(run, staged, &entries, &keys)?;
+    run.state.put_changes(run.id, &String::from_utf8_lossy(&changes_json), report::changes::FEED_RUNS)?;
     sw.lap("render and publish");
     Ok(Published { tree: Some(tree), changed: true, exit: audit.exit(), findings })
 }

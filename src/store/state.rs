@@ -137,6 +137,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     INSERT INTO counters VALUES ('selection', 0);
     "#,
+    // 7: what each published tree changed (reports/changes.json), for the
+    // Atom feed over the last runs.
+    r#"
+    CREATE TABLE changes (run INTEGER PRIMARY KEY, body TEXT NOT NULL);
+    "#,
 ];
 
 /// Bump the selection counter inside a transaction that changed something.
@@ -822,6 +827,33 @@ impl State {
 
     /// Store the published tree's listing (zstd JSON) and keys for `run`,
     /// keeping the newest `keep` listings plus any an export refers to.
+    /// Record what run `run`'s tree changed (`changes.json`), keeping the
+    /// last `keep` runs.
+    pub fn put_changes(&self, run: i64, body: &str, keep: usize) -> Result<(), StateError> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO changes (run, body) VALUES (?1, ?2)", params![run, body])
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "DELETE FROM changes WHERE run NOT IN (SELECT run FROM changes ORDER BY run DESC LIMIT ?1)",
+                [keep as i64],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The recorded changes of the last `limit` runs, newest first.
+    pub fn recent_changes(&self, limit: usize) -> Result<Vec<(i64, String)>, StateError> {
+        let mut stmt =
+            self.conn.prepare("SELECT run, body FROM changes ORDER BY run DESC LIMIT ?1").map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
     pub fn put_tree(&self, run: i64, listing: &[u8], keys: &TreeKeys, keep: usize) -> Result<(), StateError> {
         self.conn
             .execute(

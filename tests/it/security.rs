@@ -598,3 +598,61 @@ fn a_malicious_release_is_never_mirrored() {
     let a = build_at(&env, NOW).code(1);
     assert!(stderr(&a).contains("`malicious` is \"block\" or \"report\", not \"allow\""), "{}", stderr(&a));
 }
+
+/// What changed: a new upstream version between two builds is in
+/// changes.json and in feed.xml (a valid Atom feed, parsed here by Python's
+/// XML parser), newest first; a new advisory joined by `audit` is listed as
+/// newly affecting the versions it names.
+#[test]
+fn changes_and_the_feed_say_what_each_run_changed() {
+    let env = vulnerable_mirror(&[]);
+    manifest_with_policy(&env, "fail_on = \"none\"");
+    build_at(&env, NOW).success();
+    let changes = |env: &Env| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(env.public().join("reports/changes.json")).unwrap()).unwrap()
+    };
+    assert_eq!(changes(&env)["first"], true);
+    env.upstream.add("vulnlib", FakeFile::new(wheel("vulnlib", "3.0", WheelSpec::default())));
+    build_at(&env, "1717200100").success();
+    let c = changes(&env);
+    assert_eq!(c["schema"], "airlock.changes/v1");
+    assert_eq!(c["first"], false);
+    assert_eq!(c["added"], serde_json::json!([{"project": "vulnlib", "version": "3.0"}]), "{c}");
+    assert_eq!(c["removed"], serde_json::json!([]));
+
+    // A new advisory, joined without fetching: newly affected, not added.
+    policy_snapshot(&env, &[&osv("hostile")], NOW);
+    env.airlock().arg("audit").env("SOURCE_DATE_EPOCH", "1717200200").assert().success();
+    let c = changes(&env);
+    let new: Vec<(String, String)> = c["newly_affected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["version"].as_str().unwrap().to_string(), f["id"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(new.contains(&("3.0".to_string(), "GHSA-evil-evil-evil".to_string())), "{c}");
+    assert_eq!(c["added"], serde_json::json!([]));
+
+    let feed = env.public().join("reports/feed.xml");
+    let check = r#"
+import sys, xml.etree.ElementTree as ET
+ns = {"a": "http://www.w3.org/2005/Atom"}
+root = ET.parse(sys.argv[1]).getroot()
+assert root.tag == "{http://www.w3.org/2005/Atom}feed", root.tag
+for req in ("a:id", "a:title", "a:updated"):
+    assert root.find(req, ns) is not None, req
+for e in root.findall("a:entry", ns):
+    print(e.find("a:title", ns).text, "|", e.find("a:id", ns).text, "|", e.find("a:updated", ns).text)
+"#;
+    let out =
+        std::process::Command::new(crate::support::tools::python()).args(["-c", check]).arg(&feed).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let entries: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert!(
+        entries[0].starts_with("run 3: 0 added, 0 removed, ") && entries[0].contains("new advisory"),
+        "{entries:?}"
+    );
+    assert!(entries[1].starts_with("run 2: 1 added, 0 removed"), "{entries:?}");
+    assert!(entries[1].contains("2024-06-01T00:01:40Z"), "{entries:?}");
+}
