@@ -191,7 +191,8 @@ pub struct MirrorInfo {
     pub upstream: Option<String>,
 }
 
-fn ignore_applies<'a>(
+/// The ignore (by id or alias, not yet expired on `today`) that covers a finding.
+pub(crate) fn ignore_applies<'a>(
     ignores: &'a [Ignore],
     today: jiff::civil::Date,
     id: &str,

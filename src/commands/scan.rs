@@ -222,7 +222,7 @@ pub fn scan(
     deps.sort();
     deps.dedup_by(|a, b| a.name == b.name && a.version == b.version);
 
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = crate::util::clock::output_time().to_zoned(jiff::tz::TimeZone::UTC).date();
     let mut report = Report { dependencies: Vec::new(), fixes: Vec::new() };
     let mut breach = false;
     let (mut vulnerable, mut findings) = (0usize, 0usize);
@@ -240,11 +240,7 @@ pub fn scan(
         for f in snapshot.check(&d.name, version) {
             let id = snapshot.id(&f).to_string();
             let aliases: Vec<String> = snapshot.aliases(&f).map(str::to_string).collect();
-            let ignored = ignores
-                .iter()
-                .filter(|i| i.expires.is_none_or(|e| e >= today))
-                .any(|i| i.id == id || aliases.contains(&i.id));
-            if ignored {
+            if crate::audit::ignore_applies(&ignores, today, &id, &aliases).is_some() {
                 continue;
             }
             let malicious = is_malicious(&id, &aliases);

@@ -214,26 +214,15 @@ pub fn fetch(manifest: &Manifest, plan_path: &Path, shard: Shard) -> Result<Exit
     if let Some(r) = remote.as_mut() {
         r.list()?;
     }
-    let present = |j: &FetchJob| {
-        let name = j.file.filename.as_str();
-        store.path(&j.project, name).is_file() || remote.as_ref().is_some_and(|r| r.holds(j.project.as_str(), name))
-    };
     let mine: Vec<FetchJob> = jobs.into_iter().zip(ours).filter(|(_, k)| *k == shard.index).map(|(j, _)| j).collect();
+    let share: u64 = mine.iter().filter_map(|j| j.file.size).sum();
     // Files verified locally by an earlier attempt but never uploaded (it
     // was killed) go up without being fetched again.
-    let stored: Vec<(String, String)> = mine
-        .iter()
-        .filter(|j| store.path(&j.project, j.file.filename.as_str()).is_file())
-        .map(|j| (j.project.to_string(), j.file.filename.to_string()))
-        .collect();
-    let todo: Vec<FetchJob> = mine.into_iter().filter(|j| !present(j)).collect();
-    let share: u64 = plan
-        .files
-        .iter()
-        .zip(assign(&plan.files, shard.count))
-        .filter(|(_, k)| *k == shard.index)
-        .filter_map(|(f, _)| f.size)
-        .sum();
+    let (local, rest): (Vec<FetchJob>, Vec<FetchJob>) =
+        mine.into_iter().partition(|j| store.path(&j.project, j.file.filename.as_str()).is_file());
+    let stored: Vec<_> = local.into_iter().map(|j| (j.project, j.file.filename)).collect();
+    let held = |j: &FetchJob| remote.as_ref().is_some_and(|r| r.holds(j.project.as_str(), j.file.filename.as_str()));
+    let todo: Vec<FetchJob> = rest.into_iter().filter(|j| !held(j)).collect();
     tracing::info!(
         "shard {}/{}: {} file(s) to fetch of the plan's {} ({} of {} is this shard's share)",
         shard.index,
@@ -264,7 +253,7 @@ pub fn fetch(manifest: &Manifest, plan_path: &Path, shard: Shard) -> Result<Exit
             Ok(f) => {
                 fetched += 1;
                 bytes += f.size;
-                verified.push((job.project.to_string(), job.file.filename.to_string()));
+                verified.push((job.project.clone(), job.file.filename.clone()));
             }
             Err(e) => {
                 failed += 1;

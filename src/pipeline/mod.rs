@@ -330,14 +330,10 @@ fn build_stages(
 /// lacks come from the object store; verified files it lacks go up.
 fn sync_remote(run: &mut Run, r: &mut remote::RemoteStore, requested: &views::Requested) -> Result<(), Error> {
     let names: Vec<_> = requested.keys().cloned().collect();
-    let files: Vec<(String, String, crate::util::hashing::Sha256)> = run
-        .state
-        .artifacts_of(&names)?
-        .into_iter()
-        .map(|a| (a.project.to_string(), a.filename.to_string(), a.sha256))
-        .collect();
+    let files: Vec<_> =
+        run.state.artifacts_of(&names)?.into_iter().map(|a| (a.project, a.filename, a.sha256)).collect();
     let restored = r.restore_recorded(&run.store, &files);
-    let pairs: Vec<(String, String)> = files.into_iter().map(|(p, f, _)| (p, f)).collect();
+    let pairs: Vec<_> = files.into_iter().map(|(p, f, _)| (p, f)).collect();
     let uploaded = r.upload(&run.store, &pairs)?;
     tracing::info!("object store: {restored} recorded file(s) restored from it, {uploaded} verified file(s) uploaded");
     Ok(())

@@ -16,8 +16,8 @@
 //! - a lease object (`.airlock/lease`, a conditional create, with an
 //!   expiry) is the lock across machines for the runs that write the state.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 use object_store::aws::AmazonS3;
@@ -27,6 +27,8 @@ use object_store::{
 };
 
 use super::plan::{Decision, Plan};
+use crate::dist::filename::DistFilename;
+use crate::dist::names::ProjectName;
 use crate::error::Error;
 use crate::manifest::{Mirror, Publish};
 use crate::publish::s3;
@@ -244,26 +246,16 @@ impl RemoteStore {
                 if let Decision::Fetch(u) = &f.decision {
                     let rel = format!("{}/{}", pp.project, f.filename);
                     if self.held.get(&rel).is_some_and(|size| u.size.is_none_or(|s| s == *size)) {
-                        wanted.push((pp.project.clone(), f.filename.to_string(), u.sha256, rel));
+                        wanted.push((rel, store.path(&pp.project, f.filename.as_str()), u.sha256));
                     }
                 }
             }
         }
-        let results: Vec<(String, Result<(), String>)> = self.rt.block_on(async {
-            futures::stream::iter(wanted)
-                .map(|(project, filename, sha256, rel)| async move {
-                    let dest = store.path(&project, &filename);
-                    let r = self.download(&rel, &dest, store.tmp_dir(), sha256).await;
-                    (rel, r)
-                })
-                .buffer_unordered(self.jobs)
-                .collect()
-                .await
-        });
+        let results = self.download_all(store, wanted);
         let mut restored = 0;
-        let ok: std::collections::BTreeSet<String> = results
+        let ok: BTreeSet<String> = results
             .into_iter()
-            .filter_map(|(rel, r)| match r {
+            .filter_map(|((rel, _), r)| match r {
                 Ok(()) => Some(rel),
                 Err(e) => {
                     tracing::warn!("{}: {e}; fetching it from the upstream instead", self.name(&rel));
@@ -289,55 +281,63 @@ impl RemoteStore {
     /// the object store, checked against the sha256 the state recorded.
     /// Returns how many; a file that cannot be restored is left to the
     /// render stage, which names it.
-    pub fn restore_recorded(&self, store: &Store, files: &[(String, String, Sha256)]) -> u64 {
-        let todo: Vec<&(String, String, Sha256)> = files
+    pub fn restore_recorded(&self, store: &Store, files: &[(ProjectName, DistFilename, Sha256)]) -> u64 {
+        let todo: Vec<(String, PathBuf, Option<Sha256>)> = files
             .iter()
-            .filter(|(p, f, _)| !store.root().join(p).join(f).is_file() && self.held.contains_key(&format!("{p}/{f}")))
+            .map(|(p, f, sha)| (format!("{p}/{f}"), store.path(p, f.as_str()), Some(*sha)))
+            .filter(|(rel, dest, _)| !dest.is_file() && self.held.contains_key(rel))
             .collect();
-        let results: Vec<(&str, &str, Result<(), String>)> = self.rt.block_on(async {
+        let restored: BTreeSet<String> = self
+            .download_all(store, todo)
+            .into_iter()
+            .filter_map(|((rel, _), r)| match r {
+                Ok(()) => Some(rel),
+                Err(e) => {
+                    tracing::warn!("{}: {e}", self.name(&rel));
+                    None
+                }
+            })
+            .collect();
+        // A wheel's PEP 658 metadata lives beside it; it is its own
+        // METADATA, so it is extracted again rather than stored twice.
+        for (project, filename, _) in files.iter().filter(|(p, f, _)| restored.contains(&format!("{p}/{f}"))) {
+            if let DistFilename::Wheel(w) = filename {
+                store.extract_metadata(project, w);
+            }
+        }
+        restored.len() as u64
+    }
+
+    /// Download `(key, destination, expected sha256)` from the object store
+    /// into the local store, `jobs` at a time. Results come back with their
+    /// key and destination.
+    fn download_all(
+        &self,
+        store: &Store,
+        todo: Vec<(String, PathBuf, Option<Sha256>)>,
+    ) -> Vec<((String, PathBuf), Result<(), String>)> {
+        self.rt.block_on(async {
             futures::stream::iter(todo)
-                .map(|(project, filename, sha256)| async move {
-                    let rel = format!("{project}/{filename}");
-                    let dest = store.root().join(project).join(filename);
-                    let r = self.download(&rel, &dest, store.tmp_dir(), Some(*sha256)).await;
-                    if let Err(e) = &r {
-                        tracing::warn!("{}: {e}", self.name(&rel));
-                    }
-                    (project.as_str(), filename.as_str(), r)
+                .map(|(rel, dest, sha256)| async move {
+                    let r = self.download(&rel, &dest, store.tmp_dir(), sha256).await;
+                    ((rel, dest), r)
                 })
                 .buffer_unordered(self.jobs)
                 .collect()
                 .await
-        });
-        let mut restored = 0;
-        for (project, filename, r) in results {
-            if r.is_err() {
-                continue;
-            }
-            restored += 1;
-            // A wheel's PEP 658 metadata lives beside it; it is its own
-            // METADATA, so it is extracted again rather than stored twice.
-            if let Ok(project) = project.parse::<crate::dist::names::ProjectName>()
-                && let Ok(crate::dist::filename::DistFilename::Wheel(w)) =
-                    crate::dist::filename::DistFilename::parse(filename, Some(&project))
-            {
-                store.extract_metadata(&project, &w);
-            }
-        }
-        restored
+        })
     }
 
     async fn download(&self, rel: &str, dest: &Path, tmp: &Path, sha256: Option<Sha256>) -> Result<(), String> {
         let r = self.store.get(&self.key(rel)).await.map_err(|e| e.to_string())?;
         let mut stream = r.into_stream();
-        let mut file = tempfile::Builder::new().suffix(".part").tempfile_in(tmp).map_err(|e| e.to_string())?;
-        let mut hasher = crate::util::hashing::HashingWriter::new(std::io::sink());
+        let file = tempfile::Builder::new().suffix(".part").tempfile_in(tmp).map_err(|e| e.to_string())?;
+        let mut writer = crate::util::hashing::HashingWriter::new(file);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| e.to_string())?;
-            std::io::Write::write_all(&mut file, &chunk).map_err(|e| e.to_string())?;
-            std::io::Write::write_all(&mut hasher, &chunk).map_err(|e| e.to_string())?;
+            std::io::Write::write_all(&mut writer, &chunk).map_err(|e| e.to_string())?;
         }
-        let (_, computed, _) = hasher.finish();
+        let (file, computed, _) = writer.finish();
         if let Some(expected) = sha256.filter(|e| *e != computed) {
             return Err(format!("sha256 mismatch: expected {expected}, computed {computed}"));
         }
@@ -349,10 +349,10 @@ impl RemoteStore {
 
     /// Stage: upload. Every stored, verified file the object store lacks
     /// goes up. Returns how many.
-    pub fn upload(&mut self, store: &Store, files: &[(String, String)]) -> Result<u64, Error> {
-        let todo: Vec<(String, std::path::PathBuf)> = files
+    pub fn upload(&mut self, store: &Store, files: &[(ProjectName, DistFilename)]) -> Result<u64, Error> {
+        let todo: Vec<(String, PathBuf)> = files
             .iter()
-            .map(|(project, filename)| (format!("{project}/{filename}"), store.root().join(project).join(filename)))
+            .map(|(project, filename)| (format!("{project}/{filename}"), store.path(project, filename.as_str())))
             .filter(|(rel, path)| !self.held.contains_key(rel) && path.is_file())
             .collect();
         let this = &*self;

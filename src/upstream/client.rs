@@ -191,9 +191,6 @@ pub struct Client {
 
 fn transport(url: &Url, err: reqwest::Error) -> UpstreamError {
     let err = err.without_url();
-    if err.is_redirect() {
-        return UpstreamError::Redirects { url: redact::url(url), limit: Limits::from_env().redirects };
-    }
     let mut message = err.to_string();
     let mut source = std::error::Error::source(&err);
     while let Some(s) = source {
@@ -323,8 +320,12 @@ impl Client {
     pub fn send(&self, url: &Url, headers: HeaderMap) -> Result<reqwest::blocking::Response, Failure> {
         crate::util::signal::check().map_err(|i| Failure::fatal(i.into()))?;
         let resp = self.request(url).headers(headers).send().map_err(|e| {
-            // A redirect loop stays one.
-            if e.is_redirect() { Failure::fatal(transport(url, e)) } else { Failure::transient(transport(url, e)) }
+            // A redirect loop stays one: named, and not retried.
+            if e.is_redirect() {
+                Failure::fatal(UpstreamError::Redirects { url: redact::url(url), limit: self.limits.redirects })
+            } else {
+                Failure::transient(transport(url, e))
+            }
         })?;
         let status = resp.status();
         if status.is_success() || status == StatusCode::NOT_MODIFIED {
