@@ -189,6 +189,9 @@ impl Tmpfs {
             .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        }
         ok.then(|| Tmpfs(dir.to_path_buf()))
     }
 
@@ -214,10 +217,7 @@ impl Drop for Tmpfs {
 #[test]
 fn a_full_disk_during_a_fetch_loses_nothing() {
     let env = Env::new(Flavour::Json);
-    let Some(disk) = Tmpfs::mount(&env.path("state"), "2M") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
-        return;
-    };
+    let Some(disk) = Tmpfs::mount(&env.path("state"), "2M") else { return };
     whl(&env.upstream, "small", "1.0");
     env.manifest("state = \"state\"\n[select]\npackages = [\"small\", \"big\"]\n");
     // Incompressible bytes: tmpfs does not compress, but be plain about it.
@@ -257,10 +257,7 @@ fn a_full_disk_during_a_fetch_loses_nothing() {
 #[test]
 fn a_full_disk_while_staging_the_tree_leaves_the_served_one() {
     let env = Env::new(Flavour::Json);
-    let Some(disk) = Tmpfs::mount(&env.path("site"), "1M") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
-        return;
-    };
+    let Some(disk) = Tmpfs::mount(&env.path("site"), "1M") else { return };
     whl(&env.upstream, "small", "1.0");
     env.manifest("output = \"site/public\"\n[select]\npackages = [\"small\", \"big\"]\n");
     env.upstream.add("big", FakeFile::new(("big-0.1.tar.gz".to_string(), b"first".to_vec())));

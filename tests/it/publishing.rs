@@ -21,6 +21,24 @@ impl Drop for Moto {
     }
 }
 
+impl Moto {
+    /// Create a bucket (moto takes it without credentials).
+    pub(crate) fn create_bucket(&self, bucket: &str) {
+        let url = format!("http://127.0.0.1:{}/{bucket}", self.port);
+        let status = reqwest::blocking::Client::new().put(url).send().unwrap().status();
+        assert!(status.is_success(), "creating bucket {bucket}: {status}");
+    }
+
+    /// Drive moto's request recorder: `start-recording`, `stop-recording`,
+    /// or `download-recording` (one JSON line per request seen).
+    pub(crate) fn recorder(&self, what: &str) -> String {
+        let url = format!("http://127.0.0.1:{}/moto-api/recorder/{what}", self.port);
+        let http = reqwest::blocking::Client::new();
+        let r = if what.starts_with("download") { http.get(url) } else { http.post(url) };
+        r.send().unwrap().text().unwrap()
+    }
+}
+
 pub(crate) fn start_moto() -> Option<Moto> {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new("moto_server")
@@ -146,12 +164,7 @@ fn uploaded(a: &assert_cmd::assert::Assert) -> BTreeSet<String> {
 fn s3_publish_uploads_what_changed_with_the_right_types() {
     let Some(moto) = start_moto() else { return };
     let bucket = "airlock-test";
-    let status = reqwest::blocking::Client::new()
-        .put(format!("http://127.0.0.1:{}/{bucket}", moto.port))
-        .send()
-        .unwrap()
-        .status();
-    assert!(status.is_success(), "{status}");
+    moto.create_bucket(bucket);
 
     let env = Env::new(Flavour::Json);
     for p in ["alpha", "beta"] {
@@ -198,16 +211,10 @@ fn s3_publish_uploads_what_changed_with_the_right_types() {
 
     // Republish with no change: nothing is uploaded, and no request writes
     // anything (moto's recorder sees every request).
-    let moto_api = |what: &str| {
-        let url = format!("http://127.0.0.1:{}/moto-api/recorder/{what}", moto.port);
-        let http = reqwest::blocking::Client::new();
-        let r = if what.starts_with("download") { http.get(url) } else { http.post(url) };
-        r.send().unwrap().text().unwrap()
-    };
-    moto_api("start-recording");
+    moto.recorder("start-recording");
     let a = publish(&env);
-    let recorded = moto_api("download-recording");
-    moto_api("stop-recording");
+    let recorded = moto.recorder("download-recording");
+    moto.recorder("stop-recording");
     assert!(uploaded(&a).is_empty(), "{:?}", uploaded(&a));
     assert!(stderr(&a).contains("uploaded 0 object(s)"), "{}", stderr(&a));
     let writes: Vec<&str> = recorded

@@ -7,12 +7,46 @@ use std::process::Command;
 
 use crate::support::*;
 
-fn config(env: &Env, name: &str, state: &str, output: &str) {
+/// A manifest `name` for one runner: its own state and output, a shared store.
+fn config(env: &Env, name: &str, state: &str, output: &str, store: &str) {
     let text = format!(
-        "[mirror]\nname = \"test mirror\"\nupstream = \"{}\"\njobs = 2\nretries = 1\ntimeout = 10\nstate = \"{state}\"\nstore = \"shared-store\"\noutput = \"{output}\"\n[select]\npackages = [\"alpha\", \"beta\", \"gamma\", \"delta\"]\n",
+        "[mirror]\nname = \"test mirror\"\nupstream = \"{}\"\njobs = 2\nretries = 1\ntimeout = 10\nstate = \"{state}\"\nstore = \"{store}\"\noutput = \"{output}\"\n[select]\npackages = [\"alpha\", \"beta\", \"gamma\", \"delta\"]\n",
         env.upstream.index_url()
     );
     std::fs::write(env.path(name), text).unwrap();
+}
+
+/// Four projects of 20 files in all, and the pages and files one plain
+/// run makes of them (at a fixed clock), for comparing sharded runs with.
+fn four_projects_and_one_run(env: &Env) -> BTreeMap<String, Vec<u8>> {
+    for (p, versions) in [("alpha", 3), ("beta", 2), ("gamma", 4), ("delta", 1)] {
+        for v in 0..versions {
+            env.upstream.add(p, FakeFile::new(wheel(p, &format!("1.{v}"), WheelSpec::default())));
+            env.upstream.add(p, FakeFile::new(sdist(p, &format!("1.{v}"))));
+        }
+    }
+    env.manifest("[select]\npackages = [\"alpha\", \"beta\", \"gamma\", \"delta\"]\n");
+    env.airlock().arg("build").env("SOURCE_DATE_EPOCH", "1700000000").assert().success();
+    let reference = pages(&env.public());
+    env.upstream.clear_requests();
+    reference
+}
+
+/// The binary in `env`'s directory with moto's S3 endpoint and credentials,
+/// its output kept out of the test's.
+fn s3_command(env: &Env, port: u16) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("airlock"));
+    cmd.current_dir(env.dir.path())
+        .env("HOME", env.dir.path())
+        .env("NO_PROXY", "127.0.0.1")
+        .env("NO_COLOR", "1")
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null());
+    cmd
 }
 
 fn pages(root: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
@@ -22,20 +56,10 @@ fn pages(root: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
 #[test]
 fn shards_fetch_each_file_once_and_build_the_tree_of_one_run() {
     let env = Env::new(Flavour::Json);
-    for (p, versions) in [("alpha", 3), ("beta", 2), ("gamma", 4), ("delta", 1)] {
-        for v in 0..versions {
-            env.upstream.add(p, FakeFile::new(wheel(p, &format!("1.{v}"), WheelSpec::default())));
-            env.upstream.add(p, FakeFile::new(sdist(p, &format!("1.{v}"))));
-        }
-    }
-    // One run, for reference.
-    env.manifest("[select]\npackages = [\"alpha\", \"beta\", \"gamma\", \"delta\"]\n");
-    env.airlock().arg("build").env("SOURCE_DATE_EPOCH", "1700000000").assert().success();
-    let reference = pages(&env.public());
+    let reference = four_projects_and_one_run(&env);
     assert_eq!(reference.keys().filter(|k| k.starts_with("packages/") && !k.ends_with(".metadata")).count(), 20);
 
-    env.upstream.clear_requests();
-    config(&env, "plan.toml", "plan-state", "sharded");
+    config(&env, "plan.toml", "plan-state", "sharded", "shared-store");
     env.airlock().args(["plan", "-c", "plan.toml", "-o", "plan.json"]).assert().success();
     let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(env.path("plan.json")).unwrap()).unwrap();
     assert_eq!(plan["schema"], "airlock.plan/v1");
@@ -45,7 +69,7 @@ fn shards_fetch_each_file_once_and_build_the_tree_of_one_run() {
     // Four shards at once, each with its own empty state, one shared store.
     let children: Vec<_> = (0..4)
         .map(|k| {
-            config(&env, &format!("shard{k}.toml"), &format!("shard-state-{k}"), "unused");
+            config(&env, &format!("shard{k}.toml"), &format!("shard-state-{k}"), "unused", "shared-store");
             Command::new(assert_cmd::cargo::cargo_bin("airlock"))
                 .args(["fetch", "-c", &format!("shard{k}.toml"), "--plan", "plan.json", "--shard", &format!("{k}/4")])
                 .current_dir(env.dir.path())
@@ -84,7 +108,7 @@ fn a_shard_refuses_bad_input() {
     for p in ["alpha", "beta", "gamma", "delta"] {
         env.upstream.add(p, FakeFile::new(wheel(p, "1.0", WheelSpec::default())));
     }
-    config(&env, "plan.toml", "plan-state", "sharded");
+    config(&env, "plan.toml", "plan-state", "sharded", "shared-store");
     env.airlock().args(["plan", "-c", "plan.toml", "-o", "plan.json"]).assert().success();
     let a = env.airlock().args(["fetch", "-c", "plan.toml", "--plan", "plan.json", "--shard", "4/4"]).assert().code(2);
     assert!(stderr(&a).contains("shard \"4/4\": expected K/N"), "{}", stderr(&a));
@@ -121,8 +145,7 @@ fn a_shard_refuses_bad_input() {
 fn an_object_store_store_lets_an_empty_runner_continue() {
     let Some(moto) = crate::publishing::start_moto() else { return };
     let bucket = "store-test";
-    let http = reqwest::blocking::Client::new();
-    assert!(http.put(format!("http://127.0.0.1:{}/{bucket}", moto.port)).send().unwrap().status().is_success());
+    moto.create_bucket(bucket);
     let env = Env::new(Flavour::Json);
     for p in ["alpha", "beta", "gamma"] {
         env.upstream.add(p, FakeFile::new(wheel(p, "1.0", WheelSpec::default())));
@@ -141,11 +164,6 @@ fn an_object_store_store_lets_an_empty_runner_continue() {
     assert_eq!(held.len(), 6, "every verified file is in the object store: {:?}", held.keys());
     assert!(held.contains_key("alpha/alpha-1.0-py3-none-any.whl"));
 
-    let recorder = |what: &str| {
-        let url = format!("http://127.0.0.1:{}/moto-api/recorder/{what}", moto.port);
-        let r = if what.starts_with("download") { http.get(url) } else { http.post(url) };
-        r.send().unwrap().text().unwrap()
-    };
     for without_checkpoint in [false, true] {
         if without_checkpoint {
             crate::publishing::delete_object(moto.port, bucket, "mirror/.airlock/state.sqlite.zst");
@@ -154,10 +172,10 @@ fn an_object_store_store_lets_an_empty_runner_continue() {
         std::fs::remove_dir_all(env.dir.path().join(".public.airlock")).ok();
         std::fs::remove_file(env.public()).ok();
         env.upstream.clear_requests();
-        recorder("start-recording");
+        moto.recorder("start-recording");
         let a = build(&env);
-        let recorded = recorder("download-recording");
-        recorder("stop-recording");
+        let recorded = moto.recorder("download-recording");
+        moto.recorder("stop-recording");
         let files: Vec<String> =
             env.upstream.file_requests().into_iter().filter(|r| !r.ends_with(".metadata")).collect();
         assert!(files.is_empty(), "checkpoint gone: {without_checkpoint}: fetched {files:?}: {}", stderr(&a));
@@ -214,38 +232,15 @@ fn an_object_store_store_lets_an_empty_runner_continue() {
 fn shards_into_an_object_store_from_empty_runners() {
     let Some(moto) = crate::publishing::start_moto() else { return };
     let bucket = "shard-test";
-    let http = reqwest::blocking::Client::new();
-    assert!(http.put(format!("http://127.0.0.1:{}/{bucket}", moto.port)).send().unwrap().status().is_success());
+    moto.create_bucket(bucket);
     let env = Env::new(Flavour::Json);
-    for (p, versions) in [("alpha", 3), ("beta", 2), ("gamma", 4), ("delta", 1)] {
-        for v in 0..versions {
-            env.upstream.add(p, FakeFile::new(wheel(p, &format!("1.{v}"), WheelSpec::default())));
-            env.upstream.add(p, FakeFile::new(sdist(p, &format!("1.{v}"))));
-        }
-    }
-    env.manifest("[select]\npackages = [\"alpha\", \"beta\", \"gamma\", \"delta\"]\n");
-    env.airlock().arg("build").env("SOURCE_DATE_EPOCH", "1700000000").assert().success();
-    let reference = pages(&env.public());
-    env.upstream.clear_requests();
-
+    let reference = four_projects_and_one_run(&env);
+    // Every runner has its own (empty) state; the bucket is all they share.
     let runner = |name: &str, output: &str, args: &[&str]| {
-        let text = format!(
-            "[mirror]\nname = \"test mirror\"\nupstream = \"{}\"\njobs = 2\nretries = 1\ntimeout = 10\nstate = \"{name}-state\"\nstore = \"s3://{bucket}/mirror\"\noutput = \"{output}\"\n[select]\npackages = [\"alpha\", \"beta\", \"gamma\", \"delta\"]\n",
-            env.upstream.index_url()
-        );
-        std::fs::write(env.path(&format!("{name}.toml")), text).unwrap();
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("airlock"));
-        cmd.current_dir(env.dir.path())
-            .env("HOME", env.dir.path())
-            .env("NO_PROXY", "127.0.0.1")
-            .env("NO_COLOR", "1")
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", moto.port))
-            .args(args)
-            .args(["-c", &format!("{name}.toml")]);
+        let store = format!("s3://{bucket}/mirror");
+        config(&env, &format!("{name}.toml"), &format!("{name}-state"), output, &store);
+        let mut cmd = s3_command(&env, moto.port);
+        cmd.args(args).args(["-c", &format!("{name}.toml")]);
         cmd
     };
     let out = runner("plan", "unused", &["plan", "-o", "plan.json"]).output().unwrap();
@@ -254,6 +249,7 @@ fn shards_into_an_object_store_from_empty_runners() {
         .map(|k| {
             let shard = format!("{k}/4");
             runner(&format!("shard{k}"), "unused", &["fetch", "--plan", "plan.json", "--shard", &shard])
+                .stderr(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })
@@ -286,8 +282,7 @@ fn shards_into_an_object_store_from_empty_runners() {
 fn a_shard_killed_mid_upload_completes_on_rerun() {
     let Some(moto) = crate::publishing::start_moto() else { return };
     let bucket = "kill-test";
-    let http = reqwest::blocking::Client::new();
-    assert!(http.put(format!("http://127.0.0.1:{}/{bucket}", moto.port)).send().unwrap().status().is_success());
+    moto.create_bucket(bucket);
     let env = Env::new(Flavour::Json);
     let mut files = BTreeMap::new();
     for p in ["alpha", "beta", "gamma", "delta"] {
@@ -296,22 +291,10 @@ fn a_shard_killed_mid_upload_completes_on_rerun() {
             env.upstream.add(p, f);
         }
     }
-    let text = format!(
-        "[mirror]\nupstream = \"{}\"\njobs = 2\nretries = 1\ntimeout = 10\nstore = \"s3://{bucket}/m\"\n[select]\npackages = [\"alpha\", \"beta\", \"gamma\", \"delta\"]\n",
-        env.upstream.index_url()
-    );
-    std::fs::write(env.path("mirror.toml"), text).unwrap();
+    config(&env, "mirror.toml", ".airlock", "public", &format!("s3://{bucket}/m"));
     let airlock = |fault: Option<&str>| {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("airlock"));
-        cmd.current_dir(env.dir.path())
-            .env("HOME", env.dir.path())
-            .env("NO_PROXY", "127.0.0.1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", moto.port))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+        let mut cmd = s3_command(&env, moto.port);
+        cmd.stderr(std::process::Stdio::null());
         if let Some(point) = fault {
             cmd.env("AIRLOCK_FAULT", point).env("AIRLOCK_FAULT_MARKER", env.path("marker"));
         }
