@@ -30,6 +30,7 @@ pub const TARGETS: &[&str] = &[
     "bundle",
     "pylock",
     "uv-lock",
+    "plan",
 ];
 
 /// Feed `data` to the parser `target` names; an unknown target is ignored.
@@ -89,6 +90,11 @@ pub fn run(target: &str, data: &[u8]) {
         }),
         "pylock" => in_file("pylock.toml", data, lock),
         "uv-lock" => in_file("uv.lock", data, lock),
+        "plan" => in_file("plan.json", data, |p| {
+            if let Ok((plan, _)) = crate::commands::shard::read(p) {
+                let _ = crate::commands::shard::assign(&plan.files, 3);
+            }
+        }),
         _ => {}
     }
 }
