@@ -101,12 +101,12 @@ count() { grep -o "$1" "$2" | wc -l || true; }
 rows_js=$(count ' data-rank=' "$work/dom.html")
 rows_nojs=$(count ' data-rank=' "$work/nojs.html")
 if [ "$rows_js" -eq 0 ] || [ "$rows_nojs" -ne "$rows_js" ]; then
-    echo "FAIL: $rows_nojs findings without JavaScript, $rows_js with it" >&2
+    echo "FAIL: $rows_nojs vulnerable versions without JavaScript, $rows_js with it" >&2
     status=1
 fi
 if grep -qi '<img\|href="javascript:' "$work/dom.html"; then
     echo "FAIL: hostile markup is live in the DOM" >&2
     status=1
 fi
-[ "$status" -eq 0 ] && echo "ok: $report renders without console messages ($rows_js findings, with and without JavaScript); screenshot: $shot"
+[ "$status" -eq 0 ] && echo "ok: $report renders without console messages ($rows_js vulnerable versions, with and without JavaScript); screenshot: $shot"
 exit "$status"

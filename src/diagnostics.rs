@@ -75,6 +75,10 @@ pub enum Diagnostic {
     SdistOnly { project: ProjectName, version: Version, envs: Vec<String> },
     /// A version the policy leaves out of the index.
     Blocked { project: ProjectName, version: Version, advisories: Vec<String>, malicious: bool },
+    /// A stored file whose sha256 a malicious-package record names,
+    /// whatever its name: refused (`refused`, under `malicious = "block"`)
+    /// or only reported.
+    MaliciousFile { project: ProjectName, filename: String, sha256: String, advisories: Vec<String>, refused: bool },
     /// A requested project of which the selection keeps no file: its
     /// requirement lines (`origin: requirement`), as the manifest says them.
     SelectsNothing { project: ProjectName, lines: Vec<String> },
@@ -98,7 +102,8 @@ impl Diagnostic {
             | Diagnostic::UpstreamFailed { .. }
             | Diagnostic::PlanFailed { .. }
             | Diagnostic::MissingFromStore { .. }
-            | Diagnostic::Tampering(_) => Level::Error,
+            | Diagnostic::Tampering(_)
+            | Diagnostic::MaliciousFile { .. } => Level::Error,
             Diagnostic::NotStored { .. }
             | Diagnostic::Blocked { .. }
             | Diagnostic::SelectsNothing { .. }
@@ -123,6 +128,7 @@ impl Diagnostic {
             Diagnostic::MissingFromStore { .. } => "missing-from-store",
             Diagnostic::Tampering(_) => "possible-tampering",
             Diagnostic::Blocked { .. } => "blocked",
+            Diagnostic::MaliciousFile { .. } => "malicious-file",
             Diagnostic::SelectsNothing { .. } => "selects-nothing",
             Diagnostic::Skipped { .. } => "skipped",
             Diagnostic::Pruned { .. } => "pruned",
@@ -143,6 +149,7 @@ impl Diagnostic {
             | Diagnostic::NotStored { project, .. }
             | Diagnostic::MissingFromStore { project, .. }
             | Diagnostic::Blocked { project, .. }
+            | Diagnostic::MaliciousFile { project, .. }
             | Diagnostic::SelectsNothing { project, .. }
             | Diagnostic::Skipped { project, .. }
             | Diagnostic::Pruned { project, .. } => project,
@@ -158,6 +165,7 @@ impl Diagnostic {
             | Diagnostic::MissingFromStore { filename, .. }
             | Diagnostic::Skipped { filename, .. }
             | Diagnostic::Pruned { filename, .. }
+            | Diagnostic::MaliciousFile { filename, .. }
             | Diagnostic::LockMismatch { filename, .. } => Some(filename),
             Diagnostic::Tampering(t) => Some(&t.filename),
             _ => None,
@@ -233,6 +241,12 @@ impl fmt::Display for Diagnostic {
             Diagnostic::Blocked { project, version, advisories, malicious: false } => {
                 write!(f, "blocked by policy: {project} {version} is left out of the index ({})", advisories.join(", "))
             }
+            Diagnostic::MaliciousFile { project, filename, sha256, advisories, refused } => write!(
+                f,
+                "MALICIOUS FILE: {project}/{filename} has sha256 {sha256}, which {} names as a malicious package's file; {}",
+                advisories.join(", "),
+                if *refused { "refused: it is never published" } else { "listed (`malicious = \"report\"`)" }
+            ),
             Diagnostic::SelectsNothing { project, lines } => write!(
                 f,
                 "{project}: no file of the upstream matches {} for the configured Pythons, platforms and options",

@@ -235,6 +235,7 @@ mod tests {
             ranges: ranges.into_iter().map(|(k, events)| osv::Range { kind: k.into(), events }).collect(),
             versions: versions.iter().map(|s| s.to_string()).collect(),
             severity: Vec::new(),
+            database_specific: None,
         };
         CompiledAffected::compile(0, &a, &mut Skips::default())
     }
@@ -347,6 +348,7 @@ mod tests {
             ],
             versions: vec!["9.9".into()],
             severity: Vec::new(),
+            database_specific: None,
         };
         let c = CompiledAffected::compile(0, &a, &mut skips);
         assert_eq!(skips.git_ranges, 1);
@@ -364,6 +366,7 @@ mod tests {
             }],
             versions: vec![],
             severity: Vec::new(),
+            database_specific: None,
         };
         let c = CompiledAffected::compile(0, &a, &mut skips);
         assert_eq!(skips.bad_events, 2);
@@ -547,6 +550,7 @@ mod index_tests {
                 ranges: ranges.into_iter().map(|events| osv::Range { kind: "ECOSYSTEM".into(), events }).collect(),
                 versions,
                 severity: Vec::new(),
+                database_specific: None,
             })
     }
 

@@ -76,6 +76,9 @@ pub struct Record {
     pub affected: Vec<Affected>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub references: Vec<Reference>,
+    /// Free-form: the malicious-packages feed names its origins here.
+    #[serde(default)]
+    pub database_specific: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -110,6 +113,10 @@ pub struct Affected {
     pub versions: Vec<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub severity: Vec<Severity>,
+    /// Free-form: the malicious-packages feed lists the malicious files'
+    /// hashes here (`indicators.package_integrity`).
+    #[serde(default)]
+    pub database_specific: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -153,5 +160,55 @@ mod tests {
         let r: Record = serde_json::from_str(json).unwrap();
         assert!(r.aliases.is_empty() && r.affected[0].versions.is_empty());
         assert_eq!(r.severity[0].kind, "CVSS_V3");
+    }
+}
+
+/// Whether a string is a sha256 digest in hex.
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl Record {
+    /// Whether the record reports a malicious package: the OpenSSF
+    /// malicious-packages feed gives its records `MAL-` ids (kept as an
+    /// alias when merged under another id) and names the reports it merged
+    /// in `database_specific.malicious-packages-origins`.
+    pub fn is_malicious(&self) -> bool {
+        self.id.starts_with("MAL-")
+            || self.aliases.iter().any(|a| a.starts_with("MAL-"))
+            || self.database_specific.as_ref().and_then(|d| d.get("malicious-packages-origins")).is_some()
+    }
+}
+
+impl Affected {
+    /// The malicious files an entry names by hash
+    /// (`database_specific.indicators.package_integrity[]`): each sha256,
+    /// lowercase, with its filename when given. Entries are read leniently
+    /// (an object with a `sha256` or `hashes.sha256`, or a bare digest):
+    /// anything else is ignored, never an error.
+    pub fn malicious_files(&self) -> Vec<(String, Option<String>)> {
+        let list = self
+            .database_specific
+            .as_ref()
+            .and_then(|d| d.get("indicators"))
+            .and_then(|i| i.get("package_integrity"))
+            .and_then(|l| l.as_array());
+        let mut out = Vec::new();
+        for item in list.into_iter().flatten() {
+            let digest = match item {
+                serde_json::Value::String(s) => Some(s.as_str()),
+                serde_json::Value::Object(o) => {
+                    o.get("sha256").or_else(|| o.get("hashes").and_then(|h| h.get("sha256"))).and_then(|v| v.as_str())
+                }
+                _ => None,
+            };
+            let Some(digest) = digest.map(str::trim).filter(|d| is_sha256_hex(d)) else { continue };
+            let filename = ["filename", "file", "name"]
+                .iter()
+                .find_map(|k| item.get(*k).and_then(|v| v.as_str()))
+                .map(str::to_string);
+            out.push((digest.to_ascii_lowercase(), filename));
+        }
+        out
     }
 }

@@ -22,7 +22,10 @@ use super::severity::Severity;
 use super::source::Parsed;
 use crate::util::hashing::Sha256;
 
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+/// The oldest schema this airlock still reads: version 1 lacks the
+/// malicious marking (read from `MAL-` ids instead) and the malicious files.
+const OLDEST_READABLE: i64 = 1;
 /// A snapshot bigger than this once decompressed is refused as a bomb.
 const MAX_DECOMPRESSED: u64 = 2 * 1024 * 1024 * 1024;
 const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
@@ -34,7 +37,7 @@ pub enum SnapshotError {
     #[error("advisory snapshot {path} is corrupt or truncated: {reason}")]
     Corrupt { path: String, reason: String },
     #[error(
-        "advisory snapshot {path} has schema version {found}; this airlock reads version {SCHEMA_VERSION} (rebuild it with `airlock advisories update`)"
+        "advisory snapshot {path} has schema version {found}; this airlock reads versions {OLDEST_READABLE} to {SCHEMA_VERSION} (rebuild it with `airlock advisories update`)"
     )]
     Schema { path: String, found: i64 },
     #[error("advisory snapshot {path}: {error}")]
@@ -65,7 +68,8 @@ CREATE TABLE advisories (
     withdrawn TEXT,
     rating TEXT NOT NULL,
     score REAL,
-    vector TEXT
+    vector TEXT,
+    malicious INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE severities (advisory TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, vector TEXT NOT NULL, score REAL, PRIMARY KEY (advisory, seq)) WITHOUT ROWID;
 CREATE TABLE aliases (advisory TEXT NOT NULL, alias TEXT NOT NULL, PRIMARY KEY (advisory, alias)) WITHOUT ROWID;
@@ -75,6 +79,7 @@ CREATE INDEX affected_package ON affected(package);
 CREATE TABLE ranges (id INTEGER PRIMARY KEY, affected INTEGER NOT NULL, type TEXT NOT NULL);
 CREATE TABLE events (range INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, version TEXT NOT NULL, PRIMARY KEY (range, seq)) WITHOUT ROWID;
 CREATE TABLE affected_versions (affected INTEGER NOT NULL, seq INTEGER NOT NULL, version TEXT NOT NULL, PRIMARY KEY (affected, seq)) WITHOUT ROWID;
+CREATE TABLE malicious_files (sha256 TEXT NOT NULL, advisory TEXT NOT NULL, package TEXT NOT NULL, filename TEXT, PRIMARY KEY (sha256, advisory)) WITHOUT ROWID;
 "#;
 
 /// Where a source's records came from, recorded in the snapshot.
@@ -205,12 +210,13 @@ struct Writer<'t> {
     range: rusqlite::Statement<'t>,
     event: rusqlite::Statement<'t>,
     version: rusqlite::Statement<'t>,
+    file: rusqlite::Statement<'t>,
 }
 
 impl<'t> Writer<'t> {
     fn new(tx: &'t rusqlite::Transaction<'_>) -> rusqlite::Result<Writer<'t>> {
         Ok(Writer {
-            adv: tx.prepare("INSERT INTO advisories (id, source, summary, details, published, modified, withdrawn, rating, score, vector) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")?,
+            adv: tx.prepare("INSERT INTO advisories (id, source, summary, details, published, modified, withdrawn, rating, score, vector, malicious) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)")?,
             sev: tx.prepare("INSERT INTO severities (advisory, seq, type, vector, score) VALUES (?1,?2,?3,?4,?5)")?,
             alias: tx.prepare("INSERT OR IGNORE INTO aliases (advisory, alias) VALUES (?1,?2)")?,
             reference: tx.prepare("INSERT INTO refs (advisory, seq, type, url) VALUES (?1,?2,?3,?4)")?,
@@ -218,6 +224,7 @@ impl<'t> Writer<'t> {
             range: tx.prepare("INSERT INTO ranges (affected, type) VALUES (?1,?2)")?,
             event: tx.prepare("INSERT INTO events (range, seq, kind, version) VALUES (?1,?2,?3,?4)")?,
             version: tx.prepare("INSERT INTO affected_versions (affected, seq, version) VALUES (?1,?2,?3)")?,
+            file: tx.prepare("INSERT OR IGNORE INTO malicious_files (sha256, advisory, package, filename) VALUES (?1,?2,?3,?4)")?,
         })
     }
 
@@ -238,7 +245,8 @@ impl<'t> Writer<'t> {
             r.withdrawn,
             rating.as_str(),
             score,
-            vector
+            vector,
+            r.is_malicious()
         ])?;
         for (seq, v) in vectors.iter().enumerate() {
             self.sev.execute(params![id, seq as i64, v.kind, v.vector, v.score])?;
@@ -282,6 +290,9 @@ impl<'t> Writer<'t> {
         }
         for (seq, v) in a.versions.iter().enumerate() {
             self.version.execute(params![aff, seq as i64, v])?;
+        }
+        for (sha256, filename) in a.malicious_files() {
+            self.file.execute(params![sha256, id, package, filename])?;
         }
         Ok(())
     }
@@ -392,6 +403,8 @@ pub struct Advisory {
     pub vectors: Vec<Vector>,
     pub aliases: Vec<String>,
     pub references: Vec<(Option<String>, String)>,
+    /// A malicious-package record (see [`osv::Record::is_malicious`]).
+    pub malicious: bool,
 }
 
 /// One vulnerability affecting a version: advisories that alias each other
@@ -410,6 +423,8 @@ pub struct Finding {
     pub score: Option<f64>,
     /// Lowest fixed version above the checked one, per matching range; sorted.
     pub fixed_in: Vec<Version>,
+    /// Some advisory of the group is a malicious-package record.
+    pub malicious: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -434,6 +449,8 @@ pub struct Snapshot {
     group_ids: Vec<Vec<String>>,
     /// One line per advisory for findings: its summary, else the start of its details.
     summaries: Vec<String>,
+    /// Malicious files by sha256 (hex): the malicious advisories naming them.
+    malicious_files: HashMap<String, Vec<usize>>,
 }
 
 /// Which id names a vulnerability: PYSEC (the PyPI ecosystem's own), then
@@ -479,10 +496,12 @@ impl Snapshot {
         conn.deserialize_read_exact("main", &image[..], len, true).map_err(|e| corrupt(e.to_string()))?;
         drop(image);
         let meta = load_meta(&conn).map_err(|e| corrupt(e.to_string()))?;
-        if meta.schema_version != SCHEMA_VERSION {
+        if !(OLDEST_READABLE..=SCHEMA_VERSION).contains(&meta.schema_version) {
             return Err(SnapshotError::Schema { path: path.display().to_string(), found: meta.schema_version });
         }
-        let advisories = load_advisories(&conn).map_err(|e| corrupt(e.to_string()))?;
+        let advisories = load_advisories(&conn, meta.schema_version).map_err(|e| corrupt(e.to_string()))?;
+        let malicious_files =
+            load_malicious_files(&conn, meta.schema_version, &advisories).map_err(|e| corrupt(e.to_string()))?;
         let by_package = load_index(&conn, &advisories).map_err(|e| corrupt(e.to_string()))?;
         let (group_of, groups, group_ids) = alias_groups(&advisories);
         let summaries = advisories
@@ -490,7 +509,7 @@ impl Snapshot {
             .map(|a| {
                 let s = a.summary.trim();
                 if s.is_empty() {
-                    a.details.trim().lines().next().unwrap_or("").chars().take(200).collect()
+                    crate::util::ui::shorten(a.details.trim().lines().next().unwrap_or(""), 200)
                 } else {
                     s.to_string()
                 }
@@ -506,7 +525,13 @@ impl Snapshot {
             groups,
             group_ids,
             summaries,
+            malicious_files,
         })
+    }
+
+    /// The malicious advisories that name a file by its sha256 (hex).
+    pub fn malicious_file(&self, sha256: &str) -> impl Iterator<Item = &Advisory> + '_ {
+        self.malicious_files.get(sha256).into_iter().flatten().map(|&i| &self.advisories[i])
     }
 
     /// The advisories affecting `name` (normalized here) at `version`, as
@@ -550,6 +575,7 @@ impl Snapshot {
                     .filter(|a| a.score.is_some())
                     .max_by(|a, b| a.score.partial_cmp(&b.score).unwrap_or(std::cmp::Ordering::Equal));
                 Finding {
+                    malicious: self.groups[g].iter().any(|&m| self.advisories[m].malicious),
                     best,
                     group: g,
                     matched,
@@ -616,7 +642,7 @@ fn load_meta(conn: &Connection) -> rusqlite::Result<Meta> {
         .collect::<Result<_, _>>()?;
     let schema_version = meta_rows.get("schema_version").and_then(|v| v.parse().ok()).unwrap_or(0);
     // Another schema's tables are not read: the caller asks for a rebuild.
-    let sources: Vec<SourceInfo> = if schema_version != SCHEMA_VERSION {
+    let sources: Vec<SourceInfo> = if !(OLDEST_READABLE..=SCHEMA_VERSION).contains(&schema_version) {
         Vec::new()
     } else {
         conn
@@ -651,7 +677,7 @@ fn load_meta(conn: &Connection) -> rusqlite::Result<Meta> {
 }
 
 /// Every advisory, by id, with its aliases, references and vectors.
-fn load_advisories(conn: &Connection) -> rusqlite::Result<Vec<Advisory>> {
+fn load_advisories(conn: &Connection, schema: i64) -> rusqlite::Result<Vec<Advisory>> {
     let mut aliases: HashMap<String, Vec<String>> =
         grouped(conn, "SELECT advisory, alias FROM aliases ORDER BY advisory, alias", |r| r.get(1))?;
     let mut refs: HashMap<String, Vec<(Option<String>, String)>> =
@@ -661,15 +687,21 @@ fn load_advisories(conn: &Connection) -> rusqlite::Result<Vec<Advisory>> {
             Ok(Vector { kind: r.get(1)?, vector: r.get(2)?, score: r.get(3)? })
         })?;
     let mut advisories = Vec::new();
-    let mut stmt = conn.prepare(
-        "SELECT id, summary, details, published, modified, withdrawn, rating, score, vector FROM advisories ORDER BY id",
-    )?;
+    let malicious = if schema >= 2 { "malicious" } else { "0" };
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, summary, details, published, modified, withdrawn, rating, score, vector, {malicious} FROM advisories ORDER BY id"
+    ))?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let id: String = r.get(0)?;
         let rating: String = r.get(6)?;
+        let aliases = aliases.remove(&id).unwrap_or_default();
         advisories.push(Advisory {
-            aliases: aliases.remove(&id).unwrap_or_default(),
+            // A version-1 snapshot has no column: the ids say it.
+            malicious: r.get::<_, bool>(9)?
+                || id.starts_with("MAL-")
+                || aliases.iter().any(|a: &String| a.starts_with("MAL-")),
+            aliases,
             references: refs.remove(&id).unwrap_or_default(),
             vectors: vectors.remove(&id).unwrap_or_default(),
             summary: r.get(1)?,
@@ -684,6 +716,32 @@ fn load_advisories(conn: &Connection) -> rusqlite::Result<Vec<Advisory>> {
         });
     }
     Ok(advisories)
+}
+
+/// Malicious files by sha256, each with the (malicious, not withdrawn)
+/// advisories naming it.
+fn load_malicious_files(
+    conn: &Connection,
+    schema: i64,
+    advisories: &[Advisory],
+) -> rusqlite::Result<HashMap<String, Vec<usize>>> {
+    if schema < 2 {
+        return Ok(HashMap::new());
+    }
+    let index: HashMap<&str, usize> = advisories.iter().enumerate().map(|(i, a)| (a.id.as_str(), i)).collect();
+    let rows: HashMap<String, Vec<String>> =
+        grouped(conn, "SELECT sha256, advisory FROM malicious_files ORDER BY sha256, advisory", |r| r.get(1))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(sha, ids)| {
+            let live: Vec<usize> = ids
+                .iter()
+                .filter_map(|id| index.get(id.as_str()).copied())
+                .filter(|&i| advisories[i].malicious && advisories[i].withdrawn.is_none())
+                .collect();
+            (!live.is_empty()).then_some((sha, live))
+        })
+        .collect())
 }
 
 /// Rebuild each affected entry as OSV, compile it, and index every package.
@@ -726,6 +784,7 @@ fn load_index(conn: &Connection, advisories: &[Advisory]) -> rusqlite::Result<Ha
                 .collect(),
             versions: versions.remove(&aff).unwrap_or_default(),
             severity: Vec::new(),
+            database_specific: None,
         };
         compiled.entry(package).or_default().push(CompiledAffected::compile(idx, &entry, &mut Skips::default()));
     }

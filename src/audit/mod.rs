@@ -42,16 +42,10 @@ pub struct AuditFinding {
     pub fixed_in: Vec<String>,
     pub summary: String,
     pub ignored: Option<IgnoreUse>,
-    /// A malicious-package record (OSV `MAL-...`): ranks above critical.
+    /// A malicious-package record (OSV `MAL-...`, or from the
+    /// malicious-packages feed): they carry no CVSS, so a severity policy
+    /// alone would rank them "unknown"; they rank above critical.
     pub malicious: bool,
-}
-
-/// Whether an advisory is a malicious-package record: the OpenSSF
-/// malicious-packages feed that osv.dev serves gives them `MAL-` ids (a
-/// record merged under another id keeps it as an alias). They carry no
-/// CVSS, so a severity policy alone would rank them "unknown".
-pub fn is_malicious(id: &str, aliases: &[String]) -> bool {
-    id.starts_with("MAL-") || aliases.iter().any(|a| a.starts_with("MAL-"))
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +114,25 @@ pub struct AdvisoryText {
     pub score: Option<f64>,
     pub vector: Option<String>,
     pub references: Vec<(Option<String>, String)>,
+}
+
+impl AdvisoryText {
+    /// The text of the advisory a finding is reported under.
+    pub(crate) fn of(s: &crate::advisories::Snapshot, f: &AuditFinding) -> AdvisoryText {
+        let a = &s.advisories[f.advisory];
+        AdvisoryText {
+            id: a.id.clone(),
+            aliases: f.aliases.clone(),
+            summary: f.summary.clone(),
+            details: a.details.clone(),
+            published: a.published.clone(),
+            modified: a.modified.clone(),
+            severity: f.severity,
+            score: f.score,
+            vector: a.vector.clone(),
+            references: a.references.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -203,7 +216,7 @@ pub(crate) fn ignore_applies<'a>(
 
 /// One finding of the snapshot as the audit sees it: ids, the ignore that
 /// applies, the rating the policy compares, the malicious mark.
-fn finding(
+pub(crate) fn finding(
     s: &crate::advisories::Snapshot,
     f: &crate::advisories::snapshot::Finding,
     policy: &Policy,
@@ -214,7 +227,7 @@ fn finding(
     let ignored = ignore_applies(&policy.ignore, today, &id, &aliases)
         .map(|i| IgnoreUse { reason: i.reason.clone(), expires: i.expires.map(|d| d.to_string()) });
     AuditFinding {
-        malicious: is_malicious(&id, &aliases),
+        malicious: f.malicious,
         advisory: f.best,
         effective: if f.severity == Severity::Unknown { policy.unknown_severity } else { f.severity },
         severity: f.severity,
@@ -279,21 +292,7 @@ impl Audit {
         let mut advisories = BTreeMap::new();
         if let Some(s) = &loaded.snapshot {
             for f in versions.iter().flat_map(|v| v.findings.iter()) {
-                advisories.entry(f.id.clone()).or_insert_with(|| {
-                    let a = &s.advisories[f.advisory];
-                    AdvisoryText {
-                        id: a.id.clone(),
-                        aliases: f.aliases.clone(),
-                        summary: f.summary.clone(),
-                        details: a.details.clone(),
-                        published: a.published.clone(),
-                        modified: a.modified.clone(),
-                        severity: f.severity,
-                        score: f.score,
-                        vector: a.vector.clone(),
-                        references: a.references.clone(),
-                    }
-                });
+                advisories.entry(f.id.clone()).or_insert_with(|| AdvisoryText::of(s, f));
             }
         }
         let ignores = policy

@@ -179,12 +179,39 @@ fn audit(
     diags: &mut Diagnostics,
 ) -> (Vec<SiteFile>, Audit) {
     let generated_at = crate::util::clock::output_time();
+    let files = malicious_files(files, p, diags);
     let mirrored = crate::audit::mirrored_versions(&files);
     let audit = Audit::join(&mirrored, p.loaded, p.policy, generated_at, &p.mirror, tampering);
     diags.extend(audit.blocked_diagnostics());
     let blocked = audit.blocked();
     let files = files.into_iter().filter(|f| !blocked.contains(&(f.project.clone(), f.version().clone()))).collect();
     (files, audit)
+}
+
+/// Files a malicious-package record names by sha256 are refused whatever
+/// their name or version says (under `malicious = "block"`; reported under
+/// `"report"`), before the join, so no report lists them as mirrored.
+fn malicious_files(files: Vec<SiteFile>, p: &Publishing<'_>, diags: &mut Diagnostics) -> Vec<SiteFile> {
+    let Some(snapshot) = p.loaded.snapshot.as_ref() else { return files };
+    let refuse = p.policy.malicious == crate::manifest::Malicious::Block;
+    files
+        .into_iter()
+        .filter(|f| {
+            let sha256 = f.sha256.hex();
+            let advisories: Vec<String> = snapshot.malicious_file(&sha256).map(|a| a.id.clone()).collect();
+            if advisories.is_empty() {
+                return true;
+            }
+            diags.push(Diagnostic::MaliciousFile {
+                project: f.project.clone(),
+                filename: f.filename.to_string(),
+                sha256,
+                advisories,
+                refused: refuse,
+            });
+            !refuse
+        })
+        .collect()
 }
 
 /// Stage: render the index and the reports into a staged tree.
@@ -302,7 +329,7 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
         return Ok(Published { tree: served.map(|s| s.dir), changed: false, exit: Exit::Failed, findings });
     }
     let diagnostics = diags.sorted();
-    let inputs = Inputs { audit: &audit, diagnostics: &diagnostics, installability: &installability };
+    let inputs = Inputs { audit: &audit, diagnostics: &diagnostics, installability: &installability, changes: None };
     keys.key = tree_key(&files, inputs, &keys.inputs);
     keys.exit = audit.exit() as i64;
     let findings = Some(audit.findings());
@@ -315,7 +342,8 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     let previous = served.as_ref().and_then(|s| std::fs::read(s.dir.join("reports/security.json")).ok());
     let changes = report::changes::compute(inputs, previous.as_deref());
     let changes_json = report::changes::render_json(&changes);
-    let mut runs = vec![(run.id, changes)];
+    let inputs = Inputs { changes: Some(&changes), ..inputs };
+    let mut runs = vec![(run.id, changes.clone())];
     for (r, body) in run.state.recent_changes(report::changes::FEED_RUNS)?.into_iter().filter(|(r, _)| *r != run.id) {
         runs.extend(serde_json::from_str(&body).ok().map(|c| (r, c)));
     }

@@ -183,3 +183,33 @@ pub fn human_bytes(n: u64) -> String {
     }
     if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
 }
+
+/// `text` on one line, at most `max` characters: cut at the last word
+/// boundary that fits and marked with an ellipsis, never mid-word (a single
+/// word longer than `max` is cut where it must be).
+pub fn shorten(text: &str, max: usize) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= max {
+        return line;
+    }
+    let cut: String = line.chars().take(max.saturating_sub(1)).collect();
+    let at_word = match cut.rfind(' ') {
+        Some(i) if i > 0 => cut[..i].trim_end_matches([',', ';', ':', '.', '(']).to_string(),
+        _ => cut,
+    };
+    format!("{at_word}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shorten;
+
+    #[test]
+    fn shorten_cuts_at_words() {
+        assert_eq!(shorten("short", 10), "short");
+        assert_eq!(shorten("a  b\n c", 10), "a b c");
+        assert_eq!(shorten("Django allows SQL injection, via crafted", 30), "Django allows SQL injection…");
+        assert_eq!(shorten("Supercalifragilistic", 8), "Superca…");
+        assert!(shorten("ééé ééé ééé", 5).ends_with('…'));
+    }
+}

@@ -152,3 +152,75 @@ fn scan_uses_the_snapshot_an_imported_mirror_publishes() {
         assert!(md.contains("| vulnlib | 1.0 | GHSA-crit-crit-crit |"), "{url}: {md}");
     }
 }
+
+fn json_file(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// CycloneDX 1.5 (validated against the schema in tests/fixtures) and
+/// SARIF 2.1.0 (likewise): every auditable pin a component, each
+/// vulnerability once with what it affects, an ignore from the manifest as
+/// its VEX analysis and as a SARIF suppression, results at the requirement
+/// line that names the pin.
+#[test]
+fn scan_writes_cyclonedx_and_sarif_that_validate() {
+    let env = mirror();
+    env.manifest(
+        "[select]\npackages = [\"vulnlib\"]\n[advisories]\nmax_age_days = 36500\n[policy]\nblock = \"none\"\n\
+         [[policy.ignore]]\nid = \"PYSEC-2099-2\"\nreason = \"not reachable here\"\n",
+    );
+    std::fs::write(env.path("req.txt"), "# pins\nvulnlib==1.0\nnosev>=1\nvulnlib==1.0+local.1\n").unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for format in ["cyclonedx", "sarif"] {
+        env.airlock()
+            .args(["scan", "-c", "mirror.toml", "-r", "req.txt", "--format", format, "-o"])
+            .arg(format)
+            .assert()
+            .code(3);
+    }
+    let schema = |p: &str| json_file(&root.join(p));
+    let cdx_resources = [
+        ("http://cyclonedx.org/schema/spdx.SNAPSHOT.schema.json", "cyclonedx/spdx.schema.json"),
+        ("http://cyclonedx.org/schema/jsf-0.82.SNAPSHOT.schema.json", "cyclonedx/jsf-0.82.schema.json"),
+    ];
+    let cdx_validator = cdx_resources
+        .iter()
+        .fold(jsonschema::options(), |o, (uri, path)| {
+            o.with_resource(*uri, jsonschema::Resource::from_contents(schema(path)).unwrap())
+        })
+        .build(&schema("cyclonedx/bom-1.5.schema.json"))
+        .unwrap();
+    let sarif_validator = jsonschema::validator_for(&schema("sarif-schema-2.1.0.json")).unwrap();
+    for (validator, doc) in [(&cdx_validator, "cyclonedx"), (&sarif_validator, "sarif")] {
+        let instance = json_file(&env.path(doc));
+        let errors: Vec<String> =
+            validator.iter_errors(&instance).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+        assert!(errors.is_empty(), "{doc}: {errors:#?}");
+    }
+    // The validator catches a broken document (so the check above means something).
+    let mut broken = json_file(&env.path("cyclonedx"));
+    broken["components"][0]["type"] = serde_json::json!("not-a-type");
+    assert!(!cdx_validator.is_valid(&broken));
+
+    let bom = json_file(&env.path("cyclonedx"));
+    assert_eq!(bom["specVersion"], "1.5");
+    let purls: Vec<&str> = bom["components"].as_array().unwrap().iter().map(|c| c["purl"].as_str().unwrap()).collect();
+    assert_eq!(purls, ["pkg:pypi/vulnlib@1.0", "pkg:pypi/vulnlib@1.0%2Blocal.1"]);
+    let vulns = bom["vulnerabilities"].as_array().unwrap();
+    let crit = vulns.iter().find(|v| v["id"] == "GHSA-crit-crit-crit").unwrap();
+    assert_eq!(crit["ratings"][0]["severity"], "critical");
+    assert_eq!(crit["analysis"]["state"], "in_triage");
+    assert_eq!(crit["affects"].as_array().unwrap().len(), 2, "{crit}");
+    let ignored = vulns.iter().find(|v| v["id"] == "PYSEC-2099-2").unwrap();
+    assert_eq!(ignored["analysis"]["response"][0], "will_not_fix");
+    assert!(ignored["analysis"]["detail"].as_str().unwrap().contains("not reachable here"));
+
+    let sarif = json_file(&env.path("sarif"));
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let at = |id: &str| results.iter().find(|r| r["ruleId"] == id).unwrap();
+    let loc = &at("GHSA-crit-crit-crit")["locations"][0]["physicalLocation"];
+    assert_eq!(loc["artifactLocation"]["uri"], "req.txt");
+    assert_eq!(loc["region"]["startLine"], 2);
+    assert_eq!(at("PYSEC-2099-2")["suppressions"][0]["justification"], "not reachable here");
+    assert!(at("GHSA-crit-crit-crit").get("suppressions").is_none());
+}

@@ -425,8 +425,74 @@ fn report_passes_headless_chromium() {
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("renders without console messages (7 findings"), "{text}");
+    assert!(text.contains("renders without console messages (4 vulnerable versions"), "{text}");
     assert!(std::fs::metadata(env.path("shot.png")).unwrap().len() > 10_000, "a real screenshot");
+}
+
+/// Triage: one row per vulnerable version (its advisories worst first), the
+/// Status column always filled, "unknown" explained, a summary taken from
+/// the details not said twice and cut at a word, long reference lists
+/// collapsed.
+#[test]
+fn report_groups_by_version_and_explains_what_it_shows() {
+    let env = vulnerable_mirror(&[]);
+    let extra = env.path("osv-extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    let words = "Crafted archives make vulnlib extract files outside the target directory when ".repeat(4);
+    let record = serde_json::json!({
+        "id": "PYSEC-2099-9",
+        "details": format!("{words}it unpacks them.\n\nMore text."),
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "vulnlib"},
+                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1"}]}]}],
+        "references": (0..9).map(|i| serde_json::json!({"type": "WEB", "url": format!("https://example.invalid/{i}")})).collect::<Vec<_>>(),
+    });
+    std::fs::write(extra.join("PYSEC-2099-9.json"), serde_json::to_vec(&record).unwrap()).unwrap();
+    policy_snapshot(&env, &[&extra], NOW);
+    manifest_with_policy(&env, "block = \"critical\"\n[[policy.ignore]]\nid = \"PYSEC-2099-2\"\nreason = \"accepted\"");
+    build_at(&env, NOW).success();
+    let html = std::fs::read_to_string(env.public().join("reports/security.html")).unwrap();
+    let r = report(&env);
+    let vulnerable: usize = r["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["versions"].as_array().unwrap())
+        .filter(|v| !v["advisories"].as_array().unwrap().is_empty())
+        .count();
+    assert_eq!(html.matches(" data-rank=").count(), vulnerable, "one row per vulnerable version");
+    // vulnlib 1.0: critical (blocked) with three more advisories in one row.
+    let row_start = html.find("id=\"v-vulnlib-1.0\"").expect("a row anchored for the landing page");
+    let row = &html[row_start..html[row_start..].find("</tr>").unwrap() + row_start];
+    assert!(row.contains("GHSA-crit-crit-crit") && row.contains("PYSEC-2099-9"), "{row}");
+    assert!(row.contains("<span class=\"tag blocked\">blocked</span>"), "{row}");
+    assert!(row.contains("1.1 (mirrored)") || row.contains("2.0 (mirrored)"), "upgrade target: {row}");
+    assert_eq!(
+        html.matches("<span class=\"tag served\">").count()
+            + html.matches("<span class=\"tag blocked\">").count()
+            + html.matches("<td data-key=\"0\"><span class=\"tag ignored\">").count(),
+        vulnerable,
+        "every row has a status"
+    );
+    // Unknown severity is explained.
+    assert!(html.contains("id=\"unknown-severity\""), "the note on unknown severity");
+    assert!(html.contains("publishes no CVSS scores"));
+    // The details-derived summary: cut at a word, not repeated above the details.
+    let summary = version(&r, "vulnlib", "1.0")["advisories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "PYSEC-2099-9")
+        .unwrap()["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(summary.ends_with("…") && summary.chars().count() <= 200, "{summary}");
+    let cut = summary.trim_end_matches('…');
+    assert!(words.starts_with(cut) && words[cut.len()..].starts_with(' '), "cut at a word: {summary}");
+    let section = &html[html.find("id=\"adv-PYSEC-2099-9\"").unwrap()..];
+    let section = &section[..section.find("</section>").unwrap()];
+    assert!(!section.contains("<strong>"), "no summary above the details it repeats: {section}");
+    assert!(section.contains("4 more references</summary>"), "{section}");
 }
 
 /// The run's diagnostics (a failed fetch, a skipped upstream file, a
@@ -599,6 +665,74 @@ fn a_malicious_release_is_never_mirrored() {
     assert!(stderr(&a).contains("`malicious` is \"block\" or \"report\", not \"allow\""), "{}", stderr(&a));
 }
 
+/// A record of the malicious-packages feed merged under a non-`MAL-` id is
+/// still malicious (by `database_specific.malicious-packages-origins`), and
+/// a file its `package_integrity` names by sha256 is refused whatever its
+/// name: here a wheel of an unrelated, unaffected project.
+#[test]
+fn malicious_origins_block_and_listed_hashes_are_refused_under_any_name() {
+    let env = Env::new(Flavour::Json);
+    let files: Vec<FakeFile> =
+        ["1.0", "2.0", "3.0"].iter().map(|v| FakeFile::new(wheel("goodpkg", v, WheelSpec::default()))).collect();
+    let trojan = files[1].sha256();
+    for f in files {
+        env.upstream.add("goodpkg", f);
+    }
+    let record = serde_json::json!({
+        "id": "OSV-2099-7",
+        "modified": "2099-01-02T00:00:00Z",
+        "summary": "Malicious code in goodpkg (PyPI)",
+        "affected": [{
+            "package": {"ecosystem": "PyPI", "name": "goodpkg"},
+            "versions": ["3.0"],
+            "database_specific": {"indicators": {"package_integrity": [
+                {"filename": "trojan-0.1.tar.gz", "sha256": trojan.to_uppercase()},
+                {"filename": "not-a-digest.tar.gz", "sha256": "1234"},
+                42
+            ]}}
+        }],
+        "database_specific": {"malicious-packages-origins": [{"source": "test", "versions": ["3.0"]}]}
+    });
+    let dir = env.path("osv-merged");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("OSV-2099-7.json"), serde_json::to_vec(&record).unwrap()).unwrap();
+    let snapshot = env.path(".airlock/advisories.sqlite.zst");
+    let mut cmd = env.airlock();
+    cmd.args(["advisories", "build"]).arg(&dir).arg("-o").arg(&snapshot).env("SOURCE_DATE_EPOCH", NOW);
+    cmd.assert().success();
+    let manifest = |policy: &str| {
+        env.manifest(&format!(
+            "[select]\npackages = [\"goodpkg\"]\n[advisories]\nmax_age_days = 30\n[policy]\nblock = \"none\"\nfail_on = \"none\"\n{policy}\n"
+        ))
+    };
+    manifest("");
+    let a = build_at(&env, NOW).code(0);
+    let err = stderr(&a);
+    assert!(err.contains("MALICIOUS: goodpkg 3.0 is a known malicious release (OSV-2099-7)"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "MALICIOUS FILE: goodpkg/goodpkg-2.0-py3-none-any.whl has sha256 {trojan}, which OSV-2099-7 names"
+        )),
+        "{err}"
+    );
+    assert_eq!(listed(&env.public(), "goodpkg"), ["goodpkg-1.0-py3-none-any.whl"]);
+    assert_eq!(listed_html(&env.public(), "goodpkg"), ["goodpkg-1.0-py3-none-any.whl"]);
+    let r = report(&env);
+    assert_eq!(version(&r, "goodpkg", "3.0")["advisories"][0]["malicious"], true);
+    let p = r["projects"].as_array().unwrap().iter().find(|p| p["name"] == "goodpkg").unwrap();
+    assert!(p["versions"].as_array().unwrap().iter().all(|v| v["version"] != "2.0"), "{p}");
+    let diags = r["run"]["diagnostics"].to_string();
+    assert!(diags.contains("malicious-file"), "{diags}");
+
+    manifest("malicious = \"report\"");
+    let a = build_at(&env, NOW).code(0);
+    assert!(stderr(&a).contains("listed (`malicious = \"report\"`)"), "{}", stderr(&a));
+    assert_eq!(
+        listed(&env.public(), "goodpkg"),
+        ["goodpkg-1.0-py3-none-any.whl", "goodpkg-2.0-py3-none-any.whl", "goodpkg-3.0-py3-none-any.whl"]
+    );
+}
+
 /// What changed: a new upstream version between two builds is in
 /// changes.json and in feed.xml (a valid Atom feed, parsed here by Python's
 /// XML parser), newest first; a new advisory joined by `audit` is listed as
@@ -619,6 +753,11 @@ fn changes_and_the_feed_say_what_each_run_changed() {
     assert_eq!(c["first"], false);
     assert_eq!(c["added"], serde_json::json!([{"project": "vulnlib", "version": "3.0"}]), "{c}");
     assert_eq!(c["removed"], serde_json::json!([]));
+    // summary.md leads with the delta, before the totals.
+    let md = std::fs::read_to_string(env.public().join("reports/summary.md")).unwrap();
+    let delta = md.find("### What changed").expect("a delta section");
+    assert!(delta < md.find("| critical |").unwrap(), "{md}");
+    assert!(md.contains("- 1 version(s) added: vulnlib 3.0\n"), "{md}");
 
     // A new advisory, joined without fetching: newly affected, not added.
     policy_snapshot(&env, &[&osv("hostile")], NOW);

@@ -38,6 +38,60 @@ fn installability_section(md: &mut String, i: &crate::select::installable::Insta
     md.push('\n');
 }
 
+/// Versions named per kind of change; the rest are counted.
+const CHANGES: usize = 10;
+
+fn names(refs: impl ExactSizeIterator<Item = String>) -> String {
+    let n = refs.len();
+    let mut shown: Vec<String> = refs.take(CHANGES).map(|r| cell(&r)).collect();
+    if n > CHANGES {
+        shown.push(format!("…and {} more", n - CHANGES));
+    }
+    shown.join(", ")
+}
+
+/// The delta first: what this tree changed against the one served before
+/// it (the same as `reports/changes.json`), so a reader of a nightly step
+/// summary sees the news before the totals.
+fn changes_section(md: &mut String, c: &super::changes::Changes) {
+    let _ = writeln!(md, "### What changed\n");
+    if c.first {
+        let _ = writeln!(md, "The first published tree: {} version(s) mirrored.\n", c.added.len());
+        return;
+    }
+    let versions = |v: &[super::changes::VersionRef]| names(v.iter().map(|r| format!("{} {}", r.project, r.version)));
+    let mut lines = Vec::new();
+    if !c.tampering.is_empty() {
+        let files = names(c.tampering.iter().map(|t| format!("{}/{}", t.project, t.filename)));
+        lines.push(format!("**POSSIBLE TAMPERING**: {files}"));
+    }
+    let malicious: Vec<_> = c.newly_affected.iter().filter(|f| f.malicious).collect();
+    if !malicious.is_empty() {
+        let found = names(malicious.iter().map(|f| format!("{} {} ({})", f.project, f.version, f.id)));
+        lines.push(format!("**MALICIOUS**: {found}"));
+    }
+    if !c.newly_affected.is_empty() {
+        let found =
+            names(c.newly_affected.iter().map(|f| format!("{} {} ({}, {})", f.project, f.version, f.id, f.severity)));
+        lines.push(format!("{} new advisory finding(s): {found}", c.newly_affected.len()));
+    }
+    for (what, list) in
+        [("added", &c.added), ("removed", &c.removed), ("newly blocked", &c.blocked), ("unblocked", &c.unblocked)]
+    {
+        if !list.is_empty() {
+            lines.push(format!("{} version(s) {what}: {}", list.len(), versions(list)));
+        }
+    }
+    if lines.is_empty() {
+        let _ = writeln!(md, "Nothing changed in the mirrored versions or their advisories since the last tree.\n");
+        return;
+    }
+    for l in lines {
+        let _ = writeln!(md, "- {l}");
+    }
+    let _ = writeln!(md, "\nDetails: `reports/changes.json`; subscribe to `reports/feed.xml`.\n");
+}
+
 /// Diagnostics listed in summary.md at most; the rest are counted.
 const DIAGNOSTICS: usize = 30;
 
@@ -74,6 +128,9 @@ pub fn render(inputs: Inputs<'_>) -> Vec<u8> {
     let _ = writeln!(md, "## airlock security report: {}\n", cell(&audit.mirror_name));
     if let Some(b) = &audit.banner {
         let _ = writeln!(md, "> [!WARNING]\n> **{}**\n", cell(b));
+    }
+    if let Some(changes) = inputs.changes {
+        changes_section(&mut md, changes);
     }
     match &audit.snapshot {
         Some(s) => {

@@ -28,6 +28,9 @@ pub struct Inputs<'a> {
     /// The run's diagnostics, sorted.
     pub diagnostics: &'a [Diagnostic],
     pub installability: &'a Installability,
+    /// What the tree changes against the served one (summary.md leads
+    /// with it), once computed.
+    pub changes: Option<&'a changes::Changes>,
 }
 
 /// Write every report under `root/reports/`.

@@ -19,7 +19,7 @@ pub fn help_uri(id: &str) -> String {
     )
 }
 
-fn level(s: Severity) -> &'static str {
+pub(crate) fn level(s: Severity) -> &'static str {
     match s {
         Severity::Critical | Severity::High => "error",
         Severity::Medium => "warning",
@@ -27,7 +27,7 @@ fn level(s: Severity) -> &'static str {
     }
 }
 
-fn rule(a: &AdvisoryText, effective: Severity) -> Value {
+pub(crate) fn rule(a: &AdvisoryText, effective: Severity) -> Value {
     let mut help = format!(
         "{}\n\nAliases: {}\n",
         a.summary,

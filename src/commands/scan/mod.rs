@@ -2,27 +2,30 @@
 //! offline, against a snapshot: a file, the one a mirror publishes
 //! (`reports/advisories.sqlite.zst`, over http(s), `file://` or a path), or
 //! the manifest's. Output as columns (like pip-audit's), pip-audit's JSON
-//! layout (so tools that read pip-audit read this), or markdown; exit 3 on
-//! a finding at or above `--fail-on`.
+//! layout (so tools that read pip-audit read this), CycloneDX 1.5 with
+//! vulnerabilities (VEX), SARIF 2.1.0 or markdown (see [`formats`]); exit 3
+//! on a finding at or above `--fail-on`.
+
+mod formats;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use serde::Serialize;
-
 use crate::advisories::Snapshot;
 use crate::advisories::severity::{Severity, Threshold};
-use crate::audit::is_malicious;
+use crate::audit::{AuditFinding, finding};
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::manifest::{Ignore, Manifest};
+use crate::manifest::{Ignore, Manifest, Policy};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Columns,
     Json,
+    Cyclonedx,
+    Sarif,
     Markdown,
 }
 
@@ -49,35 +52,38 @@ struct Dependency {
     /// `None`: not pinned, so not auditable (why in `skip`).
     version: Option<String>,
     skip: Option<String>,
+    /// Where it was named: a file, and its line for requirements files.
+    origin: Origin,
 }
 
-// pip-audit's JSON layout (`pip-audit --format json`).
-#[derive(Serialize)]
-struct Report {
-    dependencies: Vec<ReportDependency>,
-    fixes: Vec<serde_json::Value>,
+/// Where a dependency was named, for SARIF locations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Origin {
+    file: String,
+    line: Option<u32>,
 }
 
-#[derive(Serialize)]
-struct ReportDependency {
-    name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    vulns: Option<Vec<Vuln>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    skip_reason: Option<String>,
+impl Origin {
+    /// A requirements line's origin, `path:line`.
+    fn parse(origin: &str) -> Origin {
+        match origin.rsplit_once(':').and_then(|(f, l)| Some((f, l.parse().ok()?))) {
+            Some((file, line)) => Origin { file: file.to_string(), line: Some(line) },
+            None => Origin { file: origin.to_string(), line: None },
+        }
+    }
+
+    fn of(path: &Path) -> Origin {
+        Origin { file: path.display().to_string(), line: None }
+    }
 }
 
-#[derive(Serialize, Clone)]
-struct Vuln {
-    id: String,
-    fix_versions: Vec<String>,
-    aliases: Vec<String>,
-    description: String,
-    /// airlock's additions, which pip-audit readers ignore.
-    severity: Severity,
-    malicious: bool,
+/// What a scan found: every dependency (sorted by name, then version), each
+/// with the findings that apply to it, ignored ones included (formats that
+/// can say so mark them; the others leave them out).
+struct Scanned<'s> {
+    snapshot: &'s Snapshot,
+    dependencies: Vec<(Dependency, Vec<AuditFinding>)>,
+    generated_at: jiff::Timestamp,
 }
 
 fn usage(message: impl Into<String>) -> Error {
@@ -144,7 +150,7 @@ fn from_requirements(path: &Path, out: &mut Vec<Dependency>) -> Result<(), Error
             _ => None,
         };
         let skip = pinned.is_none().then(|| format!("{}: not pinned with `==`, so not auditable", line.origin));
-        out.push(Dependency { name, version: pinned, skip });
+        out.push(Dependency { name, version: pinned, skip, origin: Origin::parse(&line.origin) });
     }
     Ok(())
 }
@@ -157,7 +163,7 @@ fn from_lock(path: &Path, out: &mut Vec<Dependency>) -> Result<(), Error> {
     for p in &lock.packages {
         let version = p.version.as_ref().map(ToString::to_string);
         let skip = version.is_none().then(|| format!("{}: no version locked", path.display()));
-        out.push(Dependency { name: p.name.to_string(), version, skip });
+        out.push(Dependency { name: p.name.to_string(), version, skip, origin: Origin::of(path) });
     }
     Ok(())
 }
@@ -180,7 +186,7 @@ fn from_path(path: &Path, out: &mut Vec<Dependency>) -> Result<(), Error> {
         let headers = crate::dist::metadata::headers(&bytes);
         let value = |k: &str| crate::dist::metadata::header_values(&headers, k).next().map(str::to_string);
         if let (Some(name), Some(version)) = (value("Name"), value("Version")) {
-            out.push(Dependency { name, version: Some(version), skip: None });
+            out.push(Dependency { name, version: Some(version), skip: None, origin: Origin::of(p) });
             found += 1;
         }
     }
@@ -188,6 +194,29 @@ fn from_path(path: &Path, out: &mut Vec<Dependency>) -> Result<(), Error> {
         tracing::warn!("{}: no installed distribution found (no *.dist-info/METADATA)", path.display());
     }
     Ok(())
+}
+
+/// Every dependency the inputs name, one per (name, version), sorted.
+fn dependencies(inputs: &Inputs) -> Result<Vec<Dependency>, Error> {
+    let mut deps = Vec::new();
+    for r in &inputs.requirements {
+        from_requirements(r, &mut deps)?;
+    }
+    for l in &inputs.locks {
+        from_lock(l, &mut deps)?;
+    }
+    for p in &inputs.paths {
+        from_path(p, &mut deps)?;
+    }
+    for d in &mut deps {
+        if let Ok(n) = crate::dist::names::ProjectName::from_str(&d.name) {
+            d.name = n.to_string();
+        }
+    }
+    // The first place a dependency is named is where it is reported.
+    deps.sort();
+    deps.dedup_by(|a, b| a.name == b.name && a.version == b.version);
+    Ok(deps)
 }
 
 /// `airlock scan`.
@@ -202,136 +231,42 @@ pub fn scan(
         return Err(usage("nothing to scan: give -r REQUIREMENTS, --lock FILE or --path VENV"));
     }
     let scratch = tempfile::tempdir()?;
-    let (snapshot, ignores, unknown_as) = open_snapshot(source, scratch.path())?;
-    let mut deps = Vec::new();
-    for r in &inputs.requirements {
-        from_requirements(r, &mut deps)?;
-    }
-    for l in &inputs.locks {
-        from_lock(l, &mut deps)?;
-    }
-    for p in &inputs.paths {
-        from_path(p, &mut deps)?;
-    }
-    // One row per (name, version), in a stable order.
-    for d in &mut deps {
-        if let Ok(n) = crate::dist::names::ProjectName::from_str(&d.name) {
-            d.name = n.to_string();
-        }
-    }
-    deps.sort();
-    deps.dedup_by(|a, b| a.name == b.name && a.version == b.version);
-
-    let today = crate::util::clock::output_time().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let mut report = Report { dependencies: Vec::new(), fixes: Vec::new() };
-    let mut breach = false;
-    let (mut vulnerable, mut findings) = (0usize, 0usize);
-    for d in &deps {
-        let Some(version) = &d.version else {
-            report.dependencies.push(ReportDependency {
-                name: d.name.clone(),
-                version: None,
-                vulns: None,
-                skip_reason: d.skip.clone(),
-            });
-            continue;
-        };
-        let mut vulns = Vec::new();
-        for f in snapshot.check(&d.name, version) {
-            let id = snapshot.id(&f).to_string();
-            let aliases: Vec<String> = snapshot.aliases(&f).map(str::to_string).collect();
-            if crate::audit::ignore_applies(&ignores, today, &id, &aliases).is_some() {
-                continue;
-            }
-            let malicious = is_malicious(&id, &aliases);
-            let effective = if f.severity == Severity::Unknown { unknown_as } else { f.severity };
-            breach |= malicious || fail_on.triggered_by(effective);
-            vulns.push(Vuln {
-                fix_versions: f.fixed_in.iter().map(ToString::to_string).collect(),
-                description: snapshot.summary(&f).to_string(),
-                severity: f.severity,
-                malicious,
-                id,
-                aliases,
-            });
-        }
-        vulnerable += usize::from(!vulns.is_empty());
-        findings += vulns.len();
-        report.dependencies.push(ReportDependency {
-            name: d.name.clone(),
-            version: Some(version.clone()),
-            vulns: Some(vulns),
-            skip_reason: None,
-        });
-    }
+    let (snapshot, ignores, unknown_severity) = open_snapshot(source, scratch.path())?;
+    let policy = Policy { ignore: ignores, unknown_severity, ..Policy::default() };
+    let generated_at = crate::util::clock::output_time();
+    let today = generated_at.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let dependencies = dependencies(inputs)?
+        .into_iter()
+        .map(|d| {
+            let findings = match &d.version {
+                Some(v) => snapshot.check(&d.name, v).iter().map(|f| finding(&snapshot, f, &policy, today)).collect(),
+                None => Vec::new(),
+            };
+            (d, findings)
+        })
+        .collect();
+    let scanned = Scanned { snapshot: &snapshot, dependencies, generated_at };
     let text = match format {
-        Format::Json => {
-            let mut j = serde_json::to_string(&report).map_err(|e| Error::Failed(e.to_string()))?;
-            j.push('\n');
-            j
-        }
-        Format::Columns => columns(&report),
-        Format::Markdown => markdown(&report),
+        Format::Json => formats::pip_audit_json(&scanned),
+        Format::Columns => formats::columns(&scanned),
+        Format::Markdown => formats::markdown(&scanned),
+        Format::Cyclonedx => formats::cyclonedx(&scanned),
+        Format::Sarif => formats::sarif(&scanned),
     };
     match output {
         Some(p) => fs_err::write(p, text)?,
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
-    let skipped = report.dependencies.iter().filter(|d| d.skip_reason.is_some()).count();
+    let active = || scanned.dependencies.iter().flat_map(|(_, f)| f.iter().filter(|f| f.ignored.is_none()));
+    let breach = active().any(|f| f.malicious || fail_on.triggered_by(f.effective));
+    let findings = active().count();
+    let vulnerable = scanned.dependencies.iter().filter(|(_, f)| f.iter().any(|f| f.ignored.is_none())).count();
+    let skipped = scanned.dependencies.iter().filter(|(d, _)| d.skip.is_some()).count();
     tracing::info!(
         "found {findings} known vulnerabilit{} in {vulnerable} package(s) of {}{}",
         if findings == 1 { "y" } else { "ies" },
-        deps.len() - skipped,
+        scanned.dependencies.len() - skipped,
         if skipped > 0 { format!("; {skipped} not auditable (not pinned)") } else { String::new() }
     );
     Ok(if breach { Exit::Policy } else { Exit::Success })
-}
-
-fn rows(report: &Report) -> Vec<[String; 4]> {
-    let mut out = Vec::new();
-    for d in &report.dependencies {
-        for v in d.vulns.iter().flatten() {
-            let id = if v.malicious { format!("{} (MALICIOUS)", v.id) } else { v.id.clone() };
-            out.push([d.name.clone(), d.version.clone().unwrap_or_default(), id, v.fix_versions.join(",")]);
-        }
-    }
-    out
-}
-
-/// pip-audit's default: a table of Name, Version, ID, Fix Versions.
-fn columns(report: &Report) -> String {
-    let rows = rows(report);
-    if rows.is_empty() {
-        return "No known vulnerabilities found\n".to_string();
-    }
-    let header = ["Name", "Version", "ID", "Fix Versions"].map(String::from);
-    let mut width = [0usize; 4];
-    for r in std::iter::once(&header).chain(&rows) {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |r: &[String; 4]| {
-        let cells: Vec<String> = r.iter().zip(width).map(|(c, w)| format!("{c:<w$}")).collect();
-        format!("{}\n", cells.join(" ").trim_end())
-    };
-    let mut out = line(&header);
-    out.push_str(&line(&width.map(|w| "-".repeat(w))));
-    for r in &rows {
-        out.push_str(&line(r));
-    }
-    out
-}
-
-fn markdown(report: &Report) -> String {
-    let rows = rows(report);
-    let mut out = String::from("| Name | Version | ID | Fix Versions |\n|---|---|---|---|\n");
-    if rows.is_empty() {
-        return "No known vulnerabilities found.\n".to_string();
-    }
-    let cell = |s: &str| s.replace('|', "\\|");
-    for r in &rows {
-        out.push_str(&format!("| {} | {} | {} | {} |\n", cell(&r[0]), cell(&r[1]), cell(&r[2]), cell(&r[3])));
-    }
-    out
 }
