@@ -290,6 +290,10 @@ impl Diagnostics {
         }
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.items.iter()
+    }
+
     /// Those that fail the run.
     pub fn failures(&self) -> impl Iterator<Item = &Diagnostic> {
         self.items.iter().filter(|d| d.fails_run())

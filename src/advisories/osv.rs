@@ -140,29 +140,6 @@ pub struct Event {
     pub limit: Option<String>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn yaml_plain_scalars_keep_their_text() {
-        let yaml = "id: X-1\naffected:\n- package: {ecosystem: PyPI, name: Jinja2}\n  ranges:\n  - type: ECOSYSTEM\n    events:\n    - introduced: 0\n    - fixed: 2.10\n  versions:\n  - 2.10\n  - \"2.0\"\n  - 2.0rc1\n  - 3\n";
-        let r: Record = serde_saphyr::from_str(yaml).unwrap();
-        let a = &r.affected[0];
-        assert_eq!(a.versions, ["2.10", "2.0", "2.0rc1", "3"]);
-        assert_eq!(a.ranges[0].events[0].introduced.as_deref(), Some("0"));
-        assert_eq!(a.ranges[0].events[1].fixed.as_deref(), Some("2.10"));
-    }
-
-    #[test]
-    fn json_record_with_nulls() {
-        let json = r#"{"id":"GHSA-x","aliases":null,"affected":[{"package":{"ecosystem":"PyPI","name":"a"},"versions":null,"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1.0"}]}]}],"severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]}"#;
-        let r: Record = serde_json::from_str(json).unwrap();
-        assert!(r.aliases.is_empty() && r.affected[0].versions.is_empty());
-        assert_eq!(r.severity[0].kind, "CVSS_V3");
-    }
-}
-
 /// Whether a string is a sha256 digest in hex.
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -210,5 +187,28 @@ impl Affected {
             out.push((digest.to_ascii_lowercase(), filename));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_plain_scalars_keep_their_text() {
+        let yaml = "id: X-1\naffected:\n- package: {ecosystem: PyPI, name: Jinja2}\n  ranges:\n  - type: ECOSYSTEM\n    events:\n    - introduced: 0\n    - fixed: 2.10\n  versions:\n  - 2.10\n  - \"2.0\"\n  - 2.0rc1\n  - 3\n";
+        let r: Record = serde_saphyr::from_str(yaml).unwrap();
+        let a = &r.affected[0];
+        assert_eq!(a.versions, ["2.10", "2.0", "2.0rc1", "3"]);
+        assert_eq!(a.ranges[0].events[0].introduced.as_deref(), Some("0"));
+        assert_eq!(a.ranges[0].events[1].fixed.as_deref(), Some("2.10"));
+    }
+
+    #[test]
+    fn json_record_with_nulls() {
+        let json = r#"{"id":"GHSA-x","aliases":null,"affected":[{"package":{"ecosystem":"PyPI","name":"a"},"versions":null,"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1.0"}]}]}],"severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]}"#;
+        let r: Record = serde_json::from_str(json).unwrap();
+        assert!(r.aliases.is_empty() && r.affected[0].versions.is_empty());
+        assert_eq!(r.severity[0].kind, "CVSS_V3");
     }
 }

@@ -77,6 +77,7 @@ CREATE TABLE refs (advisory TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT, url 
 CREATE TABLE affected (id INTEGER PRIMARY KEY, advisory TEXT NOT NULL, package TEXT NOT NULL);
 CREATE INDEX affected_package ON affected(package);
 CREATE TABLE ranges (id INTEGER PRIMARY KEY, affected INTEGER NOT NULL, type TEXT NOT NULL);
+CREATE INDEX ranges_affected ON ranges(affected);
 CREATE TABLE events (range INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, version TEXT NOT NULL, PRIMARY KEY (range, seq)) WITHOUT ROWID;
 CREATE TABLE affected_versions (affected INTEGER NOT NULL, seq INTEGER NOT NULL, version TEXT NOT NULL, PRIMARY KEY (affected, seq)) WITHOUT ROWID;
 CREATE TABLE malicious_files (sha256 TEXT NOT NULL, advisory TEXT NOT NULL, package TEXT NOT NULL, filename TEXT, PRIMARY KEY (sha256, advisory)) WITHOUT ROWID;
@@ -388,23 +389,29 @@ fn compress(image: &[u8]) -> std::io::Result<Vec<u8>> {
 
 // ------------------------------------------------------------------- reading
 
-/// An advisory as reports need it.
+/// An advisory as matching needs it, loaded for every advisory on open;
+/// its text ([`AdvisoryText`]) is read when first asked for.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Advisory {
     pub id: String,
+    pub withdrawn: Option<String>,
+    pub rating: Severity,
+    pub score: Option<f64>,
+    pub aliases: Vec<String>,
+    /// A malicious-package record (see [`osv::Record::is_malicious`]).
+    pub malicious: bool,
+}
+
+/// An advisory's text, as reports show it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AdvisoryText {
     pub summary: String,
     pub details: String,
     pub published: Option<String>,
     pub modified: Option<String>,
-    pub withdrawn: Option<String>,
-    pub rating: Severity,
-    pub score: Option<f64>,
     pub vector: Option<String>,
     pub vectors: Vec<Vector>,
-    pub aliases: Vec<String>,
     pub references: Vec<(Option<String>, String)>,
-    /// A malicious-package record (see [`osv::Record::is_malicious`]).
-    pub malicious: bool,
 }
 
 /// One vulnerability affecting a version: advisories that alias each other
@@ -441,14 +448,23 @@ pub struct Snapshot {
     pub sha256: Sha256,
     pub bytes: u64,
     pub advisories: Vec<Advisory>,
-    by_package: HashMap<String, PackageIndex>,
+    /// Each package's matcher, compiled on first use from the database:
+    /// a query of a few packages compiles only those (most of the cost of
+    /// opening a snapshot was compiling every package's ranges and
+    /// versions).
+    by_package: HashMap<String, LazyIndex>,
+    /// The decompressed database, for those compilations.
+    conn: std::sync::Mutex<Connection>,
     /// Group (connected component of aliases) of each advisory.
     group_of: Vec<usize>,
     groups: Vec<Vec<usize>>,
     /// Every id in each group: records and the aliases they name.
     group_ids: Vec<Vec<String>>,
-    /// One line per advisory for findings: its summary, else the start of its details.
-    summaries: Vec<String>,
+    /// One line per advisory for findings: its summary, else the start of
+    /// its details (worked out when first asked).
+    summaries: Vec<std::sync::OnceLock<String>>,
+    /// Each advisory's text, read when first asked.
+    texts: Vec<std::sync::OnceLock<AdvisoryText>>,
     /// Malicious files by sha256 (hex): the malicious advisories naming them.
     malicious_files: HashMap<String, Vec<usize>>,
 }
@@ -486,15 +502,30 @@ where
 
 impl Snapshot {
     pub fn open(path: &Path) -> Result<Snapshot, SnapshotError> {
-        let corrupt = |reason: String| SnapshotError::Corrupt { path: path.display().to_string(), reason };
-        let sql = |source| SnapshotError::Sql { path: path.display().to_string(), error: source };
         let compressed = fs_err::read(path)?;
         let sha256 = Sha256::of(&compressed);
+        let bytes = compressed.len() as u64;
+        // A cached copy that does not load (truncated, tampered with) is
+        // passed over: the file itself decides.
+        if let Some(snapshot) = cached(&sha256).and_then(|conn| Snapshot::load(path, conn, sha256, bytes).ok()) {
+            return Ok(snapshot);
+        }
+        let corrupt = |reason: String| SnapshotError::Corrupt { path: path.display().to_string(), reason };
         let image = decompress(&compressed).map_err(corrupt)?;
-        let mut conn = Connection::open_in_memory().map_err(sql)?;
+        drop(compressed);
+        let mut conn = Connection::open_in_memory()
+            .map_err(|source| SnapshotError::Sql { path: path.display().to_string(), error: source })?;
         let len = image.len();
         conn.deserialize_read_exact("main", &image[..], len, true).map_err(|e| corrupt(e.to_string()))?;
-        drop(image);
+        let snapshot = Snapshot::load(path, conn, sha256, bytes)?;
+        cache(&sha256, &image);
+        Ok(snapshot)
+    }
+
+    /// Read what every query needs from an open image; the rest (text,
+    /// each package's matcher) is read when first asked.
+    fn load(path: &Path, conn: Connection, sha256: Sha256, bytes: u64) -> Result<Snapshot, SnapshotError> {
+        let corrupt = |reason: String| SnapshotError::Corrupt { path: path.display().to_string(), reason };
         let meta = load_meta(&conn).map_err(|e| corrupt(e.to_string()))?;
         if !(OLDEST_READABLE..=SCHEMA_VERSION).contains(&meta.schema_version) {
             return Err(SnapshotError::Schema { path: path.display().to_string(), found: meta.schema_version });
@@ -502,30 +533,35 @@ impl Snapshot {
         let advisories = load_advisories(&conn, meta.schema_version).map_err(|e| corrupt(e.to_string()))?;
         let malicious_files =
             load_malicious_files(&conn, meta.schema_version, &advisories).map_err(|e| corrupt(e.to_string()))?;
-        let by_package = load_index(&conn, &advisories).map_err(|e| corrupt(e.to_string()))?;
+        let by_package = load_affected(&conn, &advisories).map_err(|e| corrupt(e.to_string()))?;
         let (group_of, groups, group_ids) = alias_groups(&advisories);
-        let summaries = advisories
-            .iter()
-            .map(|a| {
-                let s = a.summary.trim();
-                if s.is_empty() {
-                    crate::util::ui::shorten(a.details.trim().lines().next().unwrap_or(""), 200)
-                } else {
-                    s.to_string()
-                }
-            })
-            .collect();
+        let summaries = advisories.iter().map(|_| std::sync::OnceLock::new()).collect();
+        let texts = advisories.iter().map(|_| std::sync::OnceLock::new()).collect();
         Ok(Snapshot {
             meta,
             sha256,
-            bytes: compressed.len() as u64,
+            bytes,
             advisories,
             by_package,
+            conn: std::sync::Mutex::new(conn),
             group_of,
             groups,
             group_ids,
             summaries,
+            texts,
             malicious_files,
+        })
+    }
+
+    /// An advisory's text (summary, details, dates, vectors, references).
+    pub fn text(&self, advisory: usize) -> &AdvisoryText {
+        self.texts[advisory].get_or_init(|| {
+            let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            load_text(&conn, &self.advisories[advisory].id).unwrap_or_else(|e| {
+                // The schema was checked on open: only a corrupt page of the image gets here.
+                tracing::warn!("advisory snapshot: cannot read {}: {e}", self.advisories[advisory].id);
+                AdvisoryText::default()
+            })
         })
     }
 
@@ -548,7 +584,15 @@ impl Snapshot {
 
     fn check_parsed(&self, name: &str, version: &str, parsed: Option<&Version>) -> Vec<Finding> {
         let Some(package) = normalize(name) else { return Vec::new() };
-        let Some(index) = self.by_package.get(&package) else { return Vec::new() };
+        let Some(lazy) = self.by_package.get(&package) else { return Vec::new() };
+        let index = lazy.index.get_or_init(|| {
+            let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            compile_package(&conn, &lazy.entries).unwrap_or_else(|e| {
+                // The schema was checked on open: only a corrupt page of the image gets here.
+                tracing::warn!("advisory snapshot: cannot read the entries of {package}: {e}");
+                PackageIndex::default()
+            })
+        });
         let mut hits: BTreeMap<usize, (Vec<usize>, Vec<Version>)> = BTreeMap::new();
         for hit in index.lookup(version, parsed) {
             {
@@ -605,9 +649,14 @@ impl Snapshot {
     pub fn summary(&self, f: &Finding) -> &str {
         std::iter::once(f.best)
             .chain(self.groups[f.group].iter().copied())
-            .map(|m| self.advisories[m].summary.trim())
+            .map(|m| self.text(m).summary.trim())
             .find(|s| !s.is_empty())
-            .unwrap_or(&self.summaries[f.best])
+            .unwrap_or_else(|| {
+                self.summaries[f.best].get_or_init(|| {
+                    let details = self.text(f.best).details.trim();
+                    crate::util::ui::shorten(details.lines().next().unwrap_or(""), 200)
+                })
+            })
     }
 
     /// Age of the snapshot in whole days at `now`.
@@ -617,9 +666,72 @@ impl Snapshot {
     }
 }
 
+/// Where decompressed snapshots are kept, by the sha256 of their
+/// compressed file: `$AIRLOCK_CACHE_DIR`, else `$XDG_CACHE_HOME/airlock`,
+/// else `~/.cache/airlock`; `AIRLOCK_CACHE_DIR=""` turns the cache off.
+fn cache_dir() -> Option<std::path::PathBuf> {
+    let dir = match std::env::var_os("AIRLOCK_CACHE_DIR") {
+        Some(d) if d.is_empty() => return None,
+        Some(d) => std::path::PathBuf::from(d),
+        None => match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+            Some(d) => Path::new(&d).join("airlock"),
+            None => Path::new(&std::env::var_os("HOME")?).join(".cache/airlock"),
+        },
+    };
+    Some(dir.join("snapshots"))
+}
+
+/// The cached decompressed copy of a snapshot, opened read-only in place:
+/// a small query then reads a few pages instead of decompressing and
+/// loading the whole image (a 30-pin check went from 65 to 40 ms). A copy
+/// that is not an SQLite database is ignored.
+fn cached(sha256: &Sha256) -> Option<Connection> {
+    let path = cache_dir()?.join(format!("{}.sqlite", sha256.hex()));
+    let mut head = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open(&path).ok()?, &mut head).ok()?;
+    if head != SQLITE_MAGIC {
+        return None;
+    }
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let shown = path.to_str()?;
+    if shown.contains(['?', '#', '%']) {
+        return Connection::open_with_flags(&path, flags).ok();
+    }
+    // Immutable: no locks, no journal checks; nothing writes a cached copy.
+    Connection::open_with_flags(format!("file:{shown}?immutable=1"), flags | rusqlite::OpenFlags::SQLITE_OPEN_URI).ok()
+}
+
+/// Keep a decompressed copy for the next open; best effort (a read-only
+/// home, a full disk: the next open decompresses again).
+fn cache(sha256: &Sha256, image: &[u8]) {
+    let Some(dir) = cache_dir() else { return };
+    let path = dir.join(format!("{}.sqlite", sha256.hex()));
+    if path.is_file() {
+        return;
+    }
+    if let Err(e) = fs_err::create_dir_all(&dir).and_then(|()| crate::util::fsx::write_atomically(&path, image)) {
+        tracing::debug!("advisory snapshot cache: {e}");
+    }
+}
+
 /// Decompress a snapshot image, bounded (a bomb is refused) and checked
 /// to be an SQLite database.
 fn decompress(compressed: &[u8]) -> Result<Vec<u8>, String> {
+    // A frame that declares its size (airlock writes it) decompresses in
+    // one call into one allocation: a quarter of the time of streaming,
+    // which sets up a window for long-distance matching.
+    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(compressed) {
+        if size > MAX_DECOMPRESSED {
+            return Err(format!("decompresses to more than {MAX_DECOMPRESSED} bytes"));
+        }
+        let image = zstd::bulk::Decompressor::new()
+            .and_then(|mut d| d.decompress(compressed, size as usize))
+            .map_err(|e| format!("zstd: {e}"))?;
+        if !image.starts_with(SQLITE_MAGIC) {
+            return Err("not an SQLite database".into());
+        }
+        return Ok(image);
+    }
     let mut image = Vec::new();
     zstd::stream::Decoder::new(compressed)
         .map_err(|e| format!("not a zstd stream: {e}"))?
@@ -680,42 +792,53 @@ fn load_meta(conn: &Connection) -> rusqlite::Result<Meta> {
 fn load_advisories(conn: &Connection, schema: i64) -> rusqlite::Result<Vec<Advisory>> {
     let mut aliases: HashMap<String, Vec<String>> =
         grouped(conn, "SELECT advisory, alias FROM aliases ORDER BY advisory, alias", |r| r.get(1))?;
-    let mut refs: HashMap<String, Vec<(Option<String>, String)>> =
-        grouped(conn, "SELECT advisory, type, url FROM refs ORDER BY advisory, seq", |r| Ok((r.get(1)?, r.get(2)?)))?;
-    let mut vectors: HashMap<String, Vec<Vector>> =
-        grouped(conn, "SELECT advisory, type, vector, score FROM severities ORDER BY advisory, seq", |r| {
-            Ok(Vector { kind: r.get(1)?, vector: r.get(2)?, score: r.get(3)? })
-        })?;
     let mut advisories = Vec::new();
     let malicious = if schema >= 2 { "malicious" } else { "0" };
-    let mut stmt = conn.prepare(&format!(
-        "SELECT id, summary, details, published, modified, withdrawn, rating, score, vector, {malicious} FROM advisories ORDER BY id"
-    ))?;
+    let mut stmt =
+        conn.prepare(&format!("SELECT id, withdrawn, rating, score, {malicious} FROM advisories ORDER BY id"))?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let id: String = r.get(0)?;
-        let rating: String = r.get(6)?;
+        let rating: String = r.get(2)?;
         let aliases = aliases.remove(&id).unwrap_or_default();
         advisories.push(Advisory {
             // A version-1 snapshot has no column: the ids say it.
-            malicious: r.get::<_, bool>(9)?
+            malicious: r.get::<_, bool>(4)?
                 || id.starts_with("MAL-")
                 || aliases.iter().any(|a: &String| a.starts_with("MAL-")),
             aliases,
-            references: refs.remove(&id).unwrap_or_default(),
-            vectors: vectors.remove(&id).unwrap_or_default(),
-            summary: r.get(1)?,
-            details: r.get(2)?,
-            published: r.get(3)?,
-            modified: r.get(4)?,
-            withdrawn: r.get(5)?,
+            withdrawn: r.get(1)?,
             rating: Severity::RATED.into_iter().find(|s| s.as_str() == rating).unwrap_or(Severity::Unknown),
-            score: r.get(7)?,
-            vector: r.get(8)?,
+            score: r.get(3)?,
             id,
         });
     }
     Ok(advisories)
+}
+
+/// One advisory's text: its row, references and vectors.
+fn load_text(conn: &Connection, id: &str) -> rusqlite::Result<AdvisoryText> {
+    let mut text = conn
+        .prepare_cached("SELECT summary, details, published, modified, vector FROM advisories WHERE id = ?1")?
+        .query_row([id], |r| {
+            Ok(AdvisoryText {
+                summary: r.get(0)?,
+                details: r.get(1)?,
+                published: r.get(2)?,
+                modified: r.get(3)?,
+                vector: r.get(4)?,
+                ..AdvisoryText::default()
+            })
+        })?;
+    text.references = conn
+        .prepare_cached("SELECT type, url FROM refs WHERE advisory = ?1 ORDER BY seq")?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    text.vectors = conn
+        .prepare_cached("SELECT type, vector, score FROM severities WHERE advisory = ?1 ORDER BY seq")?
+        .query_map([id], |r| Ok(Vector { kind: r.get(0)?, vector: r.get(1)?, score: r.get(2)? }))?
+        .collect::<Result<_, _>>()?;
+    Ok(text)
 }
 
 /// Malicious files by sha256, each with the (malicious, not withdrawn)
@@ -744,51 +867,65 @@ fn load_malicious_files(
         .collect())
 }
 
-/// Rebuild each affected entry as OSV, compile it, and index every package.
-fn load_index(conn: &Connection, advisories: &[Advisory]) -> rusqlite::Result<HashMap<String, PackageIndex>> {
+/// A package's affected entries (row id, advisory index), and its matcher
+/// once compiled.
+#[derive(Debug, Default)]
+struct LazyIndex {
+    entries: Vec<(i64, usize)>,
+    index: std::sync::OnceLock<PackageIndex>,
+}
+
+/// Every package's affected entries, in row order; withdrawn advisories
+/// never match, so theirs are left out.
+fn load_affected(conn: &Connection, advisories: &[Advisory]) -> rusqlite::Result<HashMap<String, LazyIndex>> {
     let index: HashMap<&str, usize> = advisories.iter().enumerate().map(|(i, a)| (a.id.as_str(), i)).collect();
-    let mut ranges: HashMap<i64, Vec<(i64, String)>> =
-        grouped(conn, "SELECT affected, id, type FROM ranges ORDER BY id", |r| Ok((r.get(1)?, r.get(2)?)))?;
-    let mut events: HashMap<i64, Vec<osv::Event>> =
-        grouped(conn, "SELECT range, kind, version FROM events ORDER BY range, seq", |r| {
-            let kind: String = r.get(1)?;
-            let version = Some(r.get(2)?);
-            let mut e = osv::Event::default();
-            match kind.as_str() {
-                "introduced" => e.introduced = version,
-                "fixed" => e.fixed = version,
-                "last_affected" => e.last_affected = version,
-                _ => e.limit = version,
-            }
-            Ok(e)
-        })?;
-    let mut versions: HashMap<i64, Vec<String>> =
-        grouped(conn, "SELECT affected, version FROM affected_versions ORDER BY affected, seq", |r| r.get(1))?;
-    let mut compiled: BTreeMap<String, Vec<CompiledAffected>> = BTreeMap::new();
+    let mut out: HashMap<String, LazyIndex> = HashMap::new();
     let mut stmt = conn.prepare("SELECT id, advisory, package FROM affected ORDER BY id")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let (aff, advisory, package): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
         let Some(&idx) = index.get(advisory.as_str()) else { continue };
         if advisories[idx].withdrawn.is_some() {
-            // Withdrawn advisories never match.
             continue;
         }
-        let entry = osv::Affected {
-            package: None,
-            ranges: ranges
-                .remove(&aff)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(rid, kind)| osv::Range { kind, events: events.remove(&rid).unwrap_or_default() })
-                .collect(),
-            versions: versions.remove(&aff).unwrap_or_default(),
-            severity: Vec::new(),
-            database_specific: None,
-        };
-        compiled.entry(package).or_default().push(CompiledAffected::compile(idx, &entry, &mut Skips::default()));
+        out.entry(package).or_default().entries.push((aff, idx));
     }
-    Ok(compiled.into_iter().map(|(p, entries)| (p, PackageIndex::build(&entries))).collect())
+    Ok(out)
+}
+
+/// Rebuild one package's affected entries as OSV and compile its matcher.
+fn compile_package(conn: &Connection, entries: &[(i64, usize)]) -> rusqlite::Result<PackageIndex> {
+    let mut ranges_of = conn.prepare_cached("SELECT id, type FROM ranges WHERE affected = ?1 ORDER BY id")?;
+    let mut events_of = conn.prepare_cached("SELECT kind, version FROM events WHERE range = ?1 ORDER BY seq")?;
+    let mut versions_of =
+        conn.prepare_cached("SELECT version FROM affected_versions WHERE affected = ?1 ORDER BY seq")?;
+    let mut compiled = Vec::with_capacity(entries.len());
+    for &(aff, idx) in entries {
+        let mut ranges = Vec::new();
+        let range_rows: Vec<(i64, String)> =
+            ranges_of.query_map([aff], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        for (rid, kind) in range_rows {
+            let events = events_of
+                .query_map([rid], |r| {
+                    let kind: String = r.get(0)?;
+                    let version = Some(r.get(1)?);
+                    let mut e = osv::Event::default();
+                    match kind.as_str() {
+                        "introduced" => e.introduced = version,
+                        "fixed" => e.fixed = version,
+                        "last_affected" => e.last_affected = version,
+                        _ => e.limit = version,
+                    }
+                    Ok(e)
+                })?
+                .collect::<Result<_, _>>()?;
+            ranges.push(osv::Range { kind, events });
+        }
+        let versions = versions_of.query_map([aff], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let entry = osv::Affected { package: None, ranges, versions, severity: Vec::new(), database_specific: None };
+        compiled.push(CompiledAffected::compile(idx, &entry, &mut Skips::default()));
+    }
+    Ok(PackageIndex::build(&compiled))
 }
 
 /// Alias groups: connected components over ids and the aliases they name.

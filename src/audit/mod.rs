@@ -119,9 +119,9 @@ pub struct AdvisoryText {
 impl AdvisoryText {
     /// The text of the advisory a finding is reported under.
     pub(crate) fn of(s: &crate::advisories::Snapshot, f: &AuditFinding) -> AdvisoryText {
-        let a = &s.advisories[f.advisory];
+        let a = s.text(f.advisory);
         AdvisoryText {
-            id: a.id.clone(),
+            id: s.advisories[f.advisory].id.clone(),
             aliases: f.aliases.clone(),
             summary: f.summary.clone(),
             details: a.details.clone(),

@@ -104,19 +104,32 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
     let want = wanted(&manifest.select);
     let projects: Vec<_> = want.requested.keys().cloned().collect();
     let mut diags = Diagnostics::default();
-    let mut views = views::gather(client.as_ref(), &state, &projects, m.jobs, &mut diags)?;
+    let since = crate::pipeline::serials::since(client.as_ref(), &state)?;
+    let mut views = views::gather(client.as_ref(), &state, &projects, m.jobs, &since, &mut diags)?;
     if plan_out.is_some() {
         state.put_project_views(&std::mem::take(&mut views.updated))?;
     }
-    let cx = ResolveInputs { select: &manifest.select, client: client.as_ref(), jobs: m.jobs, tmp: scratch.path() };
+    let cx = ResolveInputs {
+        select: &manifest.select,
+        client: client.as_ref(),
+        jobs: m.jobs,
+        tmp: scratch.path(),
+        since: &since,
+    };
     let (requested, select, views, resolved) =
         resolve::resolve(&state, &cx, want.requested.clone(), views, &mut diags)?;
     if plan_out.is_some() {
         state.put_project_views(&views.updated)?;
     }
     let store = Store::for_mirror(m);
-    let inputs =
-        PlanInputs { select: &select, locked: &want.locked, keep_runs: m.keep_runs, store, run: state.next_run_id()? };
+    let inputs = PlanInputs {
+        select: &select,
+        locked: &want.locked,
+        keep_runs: m.keep_runs,
+        store,
+        run: state.next_run_id()?,
+        since: &since,
+    };
     let mut plan = plan::make(&inputs, &requested, &views, &mut state, &mut diags)?;
     // The closure of `dependencies = "all"` needs the selected wheels, which
     // plan does not fetch: it cannot tell which dependencies stay, so it

@@ -107,7 +107,7 @@ pub fn expand(
         for (p, lines) in new {
             requested.entry(p).or_default().extend(lines);
         }
-        let more = views::gather(client, &run.state, &fresh, opts.jobs, diags)?;
+        let more = views::gather(client, &run.state, &fresh, opts.jobs, inputs.since, diags)?;
         run.state.put_project_views(&more.updated)?;
         views.projects.extend(more.projects);
     }

@@ -24,6 +24,7 @@ pub mod publish;
 pub mod record;
 pub mod remote;
 pub mod resolve;
+pub mod serials;
 pub mod views;
 
 use std::path::PathBuf;
@@ -210,12 +211,13 @@ fn to_plan(
     let m = &manifest.mirror;
     let mut sw = Stopwatch::start();
     let names: Vec<_> = want.requested.keys().cloned().collect();
-    let mut views = views::gather(client, &run.state, &names, jobs, diags)?;
+    let since = serials::since(client, &run.state)?;
+    let mut views = views::gather(client, &run.state, &names, jobs, &since, diags)?;
     run.state.put_project_views(&std::mem::take(&mut views.updated))?;
     sw.lap("upstream views");
     signal::check()?;
     let tmp = run.store.tmp_dir().to_path_buf();
-    let cx = resolve::ResolveInputs { select: &manifest.select, client, jobs, tmp: &tmp };
+    let cx = resolve::ResolveInputs { select: &manifest.select, client, jobs, tmp: &tmp, since: &since };
     let (requested, select, views, resolved) = resolve::resolve(&run.state, &cx, want.requested.clone(), views, diags)?;
     run.state.put_project_views(&views.updated)?;
     sw.lap("resolve");
@@ -227,9 +229,14 @@ fn to_plan(
         keep_runs: m.keep_runs,
         store: run.store.clone(),
         run: run.id,
+        since: &since,
     };
     let (requested, views) = closure::expand(run, client, &inputs, requested, views, fetch_opts, diags)?;
     let plan = plan::make(&inputs, &requested, &views, &mut run.state, diags)?;
+    // Only a run whose pages all came through moves the serial forward.
+    let pages_failed =
+        diags.iter().any(|d| matches!(d, Diagnostic::UpstreamFailed { .. } | Diagnostic::PlanFailed { .. }));
+    since.finish(&mut run.state, pages_failed)?;
     sw.lap("plan");
     Ok((plan, requested, resolved))
 }

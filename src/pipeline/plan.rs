@@ -159,6 +159,9 @@ pub struct PlanInputs<'a> {
     /// To tell files a killed run stored (adopt) from files never fetched.
     pub store: Store,
     pub run: i64,
+    /// Which stored views the upstream's changelog says are current (for
+    /// projects the dependency closure adds).
+    pub since: &'a super::serials::Since,
 }
 
 /// Select and diff every requested project, then decide what leaves the

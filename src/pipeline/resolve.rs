@@ -43,6 +43,7 @@ pub(crate) type FileKey = (ProjectName, String);
 /// every resolution of the run.
 struct UpstreamIndex<'a> {
     client: Option<&'a Client>,
+    since: &'a super::serials::Since,
     fetcher: Fetcher<'a>,
     /// Stored views not yet used: the validators of conditional requests.
     stored: Mutex<HashMap<ProjectName, ProjectView>>,
@@ -60,7 +61,7 @@ fn once<K: std::hash::Hash + Eq + Clone, T>(map: &Mutex<HashMap<K, Once<T>>>, ke
 impl UpstreamIndex<'_> {
     fn gather(&self, project: &ProjectName) -> Result<Arc<Vec<UpstreamFile>>, String> {
         let old = self.stored.lock().unwrap_or_else(PoisonError::into_inner).remove(project);
-        match views::gather_one(self.client, project, old) {
+        match views::gather_one(self.client, project, old, self.since) {
             Ok(g) => {
                 let files = g.upstream.listing().map(|l| Arc::new(l.files.clone())).map_err(str::to_string);
                 let mut views = self.gathered.lock().unwrap_or_else(PoisonError::into_inner);
@@ -302,6 +303,8 @@ pub struct ResolveInputs<'a> {
     pub jobs: usize,
     /// For downloads that stand in for metadata.
     pub tmp: &'a std::path::Path,
+    /// Which stored views the upstream's changelog says are current.
+    pub since: &'a super::serials::Since,
 }
 
 /// Stage: resolve every target environment. Returns the request the plan
@@ -322,6 +325,7 @@ pub fn resolve(
     let stored = state.all_project_views()?;
     let index = UpstreamIndex {
         client: inputs.client,
+        since: inputs.since,
         fetcher: Fetcher { client: inputs.client, cache: &cache, tmp: inputs.tmp },
         stored: Mutex::new(stored),
         listings: Mutex::default(),

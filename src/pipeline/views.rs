@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 use url::Url;
 
+use super::serials::Since;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::dist::names::ProjectName;
 use crate::manifest::Select;
@@ -109,6 +110,7 @@ pub fn gather(
     state: &State,
     projects: &[ProjectName],
     jobs: usize,
+    since: &Since,
     diags: &mut Diagnostics,
 ) -> Result<Views, StateError> {
     let mut all = state.project_views(projects)?;
@@ -119,7 +121,7 @@ pub fn gather(
             .par_iter()
             .zip(stored.into_par_iter())
             .map(|(project, old)| {
-                let r = gather_one(client, project, old);
+                let r = gather_one(client, project, old, since);
                 progress.inc(1);
                 (project.clone(), r)
             })
@@ -163,12 +165,17 @@ fn stored(view: ProjectView, freshness: Freshness, error: Option<Diagnostic>) ->
 }
 
 /// Fetch one project's page (conditionally, against its stored view `old`),
-/// or, offline, recall the stored view.
+/// or, offline or when the upstream's changelog says it is unchanged
+/// (`since`), recall the stored view.
 pub fn gather_one(
     client: Option<&Client>,
     project: &ProjectName,
     old: Option<ProjectView>,
+    since: &Since,
 ) -> Result<Gathered, Diagnostic> {
+    if let Some(v) = old.as_ref().filter(|v| since.unchanged(project, Some(v))) {
+        return Ok(stored(v.clone(), Freshness::Unchanged, None));
+    }
     let failed = |message: String, kept: bool| Diagnostic::UpstreamFailed { project: project.clone(), message, kept };
     let Some(client) = client else {
         return match old {
@@ -208,6 +215,7 @@ pub fn gather_one(
                 fetched_at: crate::util::clock::now(),
                 plan_key: old.and_then(|v| v.plan_key),
                 skipped,
+                serial: fetched.serial,
             };
             let upstream = Upstream { freshness: Freshness::Fetched, view, listing: OnceLock::from(Ok(listing)) };
             Ok(Gathered { upstream, fresh: true, error: None })

@@ -142,6 +142,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE TABLE changes (run INTEGER PRIMARY KEY, body TEXT NOT NULL);
     "#,
+    // 8: PyPI's serials: each project's as last seen, and the upstream's
+    // (NULL: it offers none) with when its pages were last all checked.
+    r#"
+    ALTER TABLE projects ADD COLUMN serial INTEGER;
+    CREATE TABLE upstream_serials (upstream TEXT PRIMARY KEY, serial INTEGER, full_check TEXT NOT NULL) WITHOUT ROWID;
+    "#,
 ];
 
 /// Bump the selection counter inside a transaction that changed something.
@@ -196,6 +202,18 @@ pub struct ProjectView {
     pub plan_key: Option<String>,
     /// Files the page listed that airlock will not touch, and why.
     pub skipped: Vec<Skipped>,
+    /// The upstream's serial of the project when this view was fetched.
+    pub serial: Option<i64>,
+}
+
+/// What the state knows of an upstream's serials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSerial {
+    /// The last serial every change up to which is in the stored views;
+    /// `None`: the upstream offers no serials.
+    pub serial: Option<i64>,
+    /// When every page was last checked (RFC 3339).
+    pub full_check: String,
 }
 
 /// What a published tree was rendered from, and the exit its audit gave.
@@ -621,7 +639,7 @@ impl State {
     // --------------------------------------------------------- projects
 
     const VIEW_COLUMNS: &'static str =
-        "page_url, etag, last_modified, body_sha256, page, fetched_at, plan_key, skipped";
+        "page_url, etag, last_modified, body_sha256, page, fetched_at, plan_key, skipped, serial";
 
     /// A project row selected as `project, VIEW_COLUMNS`.
     fn view_from_row(project: ProjectName, r: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectView> {
@@ -637,6 +655,7 @@ impl State {
             plan_key: r.get(7)?,
             // Only a report detail: an unreadable list is an empty one.
             skipped: serde_json::from_str(&skipped).unwrap_or_default(),
+            serial: r.get(9)?,
         })
     }
 
@@ -682,10 +701,30 @@ impl State {
         Ok(out)
     }
 
+    /// What is known of `upstream`'s serials.
+    pub fn upstream_serial(&self, upstream: &str) -> Result<Option<UpstreamSerial>, StateError> {
+        self.conn
+            .query_row("SELECT serial, full_check FROM upstream_serials WHERE upstream = ?1", [upstream], |r| {
+                Ok(UpstreamSerial { serial: r.get(0)?, full_check: r.get(1)? })
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn put_upstream_serial(&mut self, upstream: &str, s: &UpstreamSerial) -> Result<(), StateError> {
+        self.in_tx(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO upstream_serials (upstream, serial, full_check) VALUES (?1, ?2, ?3)",
+                params![upstream, s.serial, s.full_check],
+            )
+            .map(|_| ())
+        })
+    }
+
     pub fn put_project_views(&mut self, views: &[ProjectView]) -> Result<(), StateError> {
         self.in_tx(|tx| {
             let sql = format!(
-                "INSERT OR REPLACE INTO projects (project, {}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+                "INSERT OR REPLACE INTO projects (project, {}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
                 Self::VIEW_COLUMNS
             );
             let mut stmt = tx.prepare_cached(&sql)?;
@@ -700,7 +739,8 @@ impl State {
                     v.page,
                     v.fetched_at,
                     v.plan_key,
-                    skipped
+                    skipped,
+                    v.serial
                 ])?;
             }
             Ok(())

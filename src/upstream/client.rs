@@ -164,6 +164,9 @@ pub struct FetchedPage {
     pub validators: Validators,
     /// Hash of the body, to tell an unchanged page even without validators.
     pub body_sha256: Sha256,
+    /// The project's serial, where the upstream says it (PyPI's
+    /// `X-PyPI-Last-Serial` header, or `_last-serial` in a PEP 691 page).
+    pub serial: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -370,8 +373,10 @@ impl Client {
             let validators =
                 Validators { etag: header_str(header::ETAG), last_modified: header_str(header::LAST_MODIFIED) };
             let content_type = header_str(header::CONTENT_TYPE).unwrap_or_default();
+            let header_serial = header_str(header::HeaderName::from_static("x-pypi-last-serial"));
             let body = self.read_page(resp, &url, self.limits.page_bytes)?;
             let page = decode_page(&body, &content_type, &final_url, project)?;
+            let serial = header_serial.and_then(|s| s.trim().parse().ok()).or_else(|| page.meta.serial());
             if page.files.len() > self.limits.page_files {
                 return Err(Failure::fatal(UpstreamError::TooManyFiles {
                     url: redact::url(&url),
@@ -379,9 +384,39 @@ impl Client {
                     limit: self.limits.page_files,
                 }));
             }
-            Ok(Page::Fresh(Box::new(FetchedPage { page, url: final_url, validators, body_sha256: Sha256::of(&body) })))
+            Ok(Page::Fresh(Box::new(FetchedPage {
+                page,
+                url: final_url,
+                validators,
+                body_sha256: Sha256::of(&body),
+                serial,
+            })))
         })
         .map_err(GaveUp::into_error)
+    }
+
+    /// POST `body` to `url` (XML-RPC), with the index's credentials, retries
+    /// and page limits; the response body.
+    pub fn post(&self, url: &Url, body: &str) -> Result<Vec<u8>, UpstreamError> {
+        self.retry(|| {
+            crate::util::signal::check().map_err(|i| Failure::fatal(i.into()))?;
+            let mut req = self.http.post(url.clone()).header(header::CONTENT_TYPE, "text/xml").body(body.to_string());
+            if let Some((user, pass)) = self.credentials(url) {
+                req = req.basic_auth(user, pass);
+            }
+            let resp = req.send().map_err(|e| Failure::transient(transport(url, e)))?;
+            let status = resp.status();
+            if !status.is_success() {
+                return Err(status_failure(url, status, resp.headers()));
+            }
+            self.read_page(resp, url, self.limits.page_bytes)
+        })
+        .map_err(GaveUp::into_error)
+    }
+
+    /// The index URL the client was made for.
+    pub fn index(&self) -> &Url {
+        &self.index
     }
 
     /// The per-read timeout (`timeout` in `[mirror]`).
@@ -435,6 +470,7 @@ impl Client {
                     url: page_url,
                     validators: Validators::default(),
                     body_sha256: Sha256::of(&body),
+                    serial: None,
                 })));
             }
         }

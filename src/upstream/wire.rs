@@ -20,11 +20,26 @@ pub use crate::util::mime::SIMPLE_JSON as JSON_CONTENT_TYPE;
 pub struct Meta {
     #[serde(rename = "api-version")]
     pub api_version: String,
+    /// PyPI's serial of the project (a number, or a string of one); read,
+    /// never written.
+    #[serde(rename = "_last-serial", default, skip_serializing)]
+    pub last_serial: Option<serde_json::Value>,
+}
+
+impl Meta {
+    /// `_last-serial` as a number, if it is one.
+    pub fn serial(&self) -> Option<i64> {
+        match self.last_serial.as_ref()? {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
 }
 
 impl Default for Meta {
     fn default() -> Self {
-        Meta { api_version: API_VERSION.to_string() }
+        Meta { api_version: API_VERSION.to_string(), last_serial: None }
     }
 }
 
@@ -195,7 +210,12 @@ pub fn parse_html_page(body: &[u8], base: &Url, name: &str) -> ProjectPage {
             _ => {}
         }
     }
-    ProjectPage { meta: Meta { api_version: "1.0".into() }, name: name.to_string(), files, versions: None }
+    ProjectPage {
+        meta: Meta { api_version: "1.0".into(), last_serial: None },
+        name: name.to_string(),
+        files,
+        versions: None,
+    }
 }
 
 #[cfg(test)]

@@ -400,3 +400,35 @@ fn update_is_conditional_and_keeps_the_old_snapshot_when_unreachable() {
     );
     assert!(std::fs::read(&snap).unwrap() == before);
 }
+
+/// Opening keeps a decompressed copy by the snapshot's sha256 (what makes a
+/// small check fast); a copy that is truncated or not a database is passed
+/// over and the snapshot file decides; `AIRLOCK_CACHE_DIR=""` keeps none.
+#[test]
+fn the_decompressed_cache_never_changes_an_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = build_snapshot(dir.path(), &[&fixtures().join("records")]);
+    let pairs = vec![("demo".to_string(), "1.0".to_string()), ("demo".to_string(), "3.1".to_string())];
+    let first = check_batch(dir.path(), &snapshot, &pairs);
+    assert_eq!(ids(&first[0]), ["PYSEC-0000-1"], "{first:?}");
+    let cache = dir.path().join(".cache/airlock/snapshots");
+    let copies: Vec<PathBuf> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!(check_batch(dir.path(), &snapshot, &pairs), first, "from the cached copy");
+    // Truncated after the SQLite header: passed over.
+    let bytes = std::fs::read(&copies[0]).unwrap();
+    std::fs::write(&copies[0], &bytes[..200]).unwrap();
+    assert_eq!(check_batch(dir.path(), &snapshot, &pairs), first, "a truncated copy is passed over");
+    let info = airlock_in(dir.path()).args(["advisories", "info"]).arg(&snapshot).assert().success();
+    assert!(String::from_utf8_lossy(&info.get_output().stdout).contains("advisories"));
+    std::fs::remove_dir_all(&cache).unwrap();
+    let input = "demo 1.0\n";
+    airlock_in(dir.path())
+        .args(["advisories", "check", "--snapshot"])
+        .arg(&snapshot)
+        .env("AIRLOCK_CACHE_DIR", "")
+        .write_stdin(input)
+        .assert()
+        .success();
+    assert!(!cache.exists(), "no cache when turned off");
+}

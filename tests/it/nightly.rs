@@ -284,3 +284,77 @@ fn logs_are_plain_lines_or_json_and_end_with_a_summary() {
     let a = env.airlock().args(["-v", "build"]).assert().success();
     assert!(stderr(&a).contains("DEBUG"), "{}", stderr(&a));
 }
+
+/// 40 projects from an upstream that speaks PyPI's serials (issue 15).
+fn serial_mirror(serials: bool) -> (Env, Vec<String>) {
+    let env = Env::new(Flavour::Json);
+    env.upstream.serve_serials(serials);
+    let names: Vec<String> = (0..40).map(|i| format!("proj{i:02}")).collect();
+    for n in &names {
+        add_project(&env.upstream, n, &["1.0"]);
+    }
+    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    env.manifest(&format!("[select]\npackages = [{}]\n", list.join(", ")));
+    env.build().success();
+    (env, names)
+}
+
+/// With serials, a no-change rerun asks the upstream one question whatever
+/// the number of projects; a new release costs the changelog, its page and
+/// its file; a change the changelog leaves out is caught by the periodic
+/// full check of every page.
+#[test]
+fn serials_make_a_no_change_rerun_one_request() {
+    let (env, names) = serial_mirror(true);
+    env.upstream.clear_requests();
+    env.build().success();
+    assert_eq!(env.upstream.requests(), ["/pypi"], "a no-change rerun: the changelog only");
+
+    add_project(&env.upstream, "proj07", &["2.0"]);
+    env.upstream.clear_requests();
+    env.build().success();
+    let requests = env.upstream.requests();
+    assert!(requests.len() <= 6, "{requests:?}");
+    assert!(requests.contains(&"/simple/proj07/".to_string()), "{requests:?}");
+    assert_eq!(env.upstream.file_requests(), ["/files/proj07-2.0-py3-none-any.whl"]);
+    assert_eq!(listed(&env.public(), "proj07"), ["proj07-1.0-py3-none-any.whl", "proj07-2.0-py3-none-any.whl"]);
+
+    // The changelog lies by omission: a nightly run misses the release...
+    add_project_unlogged(&env.upstream, "proj11", "2.0");
+    env.upstream.clear_requests();
+    env.build().success();
+    assert_eq!(env.upstream.requests(), ["/pypi"]);
+    assert_eq!(listed(&env.public(), "proj11"), ["proj11-1.0-py3-none-any.whl"]);
+    // ...and the periodic full check of every page catches it.
+    env.upstream.clear_requests();
+    env.airlock().arg("build").env("AIRLOCK_FULL_CHECK_HOURS", "0").assert().success();
+    let pages = env.upstream.requests().iter().filter(|r| r.starts_with("/simple/")).count();
+    assert_eq!(pages, names.len(), "a full check asks every page");
+    assert_eq!(listed(&env.public(), "proj11"), ["proj11-1.0-py3-none-any.whl", "proj11-2.0-py3-none-any.whl"]);
+    // Back to one question.
+    env.upstream.clear_requests();
+    env.build().success();
+    assert_eq!(env.upstream.requests(), ["/pypi"]);
+}
+
+fn add_project_unlogged(up: &Upstream, name: &str, version: &str) {
+    up.add_unlogged(name, FakeFile::new(wheel(name, version, WheelSpec::default())));
+}
+
+/// An upstream without serials still works: every page is asked
+/// conditionally (304s), the XML-RPC API is not asked again until the next
+/// full check, and a new release is mirrored.
+#[test]
+fn an_upstream_without_serials_gets_conditional_requests() {
+    let (env, names) = serial_mirror(false);
+    env.upstream.clear_requests();
+    let before = env.upstream.pages_not_modified();
+    env.build().success();
+    let requests = env.upstream.requests();
+    assert!(!requests.contains(&"/pypi".to_string()), "not probed again before the next full check: {requests:?}");
+    assert_eq!(requests.len(), names.len(), "{requests:?}");
+    assert_eq!(env.upstream.pages_not_modified() - before, names.len() as u32, "every page asked conditionally");
+    add_project(&env.upstream, "proj03", &["2.0"]);
+    env.build().success();
+    assert_eq!(listed(&env.public(), "proj03"), ["proj03-1.0-py3-none-any.whl", "proj03-2.0-py3-none-any.whl"]);
+}

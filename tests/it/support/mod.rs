@@ -56,6 +56,8 @@ pub fn airlock_in(dir: &Path) -> assert_cmd::Command {
         .env_remove("RUST_LOG")
         .env_remove("SOURCE_DATE_EPOCH")
         .env("HOME", dir)
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("AIRLOCK_CACHE_DIR")
         .env("NETRC", dir.join("no-netrc"))
         .env("NO_COLOR", "1")
         .env("AIRLOCK_BACKOFF_MS", "5")

@@ -87,14 +87,24 @@ struct Inner {
     proxied: u32,
     /// Arbitrary files under `/raw/`, served with an ETag.
     raw: BTreeMap<String, Vec<u8>>,
-    /// Responses that were 304 Not Modified.
+    /// Responses under `/raw/` that were 304 Not Modified.
     not_modified: u32,
+    /// Project pages answered 304 Not Modified.
+    pages_not_modified: u32,
     /// Serve PEP 658 `.metadata` files and declare them on pages.
     pep658: bool,
     /// Refuse range requests (answer them with the whole file).
     no_ranges: bool,
     /// Range requests answered with 206.
     ranged: u32,
+    /// Speak PyPI's serials: XML-RPC at `/pypi`, `X-PyPI-Last-Serial`.
+    serials: bool,
+    /// The index's serial: bumped by every change.
+    serial: i64,
+    /// (name, serial) of every change `changelog_since_serial` reports.
+    changelog: Vec<(String, i64)>,
+    /// Each project's last serial, by normalized name.
+    project_serial: BTreeMap<String, i64>,
 }
 
 #[derive(Clone)]
@@ -137,10 +147,61 @@ impl Upstream {
 
     /// Add a file to a project (spelled as upstream spells it).
     pub fn add(&self, project: &str, file: FakeFile) {
+        self.add_logged(project, file, true);
+    }
+
+    /// Add a file, bumping the serials, but leave it out of the changelog:
+    /// a changelog that lies.
+    pub fn add_unlogged(&self, project: &str, file: FakeFile) {
+        self.add_logged(project, file, false);
+    }
+
+    fn add_logged(&self, project: &str, file: FakeFile, logged: bool) {
         let mut inner = self.inner.lock().unwrap();
+        inner.serial += 1;
+        let serial = inner.serial;
+        if logged {
+            inner.changelog.push((project.to_string(), serial));
+        }
+        inner.project_serial.insert(normalize(project), serial);
         let entry = inner.projects.entry(normalize(project)).or_insert_with(|| (project.to_string(), Vec::new()));
         entry.1.retain(|f| f.filename != file.filename);
         entry.1.push(file);
+    }
+
+    /// Speak PyPI's serials (XML-RPC `changelog_last_serial` and
+    /// `changelog_since_serial` at `/pypi`, serials on pages).
+    pub fn serve_serials(&self, on: bool) {
+        self.inner.lock().unwrap().serials = on;
+    }
+
+    /// The XML-RPC answer to a method call, if the upstream speaks serials.
+    fn xmlrpc(&self, body: &str) -> Option<String> {
+        let inner = self.inner.lock().unwrap();
+        if !inner.serials {
+            return None;
+        }
+        let int = |n: i64| format!("<value><int>{n}</int></value>");
+        let value = if body.contains("<methodName>changelog_last_serial</methodName>") {
+            int(inner.serial)
+        } else {
+            let since: i64 = body.split("<int>").nth(1)?.split('<').next()?.trim().parse().ok()?;
+            let entries: String = inner
+                .changelog
+                .iter()
+                .filter(|(_, s)| *s > since)
+                .map(|(name, s)| {
+                    format!(
+                        "<value><array><data><value><string>{}</string></value><value><string>1.0</string></value>{}<value><string>add file</string></value>{}</data></array></value>",
+                        escape(name),
+                        int(1_700_000_000),
+                        int(*s)
+                    )
+                })
+                .collect();
+            format!("<value><array><data>{entries}</data></array></value>")
+        };
+        Some(format!("<?xml version='1.0'?><methodResponse><params><param>{value}</param></params></methodResponse>"))
     }
 
     /// Serve `bytes` at `/raw/<name>` (with an ETag; 304 on a match).
@@ -161,6 +222,10 @@ impl Upstream {
     /// How many range requests were answered with 206.
     pub fn ranged(&self) -> u32 {
         self.inner.lock().unwrap().ranged
+    }
+
+    pub fn pages_not_modified(&self) -> u32 {
+        self.inner.lock().unwrap().pages_not_modified
     }
 
     pub fn not_modified(&self) -> u32 {
@@ -243,6 +308,15 @@ impl Upstream {
             }
             return Ok(());
         }
+        if path == "/pypi" {
+            let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+            let mut body = vec![0u8; len.min(1 << 20)];
+            reader.read_exact(&mut body)?;
+            return match self.xmlrpc(&String::from_utf8_lossy(&body)) {
+                Some(answer) => respond(&mut stream, 200, &[("Content-Type", "text/xml")], answer.as_bytes()),
+                None => respond(&mut stream, 404, &[], b"no XML-RPC here\n"),
+            };
+        }
         if let Some(name) = path.strip_prefix("/raw/") {
             let body = self.inner.lock().unwrap().raw.get(name).cloned();
             let Some(body) = body else {
@@ -264,18 +338,24 @@ impl Upstream {
                 let location = format!("/simple/{}/", normalize(name));
                 return respond(&mut stream, 301, &[("Location", &location)], b"");
             }
-            let page = {
+            let (page, serial) = {
                 let inner = self.inner.lock().unwrap();
-                inner.projects.get(name).map(|(display, files)| self.page(display, files, inner.pep658))
+                let serial = inner.serials.then(|| inner.project_serial.get(name).copied().unwrap_or(0).to_string());
+                (inner.projects.get(name).map(|(display, files)| self.page(display, files, inner.pep658)), serial)
             };
             let Some((content_type, body)) = page else {
                 return respond(&mut stream, 404, &[], b"no such project\n");
             };
             let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&body)[..8]));
             if headers.get("if-none-match") == Some(&etag) {
+                self.inner.lock().unwrap().pages_not_modified += 1;
                 return respond(&mut stream, 304, &[("ETag", &etag)], b"");
             }
-            return respond(&mut stream, 200, &[("Content-Type", content_type), ("ETag", &etag)], &body);
+            let mut head = vec![("Content-Type", content_type), ("ETag", etag.as_str())];
+            if let Some(serial) = serial.as_deref() {
+                head.push(("X-PyPI-Last-Serial", serial));
+            }
+            return respond(&mut stream, 200, &head, &body);
         }
         if let Some(wheel) = path.strip_prefix("/files/").and_then(|f| f.strip_suffix(".metadata")) {
             let meta = {
