@@ -516,7 +516,7 @@ fn advisories(cmd: AdvisoriesCommand) -> Result<Exit, Error> {
                 Some(s) => s,
                 None => Manifest::load(&config)?.advisories.snapshot,
             };
-            let snap = Snapshot::open(&snapshot).map_err(crate::advisories::AdvisoryError::from)?;
+            let snap = Snapshot::open_cached(&snapshot).map_err(crate::advisories::AdvisoryError::from)?;
             match (name, version) {
                 (Some(n), Some(v)) => ops::check_one(&snap, &n, &v, &mut std::io::stdout().lock())?,
                 (None, None) => {

@@ -285,6 +285,9 @@ pub fn check_batch(snapshot: &Snapshot, input: impl BufRead, out: impl Write) ->
         if block.is_empty() {
             break;
         }
+        if block.len() >= super::snapshot::PRELOAD_AT {
+            snapshot.preload();
+        }
         // Parallel within the block; the collected buffers keep input order.
         let rendered: Vec<Vec<u8>> = block
             .par_iter()

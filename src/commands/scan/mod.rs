@@ -92,7 +92,7 @@ fn usage(message: impl Into<String>) -> Error {
 
 /// Open the snapshot a source names (downloading a mirror's into `scratch`).
 fn open_snapshot(source: &Source, scratch: &Path) -> Result<(Snapshot, Vec<Ignore>, Severity), Error> {
-    let open = |p: &Path| Snapshot::open(p).map_err(|e| Error::from(crate::advisories::AdvisoryError::from(e)));
+    let open = |p: &Path| Snapshot::open_cached(p).map_err(|e| Error::from(crate::advisories::AdvisoryError::from(e)));
     match source {
         Source::File(p) => Ok((open(p)?, Vec::new(), Severity::High)),
         Source::Manifest(c) => {
@@ -235,7 +235,11 @@ pub fn scan(
     let policy = Policy { ignore: ignores, unknown_severity, ..Policy::default() };
     let generated_at = crate::util::clock::output_time();
     let today = generated_at.to_zoned(jiff::tz::TimeZone::UTC).date();
-    let dependencies = dependencies(inputs)?
+    let dependencies = dependencies(inputs)?;
+    if dependencies.len() >= crate::advisories::snapshot::PRELOAD_AT {
+        snapshot.preload();
+    }
+    let dependencies = dependencies
         .into_iter()
         .map(|d| {
             let findings = match &d.version {
