@@ -253,10 +253,9 @@ impl Audit {
         let today = generated_at.to_zoned(jiff::tz::TimeZone::UTC).date();
         let mirrored_set: std::collections::HashSet<(&ProjectName, &Version)> =
             mirrored.iter().map(|m| (&m.project, &m.version)).collect();
-        if mirrored.len() >= crate::advisories::snapshot::PRELOAD_AT {
-            if let Some(s) = &loaded.snapshot {
-                s.preload();
-            }
+        if let Some(s) = loaded.snapshot.as_ref().filter(|_| mirrored.len() >= crate::advisories::snapshot::PRELOAD_AT)
+        {
+            s.preload();
         }
         // Parallel over versions; the sort below fixes the order.
         let mut versions: Vec<AuditedVersion> = mirrored
