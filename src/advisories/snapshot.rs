@@ -469,8 +469,8 @@ pub struct Snapshot {
     summaries: Vec<std::sync::OnceLock<String>>,
     /// Each advisory's text, read when first asked.
     texts: Vec<std::sync::OnceLock<AdvisoryText>>,
-    /// Malicious files by sha256 (hex): the malicious advisories naming them.
-    malicious_files: HashMap<String, Vec<usize>>,
+    /// Malicious files by sha256: the malicious advisories naming them.
+    malicious_files: HashMap<Sha256, Vec<usize>>,
 }
 
 /// Which id names a vulnerability: PYSEC (the PyPI ecosystem's own), then
@@ -596,8 +596,8 @@ impl Snapshot {
         })
     }
 
-    /// The malicious advisories that name a file by its sha256 (hex).
-    pub fn malicious_file(&self, sha256: &str) -> impl Iterator<Item = &Advisory> + '_ {
+    /// The malicious advisories that name a file by its sha256.
+    pub fn malicious_file(&self, sha256: &Sha256) -> impl Iterator<Item = &Advisory> + '_ {
         self.malicious_files.get(sha256).into_iter().flatten().map(|&i| &self.advisories[i])
     }
 
@@ -851,16 +851,7 @@ fn load_advisories(conn: &Connection, schema: i64) -> rusqlite::Result<Vec<Advis
 fn load_text(conn: &Connection, id: &str) -> rusqlite::Result<AdvisoryText> {
     let mut text = conn
         .prepare_cached("SELECT summary, details, published, modified, vector FROM advisories WHERE id = ?1")?
-        .query_row([id], |r| {
-            Ok(AdvisoryText {
-                summary: r.get(0)?,
-                details: r.get(1)?,
-                published: r.get(2)?,
-                modified: r.get(3)?,
-                vector: r.get(4)?,
-                ..AdvisoryText::default()
-            })
-        })?;
+        .query_row([id], |r| text_columns(r, 0))?;
     text.references = conn
         .prepare_cached("SELECT type, url FROM refs WHERE advisory = ?1 ORDER BY seq")?
         .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -878,7 +869,7 @@ fn load_malicious_files(
     conn: &Connection,
     schema: i64,
     advisories: &[Advisory],
-) -> rusqlite::Result<HashMap<String, Vec<usize>>> {
+) -> rusqlite::Result<HashMap<Sha256, Vec<usize>>> {
     if schema < 2 {
         return Ok(HashMap::new());
     }
@@ -893,9 +884,30 @@ fn load_malicious_files(
                 .filter_map(|id| index.get(id.as_str()).copied())
                 .filter(|&i| advisories[i].malicious && advisories[i].withdrawn.is_none())
                 .collect();
+            // Stored lowercase hex by the build; anything else names no file.
+            let sha = Sha256::from_str(&sha).ok()?;
             (!live.is_empty()).then_some((sha, live))
         })
         .collect())
+}
+
+/// One stored affected entry, rebuilt as OSV and compiled.
+fn compile_entry(advisory: usize, ranges: Vec<osv::Range>, versions: Vec<String>) -> CompiledAffected {
+    let entry = osv::Affected { package: None, ranges, versions, severity: Vec::new(), database_specific: None };
+    CompiledAffected::compile(advisory, &entry, &mut Skips::default())
+}
+
+/// The text columns `summary, details, published, modified, vector` of an
+/// advisory row, from column `at` on (references and vectors apart).
+fn text_columns(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<AdvisoryText> {
+    Ok(AdvisoryText {
+        summary: r.get(at)?,
+        details: r.get(at + 1)?,
+        published: r.get(at + 2)?,
+        modified: r.get(at + 3)?,
+        vector: r.get(at + 4)?,
+        ..AdvisoryText::default()
+    })
 }
 
 /// Fill every lazy slot of `s` from whole-table scans.
@@ -920,10 +932,7 @@ fn preload_all(conn: &Connection, s: &Snapshot) -> rusqlite::Result<()> {
                     .into_iter()
                     .map(|(rid, kind)| osv::Range { kind, events: events.remove(&rid).unwrap_or_default() })
                     .collect();
-                let versions = versions.remove(&aff).unwrap_or_default();
-                let entry =
-                    osv::Affected { package: None, ranges, versions, severity: Vec::new(), database_specific: None };
-                CompiledAffected::compile(idx, &entry, &mut Skips::default())
+                compile_entry(idx, ranges, versions.remove(&aff).unwrap_or_default())
             })
             .collect();
         let _ = lazy.index.set(PackageIndex::build(&compiled));
@@ -941,13 +950,9 @@ fn preload_all(conn: &Connection, s: &Snapshot) -> rusqlite::Result<()> {
         let id: String = r.get(0)?;
         let Some(&i) = index.get(id.as_str()) else { continue };
         let _ = s.texts[i].set(AdvisoryText {
-            summary: r.get(1)?,
-            details: r.get(2)?,
-            published: r.get(3)?,
-            modified: r.get(4)?,
-            vector: r.get(5)?,
             references: refs.remove(&id).unwrap_or_default(),
             vectors: vectors.remove(&id).unwrap_or_default(),
+            ..text_columns(r, 1)?
         });
     }
     Ok(())
@@ -1013,8 +1018,7 @@ fn compile_package(conn: &Connection, entries: &[(i64, usize)]) -> rusqlite::Res
             ranges.push(osv::Range { kind, events });
         }
         let versions = versions_of.query_map([aff], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        let entry = osv::Affected { package: None, ranges, versions, severity: Vec::new(), database_specific: None };
-        compiled.push(CompiledAffected::compile(idx, &entry, &mut Skips::default()));
+        compiled.push(compile_entry(idx, ranges, versions));
     }
     Ok(PackageIndex::build(&compiled))
 }

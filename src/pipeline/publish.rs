@@ -197,15 +197,14 @@ fn malicious_files(files: Vec<SiteFile>, p: &Publishing<'_>, diags: &mut Diagnos
     files
         .into_iter()
         .filter(|f| {
-            let sha256 = f.sha256.hex();
-            let advisories: Vec<String> = snapshot.malicious_file(&sha256).map(|a| a.id.clone()).collect();
+            let advisories: Vec<String> = snapshot.malicious_file(&f.sha256).map(|a| a.id.clone()).collect();
             if advisories.is_empty() {
                 return true;
             }
             diags.push(Diagnostic::MaliciousFile {
                 project: f.project.clone(),
                 filename: f.filename.to_string(),
-                sha256,
+                sha256: f.sha256.hex(),
                 advisories,
                 refused: refuse,
             });

@@ -251,18 +251,8 @@ impl RemoteStore {
                 }
             }
         }
-        let results = self.download_all(store, wanted);
+        let ok = self.downloaded(store, wanted, "; fetching it from the upstream instead");
         let mut restored = 0;
-        let ok: BTreeSet<String> = results
-            .into_iter()
-            .filter_map(|((rel, _), r)| match r {
-                Ok(()) => Some(rel),
-                Err(e) => {
-                    tracing::warn!("{}: {e}; fetching it from the upstream instead", self.name(&rel));
-                    None
-                }
-            })
-            .collect();
         for pp in &mut plan.projects {
             for f in &mut pp.files {
                 if let Decision::Fetch(u) = &f.decision
@@ -287,17 +277,7 @@ impl RemoteStore {
             .map(|(p, f, sha)| (format!("{p}/{f}"), store.path(p, f.as_str()), Some(*sha)))
             .filter(|(rel, dest, _)| !dest.is_file() && self.held.contains_key(rel))
             .collect();
-        let restored: BTreeSet<String> = self
-            .download_all(store, todo)
-            .into_iter()
-            .filter_map(|((rel, _), r)| match r {
-                Ok(()) => Some(rel),
-                Err(e) => {
-                    tracing::warn!("{}: {e}", self.name(&rel));
-                    None
-                }
-            })
-            .collect();
+        let restored = self.downloaded(store, todo, "");
         // A wheel's PEP 658 metadata lives beside it; it is its own
         // METADATA, so it is extracted again rather than stored twice.
         for (project, filename, _) in files.iter().filter(|(p, f, _)| restored.contains(&format!("{p}/{f}"))) {
@@ -311,6 +291,21 @@ impl RemoteStore {
     /// Download `(key, destination, expected sha256)` from the object store
     /// into the local store, `jobs` at a time. Results come back with their
     /// key and destination.
+    /// Download `todo` and return what arrived; each failure is logged,
+    /// its message followed by `then` (what happens instead).
+    fn downloaded(&self, store: &Store, todo: Vec<(String, PathBuf, Option<Sha256>)>, then: &str) -> BTreeSet<String> {
+        self.download_all(store, todo)
+            .into_iter()
+            .filter_map(|((rel, _), r)| match r {
+                Ok(()) => Some(rel),
+                Err(e) => {
+                    tracing::warn!("{}: {e}{then}", self.name(&rel));
+                    None
+                }
+            })
+            .collect()
+    }
+
     fn download_all(
         &self,
         store: &Store,

@@ -173,9 +173,10 @@ pub fn gather_one(
     old: Option<ProjectView>,
     since: &Since,
 ) -> Result<Gathered, Diagnostic> {
-    if let Some(v) = old.as_ref().filter(|v| since.unchanged(project, Some(v))) {
-        return Ok(stored(v.clone(), Freshness::Unchanged, None));
-    }
+    let old = match old {
+        Some(v) if since.unchanged(project, Some(&v)) => return Ok(stored(v, Freshness::Unchanged, None)),
+        old => old,
+    };
     let failed = |message: String, kept: bool| Diagnostic::UpstreamFailed { project: project.clone(), message, kept };
     let Some(client) = client else {
         return match old {

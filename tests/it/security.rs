@@ -39,6 +39,23 @@ fn vulnerable_mirror(extra_sources: &[&Path]) -> Env {
     env
 }
 
+/// A snapshot of `source` alone where the manifest looks for it, built "now".
+fn snapshot_of(env: &Env, source: &Path) -> PathBuf {
+    let snapshot = env.path(".airlock/advisories.sqlite.zst");
+    let mut cmd = env.airlock();
+    cmd.args(["advisories", "build"]).arg(source).arg("-o").arg(&snapshot).env("SOURCE_DATE_EPOCH", NOW);
+    cmd.assert().success();
+    snapshot
+}
+
+/// A manifest for `project` whose severity policy blocks and fails on
+/// nothing: only the malicious policy (`policy`) can act.
+fn manifest_without_severity_policy(env: &Env, project: &str, policy: &str) {
+    env.manifest(&format!(
+        "[select]\npackages = [\"{project}\"]\n[advisories]\nmax_age_days = 30\n[policy]\nblock = \"none\"\nfail_on = \"none\"\n{policy}\n"
+    ));
+}
+
 fn manifest_with_policy(env: &Env, policy: &str) {
     env.manifest(&format!(
         "[select]\npackages = [\"vulnlib\", \"nosev\"]\n[advisories]\nmax_age_days = 30\n[policy]\n{policy}\n"
@@ -618,15 +635,8 @@ fn a_malicious_release_is_never_mirrored() {
     for v in ["1.0", "1.1"] {
         env.upstream.add("evilpkg", FakeFile::new(wheel("evilpkg", v, WheelSpec::default())));
     }
-    let snapshot = env.path(".airlock/advisories.sqlite.zst");
-    let mut cmd = env.airlock();
-    cmd.args(["advisories", "build"]).arg(osv("malicious")).arg("-o").arg(&snapshot).env("SOURCE_DATE_EPOCH", NOW);
-    cmd.assert().success();
-    let manifest = |policy: &str| {
-        env.manifest(&format!(
-            "[select]\npackages = [\"evilpkg\"]\n[advisories]\nmax_age_days = 30\n[policy]\nblock = \"none\"\nfail_on = \"none\"\n{policy}\n"
-        ))
-    };
+    let snapshot = snapshot_of(&env, &osv("malicious"));
+    let manifest = |policy: &str| manifest_without_severity_policy(&env, "evilpkg", policy);
     manifest("");
     let a = build_at(&env, NOW).code(0);
     assert!(
@@ -696,15 +706,8 @@ fn malicious_origins_block_and_listed_hashes_are_refused_under_any_name() {
     let dir = env.path("osv-merged");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("OSV-2099-7.json"), serde_json::to_vec(&record).unwrap()).unwrap();
-    let snapshot = env.path(".airlock/advisories.sqlite.zst");
-    let mut cmd = env.airlock();
-    cmd.args(["advisories", "build"]).arg(&dir).arg("-o").arg(&snapshot).env("SOURCE_DATE_EPOCH", NOW);
-    cmd.assert().success();
-    let manifest = |policy: &str| {
-        env.manifest(&format!(
-            "[select]\npackages = [\"goodpkg\"]\n[advisories]\nmax_age_days = 30\n[policy]\nblock = \"none\"\nfail_on = \"none\"\n{policy}\n"
-        ))
-    };
+    snapshot_of(&env, &dir);
+    let manifest = |policy: &str| manifest_without_severity_policy(&env, "goodpkg", policy);
     manifest("");
     let a = build_at(&env, NOW).code(0);
     let err = stderr(&a);

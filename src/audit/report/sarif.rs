@@ -144,25 +144,35 @@ pub fn render(inputs: Inputs<'_>) -> Vec<u8> {
     if !notes.is_empty() {
         invocation["toolExecutionNotifications"] = json!(notes);
     }
-    let log = json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "airlock",
-                "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://osv.dev/",
-                "rules": rules,
-            }},
+    log(
+        rules,
+        results,
+        json!({
             "originalUriBaseIds": {"MIRROR": {"description": {"text": "The root of the published mirror tree."}}},
             "invocations": [invocation],
-            "results": results,
             "properties": {
                 "mirror": audit.mirror_name,
                 "status": audit.status,
                 "snapshotSha256": audit.snapshot.as_ref().map(|s| s.sha256.clone()),
             },
-        }],
+        }),
+    )
+}
+
+/// A SARIF 2.1.0 log of one airlock run: the tool with its `rules`, the
+/// `results`, and the run's other members (`run`, an object), serialized.
+pub(crate) fn log(rules: Vec<Value>, results: Vec<Value>, mut run: Value) -> Vec<u8> {
+    run["tool"] = json!({"driver": {
+        "name": "airlock",
+        "version": env!("CARGO_PKG_VERSION"),
+        "informationUri": "https://osv.dev/",
+        "rules": rules,
+    }});
+    run["results"] = json!(results);
+    let log = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [run],
     });
     // A JSON value serializes into memory without error.
     let mut out = serde_json::to_vec_pretty(&log).unwrap_or_default();

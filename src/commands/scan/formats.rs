@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{Dependency, Scanned};
 use crate::advisories::severity::Severity;
-use crate::audit::report::sarif::{help_uri, level, rule};
+use crate::audit::report::sarif::{help_uri, level, log, rule};
 use crate::audit::{AdvisoryText, AuditFinding};
 
 // pip-audit's JSON layout (`pip-audit --format json`).
@@ -314,19 +314,7 @@ pub(super) fn sarif(scanned: &Scanned<'_>) -> String {
             results.push(result);
         }
     }
-    let log = json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "airlock",
-                "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://osv.dev/",
-                "rules": rules,
-            }},
-            "results": results,
-            "properties": {"snapshotSha256": scanned.snapshot.sha256.hex()},
-        }],
-    });
-    with_newline(serde_json::to_string_pretty(&log).unwrap_or_default())
+    let run = json!({"properties": {"snapshotSha256": scanned.snapshot.sha256.hex()}});
+    // Serialized JSON is UTF-8.
+    String::from_utf8_lossy(&log(rules, results, run)).into_owned()
 }
