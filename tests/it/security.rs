@@ -726,6 +726,14 @@ fn malicious_origins_block_and_listed_hashes_are_refused_under_any_name() {
     assert!(p["versions"].as_array().unwrap().iter().all(|v| v["version"] != "2.0"), "{p}");
     let diags = r["run"]["diagnostics"].to_string();
     assert!(diags.contains("malicious-file"), "{diags}");
+    // The diagnostic's code is one the published schema knows.
+    let schema: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/security.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&r).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
 
     manifest("malicious = \"report\"");
     let a = build_at(&env, NOW).code(0);
