@@ -243,7 +243,7 @@ pub(crate) fn finding(
 impl Audit {
     /// Join every mirrored version with the snapshot and apply the policy.
     pub fn join(
-        mirrored: &[Mirrored],
+        mirrored: Vec<Mirrored>,
         loaded: &LoadedSnapshot,
         policy: &Policy,
         generated_at: jiff::Timestamp,
@@ -251,22 +251,25 @@ impl Audit {
         tampering: Vec<Tampering>,
     ) -> Audit {
         let today = generated_at.to_zoned(jiff::tz::TimeZone::UTC).date();
-        let mirrored_set: std::collections::HashSet<(&ProjectName, &Version)> =
-            mirrored.iter().map(|m| (&m.project, &m.version)).collect();
+        // Owned keys (reference-counted, cheap): the versions move into the
+        // audit below, their file lists with them, never copied.
+        let mirrored_set: std::collections::HashSet<(ProjectName, Version)> =
+            mirrored.iter().map(|m| (m.project.clone(), m.version.clone())).collect();
         if let Some(s) = loaded.snapshot.as_ref().filter(|_| mirrored.len() >= crate::advisories::snapshot::PRELOAD_AT)
         {
             s.preload();
         }
         // Parallel over versions; the sort below fixes the order.
         let mut versions: Vec<AuditedVersion> = mirrored
-            .par_iter()
-            .map(|Mirrored { project, version, files }| {
-                let raw = loaded.snapshot.as_ref().map(|s| s.check_version(project.as_str(), version));
+            .into_par_iter()
+            .map(|Mirrored { project, version, mut files }| {
+                let raw = loaded.snapshot.as_ref().map(|s| s.check_version(project.as_str(), &version));
                 let upgrade = match (&loaded.snapshot, &raw) {
-                    (Some(s), Some(r)) if !r.is_empty() => upgrade_to(s, project, version, r),
+                    (Some(s), Some(r)) if !r.is_empty() => upgrade_to(s, &project, &version, r),
                     _ => None,
                 };
-                let upgrade_mirrored = upgrade.as_ref().is_some_and(|u| mirrored_set.contains(&(project, u)));
+                let upgrade_mirrored =
+                    upgrade.as_ref().is_some_and(|u| mirrored_set.contains(&(project.clone(), u.clone())));
                 let findings = match (&loaded.snapshot, &raw) {
                     (Some(s), Some(raw)) => raw.iter().map(|f| finding(s, f, policy, today)).collect(),
                     _ => Vec::new(),
@@ -278,17 +281,8 @@ impl Audit {
                         && (policy.block.triggered_by(f.effective)
                             || (f.malicious && policy.malicious == crate::manifest::Malicious::Block))
                 });
-                let mut files = files.clone();
                 files.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-                AuditedVersion {
-                    project: project.clone(),
-                    version: version.clone(),
-                    files,
-                    findings,
-                    blocked,
-                    upgrade_to: upgrade,
-                    upgrade_mirrored,
-                }
+                AuditedVersion { project, version, files, findings, blocked, upgrade_to: upgrade, upgrade_mirrored }
             })
             .collect();
         versions.sort_by(|a, b| a.project.cmp(&b.project).then_with(|| a.version.cmp(&b.version)));
@@ -476,15 +470,4 @@ impl Audit {
             marks,
         }
     }
-}
-
-/// Mirrored versions from site files: listed files grouped by version.
-pub fn mirrored_versions(files: &[crate::index::SiteFile]) -> Vec<Mirrored> {
-    let mut by: BTreeMap<(&ProjectName, &Version), Vec<DistFilename>> = BTreeMap::new();
-    for f in files.iter().filter(|f| f.listed) {
-        by.entry((&f.project, f.version())).or_default().push(f.filename.clone());
-    }
-    by.into_iter()
-        .map(|((project, version), files)| Mirrored { project: project.clone(), version: version.clone(), files })
-        .collect()
 }

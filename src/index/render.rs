@@ -217,75 +217,126 @@ pub fn render_site(
     templates: &Templates,
     out: &Path,
 ) -> Result<Vec<TreeEntry>, RenderError> {
-    let by_project = project_files(files);
-    let projects: Vec<(&ProjectName, Vec<&SiteFile>)> = by_project.into_iter().collect();
+    let mut site = SiteRender::new(templates, out);
+    site.projects(files)?;
+    site.finish(info, security)
+}
 
-    // Parallel per project; each returns its own entries, merged and sorted below.
-    let per_project: Vec<Vec<TreeEntry>> = projects
-        .par_iter()
-        .map(|(project, files)| render_project(project, files, templates, out))
-        .collect::<Result<_, _>>()?;
-    let mut entries: Vec<TreeEntry> = per_project.into_iter().flatten().collect();
-    crate::util::fault::point("render");
+/// What the root pages and the landing page show of one listed project.
+struct ProjectSummary {
+    name: ProjectName,
+    versions: usize,
+    newest: Option<Version>,
+    files: usize,
+    size: u64,
+}
 
-    let listed: Vec<(&ProjectName, Vec<&SiteFile>)> = projects
-        .iter()
-        .map(|(p, fs)| (*p, fs.iter().copied().filter(|f| f.listed).collect::<Vec<_>>()))
-        .filter(|(_, fs)| !fs.is_empty())
-        .collect();
+/// A tree rendered a batch of projects at a time: only a batch's files and
+/// one summary per project are in memory, whatever the size of the mirror
+/// (a publish streams the state's rows through it).
+pub struct SiteRender<'a> {
+    templates: &'a Templates,
+    out: &'a Path,
+    entries: Vec<TreeEntry>,
+    listed: Vec<ProjectSummary>,
+}
 
-    let root = RootView {
-        api_version: wire::API_VERSION,
-        projects: listed.iter().map(|(p, _)| RootLink { name: p.to_string(), href: format!("{p}/") }).collect(),
-    };
-    entries.push(write_entry(out, "simple/index.html", templates.render("simple_root.html", &root)?.as_bytes())?);
-    let root_json = wire::RootPage {
-        meta: wire::Meta::default(),
-        projects: listed.iter().map(|(p, _)| wire::RootProject { name: p.to_string() }).collect(),
-    };
-    entries.push(write_entry(out, "simple/index.v1_json", &to_json(&root_json))?);
+impl<'a> SiteRender<'a> {
+    pub fn new(templates: &'a Templates, out: &'a Path) -> SiteRender<'a> {
+        SiteRender { templates, out, entries: Vec::new(), listed: Vec::new() }
+    }
 
-    let generated_at = info.generated_at.strftime("%Y-%m-%d %H:%M UTC").to_string();
-    let landing = LandingView {
-        name: &info.name,
-        generated_at,
-        upstream: info.upstream.as_deref(),
-        counts: Counts {
-            projects: listed.len(),
-            versions: listed
+    /// Render a batch of files: every file of each project in it (a project
+    /// is never split across batches), and no project of an earlier batch.
+    pub fn projects(&mut self, files: &[SiteFile]) -> Result<(), RenderError> {
+        let projects: Vec<(&ProjectName, Vec<&SiteFile>)> = project_files(files).into_iter().collect();
+        // Parallel per project; each returns its own entries, sorted in `finish`.
+        let per_project: Vec<Vec<TreeEntry>> = projects
+            .par_iter()
+            .map(|(project, files)| render_project(project, files, self.templates, self.out))
+            .collect::<Result<_, _>>()?;
+        self.entries.extend(per_project.into_iter().flatten());
+        crate::util::fault::point("render");
+        for (project, fs) in projects {
+            let listed: Vec<&SiteFile> = fs.into_iter().filter(|f| f.listed).collect();
+            if listed.is_empty() {
+                continue;
+            }
+            let versions: std::collections::BTreeSet<&Version> = listed.iter().map(|f| f.version()).collect();
+            self.listed.push(ProjectSummary {
+                name: project.clone(),
+                versions: versions.len(),
+                newest: versions.last().map(|v| (*v).clone()),
+                files: listed.len(),
+                size: listed.iter().map(|f| f.size).sum(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The root pages and the landing page; the listing of the whole tree.
+    pub fn finish(
+        mut self,
+        info: &SiteInfo,
+        security: Option<&SecuritySummary>,
+    ) -> Result<Vec<TreeEntry>, RenderError> {
+        let (out, templates) = (self.out, self.templates);
+        self.listed.sort_by(|a, b| a.name.cmp(&b.name));
+        let listed = &self.listed;
+        let root = RootView {
+            api_version: wire::API_VERSION,
+            projects: listed
                 .iter()
-                .map(|(_, fs)| fs.iter().map(|f| f.version()).collect::<std::collections::BTreeSet<_>>().len())
-                .sum(),
-            files: listed.iter().map(|(_, fs)| fs.len()).sum(),
-            size: human_bytes(listed.iter().flat_map(|(_, fs)| fs.iter().map(|f| f.size)).sum()),
-        },
-        projects: listed
-            .iter()
-            .map(|(p, fs)| {
-                let versions: std::collections::BTreeSet<&Version> = fs.iter().map(|f| f.version()).collect();
-                LandingProject {
-                    name: p.to_string(),
-                    href: format!("simple/{p}/"),
-                    versions: versions.len(),
-                    newest: versions.last().map(|v| v.to_string()).unwrap_or_default(),
-                    files: fs.len(),
-                    vulnerable: security.and_then(|s| s.marks.get(*p).cloned()).unwrap_or_default(),
-                }
-            })
-            .collect(),
-        environments: &info.environments,
-        index_url: info.index_url.as_deref(),
-        unselected: &info.unselected,
-        security: security.map(|s| LandingSecurity {
-            banner: s.banner.as_deref(),
-            vulnerable_versions: s.vulnerable_versions,
-            blocked_versions: s.blocked_versions,
-            snapshot: &s.snapshot,
-        }),
-    };
-    entries.push(write_entry(out, "index.html", templates.render("landing.html", &landing)?.as_bytes())?);
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(entries)
+                .map(|p| RootLink { name: p.name.to_string(), href: format!("{}/", p.name) })
+                .collect(),
+        };
+        self.entries.push(write_entry(
+            out,
+            "simple/index.html",
+            templates.render("simple_root.html", &root)?.as_bytes(),
+        )?);
+        let root_json = wire::RootPage {
+            meta: wire::Meta::default(),
+            projects: listed.iter().map(|p| wire::RootProject { name: p.name.to_string() }).collect(),
+        };
+        self.entries.push(write_entry(out, "simple/index.v1_json", &to_json(&root_json))?);
+
+        let generated_at = info.generated_at.strftime("%Y-%m-%d %H:%M UTC").to_string();
+        let landing = LandingView {
+            name: &info.name,
+            generated_at,
+            upstream: info.upstream.as_deref(),
+            counts: Counts {
+                projects: listed.len(),
+                versions: listed.iter().map(|p| p.versions).sum(),
+                files: listed.iter().map(|p| p.files).sum(),
+                size: human_bytes(listed.iter().map(|p| p.size).sum()),
+            },
+            projects: listed
+                .iter()
+                .map(|p| LandingProject {
+                    name: p.name.to_string(),
+                    href: format!("simple/{}/", p.name),
+                    versions: p.versions,
+                    newest: p.newest.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    files: p.files,
+                    vulnerable: security.and_then(|s| s.marks.get(&p.name).cloned()).unwrap_or_default(),
+                })
+                .collect(),
+            environments: &info.environments,
+            index_url: info.index_url.as_deref(),
+            unselected: &info.unselected,
+            security: security.map(|s| LandingSecurity {
+                banner: s.banner.as_deref(),
+                vulnerable_versions: s.vulnerable_versions,
+                blocked_versions: s.blocked_versions,
+                snapshot: &s.snapshot,
+            }),
+        };
+        self.entries.push(write_entry(out, "index.html", templates.render("landing.html", &landing)?.as_bytes())?);
+        self.entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(self.entries)
+    }
 }
 
 fn render_project(

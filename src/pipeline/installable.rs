@@ -102,7 +102,7 @@ pub struct CheckInputs<'a> {
 
 impl CheckInputs<'_> {
     /// Checked when the mirror claims dependencies: a project follows them, or a lock names them.
-    fn wanted(&self) -> bool {
+    pub(crate) fn wanted(&self) -> bool {
         !self.locked.is_empty()
             || self.requested.keys().any(|p| self.select.options_for(p).dependencies != Dependencies::Off)
     }
@@ -172,6 +172,14 @@ fn check_env(index: &TreeIndex<'_>, inputs: &CheckInputs<'_>, env: &TargetEnv) -
 /// Stage: check every environment against the tree's files (parallel over
 /// environments, merged in order). Adds a diagnostic per project that does
 /// not install, naming the environments.
+/// The verdict of a mirror that claims no dependencies.
+pub fn unchecked() -> Installability {
+    Installability {
+        unchecked: Some("dependencies = false and no lock files: the mirror holds what was selected".into()),
+        ..Installability::default()
+    }
+}
+
 pub fn check(
     inputs: &CheckInputs<'_>,
     site: &[SiteFile],
@@ -179,10 +187,7 @@ pub fn check(
     diags: &mut Diagnostics,
 ) -> Installability {
     if !inputs.wanted() {
-        return Installability {
-            unchecked: Some("dependencies = false and no lock files: the mirror holds what was selected".into()),
-            ..Installability::default()
-        };
+        return unchecked();
     }
     let index = TreeIndex::new(site, cache);
     let envs: Vec<EnvCheck> = crate::util::with_pool(inputs.jobs, || {

@@ -120,7 +120,8 @@ impl Stopwatch {
     }
 
     pub(crate) fn lap(&mut self, stage: &str) {
-        tracing::debug!("stage {stage}: {:.3}s", self.0.elapsed().as_secs_f64());
+        let peak = crate::util::mem::peak_rss_kib().map(|k| format!(", peak RSS so far {} MiB", k / 1024));
+        tracing::debug!("stage {stage}: {:.3}s{}", self.0.elapsed().as_secs_f64(), peak.unwrap_or_default());
         self.0 = Instant::now();
     }
 }
@@ -199,26 +200,55 @@ fn finish(
     Ok(BuildOutcome { run: id, summary, diagnostics: diags.sorted(), exit, findings })
 }
 
-/// The stages up to a plan: views, resolution, the closure, the plan.
+/// Requested projects per batch of the streamed stages (views → plan →
+/// adopt → fetch → record). A run holds one batch's pages, plan and fetch
+/// rows at a time, never the whole mirror's, so its memory does not grow
+/// with the mirror; what carries from batch to batch is per project (the
+/// requirement lines, listed counts), never per file. `AIRLOCK_BATCH`
+/// overrides it (the tests use tiny batches).
+const BATCH_PROJECTS: usize = 1000;
+
+fn batch_size() -> usize {
+    std::env::var("AIRLOCK_BATCH").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(BATCH_PROJECTS)
+}
+
+/// The requested projects in batches, in name order. Resolution and the
+/// dependency closure read every project's listing together, so a manifest
+/// that uses either is planned as one batch.
+fn batches(select: &Select, requested: &views::Requested) -> Vec<views::Requested> {
+    let whole = requested.keys().any(|p| select.options_for(p).dependencies != crate::manifest::Dependencies::Off);
+    let size = if whole { usize::MAX } else { batch_size() };
+    let mut out: Vec<views::Requested> = Vec::new();
+    for (project, lines) in requested {
+        match out.last_mut() {
+            Some(b) if b.len() < size => {
+                b.insert(project.clone(), lines.clone());
+            }
+            _ => out.push([(project.clone(), lines.clone())].into()),
+        }
+    }
+    out
+}
+
+/// The stages up to one batch's plan: views, resolution, the closure, the plan.
 fn to_plan(
     run: &mut Run,
     manifest: &Manifest,
-    client: Option<&Client>,
-    want: &Wanted,
-    jobs: usize,
+    (client, since): (Option<&Client>, &serials::Since),
+    (want, batch): (&Wanted, views::Requested),
+    (counts, jobs): (&plan::ListedCounts, usize),
     diags: &mut Diagnostics,
 ) -> Result<(plan::Plan, views::Requested, resolve::Resolved), Error> {
     let m = &manifest.mirror;
     let mut sw = Stopwatch::start();
-    let names: Vec<_> = want.requested.keys().cloned().collect();
-    let since = serials::since(client, &run.state)?;
-    let mut views = views::gather(client, &run.state, &names, jobs, &since, diags)?;
+    let names: Vec<_> = batch.keys().cloned().collect();
+    let mut views = views::gather(client, &run.state, &names, jobs, since, diags)?;
     run.state.put_project_views(&std::mem::take(&mut views.updated))?;
     sw.lap("upstream views");
     signal::check()?;
     let tmp = run.store.tmp_dir().to_path_buf();
-    let cx = resolve::ResolveInputs { select: &manifest.select, client, jobs, tmp: &tmp, since: &since };
-    let (requested, select, views, resolved) = resolve::resolve(&run.state, &cx, want.requested.clone(), views, diags)?;
+    let cx = resolve::ResolveInputs { select: &manifest.select, client, jobs, tmp: &tmp, since };
+    let (requested, select, views, resolved) = resolve::resolve(&run.state, &cx, batch, views, diags)?;
     run.state.put_project_views(&views.updated)?;
     sw.lap("resolve");
     signal::check()?;
@@ -229,14 +259,10 @@ fn to_plan(
         keep_runs: m.keep_runs,
         store: run.store.clone(),
         run: run.id,
-        since: &since,
+        since,
     };
     let (requested, views) = closure::expand(run, client, &inputs, requested, views, fetch_opts, diags)?;
-    let plan = plan::make(&inputs, &requested, &views, &mut run.state, diags)?;
-    // Only a run whose pages all came through moves the serial forward.
-    let pages_failed =
-        diags.iter().any(|d| matches!(d, Diagnostic::UpstreamFailed { .. } | Diagnostic::PlanFailed { .. }));
-    since.finish(&mut run.state, pages_failed)?;
+    let plan = plan::make_batch(&inputs, &requested, &views, &mut run.state, counts, diags)?;
     sw.lap("plan");
     Ok((plan, requested, resolved))
 }
@@ -287,50 +313,115 @@ fn build_stages(
         redact::url(&m.upstream),
         if opts.offline { " (offline: stored views only)" } else { "" }
     );
-    let (plan, requested, resolved) = to_plan(run, manifest, client.as_ref(), &want, jobs, &mut diags)?;
-    signal::check()?;
-    let mut plan = fetch::adopt(run, plan, m.allow_missing_hashes)?;
+    let since = serials::since(client.as_ref(), &run.state)?;
+    let counts = run.state.listed_counts()?;
     if let Some(r) = remote.as_deref_mut() {
         r.list()?;
-        let restored = r.restore_files(&mut plan, &run.store)?;
-        if restored > 0 {
-            tracing::info!("{restored} file(s) from the object store instead of the upstream");
-            plan = fetch::adopt(run, plan, m.allow_missing_hashes)?;
-        }
     }
-    // The run's work, for `max_failures` as a percentage.
-    let work = (want.requested.len() + plan.count(|d| matches!(d, plan::Decision::Fetch(_)))) as u64;
     let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
-    let (plan, fetched) = fetch::fetch(run, client.as_ref(), plan, fetch_opts, &resolved.metadata, &mut diags)?;
-    sw.lap("fetch");
-    signal::check()?;
-    let recorded = record::record(run, &plan, &requested)?;
-    sw.lap("record");
+    let mut done = Batched::default();
+    let mut requested = views::Requested::new();
+    for batch in batches(&manifest.select, &want.requested) {
+        let (plan, batch, resolved) =
+            to_plan(run, manifest, (client.as_ref(), &since), (&want, batch), (&counts, jobs), &mut diags)?;
+        signal::check()?;
+        let (plan, fetched, fetches) = fetch_batch(
+            run,
+            client.as_ref(),
+            plan,
+            (fetch_opts, &resolved.metadata),
+            remote.as_deref_mut(),
+            &mut diags,
+        )?;
+        sw.lap("fetch");
+        signal::check()?;
+        done.add(&plan, &batch, fetched, fetches);
+        done.unlisted += record::record(run, &plan, &batch)?;
+        requested.extend(batch);
+        drop(plan);
+        crate::util::mem::release();
+        sw.lap("record");
+    }
+    done.unlisted += record::unrequested(run, &requested)?;
+    // Only a run whose pages all came through moves the serial forward.
+    let pages_failed =
+        diags.iter().any(|d| matches!(d, Diagnostic::UpstreamFailed { .. } | Diagnostic::PlanFailed { .. }));
+    since.finish(&mut run.state, pages_failed)?;
     if let Some(r) = remote {
         sync_remote(run, r, &requested)?;
         sw.lap("object store");
     }
+    let failed = requested.keys().filter(|p| !done.planned.contains(*p)).cloned().collect();
+    let prune = plan::prunable_after_record(&run.state, run.id, m.keep_runs, &failed)?;
+    let work = want.requested.len() as u64 + done.fetches;
     let mut summary = Summary {
-        added: fetched.files,
-        kept: recorded.listed.saturating_sub(fetched.files),
-        unlisted: plan.count(|d| matches!(d, plan::Decision::Unlist)) as u64,
-        bytes: fetched.bytes,
-        tampered: plan.projects.iter().map(|p| p.tampered.len() as u64).sum(),
+        added: done.fetched.files,
+        kept: run.state.listed_count()?.saturating_sub(done.fetched.files),
+        unlisted: done.unlisted,
+        bytes: done.fetched.bytes,
+        tampered: done.tampered,
         ..Summary::default()
     };
     if let Some(why) = withhold(m, &diags, work) {
         tracing::error!("{why}");
         return Ok((summary, None, diags, Exit::Failed));
     }
-    record::pruning(&plan, &mut diags);
-    summary.pruned = record::prune_rows(run, &plan)?;
+    record::pruning(&prune, &mut diags);
+    summary.pruned = record::prune_rows(run, &prune)?;
     let publishing = publishing(manifest, &want, loaded, templates, (false, false));
     let published = publish::publish(run, &publishing, &mut diags)?;
     summary.published = published.changed;
-    record::prune_files(run, &plan);
+    record::prune_files(run, &prune);
     // A failed run outranks a policy breach: the mirror is incomplete.
     let exit = if diags.failed() || published.exit == Exit::Failed { Exit::Failed } else { published.exit };
     Ok((summary, published.findings, diags, exit))
+}
+
+/// What the batches of a run added up to.
+#[derive(Default)]
+struct Batched {
+    fetched: fetch::Fetched,
+    /// Files planned for fetching (the run's work, for `max_failures` as a percentage).
+    fetches: u64,
+    unlisted: u64,
+    tampered: u64,
+    /// Requested projects planned from a listing (the others' listings failed).
+    planned: std::collections::BTreeSet<crate::dist::names::ProjectName>,
+}
+
+impl Batched {
+    fn add(&mut self, plan: &plan::Plan, requested: &views::Requested, fetched: fetch::Fetched, fetches: u64) {
+        self.fetched.files += fetched.files;
+        self.fetched.bytes += fetched.bytes;
+        self.fetches += fetches;
+        self.tampered += plan.projects.iter().map(|p| p.tampered.len() as u64).sum::<u64>();
+        self.planned.extend(
+            plan.projects.iter().filter(|p| p.planned && requested.contains_key(&p.project)).map(|p| p.project.clone()),
+        );
+    }
+}
+
+/// Stages adopt, restore files (object-store store) and fetch, for one
+/// batch; also how many files the plan fetches (the run's work).
+fn fetch_batch(
+    run: &mut Run,
+    client: Option<&Client>,
+    plan: plan::Plan,
+    (opts, expected): (FetchOptions, &fetch::Expected),
+    remote: Option<&mut remote::RemoteStore>,
+    diags: &mut Diagnostics,
+) -> Result<(plan::Plan, fetch::Fetched, u64), Error> {
+    let mut plan = fetch::adopt(run, plan, opts.allow_missing_hashes)?;
+    if let Some(r) = remote {
+        let restored = r.restore_files(&mut plan, &run.store)?;
+        if restored > 0 {
+            tracing::info!("{restored} file(s) from the object store instead of the upstream");
+            plan = fetch::adopt(run, plan, opts.allow_missing_hashes)?;
+        }
+    }
+    let fetches = plan.count(|d| matches!(d, plan::Decision::Fetch(_))) as u64;
+    let (plan, fetched) = fetch::fetch(run, client, plan, opts, expected, diags)?;
+    Ok((plan, fetched, fetches))
 }
 
 /// Stage: object store. Files the state records that the working copy

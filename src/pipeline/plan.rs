@@ -176,6 +176,26 @@ pub fn make(
     diags: &mut Diagnostics,
 ) -> Result<Plan, StateError> {
     let counts = state.listed_counts()?;
+    let mut plan = make_batch(inputs, requested, views, state, &counts, diags)?;
+    unrequested(&mut plan, state, requested, i64::from(inputs.keep_runs))?;
+    Ok(plan)
+}
+
+/// Listed files per project, as the state records them before the run.
+pub type ListedCounts = std::collections::HashMap<ProjectName, u64>;
+
+/// The plan of one batch of requested projects: [`make`] without what
+/// leaves the index or the store outside the batch (a streamed build
+/// records every batch, then asks the state what to prune:
+/// [`prunable_after_record`]). `counts` is read once per run.
+pub fn make_batch(
+    inputs: &PlanInputs<'_>,
+    requested: &Requested,
+    views: &Views,
+    state: &mut State,
+    counts: &ListedCounts,
+    diags: &mut Diagnostics,
+) -> Result<Plan, StateError> {
     let mut keys: BTreeMap<&ProjectName, String> = BTreeMap::new();
     let mut fresh: Vec<ProjectName> = Vec::new();
     for (project, lines) in requested {
@@ -220,8 +240,28 @@ pub fn make(
         }
         plan.projects.push(pp);
     }
-    unrequested(&mut plan, state, requested, keep_runs)?;
     Ok(plan)
+}
+
+/// What leaves the store with this run, once every batch's selection is
+/// recorded: files unlisted at least `keep_runs` runs ago (this run's
+/// included when `keep_runs = 0`), except those of a requested project
+/// whose listing failed this run (its selection stands). The state knows
+/// the whole selection by then, so no batch's plan needs to be kept.
+pub fn prunable_after_record(
+    state: &State,
+    run: i64,
+    keep_runs: u32,
+    failed: &BTreeSet<ProjectName>,
+) -> Result<Vec<(ProjectName, DistFilename)>, StateError> {
+    let mut prune: Vec<(ProjectName, DistFilename)> = state
+        .prunable(run, i64::from(keep_runs))?
+        .into_iter()
+        .filter(|a| !failed.contains(&a.project))
+        .map(|a| (a.project, a.filename))
+        .collect();
+    prune.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.as_str().cmp(b.1.as_str())));
+    Ok(prune)
 }
 
 /// Plan one project afresh from its listing (`None`: the listing is unusable).

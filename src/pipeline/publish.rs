@@ -5,21 +5,23 @@
 //! the policy's blocking, rendering of the index and the reports into a
 //! staged tree, and the atomic swap with the tree's listing recorded.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 
 use super::installable;
 use crate::audit::report::{self, Inputs};
 use crate::audit::{Audit, LoadedSnapshot, MirrorInfo};
 use crate::diagnostics::{Diagnostic, Diagnostics, Tampering};
+use crate::dist::filename::DistFilename;
+use crate::dist::names::ProjectName;
 use crate::error::Error;
 use crate::exit::Exit;
-use crate::index::{EnvStatus, SiteFile, SiteInfo, Templates, Unselected, render_site};
+use crate::index::{EnvStatus, SiteFile, SiteInfo, SiteRender, Templates, Unselected};
 use crate::manifest::Installable;
 use crate::manifest::Policy;
 use crate::run::Run;
 use crate::select::env::TargetEnv;
-use crate::store::state::{StateError, TreeKeys};
+use crate::store::state::{Artifact, StateError, TreeKeys};
 use crate::tree::{Staged, TreeEntry, encode_listing};
 use crate::util::hashing::{HashingWriter, Sha256};
 
@@ -117,18 +119,13 @@ fn inputs_key(p: &Publishing<'_>, tampering: &[Tampering], diags: &[Diagnostic])
 
 /// The key of everything a tree is rendered from, but the clock: equal keys
 /// give equal trees (up to `generated_at`), so the served one can stay.
-fn tree_key(files: &[SiteFile], inputs: Inputs<'_>, inputs_key: &str) -> String {
+/// `files` is the digest of the inventory (taken before blocking: what is
+/// blocked follows from the files, the snapshot and the policy, all keyed).
+fn tree_key(files: &Sha256, inputs: Inputs<'_>, inputs_key: &str) -> String {
     use std::io::Write;
-    // Streamed into the hasher: no copy of a large mirror's inventory in memory.
+    // Streamed into the hasher: no copy of a large mirror's report in memory.
     let mut h = HashingWriter::new(std::io::sink());
-    let _ = writeln!(h, "{inputs_key}");
-    for f in files {
-        let _ = writeln!(
-            h,
-            "{}\t{}\t{}\t{}\t{}\t{:?}\t{:?}\t{:?}\t{:?}",
-            f.project, f.filename, f.sha256, f.size, f.listed, f.metadata, f.requires_python, f.yanked, f.upload_time
-        );
-    }
+    let _ = writeln!(h, "{inputs_key}\n{files}");
     let mut report = report::json::report(inputs);
     report.generated_at = String::new();
     let _ = serde_json::to_writer(&mut h, &report);
@@ -136,91 +133,165 @@ fn tree_key(files: &[SiteFile], inputs: Inputs<'_>, inputs_key: &str) -> String 
     h.finish().1.hex()
 }
 
-/// Stage: inventory. Every stored artifact, as the tree shows it (listed
-/// while selected). A recorded file gone from the store is left out, its
-/// project planned in full next run.
-fn inventory(run: &mut Run, diags: &mut Diagnostics) -> Result<Vec<SiteFile>, StateError> {
-    let mut files = Vec::new();
-    let mut gone = BTreeSet::new();
-    for a in run.state.artifacts()? {
-        let source = run.store.path(&a.project, a.filename.as_str());
-        if !source.is_file() {
-            gone.insert(a.project.clone());
-            diags.push(Diagnostic::MissingFromStore { project: a.project.clone(), filename: a.filename.to_string() });
-            continue;
-        }
-        let metadata_source = a.metadata.map(|_| run.store.metadata_path(&a.project, a.filename.as_str()));
-        files.push(SiteFile {
-            listed: a.listed(),
-            project: a.project,
-            filename: a.filename,
-            sha256: a.sha256,
-            size: a.size,
-            requires_python: a.requires_python,
-            yanked: a.yanked,
-            upload_time: a.upload_time,
-            metadata: a.metadata,
-            source,
-            metadata_source,
-        });
+/// A stored artifact as the tree shows it (listed while selected); `None`
+/// when the store lacks its bytes.
+fn site_file(store: &crate::store::Store, a: Artifact) -> Option<SiteFile> {
+    let source = store.path(&a.project, a.filename.as_str());
+    if !source.is_file() {
+        return None;
     }
+    let metadata_source = a.metadata.map(|_| store.metadata_path(&a.project, a.filename.as_str()));
+    Some(SiteFile {
+        listed: a.listed(),
+        project: a.project,
+        filename: a.filename,
+        sha256: a.sha256,
+        size: a.size,
+        requires_python: a.requires_python,
+        yanked: a.yanked,
+        upload_time: a.upload_time,
+        metadata: a.metadata,
+        source,
+        metadata_source,
+    })
+}
+
+/// What the first pass over the state gives: what the audit joins, the
+/// files it refuses outright, and the inventory's digest for the tree key.
+struct Inventory {
+    mirrored: Vec<crate::audit::Mirrored>,
+    /// Files a malicious-package record names by sha256, under
+    /// `malicious = "block"`: (project, filename).
+    refused: HashSet<(ProjectName, String)>,
+    digest: Sha256,
+}
+
+/// What a second pass over the state leaves out of the tree.
+struct Withheld<'a> {
+    refused: &'a HashSet<(ProjectName, String)>,
+    blocked: BTreeSet<(ProjectName, crate::dist::Version)>,
+}
+
+impl Withheld<'_> {
+    fn keeps(&self, f: &SiteFile) -> bool {
+        !self.refused.contains(&(f.project.clone(), f.filename.to_string()))
+            && !self.blocked.contains(&(f.project.clone(), f.version().clone()))
+    }
+}
+
+/// The files of the tree, a batch of whole projects at a time, in project
+/// order: each batch is handed to `f` and dropped, so a large mirror's
+/// rows are never all in memory.
+fn each_batch(
+    run: &Run,
+    withheld: &Withheld<'_>,
+    mut f: impl FnMut(&[SiteFile]) -> Result<(), Error>,
+) -> Result<(), Error> {
+    /// Files per batch: enough for every core to render in parallel.
+    const BATCH_FILES: usize = 4096;
+    let mut batch: Vec<SiteFile> = Vec::with_capacity(BATCH_FILES);
+    let mut failed = None;
+    let store = &run.store;
+    run.state.each_artifact(|a| {
+        if failed.is_some() {
+            return;
+        }
+        if batch.len() >= BATCH_FILES && batch.last().is_some_and(|l| l.project != a.project) {
+            failed = f(&batch).err();
+            batch.clear();
+        }
+        batch.extend(site_file(store, a).filter(|f| withheld.keeps(f)));
+    })?;
+    match failed {
+        Some(e) => Err(e),
+        None if batch.is_empty() => Ok(()),
+        None => f(&batch),
+    }
+}
+
+/// Stage: inventory. One pass over the stored artifacts: the listed
+/// versions for the audit, the files a malicious-package record names by
+/// sha256 (refused whatever their name or version says, under `malicious =
+/// "block"`; reported under `"report"`: before the join, so no report
+/// lists them as mirrored), and the inventory's digest. A recorded file
+/// gone from the store is left out, its project planned in full next run.
+fn inventory(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Result<Inventory, StateError> {
+    use std::io::Write;
+    let mut gone = BTreeSet::new();
+    let mut by_version: BTreeMap<(ProjectName, crate::dist::Version), Vec<DistFilename>> = BTreeMap::new();
+    let mut refused = HashSet::new();
+    let mut digest = HashingWriter::new(std::io::sink());
+    let snapshot = p.loaded.snapshot.as_ref();
+    let refuse = p.policy.malicious == crate::manifest::Malicious::Block;
+    let store = &run.store;
+    run.state.each_artifact(|a| {
+        let (project, filename) = (a.project.clone(), a.filename.to_string());
+        let Some(f) = site_file(store, a) else {
+            diags.push(Diagnostic::MissingFromStore { project: project.clone(), filename });
+            gone.insert(project);
+            return;
+        };
+        let _ = writeln!(
+            digest,
+            "{}\t{}\t{}\t{}\t{}\t{:?}\t{:?}\t{:?}\t{:?}",
+            f.project, f.filename, f.sha256, f.size, f.listed, f.metadata, f.requires_python, f.yanked, f.upload_time
+        );
+        let advisories: Vec<String> =
+            snapshot.map(|s| s.malicious_file(&f.sha256).map(|a| a.id.clone()).collect()).unwrap_or_default();
+        if !advisories.is_empty() {
+            diags.push(Diagnostic::MaliciousFile {
+                project: f.project.clone(),
+                filename: filename.clone(),
+                sha256: f.sha256.hex(),
+                advisories,
+                refused: refuse,
+            });
+            if refuse {
+                refused.insert((project, filename));
+                return;
+            }
+        }
+        if f.listed {
+            // Room for one file first: a vector of these grows to four at once.
+            by_version
+                .entry((f.project, f.filename.version().clone()))
+                .or_insert_with(|| Vec::with_capacity(1))
+                .push(f.filename);
+        }
+    })?;
     // Plan these projects in full next run: it refetches what is gone.
     run.state.set_plan_keys(&gone.into_iter().map(|p| (p, None)).collect::<Vec<_>>())?;
-    Ok(files)
+    let mirrored = by_version
+        .into_iter()
+        .map(|((project, version), files)| crate::audit::Mirrored { project, version, files })
+        .collect();
+    Ok(Inventory { mirrored, refused, digest: digest.finish().1 })
 }
 
 /// Stage: audit. Join every listed version with the snapshot and apply the
 /// policy; blocked versions leave the index and the tree (the store keeps
 /// them, so a policy change needs no refetch).
 fn audit(
-    files: Vec<SiteFile>,
+    mirrored: Vec<crate::audit::Mirrored>,
     p: &Publishing<'_>,
     tampering: Vec<Tampering>,
     diags: &mut Diagnostics,
-) -> (Vec<SiteFile>, Audit) {
+) -> Audit {
     let generated_at = crate::util::clock::output_time();
-    let files = malicious_files(files, p, diags);
-    let mirrored = crate::audit::mirrored_versions(&files);
-    let audit = Audit::join(&mirrored, p.loaded, p.policy, generated_at, &p.mirror, tampering);
+    let audit = Audit::join(mirrored, p.loaded, p.policy, generated_at, &p.mirror, tampering);
     diags.extend(audit.blocked_diagnostics());
-    let blocked = audit.blocked();
-    let files = files.into_iter().filter(|f| !blocked.contains(&(f.project.clone(), f.version().clone()))).collect();
-    (files, audit)
-}
-
-/// Files a malicious-package record names by sha256 are refused whatever
-/// their name or version says (under `malicious = "block"`; reported under
-/// `"report"`), before the join, so no report lists them as mirrored.
-fn malicious_files(files: Vec<SiteFile>, p: &Publishing<'_>, diags: &mut Diagnostics) -> Vec<SiteFile> {
-    let Some(snapshot) = p.loaded.snapshot.as_ref() else { return files };
-    let refuse = p.policy.malicious == crate::manifest::Malicious::Block;
-    files
-        .into_iter()
-        .filter(|f| {
-            let advisories: Vec<String> = snapshot.malicious_file(&f.sha256).map(|a| a.id.clone()).collect();
-            if advisories.is_empty() {
-                return true;
-            }
-            diags.push(Diagnostic::MaliciousFile {
-                project: f.project.clone(),
-                filename: f.filename.to_string(),
-                sha256: f.sha256.hex(),
-                advisories,
-                refused: refuse,
-            });
-            !refuse
-        })
-        .collect()
+    audit
 }
 
 /// Stage: render the index and the reports into a staged tree.
 fn render(
     run: &Run,
-    files: &[SiteFile],
+    (staged, written): (&Staged, Vec<TreeEntry>),
+    withheld: &Withheld<'_>,
     inputs: Inputs<'_>,
     p: &Publishing<'_>,
     extra: &[(&str, &[u8])],
-) -> Result<(Staged, Vec<TreeEntry>), Error> {
+) -> Result<Vec<TreeEntry>, Error> {
     let environments = inputs
         .installability
         .envs
@@ -262,8 +333,15 @@ fn render(
         index_url: p.index_url.clone(),
         unselected,
     };
-    let staged = run.target.stage(&format!("{:06}", run.id))?;
-    let mut entries = render_site(files, &info, Some(&inputs.audit.landing()), p.templates, staged.dir())?;
+    let mut site = SiteRender::new(p.templates, staged.dir());
+    each_batch(run, withheld, |batch| {
+        site.projects(batch)?;
+        // The pages rendered on worker threads are freed: hand them back.
+        crate::util::mem::release();
+        Ok(())
+    })?;
+    let mut entries = site.finish(&info, Some(&inputs.audit.landing()))?;
+    entries.extend(written);
     entries.extend(report::write_all(inputs, p.templates, staged.dir())?);
     for (rel, bytes) in extra {
         entries.push(crate::tree::write_entry(staged.dir(), rel, bytes)?);
@@ -273,7 +351,7 @@ fn render(
         entries.push(crate::tree::write_entry(staged.dir(), "reports/advisories.sqlite.zst", &bytes)?);
     }
     entries.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok((staged, entries))
+    Ok(entries)
 }
 
 /// Stage: swap the staged tree in and record its listing and keys.
@@ -313,12 +391,25 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
         let exit = Exit::from_code(s.keys.exit);
         return Ok(Published { tree: Some(s.dir.clone()), changed: false, exit, findings: None });
     }
-    let files = inventory(run, diags)?;
+    crate::util::mem::release();
+    let inventory = inventory(run, p, diags)?;
     sw.lap("inventory");
-    let (files, audit) = audit(files, p, tampering, diags);
+    let audit = audit(inventory.mirrored, p, tampering, diags);
+    let withheld = Withheld { refused: &inventory.refused, blocked: audit.blocked() };
     sw.lap("security join");
-    let cache = run.state.metadata_cache()?;
-    let installability = installable::check(&p.check, &files, Some(&cache), diags);
+    let installability = if p.check.wanted() {
+        // Resolution reads the whole tree as an index: the one step that
+        // holds every file (only for mirrors that claim dependencies).
+        let mut files = Vec::new();
+        each_batch(run, &withheld, |batch| {
+            files.extend_from_slice(batch);
+            Ok(())
+        })?;
+        let cache = run.state.metadata_cache()?;
+        installable::check(&p.check, &files, Some(&cache), diags)
+    } else {
+        installable::unchecked()
+    };
     sw.lap("installability");
     if p.check.select.installable == Installable::Fail && installability.failing().next().is_some() {
         tracing::error!(
@@ -329,7 +420,7 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     }
     let diagnostics = diags.sorted();
     let inputs = Inputs { audit: &audit, diagnostics: &diagnostics, installability: &installability, changes: None };
-    keys.key = tree_key(&files, inputs, &keys.inputs);
+    keys.key = tree_key(&inventory.digest, inputs, &keys.inputs);
     keys.exit = audit.exit() as i64;
     let findings = Some(audit.findings());
     if let Some(s) = served.as_ref().filter(|s| !p.force && s.keys.key == keys.key) {
@@ -340,17 +431,25 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     // last runs' changes (this one first).
     let previous = served.as_ref().and_then(|s| std::fs::read(s.dir.join("reports/security.json")).ok());
     let changes = report::changes::compute(inputs, previous.as_deref());
-    let changes_json = report::changes::render_json(&changes);
+    let staged = run.target.stage(&format!("{:06}", run.id))?;
+    // changes.json is written in full now; every other output shows the
+    // changes cut to a feed entry's length (a first build's list every
+    // version), so only that form is kept.
+    let written = vec![crate::tree::write_entry_with(staged.dir(), "reports/changes.json", |w| {
+        report::changes::write_json(&changes, w)
+    })?];
+    let changes = changes.for_feed();
     let inputs = Inputs { changes: Some(&changes), ..inputs };
     let mut runs = vec![(run.id, changes.clone())];
     for (r, body) in run.state.recent_changes(report::changes::FEED_RUNS)?.into_iter().filter(|(r, _)| *r != run.id) {
         runs.extend(serde_json::from_str(&body).ok().map(|c| (r, c)));
     }
     let feed = report::changes::render_feed(&audit.mirror_name, &audit.generated_at.to_string(), &runs);
-    let extra = [("reports/changes.json", changes_json.as_slice()), ("reports/feed.xml", feed.as_slice())];
-    let (staged, entries) = render(run, &files, inputs, p, &extra)?;
+    let extra = [("reports/feed.xml", feed.as_slice())];
+    let entries = render(run, (&staged, written), &withheld, inputs, p, &extra)?;
     let tree = swap(run, staged, &entries, &keys)?;
-    run.state.put_changes(run.id, &String::from_utf8_lossy(&changes_json), report::changes::FEED_RUNS)?;
+    let kept = serde_json::to_string(&changes).unwrap_or_default();
+    run.state.put_changes(run.id, &kept, report::changes::FEED_RUNS)?;
     sw.lap("render and publish");
     Ok(Published { tree: Some(tree), changed: true, exit: audit.exit(), findings })
 }

@@ -5,24 +5,18 @@
 use super::plan::{Decision, Plan};
 use super::views::Requested;
 use crate::diagnostics::{Diagnostic, Diagnostics, Tampering};
+use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
 use crate::run::Run;
 use crate::store::state::StateError;
 
-/// What the index lists after recording.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Recorded {
-    /// Files listed.
-    pub listed: u64,
-}
-
-/// Stage: record the selection. A project planned from its listing lists
-/// exactly its kept files from now on, and records its plan key only when
-/// every selected file was brought in (otherwise the next run plans it
-/// again). Projects no longer requested leave the index. Projects carried
-/// over, or whose listing failed, keep their selection as it is, so a flaky
-/// upstream never empties a page.
-pub fn record(run: &mut Run, plan: &Plan, requested: &Requested) -> Result<Recorded, StateError> {
+/// Stage: record one batch's selection. A project planned from its
+/// listing lists exactly its kept files from now on, and records its plan
+/// key only when every selected file was brought in (otherwise the next run
+/// plans it again). Projects carried over, or whose listing failed, keep
+/// their selection as it is, so a flaky upstream never empties a page.
+/// Returns how many files left the index.
+pub fn record(run: &mut Run, plan: &Plan, requested: &Requested) -> Result<u64, StateError> {
     let mut keep: Vec<(ProjectName, String)> = Vec::new();
     let mut planned: Vec<ProjectName> = Vec::new();
     let mut keys: Vec<(ProjectName, Option<String>)> = Vec::new();
@@ -48,18 +42,26 @@ pub fn record(run: &mut Run, plan: &Plan, requested: &Requested) -> Result<Recor
         // Every publish reports it from the state; said here as it is found.
         tracing::error!("{}", Diagnostic::Tampering(t));
     }
-    let names: Vec<ProjectName> = requested.keys().cloned().collect();
-    run.state.record_selection(plan.run, &keep, &planned, &names)?;
+    let left = run.state.record_selection(plan.run, &keep, &planned, None)?;
     run.state.set_plan_keys(&keys)?;
-    run.state.forget_views_except(&names)?;
     run.state.record_tampering(plan.run, &tampered)?;
-    Ok(Recorded { listed: run.state.listed_count()? })
+    Ok(left as u64)
 }
 
-/// Diagnostics for what the plan prunes (said before publishing: the tree
+/// Stage: record, once every batch is: projects no longer requested leave
+/// the index, and their stored views the state. Returns how many files left.
+pub fn unrequested(run: &mut Run, requested: &Requested) -> Result<u64, StateError> {
+    let names: Vec<ProjectName> = requested.keys().cloned().collect();
+    let id = run.id;
+    let left = run.state.record_selection(id, &[], &[], Some(&names))?;
+    run.state.forget_views_except(&names)?;
+    Ok(left as u64)
+}
+
+/// Diagnostics for what the run prunes (said before publishing: the tree
 /// no longer holds those files).
-pub fn pruning(plan: &Plan, diags: &mut Diagnostics) {
-    for (project, f) in &plan.prune {
+pub fn pruning(prune: &[(ProjectName, DistFilename)], diags: &mut Diagnostics) {
+    for (project, f) in prune {
         diags.push(Diagnostic::Pruned { project: project.clone(), filename: f.to_string() });
     }
 }
@@ -68,15 +70,15 @@ pub fn pruning(plan: &Plan, diags: &mut Diagnostics) {
 /// rendered (the tree no longer shows those files), the files after it is
 /// published: a kill in between leaves only orphan files, which a later
 /// selection adopts or nothing lists.
-pub fn prune_rows(run: &mut Run, plan: &Plan) -> Result<u64, StateError> {
-    let keys: Vec<(ProjectName, String)> = plan.prune.iter().map(|(p, f)| (p.clone(), f.to_string())).collect();
+pub fn prune_rows(run: &mut Run, prune: &[(ProjectName, DistFilename)]) -> Result<u64, StateError> {
+    let keys: Vec<(ProjectName, String)> = prune.iter().map(|(p, f)| (p.clone(), f.to_string())).collect();
     run.state.delete_artifacts(&keys)?;
     Ok(keys.len() as u64)
 }
 
 /// Stage: prune, the store's half (see [`prune_rows`]).
-pub fn prune_files(run: &Run, plan: &Plan) {
-    for (p, f) in &plan.prune {
+pub fn prune_files(run: &Run, prune: &[(ProjectName, DistFilename)]) {
+    for (p, f) in prune {
         run.store.remove(p, f.as_str());
     }
 }

@@ -421,20 +421,43 @@ impl State {
     const ARTIFACT_COLUMNS: &'static str = "project, filename, version, sha256, size, url, requires_python, yanked, upload_time, metadata_sha256, metadata_size, first_seen, last_verified, added_run, selected_run, unselected_run";
 
     fn query_artifacts(&self, where_clause: &str, args: impl rusqlite::Params) -> Result<Vec<Artifact>, StateError> {
+        let mut out = Vec::new();
+        self.each_artifact_where(where_clause, args, |a| out.push(a))?;
+        Ok(out)
+    }
+
+    fn each_artifact_where(
+        &self,
+        where_clause: &str,
+        args: impl rusqlite::Params,
+        mut f: impl FnMut(Artifact),
+    ) -> Result<(), StateError> {
         let sql = format!("SELECT {} FROM artifacts {where_clause} ORDER BY project, filename", Self::ARTIFACT_COLUMNS);
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
         let rows = stmt.query_map(args, Self::artifact_from_row).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
         for row in rows {
             let row = row.map_err(|e| self.err(e))?;
-            out.push(row.map_err(|message| StateError::Corrupt { path: self.path.display().to_string(), message })?);
+            f(row.map_err(|message| StateError::Corrupt { path: self.path.display().to_string(), message })?);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Every artifact in the store, sorted by project and filename.
     pub fn artifacts(&self) -> Result<Vec<Artifact>, StateError> {
         self.query_artifacts("", [])
+    }
+
+    /// Every artifact in the store, sorted by project and filename, one at
+    /// a time: a large mirror's rows are never all in memory at once.
+    pub fn each_artifact(&self, f: impl FnMut(Artifact)) -> Result<(), StateError> {
+        self.each_artifact_where("", [], f)
+    }
+
+    /// How many artifacts the state records, listed or not.
+    pub fn artifact_count(&self) -> Result<u64, StateError> {
+        let n: i64 =
+            self.conn.query_row("SELECT COUNT(*) FROM artifacts", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        Ok(n.max(0) as u64)
     }
 
     #[cfg(test)]
@@ -479,7 +502,7 @@ impl State {
 
     /// Record a run's selection. `planned` projects were selected afresh:
     /// exactly `keep` of their files are listed from now on. Files of
-    /// projects no longer `requested` leave the index. Every other project
+    /// projects no longer `requested` (when given) leave the index. Every other project
     /// keeps its selection untouched, so a no-change run writes nothing.
     /// Returns how many files left the index.
     pub fn record_selection(
@@ -487,7 +510,7 @@ impl State {
         run: i64,
         keep: &[(ProjectName, String)],
         planned: &[ProjectName],
-        requested: &[ProjectName],
+        requested: Option<&[ProjectName]>,
     ) -> Result<usize, StateError> {
         self.in_tx(|tx| {
             tx.execute_batch(
@@ -506,7 +529,7 @@ impl State {
                     put.execute([p.as_str()])?;
                 }
                 let mut put = tx.prepare_cached("INSERT OR IGNORE INTO sel_requested VALUES (?1)")?;
-                for p in requested {
+                for p in requested.unwrap_or_default() {
                     put.execute([p.as_str()])?;
                 }
             }
@@ -516,14 +539,20 @@ impl State {
                    AND (unselected_run IS NOT NULL OR selected_run != ?1)",
                 [run],
             )?;
-            let left = tx.execute(
+            let mut left = tx.execute(
+                "UPDATE artifacts SET unselected_run = ?1
+                 WHERE unselected_run IS NULL
+                   AND project IN (SELECT project FROM sel_planned)
+                   AND (project, filename) NOT IN (SELECT project, filename FROM sel_keep)",
+                [run],
+            )?;
+            if requested.is_some() {
+                left += tx.execute(
                     "UPDATE artifacts SET unselected_run = ?1
-                     WHERE unselected_run IS NULL
-                       AND ((project IN (SELECT project FROM sel_planned)
-                             AND (project, filename) NOT IN (SELECT project, filename FROM sel_keep))
-                            OR project NOT IN (SELECT project FROM sel_requested))",
+                     WHERE unselected_run IS NULL AND project NOT IN (SELECT project FROM sel_requested)",
                     [run],
                 )?;
+            }
             tx.execute_batch("DELETE FROM sel_keep; DELETE FROM sel_planned; DELETE FROM sel_requested;")?;
             if kept + left > 0 {
                 bump(tx)?;
@@ -1042,13 +1071,13 @@ mod tests {
         let p = all[0].project.clone();
         let one = std::slice::from_ref(&p);
         let wheel = all[0].filename.to_string();
-        let left = s.record_selection(7, &[(p.clone(), wheel.clone())], one, one).unwrap();
+        let left = s.record_selection(7, &[(p.clone(), wheel.clone())], one, Some(one)).unwrap();
         assert_eq!(left, 1);
         assert_eq!(s.artifact(&p, &wheel).unwrap().unwrap().selected_run, 7);
         assert_eq!(s.artifact(&p, all[1].filename.as_str()).unwrap().unwrap().unselected_run, Some(7));
         // Not planned and still requested: untouched. No longer requested: out.
-        assert_eq!(s.record_selection(8, &[], &[], one).unwrap(), 0);
-        assert_eq!(s.record_selection(9, &[], &[], &[]).unwrap(), 1);
+        assert_eq!(s.record_selection(8, &[], &[], Some(one)).unwrap(), 0);
+        assert_eq!(s.record_selection(9, &[], &[], Some(&[])).unwrap(), 1);
         assert_eq!(s.artifact(&p, &wheel).unwrap().unwrap().unselected_run, Some(9));
         assert_eq!(s.next_run_id().unwrap(), 2);
     }

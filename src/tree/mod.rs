@@ -56,6 +56,25 @@ pub fn write_entry(root: &Path, rel: &str, bytes: &[u8]) -> Result<TreeEntry, Tr
     Ok(TreeEntry { path: rel.to_string(), sha256: Sha256::of(bytes), size: bytes.len() as u64 })
 }
 
+/// Write `root/rel` by streaming into it, hashing as it goes: a report the
+/// size of a large mirror is never held whole in memory.
+pub fn write_entry_with(
+    root: &Path,
+    rel: &str,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<TreeEntry, TreeError> {
+    let path = root.join(rel);
+    if let Some(parent) = path.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    let file = fs_err::File::create(&path)?;
+    let mut out = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 16, file));
+    write(&mut out).map_err(|e| std::io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))?;
+    let (buffered, sha256, size) = out.finish();
+    buffered.into_inner().map_err(|e| e.into_error())?;
+    Ok(TreeEntry { path: rel.to_string(), sha256, size })
+}
+
 /// Hard-link `src` to `dst`, or copy when they are on different file systems.
 pub fn place(src: &Path, dst: &Path) -> Result<(), TreeError> {
     let err = |error| TreeError::Place { src: src.display().to_string(), dst: dst.display().to_string(), error };
@@ -78,8 +97,14 @@ pub fn place(src: &Path, dst: &Path) -> Result<(), TreeError> {
 pub fn encode_listing(entries: &[TreeEntry]) -> Vec<u8> {
     // Serializing plain structs into memory cannot fail; an empty blob would
     // decode as "no readable listing", never as a wrong one.
-    let json = serde_json::to_vec(entries).unwrap_or_default();
-    zstd::encode_all(&json[..], 3).unwrap_or_default()
+    // Streamed into the compressor: the JSON of a large tree's listing is
+    // never held whole.
+    let encode = || -> std::io::Result<Vec<u8>> {
+        let mut z = zstd::Encoder::new(Vec::new(), 3)?;
+        serde_json::to_writer(&mut z, entries)?;
+        z.finish()
+    };
+    encode().unwrap_or_default()
 }
 
 /// The listing back, or `None` when the blob is not one.

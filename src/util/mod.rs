@@ -6,6 +6,7 @@ pub mod clock;
 pub mod fault;
 pub mod fsx;
 pub mod hashing;
+pub mod mem;
 pub mod mime;
 pub mod redact;
 pub mod signal;

@@ -358,3 +358,49 @@ fn an_upstream_without_serials_gets_conditional_requests() {
     env.build().success();
     assert_eq!(listed(&env.public(), "proj03"), ["proj03-1.0-py3-none-any.whl", "proj03-2.0-py3-none-any.whl"]);
 }
+
+/// The summary line of a build without its timing.
+fn summary_line(a: &assert_cmd::assert::Assert) -> String {
+    let err = stderr(a);
+    let line = err.lines().rev().find(|l| l.contains(" added ")).unwrap_or_default();
+    let start = line.find("added").unwrap_or(0);
+    line[start..].split(", fetched").next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn batched_runs_build_exactly_what_one_batch_builds() {
+    // A large mirror is planned, fetched and recorded a batch of projects
+    // at a time; with one project per batch, every run (first build,
+    // additions, a dropped project, a pinned one, pruning) must give the
+    // same summary and a byte-identical tree as one batch of everything.
+    let env = Env::new(Flavour::Json);
+    for p in ["alpha", "bravo", "charlie", "delta", "echo"] {
+        add_project(&env.upstream, p, &["1.0", "1.1"]);
+    }
+    add_project(&env.upstream, "foxtrot", &["2.0"]);
+    let other = tempfile::tempdir().unwrap();
+    let run = |dir: &Path, batch: &str| {
+        let a =
+            airlock_in(dir).arg("build").env("AIRLOCK_BATCH", batch).env("SOURCE_DATE_EPOCH", "1700000000").assert();
+        summary_line(&a.success())
+    };
+    let both = |rest: &str| {
+        env.manifest(rest);
+        std::fs::copy(env.path("mirror.toml"), other.path().join("mirror.toml")).unwrap();
+        let (one, all) = (run(env.dir.path(), "1"), run(other.path(), "1000"));
+        assert_eq!(one, all, "the summaries differ");
+        assert_eq!(tree(&env.public()), tree(&other.path().join("public")), "the trees differ");
+        one
+    };
+    let first = both("keep_runs = 0\n[select]\npackages = [\"alpha\", \"bravo\", \"charlie\", \"delta\", \"echo\"]\n");
+    assert!(first.starts_with("added 10, kept 0"), "{first}");
+    add_project(&env.upstream, "charlie", &["1.2"]);
+    let second =
+        both("keep_runs = 0\n[select]\npackages = [\"alpha\", \"charlie\", \"delta==1.0\", \"echo\", \"foxtrot\"]\n");
+    // bravo's two files and delta 1.1 leave the index and, with keep_runs = 0, the store.
+    assert!(second.starts_with("added 2, kept 7, removed 3 (pruned 3)"), "{second}");
+    assert!(!env.path(".airlock/store/bravo").join("bravo-1.0-py3-none-any.whl").exists());
+    for dir in [env.dir.path(), other.path()] {
+        airlock_in(dir).arg("verify").assert().success();
+    }
+}

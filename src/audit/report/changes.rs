@@ -53,23 +53,74 @@ pub struct Changes {
     pub blocked: Vec<VersionRef>,
     pub unblocked: Vec<VersionRef>,
     pub tampering: Vec<TamperingRef>,
+    /// The full length of each list, when the lists are cut to what a feed
+    /// entry shows ([`Changes::for_feed`]); never in changes.json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<Totals>,
 }
 
+/// How long each list of a [`Changes`] was before it was cut.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Totals {
+    pub added: usize,
+    pub removed: usize,
+    pub newly_affected: usize,
+    pub blocked: usize,
+    pub unblocked: usize,
+    pub tampering: usize,
+}
+
+/// Lines per list in a feed entry; the rest is counted, in changes.json.
+pub const FEED_LINES: usize = 50;
+
 impl Changes {
+    /// The full length of each list, cut or not.
+    pub fn totals(&self) -> Totals {
+        self.totals.unwrap_or(Totals {
+            added: self.added.len(),
+            removed: self.removed.len(),
+            newly_affected: self.newly_affected.len(),
+            blocked: self.blocked.len(),
+            unblocked: self.unblocked.len(),
+            tampering: self.tampering.len(),
+        })
+    }
+
+    /// The lists cut to [`FEED_LINES`], their lengths kept: the form the
+    /// state keeps for the feed, so a first build's hundred thousand added
+    /// versions are not read back by each of the next publishes.
+    pub fn for_feed(&self) -> Changes {
+        let cut = |v: &Vec<VersionRef>| v.iter().take(FEED_LINES).cloned().collect();
+        Changes {
+            schema: self.schema.clone(),
+            generated_at: self.generated_at.clone(),
+            mirror: self.mirror.clone(),
+            first: self.first,
+            added: cut(&self.added),
+            removed: cut(&self.removed),
+            newly_affected: self.newly_affected.iter().take(FEED_LINES).cloned().collect(),
+            blocked: cut(&self.blocked),
+            unblocked: cut(&self.unblocked),
+            tampering: self.tampering.iter().take(FEED_LINES).cloned().collect(),
+            totals: Some(self.totals()),
+        }
+    }
+
     /// One line, for feed titles.
     pub fn headline(&self) -> String {
-        let mut parts = vec![format!("{} added", self.added.len()), format!("{} removed", self.removed.len())];
-        if !self.newly_affected.is_empty() {
-            parts.push(format!("{} new advisory finding(s)", self.newly_affected.len()));
+        let t = self.totals();
+        let mut parts = vec![format!("{} added", t.added), format!("{} removed", t.removed)];
+        if t.newly_affected > 0 {
+            parts.push(format!("{} new advisory finding(s)", t.newly_affected));
         }
         if self.newly_affected.iter().any(|f| f.malicious) {
             parts.push("MALICIOUS".into());
         }
-        if !self.blocked.is_empty() {
-            parts.push(format!("{} blocked", self.blocked.len()));
+        if t.blocked > 0 {
+            parts.push(format!("{} blocked", t.blocked));
         }
-        if !self.tampering.is_empty() {
-            parts.push(format!("{} POSSIBLE TAMPERING", self.tampering.len()));
+        if t.tampering > 0 {
+            parts.push(format!("{} POSSIBLE TAMPERING", t.tampering));
         }
         parts.join(", ")
     }
@@ -84,30 +135,53 @@ struct Before {
     tampering: BTreeSet<TamperingRef>,
 }
 
+/// The parts of a previous security.json the changes are computed from,
+/// read as typed rows (not a generic JSON tree, which would cost several
+/// times the file's size for a large mirror); other fields are skipped.
+#[derive(Deserialize)]
+struct PreviousReport {
+    projects: Vec<PreviousProject>,
+    #[serde(default)]
+    tampering: Vec<TamperingRef>,
+}
+
+#[derive(Deserialize)]
+struct PreviousProject {
+    name: String,
+    #[serde(default)]
+    versions: Vec<PreviousVersion>,
+}
+
+#[derive(Deserialize)]
+struct PreviousVersion {
+    version: String,
+    #[serde(default)]
+    blocked: bool,
+    #[serde(default)]
+    advisories: Vec<PreviousAdvisory>,
+}
+
+#[derive(Deserialize)]
+struct PreviousAdvisory {
+    id: String,
+}
+
 fn before(previous: Option<&[u8]>) -> Option<Before> {
-    let v: serde_json::Value = serde_json::from_slice(previous?).ok()?;
+    let report: PreviousReport = serde_json::from_slice(previous?).ok()?;
     let mut b = Before::default();
-    for p in v["projects"].as_array()? {
-        let project = p["name"].as_str().unwrap_or_default().to_string();
-        for ver in p["versions"].as_array().into_iter().flatten() {
-            let r =
-                VersionRef { project: project.clone(), version: ver["version"].as_str().unwrap_or_default().into() };
-            for a in ver["advisories"].as_array().into_iter().flatten() {
-                let id = a["id"].as_str().unwrap_or_default().to_string();
-                b.findings.insert((r.project.clone(), r.version.clone(), id));
+    for p in report.projects {
+        for ver in p.versions {
+            let r = VersionRef { project: p.name.clone(), version: ver.version };
+            for a in ver.advisories {
+                b.findings.insert((r.project.clone(), r.version.clone(), a.id));
             }
-            if ver["blocked"].as_bool() == Some(true) {
+            if ver.blocked {
                 b.blocked.insert(r.clone());
             }
             b.versions.insert(r);
         }
     }
-    for t in v["tampering"].as_array().into_iter().flatten() {
-        b.tampering.insert(TamperingRef {
-            project: t["project"].as_str().unwrap_or_default().into(),
-            filename: t["filename"].as_str().unwrap_or_default().into(),
-        });
-    }
+    b.tampering.extend(report.tampering);
     Some(b)
 }
 
@@ -154,13 +228,14 @@ pub fn compute(inputs: Inputs<'_>, previous: Option<&[u8]>) -> Changes {
         blocked: now.blocked.difference(&prev.blocked).cloned().collect(),
         unblocked: prev.blocked.intersection(&now.versions).filter(|r| !now.blocked.contains(*r)).cloned().collect(),
         tampering: now.tampering.difference(&prev.tampering).cloned().collect(),
+        totals: None,
     }
 }
 
-pub fn render_json(c: &Changes) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(c).unwrap_or_default();
-    out.push(b'\n');
-    out
+/// changes.json, streamed (a first build's lists every version).
+pub fn write_json(c: &Changes, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, c)?;
+    out.write_all(b"\n")
 }
 
 fn xml(s: &str) -> String {
@@ -178,17 +253,22 @@ pub fn render_feed(mirror: &str, updated: &str, runs: &[(i64, Changes)]) -> Vec<
     out.push_str("  <link rel=\"alternate\" href=\"security.html\"/>\n");
     for (run, c) in runs.iter().take(FEED_RUNS) {
         let mut text = String::new();
-        let mut section = |title: &str, lines: Vec<String>| {
+        let c = &c.for_feed();
+        let totals = c.totals();
+        let mut section = |title: &str, lines: Vec<String>, total: usize| {
             if !lines.is_empty() {
                 text.push_str(&format!("{title}:\n"));
-                for l in lines {
+                for l in &lines {
                     text.push_str(&format!("  {l}\n"));
+                }
+                if total > lines.len() {
+                    text.push_str(&format!("  ... and {} more (changes.json lists them all)\n", total - lines.len()));
                 }
             }
         };
         let v = |r: &VersionRef| format!("{} {}", r.project, r.version);
-        section("added", c.added.iter().map(v).collect());
-        section("removed", c.removed.iter().map(v).collect());
+        section("added", c.added.iter().map(v).collect(), totals.added);
+        section("removed", c.removed.iter().map(v).collect(), totals.removed);
         section(
             "newly affected",
             c.newly_affected
@@ -198,10 +278,15 @@ pub fn render_feed(mirror: &str, updated: &str, runs: &[(i64, Changes)]) -> Vec<
                     format!("{} {}: {} ({rank})", f.project, f.version, f.id)
                 })
                 .collect(),
+            totals.newly_affected,
         );
-        section("blocked", c.blocked.iter().map(v).collect());
-        section("unblocked", c.unblocked.iter().map(v).collect());
-        section("POSSIBLE TAMPERING", c.tampering.iter().map(|t| format!("{} {}", t.project, t.filename)).collect());
+        section("blocked", c.blocked.iter().map(v).collect(), totals.blocked);
+        section("unblocked", c.unblocked.iter().map(v).collect(), totals.unblocked);
+        section(
+            "POSSIBLE TAMPERING",
+            c.tampering.iter().map(|t| format!("{} {}", t.project, t.filename)).collect(),
+            totals.tampering,
+        );
         out.push_str("  <entry>\n");
         out.push_str(&format!("    <id>{id_base}:run:{run}</id>\n"));
         out.push_str(&format!("    <title>run {run}: {}</title>\n", xml(&c.headline())));

@@ -21,7 +21,7 @@ pub struct Report<'a> {
     /// airlock extension: the STALE / UNAUDITED banner, when there is one.
     pub banner: Option<&'a str>,
     pub summary: Summary,
-    pub projects: Vec<Project<'a>>,
+    pub projects: Projects<'a>,
     /// airlock extension: every `[[policy.ignore]]`, expired ones included.
     pub ignores: &'a [IgnoreStatus],
     /// airlock extension: files whose upstream sha256 changed after mirroring.
@@ -70,10 +70,37 @@ pub struct BySeverity {
     pub unknown: usize,
 }
 
-#[derive(Serialize)]
-pub struct Project<'a> {
-    pub name: &'a str,
-    pub versions: Vec<Version<'a>>,
+/// Every audited version, grouped by project, serialized as it is read:
+/// the report of a large mirror is written without a copy of its versions.
+pub struct Projects<'a>(&'a [crate::audit::AuditedVersion]);
+
+/// One project's run of versions.
+struct Project<'a>(&'a [crate::audit::AuditedVersion]);
+
+/// One project's versions, each converted as it is written.
+struct Versions<'a>(&'a [crate::audit::AuditedVersion]);
+
+impl Serialize for Projects<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The versions are sorted by project, so each project is one run.
+        s.collect_seq(self.0.chunk_by(|a, b| a.project == b.project).map(Project))
+    }
+}
+
+impl Serialize for Project<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Project", 2)?;
+        st.serialize_field("name", self.0.first().map_or("", |v| v.project.as_str()))?;
+        st.serialize_field("versions", &Versions(self.0))?;
+        st.end()
+    }
+}
+
+impl Serialize for Versions<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(version))
+    }
 }
 
 #[derive(Serialize)]
@@ -102,37 +129,34 @@ pub struct Advisory<'a> {
     pub malicious: bool,
 }
 
+fn version(v: &crate::audit::AuditedVersion) -> Version<'_> {
+    Version {
+        version: v.version.to_string(),
+        blocked: v.blocked,
+        upgrade_to: v.upgrade_to.as_ref().map(ToString::to_string),
+        upgrade_mirrored: v.upgrade_mirrored,
+        files: v.files.iter().map(|f| f.as_str()).collect(),
+        advisories: v
+            .findings
+            .iter()
+            .map(|f| Advisory {
+                id: &f.id,
+                aliases: &f.aliases,
+                severity: f.severity,
+                score: f.score,
+                fixed_in: &f.fixed_in,
+                summary: &f.summary,
+                ignored: f.ignored.as_ref(),
+                malicious: f.malicious,
+            })
+            .collect(),
+    }
+}
+
 pub fn report(inputs: Inputs<'_>) -> Report<'_> {
     let audit = inputs.audit;
     let c = audit.counts();
-    let mut projects: Vec<Project<'_>> = Vec::new();
-    for v in &audit.versions {
-        if projects.last().is_none_or(|p| p.name != v.project.as_str()) {
-            projects.push(Project { name: v.project.as_str(), versions: Vec::new() });
-        }
-        let Some(project) = projects.last_mut() else { continue };
-        project.versions.push(Version {
-            version: v.version.to_string(),
-            blocked: v.blocked,
-            upgrade_to: v.upgrade_to.as_ref().map(ToString::to_string),
-            upgrade_mirrored: v.upgrade_mirrored,
-            files: v.files.iter().map(|f| f.as_str()).collect(),
-            advisories: v
-                .findings
-                .iter()
-                .map(|f| Advisory {
-                    id: &f.id,
-                    aliases: &f.aliases,
-                    severity: f.severity,
-                    score: f.score,
-                    fixed_in: &f.fixed_in,
-                    summary: &f.summary,
-                    ignored: f.ignored.as_ref(),
-                    malicious: f.malicious,
-                })
-                .collect(),
-        });
-    }
+    let projects = Projects(&audit.versions);
     Report {
         schema: SCHEMA,
         generated_at: audit.generated_at.to_string(),
@@ -166,9 +190,8 @@ pub fn report(inputs: Inputs<'_>) -> Report<'_> {
     }
 }
 
-pub fn render(inputs: Inputs<'_>) -> Vec<u8> {
-    // Plain structs serialize into memory without error.
-    let mut out = serde_json::to_vec_pretty(&report(inputs)).unwrap_or_default();
-    out.push(b'\n');
-    out
+/// The report, streamed: a large mirror's is never held whole.
+pub fn write(inputs: Inputs<'_>, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &report(inputs))?;
+    out.write_all(b"\n")
 }

@@ -41,8 +41,7 @@ fn installability_section(md: &mut String, i: &crate::select::installable::Insta
 /// Versions named per kind of change; the rest are counted.
 const CHANGES: usize = 10;
 
-fn names(refs: impl ExactSizeIterator<Item = String>) -> String {
-    let n = refs.len();
+fn names(refs: impl Iterator<Item = String>, n: usize) -> String {
     let mut shown: Vec<String> = refs.take(CHANGES).map(|r| cell(&r)).collect();
     if n > CHANGES {
         shown.push(format!("…and {} more", n - CHANGES));
@@ -54,32 +53,40 @@ fn names(refs: impl ExactSizeIterator<Item = String>) -> String {
 /// it (the same as `reports/changes.json`), so a reader of a nightly step
 /// summary sees the news before the totals.
 fn changes_section(md: &mut String, c: &super::changes::Changes) {
+    // `c` may be cut to what a feed shows; the totals are the full counts.
+    let t = c.totals();
     let _ = writeln!(md, "### What changed\n");
     if c.first {
-        let _ = writeln!(md, "The first published tree: {} version(s) mirrored.\n", c.added.len());
+        let _ = writeln!(md, "The first published tree: {} version(s) mirrored.\n", t.added);
         return;
     }
-    let versions = |v: &[super::changes::VersionRef]| names(v.iter().map(|r| format!("{} {}", r.project, r.version)));
+    let versions =
+        |v: &[super::changes::VersionRef], n| names(v.iter().map(|r| format!("{} {}", r.project, r.version)), n);
     let mut lines = Vec::new();
-    if !c.tampering.is_empty() {
-        let files = names(c.tampering.iter().map(|t| format!("{}/{}", t.project, t.filename)));
+    if t.tampering > 0 {
+        let files = names(c.tampering.iter().map(|t| format!("{}/{}", t.project, t.filename)), t.tampering);
         lines.push(format!("**POSSIBLE TAMPERING**: {files}"));
     }
     let malicious: Vec<_> = c.newly_affected.iter().filter(|f| f.malicious).collect();
     if !malicious.is_empty() {
-        let found = names(malicious.iter().map(|f| format!("{} {} ({})", f.project, f.version, f.id)));
+        let found = names(malicious.iter().map(|f| format!("{} {} ({})", f.project, f.version, f.id)), malicious.len());
         lines.push(format!("**MALICIOUS**: {found}"));
     }
-    if !c.newly_affected.is_empty() {
-        let found =
-            names(c.newly_affected.iter().map(|f| format!("{} {} ({}, {})", f.project, f.version, f.id, f.severity)));
-        lines.push(format!("{} new advisory finding(s): {found}", c.newly_affected.len()));
+    if t.newly_affected > 0 {
+        let found = names(
+            c.newly_affected.iter().map(|f| format!("{} {} ({}, {})", f.project, f.version, f.id, f.severity)),
+            t.newly_affected,
+        );
+        lines.push(format!("{} new advisory finding(s): {found}", t.newly_affected));
     }
-    for (what, list) in
-        [("added", &c.added), ("removed", &c.removed), ("newly blocked", &c.blocked), ("unblocked", &c.unblocked)]
-    {
-        if !list.is_empty() {
-            lines.push(format!("{} version(s) {what}: {}", list.len(), versions(list)));
+    for (what, list, n) in [
+        ("added", &c.added, t.added),
+        ("removed", &c.removed, t.removed),
+        ("newly blocked", &c.blocked, t.blocked),
+        ("unblocked", &c.unblocked, t.unblocked),
+    ] {
+        if n > 0 {
+            lines.push(format!("{n} version(s) {what}: {}", versions(list, n)));
         }
     }
     if lines.is_empty() {

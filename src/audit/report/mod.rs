@@ -19,7 +19,7 @@ use crate::audit::Audit;
 use crate::diagnostics::{Diagnostic, Level, Tampering};
 use crate::index::{RenderError, Templates};
 use crate::select::installable::Installability;
-use crate::tree::{TreeEntry, write_entry};
+use crate::tree::{TreeEntry, write_entry, write_entry_with};
 
 /// What the reports are rendered from.
 #[derive(Clone, Copy)]
@@ -42,7 +42,7 @@ pub fn write_all(inputs: Inputs<'_>, templates: &Templates, root: &Path) -> Resu
             &installability::render(inputs.installability, &inputs.audit.generated_at),
         )?,
         write_entry(root, "reports/security.html", &html::render(inputs, templates)?)?,
-        write_entry(root, "reports/security.json", &json::render(inputs))?,
+        write_entry_with(root, "reports/security.json", |w| json::write(inputs, w))?,
         write_entry(root, "reports/security.sarif", &sarif::render(inputs))?,
         write_entry(root, "reports/summary.md", &markdown::render(inputs))?,
     ])
