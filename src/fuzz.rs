@@ -31,6 +31,7 @@ pub const TARGETS: &[&str] = &[
     "pylock",
     "uv-lock",
     "plan",
+    "xmlrpc",
 ];
 
 /// Feed `data` to the parser `target` names; an unknown target is ignored.
@@ -95,6 +96,11 @@ pub fn run(target: &str, data: &[u8]) {
                 let _ = crate::commands::shard::assign(&plan.files, 3);
             }
         }),
+        "xmlrpc" => {
+            if let Ok(value) = crate::upstream::serial::parse_response(data) {
+                let _ = crate::upstream::serial::changes(&value);
+            }
+        }
         _ => {}
     }
 }

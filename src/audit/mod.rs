@@ -17,7 +17,6 @@ pub use self::load::{AuditError, LoadedSnapshot, SnapshotInfo, Status, load_snap
 use crate::advisories::severity::Severity;
 use crate::diagnostics::{Diagnostic, Tampering};
 use crate::dist::Version;
-use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
 use crate::exit::Exit;
 use crate::manifest::{Ignore, Policy};
@@ -52,7 +51,9 @@ pub struct AuditFinding {
 pub struct AuditedVersion {
     pub project: ProjectName,
     pub version: Version,
-    pub files: Vec<DistFilename>,
+    /// Its files' names (a large mirror holds one row per version: names,
+    /// not parsed filenames).
+    pub files: Vec<Box<str>>,
     pub findings: Vec<AuditFinding>,
     pub blocked: bool,
     /// The lowest version above this one that none of its advisories
@@ -194,7 +195,7 @@ pub struct Audit {
 pub struct Mirrored {
     pub project: ProjectName,
     pub version: Version,
-    pub files: Vec<DistFilename>,
+    pub files: Vec<Box<str>>,
 }
 
 /// What the reports say about the mirror itself.
@@ -281,7 +282,7 @@ impl Audit {
                         && (policy.block.triggered_by(f.effective)
                             || (f.malicious && policy.malicious == crate::manifest::Malicious::Block))
                 });
-                files.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+                files.sort();
                 AuditedVersion { project, version, files, findings, blocked, upgrade_to: upgrade, upgrade_mirrored }
             })
             .collect();

@@ -4,11 +4,18 @@
 //!
 //! ```text
 //! load advisories → Session::begin → connect → wanted (targets, locks,
-//!   requested) → gather views → resolve (per environment) → expand
-//!   (dependency closure) → plan → adopt → fetch → record
-//!   → publish (inventory → audit → installability → render → swap)
+//!   requested) → since (the upstream's changelog)
+//!   → for each batch of projects: gather views → resolve (per
+//!     environment) → expand (dependency closure) → plan → adopt → fetch
+//!     → record
+//!   → record the rest (projects no longer requested)
+//!   → publish (inventory → audit → installability → changes → render → swap)
 //!   → prune → finish
 //! ```
+//!
+//! A batch's pages, plan and fetch rows are dropped before the next batch
+//! starts, and publish streams the state's rows, so a run's memory follows
+//! the batch size, not the size of the mirror.
 //!
 //! Nothing is published unless every earlier stage completed; a run with
 //! failures publishes what verified, each failed file keeping what was
@@ -27,11 +34,13 @@ pub mod resolve;
 pub mod serials;
 pub mod views;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::audit::{LoadedSnapshot, MirrorInfo, load_snapshot};
 use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::dist::names::ProjectName;
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::index::Templates;
@@ -212,22 +221,18 @@ fn batch_size() -> usize {
     std::env::var("AIRLOCK_BATCH").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(BATCH_PROJECTS)
 }
 
-/// The requested projects in batches, in name order. Resolution and the
-/// dependency closure read every project's listing together, so a manifest
-/// that uses either is planned as one batch.
-fn batches(select: &Select, requested: &views::Requested) -> Vec<views::Requested> {
+/// The requested projects in batches, in name order, each cloned only
+/// when its turn comes. Resolution and the dependency closure read every
+/// project's listing together, so a manifest that uses either is planned
+/// as one batch.
+fn batches<'a>(select: &Select, requested: &'a views::Requested) -> impl Iterator<Item = views::Requested> + 'a {
     let whole = requested.keys().any(|p| select.options_for(p).dependencies != crate::manifest::Dependencies::Off);
-    let size = if whole { usize::MAX } else { batch_size() };
-    let mut out: Vec<views::Requested> = Vec::new();
-    for (project, lines) in requested {
-        match out.last_mut() {
-            Some(b) if b.len() < size => {
-                b.insert(project.clone(), lines.clone());
-            }
-            _ => out.push([(project.clone(), lines.clone())].into()),
-        }
-    }
-    out
+    let size = if whole { requested.len().max(1) } else { batch_size() };
+    let mut rest = requested.iter().peekable();
+    std::iter::from_fn(move || {
+        rest.peek()?;
+        Some(rest.by_ref().take(size).map(|(p, l)| (p.clone(), l.clone())).collect())
+    })
 }
 
 /// The stages up to one batch's plan: views, resolution, the closure, the plan.
@@ -320,7 +325,9 @@ fn build_stages(
     }
     let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
     let mut done = Batched::default();
-    let mut requested = views::Requested::new();
+    // Only the names carry over from batch to batch (resolution and the
+    // closure may add projects to the request).
+    let mut requested: BTreeSet<ProjectName> = BTreeSet::new();
     for batch in batches(&manifest.select, &want.requested) {
         let (plan, batch, resolved) =
             to_plan(run, manifest, (client.as_ref(), &since), (&want, batch), (&counts, jobs), &mut diags)?;
@@ -337,7 +344,7 @@ fn build_stages(
         signal::check()?;
         done.add(&plan, &batch, fetched, fetches);
         done.unlisted += record::record(run, &plan, &batch)?;
-        requested.extend(batch);
+        requested.extend(batch.into_keys());
         drop(plan);
         crate::util::mem::release();
         sw.lap("record");
@@ -351,7 +358,7 @@ fn build_stages(
         sync_remote(run, r, &requested)?;
         sw.lap("object store");
     }
-    let failed = requested.keys().filter(|p| !done.planned.contains(*p)).cloned().collect();
+    let failed = requested.iter().filter(|p| !done.planned.contains(*p)).cloned().collect();
     let prune = plan::prunable_after_record(&run.state, run.id, m.keep_runs, &failed)?;
     let work = want.requested.len() as u64 + done.fetches;
     let mut summary = Summary {
@@ -386,7 +393,7 @@ struct Batched {
     unlisted: u64,
     tampered: u64,
     /// Requested projects planned from a listing (the others' listings failed).
-    planned: std::collections::BTreeSet<crate::dist::names::ProjectName>,
+    planned: BTreeSet<ProjectName>,
 }
 
 impl Batched {
@@ -426,8 +433,8 @@ fn fetch_batch(
 
 /// Stage: object store. Files the state records that the working copy
 /// lacks come from the object store; verified files it lacks go up.
-fn sync_remote(run: &mut Run, r: &mut remote::RemoteStore, requested: &views::Requested) -> Result<(), Error> {
-    let names: Vec<_> = requested.keys().cloned().collect();
+fn sync_remote(run: &mut Run, r: &mut remote::RemoteStore, requested: &BTreeSet<ProjectName>) -> Result<(), Error> {
+    let names: Vec<_> = requested.iter().cloned().collect();
     let files: Vec<_> =
         run.state.artifacts_of(&names)?.into_iter().map(|a| (a.project, a.filename, a.sha256)).collect();
     let restored = r.restore_recorded(&run.store, &files);

@@ -12,7 +12,6 @@ use super::installable;
 use crate::audit::report::{self, Inputs};
 use crate::audit::{Audit, LoadedSnapshot, MirrorInfo};
 use crate::diagnostics::{Diagnostic, Diagnostics, Tampering};
-use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
 use crate::error::Error;
 use crate::exit::Exit;
@@ -218,7 +217,11 @@ fn each_batch(
 fn inventory(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Result<Inventory, StateError> {
     use std::io::Write;
     let mut gone = BTreeSet::new();
-    let mut by_version: BTreeMap<(ProjectName, crate::dist::Version), Vec<DistFilename>> = BTreeMap::new();
+    // The rows come by project: each project's versions are grouped, then
+    // appended in version order, so the list comes out sorted.
+    let mut mirrored: Vec<crate::audit::Mirrored> = Vec::new();
+    let mut project_versions: (Option<ProjectName>, BTreeMap<crate::dist::Version, Vec<Box<str>>>) =
+        (None, BTreeMap::new());
     let mut refused = HashSet::new();
     let mut digest = HashingWriter::new(std::io::sink());
     let snapshot = p.loaded.snapshot.as_ref();
@@ -252,20 +255,30 @@ fn inventory(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Resu
             }
         }
         if f.listed {
-            // Room for one file first: a vector of these grows to four at once.
-            by_version
-                .entry((f.project, f.filename.version().clone()))
-                .or_insert_with(|| Vec::with_capacity(1))
-                .push(f.filename);
+            if project_versions.0.as_ref() != Some(&f.project) {
+                flush_versions(&mut mirrored, &mut project_versions);
+                project_versions.0 = Some(f.project.clone());
+            }
+            project_versions.1.entry(f.filename.version().clone()).or_default().push(f.filename.as_str().into());
         }
     })?;
+    flush_versions(&mut mirrored, &mut project_versions);
     // Plan these projects in full next run: it refetches what is gone.
     run.state.set_plan_keys(&gone.into_iter().map(|p| (p, None)).collect::<Vec<_>>())?;
-    let mirrored = by_version
-        .into_iter()
-        .map(|((project, version), files)| crate::audit::Mirrored { project, version, files })
-        .collect();
+    mirrored.shrink_to_fit();
     Ok(Inventory { mirrored, refused, digest: digest.finish().1 })
+}
+
+/// One project's grouped versions onto the list (see [`inventory`]).
+fn flush_versions(
+    out: &mut Vec<crate::audit::Mirrored>,
+    (project, versions): &mut (Option<ProjectName>, BTreeMap<crate::dist::Version, Vec<Box<str>>>),
+) {
+    let Some(project) = project.take() else { return };
+    out.extend(std::mem::take(versions).into_iter().map(|(version, mut files)| {
+        files.shrink_to_fit();
+        crate::audit::Mirrored { project: project.clone(), version, files }
+    }));
 }
 
 /// Stage: audit. Join every listed version with the snapshot and apply the
@@ -334,12 +347,7 @@ fn render(
         unselected,
     };
     let mut site = SiteRender::new(p.templates, staged.dir());
-    each_batch(run, withheld, |batch| {
-        site.projects(batch)?;
-        // The pages rendered on worker threads are freed: hand them back.
-        crate::util::mem::release();
-        Ok(())
-    })?;
+    each_batch(run, withheld, |batch| Ok(site.projects(batch)?))?;
     let mut entries = site.finish(&info, Some(&inputs.audit.landing()))?;
     entries.extend(written);
     entries.extend(report::write_all(inputs, p.templates, staged.dir())?);

@@ -50,8 +50,8 @@ pub fn record(run: &mut Run, plan: &Plan, requested: &Requested) -> Result<u64, 
 
 /// Stage: record, once every batch is: projects no longer requested leave
 /// the index, and their stored views the state. Returns how many files left.
-pub fn unrequested(run: &mut Run, requested: &Requested) -> Result<u64, StateError> {
-    let names: Vec<ProjectName> = requested.keys().cloned().collect();
+pub fn unrequested(run: &mut Run, requested: &std::collections::BTreeSet<ProjectName>) -> Result<u64, StateError> {
+    let names: Vec<ProjectName> = requested.iter().cloned().collect();
     let id = run.id;
     let left = run.state.record_selection(id, &[], &[], Some(&names))?;
     run.state.forget_views_except(&names)?;

@@ -121,6 +121,14 @@ fn seeds(scratch: &Path) -> std::collections::BTreeMap<&'static str, Vec<Vec<u8>
     out.insert("pylock", text(&["lock-version = \"1.0\"\ncreated-by = \"uv\"\n[[packages]]\nname = \"p\"\nversion = \"1.0\"\nmarker = \"sys_platform == 'linux'\"\n[[packages.wheels]]\nname = \"p-1.0-py3-none-any.whl\"\nurl = \"https://x/p-1.0-py3-none-any.whl\"\nhashes = {sha256 = \"00\"}\n"]));
     out.insert("plan", text(&[r#"{"schema":"airlock.plan/v1","upstream":"https://x/simple/","bytes":3,"files":[{"project":"p","filename":"p-1.0-py3-none-any.whl","url":"https://x/p-1.0-py3-none-any.whl","sha256":"0000000000000000000000000000000000000000000000000000000000000000","size":3}]}"#]));
     out.insert("uv-lock", text(&["version = 1\nrequires-python = \">=3.11\"\n[[package]]\nname = \"demo\"\nversion = \"0.1.0\"\nsource = { editable = \".\" }\ndependencies = [{ name = \"p\", marker = \"sys_platform == 'win32'\" }]\n[[package]]\nname = \"p\"\nversion = \"1.0\"\nsource = { registry = \"https://x/simple\" }\nwheels = [{ url = \"https://x/p-1.0-py3-none-any.whl\", hash = \"sha256:00\", size = 3 }]\n"]));
+    out.insert(
+        "xmlrpc",
+        text(&[
+            "<?xml version=\"1.0\"?><methodResponse><params><param><value><array><data><value><array><data><value><string>p</string></value><value><string>1.0</string></value><value><int>1700000000</int></value><value><string>new release</string></value><value><int>42</int></value></data></array></value></data></array></value></param></params></methodResponse>",
+            "<?xml version=\"1.0\"?><methodResponse><params><param><value><int>42</int></value></param></params></methodResponse>",
+            "<?xml version=\"1.0\"?><methodResponse><fault><value><struct><member><name>faultCode</name><value><int>1</int></value></member></struct></value></fault></methodResponse>",
+        ]),
+    );
     out
 }
 

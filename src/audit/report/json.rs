@@ -135,7 +135,7 @@ fn version(v: &crate::audit::AuditedVersion) -> Version<'_> {
         blocked: v.blocked,
         upgrade_to: v.upgrade_to.as_ref().map(ToString::to_string),
         upgrade_mirrored: v.upgrade_mirrored,
-        files: v.files.iter().map(|f| f.as_str()).collect(),
+        files: v.files.iter().map(|f| &**f).collect(),
         advisories: v
             .findings
             .iter()
