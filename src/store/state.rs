@@ -710,12 +710,21 @@ impl State {
         projects: &[ProjectName],
     ) -> Result<std::collections::HashMap<ProjectName, ProjectView>, StateError> {
         let wanted: std::collections::HashSet<&str> = projects.iter().map(|p| p.as_str()).collect();
+        // Only the key range the names span is read: a batch of a large
+        // mirror is a run of neighbouring names (SQLite compares text as
+        // bytes, as `str` does).
+        let (Some(first), Some(last)) = (wanted.iter().min(), wanted.iter().max()) else {
+            return Ok(std::collections::HashMap::new());
+        };
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT project, {} FROM projects", Self::VIEW_COLUMNS))
+            .prepare_cached(&format!(
+                "SELECT project, {} FROM projects WHERE project BETWEEN ?1 AND ?2",
+                Self::VIEW_COLUMNS
+            ))
             .map_err(|e| self.err(e))?;
         let mut out = std::collections::HashMap::with_capacity(projects.len());
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([first, last]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let name: String = r.get(0).map_err(|e| self.err(e))?;
             if !wanted.contains(name.as_str()) {
