@@ -129,6 +129,11 @@ impl Stopwatch {
     }
 
     pub(crate) fn lap(&mut self, stage: &str) {
+        // Read only when it is printed: a run of many batches laps often.
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            self.0 = Instant::now();
+            return;
+        }
         let peak = crate::util::mem::peak_rss_kib().map(|k| format!(", peak RSS so far {} MiB", k / 1024));
         tracing::debug!("stage {stage}: {:.3}s{}", self.0.elapsed().as_secs_f64(), peak.unwrap_or_default());
         self.0 = Instant::now();

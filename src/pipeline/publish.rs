@@ -132,15 +132,15 @@ fn tree_key(files: &Sha256, inputs: Inputs<'_>, inputs_key: &str) -> String {
     h.finish().1.hex()
 }
 
-/// A stored artifact as the tree shows it (listed while selected); `None`
-/// when the store lacks its bytes.
-fn site_file(store: &crate::store::Store, a: Artifact) -> Option<SiteFile> {
+/// A stored artifact as the tree shows it (listed while selected); the
+/// artifact back when the store lacks its bytes.
+fn site_file(store: &crate::store::Store, a: Artifact) -> Result<SiteFile, Box<Artifact>> {
     let source = store.path(&a.project, a.filename.as_str());
     if !source.is_file() {
-        return None;
+        return Err(Box::new(a));
     }
     let metadata_source = a.metadata.map(|_| store.metadata_path(&a.project, a.filename.as_str()));
-    Some(SiteFile {
+    Ok(SiteFile {
         listed: a.listed(),
         project: a.project,
         filename: a.filename,
@@ -159,22 +159,21 @@ fn site_file(store: &crate::store::Store, a: Artifact) -> Option<SiteFile> {
 /// files it refuses outright, and the inventory's digest for the tree key.
 struct Inventory {
     mirrored: Vec<crate::audit::Mirrored>,
-    /// Files a malicious-package record names by sha256, under
-    /// `malicious = "block"`: (project, filename).
-    refused: HashSet<(ProjectName, String)>,
+    /// Files a malicious-package record names, under `malicious = "block"`:
+    /// refused by their sha256, whatever their name.
+    refused: HashSet<Sha256>,
     digest: Sha256,
 }
 
 /// What a second pass over the state leaves out of the tree.
 struct Withheld<'a> {
-    refused: &'a HashSet<(ProjectName, String)>,
+    refused: &'a HashSet<Sha256>,
     blocked: BTreeSet<(ProjectName, crate::dist::Version)>,
 }
 
 impl Withheld<'_> {
     fn keeps(&self, f: &SiteFile) -> bool {
-        !self.refused.contains(&(f.project.clone(), f.filename.to_string()))
-            && !self.blocked.contains(&(f.project.clone(), f.version().clone()))
+        !self.refused.contains(&f.sha256) && !self.blocked.contains(&(f.project.clone(), f.version().clone()))
     }
 }
 
@@ -199,7 +198,7 @@ fn each_batch(
             failed = f(&batch).err();
             batch.clear();
         }
-        batch.extend(site_file(store, a).filter(|f| withheld.keeps(f)));
+        batch.extend(site_file(store, a).ok().filter(|f| withheld.keeps(f)));
     })?;
     match failed {
         Some(e) => Err(e),
@@ -228,11 +227,16 @@ fn inventory(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Resu
     let refuse = p.policy.malicious == crate::manifest::Malicious::Block;
     let store = &run.store;
     run.state.each_artifact(|a| {
-        let (project, filename) = (a.project.clone(), a.filename.to_string());
-        let Some(f) = site_file(store, a) else {
-            diags.push(Diagnostic::MissingFromStore { project: project.clone(), filename });
-            gone.insert(project);
-            return;
+        let f = match site_file(store, a) {
+            Ok(f) => f,
+            Err(a) => {
+                diags.push(Diagnostic::MissingFromStore {
+                    project: a.project.clone(),
+                    filename: a.filename.to_string(),
+                });
+                gone.insert(a.project);
+                return;
+            }
         };
         let _ = writeln!(
             digest,
@@ -244,13 +248,13 @@ fn inventory(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Resu
         if !advisories.is_empty() {
             diags.push(Diagnostic::MaliciousFile {
                 project: f.project.clone(),
-                filename: filename.clone(),
+                filename: f.filename.to_string(),
                 sha256: f.sha256.hex(),
                 advisories,
                 refused: refuse,
             });
             if refuse {
-                refused.insert((project, filename));
+                refused.insert(f.sha256);
                 return;
             }
         }

@@ -90,7 +90,9 @@ impl Changes {
     /// state keeps for the feed, so a first build's hundred thousand added
     /// versions are not read back by each of the next publishes.
     pub fn for_feed(&self) -> Changes {
-        let cut = |v: &Vec<VersionRef>| v.iter().take(FEED_LINES).cloned().collect();
+        fn cut<T: Clone>(v: &[T]) -> Vec<T> {
+            v.iter().take(FEED_LINES).cloned().collect()
+        }
         Changes {
             schema: self.schema.clone(),
             generated_at: self.generated_at.clone(),
@@ -98,10 +100,10 @@ impl Changes {
             first: self.first,
             added: cut(&self.added),
             removed: cut(&self.removed),
-            newly_affected: self.newly_affected.iter().take(FEED_LINES).cloned().collect(),
+            newly_affected: cut(&self.newly_affected),
             blocked: cut(&self.blocked),
             unblocked: cut(&self.unblocked),
-            tampering: self.tampering.iter().take(FEED_LINES).cloned().collect(),
+            tampering: cut(&self.tampering),
             totals: Some(self.totals()),
         }
     }
