@@ -95,7 +95,13 @@ fn index_against_dumb_pypi(n: usize) {
         std::fs::write(dir.join(name), name).unwrap();
     }
     let out = scratch.path().join("out");
-    let clean = || drop(std::fs::remove_dir_all(&out));
+    // A fresh output every run, as dumb-pypi's: the trees airlock keeps
+    // beside the output go too (a rerun into an existing output also
+    // removes the tree before the previous one, which is not this figure).
+    let clean = || {
+        drop(std::fs::remove_dir_all(&out));
+        drop(std::fs::remove_dir_all(scratch.path().join(".out.airlock")));
+    };
     let ours = runs(n, clean, || {
         let mut c = Command::new(AIRLOCK);
         c.args(["-q", "index"]).arg(&dir).arg("--out").arg(&out);

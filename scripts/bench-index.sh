@@ -33,7 +33,7 @@ measure() { # label, command...
     local label=$1; shift
     local t=() m=()
     for _ in $(seq "$runs"); do
-        rm -rf "$work/out"
+        rm -rf "$work/out" "$work/.out.airlock"  # a fresh output every run, as dumb-pypi's
         /usr/bin/time -f "%e %M" -o "$work/time" "$@" > /dev/null 2>&1
         read -r s kb < "$work/time"; t+=("$s"); m+=("$kb")
     done

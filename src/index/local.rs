@@ -2,7 +2,6 @@
 //! sdists (CI artifacts), published like a mirror: hashes and PEP 658
 //! metadata computed locally, atomic swap, deterministic output.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -37,84 +36,135 @@ pub struct IndexOutcome {
     pub skipped: Vec<String>,
 }
 
-/// Distribution files found, and messages about the other files.
-type Found = (Vec<(PathBuf, DistFilename)>, Vec<String>);
+/// What the walk makes of one file.
+enum Scanned {
+    /// A distribution, hashed; why it has no PEP 658 metadata, if it has none.
+    Dist(Box<SiteFile>, Option<String>),
+    /// Not a distribution: the path and why.
+    Skipped(PathBuf, String),
+    /// A hidden file that is not a distribution, left out silently.
+    Hidden,
+}
 
-/// Every distribution file under `dir` (not under `out`), parsed; the
-/// others are returned as messages.
-fn candidates(dir: &Path, out: &Path) -> Result<Found, IndexError> {
+/// What a directory holds, sorted.
+struct Scan {
+    /// The distributions, hashed, by filename then path.
+    files: Vec<SiteFile>,
+    /// Why each other file is left out, by path.
+    skipped: Vec<String>,
+    /// Why each wheel without PEP 658 metadata has none, by path.
+    no_metadata: Vec<String>,
+}
+
+/// Every distribution file under `dir` (not under `out`, not in
+/// `meta_dir`), hashed; the other files as messages.
+fn scan(dir: &Path, out: &Path, meta_dir: &Path) -> Result<Scan, IndexError> {
     // The output (and its staging and kept trees beside it) is pruned at
     // its directory: one comparison per directory, not a path walk per file.
     let out_abs = std::path::absolute(out).ok();
     let trees =
         out_abs.as_ref().and_then(|o| Some(o.parent()?.join(format!(".{}.airlock", o.file_name()?.to_string_lossy()))));
+    let meta_abs = std::path::absolute(meta_dir).ok();
     let dir_abs = std::path::absolute(dir).ok();
     let inside = |p: &Path| {
         let Some(abs) = dir_abs.as_ref().and_then(|d| Some(d.join(p.strip_prefix(dir).ok()?))) else { return false };
-        out_abs.iter().chain(&trees).any(|o| abs.starts_with(o))
+        out_abs.iter().chain(&trees).chain(&meta_abs).any(|o| abs.starts_with(o))
     };
-    let mut skipped = Vec::new();
-    let mut found = Vec::new();
     let walk = walkdir::WalkDir::new(dir).follow_links(false).into_iter();
-    for entry in walk.filter_entry(|e| !(e.file_type().is_dir() && inside(e.path()))) {
-        let entry = entry.map_err(|e| IndexError::Io(e.into()))?;
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let path = entry.path();
-        let fname = entry.file_name().to_string_lossy();
-        match DistFilename::parse(&fname, None) {
-            Ok(f) => found.push((path.to_path_buf(), f)),
-            Err(e) if !fname.starts_with('.') => skipped.push((path.to_path_buf(), e.to_string())),
-            Err(_) => {}
+    // Files are hashed as the walk finds them: listing a large directory
+    // and hashing what it holds overlap instead of following each other.
+    let scanned: Vec<Scanned> = walk
+        .filter_entry(|e| !(e.file_type().is_dir() && inside(e.path())))
+        .par_bridge()
+        .filter_map(|entry| {
+            let entry = match entry {
+                Ok(e) if e.file_type().is_file() => e,
+                Ok(_) => return None,
+                Err(e) => return Some(Err(IndexError::Io(e.into()))),
+            };
+            let fname = entry.file_name().to_string_lossy();
+            Some(match DistFilename::parse(&fname, None) {
+                Ok(f) => site_file(entry.path(), &f, meta_dir).map(|(file, why)| Scanned::Dist(Box::new(file), why)),
+                Err(e) if !fname.starts_with('.') => Ok(Scanned::Skipped(entry.into_path(), e.to_string())),
+                Err(_) => Ok(Scanned::Hidden),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let (mut files, mut skipped, mut no_metadata) = (Vec::new(), Vec::new(), Vec::new());
+    for s in scanned {
+        match s {
+            Scanned::Dist(file, why) => {
+                no_metadata.extend(why.map(|w| (file.source.clone(), w)));
+                files.push(*file);
+            }
+            Scanned::Skipped(path, why) => skipped.push((path, why)),
+            Scanned::Hidden => {}
         }
     }
-    // The walk's order depends on the file system: sorted here, once, by
-    // the path's bytes (comparing paths component by component per
-    // comparison cost a tenth of a large index).
-    found.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
-    skipped.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
-    let skipped = skipped
-        .into_iter()
-        .map(|(path, e)| {
-            tracing::warn!("skipping {}: {e}", path.display());
-            format!("{}: {e}", path.display())
-        })
-        .collect();
-    Ok((found, skipped))
+    // The walk's order, and which thread hashed what, depend on the file
+    // system and the scheduler: everything is sorted here, once, by bytes
+    // (comparing paths component by component cost a tenth of a large index).
+    files.sort_unstable_by(|a, b| {
+        a.filename.as_str().cmp(b.filename.as_str()).then_with(|| a.source.as_os_str().cmp(b.source.as_os_str()))
+    });
+    let messages = |mut v: Vec<(PathBuf, String)>, with_path: bool| -> Vec<String> {
+        v.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+        v.into_iter().map(|(path, why)| if with_path { format!("{}: {why}", path.display()) } else { why }).collect()
+    };
+    // A metadata error names its file already.
+    Ok(Scan { files, skipped: messages(skipped, true), no_metadata: messages(no_metadata, false) })
 }
 
 /// Hash a file and, for a wheel, extract its METADATA into `meta_dir`.
-fn site_file(path: &Path, f: &DistFilename, meta_dir: &Path) -> Result<SiteFile, IndexError> {
+/// A wheel whose METADATA cannot be read is still listed, without PEP 658
+/// metadata; why comes back beside it.
+fn site_file(path: &Path, f: &DistFilename, meta_dir: &Path) -> Result<(SiteFile, Option<String>), IndexError> {
     let (sha256, size) = hash_file(path)?;
-    let mut requires_python = None;
-    let mut meta = None;
-    let mut metadata_source = None;
-    if let DistFilename::Wheel(w) = f {
-        let dest = meta_dir.join(format!("{f}.metadata"));
-        match metadata::extract_to(path, w, &dest) {
-            Ok(m) => {
-                let headers = metadata::headers(&fs_err::read(&dest)?);
-                requires_python = metadata::header_values(&headers, "Requires-Python").next().map(str::to_string);
-                meta = Some(m);
-                metadata_source = Some(dest);
-            }
-            Err(e) => tracing::warn!("no PEP 658 metadata for {}: {e}", path.display()),
-        }
-    }
-    Ok(SiteFile {
+    let mut file = SiteFile {
         project: f.name().clone(),
         filename: f.clone(),
         sha256,
         size,
-        requires_python,
+        requires_python: None,
         yanked: None,
         upload_time: None,
-        metadata: meta,
+        metadata: None,
         source: path.to_path_buf(),
-        metadata_source,
+        metadata_source: None,
         listed: true,
-    })
+    };
+    let DistFilename::Wheel(w) = f else { return Ok((file, None)) };
+    let bytes = match metadata::wheel_metadata(path, w) {
+        Ok(bytes) => bytes,
+        // The error names the file.
+        Err(e) => return Ok((file, Some(e.to_string()))),
+    };
+    // `meta_dir` is this run's own temporary directory: a plain write is
+    // enough, the staged tree is what is swapped in.
+    let dest = meta_dir.join(format!("{f}.metadata"));
+    fs_err::write(&dest, &bytes)?;
+    let headers = metadata::headers(&bytes);
+    file.requires_python = metadata::header_values(&headers, "Requires-Python").next().map(str::to_string);
+    file.metadata = Some((crate::util::hashing::Sha256::of(&bytes), bytes.len() as u64));
+    file.metadata_source = Some(dest);
+    Ok((file, None))
+}
+
+/// One warning for many files: each is logged at debug level, the warning
+/// counts them and names the first few. A directory of CI artifacts with
+/// thousands of eggs or broken wheels gets a readable log, not one line
+/// (and one write) per file.
+fn warn_each(what: &str, about: &str, messages: &[String]) {
+    const SHOWN: usize = 3;
+    if messages.len() <= SHOWN {
+        return messages.iter().for_each(|m| tracing::warn!("{what} {m}"));
+    }
+    messages.iter().for_each(|m| tracing::debug!("{what} {m}"));
+    tracing::warn!(
+        "{what} {} {about}, among them: {}; `-v` lists every one",
+        messages.len(),
+        messages[..SHOWN].join("; ")
+    );
 }
 
 pub fn index_dir(dir: &Path, out: &Path, name: &str, templates: Option<&Path>) -> Result<IndexOutcome, IndexError> {
@@ -123,27 +173,27 @@ pub fn index_dir(dir: &Path, out: &Path, name: &str, templates: Option<&Path>) -
     }
     let templates = Templates::new(templates)?;
     let target = Target::new(out)?;
-    let (found, skipped) = candidates(dir, out)?;
     let meta_dir = tempfile::Builder::new().prefix(".airlock-index-").tempdir_in(dir)?;
-    // Hash and extract in parallel, then order by filename: walk order and
-    // thread timing never reach the output.
-    let mut files: Vec<SiteFile> =
-        found.par_iter().map(|(path, f)| site_file(path, f, meta_dir.path())).collect::<Result<_, _>>()?;
-    files.sort_by(|a, b| a.filename.as_str().cmp(b.filename.as_str()).then_with(|| a.source.cmp(&b.source)));
-    let mut unique: BTreeMap<String, SiteFile> = BTreeMap::new();
+    let Scan { files, skipped, no_metadata } = scan(dir, out, meta_dir.path())?;
+    warn_each("skipping", "file(s) that are not wheels or sdists", &skipped);
+    warn_each("no PEP 658 metadata for", "wheel(s) whose METADATA cannot be read", &no_metadata);
+    // The same file found twice (a copy in two subdirectories) is listed
+    // once; two different files of one name cannot both be served.
+    let mut unique: Vec<SiteFile> = Vec::with_capacity(files.len());
     for f in files {
-        if let Some(prev) = unique.get(f.filename.as_str()) {
-            if prev.sha256 != f.sha256 {
-                return Err(IndexError::Conflict {
-                    first: prev.source.display().to_string(),
-                    second: f.source.display().to_string(),
-                });
+        match unique.last() {
+            Some(prev) if prev.filename.as_str() == f.filename.as_str() => {
+                if prev.sha256 != f.sha256 {
+                    return Err(IndexError::Conflict {
+                        first: prev.source.display().to_string(),
+                        second: f.source.display().to_string(),
+                    });
+                }
             }
-            continue;
+            _ => unique.push(f),
         }
-        unique.insert(f.filename.to_string(), f);
     }
-    let files: Vec<SiteFile> = unique.into_values().collect();
+    let files = unique;
 
     let info = SiteInfo {
         name: name.to_string(),

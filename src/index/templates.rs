@@ -40,6 +40,8 @@ fn chain(e: &tera::Error) -> String {
 pub struct Templates {
     tera: Tera,
     overrides: Option<std::path::PathBuf>,
+    /// The templates replaced by a file in `overrides`.
+    overridden: Vec<&'static str>,
     /// Hash of every template and asset in force: part of a tree's input key.
     digest: String,
 }
@@ -61,8 +63,12 @@ impl Templates {
             all.push_str(&text);
             all.push('\0');
         }
+        let mut overridden = Vec::new();
         for (name, builtin) in BUILTIN {
             let custom = overrides.map(|dir| dir.join(name)).filter(|p| p.is_file());
+            if custom.is_some() {
+                overridden.push(*name);
+            }
             let text = match &custom {
                 Some(p) => fs_err::read_to_string(p)?,
                 None => (*builtin).to_string(),
@@ -73,8 +79,14 @@ impl Templates {
         Ok(Templates {
             tera,
             overrides: overrides.map(Path::to_path_buf),
+            overridden,
             digest: crate::util::hashing::Sha256::of(all.as_bytes()).hex(),
         })
+    }
+
+    /// Whether `name` is the built-in template (no override replaces it).
+    pub fn is_builtin(&self, name: &str) -> bool {
+        !self.overridden.contains(&name)
     }
 
     pub fn digest(&self) -> &str {

@@ -170,7 +170,7 @@ impl Staged {
             let is_tree = entry.file_name().to_string_lossy().starts_with("tree-");
             if is_tree
                 && !keep.iter().any(|k| same_dir(k, &path))
-                && let Err(e) = fs_err::remove_dir_all(&path)
+                && let Err(e) = crate::util::fsx::remove_tree(&path)
             {
                 tracing::warn!("cannot remove old tree: {e}");
             }

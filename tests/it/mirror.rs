@@ -465,6 +465,53 @@ fn index_command_indexes_a_local_directory() {
 }
 
 #[test]
+fn index_command_summarises_odd_files_lists_copies_once_and_refuses_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let dist = dir.path().join("dist");
+    std::fs::create_dir_all(dist.join("copy")).unwrap();
+    let (w, wb) = wheel("good", "1.0", WheelSpec::default());
+    std::fs::write(dist.join(&w), &wb).unwrap();
+    std::fs::write(dist.join("copy").join(&w), &wb).unwrap();
+    for n in ["a-1.0-py2.7.egg", "b-1.0.win32.exe", "c.dmg", "notes.txt", "Quick.tar.gz"] {
+        std::fs::write(dist.join(n), n).unwrap();
+    }
+    for v in ["1.0", "1.1", "1.2", "1.3"] {
+        std::fs::write(dist.join(format!("broken-{v}-py3-none-any.whl")), b"not a zip").unwrap();
+    }
+    let index =
+        || airlock_in(dir.path()).args(["index", "dist", "--out", "site"]).env("SOURCE_DATE_EPOCH", "0").assert();
+    let out = index().success();
+    let err = stderr(&out);
+    // Many odd files make one warning each kind, with a count and examples.
+    assert_eq!(err.matches("skipping").count(), 1, "{err}");
+    assert!(err.contains("skipping 5 file(s) that are not wheels or sdists"), "{err}");
+    assert!(err.contains("no PEP 658 metadata for 4 wheel(s)"), "{err}");
+    let site = dir.path().join("site");
+    assert_eq!(listed(&site, "good"), [w.as_str()], "the same file twice is listed once");
+    assert_eq!(listed(&site, "broken").len(), 4, "a wheel without readable METADATA is still listed");
+    let page: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(site.join("simple/broken/index.v1_json")).unwrap()).unwrap();
+    assert_eq!(page["files"][0]["core-metadata"], false);
+    // Reruns keep the served tree and the one before it, no more.
+    index().success();
+    index().success();
+    let trees = std::fs::read_dir(dir.path().join(".site.airlock"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("tree-"))
+        .count();
+    assert_eq!(trees, 2);
+    // Two different files of one name cannot both be served: the run fails
+    // naming both, and the served tree stays.
+    let served = tree(&site);
+    std::fs::create_dir_all(dist.join("other")).unwrap();
+    std::fs::write(dist.join("other").join(&w), b"other bytes").unwrap();
+    let out = index().failure();
+    let err = stderr(&out);
+    assert!(err.contains("same filename but different contents") && err.contains("other/"), "{err}");
+    assert!(tree(&site) == served);
+}
+
+#[test]
 fn credentials_are_sent_but_never_printed() {
     let env = Env::new(Flavour::Json);
     env.upstream.add("private", FakeFile::new(wheel("private", "1.0", WheelSpec::default())));
