@@ -153,7 +153,7 @@ PY
     fi
     if [ ! -d "$work/names-small" ]; then
         mkdir "$work/names-small"
-        ls "$work/names" | head -4000 | while read -r n; do ln "$work/names/$n" "$work/names-small/$n"; done
+        ls "$work/names" | sed -n 1,4000p | while read -r n; do ln "$work/names/$n" "$work/names-small/$n"; done
     fi
     # Every run writes a fresh output (the output and the trees airlock
     # keeps beside it removed first), as dumb-pypi's does: a rerun into an

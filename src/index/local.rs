@@ -11,7 +11,7 @@ use super::templates::{TemplateError, Templates};
 use crate::dist::filename::DistFilename;
 use crate::dist::metadata;
 use crate::tree::{Target, TreeError};
-use crate::util::hashing::hash_file;
+use crate::util::hashing::hash_file_with;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -119,7 +119,13 @@ fn scan(dir: &Path, out: &Path, meta_dir: &Path) -> Result<Scan, IndexError> {
 /// A wheel whose METADATA cannot be read is still listed, without PEP 658
 /// metadata; why comes back beside it.
 fn site_file(path: &Path, f: &DistFilename, meta_dir: &Path) -> Result<(SiteFile, Option<String>), IndexError> {
-    let (sha256, size) = hash_file(path)?;
+    // A wheel that fits the read buffer is read for its METADATA from the
+    // bytes just hashed; a larger one is opened again.
+    let shown = || path.display().to_string();
+    let (sha256, size, from_memory) = hash_file_with(path, |bytes| match f {
+        DistFilename::Wheel(w) => Some(metadata::wheel_metadata_from(std::io::Cursor::new(bytes), &shown(), w)),
+        _ => None,
+    })?;
     let mut file = SiteFile {
         project: f.name().clone(),
         filename: f.clone(),
@@ -134,7 +140,11 @@ fn site_file(path: &Path, f: &DistFilename, meta_dir: &Path) -> Result<(SiteFile
         listed: true,
     };
     let DistFilename::Wheel(w) = f else { return Ok((file, None)) };
-    let bytes = match metadata::wheel_metadata(path, w) {
+    let read = match from_memory.flatten() {
+        Some(read) => read,
+        None => metadata::wheel_metadata(path, w),
+    };
+    let bytes = match read {
         Ok(bytes) => bytes,
         // The error names the file.
         Err(e) => return Ok((file, Some(e.to_string()))),
@@ -174,26 +184,21 @@ pub fn index_dir(dir: &Path, out: &Path, name: &str, templates: Option<&Path>) -
     let templates = Templates::new(templates)?;
     let target = Target::new(out)?;
     let meta_dir = tempfile::Builder::new().prefix(".airlock-index-").tempdir_in(dir)?;
-    let Scan { files, skipped, no_metadata } = scan(dir, out, meta_dir.path())?;
+    let Scan { mut files, skipped, no_metadata } = scan(dir, out, meta_dir.path())?;
     warn_each("skipping", "file(s) that are not wheels or sdists", &skipped);
     warn_each("no PEP 658 metadata for", "wheel(s) whose METADATA cannot be read", &no_metadata);
     // The same file found twice (a copy in two subdirectories) is listed
-    // once; two different files of one name cannot both be served.
-    let mut unique: Vec<SiteFile> = Vec::with_capacity(files.len());
-    for f in files {
-        match unique.last() {
-            Some(prev) if prev.filename.as_str() == f.filename.as_str() => {
-                if prev.sha256 != f.sha256 {
-                    return Err(IndexError::Conflict {
-                        first: prev.source.display().to_string(),
-                        second: f.source.display().to_string(),
-                    });
-                }
-            }
-            _ => unique.push(f),
-        }
+    // once; two different files of one name cannot both be served. The
+    // files are sorted by name, so copies are neighbours: checked, then
+    // folded in place.
+    let same_name = |a: &SiteFile, b: &SiteFile| a.filename.as_str() == b.filename.as_str();
+    if let Some(w) = files.windows(2).find(|w| same_name(&w[0], &w[1]) && w[0].sha256 != w[1].sha256) {
+        return Err(IndexError::Conflict {
+            first: w[0].source.display().to_string(),
+            second: w[1].source.display().to_string(),
+        });
     }
-    let files = unique;
+    files.dedup_by(|b, a| same_name(a, b));
 
     let info = SiteInfo {
         name: name.to_string(),
@@ -206,6 +211,6 @@ pub fn index_dir(dir: &Path, out: &Path, name: &str, templates: Option<&Path>) -
     let staged = target.stage(&crate::tree::target::fresh_id())?;
     render::render_site(&files, &info, None, &templates, staged.dir())?;
     staged.commit()?;
-    let projects = files.iter().map(|f| &f.project).collect::<std::collections::BTreeSet<_>>().len();
+    let projects = files.iter().map(|f| &f.project).collect::<std::collections::HashSet<_>>().len();
     Ok(IndexOutcome { projects, files: files.len(), skipped })
 }

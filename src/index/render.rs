@@ -411,6 +411,13 @@ fn render_project(
     out: &Path,
 ) -> Result<Vec<TreeEntry>, RenderError> {
     let mut entries = Vec::with_capacity(files.len() * 2 + 2);
+    // The project's directories are made first, once each: the tree is
+    // always new, so letting the first link or write fail for want of one
+    // cost a failed system call per directory.
+    let dir = |top: &str| fs_err::create_dir_all(out.join(top).join(project.as_str())).map_err(TreeError::from);
+    if !files.is_empty() {
+        dir("packages")?;
+    }
     for f in files {
         let rel = format!("packages/{project}/{}", f.filename);
         place(&f.source, &out.join(&rel))?;
@@ -425,6 +432,7 @@ fn render_project(
     if listed.is_empty() {
         return Ok(entries);
     }
+    dir("simple")?;
     let href = |f: &SiteFile| format!("../../packages/{project}/{}", encode(f.filename.as_str()));
     let view = ProjectView {
         api_version: wire::API_VERSION,

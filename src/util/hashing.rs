@@ -137,8 +137,55 @@ pub fn hash_reader(r: impl Read) -> io::Result<(Sha256, u64)> {
     })
 }
 
-fn hash_with(mut r: impl Read, buf: &mut [u8]) -> io::Result<(Sha256, u64)> {
-    let mut hasher = Sha256Hasher::new();
+/// Hash a file; when the whole of it fits one read buffer, `whole` also
+/// gets its bytes. `airlock index` reads a small wheel's METADATA from
+/// them instead of opening the file a second time: a directory of many
+/// small files is bound by system calls, not by hashing.
+pub fn hash_file_with<T>(path: &Path, whole: impl FnOnce(&[u8]) -> T) -> io::Result<(Sha256, u64, Option<T>)> {
+    let mut file = fs_err::File::open(path)?;
+    READ_BUF.with(|cell| {
+        let mut owned;
+        let mut borrowed;
+        let buf: &mut Vec<u8> = match cell.try_borrow_mut() {
+            Ok(b) => {
+                borrowed = b;
+                &mut borrowed
+            }
+            // Only a caller hashing inside `whole` gets here.
+            Err(_) => {
+                owned = Vec::new();
+                &mut owned
+            }
+        };
+        if buf.len() < BUF_SIZE {
+            buf.resize(BUF_SIZE, 0);
+        }
+        let mut filled = 0;
+        while filled < buf.len() {
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    let bytes = &buf[..filled];
+                    return Ok((Sha256::of(bytes), filled as u64, Some(whole(bytes))));
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Larger than the buffer: the rest is streamed through it.
+        let mut hasher = Sha256Hasher::new();
+        hasher.update(&buf[..filled]);
+        let (digest, rest) = hash_into(hasher, file, buf)?;
+        Ok((digest, filled as u64 + rest, None))
+    })
+}
+
+fn hash_with(r: impl Read, buf: &mut [u8]) -> io::Result<(Sha256, u64)> {
+    hash_into(Sha256Hasher::new(), r, buf)
+}
+
+/// Feed everything `r` yields to `hasher`, through `buf`.
+fn hash_into(mut hasher: Sha256Hasher, mut r: impl Read, buf: &mut [u8]) -> io::Result<(Sha256, u64)> {
     let mut len = 0u64;
     loop {
         let n = match r.read(buf) {
