@@ -222,4 +222,19 @@ mod tests {
         assert_eq!((len, digest), (11, Sha256::of(b"hello world")));
         assert_eq!(hash_reader(&buf[..]).unwrap(), (Sha256::of(b"hello world"), 11));
     }
+
+    #[test]
+    fn hash_file_with_hands_over_only_files_that_fit_the_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0, 1, BUF_SIZE - 1, BUF_SIZE, BUF_SIZE + 1, 3 * BUF_SIZE + 7] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let path = dir.path().join(format!("f{len}"));
+            std::fs::write(&path, &bytes).unwrap();
+            let (digest, size, whole) = hash_file_with(&path, |b| b.to_vec()).unwrap();
+            assert_eq!((digest, size), (Sha256::of(&bytes), len as u64), "{len} bytes");
+            // A file exactly the buffer's size needs one more read to see
+            // its end, so it is streamed like a larger one.
+            assert_eq!(whole, (len < BUF_SIZE).then_some(bytes), "{len} bytes");
+        }
+    }
 }
