@@ -11,7 +11,8 @@
 #            airlock against the same upstream without serials, pip download
 #            again; the requests each made, as the upstream counted them
 #   index    the 71,408 real filenames: airlock index (hashes every file),
-#            dumb-pypi (renders from the name list), dir2pi (links each file)
+#            dumb-pypi (renders from the name list), dir2pi (symlinks the
+#            files it can split into name and version); a fresh output each run
 #   verify   a 1 GiB tree: airlock verify against sha256sum (one process,
 #            and one per core)
 #   check    30 pins against the pypa advisory database: airlock advisories
