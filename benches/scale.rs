@@ -6,7 +6,7 @@
 //!   adds the million (ceilings: 150 MiB and 1 GiB);
 //! - `airlock index` of the 71,408 real PyPI filenames in ../shared/data
 //!   against dumb-pypi on the same names (dumb-pypi from `scripts/.peers`,
-//!   which `scripts/bench-index.sh` installs from PyPI; skipped without it);
+//!   which `scripts/bench-peers.sh` installs from PyPI; skipped without it);
 //! - a 30-pin `advisories check` against a snapshot of the pypa database.
 //!
 //! `TMPDIR=/dev/shm cargo bench --bench scale` (a million files needs about
@@ -110,7 +110,7 @@ fn index_against_dumb_pypi(n: usize) {
     row(&format!("airlock index, {} real filenames", names.len()), ours, "hashes every file");
     let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/.peers/bin/dumb-pypi");
     if !peer.exists() {
-        println!("skipping dumb-pypi: run scripts/bench-index.sh once to install it into scripts/.peers");
+        println!("skipping dumb-pypi: run scripts/bench-peers.sh index once to install it into scripts/.peers");
         return;
     }
     let list_file = scratch.path().join("names.txt");

@@ -178,23 +178,7 @@ PY
 verify_section() {
     echo "== verify: a 1 GiB tree (64 x 16 MiB)"
     local v=$work/verify
-    if [ ! -e "$v/public" ]; then
-        mkdir -p "$v"
-        python3 - "$v" <<'PY'
-import hashlib, json, os, sys
-work = sys.argv[1]
-os.makedirs(f"{work}/upstream/files"); os.makedirs(f"{work}/upstream/simple/big")
-entries = []
-for i in range(64):
-    fn = f"big-1.{i}.tar.gz"
-    body = os.urandom(16 << 20)
-    open(f"{work}/upstream/files/{fn}", "wb").write(body)
-    entries.append({"filename": fn, "url": f"../../files/{fn}", "hashes": {"sha256": hashlib.sha256(body).hexdigest()}, "size": len(body)})
-json.dump({"meta": {"api-version": "1.1"}, "name": "big", "files": entries}, open(f"{work}/upstream/simple/big/index.v1_json", "w"))
-open(f"{work}/mirror.toml", "w").write(f'[mirror]\nupstream = "file://{work}/upstream/simple/"\n[select]\npackages = ["big"]\n')
-PY
-        "$AIRLOCK" -q build -c "$v/mirror.toml"
-    fi
+    SETUP_ONLY=1 AIRLOCK="$AIRLOCK" scripts/bench-verify.sh "$v" > /dev/null
     local r=$work/results-verify; rm -rf "$r"; mkdir -p "$r"
     for round in $(seq "$runs"); do
         time_into "$r/airlock" "$AIRLOCK" -q verify -c "$v/mirror.toml"

@@ -4,6 +4,7 @@
 # mirror's whole-build figure for that tree.
 #
 # usage: scripts/bench-verify.sh [WORKDIR] [FILES] [MIB_PER_FILE]
+# SETUP_ONLY=1 only builds the tree in WORKDIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AIRLOCK=${AIRLOCK:-target/release/airlock}
@@ -29,6 +30,8 @@ open(f"{work}/mirror.toml", "w").write(f'[mirror]\nupstream = "file://{work}/ups
 PY
     /usr/bin/time -f "build of $files x $mib MiB: %e s wall, %M KiB peak" "$AIRLOCK" -q build -c "$work/mirror.toml"
 fi
+# SETUP_ONLY=1: build the tree and stop (scripts/bench-peers.sh times it).
+[ -z "${SETUP_ONLY:-}" ] || exit 0
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 t() { for _ in 1 2 3 4 5; do /usr/bin/time -f "%e" "$@" 2>&1 >/dev/null | tail -1; done | median; }
 tree="$work/public/packages/big"

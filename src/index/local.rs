@@ -42,8 +42,6 @@ enum Scanned {
     Dist(Box<SiteFile>, Option<String>),
     /// Not a distribution: the path and why.
     Skipped(PathBuf, String),
-    /// A hidden file that is not a distribution, left out silently.
-    Hidden,
 }
 
 /// What a directory holds, sorted.
@@ -83,11 +81,14 @@ fn scan(dir: &Path, out: &Path, meta_dir: &Path) -> Result<Scan, IndexError> {
                 Err(e) => return Some(Err(IndexError::Io(e.into()))),
             };
             let fname = entry.file_name().to_string_lossy();
-            Some(match DistFilename::parse(&fname, None) {
-                Ok(f) => site_file(entry.path(), &f, meta_dir).map(|(file, why)| Scanned::Dist(Box::new(file), why)),
-                Err(e) if !fname.starts_with('.') => Ok(Scanned::Skipped(entry.into_path(), e.to_string())),
-                Err(_) => Ok(Scanned::Hidden),
-            })
+            match DistFilename::parse(&fname, None) {
+                Ok(f) => {
+                    Some(site_file(entry.path(), &f, meta_dir).map(|(file, why)| Scanned::Dist(Box::new(file), why)))
+                }
+                Err(e) if !fname.starts_with('.') => Some(Ok(Scanned::Skipped(entry.into_path(), e.to_string()))),
+                // A hidden file that is not a distribution is left out silently.
+                Err(_) => None,
+            }
         })
         .collect::<Result<_, _>>()?;
     let (mut files, mut skipped, mut no_metadata) = (Vec::new(), Vec::new(), Vec::new());
@@ -98,7 +99,6 @@ fn scan(dir: &Path, out: &Path, meta_dir: &Path) -> Result<Scan, IndexError> {
                 files.push(*file);
             }
             Scanned::Skipped(path, why) => skipped.push((path, why)),
-            Scanned::Hidden => {}
         }
     }
     // The walk's order, and which thread hashed what, depend on the file

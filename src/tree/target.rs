@@ -93,7 +93,7 @@ impl Target {
             let entry = entry?;
             if entry.file_name().to_string_lossy().starts_with("staging-") {
                 tracing::debug!("removing stale staging directory {}", entry.path().display());
-                fs_err::remove_dir_all(entry.path())?;
+                crate::util::fsx::remove_tree(&entry.path())?;
             }
         }
         let dir = self.trees.join(format!("staging-{id}"));
@@ -136,7 +136,7 @@ impl Staged {
         let tree_name = format!("tree-{}", self.id);
         let tree = t.trees.join(&tree_name);
         if tree.exists() {
-            fs_err::remove_dir_all(&tree)?;
+            crate::util::fsx::remove_tree(&tree)?;
         }
         fs_err::rename(&self.dir, &tree)?;
         if let Some(meta) = &self.meta {
@@ -189,7 +189,7 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 impl Drop for Staged {
     fn drop(&mut self) {
         if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = crate::util::fsx::remove_tree(&self.dir);
         }
     }
 }

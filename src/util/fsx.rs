@@ -42,9 +42,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     persist(tmp, path)
 }
 
-/// Remove a directory tree, its subtrees in parallel: an old published
-/// tree holds a file or link per artifact and pages per project, and
-/// unlinking them one by one was a tenth of a rerun's time. The tree's
+/// Remove a directory tree, its subtrees in parallel: a published or
+/// staged tree holds a file or link per artifact and pages per project,
+/// and unlinking them one by one was a tenth of a rerun's time. The tree's
 /// shape (a few top directories, then one per project) gives the
 /// parallelism: the grandchildren are removed on every core, then the rest.
 pub fn remove_tree(dir: &Path) -> std::io::Result<()> {

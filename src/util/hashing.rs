@@ -123,18 +123,24 @@ thread_local! {
     static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Hash everything a reader yields.
-pub fn hash_reader(r: impl Read) -> io::Result<(Sha256, u64)> {
+/// Run `f` with this thread's read buffer, `BUF_SIZE` long.
+fn with_read_buf<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
     READ_BUF.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < BUF_SIZE {
                 buf.resize(BUF_SIZE, 0);
             }
-            hash_with(r, &mut buf)
+            f(&mut buf)
         }
-        // Only a reader that itself hashes gets here.
-        Err(_) => hash_with(r, &mut vec![0u8; BUF_SIZE]),
+        // Only hashing from inside a hash (a reader that itself hashes, or
+        // `hash_file_with`'s `whole`) gets here.
+        Err(_) => f(&mut vec![0u8; BUF_SIZE]),
     })
+}
+
+/// Hash everything a reader yields.
+pub fn hash_reader(r: impl Read) -> io::Result<(Sha256, u64)> {
+    with_read_buf(|buf| hash_with(r, buf))
 }
 
 /// Hash a file; when the whole of it fits one read buffer, `whole` also
@@ -143,23 +149,7 @@ pub fn hash_reader(r: impl Read) -> io::Result<(Sha256, u64)> {
 /// small files is bound by system calls, not by hashing.
 pub fn hash_file_with<T>(path: &Path, whole: impl FnOnce(&[u8]) -> T) -> io::Result<(Sha256, u64, Option<T>)> {
     let mut file = fs_err::File::open(path)?;
-    READ_BUF.with(|cell| {
-        let mut owned;
-        let mut borrowed;
-        let buf: &mut Vec<u8> = match cell.try_borrow_mut() {
-            Ok(b) => {
-                borrowed = b;
-                &mut borrowed
-            }
-            // Only a caller hashing inside `whole` gets here.
-            Err(_) => {
-                owned = Vec::new();
-                &mut owned
-            }
-        };
-        if buf.len() < BUF_SIZE {
-            buf.resize(BUF_SIZE, 0);
-        }
+    with_read_buf(|buf| {
         let mut filled = 0;
         while filled < buf.len() {
             match file.read(&mut buf[filled..]) {
