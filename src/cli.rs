@@ -59,6 +59,10 @@ pub enum Command {
         /// Use only stored upstream views and artifacts; no network.
         #[arg(long)]
         offline: bool,
+        /// Publish even when the run unlists more of the served files than
+        /// `[mirror] max_removed` allows (default 20%).
+        #[arg(long)]
+        allow_removals: bool,
     },
     /// Show what build would add, keep and remove, touching nothing.
     #[command(
@@ -188,6 +192,9 @@ pub enum Command {
         /// incremental one applies on top of the tree it was made after).
         #[arg(long, value_name = "DIR")]
         into: PathBuf,
+        /// Import even when the bundle unlists more than a fifth of the files the directory serves.
+        #[arg(long)]
+        allow_removals: bool,
     },
     /// Copy the published tree to S3 or another directory.
     #[command(
@@ -231,10 +238,15 @@ pub enum AdvisoriesCommand {
         output: PathBuf,
     },
     /// Refresh the manifest's snapshot from its [advisories].sources.
-    #[command(after_help = "Example:\n  airlock advisories update -c mirror.toml")]
+    #[command(
+        after_help = "Example:\n  airlock advisories update -c mirror.toml\n\nA source with no records never builds or replaces a snapshot; a new snapshot with\nless than half the advisories of the one it replaces is refused unless --allow-shrink."
+    )]
     Update {
         #[command(flatten)]
         config: ConfigArg,
+        /// Replace the snapshot even when the new one has less than half its advisories.
+        #[arg(long)]
+        allow_shrink: bool,
     },
     /// Sources, build time, counts and sha256 of a snapshot.
     #[command(after_help = "Example:\n  airlock advisories info .airlock/advisories.sqlite.zst")]
@@ -372,9 +384,9 @@ fn load(config: &ConfigArg) -> Result<Manifest, Error> {
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
-        Command::Build { config, out, jobs, offline } => {
+        Command::Build { config, out, jobs, offline, allow_removals } => {
             let manifest = load(&config)?;
-            let opts = crate::pipeline::BuildOptions { offline, jobs: jobs.map(usize::from), out };
+            let opts = crate::pipeline::BuildOptions { offline, allow_removals, jobs: jobs.map(usize::from), out };
             let output = opts.out.clone().unwrap_or_else(|| manifest.mirror.output.clone());
             finish(crate::pipeline::build(&manifest, &opts)?, "build", &output)
         }
@@ -423,8 +435,8 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             }
             Ok(Exit::Success)
         }
-        Command::Import { bundle, into } => {
-            let r = crate::bundle::import(&bundle, &into)?;
+        Command::Import { bundle, into, allow_removals } => {
+            let r = crate::bundle::import(&bundle, &into, (allow_removals, crate::manifest::DEFAULT_MAX_REMOVED))?;
             tracing::info!(
                 "imported {}: {} now serves run {} ({} file(s) from the bundle, {} kept, {} deleted)",
                 bundle.display(),
@@ -500,10 +512,11 @@ fn advisories(cmd: AdvisoriesCommand) -> Result<Exit, Error> {
             ops::print_stats(&stats, &output);
             Ok(Exit::Success)
         }
-        AdvisoriesCommand::Update { config } => {
+        AdvisoriesCommand::Update { config, allow_shrink } => {
             let manifest = load(&config)?;
             let a = &manifest.advisories;
-            let stats = ops::update(&a.sources, &a.snapshot, &manifest.mirror.state.join("advisory-sources"))?;
+            let cache = manifest.mirror.state.join("advisory-sources");
+            let stats = ops::update(&a.sources, &a.snapshot, &cache, allow_shrink)?;
             ops::print_stats(&stats, &manifest.advisories.snapshot);
             Ok(Exit::Success)
         }

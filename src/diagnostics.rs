@@ -52,10 +52,16 @@ pub enum Diagnostic {
     /// A project's page could not be fetched; `kept` when its last stored
     /// view (and the files it lists) stands in.
     UpstreamFailed { project: ProjectName, message: String, kept: bool },
+    /// A requested project the upstream does not have (its page answers
+    /// 404 and it was never mirrored): a misspelt name, most likely.
+    NotUpstream { project: ProjectName, message: String, suggestions: Vec<String> },
     /// A project could not be planned at all (no usable listing).
     PlanFailed { project: ProjectName, message: String },
     /// A lock file names a file whose upstream sha256 is another: refused.
     LockMismatch { project: ProjectName, filename: String, lock: Sha256, upstream: Sha256, lockfile: String },
+    /// A `--hash` of a hashed requirements line (`lockfile` is
+    /// `path:line`) that no file of the version has upstream: refused.
+    LockUnknownHash { project: ProjectName, version: Version, sha256: Sha256, lockfile: String },
     /// A lock file names a file (or version) the upstream does not list.
     LockMissing { project: ProjectName, what: String, lockfile: String },
     /// A target environment cannot install a requested project from the
@@ -67,8 +73,10 @@ pub enum Diagnostic {
     MissingFromStore { project: ProjectName, filename: String },
     /// The upstream now declares another sha256 for a mirrored file.
     Tampering(Tampering),
-    /// A target environment the requested requirements do not resolve in.
-    Unresolved { env: String, project: ProjectName, message: String },
+    /// A target environment the requested requirements do not resolve in
+    /// (`fatal` with `installable = "fail"`); it keeps its last good
+    /// resolution.
+    Unresolved { env: String, project: ProjectName, message: String, fatal: bool },
     /// A requirement pins a version no target environment can install.
     PinUnusable { project: ProjectName, line: String },
     /// A chosen version installs only from its sdist in some environments.
@@ -81,7 +89,8 @@ pub enum Diagnostic {
     MaliciousFile { project: ProjectName, filename: String, sha256: String, advisories: Vec<String>, refused: bool },
     /// A requested project of which the selection keeps no file: its
     /// requirement lines (`origin: requirement`), as the manifest says them.
-    SelectsNothing { project: ProjectName, lines: Vec<String> },
+    /// `kept`: the files it served, which stay listed (fail closed).
+    SelectsNothing { project: ProjectName, lines: Vec<String>, kept: u64 },
     /// An upstream file airlock will not touch, and why.
     Skipped { project: ProjectName, filename: String, reason: String },
     /// A file that left the store (unselected for more than `keep_runs` runs).
@@ -92,7 +101,9 @@ impl Diagnostic {
     pub fn level(&self) -> Level {
         match self {
             Diagnostic::NotInstallable { fatal: true, .. }
+            | Diagnostic::Unresolved { fatal: true, .. }
             | Diagnostic::LockMismatch { .. }
+            | Diagnostic::LockUnknownHash { .. }
             | Diagnostic::LockMissing { .. } => Level::Error,
             Diagnostic::NotInstallable { .. }
             | Diagnostic::Unresolved { .. }
@@ -100,6 +111,7 @@ impl Diagnostic {
             | Diagnostic::PinUnusable { .. } => Level::Warning,
             Diagnostic::FetchFailed { .. }
             | Diagnostic::UpstreamFailed { .. }
+            | Diagnostic::NotUpstream { .. }
             | Diagnostic::PlanFailed { .. }
             | Diagnostic::MissingFromStore { .. }
             | Diagnostic::Tampering(_)
@@ -117,8 +129,10 @@ impl Diagnostic {
         match self {
             Diagnostic::FetchFailed { .. } => "fetch-failed",
             Diagnostic::UpstreamFailed { .. } => "upstream-failed",
+            Diagnostic::NotUpstream { .. } => "not-upstream",
             Diagnostic::PlanFailed { .. } => "plan-failed",
             Diagnostic::LockMismatch { .. } => "lock-mismatch",
+            Diagnostic::LockUnknownHash { .. } => "lock-unknown-hash",
             Diagnostic::LockMissing { .. } => "lock-missing",
             Diagnostic::NotInstallable { .. } => "not-installable",
             Diagnostic::Unresolved { .. } => "unresolved",
@@ -139,8 +153,10 @@ impl Diagnostic {
         match self {
             Diagnostic::FetchFailed { project, .. }
             | Diagnostic::UpstreamFailed { project, .. }
+            | Diagnostic::NotUpstream { project, .. }
             | Diagnostic::PlanFailed { project, .. }
             | Diagnostic::LockMismatch { project, .. }
+            | Diagnostic::LockUnknownHash { project, .. }
             | Diagnostic::LockMissing { project, .. }
             | Diagnostic::NotInstallable { project, .. }
             | Diagnostic::Unresolved { project, .. }
@@ -175,7 +191,9 @@ impl Diagnostic {
     /// The version it is about, if one.
     pub fn version(&self) -> Option<&Version> {
         match self {
-            Diagnostic::Blocked { version, .. } | Diagnostic::SdistOnly { version, .. } => Some(version),
+            Diagnostic::Blocked { version, .. }
+            | Diagnostic::SdistOnly { version, .. }
+            | Diagnostic::LockUnknownHash { version, .. } => Some(version),
             _ => None,
         }
     }
@@ -186,10 +204,13 @@ impl Diagnostic {
             self,
             Diagnostic::FetchFailed { .. }
                 | Diagnostic::UpstreamFailed { .. }
+                | Diagnostic::NotUpstream { .. }
                 | Diagnostic::PlanFailed { .. }
                 | Diagnostic::LockMismatch { .. }
+                | Diagnostic::LockUnknownHash { .. }
                 | Diagnostic::LockMissing { .. }
                 | Diagnostic::NotInstallable { fatal: true, .. }
+                | Diagnostic::Unresolved { fatal: true, .. }
         )
     }
 }
@@ -204,9 +225,20 @@ impl fmt::Display for Diagnostic {
             Diagnostic::UpstreamFailed { message, kept: false, .. } | Diagnostic::PlanFailed { message, .. } => {
                 f.write_str(message)
             }
+            Diagnostic::NotUpstream { message, suggestions, .. } => {
+                let hint = match suggestions.as_slice() {
+                    [] => "check the name in [select]".to_string(),
+                    s => format!("did you mean {}?", s.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+                };
+                write!(f, "{message}: nothing of it is mirrored and nothing else changes because of it; {hint}")
+            }
             Diagnostic::LockMismatch { project, filename, lock, upstream, lockfile } => write!(
                 f,
                 "POSSIBLE TAMPERING: {project}/{filename}: {lockfile} locks sha256 {lock}, the upstream declares {upstream}; refused"
+            ),
+            Diagnostic::LockUnknownHash { project, version, sha256, lockfile } => write!(
+                f,
+                "POSSIBLE TAMPERING: {project}=={version}: {lockfile} names --hash=sha256:{sha256}, which no file the upstream offers for it has; the line is refused and {project} keeps what it served"
             ),
             Diagnostic::LockMissing { project, what, lockfile } => {
                 write!(f, "{project}: {lockfile} locks {what}, which the upstream does not list")
@@ -247,11 +279,17 @@ impl fmt::Display for Diagnostic {
                 advisories.join(", "),
                 if *refused { "refused: it is never published" } else { "listed (`malicious = \"report\"`)" }
             ),
-            Diagnostic::SelectsNothing { project, lines } => write!(
-                f,
-                "{project}: no file of the upstream matches {} for the configured Pythons, platforms and options",
-                lines.join("; ")
-            ),
+            Diagnostic::SelectsNothing { project, lines, kept } => {
+                write!(
+                    f,
+                    "{project}: no file of the upstream matches {} for the configured Pythons, platforms and options",
+                    lines.join("; ")
+                )?;
+                if *kept > 0 {
+                    write!(f, "; the {kept} file(s) it served stay listed (remove it from the manifest to drop it)")?;
+                }
+                Ok(())
+            }
             Diagnostic::Skipped { project, filename, reason } => {
                 write!(f, "{project}: skipping {filename:?}: {reason}")
             }

@@ -86,7 +86,7 @@ pub fn run(target: &str, data: &[u8]) {
         }),
         "bundle" => in_file("bundle.tar.zst", data, |p| {
             if let Some(dir) = p.parent() {
-                let _ = crate::bundle::import(p, &dir.join("into"));
+                let _ = crate::bundle::import(p, &dir.join("into"), (false, crate::manifest::DEFAULT_MAX_REMOVED));
             }
         }),
         "pylock" => in_file("pylock.toml", data, lock),

@@ -27,6 +27,16 @@ pub enum AdvisoryError {
     Io(#[from] std::io::Error),
     #[error("no advisory sources: list them in [advisories] sources")]
     NoSources,
+    #[error(
+        "advisory source {location} holds no OSV records{errors}: an empty or unmounted directory, or the wrong file? No snapshot is built from it"
+    )]
+    EmptySource { location: String, errors: String },
+    #[error("the advisory sources hold no PyPI advisory ({records} record(s) read, none for PyPI): no snapshot is built from them")]
+    NoAdvisories { records: usize },
+    #[error(
+        "the new snapshot has {new} advisories, less than half of the {old} in {path}: refused (a source that lost most of its records?); rerun with --allow-shrink if that is right"
+    )]
+    Shrunk { path: String, old: usize, new: usize },
 }
 
 /// A source as given on the command line or in the manifest.
@@ -108,7 +118,20 @@ fn client_for(url: &Url) -> Result<Client, AdvisoryError> {
 }
 
 /// Read every source (URLs through `cache`) and build the snapshot at `out`.
+/// Fails closed: a source without records, or sources without a PyPI
+/// advisory, build nothing (an unmounted directory must not become an
+/// empty snapshot that turns every audit green).
 pub fn build(specs: &[SourceSpec], out: &Path, cache: &Path) -> Result<BuildStats, AdvisoryError> {
+    build_checked(specs, out, cache, |_| Ok(()))
+}
+
+/// [`build`], written to `out` only when `accept` agrees with the stats.
+fn build_checked(
+    specs: &[SourceSpec],
+    out: &Path,
+    cache: &Path,
+    accept: impl FnOnce(&BuildStats) -> Result<(), AdvisoryError>,
+) -> Result<BuildStats, AdvisoryError> {
     if specs.is_empty() {
         return Err(AdvisoryError::NoSources);
     }
@@ -119,20 +142,52 @@ pub fn build(specs: &[SourceSpec], out: &Path, cache: &Path) -> Result<BuildStat
             SourceSpec::Path(p) => (p.clone(), local_info(p)?),
         };
         let parsed = source::read(&path)?;
+        if parsed.records.is_empty() {
+            let errors = match parsed.errors.len() {
+                0 => String::new(),
+                n => format!(" ({n} file(s) did not parse)"),
+            };
+            return Err(AdvisoryError::EmptySource { location: info.location.clone(), errors });
+        }
         inputs.push(Input { info, parsed });
     }
     let built_at = crate::util::clock::output_time().to_string();
-    Ok(snapshot::build(inputs, out, &built_at)?)
+    // Built beside `out` and renamed over it only once accepted.
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs_err::create_dir_all(dir)?;
+    let scratch = tempfile::Builder::new().prefix(".snapshot-").tempdir_in(dir)?;
+    let staged = scratch.path().join("snapshot.sqlite.zst");
+    let stats = snapshot::build(inputs, &staged, &built_at)?;
+    if stats.advisories == 0 {
+        return Err(AdvisoryError::NoAdvisories { records: stats.records_read });
+    }
+    accept(&stats)?;
+    fs_err::rename(&staged, out)?;
+    Ok(stats)
 }
 
 /// `airlock advisories update`: rebuild `snapshot` from `sources`, caching
 /// downloads in `cache`. When a source cannot be reached, the old snapshot
-/// stays and the error says how old it is.
-pub fn update(sources: &[SourceSpec], snapshot: &Path, cache: &Path) -> Result<BuildStats, AdvisoryError> {
-    match build(sources, snapshot, cache) {
+/// stays and the error says how old it is; a new snapshot with less than
+/// half the old one's advisories replaces it only with `allow_shrink`.
+pub fn update(
+    sources: &[SourceSpec],
+    snapshot: &Path,
+    cache: &Path,
+    allow_shrink: bool,
+) -> Result<BuildStats, AdvisoryError> {
+    let old = Snapshot::open(snapshot).ok();
+    let old_count = old.as_ref().map(|s| s.advisories.len());
+    let accept = |stats: &BuildStats| match old_count {
+        Some(old) if !allow_shrink && stats.advisories * 2 < old => {
+            Err(AdvisoryError::Shrunk { path: snapshot.display().to_string(), old, new: stats.advisories })
+        }
+        _ => Ok(()),
+    };
+    match build_checked(sources, snapshot, cache, accept) {
         Ok(stats) => Ok(stats),
         Err(e) => {
-            if let Ok(old) = Snapshot::open(snapshot) {
+            if let Some(old) = old {
                 let age =
                     old.age_days(jiff::Timestamp::now()).map_or("unknown age".into(), |d| format!("{d} day(s) old"));
                 tracing::warn!(

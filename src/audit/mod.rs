@@ -362,10 +362,13 @@ impl Audit {
         c
     }
 
-    /// Findings at or above `fail_on` that no ignore covers.
+    /// Findings at or above `fail_on` that no ignore covers, of versions
+    /// the tree serves: a blocked version is listed, not a breach (the
+    /// policy kept it out).
     pub fn breaches(&self) -> Vec<(&AuditedVersion, &AuditFinding)> {
         self.versions
             .iter()
+            .filter(|v| !v.blocked)
             .flat_map(|v| v.active().filter(|f| self.policy.fail_on.triggered_by(f.effective)).map(move |f| (v, f)))
             .collect()
     }

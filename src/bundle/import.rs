@@ -234,8 +234,47 @@ fn extract<R: Read>(
     Ok(seen.len())
 }
 
-/// `airlock import BUNDLE --into DIR`.
-pub fn import(bundle_path: &Path, into: &Path) -> Result<ImportReport, BundleError> {
+/// The file names a PEP 691 project page lists (none when unreadable).
+fn page_files(path: &Path) -> BTreeSet<String> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<crate::upstream::wire::ProjectPage>(&b).ok())
+        .map(|p| p.files.into_iter().map(|f| f.filename).collect())
+        .unwrap_or_default()
+}
+
+/// How many files the pages of the imported tree list that the bundle's
+/// pages no longer do, and how many files the imported tree holds. Only
+/// pages that changed are read.
+fn removals(current: &[TreeEntry], current_root: &Path, bundle: &BundleManifest, root: &Path) -> (u64, u64) {
+    let is_page = |p: &str| p.starts_with("simple/") && p.ends_with("/index.v1_json") && p.matches('/').count() == 2;
+    let new: BTreeMap<&str, &TreeEntry> = bundle.tree.iter().map(|e| (e.path.as_str(), e)).collect();
+    let mut removed = 0;
+    for old in current.iter().filter(|e| is_page(&e.path)) {
+        let now = new.get(old.path.as_str());
+        if now.is_some_and(|n| n.sha256 == old.sha256) {
+            continue;
+        }
+        let before = page_files(&current_root.join(&old.path));
+        let after = if now.is_some() { page_files(&root.join(&old.path)) } else { BTreeSet::new() };
+        removed += before.difference(&after).count() as u64;
+    }
+    let total = current
+        .iter()
+        .filter(|e| e.path.starts_with("packages/") && !e.path.ends_with(".metadata") && !e.path.ends_with(".provenance"))
+        .count() as u64;
+    (removed, total)
+}
+
+/// `airlock import BUNDLE --into DIR`. A bundle whose pages unlist more
+/// of the imported files than `max_removed` is refused unless
+/// `allow_removals`: an export made after a mistake must not empty the
+/// air gap.
+pub fn import(
+    bundle_path: &Path,
+    into: &Path,
+    (allow_removals, max_removed): (bool, crate::manifest::MaxFailures),
+) -> Result<ImportReport, BundleError> {
     let cx = Ctx { bundle: bundle_path.display().to_string(), into: into.display().to_string() };
     let target = Target::new(into)?;
     fs_err::create_dir_all(target.trees_dir())?;
@@ -260,6 +299,16 @@ pub fn import(bundle_path: &Path, into: &Path) -> Result<ImportReport, BundleErr
         None => 0,
     };
     let members = extract(&cx, entries, &bundle, &root)?;
+    if let (Some(c), Some(current_root), false) = (current.as_ref(), target.current(), allow_removals) {
+        let (removed, total) = removals(&c.tree, &current_root, &bundle, &root);
+        if removed > 0 && max_removed.exceeded(removed, total) {
+            return Err(cx.sequence(format!(
+                "it unlists {removed} of the {total} file(s) {} serves ({:.0}%), more than `max_removed = {max_removed}`: refused, nothing changed; import with --allow-removals if that is right",
+                cx.into,
+                removed as f64 * 100.0 / total.max(1) as f64
+            )));
+        }
+    }
     let imported = Imported {
         mirror: bundle.mirror.clone(),
         run: bundle.to_run,

@@ -101,6 +101,10 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
         State::open(scratch.path())?
     };
     let client = connect(m, offline)?;
+    // What the build would refuse before fetching (malicious releases);
+    // a snapshot the policy would reject is the build's to report.
+    let loaded = crate::audit::load_snapshot(&manifest.advisories, &manifest.policy, crate::util::clock::output_time())
+        .unwrap_or(crate::audit::LoadedSnapshot { snapshot: None, info: None, status: crate::audit::Status::Unaudited, banner: None });
     let want = wanted(&manifest.select);
     let projects: Vec<_> = want.requested.keys().cloned().collect();
     let mut diags = Diagnostics::default();
@@ -111,6 +115,7 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
     }
     let cx = ResolveInputs {
         select: &manifest.select,
+        constraints: &want.constraints,
         client: client.as_ref(),
         jobs: m.jobs,
         tmp: scratch.path(),
@@ -125,10 +130,12 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
     let inputs = PlanInputs {
         select: &select,
         locked: &want.locked,
+        constraints: &want.constraints,
         keep_runs: m.keep_runs,
         store,
         run: state.next_run_id()?,
         since: &since,
+        refuse: crate::pipeline::refuse(&manifest.policy, &loaded),
     };
     let mut plan = plan::make(&inputs, &requested, &views, &mut state, &mut diags)?;
     // The closure of `dependencies = "all"` needs the selected wheels, which

@@ -55,6 +55,8 @@ pub struct LockedPackage {
     pub files: Vec<LockedFile>,
     /// `--hash` values of a pip requirement (files named by hash only).
     pub hashes: Vec<Sha256>,
+    /// The line it is locked on (pip requirements), for messages.
+    pub line: Option<usize>,
 }
 
 /// A uv.lock edge: from a package to another, when a marker holds.
@@ -200,6 +202,7 @@ fn parse_pylock(text: &str, path: &Path) -> Result<LockFile, String> {
             name,
             files,
             hashes: Vec::new(),
+            line: None,
         });
     }
     Ok(LockFile { path: path.to_path_buf(), kind: LockKind::Pylock, packages, roots: Vec::new(), edges: Vec::new() })
@@ -290,6 +293,7 @@ fn parse_uv(text: &str, path: &Path) -> Result<LockFile, String> {
             marker: MarkerTree::TRUE,
             files,
             hashes: Vec::new(),
+            line: None,
         });
     }
     Ok(LockFile { path: path.to_path_buf(), kind: LockKind::UvLock, packages, roots, edges })
@@ -331,7 +335,14 @@ fn parse_requirements(text: &str, path: &Path) -> Result<LockFile, String> {
         if hashes.is_empty() {
             return Err(at(format!("{spec:?} has no --hash=sha256:...: it cannot be checked")));
         }
-        packages.push(LockedPackage { name, version: Some(version), marker: req.marker, files: Vec::new(), hashes });
+        packages.push(LockedPackage {
+            name,
+            version: Some(version),
+            marker: req.marker,
+            files: Vec::new(),
+            hashes,
+            line: Some(line_no),
+        });
     }
     Ok(LockFile {
         path: path.to_path_buf(),

@@ -77,6 +77,7 @@ struct RawMirror {
     templates: Option<String>,
     publish_partial: Option<bool>,
     max_failures: Option<Spanned<toml::Value>>,
+    max_removed: Option<Spanned<toml::Value>>,
     base_url: Option<Spanned<String>>,
 }
 
@@ -176,13 +177,16 @@ pub struct Mirror {
     pub publish_partial: bool,
     /// Past this many failures a run publishes nothing (an upstream gone bad).
     pub max_failures: Option<MaxFailures>,
+    /// A run (or an imported bundle) that would unlist more of the served
+    /// files than this publishes nothing, unless `--allow-removals`.
+    pub max_removed: MaxFailures,
     /// Where the published tree is served (`https://pypi.example.org/`):
     /// the landing page's install commands show it.
     pub base_url: Option<Url>,
 }
 
-/// `[mirror] max_failures`: how many failures a run may have and still
-/// publish what verified.
+/// `[mirror] max_failures` and `max_removed`: a count, or a share of a
+/// whole (the run's work; the served files).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MaxFailures {
     Count(u64),
@@ -572,9 +576,16 @@ fn load_mirror(loc: &Locator, errs: &mut Errors, m: RawMirror, resolve: &dyn Fn(
             let parsed = MaxFailures::parse(v.get_ref()).map_err(|e| loc.at(v.span(), format!("`max_failures`: {e}")));
             errs.take(v.span().start, parsed)
         }),
+        max_removed: m.max_removed.as_ref().map_or(DEFAULT_MAX_REMOVED, |v| {
+            let parsed = MaxFailures::parse(v.get_ref()).map_err(|e| loc.at(v.span(), format!("`max_removed`: {e}")));
+            errs.take(v.span().start, parsed).unwrap_or(DEFAULT_MAX_REMOVED)
+        }),
         base_url,
     }
 }
+
+/// `[mirror] max_removed` when unset: a fifth of the served files.
+pub const DEFAULT_MAX_REMOVED: MaxFailures = MaxFailures::Percent(20.0);
 
 fn load_advisories(
     loc: &Locator,

@@ -44,6 +44,7 @@ const MIRROR: &[Field] = &[
     Field("templates", Kind::Str),
     Field("publish_partial", Kind::Bool),
     Field("max_failures", Kind::CountOrPercent),
+    Field("max_removed", Kind::CountOrPercent),
     Field("base_url", Kind::Str),
 ];
 

@@ -105,7 +105,10 @@ pub fn expand(
             fresh.len()
         );
         for (p, lines) in new {
-            requested.entry(p).or_default().extend(lines);
+            let entry = requested.entry(p.clone()).or_insert_with(|| {
+                inputs.constraints.get(&p).into_iter().flatten().cloned().collect()
+            });
+            entry.extend(lines);
         }
         let more = views::gather(client, &run.state, &fresh, opts.jobs, inputs.since, diags)?;
         run.state.put_project_views(&more.updated)?;

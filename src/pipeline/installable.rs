@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use pubgrub::Ranges;
 use rayon::prelude::*;
-use uv_pep508::{Requirement, VersionOrUrl};
+use uv_pep508::Requirement;
 
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::dist::Version;
@@ -96,6 +96,8 @@ pub struct CheckInputs<'a> {
     pub select: &'a Select,
     pub requested: &'a BTreeMap<ProjectName, Vec<crate::manifest::requirements::RequirementLine>>,
     pub locked: &'a Locked,
+    /// Every `-c` constraint, by the project it names (as `pip install -c`).
+    pub constraints: &'a BTreeMap<ProjectName, Vec<crate::manifest::requirements::RequirementLine>>,
     pub envs: &'a [TargetEnv],
     pub jobs: usize,
 }
@@ -109,17 +111,12 @@ impl CheckInputs<'_> {
 
     fn roots(&self, env: &TargetEnv) -> (Vec<Requirement>, BTreeMap<ProjectName, Ranges<Version>>) {
         let mut roots = Vec::new();
-        let mut constraints: BTreeMap<ProjectName, Ranges<Version>> = BTreeMap::new();
         for lines in self.requested.values() {
-            for l in lines.iter().filter(|l| l.requirement.marker.evaluate(&env.markers, &[])) {
-                if !l.constraint {
-                    roots.push(l.requirement.clone());
-                } else if let Some(VersionOrUrl::VersionSpecifier(s)) = &l.requirement.version_or_url {
-                    let slot = constraints.entry(ProjectName::from(&l.requirement.name)).or_insert_with(Ranges::full);
-                    *slot = slot.intersection(&Ranges::from(s.clone()));
-                }
+            for l in lines.iter().filter(|l| !l.constraint && l.requirement.marker.evaluate(&env.markers, &[])) {
+                roots.push(l.requirement.clone());
             }
         }
+        let constraints = super::views::constraint_ranges(self.constraints, &env.markers);
         for lock in &self.select.locks {
             for p in lock.packages_for(&env.markers) {
                 if let Some(v) = &p.version

@@ -57,6 +57,8 @@ use crate::util::{redact, signal};
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     pub offline: bool,
+    /// `--allow-removals`: publish whatever the run unlists.
+    pub allow_removals: bool,
     pub jobs: Option<usize>,
     pub out: Option<PathBuf>,
 }
@@ -155,6 +157,8 @@ pub struct Wanted {
     pub envs: Vec<TargetEnv>,
     pub locked: Locked,
     pub requested: views::Requested,
+    /// Every `-c` constraint, by the project it names, requested or not.
+    pub constraints: views::Requested,
 }
 
 /// Stage: wanted.
@@ -162,7 +166,8 @@ pub fn wanted(select: &Select) -> Wanted {
     let envs = env::targets(&select.defaults.tags);
     let locked = locked::locked(select, &envs);
     let requested = views::requested(select, &locked);
-    Wanted { envs, locked, requested }
+    let constraints = views::constraints(select);
+    Wanted { envs, locked, requested, constraints }
 }
 
 fn publishing<'a>(
@@ -170,7 +175,7 @@ fn publishing<'a>(
     wanted: &'a Wanted,
     loaded: &'a LoadedSnapshot,
     templates: &'a Templates,
-    (force, always_join): (bool, bool),
+    (force, always_join, allow_removals): (bool, bool, bool),
 ) -> publish::Publishing<'a> {
     publish::Publishing {
         mirror: MirrorInfo {
@@ -182,6 +187,7 @@ fn publishing<'a>(
             select: &manifest.select,
             requested: &wanted.requested,
             locked: &wanted.locked,
+            constraints: &wanted.constraints,
             envs: &wanted.envs,
             jobs: manifest.mirror.jobs,
         },
@@ -190,8 +196,17 @@ fn publishing<'a>(
         templates,
         force,
         always_join,
+        max_removed: manifest.mirror.max_removed,
+        allow_removals,
         index_url: manifest.mirror.base_url.as_ref().and_then(|u| u.join("simple/").ok()).map(|u| u.to_string()),
     }
+}
+
+/// What the plan refuses before fetching: malicious releases, under
+/// `malicious = "block"` with a snapshot.
+pub(crate) fn refuse<'a>(policy: &'a crate::manifest::Policy, loaded: &'a LoadedSnapshot) -> Option<plan::Refuse<'a>> {
+    let snapshot = loaded.snapshot.as_ref().filter(|_| policy.malicious == crate::manifest::Malicious::Block)?;
+    Some(plan::Refuse { snapshot, policy })
 }
 
 /// Stage: finish. Record how the run ended and what it said, and
@@ -243,7 +258,7 @@ fn batches<'a>(select: &Select, requested: &'a views::Requested) -> impl Iterato
 /// The stages up to one batch's plan: views, resolution, the closure, the plan.
 fn to_plan(
     run: &mut Run,
-    manifest: &Manifest,
+    (manifest, loaded): (&Manifest, &LoadedSnapshot),
     (client, since): (Option<&Client>, &serials::Since),
     (want, batch): (&Wanted, views::Requested),
     (counts, jobs): (&plan::ListedCounts, usize),
@@ -257,19 +272,23 @@ fn to_plan(
     sw.lap("upstream views");
     signal::check()?;
     let tmp = run.store.tmp_dir().to_path_buf();
-    let cx = resolve::ResolveInputs { select: &manifest.select, client, jobs, tmp: &tmp, since };
+    let cx = resolve::ResolveInputs { select: &manifest.select, constraints: &want.constraints, client, jobs, tmp: &tmp, since };
     let (requested, select, views, resolved) = resolve::resolve(&run.state, &cx, batch, views, diags)?;
     run.state.put_project_views(&views.updated)?;
+    let id = run.id;
+    run.state.put_resolutions(id, &resolved.good)?;
     sw.lap("resolve");
     signal::check()?;
     let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
     let inputs = plan::PlanInputs {
         select: &select,
         locked: &want.locked,
+        constraints: &want.constraints,
         keep_runs: m.keep_runs,
         store: run.store.clone(),
         run: run.id,
         since,
+        refuse: refuse(&manifest.policy, loaded),
     };
     let (requested, views) = closure::expand(run, client, &inputs, requested, views, fetch_opts, diags)?;
     let plan = plan::make_batch(&inputs, &requested, &views, &mut run.state, counts, diags)?;
@@ -335,7 +354,7 @@ fn build_stages(
     let mut requested: BTreeSet<ProjectName> = BTreeSet::new();
     for batch in batches(&manifest.select, &want.requested) {
         let (plan, batch, resolved) =
-            to_plan(run, manifest, (client.as_ref(), &since), (&want, batch), (&counts, jobs), &mut diags)?;
+            to_plan(run, (manifest, loaded), (client.as_ref(), &since), (&want, batch), (&counts, jobs), &mut diags)?;
         signal::check()?;
         let (plan, fetched, fetches) = fetch_batch(
             run,
@@ -380,10 +399,14 @@ fn build_stages(
     }
     record::pruning(&prune, &mut diags);
     summary.pruned = record::prune_rows(run, &prune)?;
-    let publishing = publishing(manifest, &want, loaded, templates, (false, false));
+    let publishing = publishing(manifest, &want, loaded, templates, (false, false, opts.allow_removals));
     let published = publish::publish(run, &publishing, &mut diags)?;
     summary.published = published.changed;
-    record::prune_files(run, &prune);
+    // Only once a tree without them is served: a refused or withheld
+    // tree may still be what serves them (their rows are adopted again).
+    if published.changed {
+        record::prune_files(run, &prune);
+    }
     // A failed run outranks a policy breach: the mirror is incomplete.
     let exit = if diags.failed() || published.exit == Exit::Failed { Exit::Failed } else { published.exit };
     Ok((summary, published.findings, diags, exit))
@@ -495,7 +518,7 @@ pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<Buil
     let mut diags = Diagnostics::default();
     let want = wanted(&manifest.select);
     // `audit` always joins: its findings are what it prints.
-    let publishing = publishing(manifest, &want, &loaded, &templates, (force, command == "audit"));
+    let publishing = publishing(manifest, &want, &loaded, &templates, (force, command == "audit", false));
     type Stages = (Summary, Option<crate::audit::Findings>, Exit);
     let stages = |run: &mut Run, diags: &mut Diagnostics| -> Result<Stages, Error> {
         let summary = Summary { kept: run.state.listed_count()?, ..Summary::default() };

@@ -63,6 +63,9 @@ pub struct ProjectPlan {
     pub incomplete: bool,
     /// Files a carried-over project keeps listed (not read one by one).
     pub carried: u64,
+    /// A lock line names a file the upstream does not offer (possible
+    /// tampering): the project keeps what it served.
+    pub refused_lock: bool,
 }
 
 impl ProjectPlan {
@@ -76,6 +79,7 @@ impl ProjectPlan {
             tampered: Vec::new(),
             incomplete: false,
             carried: 0,
+            refused_lock: false,
         }
     }
 
@@ -155,6 +159,9 @@ pub struct PlanInputs<'a> {
     pub select: &'a Select,
     /// What the manifest's lock files name.
     pub locked: &'a Locked,
+    /// Every `-c` constraint, by the project it names (a project the
+    /// dependency closure adds is constrained too).
+    pub constraints: &'a Requested,
     pub keep_runs: u32,
     /// To tell files a killed run stored (adopt) from files never fetched.
     pub store: Store,
@@ -162,6 +169,73 @@ pub struct PlanInputs<'a> {
     /// Which stored views the upstream's changelog says are current (for
     /// projects the dependency closure adds).
     pub since: &'a super::serials::Since,
+    /// Under `malicious = "block"`, the snapshot whose malicious-package
+    /// records keep a release out before anything of it is fetched.
+    pub refuse: Option<Refuse<'a>>,
+}
+
+/// Malicious releases and files, refused at the plan: their files are
+/// known from the page (names and declared sha256), so the decision is
+/// made before a byte of them is downloaded.
+#[derive(Clone, Copy)]
+pub struct Refuse<'a> {
+    pub snapshot: &'a crate::advisories::Snapshot,
+    pub policy: &'a crate::manifest::Policy,
+}
+
+impl Refuse<'_> {
+    /// The malicious records (not ignored) that name this release.
+    fn release(&self, project: &ProjectName, version: &crate::dist::Version) -> Vec<String> {
+        let today = crate::util::clock::output_time().to_zoned(jiff::tz::TimeZone::UTC).date();
+        self.snapshot
+            .check_version(project.as_str(), version)
+            .iter()
+            .filter(|x| x.malicious)
+            .map(|x| crate::audit::finding(self.snapshot, x, self.policy, today))
+            .filter(|x| x.ignored.is_none())
+            .map(|x| x.id)
+            .collect()
+    }
+
+    /// Leave the malicious releases and files of a planned project out of
+    /// it, saying so once per release (or per file named by its sha256).
+    fn apply(&self, pp: &mut ProjectPlan, listing: &crate::upstream::listing::Listing, diags: &mut Diagnostics) {
+        let mut releases: BTreeMap<crate::dist::Version, Vec<String>> = BTreeMap::new();
+        let mut files = Vec::new();
+        pp.files.retain(|p| {
+            let Some(f) = listing.files.iter().find(|f| f.filename == p.filename) else { return true };
+            let version = f.filename.version();
+            let ids = releases.get(version).cloned().unwrap_or_else(|| self.release(&pp.project, version));
+            if !ids.is_empty() {
+                releases.insert(version.clone(), ids);
+                return false;
+            }
+            let Some(sha) = f.sha256 else { return true };
+            let mut by_hash: Vec<String> = self.snapshot.malicious_file(&sha).map(|a| a.id.clone()).collect();
+            if by_hash.is_empty() {
+                return true;
+            }
+            by_hash.sort();
+            by_hash.dedup();
+            files.push(Diagnostic::MaliciousFile {
+                project: pp.project.clone(),
+                filename: f.filename.to_string(),
+                sha256: sha.hex(),
+                advisories: by_hash,
+                refused: true,
+            });
+            false
+        });
+        // Planned afresh every run while it refuses something: its
+        // diagnostics (and the reports) stay whatever else the page does.
+        pp.incomplete |= !releases.is_empty() || !files.is_empty();
+        for (version, mut advisories) in releases {
+            advisories.sort();
+            advisories.dedup();
+            diags.push(Diagnostic::Blocked { project: pp.project.clone(), version, advisories, malicious: true });
+        }
+        diags.extend(files);
+    }
 }
 
 /// Select and diff every requested project, then decide what leaves the
@@ -234,9 +308,21 @@ pub fn make_batch(
             }
             pp
         };
+        let mut pp = pp;
+        let served = counts.get(project).copied().unwrap_or(0);
+        if pp.refused_lock {
+            pp = stands(pp, served, &mut plan.prune);
+        }
         if !lines.is_empty() && pp.selected() == 0 {
+            if served > 0 {
+                // Fail closed: a requirement nothing meets (a typo, a
+                // platform the project never built for) keeps what the
+                // project served; only dropping it from the manifest
+                // removes it.
+                pp = stands(pp, served, &mut plan.prune);
+            }
             let lines = lines.iter().filter(|l| !l.constraint).map(|l| format!("{}: `{}`", l.origin, l.requirement));
-            diags.push(Diagnostic::SelectsNothing { project: project.clone(), lines: lines.collect() });
+            diags.push(Diagnostic::SelectsNothing { project: project.clone(), lines: lines.collect(), kept: served });
         }
         plan.projects.push(pp);
     }
@@ -285,7 +371,11 @@ fn plan_project(
     let opts = inputs.select.options_for(project);
     let lock = LockedFor { files: inputs.locked.files.get(project), hashed: inputs.locked.hashed.get(project) };
     let pp = select_project(project, key, listing, lines, &opts, have, &inputs.store);
-    Some(with_locked(pp, listing, &lock, have, &inputs.store, diags))
+    let mut pp = with_locked(pp, listing, &lock, have, &inputs.store, diags);
+    if let Some(r) = &inputs.refuse {
+        r.apply(&mut pp, listing, diags);
+    }
+    Some(pp)
 }
 
 /// Files of projects no longer requested leave the index; and every file
@@ -335,6 +425,18 @@ fn leave(pp: &mut ProjectPlan, prune: &mut Vec<(ProjectName, DistFilename)>, a: 
             prune.push((a.project.clone(), a.filename.clone()));
         }
     }
+}
+
+/// A project whose selection stands as recorded (its `served` files stay
+/// listed, nothing of it is fetched or unlisted) although it was planned:
+/// the plan is not recorded, so the next run plans it again.
+fn stands(pp: ProjectPlan, served: u64, prune: &mut Vec<(ProjectName, DistFilename)>) -> ProjectPlan {
+    prune.retain(|(p, _)| *p != pp.project);
+    let mut out = carried_over(&pp.project, String::new(), served);
+    out.reused = false;
+    out.planned = false;
+    out.tampered = pp.tampered;
+    out
 }
 
 /// Unchanged page, unchanged inputs: the previous selection stands, its
@@ -410,20 +512,35 @@ fn with_locked(
         }
     }
     for h in lock.hashed.into_iter().flatten() {
-        let files: Vec<&UpstreamFile> = listing
-            .files
-            .iter()
-            .filter(|f| f.filename.version() == &h.version && f.sha256.is_some_and(|s| h.hashes.contains(&s)))
-            .collect();
-        if files.is_empty() {
+        let of_version: Vec<&UpstreamFile> =
+            listing.files.iter().filter(|f| f.filename.version() == &h.version).collect();
+        if of_version.is_empty() {
             pp.incomplete = true;
             diags.push(Diagnostic::LockMissing {
                 project: project.clone(),
-                what: format!("a file of {project}=={} with one of its {} hash(es)", h.version, h.hashes.len()),
+                what: format!("{project}=={} (with {} hash(es))", h.version, h.hashes.len()),
                 lockfile: h.lockfile.clone(),
             });
+            continue;
         }
-        chosen.extend(files.into_iter().cloned());
+        // Every hash must name a file the upstream offers: pip accepts a
+        // file matching any one, so a hash naming nothing is a file that
+        // was swapped, or a line that was edited.
+        let unknown: Vec<&Sha256> =
+            h.hashes.iter().filter(|want| !of_version.iter().any(|f| f.sha256.as_ref() == Some(*want))).collect();
+        if !unknown.is_empty() {
+            pp.refused_lock = true;
+            for sha256 in unknown {
+                diags.push(Diagnostic::LockUnknownHash {
+                    project: project.clone(),
+                    version: h.version.clone(),
+                    sha256: *sha256,
+                    lockfile: h.lockfile.clone(),
+                });
+            }
+            continue;
+        }
+        chosen.extend(of_version.into_iter().filter(|f| f.sha256.is_some_and(|s| h.hashes.contains(&s))).cloned());
     }
     if chosen.is_empty() {
         return pp;

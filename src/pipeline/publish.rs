@@ -20,7 +20,7 @@ use crate::manifest::Installable;
 use crate::manifest::Policy;
 use crate::run::Run;
 use crate::select::env::TargetEnv;
-use crate::store::state::{Artifact, StateError, TreeKeys};
+use crate::store::state::{Artifact, Listed, StateError, TreeKeys};
 use crate::tree::{Staged, TreeEntry, encode_listing};
 use crate::util::hashing::{HashingWriter, Sha256};
 
@@ -46,6 +46,10 @@ pub struct Publishing<'a> {
     /// findings are what it prints); the tree is still kept when it would
     /// come out identical.
     pub always_join: bool,
+    /// How many of the served tree's listed files a new tree may unlist.
+    pub max_removed: crate::manifest::MaxFailures,
+    /// `--allow-removals`: publish whatever the new tree unlists.
+    pub allow_removals: bool,
 }
 
 /// What publishing left served.
@@ -287,16 +291,36 @@ fn flush_versions(
 
 /// Stage: audit. Join every listed version with the snapshot and apply the
 /// policy; blocked versions leave the index and the tree (the store keeps
-/// them, so a policy change needs no refetch).
+/// them, so a policy change needs no refetch). Malicious releases the plan
+/// refused before fetching are audited too, without files, so every
+/// report lists them as blocked.
 fn audit(
-    mirrored: Vec<crate::audit::Mirrored>,
+    mut mirrored: Vec<crate::audit::Mirrored>,
     p: &Publishing<'_>,
     tampering: Vec<Tampering>,
     diags: &mut Diagnostics,
 ) -> Audit {
     let generated_at = crate::util::clock::output_time();
+    let refused: BTreeSet<(ProjectName, crate::dist::Version)> = diags
+        .iter()
+        .filter_map(|d| match d {
+            Diagnostic::Blocked { project, version, malicious: true, .. } => Some((project.clone(), version.clone())),
+            _ => None,
+        })
+        .collect();
+    let held: HashSet<(&ProjectName, &crate::dist::Version)> = mirrored.iter().map(|m| (&m.project, &m.version)).collect();
+    let never: Vec<crate::audit::Mirrored> = refused
+        .iter()
+        .filter(|(p, v)| !held.contains(&(p, v)))
+        .map(|(project, version)| crate::audit::Mirrored { project: project.clone(), version: version.clone(), files: Vec::new() })
+        .collect();
+    mirrored.extend(never);
     let audit = Audit::join(mirrored, p.loaded, p.policy, generated_at, &p.mirror, tampering);
-    diags.extend(audit.blocked_diagnostics());
+    let said: BTreeSet<(ProjectName, crate::dist::Version)> = refused;
+    diags.extend(audit.blocked_diagnostics().filter(|d| match d {
+        Diagnostic::Blocked { project, version, .. } => !said.contains(&(project.clone(), version.clone())),
+        _ => true,
+    }));
     audit
 }
 
@@ -308,7 +332,7 @@ fn render(
     inputs: Inputs<'_>,
     p: &Publishing<'_>,
     extra: &[(&str, &[u8])],
-) -> Result<Vec<TreeEntry>, Error> {
+) -> Result<(Vec<TreeEntry>, Listed), Error> {
     let environments = inputs
         .installability
         .envs
@@ -351,7 +375,12 @@ fn render(
         unselected,
     };
     let mut site = SiteRender::new(p.templates, staged.dir());
-    each_batch(run, withheld, |batch| Ok(site.projects(batch)?))?;
+    let mut listed = Vec::new();
+    each_batch(run, withheld, |batch| {
+        listed.extend(batch.iter().filter(|f| f.listed).map(|f| Listed::key(&f.project, f.filename.as_str())));
+        Ok(site.projects(batch)?)
+    })?;
+    listed.sort_unstable();
     let mut entries = site.finish(&info, Some(&inputs.audit.landing()))?;
     entries.extend(written);
     entries.extend(report::write_all(inputs, p.templates, staged.dir())?);
@@ -363,17 +392,47 @@ fn render(
         entries.push(crate::tree::write_entry(staged.dir(), "reports/advisories.sqlite.zst", &bytes)?);
     }
     entries.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(entries)
+    Ok((entries, Listed(listed)))
+}
+
+/// The removal guard: why the new tree must not replace the served one,
+/// if it unlists more of the served files than `max_removed` allows (a
+/// conflict, a typo, a broken upstream or snapshot must never empty the
+/// mirror, and the next bundle carries what the tree lost).
+fn removal_guard(
+    run: &Run,
+    served: Option<&Served>,
+    listed: &Listed,
+    p: &Publishing<'_>,
+) -> Result<Option<String>, StateError> {
+    let Some(served) = served.filter(|_| !p.allow_removals) else { return Ok(None) };
+    let Some(before) = run.state.tree_listed(served.run)? else { return Ok(None) };
+    let removed = before.missing_from(listed) as u64;
+    let total = before.0.len() as u64;
+    if removed == 0 || !p.max_removed.exceeded(removed, total) {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "this run would unlist {removed} of the {total} file(s) the served tree (run {}) lists ({:.0}%), more than `max_removed = {}` in [mirror]: nothing is published, the served tree stays as it was. If that is what you want, rerun with --allow-removals (or raise max_removed)",
+        served.run,
+        removed as f64 * 100.0 / total.max(1) as f64,
+        p.max_removed
+    )))
 }
 
 /// Stage: swap the staged tree in and record its listing and keys.
-fn swap(run: &mut Run, staged: Staged, entries: &[TreeEntry], keys: &TreeKeys) -> Result<PathBuf, Error> {
+fn swap(
+    run: &mut Run,
+    staged: Staged,
+    (entries, listed): (&[TreeEntry], &Listed),
+    keys: &TreeKeys,
+) -> Result<PathBuf, Error> {
     crate::util::fault::point("before-publish");
     // The last safe point: after it the swap completes whatever comes.
     crate::util::signal::check()?;
     let tree = staged.commit()?;
     crate::util::fault::point("after-publish");
-    run.state.put_tree(run.id, &encode_listing(entries), keys, 8)?;
+    run.state.put_tree(run.id, &encode_listing(entries), keys, listed, 8)?;
     Ok(tree)
 }
 
@@ -458,8 +517,12 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     }
     let feed = report::changes::render_feed(&audit.mirror_name, &audit.generated_at.to_string(), &runs);
     let extra = [("reports/feed.xml", feed.as_slice())];
-    let entries = render(run, (&staged, written), &withheld, inputs, p, &extra)?;
-    let tree = swap(run, staged, &entries, &keys)?;
+    let (entries, listed) = render(run, (&staged, written), &withheld, inputs, p, &extra)?;
+    if let Some(why) = removal_guard(run, served.as_ref(), &listed, p)? {
+        tracing::error!("{why}");
+        return Ok(Published { tree: served.map(|s| s.dir), changed: false, exit: Exit::Failed, findings });
+    }
+    let tree = swap(run, staged, (&entries, &listed), &keys)?;
     let kept = serde_json::to_string(&changes).unwrap_or_default();
     run.state.put_changes(run.id, &kept, report::changes::FEED_RUNS)?;
     sw.lap("render and publish");

@@ -26,7 +26,7 @@ use crate::manifest::{Dependencies, Select};
 use crate::select::env::{self, TargetEnv};
 use crate::select::resolve::{self, Index, Outcome, Request};
 use crate::store::metadata::Fetcher;
-use crate::store::state::{ProjectView, State, StateError};
+use crate::store::state::{Pins, ProjectView, State, StateError};
 use crate::upstream::Client;
 use crate::upstream::listing::UpstreamFile;
 use crate::util::hashing::Sha256;
@@ -123,31 +123,33 @@ pub struct Resolved {
     /// The metadata each pinned file was resolved with, by (project, filename):
     /// a wheel whose verified METADATA differs fails.
     pub metadata: BTreeMap<(ProjectName, String), Sha256>,
+    /// Environments that resolved, with what they install (the state
+    /// keeps it as their last good resolution).
+    pub good: Vec<(String, Pins)>,
+    /// Environments that did not resolve and keep their last good
+    /// resolution instead, with the run that made it.
+    pub kept: BTreeMap<String, i64>,
 }
 
 /// The requirements one environment resolves: the lines of projects that
 /// follow their dependencies (markers evaluated there), and every `-c`
-/// constraint as a range.
+/// constraint as a range, whichever project it names.
 fn roots(
     requested: &Requested,
+    constraints: &Requested,
     select: &Select,
     env: &TargetEnv,
 ) -> (Vec<Requirement>, BTreeMap<ProjectName, Ranges<Version>>) {
     let mut roots = Vec::new();
-    let mut constraints: BTreeMap<ProjectName, Ranges<Version>> = BTreeMap::new();
     for (project, lines) in requested {
-        for l in lines.iter().filter(|l| l.requirement.marker.evaluate(&env.markers, &[])) {
-            if l.constraint {
-                if let Some(VersionOrUrl::VersionSpecifier(s)) = &l.requirement.version_or_url {
-                    let slot = constraints.entry(project.clone()).or_insert_with(Ranges::full);
-                    *slot = slot.intersection(&Ranges::from(s.clone()));
-                }
-            } else if select.options_for(project).dependencies == Dependencies::Resolve {
-                roots.push(l.requirement.clone());
-            }
+        if select.options_for(project).dependencies != Dependencies::Resolve {
+            continue;
+        }
+        for l in lines.iter().filter(|l| !l.constraint && l.requirement.marker.evaluate(&env.markers, &[])) {
+            roots.push(l.requirement.clone());
         }
     }
-    (roots, constraints)
+    (roots, views::constraint_ranges(constraints, &env.markers))
 }
 
 /// One resolution to run: an environment, and maybe one top-level project
@@ -196,9 +198,9 @@ fn widen(
     tasks
 }
 
-fn run_task(index: &dyn Index, select: &Select, envs: &[TargetEnv], requested: &Requested, t: &Task) -> Outcome {
-    let env = &envs[t.env];
-    let (roots, mut constraints) = roots(requested, select, env);
+fn run_task(index: &dyn Index, inputs: &ResolveInputs<'_>, envs: &[TargetEnv], requested: &Requested, t: &Task) -> Outcome {
+    let (select, env) = (inputs.select, &envs[t.env]);
+    let (roots, mut constraints) = roots(requested, inputs.constraints, select, env);
     if let Some((p, v)) = &t.pin {
         let slot = constraints.entry(p.clone()).or_insert_with(Ranges::full);
         *slot = slot.intersection(&Ranges::singleton(v.clone()));
@@ -234,33 +236,32 @@ fn unusable_pins(index: &dyn Index, select: &Select, envs: &[TargetEnv], request
 }
 
 /// The warnings resolution owes the operator: environments it cannot
-/// satisfy, and versions only an sdist serves.
-fn warnings(resolved: &Resolved, requested: &Requested, diags: &mut Diagnostics) {
+/// satisfy (and what they keep serving instead), and versions only an
+/// sdist serves.
+fn warnings(resolved: &Resolved, requested: &Requested, fatal: bool, diags: &mut Diagnostics) {
     let mut sdist_only: BTreeMap<(ProjectName, Version), Vec<String>> = BTreeMap::new();
     for (env, outcome) in &resolved.envs {
-        match outcome {
+        let name = env.name();
+        let keeps = match resolved.kept.get(&name) {
+            Some(run) => format!("it keeps its last good resolution (run {run}): what it served stays served"),
+            None => "nothing is mirrored for it until it does".to_string(),
+        };
+        let (project, why) = match outcome {
             Outcome::Resolved(r) => {
                 for (p, v) in r.sdist_only() {
-                    sdist_only.entry((p.clone(), v.clone())).or_default().push(env.name());
+                    sdist_only.entry((p.clone(), v.clone())).or_default().push(name.clone());
                 }
+                continue;
             }
             Outcome::Unsatisfiable(u) => {
-                let project = u.missing.keys().next().or_else(|| requested.keys().next()).cloned();
-                if let Some(project) = project {
-                    let message =
-                        format!("{}: cannot resolve the requested requirements: {}", env.name(), u.explanation.trim());
-                    diags.push(Diagnostic::Unresolved { env: env.name(), project, message });
-                }
+                tracing::debug!("{name}: the solver's derivation:\n{}", u.detail.trim());
+                (u.missing.keys().next().or_else(|| requested.keys().next()).cloned(), u.explanation.trim().to_string())
             }
-            Outcome::Failed(e) => {
-                if let Some(project) = requested.keys().next().cloned() {
-                    diags.push(Diagnostic::Unresolved {
-                        env: env.name(),
-                        project,
-                        message: format!("{}: {e}", env.name()),
-                    });
-                }
-            }
+            Outcome::Failed(e) => (requested.keys().next().cloned(), e.clone()),
+        };
+        if let Some(project) = project {
+            let message = format!("{name}: the requirements do not resolve: {why}; {keeps}");
+            diags.push(Diagnostic::Unresolved { env: name, project, message, fatal });
         }
     }
     for ((project, version), envs) in sdist_only {
@@ -299,6 +300,8 @@ fn pinned_request(
 /// What the stage needs besides the request.
 pub struct ResolveInputs<'a> {
     pub select: &'a Select,
+    /// Every `-c` constraint, by the project it names.
+    pub constraints: &'a Requested,
     pub client: Option<&'a Client>,
     pub jobs: usize,
     /// For downloads that stand in for metadata.
@@ -341,16 +344,16 @@ pub fn resolve(
     let base: Vec<Outcome> = crate::util::with_pool(inputs.jobs, || {
         (0..envs.len())
             .into_par_iter()
-            .map(|i| run_task(&index, select, &envs, &requested, &Task { env: i, pin: None }))
+            .map(|i| run_task(&index, inputs, &envs, &requested, &Task { env: i, pin: None }))
             .collect()
     });
     let tasks: Vec<Task> = envs
         .iter()
         .enumerate()
-        .flat_map(|(i, env)| widen(&index, select, env, i, &roots(&requested, select, env).0, &base[i]))
+        .flat_map(|(i, env)| widen(&index, select, env, i, &roots(&requested, inputs.constraints, select, env).0, &base[i]))
         .collect();
     let widened: Vec<Outcome> = crate::util::with_pool(inputs.jobs, || {
-        tasks.par_iter().map(|t| run_task(&index, select, &envs, &requested, t)).collect()
+        tasks.par_iter().map(|t| run_task(&index, inputs, &envs, &requested, t)).collect()
     });
     for outcome in base.iter().chain(&widened) {
         let Outcome::Resolved(r) = outcome else { continue };
@@ -364,13 +367,40 @@ pub fn resolve(
         }
     }
     let unusable = unusable_pins(&index, select, &envs, &requested);
+    let last_good = state.resolutions()?;
+    for (i, env) in envs.iter().enumerate() {
+        let name = env.name();
+        if !matches!(base[i], Outcome::Resolved(_)) {
+            // Fail closed: a conflict, a misspelt or vanished project never
+            // empties what this environment served.
+            if let Some((pins, run)) = last_good.get(&name) {
+                for (p, vs) in pins {
+                    resolved.pins.entry(p.clone()).or_default().extend(vs.iter().cloned());
+                }
+                resolved.kept.insert(name, *run);
+            }
+            continue;
+        }
+        let mut pins = Pins::new();
+        let outcomes = std::iter::once(&base[i]).chain(tasks.iter().zip(&widened).filter(|(t, _)| t.env == i).map(|(_, o)| o));
+        for outcome in outcomes {
+            if let Outcome::Resolved(r) = outcome {
+                for (p, v) in &r.pins {
+                    pins.entry(p.clone()).or_default().insert(v.clone());
+                }
+            }
+        }
+        resolved.good.push((name, pins));
+    }
     resolved.envs = envs.into_iter().zip(base).collect();
     let mut gathered = index.gathered.into_inner().unwrap_or_else(PoisonError::into_inner);
     gathered.updated.sort_by(|a, b| a.project.cmp(&b.project));
     let mut found = index.diagnostics.into_inner().unwrap_or_else(PoisonError::into_inner);
+    views::suggest(inputs.client, &mut found);
     found.sort();
     diags.extend(found);
-    warnings(&resolved, &requested, diags);
+    let fatal = select.installable == crate::manifest::Installable::Fail;
+    warnings(&resolved, &requested, fatal, diags);
     diags.extend(unusable);
     log(&resolved);
     let (requested, derived) = pinned_request(requested, select, &resolved.pins);

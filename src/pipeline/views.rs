@@ -96,6 +96,39 @@ pub fn requested(select: &Select, locked: &Locked) -> Requested {
     out
 }
 
+/// Every `-c` constraint line that applies to one of the targets, by the
+/// project it constrains, requested or not: pip and uv apply a constraint
+/// wherever its project appears in a resolution, so a transitive pin
+/// binds too.
+pub fn constraints(select: &Select) -> Requested {
+    let mut out: Requested = BTreeMap::new();
+    for line in select.requirements.iter().filter(|l| l.constraint) {
+        let project = ProjectName::from(&line.requirement.name);
+        let tags = select.options_for(&project).tags;
+        if line.requirement.marker.is_true() || env::applies(&line.requirement, &env::environments(&tags), &[]) {
+            out.entry(project).or_default().push(line.clone());
+        }
+    }
+    out
+}
+
+/// The constraints that hold in one environment, as version ranges.
+pub fn constraint_ranges(
+    constraints: &Requested,
+    markers: &uv_pep508::MarkerEnvironment,
+) -> BTreeMap<ProjectName, pubgrub::Ranges<crate::dist::Version>> {
+    let mut out: BTreeMap<ProjectName, pubgrub::Ranges<crate::dist::Version>> = BTreeMap::new();
+    for (project, lines) in constraints {
+        for l in lines.iter().filter(|l| l.requirement.marker.evaluate(markers, &[])) {
+            if let Some(uv_pep508::VersionOrUrl::VersionSpecifier(s)) = &l.requirement.version_or_url {
+                let slot = out.entry(project.clone()).or_insert_with(pubgrub::Ranges::full);
+                *slot = slot.intersection(&pubgrub::Ranges::from(s.clone()));
+            }
+        }
+    }
+    out
+}
+
 fn view_listing(view: &ProjectView) -> Result<Listing, String> {
     let page: wire::ProjectPage =
         serde_json::from_str(&view.page).map_err(|e| format!("{}: stored view is corrupt: {e}", view.project))?;
@@ -128,6 +161,17 @@ pub fn gather(
             .collect()
     });
     progress.finish();
+    let mut results = results;
+    let mut missing: Vec<Diagnostic> =
+        results.iter().filter_map(|(_, r)| r.as_ref().err()).filter(|d| matches!(d, Diagnostic::NotUpstream { .. })).cloned().collect();
+    suggest(client, &mut missing);
+    for (_, r) in &mut results {
+        if let Err(d @ Diagnostic::NotUpstream { .. }) = r
+            && let Some(s) = missing.iter().find(|m| m.project() == d.project())
+        {
+            *d = s.clone();
+        }
+    }
     let mut views = Views::default();
     // `results` is in `projects` order (sorted), so the output is deterministic.
     for (project, r) in results {
@@ -149,6 +193,39 @@ pub fn gather(
         }
     }
     Ok(views)
+}
+
+/// The root page is read at most this far for suggestions (PyPI's lists
+/// about 700,000 names in about 40 MiB).
+const MAX_ROOT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Fill in "did you mean" for projects the upstream does not have, from
+/// its root page (read once, only when one is missing).
+pub fn suggest(client: Option<&Client>, found: &mut [Diagnostic]) {
+    let Some(client) = client else { return };
+    if !found.iter().any(|d| matches!(d, Diagnostic::NotUpstream { .. })) {
+        return;
+    }
+    let names = match client.project_names(MAX_ROOT_BYTES) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::debug!("no suggestions for missing projects: {e}");
+            return;
+        }
+    };
+    let known: Vec<ProjectName> = names.iter().filter_map(|n| n.parse().ok()).collect();
+    for d in found.iter_mut() {
+        let Diagnostic::NotUpstream { project, suggestions, .. } = d else { continue };
+        let wanted = project.as_str();
+        let mut near: Vec<(usize, &str)> = known
+            .iter()
+            .map(|k| (strsim::damerau_levenshtein(wanted, k.as_str()), k.as_str()))
+            .filter(|(d, k)| *d > 0 && *d <= 2.max(wanted.len().min(k.len()) / 4))
+            .collect();
+        near.sort();
+        near.dedup_by(|a, b| a.1 == b.1);
+        *suggestions = near.into_iter().take(3).map(|(_, k)| k.to_string()).collect();
+    }
 }
 
 /// One project's upstream and how it was obtained.
@@ -223,6 +300,9 @@ pub fn gather_one(
         }
         Err(e) => match old {
             Some(v) => Ok(stored(v, Freshness::Cached, Some(failed(e.to_string(), true)))),
+            None if matches!(e, crate::upstream::UpstreamError::NotFound { .. }) => {
+                Err(Diagnostic::NotUpstream { project: project.clone(), message: e.to_string(), suggestions: Vec::new() })
+            }
             None => Err(failed(e.to_string(), false)),
         },
     }

@@ -19,7 +19,7 @@ pub struct Named {
     pub lockfile: String,
 }
 
-/// A version pinned with `--hash` values only.
+/// A version pinned with `--hash` values only (`lockfile` is `path:line`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Hashed {
     pub version: Version,
@@ -67,7 +67,8 @@ pub fn locked(select: &Select, envs: &[TargetEnv]) -> Locked {
                     }
                 }
                 if let (Some(version), false) = (&p.version, p.hashes.is_empty()) {
-                    let h = Hashed { version: version.clone(), hashes: p.hashes.clone(), lockfile: lockfile.clone() };
+                    let at = p.line.map_or_else(|| lockfile.clone(), |l| format!("{lockfile}:{l}"));
+                    let h = Hashed { version: version.clone(), hashes: p.hashes.clone(), lockfile: at };
                     let list = out.hashed.entry(p.name.clone()).or_default();
                     if !list.contains(&h) {
                         list.push(h);

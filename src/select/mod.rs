@@ -10,6 +10,7 @@
 
 pub mod closure;
 pub mod env;
+pub mod explain;
 pub mod filter;
 pub mod installable;
 pub mod locked;

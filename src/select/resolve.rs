@@ -25,6 +25,7 @@ use uv_pep440::Version;
 use uv_pep508::{Requirement, VersionOrUrl};
 
 use super::env::TargetEnv;
+pub use super::explain::Pkg;
 use super::solver::{self, Order, Ordered, Priority};
 use crate::dist::filename::DistFilename;
 use crate::dist::metadata::CoreMetadata;
@@ -39,27 +40,6 @@ pub trait Index: Sync {
     fn files(&self, project: &ProjectName) -> Result<Arc<Vec<UpstreamFile>>, String>;
     /// The core metadata of one of those files.
     fn metadata(&self, project: &ProjectName, file: &UpstreamFile) -> Result<Arc<CoreMetadata>, String>;
-}
-
-/// A node of the resolution graph.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Pkg {
-    /// The requested requirements.
-    Root,
-    Project(ProjectName),
-    /// A project with one extra: it depends on the project at the same
-    /// version and on what the extra adds.
-    Extra(ProjectName, ExtraName),
-}
-
-impl std::fmt::Display for Pkg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Pkg::Root => f.write_str("the requested requirements"),
-            Pkg::Project(p) => write!(f, "{p}"),
-            Pkg::Extra(p, e) => write!(f, "{p}[{e}]"),
-        }
-    }
 }
 
 /// One installable version of a project in an environment.
@@ -314,8 +294,10 @@ impl Resolution {
 pub struct Unsatisfiable {
     /// The requested projects nothing of which fits the environment, and why.
     pub missing: BTreeMap<ProjectName, Missing>,
-    /// The solver's explanation.
+    /// Why, in plain words: what was asked and what the versions need.
     pub explanation: String,
+    /// The solver's own derivation, for `-v`.
+    pub detail: String,
 }
 
 #[derive(Debug, Clone)]
@@ -379,10 +361,11 @@ pub fn resolve(index: &dyn Index, req: &Request<'_>) -> Outcome {
                     Pkg::Root => None,
                 })
                 .collect();
+            let explanation = super::explain::plainly(&tree);
             tree.collapse_no_versions();
-            let explanation = DefaultStringReporter::report(&tree);
+            let detail = DefaultStringReporter::report(&tree);
             let missing = missing(index, req, involved);
-            Outcome::Unsatisfiable(Unsatisfiable { missing, explanation })
+            Outcome::Unsatisfiable(Unsatisfiable { missing, explanation, detail })
         }
         Err(e) => Outcome::Failed(match &e {
             PubGrubError::ErrorRetrievingDependencies { source, .. } => source.to_string(),

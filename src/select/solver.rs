@@ -23,7 +23,7 @@ use uv_pep440::Version;
 
 use crate::dist::names::ProjectName;
 
-use super::resolve::Pkg;
+use super::explain::Pkg;
 
 /// Conflicts after which a package is reordered (uv's figure).
 const THRESHOLD: u32 = 5;

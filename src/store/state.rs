@@ -148,7 +148,18 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE projects ADD COLUMN serial INTEGER;
     CREATE TABLE upstream_serials (upstream TEXT PRIMARY KEY, serial INTEGER, full_check TEXT NOT NULL) WITHOUT ROWID;
     "#,
+    // 9: each target environment's last good resolution (JSON: project ->
+    // versions), so an environment that stops resolving keeps what it
+    // served instead of emptying the mirror.
+    r#"
+    CREATE TABLE resolutions (env TEXT PRIMARY KEY, pins TEXT NOT NULL, run INTEGER NOT NULL) WITHOUT ROWID;
+    ALTER TABLE trees ADD COLUMN listed_count INTEGER;
+    ALTER TABLE trees ADD COLUMN listed BLOB;
+    "#,
 ];
+
+/// What one environment resolved to: every version of every project.
+pub type Pins = std::collections::BTreeMap<ProjectName, std::collections::BTreeSet<Version>>;
 
 /// Bump the selection counter inside a transaction that changed something.
 fn bump(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
@@ -226,6 +237,53 @@ pub struct TreeKeys {
     pub exit: i64,
     /// The selection the tree was rendered from.
     pub selection: String,
+}
+
+/// The files a published tree lists in its pages, as sorted 64-bit keys
+/// of `project/filename` (see [`Listed::key`]): what the removal guard
+/// compares the next tree with. Kept for the newest tree only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listed(pub Vec<u64>);
+
+impl Listed {
+    /// The key of one listed file.
+    pub fn key(project: &ProjectName, filename: &str) -> u64 {
+        let mut h = crate::util::hashing::HashingWriter::new(std::io::sink());
+        let _ = std::io::Write::write_all(&mut h, project.as_str().as_bytes());
+        let _ = std::io::Write::write_all(&mut h, b"/");
+        let _ = std::io::Write::write_all(&mut h, filename.as_bytes());
+        let d = h.finish().1;
+        u64::from_le_bytes(d.0[..8].try_into().unwrap_or([0; 8]))
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let raw: Vec<u8> = self.0.iter().flat_map(|k| k.to_le_bytes()).collect();
+        zstd::encode_all(&raw[..], 3).unwrap_or_default()
+    }
+
+    fn decode(blob: &[u8]) -> Option<Listed> {
+        let raw = zstd::decode_all(blob).ok()?;
+        Some(Listed(raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect()))
+    }
+
+    /// How many of these are not in `newer` (both sorted).
+    pub fn missing_from(&self, newer: &Listed) -> usize {
+        let (mut i, mut j, mut missing) = (0, 0, 0);
+        while i < self.0.len() {
+            match newer.0.get(j) {
+                Some(n) if *n < self.0[i] => j += 1,
+                Some(n) if *n == self.0[i] => {
+                    i += 1;
+                    j += 1;
+                }
+                _ => {
+                    missing += 1;
+                    i += 1;
+                }
+            }
+        }
+        missing
+    }
 }
 
 /// Counts recorded when a run ends.
@@ -844,6 +902,46 @@ impl State {
         })
     }
 
+    // ------------------------------------------------------ resolutions
+
+    /// Every environment's last good resolution and the run that made it.
+    pub fn resolutions(&self) -> Result<std::collections::HashMap<String, (Pins, i64)>, StateError> {
+        let mut stmt = self.conn.prepare_cached("SELECT env, pins, run FROM resolutions").map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let (env, pins, run) = row.map_err(|e| self.err(e))?;
+            let raw: std::collections::BTreeMap<String, Vec<String>> =
+                serde_json::from_str(&pins).map_err(|e| StateError::Corrupt {
+                    path: self.path.display().to_string(),
+                    message: format!("resolution of {env}: {e}"),
+                })?;
+            let mut parsed = Pins::new();
+            for (project, versions) in raw {
+                let (Ok(project), versions) = (project.parse::<ProjectName>(), versions) else { continue };
+                parsed.entry(project).or_default().extend(versions.iter().filter_map(|v| v.parse::<Version>().ok()));
+            }
+            out.insert(env, (parsed, run));
+        }
+        Ok(out)
+    }
+
+    /// Record environments that resolved in run `run`.
+    pub fn put_resolutions(&mut self, run: i64, good: &[(String, Pins)]) -> Result<(), StateError> {
+        self.in_tx(|tx| {
+            let mut stmt = tx.prepare_cached("INSERT OR REPLACE INTO resolutions (env, pins, run) VALUES (?1, ?2, ?3)")?;
+            for (env, pins) in good {
+                let raw: std::collections::BTreeMap<&str, Vec<String>> =
+                    pins.iter().map(|(p, vs)| (p.as_str(), vs.iter().map(ToString::to_string).collect())).collect();
+                let json = serde_json::to_string(&raw).unwrap_or_default();
+                stmt.execute(params![env, json, run])?;
+            }
+            Ok(())
+        })
+    }
+
     // -------------------------------------------------------- tampering
 
     /// Record evidence found by `run`: (project, filename, mirrored, upstream).
@@ -932,13 +1030,21 @@ impl State {
         Ok(rows)
     }
 
-    pub fn put_tree(&self, run: i64, listing: &[u8], keys: &TreeKeys, keep: usize) -> Result<(), StateError> {
+    pub fn put_tree(
+        &self,
+        run: i64,
+        listing: &[u8],
+        keys: &TreeKeys,
+        listed: &Listed,
+        keep: usize,
+    ) -> Result<(), StateError> {
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO trees (run, listing, key, inputs, exit, selection) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![run, listing, keys.key, keys.inputs, keys.exit, keys.selection],
+                "INSERT OR REPLACE INTO trees (run, listing, key, inputs, exit, selection, listed_count, listed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![run, listing, keys.key, keys.inputs, keys.exit, keys.selection, listed.0.len() as i64, listed.encode()],
             )
             .map_err(|e| self.err(e))?;
+        self.conn.execute("UPDATE trees SET listed = NULL WHERE run != ?1", [run]).map_err(|e| self.err(e))?;
         self.conn
             .execute(
                 "DELETE FROM trees WHERE run NOT IN (SELECT run FROM trees ORDER BY run DESC LIMIT ?1)
@@ -962,6 +1068,16 @@ impl State {
             })
             .optional()
             .map_err(|e| self.err(e))
+    }
+
+    /// What the tree of `run` lists (`None`: a tree older than the guard).
+    pub fn tree_listed(&self, run: i64) -> Result<Option<Listed>, StateError> {
+        let blob: Option<Option<Vec<u8>>> = self
+            .conn
+            .query_row("SELECT listed FROM trees WHERE run = ?1", [run], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(blob.flatten().and_then(|b| Listed::decode(&b)))
     }
 
     pub fn tree(&self, run: i64) -> Result<Option<Vec<u8>>, StateError> {

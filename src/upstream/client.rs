@@ -414,6 +414,38 @@ impl Client {
         .map_err(GaveUp::into_error)
     }
 
+    /// Every project name the index's root page lists (PEP 691 JSON or
+    /// PEP 503 HTML; a `file://` index's directory names), for "did you
+    /// mean" when a requested project is not there. Bounded like a page,
+    /// at most `max` bytes.
+    pub fn project_names(&self, max: u64) -> Result<Vec<String>, UpstreamError> {
+        let url = self.index.clone();
+        if url.scheme() == "file" {
+            let dir = url
+                .to_file_path()
+                .map_err(|_| UpstreamError::Invalid { url: url.to_string(), message: "not a local path".into() })?;
+            let io = |e| UpstreamError::Io { url: url.to_string(), error: e };
+            let mut names = Vec::new();
+            for entry in fs_err::read_dir(&dir).map_err(io)? {
+                let entry = entry.map_err(io)?;
+                if entry.path().is_dir() {
+                    names.push(entry.file_name().to_string_lossy().into_owned());
+                }
+            }
+            return Ok(names);
+        }
+        self.retry(|| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_static(PAGE_ACCEPT));
+            let resp = self.send(&url, headers)?;
+            let content_type =
+                resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let body = self.read_page(resp, &url, max)?;
+            Ok(wire::root_names(&body, &content_type))
+        })
+        .map_err(GaveUp::into_error)
+    }
+
     /// The index URL the client was made for.
     pub fn index(&self) -> &Url {
         &self.index

@@ -134,6 +134,28 @@ pub struct RootProject {
     pub name: String,
 }
 
+/// The project names of a root page: PEP 691 JSON's `projects`, or the
+/// text of every link of a PEP 503 page. Anything unreadable gives none.
+pub fn root_names(body: &[u8], content_type: &str) -> Vec<String> {
+    if content_type.contains("json") {
+        return serde_json::from_slice::<RootPage>(body)
+            .map(|r| r.projects.into_iter().map(|p| p.name).collect())
+            .unwrap_or_default();
+    }
+    let text = String::from_utf8_lossy(body);
+    let mut names = Vec::new();
+    let mut in_link = false;
+    for token in Tokenizer::new(text.as_ref()).flatten() {
+        match token {
+            Token::StartTag(tag) if tag.name.as_slice() == b"a" => in_link = true,
+            Token::EndTag(tag) if tag.name.as_slice() == b"a" => in_link = false,
+            Token::String(s) if in_link => names.push(String::from_utf8_lossy(&s).trim().to_string()),
+            _ => {}
+        }
+    }
+    names
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
     #[error("{url}: not a PEP 691 project page: {error}")]

@@ -8,7 +8,7 @@
 //! The previous tree is known by its `reports/security.json`, read back as
 //! data (a tree published by an older airlock, or none, counts as empty).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +37,41 @@ pub struct NewFinding {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TamperingRef {
     pub project: String,
+    /// The file refused (for a `--hash` no upstream file has: the hash).
     pub filename: String,
+    /// What was found, when it was a lock file's refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A finding that no longer affects a served version, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Resolved {
+    pub project: String,
+    pub version: String,
+    pub id: String,
+    /// `fixed-version-mirrored`: the version left and a fixed one is
+    /// served; `version-removed`: the version left; `advisory-withdrawn`:
+    /// the version is served and the snapshot no longer says it is affected.
+    pub why: ResolvedWhy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResolvedWhy {
+    FixedVersionMirrored,
+    VersionRemoved,
+    AdvisoryWithdrawn,
+}
+
+impl std::fmt::Display for ResolvedWhy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ResolvedWhy::FixedVersionMirrored => "a fixed version is mirrored",
+            ResolvedWhy::VersionRemoved => "the version left the mirror",
+            ResolvedWhy::AdvisoryWithdrawn => "the advisory no longer affects it",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +87,9 @@ pub struct Changes {
     pub blocked: Vec<VersionRef>,
     pub unblocked: Vec<VersionRef>,
     pub tampering: Vec<TamperingRef>,
+    /// Findings that no longer affect a served version.
+    #[serde(default)]
+    pub resolved: Vec<Resolved>,
     /// The full length of each list, when the lists are cut to what a feed
     /// entry shows ([`Changes::for_feed`]); never in changes.json.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +105,8 @@ pub struct Totals {
     pub blocked: usize,
     pub unblocked: usize,
     pub tampering: usize,
+    #[serde(default)]
+    pub resolved: usize,
 }
 
 /// Lines per list in a feed entry; the rest is counted, in changes.json.
@@ -83,6 +122,7 @@ impl Changes {
             blocked: self.blocked.len(),
             unblocked: self.unblocked.len(),
             tampering: self.tampering.len(),
+            resolved: self.resolved.len(),
         })
     }
 
@@ -104,6 +144,7 @@ impl Changes {
             blocked: cut(&self.blocked),
             unblocked: cut(&self.unblocked),
             tampering: cut(&self.tampering),
+            resolved: cut(&self.resolved),
             totals: Some(self.totals()),
         }
     }
@@ -124,15 +165,19 @@ impl Changes {
         if t.tampering > 0 {
             parts.push(format!("{} POSSIBLE TAMPERING", t.tampering));
         }
+        if t.resolved > 0 {
+            parts.push(format!("{} finding(s) resolved", t.resolved));
+        }
         parts.join(", ")
     }
 }
 
-/// What the previous tree's security.json says: versions, findings, blocked.
+/// What the previous tree's security.json says: versions, findings (with
+/// the versions that fix them), blocked, tampering and lock refusals.
 #[derive(Default)]
 struct Before {
     versions: BTreeSet<VersionRef>,
-    findings: BTreeSet<(String, String, String)>,
+    findings: BTreeMap<(String, String, String), Vec<String>>,
     blocked: BTreeSet<VersionRef>,
     tampering: BTreeSet<TamperingRef>,
 }
@@ -145,6 +190,26 @@ struct PreviousReport {
     projects: Vec<PreviousProject>,
     #[serde(default)]
     tampering: Vec<TamperingRef>,
+    #[serde(default)]
+    run: PreviousRun,
+}
+
+#[derive(Deserialize, Default)]
+struct PreviousRun {
+    #[serde(default)]
+    diagnostics: Vec<PreviousDiagnostic>,
+}
+
+#[derive(Deserialize)]
+struct PreviousDiagnostic {
+    code: String,
+    project: String,
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    message: String,
 }
 
 #[derive(Deserialize)]
@@ -159,6 +224,9 @@ struct PreviousVersion {
     version: String,
     #[serde(default)]
     blocked: bool,
+    /// Counted, not kept (a zero-sized element per file).
+    #[serde(default)]
+    files: Vec<serde::de::IgnoredAny>,
     #[serde(default)]
     advisories: Vec<PreviousAdvisory>,
 }
@@ -166,6 +234,33 @@ struct PreviousVersion {
 #[derive(Deserialize)]
 struct PreviousAdvisory {
     id: String,
+    #[serde(default)]
+    fixed_in: Vec<String>,
+}
+
+/// A refusal of the run that a report lists among its diagnostics but
+/// not among its versions: a malicious release kept out before it was
+/// fetched (`blocked`), a lock file's file or hash refused (tampering).
+enum Refusal {
+    Blocked(VersionRef),
+    Tampering(TamperingRef),
+}
+
+fn refusal(code: &str, project: &str, file: Option<&str>, version: Option<&str>, message: &str) -> Option<Refusal> {
+    match code {
+        "blocked" => Some(Refusal::Blocked(VersionRef { project: project.into(), version: version?.into() })),
+        "lock-mismatch" => Some(Refusal::Tampering(TamperingRef {
+            project: project.into(),
+            filename: file?.into(),
+            detail: Some(message.into()),
+        })),
+        "lock-unknown-hash" => Some(Refusal::Tampering(TamperingRef {
+            project: project.into(),
+            filename: message.split("--hash=").nth(1)?.split(',').next()?.trim().into(),
+            detail: Some(message.into()),
+        })),
+        _ => None,
+    }
 }
 
 fn before(previous: Option<&[u8]>) -> Option<Before> {
@@ -175,19 +270,35 @@ fn before(previous: Option<&[u8]>) -> Option<Before> {
         for ver in p.versions {
             let r = VersionRef { project: p.name.clone(), version: ver.version };
             for a in ver.advisories {
-                b.findings.insert((r.project.clone(), r.version.clone(), a.id));
+                b.findings.insert((r.project.clone(), r.version.clone(), a.id), a.fixed_in);
             }
             if ver.blocked {
                 b.blocked.insert(r.clone());
             }
-            b.versions.insert(r);
+            // A release refused before it was fetched is reported, not mirrored.
+            if !ver.files.is_empty() {
+                b.versions.insert(r);
+            }
         }
     }
-    b.tampering.extend(report.tampering);
+    b.tampering.extend(report.tampering.into_iter().map(|t| TamperingRef { detail: None, ..t }));
+    for d in &report.run.diagnostics {
+        match refusal(&d.code, &d.project, d.file.as_deref(), d.version.as_deref(), &d.message) {
+            Some(Refusal::Blocked(r)) => {
+                b.blocked.insert(r);
+            }
+            Some(Refusal::Tampering(t)) => {
+                b.tampering.insert(TamperingRef { detail: None, ..t });
+            }
+            None => {}
+        }
+    }
     Some(b)
 }
 
-/// The changes from the tree whose security.json is `previous` to this one.
+/// The changes from the tree whose security.json is `previous` to this
+/// one. A first tree has no before: every finding it serves is newly
+/// affected, so a feed's subscribers hear of what was vulnerable on day one.
 pub fn compute(inputs: Inputs<'_>, previous: Option<&[u8]>) -> Changes {
     let audit = inputs.audit;
     let prev = before(previous);
@@ -199,8 +310,8 @@ pub fn compute(inputs: Inputs<'_>, previous: Option<&[u8]>) -> Changes {
         let r = VersionRef { project: v.project.to_string(), version: v.version.to_string() };
         for f in &v.findings {
             let key = (r.project.clone(), r.version.clone(), f.id.clone());
-            // A version new to the mirror is "added", not newly affected.
-            if !first && prev.versions.contains(&r) && !prev.findings.contains(&key) {
+            // A version new to a mirror that had a tree is "added", not newly affected.
+            if first || (prev.versions.contains(&r) && !prev.findings.contains_key(&key)) {
                 newly_affected.push(NewFinding {
                     project: r.project.clone(),
                     version: r.version.clone(),
@@ -209,16 +320,41 @@ pub fn compute(inputs: Inputs<'_>, previous: Option<&[u8]>) -> Changes {
                     malicious: f.malicious,
                 });
             }
+            now.findings.insert(key, Vec::new());
         }
         if v.blocked {
             now.blocked.insert(r.clone());
         }
-        now.versions.insert(r);
+        if !v.files.is_empty() {
+            now.versions.insert(r);
+        }
     }
     for t in &audit.tampering {
-        now.tampering.insert(TamperingRef { project: t.project.to_string(), filename: t.filename.clone() });
+        now.tampering.insert(TamperingRef { project: t.project.to_string(), filename: t.filename.clone(), detail: None });
     }
+    let mut refused_tampering = Vec::new();
+    for d in inputs.diagnostics {
+        let version = d.version().map(ToString::to_string);
+        match refusal(d.code(), d.project().as_str(), d.filename(), version.as_deref(), &d.to_string()) {
+            Some(Refusal::Blocked(r)) => {
+                now.blocked.insert(r);
+            }
+            Some(Refusal::Tampering(t)) => refused_tampering.push(t),
+            None => {}
+        }
+    }
+    // Tampering is new when its (project, file) was not reported before.
+    let mut tampering: Vec<TamperingRef> = now
+        .tampering
+        .iter()
+        .chain(&refused_tampering)
+        .filter(|t| !prev.tampering.contains(&TamperingRef { detail: None, ..(*t).clone() }))
+        .cloned()
+        .collect();
+    tampering.sort();
+    tampering.dedup_by(|a, b| a.project == b.project && a.filename == b.filename);
     newly_affected.sort();
+    let resolved = resolved(&prev, &now);
     Changes {
         schema: SCHEMA.into(),
         generated_at: audit.generated_at.to_string(),
@@ -229,9 +365,33 @@ pub fn compute(inputs: Inputs<'_>, previous: Option<&[u8]>) -> Changes {
         newly_affected,
         blocked: now.blocked.difference(&prev.blocked).cloned().collect(),
         unblocked: prev.blocked.intersection(&now.versions).filter(|r| !now.blocked.contains(*r)).cloned().collect(),
-        tampering: now.tampering.difference(&prev.tampering).cloned().collect(),
+        tampering,
+        resolved,
         totals: None,
     }
+}
+
+/// Findings of the previous tree that this one no longer has, and why.
+fn resolved(prev: &Before, now: &Before) -> Vec<Resolved> {
+    let mut out = Vec::new();
+    for ((project, version, id), fixed_in) in &prev.findings {
+        if now.findings.contains_key(&(project.clone(), version.clone(), id.clone())) {
+            continue;
+        }
+        let served = now.versions.contains(&VersionRef { project: project.clone(), version: version.clone() });
+        let why = if served {
+            ResolvedWhy::AdvisoryWithdrawn
+        } else if fixed_in
+            .iter()
+            .any(|f| now.versions.contains(&VersionRef { project: project.clone(), version: f.clone() }))
+        {
+            ResolvedWhy::FixedVersionMirrored
+        } else {
+            ResolvedWhy::VersionRemoved
+        };
+        out.push(Resolved { project: project.clone(), version: version.clone(), id: id.clone(), why });
+    }
+    out
 }
 
 /// changes.json, streamed (a first build's lists every version).
@@ -286,8 +446,19 @@ pub fn render_feed(mirror: &str, updated: &str, runs: &[(i64, Changes)]) -> Vec<
         section("unblocked", c.unblocked.iter().map(v).collect(), totals.unblocked);
         section(
             "POSSIBLE TAMPERING",
-            c.tampering.iter().map(|t| format!("{} {}", t.project, t.filename)).collect(),
+            c.tampering
+                .iter()
+                .map(|t| match &t.detail {
+                    Some(d) => d.clone(),
+                    None => format!("{} {}", t.project, t.filename),
+                })
+                .collect(),
             totals.tampering,
+        );
+        section(
+            "resolved (no longer affected)",
+            c.resolved.iter().map(|r| format!("{} {}: {} ({})", r.project, r.version, r.id, r.why)).collect(),
+            totals.resolved,
         );
         out.push_str("  <entry>\n");
         out.push_str(&format!("    <id>{id_base}:run:{run}</id>\n"));

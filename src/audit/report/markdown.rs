@@ -58,7 +58,6 @@ fn changes_section(md: &mut String, c: &super::changes::Changes) {
     let _ = writeln!(md, "### What changed\n");
     if c.first {
         let _ = writeln!(md, "The first published tree: {} version(s) mirrored.\n", t.added);
-        return;
     }
     let versions =
         |v: &[super::changes::VersionRef], n| names(v.iter().map(|r| format!("{} {}", r.project, r.version)), n);
@@ -79,8 +78,16 @@ fn changes_section(md: &mut String, c: &super::changes::Changes) {
         );
         lines.push(format!("{} new advisory finding(s): {found}", t.newly_affected));
     }
+    if t.resolved > 0 {
+        let found = names(
+            c.resolved.iter().map(|r| format!("{} {} ({}: {})", r.project, r.version, r.id, r.why)),
+            t.resolved,
+        );
+        lines.push(format!("{} finding(s) resolved: {found}", t.resolved));
+    }
+    let added = if c.first { 0 } else { t.added };
     for (what, list, n) in [
-        ("added", &c.added, t.added),
+        ("added", &c.added, added),
         ("removed", &c.removed, t.removed),
         ("newly blocked", &c.blocked, t.blocked),
         ("unblocked", &c.unblocked, t.unblocked),
@@ -88,6 +95,9 @@ fn changes_section(md: &mut String, c: &super::changes::Changes) {
         if n > 0 {
             lines.push(format!("{n} version(s) {what}: {}", versions(list, n)));
         }
+    }
+    if lines.is_empty() && c.first {
+        return;
     }
     if lines.is_empty() {
         let _ = writeln!(md, "Nothing changed in the mirrored versions or their advisories since the last tree.\n");

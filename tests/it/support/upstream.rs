@@ -332,7 +332,17 @@ impl Upstream {
         if let Some(rest) = path.strip_prefix("/simple/") {
             let name = rest.trim_end_matches('/');
             if name.is_empty() {
-                return respond(&mut stream, 200, &[("Content-Type", "text/html")], b"<html></html>");
+                // PEP 503's root: a link per project, as the upstream spells it.
+                let links: String = {
+                    let inner = self.inner.lock().unwrap();
+                    inner
+                        .projects
+                        .iter()
+                        .map(|(n, (display, _))| format!("<a href=\"{n}/\">{}</a>\n", escape(display)))
+                        .collect()
+                };
+                let body = format!("<html><body>\n{links}</body></html>\n");
+                return respond(&mut stream, 200, &[("Content-Type", "text/html")], body.as_bytes());
             }
             if normalize(name) != name {
                 let location = format!("/simple/{}/", normalize(name));
