@@ -31,7 +31,9 @@ pub enum AdvisoryError {
         "advisory source {location} holds no OSV records{errors}: an empty or unmounted directory, or the wrong file? No snapshot is built from it"
     )]
     EmptySource { location: String, errors: String },
-    #[error("the advisory sources hold no PyPI advisory ({records} record(s) read, none for PyPI): no snapshot is built from them")]
+    #[error(
+        "the advisory sources hold no PyPI advisory ({records} record(s) read, none for PyPI): no snapshot is built from them"
+    )]
     NoAdvisories { records: usize },
     #[error(
         "the new snapshot has {new} advisories, less than half of the {old} in {path}: refused (a source that lost most of its records?); rerun with --allow-shrink if that is right"

@@ -105,7 +105,12 @@ pub fn read(path: &Path) -> Result<Parsed, SourceError> {
 /// checkouts is a common layout); a link loop is an error naming it.
 fn read_dir(dir: &Path) -> Result<Parsed, SourceError> {
     let mut files: Vec<PathBuf> = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name().into_iter().filter_entry(|e| e.file_name() != ".git") {
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.file_name() != ".git")
+    {
         let entry = entry.map_err(|e| SourceError::Io(e.into()))?;
         if entry.file_type().is_file() && is_record_file(&entry.file_name().to_string_lossy()) {
             files.push(entry.into_path());

@@ -261,7 +261,9 @@ fn removals(current: &[TreeEntry], current_root: &Path, bundle: &BundleManifest,
     }
     let total = current
         .iter()
-        .filter(|e| e.path.starts_with("packages/") && !e.path.ends_with(".metadata") && !e.path.ends_with(".provenance"))
+        .filter(|e| {
+            e.path.starts_with("packages/") && !e.path.ends_with(".metadata") && !e.path.ends_with(".provenance")
+        })
         .count() as u64;
     (removed, total)
 }

@@ -104,7 +104,12 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
     // What the build would refuse before fetching (malicious releases);
     // a snapshot the policy would reject is the build's to report.
     let loaded = crate::audit::load_snapshot(&manifest.advisories, &manifest.policy, crate::util::clock::output_time())
-        .unwrap_or(crate::audit::LoadedSnapshot { snapshot: None, info: None, status: crate::audit::Status::Unaudited, banner: None });
+        .unwrap_or(crate::audit::LoadedSnapshot {
+            snapshot: None,
+            info: None,
+            status: crate::audit::Status::Unaudited,
+            banner: None,
+        });
     let want = wanted(&manifest.select);
     let projects: Vec<_> = want.requested.keys().cloned().collect();
     let mut diags = Diagnostics::default();

@@ -105,9 +105,9 @@ pub fn expand(
             fresh.len()
         );
         for (p, lines) in new {
-            let entry = requested.entry(p.clone()).or_insert_with(|| {
-                inputs.constraints.get(&p).into_iter().flatten().cloned().collect()
-            });
+            let entry = requested
+                .entry(p.clone())
+                .or_insert_with(|| inputs.constraints.get(&p).into_iter().flatten().cloned().collect());
             entry.extend(lines);
         }
         let more = views::gather(client, &run.state, &fresh, opts.jobs, inputs.since, diags)?;

@@ -272,7 +272,14 @@ fn to_plan(
     sw.lap("upstream views");
     signal::check()?;
     let tmp = run.store.tmp_dir().to_path_buf();
-    let cx = resolve::ResolveInputs { select: &manifest.select, constraints: &want.constraints, client, jobs, tmp: &tmp, since };
+    let cx = resolve::ResolveInputs {
+        select: &manifest.select,
+        constraints: &want.constraints,
+        client,
+        jobs,
+        tmp: &tmp,
+        since,
+    };
     let (requested, select, views, resolved) = resolve::resolve(&run.state, &cx, batch, views, diags)?;
     run.state.put_project_views(&views.updated)?;
     let id = run.id;

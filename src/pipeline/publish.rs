@@ -186,7 +186,7 @@ impl Withheld<'_> {
 /// rows are never all in memory.
 fn each_batch(
     run: &Run,
-    withheld: &Withheld<'_>,
+    (withheld, mut listed): (&Withheld<'_>, Option<&mut Vec<u64>>),
     mut f: impl FnMut(&[SiteFile]) -> Result<(), Error>,
 ) -> Result<(), Error> {
     /// Files per batch: enough for every core to render in parallel.
@@ -202,7 +202,16 @@ fn each_batch(
             failed = f(&batch).err();
             batch.clear();
         }
-        batch.extend(site_file(store, a).ok().filter(|f| withheld.keeps(f)));
+        let Ok(file) = site_file(store, a) else { return };
+        // What the selection lists, blocked or not: the removal guard
+        // counts what the selection drops, not what the policy withholds
+        // (a block must apply at once, in a nightly nobody watches).
+        if let Some(keys) = listed.as_deref_mut().filter(|_| file.listed) {
+            keys.push(Listed::key(&file.project, file.filename.as_str()));
+        }
+        if withheld.keeps(&file) {
+            batch.push(file);
+        }
     })?;
     match failed {
         Some(e) => Err(e),
@@ -308,11 +317,16 @@ fn audit(
             _ => None,
         })
         .collect();
-    let held: HashSet<(&ProjectName, &crate::dist::Version)> = mirrored.iter().map(|m| (&m.project, &m.version)).collect();
+    let held: HashSet<(&ProjectName, &crate::dist::Version)> =
+        mirrored.iter().map(|m| (&m.project, &m.version)).collect();
     let never: Vec<crate::audit::Mirrored> = refused
         .iter()
         .filter(|(p, v)| !held.contains(&(p, v)))
-        .map(|(project, version)| crate::audit::Mirrored { project: project.clone(), version: version.clone(), files: Vec::new() })
+        .map(|(project, version)| crate::audit::Mirrored {
+            project: project.clone(),
+            version: version.clone(),
+            files: Vec::new(),
+        })
         .collect();
     mirrored.extend(never);
     let audit = Audit::join(mirrored, p.loaded, p.policy, generated_at, &p.mirror, tampering);
@@ -376,10 +390,7 @@ fn render(
     };
     let mut site = SiteRender::new(p.templates, staged.dir());
     let mut listed = Vec::new();
-    each_batch(run, withheld, |batch| {
-        listed.extend(batch.iter().filter(|f| f.listed).map(|f| Listed::key(&f.project, f.filename.as_str())));
-        Ok(site.projects(batch)?)
-    })?;
+    each_batch(run, (withheld, Some(&mut listed)), |batch| Ok(site.projects(batch)?))?;
     listed.sort_unstable();
     let mut entries = site.finish(&info, Some(&inputs.audit.landing()))?;
     entries.extend(written);
@@ -472,7 +483,7 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
         // Resolution reads the whole tree as an index: the one step that
         // holds every file (only for mirrors that claim dependencies).
         let mut files = Vec::new();
-        each_batch(run, &withheld, |batch| {
+        each_batch(run, (&withheld, None), |batch| {
             files.extend_from_slice(batch);
             Ok(())
         })?;

@@ -198,7 +198,13 @@ fn widen(
     tasks
 }
 
-fn run_task(index: &dyn Index, inputs: &ResolveInputs<'_>, envs: &[TargetEnv], requested: &Requested, t: &Task) -> Outcome {
+fn run_task(
+    index: &dyn Index,
+    inputs: &ResolveInputs<'_>,
+    envs: &[TargetEnv],
+    requested: &Requested,
+    t: &Task,
+) -> Outcome {
     let (select, env) = (inputs.select, &envs[t.env]);
     let (roots, mut constraints) = roots(requested, inputs.constraints, select, env);
     if let Some((p, v)) = &t.pin {
@@ -350,7 +356,9 @@ pub fn resolve(
     let tasks: Vec<Task> = envs
         .iter()
         .enumerate()
-        .flat_map(|(i, env)| widen(&index, select, env, i, &roots(&requested, inputs.constraints, select, env).0, &base[i]))
+        .flat_map(|(i, env)| {
+            widen(&index, select, env, i, &roots(&requested, inputs.constraints, select, env).0, &base[i])
+        })
         .collect();
     let widened: Vec<Outcome> = crate::util::with_pool(inputs.jobs, || {
         tasks.par_iter().map(|t| run_task(&index, inputs, &envs, &requested, t)).collect()
@@ -382,7 +390,8 @@ pub fn resolve(
             continue;
         }
         let mut pins = Pins::new();
-        let outcomes = std::iter::once(&base[i]).chain(tasks.iter().zip(&widened).filter(|(t, _)| t.env == i).map(|(_, o)| o));
+        let outcomes =
+            std::iter::once(&base[i]).chain(tasks.iter().zip(&widened).filter(|(t, _)| t.env == i).map(|(_, o)| o));
         for outcome in outcomes {
             if let Outcome::Resolved(r) = outcome {
                 for (p, v) in &r.pins {
@@ -422,9 +431,9 @@ fn seed(index: &UpstreamIndex<'_>, views: Views) {
 
 fn log(resolved: &Resolved) {
     for (env, outcome) in &resolved.envs {
-        match outcome {
-            Outcome::Resolved(r) => tracing::info!("{}: resolved {} project(s)", env.name(), r.pins.len()),
-            _ => tracing::warn!("{}: the requested requirements do not resolve (see installability)", env.name()),
+        // An environment that does not resolve is said, with why, by the stage's diagnostics.
+        if let Outcome::Resolved(r) = outcome {
+            tracing::info!("{}: resolved {} project(s)", env.name(), r.pins.len());
         }
     }
     let versions: usize = resolved.pins.values().map(BTreeSet::len).sum();

@@ -162,8 +162,12 @@ pub fn gather(
     });
     progress.finish();
     let mut results = results;
-    let mut missing: Vec<Diagnostic> =
-        results.iter().filter_map(|(_, r)| r.as_ref().err()).filter(|d| matches!(d, Diagnostic::NotUpstream { .. })).cloned().collect();
+    let mut missing: Vec<Diagnostic> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err())
+        .filter(|d| matches!(d, Diagnostic::NotUpstream { .. }))
+        .cloned()
+        .collect();
     suggest(client, &mut missing);
     for (_, r) in &mut results {
         if let Err(d @ Diagnostic::NotUpstream { .. }) = r
@@ -300,9 +304,11 @@ pub fn gather_one(
         }
         Err(e) => match old {
             Some(v) => Ok(stored(v, Freshness::Cached, Some(failed(e.to_string(), true)))),
-            None if matches!(e, crate::upstream::UpstreamError::NotFound { .. }) => {
-                Err(Diagnostic::NotUpstream { project: project.clone(), message: e.to_string(), suggestions: Vec::new() })
-            }
+            None if matches!(e, crate::upstream::UpstreamError::NotFound { .. }) => Err(Diagnostic::NotUpstream {
+                project: project.clone(),
+                message: e.to_string(),
+                suggestions: Vec::new(),
+            }),
             None => Err(failed(e.to_string(), false)),
         },
     }

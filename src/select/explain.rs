@@ -92,7 +92,30 @@ impl Clause {
     }
 }
 
-fn collect(tree: &DerivationTree<Pkg, Ranges<Version>, String>, out: &mut BTreeSet<Clause>, depth: usize) {
+/// Projects whose dependencies the tree names: "no version of `app`
+/// matching `>1.0`" says nothing once "`app 1.0` needs ..." is said.
+fn dependents<'a>(tree: &'a DerivationTree<Pkg, Ranges<Version>, String>, out: &mut BTreeSet<&'a Pkg>, depth: usize) {
+    if depth > 256 {
+        return;
+    }
+    match tree {
+        DerivationTree::Derived(d) => {
+            dependents(&d.cause1, out, depth + 1);
+            dependents(&d.cause2, out, depth + 1);
+        }
+        DerivationTree::External(External::FromDependencyOf(p, ..)) => {
+            out.insert(p);
+        }
+        DerivationTree::External(_) => {}
+    }
+}
+
+fn collect(
+    tree: &DerivationTree<Pkg, Ranges<Version>, String>,
+    known: &BTreeSet<&Pkg>,
+    out: &mut BTreeSet<Clause>,
+    depth: usize,
+) {
     // The trees of real conflicts are shallow; a bound keeps a pathological
     // one from recursing without end.
     if depth > 256 {
@@ -100,11 +123,13 @@ fn collect(tree: &DerivationTree<Pkg, Ranges<Version>, String>, out: &mut BTreeS
     }
     match tree {
         DerivationTree::Derived(d) => {
-            collect(&d.cause1, out, depth + 1);
-            collect(&d.cause2, out, depth + 1);
+            collect(&d.cause1, known, out, depth + 1);
+            collect(&d.cause2, known, out, depth + 1);
         }
         DerivationTree::External(e) => match e {
             External::NotRoot(..) => {}
+            // Asking for a project at all explains nothing; a range does.
+            External::FromDependencyOf(Pkg::Root, _, _, range) if *range == Ranges::full() => {}
             External::FromDependencyOf(Pkg::Root, _, dep, range) => {
                 out.insert(Clause::Asked(format!("you asked for {}", versioned(dep, range))));
             }
@@ -114,6 +139,7 @@ fn collect(tree: &DerivationTree<Pkg, Ranges<Version>, String>, out: &mut BTreeS
             External::FromDependencyOf(p, vs, dep, range) => {
                 out.insert(Clause::Needs(format!("{} needs {}", versioned(p, vs), versioned(dep, range))));
             }
+            External::NoVersions(p, _) if known.contains(p) => {}
             External::NoVersions(p, range) => {
                 let what = if *range == Ranges::full() {
                     format!("no version of `{p}` can be installed here")
@@ -135,8 +161,10 @@ const SHOWN: usize = 8;
 /// Why a resolution failed, as the facts it rests on: what was asked,
 /// what the chosen versions need, what is not available, in that order.
 pub fn plainly(tree: &DerivationTree<Pkg, Ranges<Version>, String>) -> String {
+    let mut known = BTreeSet::new();
+    dependents(tree, &mut known, 0);
     let mut clauses = BTreeSet::new();
-    collect(tree, &mut clauses, 0);
+    collect(tree, &known, &mut clauses, 0);
     // What the operator wrote comes last, where it reads as the answer to
     // what the projects need: "app 1.0 needs lib-core>=2; you asked for lib-core<1".
     let mut ordered: Vec<&Clause> = clauses.iter().filter(|c| !matches!(c, Clause::Asked(_))).collect();

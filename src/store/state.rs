@@ -931,7 +931,8 @@ impl State {
     /// Record environments that resolved in run `run`.
     pub fn put_resolutions(&mut self, run: i64, good: &[(String, Pins)]) -> Result<(), StateError> {
         self.in_tx(|tx| {
-            let mut stmt = tx.prepare_cached("INSERT OR REPLACE INTO resolutions (env, pins, run) VALUES (?1, ?2, ?3)")?;
+            let mut stmt =
+                tx.prepare_cached("INSERT OR REPLACE INTO resolutions (env, pins, run) VALUES (?1, ?2, ?3)")?;
             for (env, pins) in good {
                 let raw: std::collections::BTreeMap<&str, Vec<String>> =
                     pins.iter().map(|(p, vs)| (p.as_str(), vs.iter().map(ToString::to_string).collect())).collect();

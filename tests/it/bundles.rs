@@ -17,7 +17,8 @@ fn mirror_with(projects: &[&str]) -> Env {
 
 fn set_projects(env: &Env, projects: &[&str]) {
     let list: Vec<String> = projects.iter().map(|p| format!("\"{p}\"")).collect();
-    env.manifest(&format!("keep_runs = 0\n[select]\npackages = [{}]\n", list.join(", ")));
+    // Dropping projects is what these tests do: the removal guard has tests of its own.
+    env.manifest(&format!("keep_runs = 0\nmax_removed = \"100%\"\n[select]\npackages = [{}]\n", list.join(", ")));
 }
 
 fn export(env: &Env, name: &str, args: &[&str]) -> PathBuf {
@@ -152,7 +153,14 @@ fn incrementals_apply_in_order_and_gaps_and_replays_are_refused() {
         "{}",
         stderr(&a)
     );
-    import(&env, &inc1, &into).success();
+    // It unlists beta, half of what the air gap serves: refused until allowed.
+    let a = import(&env, &inc1, &into).code(1);
+    assert!(
+        stderr(&a).contains("it unlists 1 of the 2 file(s)") && stderr(&a).contains("--allow-removals"),
+        "{}",
+        stderr(&a)
+    );
+    env.airlock().arg("import").arg(&inc1).arg("--into").arg(&into).arg("--allow-removals").assert().success();
     assert!(!into.join("packages/beta").exists() && into.join("packages/gamma").exists());
     // Replay: the same bundle again, or the full one.
     let a = import(&env, &inc1, &into).code(1);

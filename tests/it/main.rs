@@ -7,6 +7,7 @@ mod advisories;
 mod architecture;
 mod bundles;
 mod e2e;
+mod fail_closed;
 mod faults;
 mod first_run;
 mod fuzz;

@@ -177,7 +177,7 @@ fn a_dropped_project_leaves_the_index_at_once_and_the_store_after_keep_runs() {
     env.manifest("keep_runs = 2\n[select]\npackages = [\"stay\", \"drop\"]\n");
     env.build().success(); // run 1
     let pkg = "packages/drop/drop-1.0-py3-none-any.whl";
-    env.manifest("keep_runs = 2\n[select]\npackages = [\"stay\"]\n");
+    env.manifest("keep_runs = 2\nmax_removed = 1\n[select]\npackages = [\"stay\"]\n");
     let plan = env.airlock().arg("plan").assert().success();
     assert!(
         String::from_utf8_lossy(&plan.get_output().stdout)
@@ -259,7 +259,7 @@ fn an_unchanged_rerun_replans_nothing_and_publishes_nothing() {
     assert_ne!(served_target(&env.public()), served);
     // A manifest change re-plans without any page change.
     env.manifest("[select]\npackages = [\"one\", \"two<2\"]\n");
-    env.build().success();
+    env.airlock().args(["build", "--allow-removals"]).assert().success();
     assert_eq!(listed(&env.public(), "two"), ["two-1.0-py3-none-any.whl"]);
 }
 
@@ -385,7 +385,7 @@ fn batched_runs_build_exactly_what_one_batch_builds() {
         summary_line(&a.success())
     };
     let both = |rest: &str| {
-        env.manifest(rest);
+        env.manifest(&format!("max_removed = \"100%\"\n{rest}"));
         std::fs::copy(env.path("mirror.toml"), other.path().join("mirror.toml")).unwrap();
         let (one, all) = (run(env.dir.path(), "1"), run(other.path(), "1000"));
         assert_eq!(one, all, "the summaries differ");

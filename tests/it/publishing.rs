@@ -172,7 +172,7 @@ fn s3_publish_uploads_what_changed_with_the_right_types() {
         env.upstream.add(p, FakeFile::new(sdist(p, "1.0")));
     }
     let manifest = |packages: &str| {
-        env.manifest(&format!("keep_runs = 0\n[select]\npackages = [{packages}]\n[publish]\nto = \"s3://{bucket}/pypi\"\ndelete_after_hours = 0\n"))
+        env.manifest(&format!("keep_runs = 0\nmax_removed = \"100%\"\n[select]\npackages = [{packages}]\n[publish]\nto = \"s3://{bucket}/pypi\"\ndelete_after_hours = 0\n"))
     };
     manifest("\"alpha\", \"beta\"");
     env.build().success();

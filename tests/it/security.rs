@@ -806,3 +806,89 @@ for e in root.findall("a:entry", ns):
     assert!(entries[1].starts_with("run 2: 1 added, 0 removed"), "{entries:?}");
     assert!(entries[1].contains("2024-06-01T00:01:40Z"), "{entries:?}");
 }
+
+#[test]
+fn the_first_tree_reports_its_findings_and_a_blocked_breach_is_no_breach() {
+    let env = vulnerable_mirror(&[]);
+    // Every offending version is blocked, so none is served: exit 0,
+    // the blocked versions listed.
+    manifest_with_policy(&env, "block = \"high\"\nfail_on = \"high\"\nunknown_severity = \"low\"");
+    let a = build_at(&env, NOW).success();
+    assert!(stderr(&a).contains("blocked by policy: vulnlib 1.0"), "{}", stderr(&a));
+    let r = report(&env);
+    assert_eq!(version(&r, "vulnlib", "1.0")["blocked"], true);
+    assert_eq!(r["summary"]["blocked_versions"], 1);
+    // A first tree has no before: what it serves vulnerable is news.
+    let changes: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.public().join("reports/changes.json")).unwrap()).unwrap();
+    assert_eq!(changes["first"], true);
+    let ids: Vec<&str> =
+        changes["newly_affected"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"GHSA-crit-crit-crit") && ids.contains(&"PYSEC-2099-3"), "{changes}");
+    assert_eq!(changes["blocked"], serde_json::json!([{"project": "vulnlib", "version": "1.0"}]));
+    let md = std::fs::read_to_string(env.public().join("reports/summary.md")).unwrap();
+    assert!(md.contains("new advisory finding(s)"), "{md}");
+    // A served version at the threshold still breaches.
+    manifest_with_policy(&env, "block = \"critical\"\nfail_on = \"medium\"\nunknown_severity = \"low\"");
+    build_at(&env, NOW).code(3);
+}
+
+#[test]
+fn a_malicious_release_is_never_requested_from_the_upstream() {
+    let env = Env::new(Flavour::Json);
+    for v in ["1.0", "1.1"] {
+        env.upstream.add("evilpkg", FakeFile::new(wheel("evilpkg", v, WheelSpec::default())));
+    }
+    snapshot_of(&env, &osv("malicious"));
+    manifest_without_severity_policy(&env, "evilpkg", "");
+    build_at(&env, NOW).success();
+    let files = env.upstream.file_requests();
+    assert!(!files.iter().any(|f| f.contains("evilpkg-1.0")), "{files:?}");
+    assert!(files.iter().any(|f| f.contains("evilpkg-1.1")), "{files:?}");
+    assert!(!env.path(".airlock/store/evilpkg/evilpkg-1.0-py3-none-any.whl").exists());
+    // A rerun says it again, and still asks for nothing of it.
+    env.upstream.clear_requests();
+    let a = build_at(&env, NOW).success();
+    assert!(stderr(&a).contains("MALICIOUS: evilpkg 1.0"), "{}", stderr(&a));
+    assert!(env.upstream.file_requests().is_empty(), "{:?}", env.upstream.file_requests());
+}
+
+#[test]
+fn findings_that_leave_are_reported_as_resolved_with_why() {
+    let env = vulnerable_mirror(&[]);
+    manifest_with_policy(&env, "fail_on = \"none\"");
+    build_at(&env, NOW).success();
+    // vulnlib 1.0 leaves while 1.1 and 2.0 (its fixes) stay; nosev's
+    // advisory is withdrawn from the snapshot.
+    env.manifest(
+        "[select]\npackages = [\"vulnlib>=1.1\", \"nosev\"]\n[advisories]\nmax_age_days = 30\n[policy]\nfail_on = \"none\"\n",
+    );
+    let fewer = env.path("fewer");
+    std::fs::create_dir_all(&fewer).unwrap();
+    for f in ["GHSA-crit-crit-crit.json", "PYSEC-2099-2.json"] {
+        std::fs::copy(osv("policy").join(f), fewer.join(f)).unwrap();
+    }
+    snapshot_of(&env, &fewer);
+    env.airlock().args(["build", "--allow-removals"]).env("SOURCE_DATE_EPOCH", NOW).assert().success();
+    let changes: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.public().join("reports/changes.json")).unwrap()).unwrap();
+    let resolved: Vec<(String, String, String)> = changes["resolved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                format!("{} {}", r["project"].as_str().unwrap(), r["version"].as_str().unwrap()),
+                r["id"].as_str().unwrap().to_string(),
+                r["why"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        resolved.contains(&("vulnlib 1.0".into(), "GHSA-crit-crit-crit".into(), "fixed-version-mirrored".into())),
+        "{changes}"
+    );
+    assert!(resolved.contains(&("nosev 1.0".into(), "PYSEC-2099-3".into(), "advisory-withdrawn".into())), "{changes}");
+    let feed = std::fs::read_to_string(env.public().join("reports/feed.xml")).unwrap();
+    assert!(feed.contains("resolved (no longer affected)"), "{feed}");
+}

@@ -330,7 +330,11 @@ pub fn compute(inputs: Inputs<'_>, previous: Option<&[u8]>) -> Changes {
         }
     }
     for t in &audit.tampering {
-        now.tampering.insert(TamperingRef { project: t.project.to_string(), filename: t.filename.clone(), detail: None });
+        now.tampering.insert(TamperingRef {
+            project: t.project.to_string(),
+            filename: t.filename.clone(),
+            detail: None,
+        });
     }
     let mut refused_tampering = Vec::new();
     for d in inputs.diagnostics {

@@ -79,10 +79,8 @@ fn changes_section(md: &mut String, c: &super::changes::Changes) {
         lines.push(format!("{} new advisory finding(s): {found}", t.newly_affected));
     }
     if t.resolved > 0 {
-        let found = names(
-            c.resolved.iter().map(|r| format!("{} {} ({}: {})", r.project, r.version, r.id, r.why)),
-            t.resolved,
-        );
+        let found =
+            names(c.resolved.iter().map(|r| format!("{} {} ({}: {})", r.project, r.version, r.id, r.why)), t.resolved);
         lines.push(format!("{} finding(s) resolved: {found}", t.resolved));
     }
     let added = if c.first { 0 } else { t.added };
