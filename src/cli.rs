@@ -448,25 +448,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             );
             Ok(Exit::Success)
         }
-        Command::Publish { config, to } => {
-            let manifest = load(&config)?;
-            let to = to.or_else(|| manifest.publish.to.clone()).ok_or_else(|| {
-                Error::Usage(
-                    "nowhere to publish: give --to s3://bucket/prefix or a directory, or set [publish] to".into(),
-                )
-            })?;
-            let dest: crate::publish::Destination = to.parse()?;
-            let target = crate::publish::target(&dest, &manifest.publish, manifest.mirror.jobs)?;
-            let m = &manifest.mirror;
-            let session = crate::run::Session::open(m, &m.output, "publish")?;
-            let served = session.served("publish")?;
-            let report = target.publish(&served.root, &served.listing, served.run)?;
-            tracing::info!("{}: {report}", target.describe());
-            for path in &report.uploaded {
-                tracing::debug!("uploaded {path}");
-            }
-            Ok(Exit::Success)
-        }
+        Command::Publish { config, to } => publish(&config, to),
         Command::Verify { config, repair } => {
             let manifest = load(&config)?;
             crate::commands::verify::verify(&manifest, repair)
@@ -500,6 +482,30 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             crate::commands::scan::scan(&source, &inputs, format, fail_on, output.as_deref())
         }
     }
+}
+
+/// `airlock publish`: the served tree to S3 or another directory.
+fn publish(config: &ConfigArg, to: Option<String>) -> Result<Exit, Error> {
+    let manifest = load(config)?;
+    let to = to.or_else(|| manifest.publish.to.clone()).ok_or_else(|| {
+        Error::Usage("nowhere to publish: give --to s3://bucket/prefix or a directory, or set [publish] to".into())
+    })?;
+    if let Some(bucket) = manifest.mirror.store_url.as_deref().and_then(|s| crate::manifest::overlap(s, &to)) {
+        return Err(Error::Usage(format!(
+            "--to {to} overlaps `[mirror] store` in bucket `{bucket}`: the publish would delete the store's objects as stale; publish beside it"
+        )));
+    }
+    let dest: crate::publish::Destination = to.parse()?;
+    let target = crate::publish::target(&dest, &manifest.publish, manifest.mirror.jobs)?;
+    let m = &manifest.mirror;
+    let session = crate::run::Session::open(m, &m.output, "publish")?;
+    let served = session.served("publish")?;
+    let report = target.publish(&served.root, &served.listing, served.run)?;
+    tracing::info!("{}: {report}", target.describe());
+    for path in &report.uploaded {
+        tracing::debug!("uploaded {path}");
+    }
+    Ok(Exit::Success)
 }
 
 fn advisories(cmd: AdvisoriesCommand) -> Result<Exit, Error> {

@@ -69,8 +69,12 @@ pub enum Diagnostic {
     NotInstallable { project: ProjectName, envs: Vec<String>, reason: String, fatal: bool },
     /// A selected file that is not stored, left out by an offline run.
     NotStored { project: ProjectName, filename: String },
-    /// A recorded file that is gone from the store.
-    MissingFromStore { project: ProjectName, filename: String },
+    /// A recorded file that is gone from the store and could not be
+    /// brought back (`why`): nothing is published.
+    MissingFromStore { project: ProjectName, filename: String, why: String },
+    /// A recorded file that was gone from the store, brought back
+    /// verified (`from` the served tree or the upstream).
+    Repaired { project: ProjectName, filename: String, from: String },
     /// The upstream now declares another sha256 for a mirrored file.
     Tampering(Tampering),
     /// A target environment the requested requirements do not resolve in
@@ -120,7 +124,7 @@ impl Diagnostic {
             | Diagnostic::Blocked { .. }
             | Diagnostic::SelectsNothing { .. }
             | Diagnostic::Skipped { .. } => Level::Warning,
-            Diagnostic::Pruned { .. } => Level::Note,
+            Diagnostic::Pruned { .. } | Diagnostic::Repaired { .. } => Level::Note,
         }
     }
 
@@ -140,6 +144,7 @@ impl Diagnostic {
             Diagnostic::PinUnusable { .. } => "pin-unusable",
             Diagnostic::NotStored { .. } => "not-stored",
             Diagnostic::MissingFromStore { .. } => "missing-from-store",
+            Diagnostic::Repaired { .. } => "repaired",
             Diagnostic::Tampering(_) => "possible-tampering",
             Diagnostic::Blocked { .. } => "blocked",
             Diagnostic::MaliciousFile { .. } => "malicious-file",
@@ -164,6 +169,7 @@ impl Diagnostic {
             | Diagnostic::PinUnusable { project, .. }
             | Diagnostic::NotStored { project, .. }
             | Diagnostic::MissingFromStore { project, .. }
+            | Diagnostic::Repaired { project, .. }
             | Diagnostic::Blocked { project, .. }
             | Diagnostic::MaliciousFile { project, .. }
             | Diagnostic::SelectsNothing { project, .. }
@@ -179,6 +185,7 @@ impl Diagnostic {
             Diagnostic::FetchFailed { filename, .. }
             | Diagnostic::NotStored { filename, .. }
             | Diagnostic::MissingFromStore { filename, .. }
+            | Diagnostic::Repaired { filename, .. }
             | Diagnostic::Skipped { filename, .. }
             | Diagnostic::Pruned { filename, .. }
             | Diagnostic::MaliciousFile { filename, .. }
@@ -206,6 +213,7 @@ impl Diagnostic {
                 | Diagnostic::UpstreamFailed { .. }
                 | Diagnostic::NotUpstream { .. }
                 | Diagnostic::PlanFailed { .. }
+                | Diagnostic::MissingFromStore { .. }
                 | Diagnostic::LockMismatch { .. }
                 | Diagnostic::LockUnknownHash { .. }
                 | Diagnostic::LockMissing { .. }
@@ -256,10 +264,16 @@ impl fmt::Display for Diagnostic {
             Diagnostic::NotStored { project, filename } => {
                 write!(f, "{project}: {filename} is not stored; offline, it is left out")
             }
-            Diagnostic::MissingFromStore { project, filename } => write!(
+            Diagnostic::MissingFromStore { project, filename, why } => write!(
                 f,
-                "{project}/{filename} is recorded but gone from the store; `airlock verify --repair` restores it"
+                "{project}/{filename} is recorded but gone from the store and cannot be brought back ({why}); nothing is published, the served tree stays as it was"
             ),
+            Diagnostic::Repaired { project, filename, from } => {
+                write!(
+                    f,
+                    "{project}/{filename} was gone from the store; restored from {from}, verified against its recorded sha256"
+                )
+            }
             Diagnostic::Tampering(t) => write!(
                 f,
                 "POSSIBLE TAMPERING: {}/{}: upstream now declares sha256 {}, but {} was mirrored; keeping the mirrored file and refusing the new one",
@@ -320,6 +334,13 @@ impl Diagnostics {
     /// Record one that was already logged when found (or need not be).
     pub fn push_quiet(&mut self, d: Diagnostic) {
         self.items.push(d);
+    }
+
+    /// Record one unless the stream already holds it (said by an earlier stage).
+    pub fn push_once(&mut self, d: Diagnostic) {
+        if !self.items.contains(&d) {
+            self.push(d);
+        }
     }
 
     pub fn extend(&mut self, ds: impl IntoIterator<Item = Diagnostic>) {

@@ -31,7 +31,7 @@ const OLDEST_READABLE: i64 = 1;
 /// a 30-pin check reads lazily in 32 ms; 10,000 pins cost 1.6 s lazily).
 pub const PRELOAD_AT: usize = 200;
 /// A snapshot bigger than this once decompressed is refused as a bomb.
-const MAX_DECOMPRESSED: u64 = 2 * 1024 * 1024 * 1024;
+const MAX_DECOMPRESSED: u64 = 1024 * 1024 * 1024;
 const SQLITE_MAGIC: &[u8] = b"SQLite format 3\0";
 
 #[derive(Debug, thiserror::Error)]
@@ -748,12 +748,18 @@ fn cache(sha256: &Sha256, image: &[u8]) {
 /// Decompress a snapshot image, bounded (a bomb is refused) and checked
 /// to be an SQLite database.
 fn decompress(compressed: &[u8]) -> Result<Vec<u8>, String> {
+    // A snapshot may come from anywhere (a mirror's tree, a URL): its
+    // image is bounded by its size as well as absolutely, so a bomb fails
+    // before it is allocated.
+    let max =
+        crate::util::bounded::limit(compressed.len() as u64, crate::util::bounded::RATIO, 64 << 20, MAX_DECOMPRESSED);
+    let too_big = || format!("decompresses to more than {} (a decompression bomb?)", crate::util::ui::human_bytes(max));
     // A frame that declares its size (airlock writes it) decompresses in
     // one call into one allocation: a quarter of the time of streaming,
     // which sets up a window for long-distance matching.
     if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(compressed) {
-        if size > MAX_DECOMPRESSED {
-            return Err(format!("decompresses to more than {MAX_DECOMPRESSED} bytes"));
+        if size > max {
+            return Err(too_big());
         }
         let image = zstd::bulk::Decompressor::new()
             .and_then(|mut d| d.decompress(compressed, size as usize))
@@ -766,11 +772,11 @@ fn decompress(compressed: &[u8]) -> Result<Vec<u8>, String> {
     let mut image = Vec::new();
     zstd::stream::Decoder::new(compressed)
         .map_err(|e| format!("not a zstd stream: {e}"))?
-        .take(MAX_DECOMPRESSED + 1)
+        .take(max + 1)
         .read_to_end(&mut image)
         .map_err(|e| format!("zstd: {e}"))?;
-    if image.len() as u64 > MAX_DECOMPRESSED {
-        return Err(format!("decompresses to more than {MAX_DECOMPRESSED} bytes"));
+    if image.len() as u64 > max {
+        return Err(too_big());
     }
     if !image.starts_with(SQLITE_MAGIC) {
         return Err("not an SQLite database".into());

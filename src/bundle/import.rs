@@ -14,28 +14,6 @@ use crate::tree::{Target, TreeEntry, listing_digest, place};
 use crate::util::hashing::{BUF_SIZE, HashingWriter};
 use crate::util::ui::{Progress, human_bytes};
 
-/// Stops a decompression bomb: an error once more than `limit` bytes came out.
-struct Bounded<R> {
-    inner: R,
-    read: u64,
-    limit: u64,
-}
-
-impl<R: Read> Read for Bounded<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if self.read > self.limit {
-            return Err(std::io::Error::other(format!(
-                "decompresses to more than {} ({MAX_RATIO} times its size, at least {}): refused as a decompression bomb",
-                human_bytes(self.limit),
-                human_bytes(RATIO_FLOOR)
-            )));
-        }
-        Ok(n)
-    }
-}
-
 #[derive(Debug)]
 pub struct ImportReport {
     pub to_run: i64,
@@ -285,7 +263,7 @@ pub fn import(
     let limit = compressed.saturating_mul(MAX_RATIO).max(RATIO_FLOOR);
     let decoder = zstd::stream::Decoder::new(fs_err::File::open(bundle_path)?)
         .map_err(|e| cx.invalid(format!("not a zstd stream: {e}")))?;
-    let mut archive = tar::Archive::new(Bounded { inner: decoder, read: 0, limit });
+    let mut archive = tar::Archive::new(crate::util::bounded::Bounded::new(decoder, limit));
     let mut entries = archive.entries().map_err(|e| cx.invalid(format!("not a tar archive: {e}")))?;
     // The manifest comes first, and decides everything else.
     let bundle = read_manifest(&cx, &mut entries, compressed, limit)?;

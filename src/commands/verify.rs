@@ -19,7 +19,6 @@ use crate::run::{ServedTree, Session};
 use crate::store::fetch::{self, FetchJob, FetchOptions};
 use crate::store::state::{Artifact, State};
 use crate::tree::TreeEntry;
-use crate::upstream::listing::UpstreamFile;
 use crate::util::hashing::{Sha256, hash_file};
 use crate::util::ui::{Progress, human_bytes};
 
@@ -250,7 +249,7 @@ fn fixes<'a>(
         if store_ok && is_metadata {
             fixes.push(Fix::Reextract(a));
         } else if !store_ok {
-            match upstream_file(a) {
+            match pipeline::repair::upstream_file(a) {
                 Ok(file) => fixes.push(Fix::Refetch(Box::new(FetchJob { project: a.project.clone(), file }))),
                 Err(e) => unrepaired.push(format!("cannot repair {}: {e}", p.path())),
             }
@@ -309,18 +308,4 @@ fn repair_store(manifest: &Manifest, report: &Report) -> Result<Vec<String>, Err
         }
     }
     Ok(unrepaired)
-}
-
-/// The upstream file an artifact came from, expected to hash as recorded.
-fn upstream_file(a: &Artifact) -> Result<UpstreamFile, String> {
-    Ok(UpstreamFile {
-        filename: a.filename.clone(),
-        url: url::Url::parse(&a.url).map_err(|e| format!("recorded URL {:?}: {e}", a.url))?,
-        sha256: Some(a.sha256),
-        size: Some(a.size),
-        requires_python: a.requires_python.clone(),
-        yanked: a.yanked.clone(),
-        upload_time: a.upload_time.as_deref().and_then(|t| t.parse().ok()),
-        metadata: Default::default(),
-    })
 }

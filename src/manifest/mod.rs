@@ -132,11 +132,12 @@ struct RawIgnore {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPublish {
-    to: Option<String>,
+    to: Option<Spanned<String>>,
     endpoint: Option<Spanned<String>>,
     region: Option<String>,
     path_style: Option<bool>,
     delete_after_hours: Option<Spanned<i64>>,
+    directory_keys: Option<Spanned<String>>,
 }
 
 // -------------------------------------------------------------- domain form
@@ -387,11 +388,34 @@ pub struct Publish {
     pub path_style: bool,
     /// Hours an object no longer in the tree stays in the bucket.
     pub delete_after_hours: u64,
+    /// Whether every `index.html` is also stored under its directory's key.
+    pub directory_keys: DirectoryKeys,
+}
+
+/// `[publish] directory_keys`: every `index.html` also under its
+/// directory's key (`simple/p/`), so clients install straight from a
+/// bucket's HTTP endpoint. Servers that map keys to files refuse a key
+/// ending in `/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DirectoryKeys {
+    /// Where the server takes them (tried once per target, then known).
+    #[default]
+    Auto,
+    /// Always: a server that refuses them fails the publish.
+    Always,
+    Never,
 }
 
 impl Default for Publish {
     fn default() -> Self {
-        Publish { to: None, endpoint: None, region: None, path_style: true, delete_after_hours: 24 }
+        Publish {
+            to: None,
+            endpoint: None,
+            region: None,
+            path_style: true,
+            delete_after_hours: 24,
+            directory_keys: DirectoryKeys::Auto,
+        }
     }
 }
 
@@ -504,6 +528,11 @@ impl Manifest {
             let p = Path::new(p);
             if p.is_absolute() || base == Path::new(".") { p.to_path_buf() } else { base.join(p) }
         };
+        let spans = (
+            raw.mirror.store.as_ref().map(|s| (s.get_ref().clone(), s.span())),
+            raw.publish.to.as_ref().map(|s| (s.get_ref().clone(), s.span())),
+        );
+        layout(&loc, &mut errs, spans);
         let mirror = load_mirror(&loc, &mut errs, raw.mirror, &resolve);
         let select = load_select(&loc, &mut errs, raw.select, &resolve);
         let advisories = load_advisories(&loc, &mut errs, raw.advisories, &resolve, &mirror.state);
@@ -514,6 +543,39 @@ impl Manifest {
             None => Ok(Manifest { mirror, select, advisories, policy, publish }),
         }
     }
+}
+
+type Spot = Option<(String, std::ops::Range<usize>)>;
+
+/// `s3://bucket/prefix` as (bucket, prefix components), if it is one.
+fn s3_parts(url: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    Some((bucket, prefix.split('/').filter(|c| !c.is_empty()).collect()))
+}
+
+/// The bucket two `s3://` URLs share a prefix in (equal, or one inside the
+/// other), if they do.
+pub fn overlap<'a>(a: &'a str, b: &str) -> Option<&'a str> {
+    let ((b1, p1), (b2, p2)) = (s3_parts(a)?, s3_parts(b)?);
+    let nested = p1.len() <= p2.len() && p2[..p1.len()] == p1[..] || p2.len() <= p1.len() && p1[..p2.len()] == p2[..];
+    (b1 == b2 && nested).then_some(b1)
+}
+
+/// A store and a publish target in one bucket prefix (equal, or one inside
+/// the other) destroy each other: the store's objects are not in the
+/// published tree, so the publish would delete them as stale, and the next
+/// empty runner would find every file gone. Refused until they are one
+/// layout on purpose.
+fn layout(loc: &Locator, errs: &mut Errors, (store, to): (Spot, Spot)) {
+    let (Some((store, store_span)), Some((to, to_span))) = (store, to) else { return };
+    let Some(b1) = overlap(&store, &to) else { return };
+    let (line, _) = loc.line_col(to_span.start);
+    let message = format!(
+        "`[mirror] store = {store:?}` and `[publish] to = {to:?}` (line {line}) overlap in bucket `{b1}`: the publish would \
+         delete the store's objects as stale; give them prefixes side by side (such as s3://{b1}/store and s3://{b1}/site)"
+    );
+    errs.push(store_span.start, loc.at(store_span, message));
 }
 
 fn load_mirror(loc: &Locator, errs: &mut Errors, m: RawMirror, resolve: &dyn Fn(&str) -> PathBuf) -> Mirror {
@@ -617,12 +679,23 @@ fn load_publish(loc: &Locator, errs: &mut Errors, p: RawPublish) -> Publish {
         errs.take(e.span().start, url)
     });
     Publish {
-        to: p.to,
+        to: p.to.map(Spanned::into_inner),
         endpoint,
         region: p.region,
         path_style: p.path_style.unwrap_or(true),
         delete_after_hours: int_or(loc, errs, p.delete_after_hours.as_ref(), ("delete_after_hours", 0, 24 * 365, 24))
             as u64,
+        directory_keys: p.directory_keys.as_ref().map_or(DirectoryKeys::Auto, |v| {
+            let parsed =
+                match v.get_ref().as_str() {
+                    "auto" => Ok(DirectoryKeys::Auto),
+                    "always" => Ok(DirectoryKeys::Always),
+                    "never" => Ok(DirectoryKeys::Never),
+                    other => Err(loc
+                        .at(v.span(), format!("`directory_keys` is \"auto\", \"always\" or \"never\", not {other:?}"))),
+                };
+            errs.take(v.span().start, parsed).unwrap_or_default()
+        }),
     }
 }
 

@@ -85,6 +85,7 @@ const PUBLISH: &[Field] = &[
     Field("region", Kind::Str),
     Field("path_style", Kind::Bool),
     Field("delete_after_hours", Kind::Int),
+    Field("directory_keys", Kind::Str),
 ];
 
 const TOP: &[Field] = &[

@@ -30,6 +30,7 @@ pub mod plan;
 pub mod publish;
 pub mod record;
 pub mod remote;
+pub mod repair;
 pub mod resolve;
 pub mod serials;
 pub mod views;
@@ -176,6 +177,7 @@ fn publishing<'a>(
     loaded: &'a LoadedSnapshot,
     templates: &'a Templates,
     (force, always_join, allow_removals): (bool, bool, bool),
+    repair: Option<&'a repair::Repairer<'a>>,
 ) -> publish::Publishing<'a> {
     publish::Publishing {
         mirror: MirrorInfo {
@@ -198,6 +200,7 @@ fn publishing<'a>(
         always_join,
         max_removed: manifest.mirror.max_removed,
         allow_removals,
+        repair,
         index_url: manifest.mirror.base_url.as_ref().and_then(|u| u.join("simple/").ok()).map(|u| u.to_string()),
     }
 }
@@ -385,8 +388,15 @@ fn build_stages(
     let pages_failed =
         diags.iter().any(|d| matches!(d, Diagnostic::UpstreamFailed { .. } | Diagnostic::PlanFailed { .. }));
     since.finish(&mut run.state, pages_failed)?;
-    if let Some(r) = remote {
-        sync_remote(run, r, &requested)?;
+    let repairer = repair::Repairer {
+        client: client.as_ref(),
+        served: run.target.current(),
+        jobs,
+        restored: std::sync::Mutex::default(),
+        tried: std::sync::Mutex::default(),
+    };
+    if let Some(r) = remote.as_deref_mut() {
+        sync_remote(run, r, &requested, (&repairer, &mut diags))?;
         sw.lap("object store");
     }
     let failed = requested.iter().filter(|p| !done.planned.contains(*p)).cloned().collect();
@@ -406,9 +416,14 @@ fn build_stages(
     }
     record::pruning(&prune, &mut diags);
     summary.pruned = record::prune_rows(run, &prune)?;
-    let publishing = publishing(manifest, &want, loaded, templates, (false, false, opts.allow_removals));
+    let publishing =
+        publishing(manifest, &want, loaded, templates, (false, false, opts.allow_removals), Some(&repairer));
     let published = publish::publish(run, &publishing, &mut diags)?;
     summary.published = published.changed;
+    let restored = repairer.restored.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let (Some(r), false) = (remote, restored.is_empty()) {
+        r.upload(&run.store, &restored)?;
+    }
     // Only once a tree without them is served: a refused or withheld
     // tree may still be what serves them (their rows are adopted again).
     if published.changed {
@@ -467,12 +482,24 @@ fn fetch_batch(
 }
 
 /// Stage: object store. Files the state records that the working copy
-/// lacks come from the object store; verified files it lacks go up.
-fn sync_remote(run: &mut Run, r: &mut remote::RemoteStore, requested: &BTreeSet<ProjectName>) -> Result<(), Error> {
+/// lacks come from the object store, else (a file gone from the bucket)
+/// from the served tree or the upstream, verified; verified files the
+/// object store lacks go up, so it is whole again after every run.
+fn sync_remote(
+    run: &mut Run,
+    r: &mut remote::RemoteStore,
+    requested: &BTreeSet<ProjectName>,
+    (repairer, diags): (&repair::Repairer<'_>, &mut Diagnostics),
+) -> Result<(), Error> {
     let names: Vec<_> = requested.iter().cloned().collect();
-    let files: Vec<_> =
-        run.state.artifacts_of(&names)?.into_iter().map(|a| (a.project, a.filename, a.sha256)).collect();
+    let artifacts = run.state.artifacts_of(&names)?;
+    let files: Vec<_> = artifacts.iter().map(|a| (a.project.clone(), a.filename.clone(), a.sha256)).collect();
     let restored = r.restore_recorded(&run.store, &files);
+    let gone: Vec<_> =
+        artifacts.into_iter().filter(|a| !run.store.path(&a.project, a.filename.as_str()).is_file()).collect();
+    if !gone.is_empty() {
+        diags.extend(repairer.restore(&run.store, &gone));
+    }
     let pairs: Vec<_> = files.into_iter().map(|(p, f, _)| (p, f)).collect();
     let uploaded = r.upload(&run.store, &pairs)?;
     tracing::info!("object store: {restored} recorded file(s) restored from it, {uploaded} verified file(s) uploaded");
@@ -525,7 +552,16 @@ pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<Buil
     let mut diags = Diagnostics::default();
     let want = wanted(&manifest.select);
     // `audit` always joins: its findings are what it prints.
-    let publishing = publishing(manifest, &want, &loaded, &templates, (force, command == "audit", false));
+    // Fetches nothing: a gone file comes back only from the served tree.
+    let repairer = repair::Repairer {
+        client: None,
+        served: run.target.current(),
+        jobs: m.jobs,
+        restored: std::sync::Mutex::default(),
+        tried: std::sync::Mutex::default(),
+    };
+    let publishing =
+        publishing(manifest, &want, &loaded, &templates, (force, command == "audit", false), Some(&repairer));
     type Stages = (Summary, Option<crate::audit::Findings>, Exit);
     let stages = |run: &mut Run, diags: &mut Diagnostics| -> Result<Stages, Error> {
         let summary = Summary { kept: run.state.listed_count()?, ..Summary::default() };

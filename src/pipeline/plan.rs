@@ -66,6 +66,9 @@ pub struct ProjectPlan {
     /// A lock line names a file the upstream does not offer (possible
     /// tampering): the project keeps what it served.
     pub refused_lock: bool,
+    /// Selected versions some target installs only from their sdist
+    /// (without resolution: resolution says it per environment).
+    pub sdist_only: Vec<(crate::dist::Version, Vec<String>)>,
 }
 
 impl ProjectPlan {
@@ -80,6 +83,7 @@ impl ProjectPlan {
             incomplete: false,
             carried: 0,
             refused_lock: false,
+            sdist_only: Vec::new(),
         }
     }
 
@@ -375,6 +379,17 @@ fn plan_project(
     if let Some(r) = &inputs.refuse {
         r.apply(&mut pp, listing, diags);
     }
+    // Resolution names sdist-only choices per environment itself.
+    if opts.tags.platforms.is_some() && lines.iter().all(|l| l.origin != crate::pipeline::resolve::ORIGIN) {
+        pp.sdist_only = sdist_only(&pp, listing, &opts);
+        for (version, envs) in &pp.sdist_only {
+            diags.push(Diagnostic::SdistOnly {
+                project: project.clone(),
+                version: version.clone(),
+                envs: envs.clone(),
+            });
+        }
+    }
     Some(pp)
 }
 
@@ -427,6 +442,50 @@ fn leave(pp: &mut ProjectPlan, prune: &mut Vec<(ProjectName, DistFilename)>, a: 
     }
 }
 
+/// The selected versions some target environment gets no wheel of while
+/// their sdist is selected: pip would build them on install there.
+fn sdist_only(
+    pp: &ProjectPlan,
+    listing: &crate::upstream::listing::Listing,
+    opts: &SelectOptions,
+) -> Vec<(crate::dist::Version, Vec<String>)> {
+    let envs = crate::select::env::targets(&opts.tags);
+    let mut by_version: BTreeMap<&crate::dist::Version, Vec<&UpstreamFile>> = BTreeMap::new();
+    for f in &pp.files {
+        if let Some(u) = listing.files.iter().find(|u| u.filename == f.filename) {
+            by_version.entry(u.filename.version()).or_default().push(u);
+        }
+    }
+    let mut out = Vec::new();
+    for (version, files) in by_version {
+        if !files.iter().any(|f| !f.filename.is_wheel()) {
+            continue;
+        }
+        let missing: Vec<String> = envs
+            .iter()
+            .filter(|env| {
+                let tags = env.tags();
+                let python = env.python_version();
+                !files.iter().any(|f| match &f.filename {
+                    DistFilename::Wheel(w) => {
+                        tags.matches(w)
+                            && f.requires_python
+                                .as_deref()
+                                .and_then(|rp| rp.parse::<uv_pep440::VersionSpecifiers>().ok())
+                                .is_none_or(|rp| rp.contains(&python))
+                    }
+                    DistFilename::Sdist(_) => false,
+                })
+            })
+            .map(|env| env.name())
+            .collect();
+        if !missing.is_empty() {
+            out.push((version.clone(), missing));
+        }
+    }
+    out
+}
+
 /// A project whose selection stands as recorded (its `served` files stay
 /// listed, nothing of it is fetched or unlisted) although it was planned:
 /// the plan is not recorded, so the next run plans it again.
@@ -473,7 +532,16 @@ fn decide(
             Decision::Keep
         }
         (None, true) => Decision::Adopt(Box::new(f)),
-        _ => Decision::Fetch(Box::new(f)),
+        // Recorded, gone from the store: fetched again as it was recorded,
+        // never as the upstream now declares it (other bytes are
+        // tampering, refused by the fetch's check).
+        (Some(a), false) => {
+            if let Some(up) = f.sha256.filter(|up| *up != a.sha256) {
+                pp.tampered.push((name.to_string(), a.sha256, up));
+            }
+            Decision::Fetch(Box::new(UpstreamFile { sha256: Some(a.sha256), size: Some(a.size), ..f }))
+        }
+        (None, false) => Decision::Fetch(Box::new(f)),
     };
     PlannedFile { filename, decision }
 }

@@ -50,6 +50,8 @@ pub struct Publishing<'a> {
     pub max_removed: crate::manifest::MaxFailures,
     /// `--allow-removals`: publish whatever the new tree unlists.
     pub allow_removals: bool,
+    /// Where recorded files gone from the store come back from.
+    pub repair: Option<&'a super::repair::Repairer<'a>>,
 }
 
 /// What publishing left served.
@@ -160,13 +162,16 @@ fn site_file(store: &crate::store::Store, a: Artifact) -> Result<SiteFile, Box<A
 }
 
 /// What the first pass over the state gives: what the audit joins, the
-/// files it refuses outright, and the inventory's digest for the tree key.
+/// files it refuses outright, the inventory's digest for the tree key, what
+/// it had to say, and the recorded files gone from the store.
 struct Inventory {
     mirrored: Vec<crate::audit::Mirrored>,
     /// Files a malicious-package record names, under `malicious = "block"`:
     /// refused by their sha256, whatever their name.
     refused: HashSet<Sha256>,
     digest: Sha256,
+    found: Vec<Diagnostic>,
+    gone: Vec<Artifact>,
 }
 
 /// What a second pass over the state leaves out of the tree.
@@ -224,11 +229,12 @@ fn each_batch(
 /// versions for the audit, the files a malicious-package record names by
 /// sha256 (refused whatever their name or version says, under `malicious =
 /// "block"`; reported under `"report"`: before the join, so no report
-/// lists them as mirrored), and the inventory's digest. A recorded file
-/// gone from the store is left out, its project planned in full next run.
-fn inventory(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Result<Inventory, StateError> {
+/// lists them as mirrored), the inventory's digest, and the recorded files
+/// whose bytes are gone from the store.
+fn inventory(run: &Run, p: &Publishing<'_>) -> Result<Inventory, StateError> {
     use std::io::Write;
-    let mut gone = BTreeSet::new();
+    let mut gone = Vec::new();
+    let mut found = Vec::new();
     // The rows come by project: each project's versions are grouped, then
     // appended in version order, so the list comes out sorted.
     let mut mirrored: Vec<crate::audit::Mirrored> = Vec::new();
@@ -243,11 +249,7 @@ fn inventory(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Resu
         let f = match site_file(store, a) {
             Ok(f) => f,
             Err(a) => {
-                diags.push(Diagnostic::MissingFromStore {
-                    project: a.project.clone(),
-                    filename: a.filename.to_string(),
-                });
-                gone.insert(a.project);
+                gone.push(*a);
                 return;
             }
         };
@@ -259,7 +261,7 @@ fn inventory(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Resu
         let advisories: Vec<String> =
             snapshot.map(|s| s.malicious_file(&f.sha256).map(|a| a.id.clone()).collect()).unwrap_or_default();
         if !advisories.is_empty() {
-            diags.push(Diagnostic::MaliciousFile {
+            found.push(Diagnostic::MaliciousFile {
                 project: f.project.clone(),
                 filename: f.filename.to_string(),
                 sha256: f.sha256.hex(),
@@ -280,10 +282,49 @@ fn inventory(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Resu
         }
     })?;
     flush_versions(&mut mirrored, &mut project_versions);
-    // Plan these projects in full next run: it refetches what is gone.
-    run.state.set_plan_keys(&gone.into_iter().map(|p| (p, None)).collect::<Vec<_>>())?;
     mirrored.shrink_to_fit();
-    Ok(Inventory { mirrored, refused, digest: digest.finish().1 })
+    Ok(Inventory { mirrored, refused, digest: digest.finish().1, found, gone })
+}
+
+/// Bring back what the inventory found gone, and take the inventory again
+/// if anything came back. Returns the inventory and whether a file is
+/// still gone (then nothing may be published: a tree without it would
+/// silently serve less).
+fn repaired_inventory(
+    run: &mut Run,
+    p: &Publishing<'_>,
+    diags: &mut Diagnostics,
+) -> Result<(Inventory, bool), StateError> {
+    let mut inv = inventory(run, p)?;
+    if inv.gone.is_empty() {
+        diags.extend(std::mem::take(&mut inv.found));
+        return Ok((inv, false));
+    }
+    let said = match p.repair {
+        Some(r) => r.restore(&run.store, &inv.gone),
+        None => inv
+            .gone
+            .iter()
+            .map(|a| Diagnostic::MissingFromStore {
+                project: a.project.clone(),
+                filename: a.filename.to_string(),
+                why: "nothing here can fetch it".into(),
+            })
+            .collect(),
+    };
+    let back = said.iter().any(|d| matches!(d, Diagnostic::Repaired { .. }));
+    let lost: Vec<ProjectName> =
+        said.iter().filter(|d| matches!(d, Diagnostic::MissingFromStore { .. })).map(|d| d.project().clone()).collect();
+    for d in said {
+        diags.push_once(d);
+    }
+    if back {
+        inv = inventory(run, p)?;
+    }
+    diags.extend(std::mem::take(&mut inv.found));
+    // Plan these projects in full next run: it refetches what is still gone.
+    run.state.set_plan_keys(&lost.iter().map(|p| (p.clone(), None)).collect::<Vec<_>>())?;
+    Ok((inv, !lost.is_empty()))
 }
 
 /// One project's grouped versions onto the list (see [`inventory`]).
@@ -458,6 +499,9 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     for (project, s) in run.state.skipped()? {
         diags.push_quiet(Diagnostic::Skipped { project, filename: s.filename, reason: s.reason });
     }
+    for (project, version, envs) in run.state.sdist_only()? {
+        diags.push_quiet(Diagnostic::SdistOnly { project, version, envs });
+    }
     let mut keys = TreeKeys {
         inputs: inputs_key(p, &tampering, &diags.sorted()),
         selection: run.state.selection_generation()?,
@@ -474,8 +518,14 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
         return Ok(Published { tree: Some(s.dir.clone()), changed: false, exit, findings: None });
     }
     crate::util::mem::release();
-    let inventory = inventory(run, p, diags)?;
+    let (inventory, lost) = repaired_inventory(run, p, diags)?;
     sw.lap("inventory");
+    if lost {
+        tracing::error!(
+            "recorded files are gone from the store and could not be brought back: nothing is published, the served tree stays as it was"
+        );
+        return Ok(Published { tree: served.map(|s| s.dir), changed: false, exit: Exit::Failed, findings: None });
+    }
     let audit = audit(inventory.mirrored, p, tampering, diags);
     let withheld = Withheld { refused: &inventory.refused, blocked: audit.blocked() };
     sw.lap("security join");

@@ -20,6 +20,7 @@ pub fn record(run: &mut Run, plan: &Plan, requested: &Requested) -> Result<u64, 
     let mut keep: Vec<(ProjectName, String)> = Vec::new();
     let mut planned: Vec<ProjectName> = Vec::new();
     let mut keys: Vec<(ProjectName, Option<String>)> = Vec::new();
+    let mut sdist_only = Vec::new();
     let mut tampered = Vec::new();
     for pp in &plan.projects {
         tampered.extend(pp.tampered.iter().map(|(f, m, u)| (pp.project.clone(), f.clone(), *m, *u)));
@@ -29,6 +30,7 @@ pub fn record(run: &mut Run, plan: &Plan, requested: &Requested) -> Result<u64, 
         keep.extend(pp.with(|d| matches!(d, Decision::Keep)).map(|f| (pp.project.clone(), f.filename.to_string())));
         planned.push(pp.project.clone());
         keys.push((pp.project.clone(), pp.complete().then(|| pp.key.clone())));
+        sdist_only.push((pp.project.clone(), pp.sdist_only.clone()));
     }
     for (project, filename, mirrored, upstream) in &tampered {
         let t = Tampering {
@@ -44,6 +46,7 @@ pub fn record(run: &mut Run, plan: &Plan, requested: &Requested) -> Result<u64, 
     }
     let left = run.state.record_selection(plan.run, &keep, &planned, None)?;
     run.state.set_plan_keys(&keys)?;
+    run.state.set_sdist_only(&sdist_only)?;
     run.state.record_tampering(plan.run, &tampered)?;
     Ok(left as u64)
 }

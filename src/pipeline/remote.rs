@@ -42,6 +42,30 @@ const LEASE: &str = ".airlock/lease";
 /// outright): `AIRLOCK_LEASE_HOURS`, default 12.
 const LEASE_HOURS: u64 = 12;
 
+/// A checkpoint is at most this large compressed.
+const MAX_CHECKPOINT: u64 = 16 * 1024 * 1024 * 1024;
+
+/// Decompress a downloaded checkpoint into `dest`, streamed and bounded
+/// (`bounded::RATIO` times its size, at least `bounded::FLOOR`), refusing
+/// anything that does not start as an SQLite database.
+fn restore_checkpoint(compressed: &Path, dest: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let size = fs_err::metadata(compressed)?.len();
+    let limit = crate::util::bounded::limit(size, crate::util::bounded::RATIO, crate::util::bounded::FLOOR, u64::MAX);
+    let decoder = zstd::stream::Decoder::new(fs_err::File::open(compressed)?)?;
+    let mut reader = crate::util::bounded::Bounded::new(decoder, limit);
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let mut out = tempfile::Builder::new().suffix(".part").tempfile_in(dir)?;
+    let mut head = [0u8; 16];
+    reader.read_exact(&mut head)?;
+    if &head != b"SQLite format 3\0" {
+        return Err(std::io::Error::other("it does not decompress to an SQLite database"));
+    }
+    out.write_all(&head)?;
+    std::io::copy(&mut reader, &mut std::io::BufWriter::new(out.as_file_mut()))?;
+    crate::util::fsx::persist(out, dest)
+}
+
 /// The lease object's content.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Lease {
@@ -172,30 +196,53 @@ impl RemoteStore {
     /// whether a checkpoint was restored.
     pub fn restore_state(&mut self, state_dir: &Path) -> Result<bool, Error> {
         let key = self.key(CHECKPOINT);
+        let name = self.name(CHECKPOINT);
+        let local = state_dir.join("state.sqlite").exists();
+        fs_err::create_dir_all(state_dir)?;
+        // Streamed to disk and decompressed from there, each bounded: the
+        // checkpoint is bytes from a bucket, so a bomb must fail by name,
+        // not exhaust memory.
+        let compressed = tempfile::Builder::new().suffix(".zst.part").tempfile_in(state_dir)?;
         let got = self.rt.block_on(async {
             match self.store.get(&key).await {
                 Ok(r) => {
                     let generation = r.attributes.get(&Attribute::Metadata("generation".into())).map(|v| v.to_string());
                     let version = UpdateVersion { e_tag: r.meta.e_tag.clone(), version: r.meta.version.clone() };
-                    Ok(Some((r.bytes().await?, generation, version)))
+                    if local {
+                        return Ok(Some((generation, version)));
+                    }
+                    let mut stream = r.into_stream();
+                    let mut file = compressed.as_file();
+                    let mut written = 0u64;
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk.map_err(|e| e.to_string())?;
+                        written += chunk.len() as u64;
+                        if written > MAX_CHECKPOINT {
+                            return Err(format!(
+                                "larger than {}: refused",
+                                crate::util::ui::human_bytes(MAX_CHECKPOINT)
+                            ));
+                        }
+                        std::io::Write::write_all(&mut file, &chunk).map_err(|e| e.to_string())?;
+                    }
+                    Ok(Some((generation, version)))
                 }
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
+                Err(e) => Err(e.to_string()),
             }
         });
-        let (bytes, generation, version) = match got.map_err(|e| failed(format!("{}: {e}", self.name(CHECKPOINT))))? {
+        let (generation, version) = match got.map_err(|e| failed(format!("{name}: {e}")))? {
             Some(found) => found,
             None => return Ok(false),
         };
         self.generation = generation.and_then(|g| g.parse().ok()).unwrap_or(0);
         self.checkpoint_version = Some(version);
-        if state_dir.join("state.sqlite").exists() {
+        if local {
             return Ok(false);
         }
-        let sqlite = zstd::decode_all(&bytes[..]).map_err(|e| failed(format!("{}: {e}", self.name(CHECKPOINT))))?;
-        fs_err::create_dir_all(state_dir)?;
-        crate::util::fsx::write_atomically(&state_dir.join("state.sqlite"), &sqlite)?;
-        tracing::info!("restored the state of run {} from {}", self.generation, self.name(CHECKPOINT));
+        restore_checkpoint(compressed.path(), &state_dir.join("state.sqlite"))
+            .map_err(|e| failed(format!("{name}: not a usable state checkpoint: {e}")))?;
+        tracing::info!("restored the state of run {} from {name}", self.generation);
         Ok(true)
     }
 

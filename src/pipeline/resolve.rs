@@ -293,7 +293,7 @@ fn pinned_request(
         for v in versions {
             let text = format!("{project}=={v}");
             if let Ok(requirement) = text.parse::<Requirement>() {
-                lines.push(RequirementLine { requirement, origin: "resolution".into(), constraint: false });
+                lines.push(RequirementLine { requirement, origin: ORIGIN.into(), constraint: false });
             }
         }
         let ov = derived.overrides.entry(project.clone()).or_default();
@@ -302,6 +302,9 @@ fn pinned_request(
     }
     (out, derived)
 }
+
+/// The origin of the requirement lines resolution writes.
+pub const ORIGIN: &str = "resolution";
 
 /// What the stage needs besides the request.
 pub struct ResolveInputs<'a> {

@@ -80,6 +80,9 @@ struct Remote {
     run: Option<i64>,
     objects: BTreeMap<String, String>,
     stale: BTreeMap<String, String>,
+    /// Whether the server takes directory keys, once tried (`auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    directory_keys: Option<bool>,
 }
 
 /// `key = value` pairs of one `[section]` of an INI file (the AWS shared files).
@@ -265,6 +268,7 @@ pub struct S3Target {
     prefix: String,
     grace_hours: u64,
     jobs: usize,
+    directory_keys: crate::manifest::DirectoryKeys,
 }
 
 impl S3Target {
@@ -278,6 +282,7 @@ impl S3Target {
             prefix: prefix.to_string(),
             grace_hours: cfg.delete_after_hours,
             jobs: jobs.max(1),
+            directory_keys: cfg.directory_keys,
         })
     }
 
@@ -410,7 +415,10 @@ impl S3Target {
     }
 
     /// Delete objects that left the tree once stale for the grace period: a
-    /// client holding an older page can still fetch what it links to.
+    /// client holding an older page can still fetch what it links to. Only
+    /// objects this target's manifest records airlock put there are ever
+    /// stale: anything else under the prefix (another tool's objects, a
+    /// store someone pointed here) is left alone, whatever it is.
     async fn delete_stale(
         &self,
         tree: &[TreeEntry],
@@ -420,7 +428,18 @@ impl S3Target {
     ) -> Result<(), S3Error> {
         let now = jiff::Timestamp::now();
         let in_tree: BTreeSet<&str> = tree.iter().map(|e| e.path.as_str()).collect();
-        for rel in existing.keys().filter(|k| !in_tree.contains(k.as_str())) {
+        let foreign =
+            existing.keys().filter(|k| !in_tree.contains(k.as_str()) && !remote.objects.contains_key(*k)).count();
+        if foreign > 0 {
+            tracing::info!(
+                "s3://{}/{}: {foreign} object(s) airlock did not put there are left alone",
+                self.bucket,
+                self.prefix
+            );
+        }
+        let recorded: Vec<&String> =
+            existing.keys().filter(|k| !in_tree.contains(k.as_str()) && remote.objects.contains_key(*k)).collect();
+        for rel in recorded {
             let first = remote.stale.entry(rel.clone()).or_insert_with(|| now.to_string()).clone();
             let age_hours =
                 first.parse::<jiff::Timestamp>().map(|t| now.duration_since(t).as_secs() / 3600).unwrap_or(0);
@@ -453,10 +472,51 @@ impl S3Target {
         Ok(())
     }
 
+    /// Whether the server takes a key ending in `/` with a body: tried on a
+    /// scratch key under `.airlock/`, removed again. Servers that map keys
+    /// to files (s3s-fs, several self-hosted ones) refuse it.
+    async fn takes_directory_keys(&self) -> Result<(), String> {
+        let probe = self.key(".airlock/probe/").map_err(|e| e.to_string())?;
+        self.store.put(&probe, PutPayload::from_static(b"probe")).await.map_err(|e| e.to_string())?;
+        let _ = self.store.delete(&probe).await;
+        Ok(())
+    }
+
+    /// Whether this publish stores directory keys (`[publish] directory_keys`).
+    async fn directory_keys(&self, remote: &mut Remote) -> bool {
+        use crate::manifest::DirectoryKeys;
+        match self.directory_keys {
+            DirectoryKeys::Never => false,
+            DirectoryKeys::Always => true,
+            DirectoryKeys::Auto => {
+                if let Some(known) = remote.directory_keys {
+                    return known;
+                }
+                let takes = match self.takes_directory_keys().await {
+                    Ok(()) => true,
+                    Err(answer) => {
+                        tracing::warn!(
+                            "s3://{}/{}: the server refuses keys ending in `/` ({answer}); publishing without directory keys: every file is there, but a client must be pointed at a server that maps `simple/<project>/` to its index.html (a web server or CDN in front of the bucket), not at the bucket's own endpoint; `[publish] directory_keys = \"never\"` silences this",
+                            self.bucket,
+                            self.prefix
+                        );
+                        false
+                    }
+                };
+                remote.directory_keys = Some(takes);
+                takes
+            }
+        }
+    }
+
     async fn publish_async(&self, root: &Path, tree: &[TreeEntry], run: i64) -> Result<PublishReport, S3Error> {
-        let tree = &with_dir_keys(tree, !self.prefix.is_empty());
         let (mut remote, existing) = self.remote().await?;
         let before = remote.clone();
+        let tree = &if self.directory_keys(&mut remote).await {
+            with_dir_keys(tree, !self.prefix.is_empty())
+        } else {
+            tree.to_vec()
+        };
         let mut report = PublishReport::default();
         let todo: Vec<&TreeEntry> = tree
             .iter()
@@ -476,6 +536,7 @@ impl S3Target {
             && remote.objects == before.objects
             && remote.stale == before.stale
             && remote.format == before.format
+            && remote.directory_keys == before.directory_keys
         {
             return Ok(report);
         }

@@ -153,10 +153,15 @@ const MIGRATIONS: &[&str] = &[
     // served instead of emptying the mirror.
     r#"
     CREATE TABLE resolutions (env TEXT PRIMARY KEY, pins TEXT NOT NULL, run INTEGER NOT NULL) WITHOUT ROWID;
+    ALTER TABLE projects ADD COLUMN sdist_only TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE trees ADD COLUMN listed_count INTEGER;
     ALTER TABLE trees ADD COLUMN listed BLOB;
     "#,
 ];
+
+/// A project's versions some target installs only from their sdist, with
+/// those targets.
+pub type SdistOnly = Vec<(Version, Vec<String>)>;
 
 /// What one environment resolved to: every version of every project.
 pub type Pins = std::collections::BTreeMap<ProjectName, std::collections::BTreeSet<Version>>;
@@ -262,7 +267,8 @@ impl Listed {
     }
 
     fn decode(blob: &[u8]) -> Option<Listed> {
-        let raw = zstd::decode_all(blob).ok()?;
+        let limit = crate::util::bounded::limit(blob.len() as u64, 64, 64 << 20, u64::MAX);
+        let raw = crate::util::bounded::decode_all(blob, limit).ok()?;
         Some(Listed(raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect()))
     }
 
@@ -889,6 +895,43 @@ impl State {
             tx.execute_batch("DELETE FROM keep_views;")?;
             Ok(n)
         })
+    }
+
+    /// Record each planned project's versions that install only from an
+    /// sdist on some target (version, environments), so that every run
+    /// reports them, not only the one that planned them.
+    pub fn set_sdist_only(&mut self, notes: &[(ProjectName, SdistOnly)]) -> Result<(), StateError> {
+        self.in_tx(|tx| {
+            let mut stmt = tx.prepare_cached("UPDATE projects SET sdist_only = ?2 WHERE project = ?1")?;
+            for (p, list) in notes {
+                let raw: Vec<(String, &Vec<String>)> = list.iter().map(|(v, e)| (v.to_string(), e)).collect();
+                stmt.execute(params![p.as_str(), serde_json::to_string(&raw).unwrap_or_else(|_| "[]".into())])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every recorded sdist-only version: (project, version, environments).
+    pub fn sdist_only(&self) -> Result<Vec<(ProjectName, Version, Vec<String>)>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT project, sdist_only FROM projects WHERE sdist_only != '[]' ORDER BY project")
+            .map_err(|e| self.err(e))?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (project, json) = row.map_err(|e| self.err(e))?;
+            let Ok(project) = project.parse::<ProjectName>() else { continue };
+            // Only a report detail: an unreadable list is an empty one.
+            let list: Vec<(String, Vec<String>)> = serde_json::from_str(&json).unwrap_or_default();
+            for (v, envs) in list {
+                if let Ok(v) = v.parse::<Version>() {
+                    out.push((project.clone(), v, envs));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Record (or, with `None`, forget) each project's plan key.

@@ -109,8 +109,15 @@ pub fn encode_listing(entries: &[TreeEntry]) -> Vec<u8> {
 
 /// The listing back, or `None` when the blob is not one.
 pub fn decode_listing(blob: &[u8]) -> Option<Vec<TreeEntry>> {
-    let json = zstd::decode_all(blob).ok()?;
-    serde_json::from_slice(&json).ok()
+    // From the state, which may come from a bucket: bounded, and streamed.
+    let limit = crate::util::bounded::limit(
+        blob.len() as u64,
+        crate::util::bounded::RATIO,
+        crate::util::bounded::FLOOR,
+        u64::MAX,
+    );
+    let decoder = zstd::stream::Decoder::new(blob).ok()?;
+    serde_json::from_reader(std::io::BufReader::new(crate::util::bounded::Bounded::new(decoder, limit))).ok()
 }
 
 /// The digest of a listing: what a bundle names a tree by.

@@ -1,7 +1,8 @@
 //! Small pieces every stage uses and that know nothing of mirrors: the one
-//! clock, streaming hashes, atomic file writes, credential redaction,
+//! clock, bounded decompression, streaming hashes, atomic file writes, credential redaction,
 //! progress and logs, content types, and fault-injection points.
 
+pub mod bounded;
 pub mod clock;
 pub mod fault;
 pub mod fsx;

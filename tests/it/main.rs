@@ -13,6 +13,7 @@ mod first_run;
 mod fuzz;
 mod mirror;
 mod nightly;
+mod object_stores;
 mod publishing;
 mod resolve;
 mod scale;

@@ -9,56 +9,10 @@ use object_store::{Attribute, ObjectStore, ObjectStoreExt};
 
 use crate::support::*;
 
-pub(crate) struct Moto {
-    child: Child,
-    pub(crate) port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Moto {
-    /// Create a bucket (moto takes it without credentials).
-    pub(crate) fn create_bucket(&self, bucket: &str) {
-        let url = format!("http://127.0.0.1:{}/{bucket}", self.port);
-        let status = reqwest::blocking::Client::new().put(url).send().unwrap().status();
-        assert!(status.is_success(), "creating bucket {bucket}: {status}");
-    }
-
-    /// Drive moto's request recorder: `start-recording`, `stop-recording`,
-    /// or `download-recording` (one JSON line per request seen).
-    pub(crate) fn recorder(&self, what: &str) -> String {
-        let url = format!("http://127.0.0.1:{}/moto-api/recorder/{what}", self.port);
-        let http = reqwest::blocking::Client::new();
-        let r = if what.starts_with("download") { http.get(url) } else { http.post(url) };
-        r.send().unwrap().text().unwrap()
-    }
-}
+pub(crate) use crate::support::s3::S3 as Moto;
 
 pub(crate) fn start_moto() -> Option<Moto> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        // Its request recorder writes here, not into the working tree.
-        .env("MOTO_RECORDER_FILEPATH", std::env::temp_dir().join(format!("airlock-moto-recording-{port}")))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(child) = child else {
-        eprintln!("skipping: moto_server not found (.ci/run installs it: pip install 'moto[server]')");
-        return None;
-    };
-    let moto = Moto { child, port };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(moto)
+    Moto::moto()
 }
 
 pub(crate) fn s3_env(cmd: &mut assert_cmd::Command, port: u16) {

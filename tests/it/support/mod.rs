@@ -110,4 +110,5 @@ pub fn listed_html(public: &Path, project: &str) -> Vec<String> {
 pub fn stderr(a: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&a.get_output().stderr).into_owned()
 }
+pub mod s3;
 pub mod tools;
