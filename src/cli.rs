@@ -207,17 +207,20 @@ pub enum Command {
         #[arg(long, value_name = "TARGET")]
         to: Option<String>,
     },
-    /// Preview a tree on 127.0.0.1 with PEP 691 content negotiation.
+    /// Serve a tree over HTTP with PEP 691 content negotiation (127.0.0.1 unless --bind).
     #[command(
-        after_help = "Examples:\n  airlock serve public --port 8000\n  pip install --index-url http://127.0.0.1:8000/simple/ requests\n  airlock serve /srv/pypi/public --nginx-config --port 80 > /etc/nginx/conf.d/airlock.conf"
+        after_help = "Examples:\n  airlock serve public --port 8000\n  pip install --index-url http://127.0.0.1:8000/simple/ requests\n  airlock serve /srv/pypi/public --bind 0.0.0.0 --port 8080   # for a LAN (an air gap's index)\n  airlock serve /srv/pypi/public --nginx-config --port 80 > /etc/nginx/conf.d/airlock.conf\n\nEvery request is logged (one line: peer, request, status, bytes, time); -q hides them."
     )]
     Serve {
         /// The published tree to serve (`[mirror] output`).
         #[arg(default_value = "public")]
         dir: PathBuf,
-        /// Port on 127.0.0.1 (0 picks a free one and prints it).
+        /// Port (0 picks a free one and prints it).
         #[arg(long, default_value_t = 8000)]
         port: u16,
+        /// Address to listen on: 127.0.0.1 (default), 0.0.0.0 or :: for every interface.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
         /// Print an nginx configuration serving DIR the same way, and exit.
         #[arg(long)]
         nginx_config: bool,
@@ -453,14 +456,18 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             let manifest = load(&config)?;
             crate::commands::verify::verify(&manifest, repair)
         }
-        Command::Serve { dir, port, nginx_config: true } => {
+        Command::Serve { dir, port, bind, nginx_config: true } => {
             let root = std::path::absolute(&dir)?;
-            let listen = if port == 80 { "80".to_string() } else { format!("127.0.0.1:{port}") };
+            let listen = match (bind.is_unspecified(), port) {
+                (true, p) => p.to_string(),
+                (false, p) if bind.is_ipv6() => format!("[{bind}]:{p}"),
+                (false, p) => format!("{bind}:{p}"),
+            };
             print!("{}", crate::commands::nginx::config(&root, &listen));
             Ok(Exit::Success)
         }
-        Command::Serve { dir, port, nginx_config: false } => {
-            crate::commands::serve::serve(&dir, port)?;
+        Command::Serve { dir, port, bind, nginx_config: false } => {
+            crate::commands::serve::serve(&dir, bind, port)?;
             Ok(Exit::Success)
         }
         Command::Advisories(cmd) => advisories(cmd),

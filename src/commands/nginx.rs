@@ -14,13 +14,16 @@ pub fn config(root: &Path, listen: &str) -> String {
 # `http` block (e.g. as /etc/nginx/conf.d/airlock.conf). `root` is airlock's
 # `output`: a symlink that airlock swaps atomically to each new tree.
 
-# PEP 691: JSON for clients that ask for it (pip and uv list it first), HTML
-# otherwise. A regular expression on Accept does not weigh q-values; every
-# client that prefers JSON lists it first.
+# PEP 691: JSON for clients that prefer it (pip and uv list it first), HTML
+# otherwise, weighing q-values as `airlock serve` does for what clients
+# send: JSON refused (q=0) gets HTML, and so does JSON with a q below 1
+# beside HTML asked for without one (q=1). (A regular expression cannot
+# compare two q-values below 1; there JSON wins.)
 map $http_accept $airlock_simple_index {{
-    default                                          index.html;
-    "~*application/vnd\.pypi\.simple\.v1\+json"      index.v1_json;
-    "~*application/vnd\.pypi\.simple\.latest\+json"  index.v1_json;
+    default index.html;
+    "~*application/vnd\.pypi\.simple\.(v1|latest)\+json\s*;\s*q=0(\.0*)?\s*(,|$)" index.html;
+    "~*^(?=.*application/vnd\.pypi\.simple\.(v1|latest)\+json\s*;\s*q=0\.)(?=.*(text/html|application/vnd\.pypi\.simple\.(v1|latest)\+html)\s*(,|$))" index.html;
+    "~*application/vnd\.pypi\.simple\.(v1|latest)\+json" index.v1_json;
 }}
 
 server {{

@@ -132,6 +132,7 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
         state.put_project_views(&views.updated)?;
     }
     let store = Store::for_mirror(m);
+    let installed = crate::pipeline::installed_by(manifest, &want, &resolved);
     let inputs = PlanInputs {
         select: &select,
         locked: &want.locked,
@@ -141,6 +142,7 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
         run: state.next_run_id()?,
         since: &since,
         refuse: crate::pipeline::refuse(&manifest.policy, &loaded),
+        installed: installed.as_ref().map(|i| (i, want.envs.as_slice())),
     };
     let mut plan = plan::make(&inputs, &requested, &views, &mut state, &mut diags)?;
     // The closure of `dependencies = "all"` needs the selected wheels, which

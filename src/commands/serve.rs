@@ -1,21 +1,32 @@
-//! `airlock serve`: a small static preview server on 127.0.0.1 with the
-//! same PEP 691 negotiation and content types as the documented nginx setup.
+//! `airlock serve`: a static server for a published tree, with the same
+//! PEP 691 negotiation and content types as the documented nginx setup,
+//! good enough to be the air gap's index server: hyper on tokio, every
+//! connection kept alive on its own task (so concurrent keep-alive clients
+//! such as uv never queue behind each other), files streamed, single byte
+//! ranges answered, one access-log line per request.
 //!
 //! It resolves the tree root on every request, so an atomic swap by a build
 //! running beside it is picked up at once. Paths are decoded, stripped of
 //! `.`/`..` and checked to stay under the root.
 
+use std::convert::Infallible;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
-use tiny_http::{Header, Response, Server};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::BoxBody};
+use hyper::body::Frame;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::Error;
 use crate::util::mime;
 
-fn header(k: &str, v: &str) -> Header {
-    Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header")
-}
+type Body = BoxBody<Bytes, std::io::Error>;
 
 /// Map a URL path to a file under `root`, refusing anything that escapes it.
 fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
@@ -35,68 +46,188 @@ fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Serve `dir` until the process is stopped. Prints the URL on stdout.
-pub fn serve(dir: &Path, port: u16) -> Result<(), Error> {
-    if !dir.is_dir() {
-        return Err(Error::Usage(format!("{} is not a directory (build a mirror first)", dir.display())));
+/// `bytes=START-END`, `bytes=START-` or `bytes=-SUFFIX` of a `len`-byte
+/// file as an inclusive range; `None` for anything else (served whole).
+fn byte_range(header: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || len == 0 {
+        return None;
     }
-    let server = Server::http(("127.0.0.1", port))
-        .map_err(|e| Error::Failed(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
-    let addr = server.server_addr().to_ip().expect("a TCP listener");
-    println!("serving {} at http://{addr}/ (simple index: http://{addr}/simple/)", dir.display());
-    let _ = std::io::stdout().flush();
-    let dir = dir.to_path_buf();
-    for request in server.incoming_requests() {
-        let dir = dir.clone();
-        std::thread::spawn(move || handle(&dir, request));
-    }
-    Ok(())
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", suffix) => (len.saturating_sub(suffix.parse().ok()?), len - 1),
+        (a, "") => (a.parse().ok()?, len - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(len - 1)),
+    };
+    (start <= end && start < len).then_some((start, end))
 }
 
-fn handle(dir: &Path, request: tiny_http::Request) {
-    let url = request.url().to_string();
-    let accept = request.headers().iter().find(|h| h.field.equiv("Accept")).map(|h| h.value.as_str().to_string());
-    let not_found =
-        || Response::from_string("not found\n").with_status_code(404).with_header(header("Content-Type", "text/plain"));
-    if !matches!(request.method(), tiny_http::Method::Get | tiny_http::Method::Head) {
-        let _ = request.respond(Response::from_string("method not allowed\n").with_status_code(405));
-        return;
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r =
+        Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|n: Infallible| match n {}).boxed());
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn empty() -> Body {
+    Empty::new().map_err(|n: Infallible| match n {}).boxed()
+}
+
+/// A file's body from `start`, `len` bytes, streamed.
+async fn stream(path: &Path, start: u64, len: u64) -> std::io::Result<Body> {
+    let mut file = tokio::fs::File::open(path).await?;
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start)).await?;
     }
+    let reader = tokio_util::io::ReaderStream::with_capacity(file.take(len), 64 * 1024);
+    let frames = futures::StreamExt::map(reader, |chunk| chunk.map(Frame::data));
+    Ok(StreamBody::new(frames).boxed())
+}
+
+/// What a request is answered with.
+async fn answer(root: &Path, req: &Request<hyper::body::Incoming>) -> Response<Body> {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    let url = req.uri().path();
     // Re-resolve the root each time: `public` may have been swapped.
-    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let Some(mut path) = resolve(&root, &url) else {
-        let _ = request.respond(not_found());
-        return;
-    };
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let Some(mut path) = resolve(&root, url) else { return text(StatusCode::NOT_FOUND, "not found\n") };
     let mut vary = false;
     if path.is_dir() {
-        if !url.split('?').next().unwrap_or("").ends_with('/') {
-            let _ = request.respond(Response::empty(301).with_header(header("Location", &format!("{}/", url))));
-            return;
+        if !url.ends_with('/') {
+            let mut r = Response::new(empty());
+            *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
+            if let Ok(v) = HeaderValue::from_str(&format!("{url}/")) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            return r;
         }
         vary = true;
+        let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
         let json = path.join("index.v1_json");
-        path = if mime::prefers_json(accept.as_deref()) && json.is_file() { json } else { path.join("index.html") };
+        path = if mime::prefers_json(accept) && json.is_file() { json } else { path.join("index.html") };
     }
     // Symlinks inside the tree must not lead outside it.
     let inside = std::fs::canonicalize(&path).is_ok_and(|p| p.starts_with(&root));
-    let file = if inside { std::fs::File::open(&path).ok() } else { None };
-    let Some(file) = file else {
-        let _ = request.respond(not_found());
-        return;
+    let Some(len) = inside.then(|| std::fs::metadata(&path).ok()).flatten().filter(|m| m.is_file()).map(|m| m.len())
+    else {
+        return text(StatusCode::NOT_FOUND, "not found\n");
     };
     let rel = path.strip_prefix(&root).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(|r| byte_range(r, len));
+    let (status, start, count) = match range {
+        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
+        None => (StatusCode::OK, 0, len),
+    };
+    let body = if *req.method() == Method::HEAD {
+        empty()
+    } else {
+        match stream(&path, start, count).await {
+            Ok(b) => b,
+            Err(_) => return text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime::content_type(&rel)));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(mime::cache_control(&rel)));
     // Always a Content-Length, never chunked: pip shows sizes and progress
     // from it, and a client that reuses the connection knows where the
-    // body ends. For HEAD, tiny_http sends the same headers and no body.
-    let mut response = Response::from_file(file)
-        .with_chunked_threshold(usize::MAX)
-        .with_header(header("Content-Type", mime::content_type(&rel)))
-        .with_header(header("Cache-Control", mime::cache_control(&rel)));
-    if vary {
-        response = response.with_header(header("Vary", "Accept"));
+    // body ends.
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some((a, b)) = range
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {a}-{b}/{len}"))
+    {
+        h.insert(header::CONTENT_RANGE, v);
     }
-    let _ = request.respond(response);
+    if vary {
+        h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
+    r
+}
+
+/// Answer one request and log it (the access log: one line per request).
+async fn handle(
+    root: Arc<PathBuf>,
+    peer: SocketAddr,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let response = answer(&root, &req).await;
+    let bytes = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let json = response.headers().get(header::CONTENT_TYPE).is_some_and(|t| t == mime::SIMPLE_JSON);
+    tracing::info!(
+        target: "airlock::access",
+        peer = %peer,
+        method = %req.method(),
+        path = req.uri().path(),
+        status = response.status().as_u16(),
+        bytes,
+        "{peer} \"{} {} {:?}\" {} {bytes}{} {:.1}ms",
+        req.method(),
+        req.uri().path(),
+        req.version(),
+        response.status().as_u16(),
+        if json { " json" } else { "" },
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(response)
+}
+
+/// Serve `dir` on `bind:port` until the process is stopped. Prints the URL
+/// on stdout (port 0 picks a free one).
+pub fn serve(dir: &Path, bind: std::net::IpAddr, port: u16) -> Result<(), Error> {
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!("{} is not a directory (build a mirror first)", dir.display())));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind((bind, port))
+            .await
+            .map_err(|e| Error::Failed(format!("cannot listen on {bind}:{port}: {e}")))?;
+        let addr = listener.local_addr()?;
+        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+        let shown = if addr.is_ipv6() && !addr.ip().is_unspecified() { format!("[{host}]") } else { host };
+        println!(
+            "serving {} at http://{shown}:{}/ (simple index: http://{shown}:{}/simple/)",
+            dir.display(),
+            addr.port(),
+            addr.port()
+        );
+        let _ = std::io::stdout().flush();
+        let root = Arc::new(dir.to_path_buf());
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors, a reset before accept: keep serving.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let root = root.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| handle(root.clone(), peer, req));
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                if let Err(e) = conn.await {
+                    tracing::debug!("{peer}: {e}");
+                }
+            });
+        }
+    })
 }
 
 #[cfg(test)]
@@ -111,5 +242,16 @@ mod tests {
         assert_eq!(resolve(root, "/../etc/passwd"), None);
         assert_eq!(resolve(root, "/simple/%2e%2e/%2e%2e/etc"), None);
         assert_eq!(resolve(root, "/a%00b"), None);
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(byte_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(byte_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(byte_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(byte_range("bytes=50-500", 100), Some((50, 99)));
+        assert_eq!(byte_range("bytes=100-", 100), None);
+        assert_eq!(byte_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(byte_range("items=0-1", 100), None);
     }
 }

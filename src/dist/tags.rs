@@ -245,9 +245,106 @@ impl TagFilter {
     }
 }
 
+/// How much an installer on one target prefers a wheel: lower is better,
+/// in the order of `packaging.tags.sys_tags()` (which pip and uv follow):
+/// the interpreter's own ABI, then `abi3`, then `none`, on the most
+/// specific platform first (the newest glibc, macOS or musl version the
+/// target runs); older `abi3` builds; `pyXY`/`py3` on a platform; then
+/// `any` last. `None` when the wheel does not run there at all.
+pub fn rank(python: PythonTarget, platform: &PlatformTarget, wheel: &WheelFilename) -> Option<(u32, u32)> {
+    let filter = TagFilter { pythons: Some(vec![python]), platforms: Some(vec![platform.clone()]) };
+    if !filter.matches(wheel) {
+        return None;
+    }
+    let (major, minor) = (u32::from(python.major), u32::from(python.minor));
+    let own = format!("cp{major}{minor}");
+    let python_rank = |py: &str, abi: &str, any: bool| -> Option<u32> {
+        let base = if any { 10_000 } else { 0 };
+        let older = |p: &str, prefix: &str| p.strip_prefix(prefix).and_then(|m| m.parse::<u32>().ok());
+        let r = match (py, abi) {
+            (p, a) if p == own && a == own => 0,
+            (p, "abi3") if p == own => 1,
+            (p, "none") if p == own => 2,
+            (p, "abi3") => 3 + minor.checked_sub(older(p, &format!("cp{major}"))?)?,
+            (p, "none") if p == format!("py{major}{minor}") => 100,
+            (p, "none") if p == format!("py{major}") => 101,
+            (p, "none") => 102 + minor.checked_sub(older(p, &format!("py{major}"))?)?,
+            (p, a) if p == own && a == format!("{own}m") => 0,
+            _ => return None,
+        };
+        // `cpXY-none-any` comes before `pyXY-none-any`, after every platform.
+        Some(base + if any && r == 2 { 0 } else { r })
+    };
+    let platform_rank = |tag: &str| -> Option<u32> {
+        let w: PlatformTarget = tag.parse().ok()?;
+        Some(match (platform, &w) {
+            (PlatformTarget::Manylinux(t, _), PlatformTarget::Manylinux(v, _))
+            | (PlatformTarget::Musllinux(t, _), PlatformTarget::Musllinux(v, _))
+            | (PlatformTarget::Macos(t, _), PlatformTarget::Macos(v, _)) => {
+                // The target's own version first, then older ones (a
+                // wheel newer than the target does not run there at all).
+                let key = |(a, b): (u16, u16)| u32::from(a) * 1000 + u32::from(b);
+                let newer = key(*t).saturating_sub(key(*v));
+                let format = match (platform, &w) {
+                    (PlatformTarget::Macos(_, ta), PlatformTarget::Macos(_, wa)) if ta != wa => {
+                        1 + mac_formats(ta).iter().position(|f| f == wa).unwrap_or(9) as u32
+                    }
+                    _ => 0,
+                };
+                newer * 16 + format
+            }
+            _ => 0,
+        })
+    };
+    let mut best: Option<(u32, u32)> = None;
+    for py in &wheel.python {
+        for abi in &wheel.abi {
+            for plat in &wheel.platform {
+                let any = plat == "any";
+                if !any && !platform.accepts(plat) {
+                    continue;
+                }
+                let Some(p) = python_rank(py, abi, any) else { continue };
+                let q = if any { 0 } else { platform_rank(plat).unwrap_or(u32::MAX) };
+                best = Some(best.map_or((p, q), |b| b.min((p, q))));
+            }
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_most_specific_wheel_ranks_first() {
+        let py: PythonTarget = "3.12".parse().unwrap();
+        let linux: PlatformTarget = "manylinux_2_28_x86_64".parse().unwrap();
+        let r = |tags: &str| rank(py, &linux, &wheel(tags));
+        let order = [
+            "cp312-cp312-manylinux_2_28_x86_64",
+            "cp312-cp312-manylinux_2_17_x86_64",
+            "cp312-abi3-manylinux_2_28_x86_64",
+            "cp39-abi3-manylinux_2_17_x86_64",
+            "py3-none-manylinux_2_17_x86_64",
+            "cp312-none-any",
+            "py312-none-any",
+            "py3-none-any",
+            "py38-none-any",
+        ];
+        for pair in order.windows(2) {
+            assert!(r(pair[0]) < r(pair[1]), "{} before {}: {:?} {:?}", pair[0], pair[1], r(pair[0]), r(pair[1]));
+        }
+        assert_eq!(r("cp311-cp311-manylinux_2_17_x86_64"), None);
+        assert_eq!(r("cp312-cp312-manylinux_2_34_x86_64"), None);
+        let mac: PlatformTarget = "macosx_14_0_arm64".parse().unwrap();
+        let m = |tags: &str| rank(py, &mac, &wheel(tags));
+        assert!(m("cp312-cp312-macosx_14_0_arm64") < m("cp312-cp312-macosx_12_0_arm64"));
+        assert!(m("cp312-cp312-macosx_12_0_arm64") < m("cp312-cp312-macosx_10_9_universal2"));
+        assert!(m("cp312-cp312-macosx_11_0_arm64") < m("cp312-cp312-macosx_11_0_universal2"));
+        assert!(m("cp312-cp312-macosx_10_9_universal2") < m("py3-none-any"));
+    }
 
     fn filter(py: &[&str], plat: &[&str]) -> TagFilter {
         TagFilter {

@@ -78,6 +78,7 @@ struct RawMirror {
     publish_partial: Option<bool>,
     max_failures: Option<Spanned<toml::Value>>,
     max_removed: Option<Spanned<toml::Value>>,
+    files: Option<Spanned<String>>,
     base_url: Option<Spanned<String>>,
 }
 
@@ -181,9 +182,22 @@ pub struct Mirror {
     /// A run (or an imported bundle) that would unlist more of the served
     /// files than this publishes nothing, unless `--allow-removals`.
     pub max_removed: MaxFailures,
+    /// `files`: which of a version's files an environment gets (`None`:
+    /// installed ones under resolution or lock files, else compatible ones).
+    pub files: Option<Files>,
     /// Where the published tree is served (`https://pypi.example.org/`):
     /// the landing page's install commands show it.
     pub base_url: Option<Url>,
+}
+
+/// `[mirror] files`: which of a chosen version's files are mirrored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Files {
+    /// For each target environment, the one wheel pip or uv would install
+    /// there (plus the sdist when `sdists = true`).
+    Installed,
+    /// Every file compatible with some target.
+    Compatible,
 }
 
 /// `[mirror] max_failures` and `max_removed`: a count, or a share of a
@@ -636,6 +650,14 @@ fn load_mirror(loc: &Locator, errs: &mut Errors, m: RawMirror, resolve: &dyn Fn(
         publish_partial: m.publish_partial.unwrap_or(true),
         max_failures: m.max_failures.as_ref().and_then(|v| {
             let parsed = MaxFailures::parse(v.get_ref()).map_err(|e| loc.at(v.span(), format!("`max_failures`: {e}")));
+            errs.take(v.span().start, parsed)
+        }),
+        files: m.files.as_ref().and_then(|v| {
+            let parsed = match v.get_ref().as_str() {
+                "installed" => Ok(Files::Installed),
+                "compatible" => Ok(Files::Compatible),
+                other => Err(loc.at(v.span(), format!("`files` is \"installed\" or \"compatible\", not {other:?}"))),
+            };
             errs.take(v.span().start, parsed)
         }),
         max_removed: m.max_removed.as_ref().map_or(DEFAULT_MAX_REMOVED, |v| {

@@ -45,6 +45,7 @@ const MIRROR: &[Field] = &[
     Field("publish_partial", Kind::Bool),
     Field("max_failures", Kind::CountOrPercent),
     Field("max_removed", Kind::CountOrPercent),
+    Field("files", Kind::Str),
     Field("base_url", Kind::Str),
 ];
 

@@ -202,7 +202,38 @@ fn publishing<'a>(
         allow_removals,
         repair,
         index_url: manifest.mirror.base_url.as_ref().and_then(|u| u.join("simple/").ok()).map(|u| u.to_string()),
+        base_url: manifest.mirror.base_url.clone(),
     }
+}
+
+/// `[mirror] files`: with `"installed"` (the default under resolution or
+/// lock files) the environments that install each version, from the
+/// resolution and the locks; `None` keeps every compatible file.
+pub(crate) fn installed_by(
+    manifest: &Manifest,
+    want: &Wanted,
+    resolved: &resolve::Resolved,
+) -> Option<crate::select::locked::InstalledBy> {
+    let claims = !want.locked.is_empty()
+        || want
+            .requested
+            .keys()
+            .any(|p| manifest.select.options_for(p).dependencies == crate::manifest::Dependencies::Resolve);
+    let files = manifest.mirror.files.unwrap_or(if claims {
+        crate::manifest::Files::Installed
+    } else {
+        crate::manifest::Files::Compatible
+    });
+    if files != crate::manifest::Files::Installed {
+        return None;
+    }
+    let mut out = resolved.installed.clone();
+    for (p, versions) in &want.locked.installed {
+        for (v, envs) in versions {
+            out.entry(p.clone()).or_default().entry(v.clone()).or_default().extend(envs.iter().cloned());
+        }
+    }
+    Some(out)
 }
 
 /// What the plan refuses before fetching: malicious releases, under
@@ -290,6 +321,7 @@ fn to_plan(
     sw.lap("resolve");
     signal::check()?;
     let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
+    let installed = installed_by(manifest, want, &resolved);
     let inputs = plan::PlanInputs {
         select: &select,
         locked: &want.locked,
@@ -299,6 +331,7 @@ fn to_plan(
         run: run.id,
         since,
         refuse: refuse(&manifest.policy, loaded),
+        installed: installed.as_ref().map(|i| (i, want.envs.as_slice())),
     };
     let (requested, views) = closure::expand(run, client, &inputs, requested, views, fetch_opts, diags)?;
     let plan = plan::make_batch(&inputs, &requested, &views, &mut run.state, counts, diags)?;

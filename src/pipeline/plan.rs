@@ -146,8 +146,12 @@ pub fn plan_key(
     lines: &[RequirementLine],
     locked: Option<&BTreeMap<String, Named>>,
     hashed: Option<&Vec<Hashed>>,
+    installed: Option<&BTreeMap<crate::dist::Version, BTreeSet<String>>>,
 ) -> String {
     let mut text = format!("{}\n{body_sha256}\n{opts:?}\n{locked:?}\n{hashed:?}\n", env!("CARGO_PKG_VERSION"));
+    for (v, envs) in installed.into_iter().flatten() {
+        text.push_str(&format!("installed {v}: {}\n", envs.iter().cloned().collect::<Vec<_>>().join(" ")));
+    }
     let mut reqs: Vec<String> =
         lines.iter().map(|l| format!("{}{}", if l.constraint { "-c " } else { "" }, l.requirement)).collect();
     reqs.sort();
@@ -176,6 +180,10 @@ pub struct PlanInputs<'a> {
     /// Under `malicious = "block"`, the snapshot whose malicious-package
     /// records keep a release out before anything of it is fetched.
     pub refuse: Option<Refuse<'a>>,
+    /// `files = "installed"`: the environments that install each version
+    /// (resolution's and the locks'), and those environments; a version
+    /// they name keeps only the wheel each of them would pick.
+    pub installed: Option<(&'a crate::select::locked::InstalledBy, &'a [crate::select::env::TargetEnv])>,
 }
 
 /// Malicious releases and files, refused at the plan: their files are
@@ -285,6 +293,7 @@ pub fn make_batch(
             lines,
             inputs.locked.files.get(project),
             inputs.locked.hashed.get(project),
+            inputs.installed.and_then(|(by, _)| by.get(project)),
         );
         if up.freshness == Freshness::Fetched || up.view.plan_key.as_deref() != Some(&key) {
             fresh.push(project.clone());
@@ -376,6 +385,11 @@ fn plan_project(
     let lock = LockedFor { files: inputs.locked.files.get(project), hashed: inputs.locked.hashed.get(project) };
     let pp = select_project(project, key, listing, lines, &opts, have, &inputs.store);
     let mut pp = with_locked(pp, listing, &lock, have, &inputs.store, diags);
+    if let Some((by, envs)) = inputs.installed
+        && let Some(versions) = by.get(project)
+    {
+        installed_only(&mut pp, listing, (versions, envs), opts.sdists);
+    }
     if let Some(r) = &inputs.refuse {
         r.apply(&mut pp, listing, diags);
     }
@@ -440,6 +454,50 @@ fn leave(pp: &mut ProjectPlan, prune: &mut Vec<(ProjectName, DistFilename)>, a: 
             prune.push((a.project.clone(), a.filename.clone()));
         }
     }
+}
+
+/// `files = "installed"`: of each version some environments install, keep
+/// the wheel each of them would pick (`dist::tags::rank`, as pip and uv
+/// rank tags; Requires-Python must admit the environment's Python), and
+/// the sdist when sdists are mirrored; a version no environment is named
+/// for keeps every selected file.
+fn installed_only(
+    pp: &mut ProjectPlan,
+    listing: &crate::upstream::listing::Listing,
+    (versions, envs): (&BTreeMap<crate::dist::Version, BTreeSet<String>>, &[crate::select::env::TargetEnv]),
+    sdists: bool,
+) {
+    let file_of = |name: &DistFilename| listing.files.iter().find(|u| u.filename == *name);
+    let mut keep: BTreeSet<String> = BTreeSet::new();
+    for (version, names) in versions {
+        let of_version: Vec<&UpstreamFile> =
+            pp.files.iter().filter(|f| f.filename.version() == version).filter_map(|f| file_of(&f.filename)).collect();
+        for env in envs.iter().filter(|e| names.contains(&e.name())) {
+            let python = env.python_version();
+            let best = of_version
+                .iter()
+                .filter_map(|f| match &f.filename {
+                    DistFilename::Wheel(w) => {
+                        let fits = f
+                            .requires_python
+                            .as_deref()
+                            .and_then(|rp| rp.parse::<uv_pep440::VersionSpecifiers>().ok())
+                            .is_none_or(|rp| rp.contains(&python));
+                        let rank = crate::dist::tags::rank(env.python, &env.platform, w).filter(|_| fits)?;
+                        Some((rank, f.filename.as_str()))
+                    }
+                    DistFilename::Sdist(_) => None,
+                })
+                .min();
+            if let Some((_, name)) = best {
+                keep.insert(name.to_string());
+            }
+        }
+        if sdists || !keep.iter().any(|k| of_version.iter().any(|f| f.filename.as_str() == k)) {
+            keep.extend(of_version.iter().filter(|f| !f.filename.is_wheel()).map(|f| f.filename.to_string()));
+        }
+    }
+    pp.files.retain(|f| !versions.contains_key(f.filename.version()) || keep.contains(f.filename.as_str()));
 }
 
 /// The selected versions some target environment gets no wheel of while

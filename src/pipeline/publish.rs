@@ -42,6 +42,8 @@ pub struct Publishing<'a> {
     pub force: bool,
     /// Where the tree is served (`[mirror] base_url` + `simple/`).
     pub index_url: Option<String>,
+    /// `[mirror] base_url`: the rewritten locks name URLs under it.
+    pub base_url: Option<url::Url>,
     /// Join with the snapshot even when nothing changed (`audit`: its
     /// findings are what it prints); the tree is still kept when it would
     /// come out identical.
@@ -103,7 +105,7 @@ fn inputs_key(p: &Publishing<'_>, tampering: &[Tampering], diags: &[Diagnostic])
     let today = crate::util::clock::output_time().to_zoned(jiff::tz::TimeZone::UTC).date();
     let expired: Vec<bool> = p.policy.ignore.iter().map(|i| i.expires.is_some_and(|e| e < today)).collect();
     let text = format!(
-        "{}\n{}\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n{:?}\n{:?}\n{:?}\n",
+        "{}\n{}\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n",
         env!("CARGO_PKG_VERSION"),
         p.templates.digest(),
         p.mirror.name,
@@ -118,6 +120,7 @@ fn inputs_key(p: &Publishing<'_>, tampering: &[Tampering], diags: &[Diagnostic])
         p.check.select,
         p.check.locked,
         p.check.envs.iter().map(TargetEnv::name).collect::<Vec<_>>(),
+        p.base_url,
     );
     Sha256::of(text.as_bytes()).hex()
 }
@@ -431,7 +434,15 @@ fn render(
     };
     let mut site = SiteRender::new(p.templates, staged.dir());
     let mut listed = Vec::new();
-    each_batch(run, (withheld, Some(&mut listed)), |batch| Ok(site.projects(batch)?))?;
+    // What the tree serves, for the rewritten locks (lock-sized mirrors only).
+    let locks = &p.check.select.locks;
+    let mut served: HashSet<(ProjectName, String)> = HashSet::new();
+    each_batch(run, (withheld, Some(&mut listed)), |batch| {
+        if !locks.is_empty() {
+            served.extend(batch.iter().filter(|f| f.listed).map(|f| (f.project.clone(), f.filename.to_string())));
+        }
+        Ok(site.projects(batch)?)
+    })?;
     listed.sort_unstable();
     let mut entries = site.finish(&info, Some(&inputs.audit.landing()))?;
     entries.extend(written);
@@ -439,6 +450,7 @@ fn render(
     for (rel, bytes) in extra {
         entries.push(crate::tree::write_entry(staged.dir(), rel, bytes)?);
     }
+    entries.extend(rewritten_locks(run, p, &served, staged)?);
     if let Some(path) = p.snapshot_file.filter(|_| p.loaded.snapshot.is_some()) {
         let bytes = fs_err::read(path)?;
         entries.push(crate::tree::write_entry(staged.dir(), "reports/advisories.sqlite.zst", &bytes)?);
@@ -470,6 +482,46 @@ fn removal_guard(
         removed as f64 * 100.0 / total.max(1) as f64,
         p.max_removed
     )))
+}
+
+/// `locks/<name>`: every lock file of the manifest, pointing into the tree
+/// (`index::locks`); two locks of one name are told apart by a number.
+fn rewritten_locks(
+    run: &Run,
+    p: &Publishing<'_>,
+    served: &HashSet<(ProjectName, String)>,
+    staged: &Staged,
+) -> Result<Vec<TreeEntry>, Error> {
+    use crate::index::locks::{Base, rewrite};
+    let base = match &p.base_url {
+        Some(u) => Base::Url(u.clone()),
+        None => {
+            Base::Path(std::path::absolute(run.target.output()).unwrap_or_else(|_| run.target.output().to_path_buf()))
+        }
+    };
+    let is_served = |project: &ProjectName, filename: &str| served.contains(&(project.clone(), filename.to_string()));
+    let mut names = BTreeSet::new();
+    let mut out = Vec::new();
+    for lock in &p.check.select.locks {
+        let text = fs_err::read_to_string(&lock.path)?;
+        let r = rewrite(&text, lock.kind, &is_served, &base);
+        let file = lock.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "lock".into());
+        let mut name = file.clone();
+        let mut n = 1;
+        while !names.insert(name.clone()) {
+            n += 1;
+            name = format!("{n}-{file}");
+        }
+        if r.kept > 0 {
+            tracing::info!(
+                "locks/{name}: {} file(s) point into the tree, {} the tree does not serve keep their upstream URLs",
+                r.rewritten,
+                r.kept
+            );
+        }
+        out.push(crate::tree::write_entry(staged.dir(), &format!("locks/{name}"), r.text.as_bytes())?);
+    }
+    Ok(out)
 }
 
 /// Stage: swap the staged tree in and record its listing and keys.

@@ -129,6 +129,8 @@ pub struct Resolved {
     /// Environments that did not resolve and keep their last good
     /// resolution instead, with the run that made it.
     pub kept: BTreeMap<String, i64>,
+    /// The environments that install each pinned version (good and kept).
+    pub installed: crate::select::locked::InstalledBy,
 }
 
 /// The requirements one environment resolves: the lines of projects that
@@ -387,6 +389,15 @@ pub fn resolve(
             if let Some((pins, run)) = last_good.get(&name) {
                 for (p, vs) in pins {
                     resolved.pins.entry(p.clone()).or_default().extend(vs.iter().cloned());
+                    for v in vs {
+                        resolved
+                            .installed
+                            .entry(p.clone())
+                            .or_default()
+                            .entry(v.clone())
+                            .or_default()
+                            .insert(name.clone());
+                    }
                 }
                 resolved.kept.insert(name, *run);
             }
@@ -400,6 +411,11 @@ pub fn resolve(
                 for (p, v) in &r.pins {
                     pins.entry(p.clone()).or_default().insert(v.clone());
                 }
+            }
+        }
+        for (p, vs) in &pins {
+            for v in vs {
+                resolved.installed.entry(p.clone()).or_default().entry(v.clone()).or_default().insert(name.clone());
             }
         }
         resolved.good.push((name, pins));

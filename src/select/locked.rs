@@ -27,10 +27,15 @@ pub struct Hashed {
     pub lockfile: String,
 }
 
+/// Which target environments (by name) install each version of each project.
+pub type InstalledBy = BTreeMap<ProjectName, BTreeMap<Version, std::collections::BTreeSet<String>>>;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Locked {
     pub files: BTreeMap<ProjectName, BTreeMap<String, Named>>,
     pub hashed: BTreeMap<ProjectName, Vec<Hashed>>,
+    /// The environments each locked version is installed in.
+    pub installed: InstalledBy,
 }
 
 impl Locked {
@@ -54,6 +59,9 @@ pub fn locked(select: &Select, envs: &[TargetEnv]) -> Locked {
         for env in envs {
             let tags = env.tags();
             for p in lock.packages_for(&env.markers) {
+                if let Some(v) = &p.version {
+                    out.installed.entry(p.name.clone()).or_default().entry(v.clone()).or_default().insert(env.name());
+                }
                 let sdists = select.options_for(&p.name).sdists;
                 for f in &p.files {
                     let fits = match DistFilename::parse(&f.filename, Some(&p.name)) {

@@ -6,6 +6,7 @@ mod support;
 mod advisories;
 mod architecture;
 mod bundles;
+mod day_two;
 mod e2e;
 mod fail_closed;
 mod faults;

@@ -348,6 +348,26 @@ fn nginx_serves_the_tree_with_the_documented_config() {
     let r = get("/reports/security.sarif", "*/*");
     assert_eq!(r.headers()["content-type"], "application/sarif+json");
     assert_eq!(get("/", "text/html").headers()["content-type"], "text/html; charset=utf-8");
+    // nginx and `airlock serve` answer every client alike, q-values weighed.
+    let served = crate::support::tools::Served::start(&env.public());
+    for accept in [
+        "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01",
+        "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01",
+        "text/html",
+        "*/*",
+        "application/vnd.pypi.simple.v1+json;q=0",
+        "text/html, application/vnd.pypi.simple.v1+json;q=0.5",
+        "application/vnd.pypi.simple.latest+json",
+        "text/html;q=0.5, application/vnd.pypi.simple.v1+json",
+    ] {
+        let from = |url: &str| {
+            client.get(format!("{url}simple/app/")).header("Accept", accept).send().unwrap().headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(from(&format!("{base}/")), from(&served.url), "Accept: {accept}");
+    }
 
     // pip and uv install through it.
     let index = format!("{base}/simple/");

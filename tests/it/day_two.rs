@@ -1,0 +1,225 @@
+//! What an operator meets in the first week: `airlock serve` as the air
+//! gap's index server (concurrent keep-alive clients, `--bind`, an access
+//! log), locks installable through the mirror, only the files each
+//! environment installs, a nightly whose upstream traffic can be seen, and
+//! errors that say it once and say it all.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::tools::*;
+use crate::support::*;
+
+/// uv with a short read timeout: a server that leaves a request unanswered
+/// fails the install instead of stalling it.
+fn uv_quick(dir: &std::path::Path, index: &str, packages: &[String], run: usize) -> std::process::Output {
+    let venv = dir.join(format!("uv-venv-{run}"));
+    let status = Command::new(uv())
+        .args(["venv", "--no-config", "--python"])
+        .arg(python())
+        .arg(&venv)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    Command::new(uv())
+        .args(["pip", "install", "--no-config", "--python"])
+        .arg(venv.join("bin/python"))
+        .args(["--index-url", index])
+        .args(packages)
+        .env("UV_CACHE_DIR", dir.join(format!("uv-cache-{run}")))
+        .env("UV_HTTP_TIMEOUT", "5")
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn serve_answers_concurrent_keep_alive_clients_on_every_fresh_start() {
+    let env = Env::new(Flavour::Json);
+    let names: Vec<String> = (0..20).map(|i| format!("pkg{i:02}")).collect();
+    for n in &names {
+        env.upstream.add(n, FakeFile::new(wheel(n, "1.0", WheelSpec::default())));
+    }
+    let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    env.manifest(&format!("[select]\npackages = [{}]\n", list.join(", ")));
+    env.build().success();
+    for run in 0..3 {
+        let served = Served::start(&env.public());
+        let out = uv_quick(env.dir.path(), &format!("{}simple/", served.url), &names, run);
+        assert!(out.status.success(), "fresh start {run}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // A burst of keep-alive requests on 16 connections at once, after one
+    // that stays open: every one is answered.
+    let served = Served::start(&env.public());
+    let addr = served.url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let request = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive\r\n\r\n");
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+    idle.write_all(request("/simple/").as_bytes()).unwrap();
+    let mut conns: Vec<std::net::TcpStream> = (0..16).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.write_all(request(&format!("/simple/pkg{:02}/", i % 20)).as_bytes()).unwrap();
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut line = String::new();
+        BufReader::new(c).read_line(&mut line).unwrap_or_else(|e| panic!("connection {i} unanswered: {e}"));
+        assert!(line.starts_with("HTTP/1.1 200"), "connection {i}: {line:?}");
+    }
+    drop(idle);
+}
+
+#[test]
+fn serve_binds_where_told_and_logs_every_request() {
+    let env = Env::new(Flavour::Json);
+    env.upstream.add("app", FakeFile::new(wheel("app", "1.0", WheelSpec::default())));
+    env.manifest("[select]\npackages = [\"app\"]\n");
+    env.build().success();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("airlock"))
+        .args(["serve"])
+        .arg(env.public())
+        .args(["--port", "0", "--bind", "0.0.0.0"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.split(" at ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
+    let client = reqwest::blocking::Client::new();
+    let r =
+        client.get(format!("{url}simple/app/")).header("Accept", "application/vnd.pypi.simple.v1+json").send().unwrap();
+    assert_eq!(r.status(), 200);
+    let whl =
+        client.get(format!("{url}packages/app/app-1.0-py3-none-any.whl")).header("Range", "bytes=0-3").send().unwrap();
+    assert_eq!(whl.status(), 206);
+    assert_eq!(whl.bytes().unwrap().as_ref(), b"PK\x03\x04");
+    assert_eq!(client.get(format!("{url}nope")).send().unwrap().status(), 404);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    assert!(log.contains("\"GET /simple/app/ HTTP/1.1\" 200") && log.contains(" json "), "{log}");
+    assert!(log.contains("\"GET /packages/app/app-1.0-py3-none-any.whl HTTP/1.1\" 206 4"), "{log}");
+    assert!(log.contains("\"GET /nope HTTP/1.1\" 404"), "{log}");
+}
+
+/// The file real uv picks for `pkg` on a target, from an index.
+fn uv_picks(dir: &std::path::Path, index: &str, platform: &str, python: &str, pkg: &str) -> String {
+    let out = Command::new(uv())
+        .args(["pip", "install", "--no-config", "--dry-run", "-v", "--python-platform", platform])
+        .args(["--python-version", python, "--target"])
+        .arg(dir.join("uv-target"))
+        .args(["--index-url", index, pkg])
+        .env("UV_CACHE_DIR", dir.join("uv-cache"))
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let line = log.lines().find(|l| l.contains(&format!("Selecting: {pkg}=="))).unwrap_or_else(|| panic!("{log}"));
+    line.rsplit('(').next().unwrap().trim_end_matches(')').to_string()
+}
+
+#[test]
+fn a_resolve_mirror_holds_only_the_wheel_each_environment_installs() {
+    let env = Env::new(Flavour::Json);
+    for tag in ["py3-none-any", "cp312-cp312-manylinux_2_17_x86_64", "cp312-cp312-manylinux_2_28_x86_64"] {
+        env.upstream.add("pkg", FakeFile::new(wheel("pkg", "1.0", WheelSpec { tag, ..Default::default() })));
+    }
+    env.upstream.add("pkg", FakeFile::new(sdist("pkg", "1.0")));
+    env.upstream.add("app", FakeFile::new(wheel("app", "1.0", WheelSpec { requires: &["pkg"], ..Default::default() })));
+    let manifest = |platforms: &str, extra: &str| {
+        env.manifest(&format!(
+            "max_removed = \"100%\"\n{extra}[select]\npackages = [\"app\"]\npython = [\"3.12\"]\nplatforms = [{platforms}]\nsdists = false\ndependencies = \"resolve\"\n"
+        ))
+    };
+    manifest("\"manylinux_2_28_x86_64\"", "");
+    env.build().success();
+    let picked = uv_picks(env.dir.path(), &env.upstream.index_url(), "x86_64-manylinux_2_28", "3.12", "pkg");
+    assert_eq!(listed(&env.public(), "pkg"), [picked.clone()], "exactly what uv installs there");
+    // Two targets: each gets its own.
+    manifest("\"manylinux_2_28_x86_64\", \"manylinux_2_17_x86_64\"", "");
+    env.build().success();
+    let older = uv_picks(env.dir.path(), &env.upstream.index_url(), "x86_64-manylinux_2_17", "3.12", "pkg");
+    let mut want = vec![picked, older];
+    want.sort();
+    assert_eq!(listed(&env.public(), "pkg"), want);
+    // "compatible" keeps today's behaviour: every compatible wheel.
+    manifest("\"manylinux_2_28_x86_64\"", "files = \"compatible\"\n");
+    env.build().success();
+    assert_eq!(listed(&env.public(), "pkg").len(), 3);
+}
+
+#[test]
+fn locks_are_rewritten_into_the_tree_and_install_with_the_network_off() {
+    let env = Env::new(Flavour::Json);
+    env.upstream
+        .add("alpha", FakeFile::new(wheel("alpha", "1.0", WheelSpec { requires: &["beta"], ..Default::default() })));
+    env.upstream.add("beta", FakeFile::new(wheel("beta", "2.0", WheelSpec::default())));
+    env.upstream.add("beta", FakeFile::new(sdist("beta", "2.0")));
+    let project = env.path("proj");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("pyproject.toml"),
+        "[project]\nname = \"demo\"\nversion = \"0.1.0\"\nrequires-python = \">=3.11\"\ndependencies = [\"alpha\"]\n",
+    )
+    .unwrap();
+    let uv_in = |dir: &std::path::Path, args: &[&str]| {
+        let out = Command::new(uv())
+            .args(args)
+            .current_dir(dir)
+            .env("UV_CACHE_DIR", env.path("uv-cache-locks"))
+            .env("UV_PYTHON_DOWNLOADS", "never")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "uv {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let index = env.upstream.index_url();
+    uv_in(&project, &["lock", "--no-config", "--index-url", &index]);
+    uv_in(&project, &["export", "--no-config", "--index-url", &index, "--format", "pylock.toml", "-o", "pylock.toml"]);
+    for lock in ["uv.lock", "pylock.toml"] {
+        std::fs::copy(project.join(lock), env.path(lock)).unwrap();
+    }
+    env.manifest("[select]\nlockfiles = [\"uv.lock\", \"pylock.toml\"]\npython = [\"3.11\"]\n");
+    env.build().success();
+    let locks = env.public().join("locks");
+    let pylock = std::fs::read_to_string(locks.join("pylock.toml")).unwrap();
+    assert!(pylock.contains("path = \"../packages/alpha/alpha-1.0-py3-none-any.whl\""), "{pylock}");
+    assert!(!pylock.contains("url = \"http://127.0.0.1"), "no file is fetched from the upstream: {pylock}");
+    let uvlock = std::fs::read_to_string(locks.join("uv.lock")).unwrap();
+    assert!(!uvlock.contains("/files/alpha"), "{uvlock}");
+
+    // The network off: uv's offline mode, and the upstream sees nothing.
+    env.upstream.clear_requests();
+    let venv = env.path("lock-venv");
+    uv_in(env.dir.path(), &["venv", "--no-config", "--python", python().to_str().unwrap(), venv.to_str().unwrap()]);
+    let lockfile = locks.join("pylock.toml");
+    uv_in(
+        env.dir.path(),
+        &[
+            "pip",
+            "install",
+            "--no-config",
+            "--offline",
+            "--python",
+            venv.join("bin/python").to_str().unwrap(),
+            "-r",
+            lockfile.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run_python(&venv.join("bin/python"), "import alpha, beta; print(beta.__version__)"), "2.0");
+    let inside = env.path("inside");
+    std::fs::create_dir_all(&inside).unwrap();
+    std::fs::copy(project.join("pyproject.toml"), inside.join("pyproject.toml")).unwrap();
+    std::fs::copy(locks.join("uv.lock"), inside.join("uv.lock")).unwrap();
+    uv_in(&inside, &["sync", "--no-config", "--frozen", "--offline", "--python", python().to_str().unwrap()]);
+    assert_eq!(run_python(&inside.join(".venv/bin/python"), "import alpha; print(alpha.__version__)"), "1.0");
+    assert!(env.upstream.requests().is_empty(), "{:?}", env.upstream.requests());
+}
