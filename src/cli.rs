@@ -315,9 +315,13 @@ fn finish(outcome: crate::pipeline::BuildOutcome, command: &str, output: &std::p
     // shippers as numbers, with no pattern to parse.
     let s = &outcome.summary;
     let text = if command == "audit" { "audit finished".to_string() } else { s.to_string() };
+    let t = s.upstream.unwrap_or_default();
     tracing::info!(
         run = outcome.run,
         command,
+        upstream_requests = t.requests,
+        not_modified = t.not_modified,
+        upstream_bytes = t.bytes,
         added = s.added,
         kept = s.kept,
         removed = s.unlisted,

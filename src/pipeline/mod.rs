@@ -75,6 +75,8 @@ pub struct Summary {
     pub tampered: u64,
     pub published: bool,
     pub elapsed: Duration,
+    /// What the run asked the upstream (none offline).
+    pub upstream: Option<crate::upstream::Traffic>,
 }
 
 impl std::fmt::Display for Summary {
@@ -386,6 +388,7 @@ fn build_stages(
         if opts.offline { " (offline: stored views only)" } else { "" }
     );
     let since = serials::since(client.as_ref(), &run.state)?;
+    let traffic = |files: u64| client.as_ref().map(|c| upstream_line(c, &since, files));
     let counts = run.state.listed_counts()?;
     if let Some(r) = remote.as_deref_mut() {
         r.list()?;
@@ -444,6 +447,7 @@ fn build_stages(
         ..Summary::default()
     };
     if let Some(why) = withhold(m, &diags, work) {
+        summary.upstream = traffic(done.fetched.files);
         tracing::error!("{why}");
         return Ok((summary, None, diags, Exit::Failed));
     }
@@ -453,6 +457,7 @@ fn build_stages(
         publishing(manifest, &want, loaded, templates, (false, false, opts.allow_removals), Some(&repairer));
     let published = publish::publish(run, &publishing, &mut diags)?;
     summary.published = published.changed;
+    summary.upstream = traffic(done.fetched.files);
     let restored = repairer.restored.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let (Some(r), false) = (remote, restored.is_empty()) {
         r.upload(&run.store, &restored)?;
@@ -537,6 +542,29 @@ fn sync_remote(
     let uploaded = r.upload(&run.store, &pairs)?;
     tracing::info!("object store: {restored} recorded file(s) restored from it, {uploaded} verified file(s) uploaded");
     Ok(())
+}
+
+/// The run's upstream traffic in one line (and why a rerun cannot be one
+/// request, when it cannot); the figures go to the summary's JSON fields.
+fn upstream_line(client: &Client, since: &serials::Since, files: u64) -> crate::upstream::Traffic {
+    let t = client.traffic();
+    let validators = match (t.validated, t.unvalidated) {
+        (_, 0) => String::new(),
+        (0, _) => ", no ETags: every page is downloaded whole each run".to_string(),
+        (_, n) => format!(", {n} page(s) without ETags"),
+    };
+    tracing::info!(
+        upstream_requests = t.requests,
+        not_modified = t.not_modified,
+        upstream_bytes = t.bytes,
+        "upstream: {} page(s) ({} x 304), {files} file(s), {} in {} request(s); {}{validators}",
+        t.pages,
+        t.not_modified,
+        human_bytes(t.bytes),
+        t.requests,
+        since.describe()
+    );
+    t
 }
 
 /// Why a run with failures publishes nothing, if it does not: by default

@@ -65,7 +65,7 @@ impl UpstreamIndex<'_> {
             Ok(g) => {
                 let files = g.upstream.listing().map(|l| Arc::new(l.files.clone())).map_err(str::to_string);
                 let mut views = self.gathered.lock().unwrap_or_else(PoisonError::into_inner);
-                if g.fresh {
+                if g.store {
                     views.updated.push(g.upstream.view.clone());
                 }
                 views.projects.insert(project.clone(), g.upstream);

@@ -34,12 +34,29 @@ pub struct Since {
     changed: Option<HashMap<ProjectName, i64>>,
     /// What to record once every page was checked without error.
     record: Option<(String, UpstreamSerial)>,
+    /// Why serials are not used this run, when they are not.
+    unavailable: Option<String>,
 }
 
 impl Since {
     /// Every page is checked (offline, or for commands that always do).
     pub fn every_page() -> Since {
         Since::default()
+    }
+
+    /// How this run knew what changed, for the run's upstream line.
+    pub fn describe(&self) -> String {
+        match (&self.changed, &self.record, &self.unavailable) {
+            (Some(c), _, _) => format!("serials: {} project(s) changed", c.len()),
+            (None, Some((_, UpstreamSerial { serial: Some(s), .. })), _) => format!("a full check (serial {s})"),
+            (None, _, Some(why)) => format!("serials unavailable ({why})"),
+            (None, _, None) => "serials unavailable".into(),
+        }
+    }
+
+    /// Whether the upstream offers no serials (every run checks every page).
+    pub fn no_serials(&self) -> bool {
+        self.changed.is_none() && !matches!(&self.record, Some((_, UpstreamSerial { serial: Some(_), .. })))
     }
 
     /// Whether a project's stored view is known current without asking:
@@ -69,7 +86,7 @@ impl Since {
 pub fn since(client: Option<&Client>, state: &State) -> Result<Since, StateError> {
     let Some(client) = client else { return Ok(Since::every_page()) };
     if crate::upstream::serial::endpoint(client.index()).is_none() {
-        return Ok(Since::every_page());
+        return Ok(Since { unavailable: Some("not an HTTP upstream".into()), ..Since::every_page() });
     }
     let key = redact::url(client.index());
     let now = crate::util::clock::now();
@@ -84,7 +101,7 @@ pub fn since(client: Option<&Client>, state: &State) -> Result<Since, StateError
     });
     if let Some(UpstreamSerial { serial: None, .. }) = stored.as_ref().filter(|_| !due) {
         // Known to offer none: not asked again until the next full check.
-        return Ok(Since::every_page());
+        return Ok(Since { unavailable: Some("known since the last full check".into()), ..Since::every_page() });
     }
     if let Some(UpstreamSerial { serial: Some(serial), full_check }) = stored.filter(|_| !due) {
         match client.changes_since(serial) {
@@ -100,7 +117,7 @@ pub fn since(client: Option<&Client>, state: &State) -> Result<Since, StateError
                     changed.len()
                 );
                 let record = UpstreamSerial { serial: Some(latest), full_check };
-                return Ok(Since { changed: Some(changed), record: Some((key, record)) });
+                return Ok(Since { changed: Some(changed), record: Some((key, record)), unavailable: None });
             }
             Ok(_) => tracing::warn!(
                 "the upstream changelog lists changes at or before serial {serial}: inconsistent; checking every page"
@@ -109,12 +126,15 @@ pub fn since(client: Option<&Client>, state: &State) -> Result<Since, StateError
         }
     }
     // A full check: every page, complete up to the serial read now.
-    let serial = match client.last_serial() {
-        Ok(n) => Some(n),
+    let (serial, unavailable) = match client.last_serial() {
+        Ok(n) => (Some(n), None),
         Err(e) => {
-            tracing::debug!("the upstream offers no serials ({e}): conditional requests for every page");
-            None
+            // Said once, when found out: why no rerun of this mirror can be one request.
+            tracing::info!(
+                "the upstream offers no serials ({e}): every run checks every page (conditionally where pages carry an ETag); asked again at the next full check"
+            );
+            (None, Some(e.to_string()))
         }
     };
-    Ok(Since { changed: None, record: Some((key, UpstreamSerial { serial, full_check: now })) })
+    Ok(Since { changed: None, record: Some((key, UpstreamSerial { serial, full_check: now })), unavailable })
 }

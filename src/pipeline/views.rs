@@ -181,7 +181,7 @@ pub fn gather(
     for (project, r) in results {
         match r {
             Ok(g) => {
-                if g.fresh {
+                if g.store {
                     views.updated.push(g.upstream.view.clone());
                 }
                 diags.extend(g.error);
@@ -235,14 +235,28 @@ pub fn suggest(client: Option<&Client>, found: &mut [Diagnostic]) {
 /// One project's upstream and how it was obtained.
 pub struct Gathered {
     pub upstream: Upstream,
-    /// The view is new: store it.
+    /// The page is new (parsed from this fetch).
     pub fresh: bool,
+    /// The view must be stored (new, or new validators for the same page).
+    pub store: bool,
     /// The upstream failed and the stored view stands in.
     pub error: Option<Diagnostic>,
 }
 
 fn stored(view: ProjectView, freshness: Freshness, error: Option<Diagnostic>) -> Gathered {
-    Gathered { upstream: Upstream { freshness, view, listing: OnceLock::new() }, fresh: false, error }
+    Gathered { upstream: Upstream { freshness, view, listing: OnceLock::new() }, fresh: false, store: false, error }
+}
+
+/// Whether a stored page URL is the page the client asks for (a redirect
+/// to the normalized name, or a `file://` index's page file, lands elsewhere).
+fn same_page(stored: &str, client: &Client, project: &ProjectName) -> bool {
+    let asked = client.page_url(project);
+    Url::parse(stored).is_ok_and(|s| {
+        s.scheme() == asked.scheme()
+            && s.host_str() == asked.host_str()
+            && s.port_or_known_default() == asked.port_or_known_default()
+            && s.path().starts_with(asked.path())
+    })
 }
 
 /// Fetch one project's page (conditionally, against its stored view `old`),
@@ -259,6 +273,14 @@ pub fn gather_one(
         old => old,
     };
     let failed = |message: String, kept: bool| Diagnostic::UpstreamFailed { project: project.clone(), message, kept };
+    // A view fetched from another upstream (the manifest's `upstream`
+    // changed) is asked for afresh: its validators and URLs are the old one's.
+    let old = match (old, client) {
+        (Some(v), Some(c)) if v.page_url != c.page_url(project).as_str() && !same_page(&v.page_url, c, project) => {
+            Some(ProjectView { etag: None, last_modified: None, body_sha256: String::new(), ..v })
+        }
+        (old, _) => old,
+    };
     let Some(client) = client else {
         return match old {
             Some(v) => Ok(stored(v, Freshness::Cached, None)),
@@ -277,6 +299,21 @@ pub fn gather_one(
         Ok(Page::Fresh(fetched)) => {
             let body_sha256 = fetched.body_sha256.hex();
             if let Some(v) = old.as_ref().filter(|v| v.body_sha256 == body_sha256) {
+                // The same page: nothing to plan again, but what the
+                // upstream now says about it (an ETag a proxy used to strip,
+                // a new serial) is learned, or every later run would ask
+                // unconditionally.
+                let learned = ProjectView {
+                    etag: fetched.validators.etag.clone(),
+                    last_modified: fetched.validators.last_modified.clone(),
+                    serial: fetched.serial.or(v.serial),
+                    ..v.clone()
+                };
+                if learned != *v {
+                    let mut g = stored(learned, Freshness::Unchanged, None);
+                    g.store = true;
+                    return Ok(g);
+                }
                 return Ok(stored(v.clone(), Freshness::Unchanged, None));
             }
             // Stored with absolute URLs: the view must not depend on where it was fetched.
@@ -300,7 +337,7 @@ pub fn gather_one(
                 serial: fetched.serial,
             };
             let upstream = Upstream { freshness: Freshness::Fetched, view, listing: OnceLock::from(Ok(listing)) };
-            Ok(Gathered { upstream, fresh: true, error: None })
+            Ok(Gathered { upstream, fresh: true, store: true, error: None })
         }
         Err(e) => match old {
             Some(v) => Ok(stored(v, Freshness::Cached, Some(failed(e.to_string(), true)))),

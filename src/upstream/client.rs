@@ -8,6 +8,7 @@
 //! rebuilt without reqwest's own (unredacted) URL.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -181,8 +182,47 @@ struct Auth {
     password: Option<String>,
 }
 
+/// What a run asked the upstream, counted as it goes (every attempt is a
+/// request, as the server sees it).
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    pages: AtomicU64,
+    not_modified: AtomicU64,
+    bytes: AtomicU64,
+    /// Fresh pages that carried an ETag or a Last-Modified, and that did not.
+    validated: AtomicU64,
+    unvalidated: AtomicU64,
+}
+
+/// A snapshot of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Traffic {
+    pub requests: u64,
+    pub pages: u64,
+    pub not_modified: u64,
+    pub bytes: u64,
+    pub validated: u64,
+    pub unvalidated: u64,
+}
+
+/// A body reader that counts what it reads into the client's bytes.
+struct Counted<R> {
+    inner: R,
+    counters: std::sync::Arc<Counters>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 pub struct Client {
     http: reqwest::blocking::Client,
+    counters: std::sync::Arc<Counters>,
     index: Url,
     index_auth: Option<Auth>,
     netrc: Option<netrc::Netrc>,
@@ -263,7 +303,31 @@ impl Client {
             .and_then(|v| v.parse().ok())
             .map(Duration::from_millis)
             .unwrap_or(Duration::from_millis(500));
-        Ok(Client { http, index, index_auth, netrc, retries: cfg.retries, backoff, timeout: cfg.timeout, limits })
+        Ok(Client {
+            http,
+            counters: std::sync::Arc::default(),
+            index,
+            index_auth,
+            netrc,
+            retries: cfg.retries,
+            backoff,
+            timeout: cfg.timeout,
+            limits,
+        })
+    }
+
+    /// What this client asked so far.
+    pub fn traffic(&self) -> Traffic {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Traffic {
+            requests: get(&c.requests),
+            pages: get(&c.pages),
+            not_modified: get(&c.not_modified),
+            bytes: get(&c.bytes),
+            validated: get(&c.validated),
+            unvalidated: get(&c.unvalidated),
+        }
     }
 
     pub fn page_url(&self, project: &ProjectName) -> Url {
@@ -322,7 +386,19 @@ impl Client {
     /// Send one GET and classify the outcome; used inside [`Client::retry`].
     pub fn send(&self, url: &Url, headers: HeaderMap) -> Result<reqwest::blocking::Response, Failure> {
         crate::util::signal::check().map_err(|i| Failure::fatal(i.into()))?;
-        let resp = self.request(url).headers(headers).send().map_err(|e| {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let sent = self.request(url).headers(headers).send();
+        match &sent {
+            Ok(r) => tracing::trace!(
+                "GET {} -> {} in {:.1}ms",
+                redact::url(url),
+                r.status().as_u16(),
+                started.elapsed().as_secs_f64() * 1000.0
+            ),
+            Err(e) => tracing::trace!("GET {} -> {e}", redact::url(url)),
+        }
+        let resp = sent.map_err(|e| {
             // A redirect loop stays one: named, and not retried.
             if e.is_redirect() {
                 Failure::fatal(UpstreamError::Redirects { url: redact::url(url), limit: self.limits.redirects })
@@ -364,7 +440,9 @@ impl Client {
                 }
                 other => other?,
             };
+            self.counters.pages.fetch_add(1, Ordering::Relaxed);
             if resp.status() == StatusCode::NOT_MODIFIED {
+                self.counters.not_modified.fetch_add(1, Ordering::Relaxed);
                 return Ok(Page::NotModified);
             }
             let final_url = resp.url().clone();
@@ -372,6 +450,12 @@ impl Client {
                 |h: header::HeaderName| resp.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
             let validators =
                 Validators { etag: header_str(header::ETAG), last_modified: header_str(header::LAST_MODIFIED) };
+            let counter = if validators.etag.is_some() || validators.last_modified.is_some() {
+                &self.counters.validated
+            } else {
+                &self.counters.unvalidated
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
             let content_type = header_str(header::CONTENT_TYPE).unwrap_or_default();
             let header_serial = header_str(header::HeaderName::from_static("x-pypi-last-serial"));
             let body = self.read_page(resp, &url, self.limits.page_bytes)?;
@@ -400,6 +484,8 @@ impl Client {
     pub fn post(&self, url: &Url, body: &str) -> Result<Vec<u8>, UpstreamError> {
         self.retry(|| {
             crate::util::signal::check().map_err(|i| Failure::fatal(i.into()))?;
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!("POST {}", redact::url(url));
             let mut req = self.http.post(url.clone()).header(header::CONTENT_TYPE, "text/xml").body(body.to_string());
             if let Some((user, pass)) = self.credentials(url) {
                 req = req.basic_auth(user, pass);
@@ -479,6 +565,7 @@ impl Client {
                 return Err(Failure::fatal(UpstreamError::PageTooLarge { url: redact::url(url), limit }));
             }
             body.extend_from_slice(&buf[..n]);
+            self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
             if started.elapsed() > deadline {
                 let seconds = deadline.as_secs();
                 return Err(Failure::transient(UpstreamError::TooSlow { url: redact::url(url), seconds }));
@@ -491,6 +578,7 @@ impl Client {
         let dir = url
             .to_file_path()
             .map_err(|_| UpstreamError::Invalid { url: url.to_string(), message: "not a local path".into() })?;
+        self.counters.pages.fetch_add(1, Ordering::Relaxed);
         for (file, content_type) in [("index.v1_json", wire::JSON_CONTENT_TYPE), ("index.html", "text/html")] {
             let path = dir.join(file);
             if path.is_file() {
@@ -527,7 +615,7 @@ impl Client {
         headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         let resp = self.send(url, headers)?;
         let len = resp.content_length();
-        Ok((Box::new(resp), len))
+        Ok((Box::new(Counted { inner: resp, counters: self.counters.clone() }), len))
     }
 }
 
@@ -563,7 +651,7 @@ impl Client {
             let resp = self.send(url, headers)?;
             if resp.status() != StatusCode::PARTIAL_CONTENT {
                 let len = resp.content_length();
-                return Ok(Ranged::Whole(Box::new(resp), len));
+                return Ok(Ranged::Whole(Box::new(Counted { inner: resp, counters: self.counters.clone() }), len));
             }
             let Some((start, end, total)) = content_range(resp.headers()) else {
                 return Err(Failure::fatal(UpstreamError::Invalid {
@@ -580,6 +668,7 @@ impl Client {
                     format!("range {range}: {} of {want} bytes", bytes.len()),
                 ))));
             }
+            self.counters.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             Ok(Ranged::Partial { start, bytes, total })
         })
         .map_err(GaveUp::into_error)

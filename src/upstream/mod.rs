@@ -11,5 +11,6 @@ pub mod serial;
 pub mod wire;
 
 pub use client::{
-    Client, ClientConfig, Download, Failure, GaveUp, Page, Ranged, Retry, UpstreamError, Validators, is_timeout,
+    Client, ClientConfig, Download, Failure, GaveUp, Page, Ranged, Retry, Traffic, UpstreamError, Validators,
+    is_timeout,
 };

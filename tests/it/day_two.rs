@@ -223,3 +223,66 @@ fn locks_are_rewritten_into_the_tree_and_install_with_the_network_off() {
     assert_eq!(run_python(&inside.join(".venv/bin/python"), "import alpha; print(alpha.__version__)"), "1.0");
     assert!(env.upstream.requests().is_empty(), "{:?}", env.upstream.requests());
 }
+
+#[test]
+fn etags_are_learned_when_a_proxy_stops_stripping_them_and_a_new_upstream_is_followed() {
+    let env = Env::new(Flavour::Json);
+    env.upstream.add("app", FakeFile::new(wheel("app", "1.0", WheelSpec::default())));
+    env.upstream.strip_etags(true);
+    env.manifest("[select]\npackages = [\"app\"]\n");
+    env.build().success();
+    env.build().success();
+    assert_eq!(env.upstream.pages_not_modified(), 0, "no ETag, no conditional answer");
+    env.upstream.strip_etags(false);
+    env.build().success(); // the same bytes, now with an ETag: learned
+    env.build().success();
+    assert_eq!(env.upstream.pages_not_modified(), 1, "the next run asks conditionally");
+
+    // A file the old upstream fails to serve; then the manifest moves to
+    // another upstream with byte-identical pages: the file comes from it.
+    env.upstream.add("app", FakeFile::new(wheel("app", "2.0", WheelSpec::default())));
+    env.upstream.fault("/files/app-2.0-py3-none-any.whl", Fault::Always(500));
+    env.build().code(1);
+    let other = Upstream::start(Flavour::Json);
+    other.add("app", FakeFile::new(wheel("app", "1.0", WheelSpec::default())));
+    other.add("app", FakeFile::new(wheel("app", "2.0", WheelSpec::default())));
+    let text = std::fs::read_to_string(env.path("mirror.toml")).unwrap();
+    std::fs::write(env.path("mirror.toml"), text.replace(&env.upstream.index_url(), &other.index_url())).unwrap();
+    env.upstream.clear_requests();
+    env.build().success();
+    assert!(env.upstream.requests().is_empty(), "the old upstream is not asked: {:?}", env.upstream.requests());
+    assert_eq!(other.file_requests(), ["/files/app-2.0-py3-none-any.whl"]);
+    assert_eq!(listed(&env.public(), "app").len(), 2);
+}
+
+#[test]
+fn the_run_says_what_it_asked_the_upstream() {
+    let env = Env::new(Flavour::Json);
+    for p in ["alpha", "beta", "gamma"] {
+        env.upstream.add(p, FakeFile::new(wheel(p, "1.0", WheelSpec::default())));
+    }
+    env.upstream.strip_etags(true);
+    env.manifest("[select]\npackages = [\"alpha\", \"beta\", \"gamma\"]\n");
+    let a = env.airlock().args(["--log-format", "json", "build"]).assert().success();
+    let asked = env.upstream.requests().len() as u64;
+    let lines: Vec<serde_json::Value> = stderr(&a).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let summary = lines.iter().rev().find(|l| l["upstream_requests"].is_u64()).expect("a summary with the figures");
+    assert_eq!(summary["upstream_requests"].as_u64(), Some(asked), "{summary}");
+    assert_eq!(summary["not_modified"].as_u64(), Some(0));
+    assert!(summary["upstream_bytes"].as_u64().unwrap() > 0);
+    let line = lines.iter().filter_map(|l| l["message"].as_str()).find(|m| m.starts_with("upstream: ")).unwrap();
+    assert!(
+        line.contains("3 page(s) (0 x 304), 3 file(s)")
+            && line.contains("serials unavailable")
+            && line.contains("no ETags"),
+        "{line}"
+    );
+    // -vv shows each request.
+    env.upstream.clear_requests();
+    let a = env.airlock().args(["-vv", "build"]).assert().success();
+    assert!(
+        stderr(&a).contains("GET http://127.0.0.1:") && stderr(&a).contains("/simple/alpha/ -> 200"),
+        "{}",
+        stderr(&a)
+    );
+}

@@ -99,6 +99,8 @@ struct Inner {
     ranged: u32,
     /// Speak PyPI's serials: XML-RPC at `/pypi`, `X-PyPI-Last-Serial`.
     serials: bool,
+    /// Send no ETag on pages (a proxy that strips them).
+    no_etags: bool,
     /// The index's serial: bumped by every change.
     serial: i64,
     /// (name, serial) of every change `changelog_since_serial` reports.
@@ -212,6 +214,11 @@ impl Upstream {
     /// Serve PEP 658/714 metadata files (and declare them on pages).
     pub fn serve_metadata(&self, on: bool) {
         self.inner.lock().unwrap().pep658 = on;
+    }
+
+    /// Send pages without ETags (as a proxy that strips them), or with.
+    pub fn strip_etags(&self, on: bool) {
+        self.inner.lock().unwrap().no_etags = on;
     }
 
     /// Answer range requests with the whole file, as some servers do.
@@ -357,11 +364,15 @@ impl Upstream {
                 return respond(&mut stream, 404, &[], b"no such project\n");
             };
             let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&body)[..8]));
-            if headers.get("if-none-match") == Some(&etag) {
+            let etags = !self.inner.lock().unwrap().no_etags;
+            if etags && headers.get("if-none-match") == Some(&etag) {
                 self.inner.lock().unwrap().pages_not_modified += 1;
                 return respond(&mut stream, 304, &[("ETag", &etag)], b"");
             }
-            let mut head = vec![("Content-Type", content_type), ("ETag", etag.as_str())];
+            let mut head = vec![("Content-Type", content_type)];
+            if etags {
+                head.push(("ETag", etag.as_str()));
+            }
             if let Some(serial) = serial.as_deref() {
                 head.push(("X-PyPI-Last-Serial", serial));
             }
