@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    airlock::util::mem::init();
     let cli = airlock::cli::Cli::parse();
     let verbosity = i8::try_from(cli.verbose).unwrap_or(i8::MAX) - i8::try_from(cli.quiet).unwrap_or(i8::MAX);
     airlock::util::ui::init(verbosity, cli.log_format, cli.color);

@@ -308,7 +308,13 @@ pub struct SiteRender<'a> {
 
 impl<'a> SiteRender<'a> {
     pub fn new(templates: &'a Templates, out: &'a Path) -> SiteRender<'a> {
-        SiteRender { templates, out, entries: Vec::new(), listed: Vec::new() }
+        SiteRender::with_capacity(templates, out, 0)
+    }
+
+    /// Room for `entries` listing entries up front: a large tree's listing
+    /// then never doubles (and copies) its way there.
+    pub fn with_capacity(templates: &'a Templates, out: &'a Path, entries: usize) -> SiteRender<'a> {
+        SiteRender { templates, out, entries: Vec::with_capacity(entries), listed: Vec::new() }
     }
 
     /// Render a batch of files: every file of each project in it (a project

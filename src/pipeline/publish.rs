@@ -21,7 +21,7 @@ use crate::manifest::Policy;
 use crate::run::Run;
 use crate::select::env::TargetEnv;
 use crate::store::state::{Artifact, Listed, StateError, TreeKeys};
-use crate::tree::{Staged, TreeEntry, encode_listing};
+use crate::tree::{Staged, TreeEntry};
 use crate::util::hashing::{HashingWriter, Sha256};
 
 /// What the publish stages need: the parts of the manifest a tree is
@@ -432,7 +432,9 @@ fn render(
         index_url: p.index_url.clone(),
         unselected,
     };
-    let mut site = SiteRender::new(p.templates, staged.dir());
+    // Pages: two per project, at most one per file (a project has one file or more).
+    let files = run.state.tree_files()? as usize;
+    let mut site = SiteRender::with_capacity(p.templates, staged.dir(), files + files / 2 + 64);
     let mut listed = Vec::new();
     // What the tree serves, for the rewritten locks (lock-sized mirrors only).
     let locks = &p.check.select.locks;
@@ -444,9 +446,13 @@ fn render(
         Ok(site.projects(batch)?)
     })?;
     listed.sort_unstable();
+    let mut sw = super::Stopwatch::start();
+    sw.lap("render: project pages");
     let mut entries = site.finish(&info, Some(&inputs.audit.landing()))?;
+    sw.lap("render: root and landing pages");
     entries.extend(written);
     entries.extend(report::write_all(inputs, p.templates, staged.dir())?);
+    sw.lap("render: reports");
     for (rel, bytes) in extra {
         entries.push(crate::tree::write_entry(staged.dir(), rel, bytes)?);
     }
@@ -455,7 +461,8 @@ fn render(
         let bytes = fs_err::read(path)?;
         entries.push(crate::tree::write_entry(staged.dir(), "reports/advisories.sqlite.zst", &bytes)?);
     }
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    // Paths are unique: an unstable sort, in place.
+    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok((entries, Listed(listed)))
 }
 
@@ -536,7 +543,9 @@ fn swap(
     crate::util::signal::check()?;
     let tree = staged.commit()?;
     crate::util::fault::point("after-publish");
-    run.state.put_tree(run.id, &encode_listing(entries), keys, listed, 8)?;
+    let mut listing = tempfile::tempfile_in(run.store.tmp_dir())?;
+    crate::tree::encode_listing_to(entries, &mut listing)?;
+    run.state.put_tree(run.id, &mut listing, keys, listed, 8)?;
     Ok(tree)
 }
 
@@ -622,7 +631,12 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     let written = vec![crate::tree::write_entry_with(staged.dir(), "reports/changes.json", |w| {
         report::changes::write_json(&changes, w)
     })?];
-    let changes = changes.for_feed();
+    // Only the feed's cut of the changes is kept (a first build's full
+    // list is as long as the mirror).
+    let changes = {
+        let full = changes;
+        full.for_feed()
+    };
     let inputs = Inputs { changes: Some(&changes), ..inputs };
     let mut runs = vec![(run.id, changes.clone())];
     for (r, body) in run.state.recent_changes(report::changes::FEED_RUNS)?.into_iter().filter(|(r, _)| *r != run.id) {
@@ -630,6 +644,7 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     }
     let feed = report::changes::render_feed(&audit.mirror_name, &audit.generated_at.to_string(), &runs);
     let extra = [("reports/feed.xml", feed.as_slice())];
+    sw.lap("changes and feed");
     let (entries, listed) = render(run, (&staged, written), &withheld, inputs, p, &extra)?;
     if let Some(why) = removal_guard(run, served.as_ref(), &listed, p)? {
         tracing::error!("{why}");

@@ -517,6 +517,16 @@ impl State {
         self.each_artifact_where("", [], f)
     }
 
+    /// How many files a tree of the state's artifacts holds at most: each
+    /// artifact, and the `.metadata` of each that has one.
+    pub fn tree_files(&self) -> Result<u64, StateError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) + COUNT(metadata_sha256) FROM artifacts", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(n.max(0) as u64)
+    }
+
     /// How many artifacts the state records, listed or not.
     pub fn artifact_count(&self) -> Result<u64, StateError> {
         let n: i64 =
@@ -1077,17 +1087,27 @@ impl State {
     pub fn put_tree(
         &self,
         run: i64,
-        listing: &[u8],
+        listing: &mut std::fs::File,
         keys: &TreeKeys,
         listed: &Listed,
         keep: usize,
     ) -> Result<(), StateError> {
+        // The listing (megabytes for a large tree) goes in through blob I/O,
+        // from its scratch file: never a copy of it in memory.
+        use std::io::Seek;
+        let len = listing.seek(std::io::SeekFrom::End(0))?;
+        listing.rewind()?;
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO trees (run, listing, key, inputs, exit, selection, listed_count, listed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![run, listing, keys.key, keys.inputs, keys.exit, keys.selection, listed.0.len() as i64, listed.encode()],
+                "INSERT OR REPLACE INTO trees (run, listing, key, inputs, exit, selection, listed_count, listed) VALUES (?1, zeroblob(?2), ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![run, len as i64, keys.key, keys.inputs, keys.exit, keys.selection, listed.0.len() as i64, listed.encode()],
             )
             .map_err(|e| self.err(e))?;
+        {
+            let mut blob =
+                self.conn.blob_open(rusqlite::MAIN_DB, "trees", "listing", run, false).map_err(|e| self.err(e))?;
+            std::io::copy(&mut std::io::BufReader::new(listing), &mut blob)?;
+        }
         self.conn.execute("UPDATE trees SET listed = NULL WHERE run != ?1", [run]).map_err(|e| self.err(e))?;
         self.conn
             .execute(

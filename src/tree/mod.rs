@@ -93,18 +93,12 @@ pub fn place(src: &Path, dst: &Path) -> Result<(), TreeError> {
     }
 }
 
-/// A tree's listing compressed for the state (exports and verify read it).
-pub fn encode_listing(entries: &[TreeEntry]) -> Vec<u8> {
-    // Serializing plain structs into memory cannot fail; an empty blob would
-    // decode as "no readable listing", never as a wrong one.
-    // Streamed into the compressor: the JSON of a large tree's listing is
-    // never held whole.
-    let encode = || -> std::io::Result<Vec<u8>> {
-        let mut z = zstd::Encoder::new(Vec::new(), 3)?;
-        serde_json::to_writer(&mut z, entries)?;
-        z.finish()
-    };
-    encode().unwrap_or_default()
+/// A tree's listing compressed into `out` (a scratch file): the state takes
+/// it from there, so a large tree's listing is never held whole in memory.
+pub fn encode_listing_to(entries: &[TreeEntry], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut z = zstd::Encoder::new(std::io::BufWriter::new(out), 3)?;
+    serde_json::to_writer(&mut z, entries)?;
+    std::io::Write::flush(&mut z.finish()?)
 }
 
 /// The listing back, or `None` when the blob is not one.

@@ -4,6 +4,22 @@
 //! dropped, the process would otherwise keep its high-water mark for the
 //! rest of the run. Elsewhere this does nothing.
 
+/// Arenas glibc may keep (its default is eight per core): the transfer and
+/// render pools run many threads, and each arena's fragments add to the
+/// peak; four cost no measurable time here (100,000-file build: 11.2 s and
+/// 165 MiB with the default, 11.1 s and 148 MiB with four).
+const ARENAS: libc::c_int = 4;
+
+/// Set up the allocator for a long run (call once, before any thread).
+pub fn init() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, ARENAS);
+    }
+}
+
 /// Give freed heap memory back to the kernel (glibc's `malloc_trim`).
 pub fn release() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
