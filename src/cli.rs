@@ -19,16 +19,16 @@ use crate::util::ui::{Color, LogFormat};
 )]
 pub struct Cli {
     /// More output (-v debug, -vv trace).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Global options")]
     pub verbose: u8,
     /// Less output: warnings and errors only.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Global options")]
     pub quiet: u8,
     /// Colored output.
-    #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
+    #[arg(long, value_enum, default_value_t = Color::Auto, global = true, help_heading = "Global options")]
     pub color: Color,
     /// Log line format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, help_heading = "Global options")]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -278,12 +278,27 @@ pub enum AdvisoriesCommand {
 /// Print a run's outcome and turn it into the exit code. `audit` prints
 /// what it found; `build` what it fetched, then what the audit found.
 fn finish(outcome: crate::pipeline::BuildOutcome, command: &str, output: &std::path::Path) -> Result<Exit, Error> {
+    // Each failure was said as it happened: here only what they add up to.
     let failures: Vec<_> = outcome.failures().collect();
-    for f in &failures {
-        tracing::error!("failed: {f}");
-    }
     if !failures.is_empty() {
-        tracing::error!("{} failure(s); nothing unverified was published", failures.len());
+        let mut by_code: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
+        for f in &failures {
+            let what = f.filename().map_or_else(|| f.project().to_string(), |n| format!("{}/{n}", f.project()));
+            by_code.entry(f.code()).or_default().push(what);
+        }
+        let parts: Vec<String> = by_code
+            .iter()
+            .map(|(code, items)| {
+                let shown: Vec<&str> = items.iter().take(3).map(String::as_str).collect();
+                let more = if items.len() > 3 { format!(" and {} more", items.len() - 3) } else { String::new() };
+                format!("{code}: {}{more}", shown.join(", "))
+            })
+            .collect();
+        tracing::error!(
+            "{} failure(s) ({}); nothing unverified was published (reports/summary.md lists them)",
+            failures.len(),
+            parts.join("; ")
+        );
     }
     let report = output.join("reports/security.html");
     if let Some(f) = &outcome.findings {
@@ -373,7 +388,11 @@ fn print_findings(run: i64, f: &crate::audit::Findings, report: &std::path::Path
             t.ids.join(", ")
         };
         let blocked = if t.blocked { " (blocked)" } else { "" };
-        let worst = if t.malicious { "MALICIOUS".to_string() } else { t.worst.to_string() };
+        let worst = match (t.malicious, t.worst_unrated) {
+            (true, _) => "MALICIOUS".to_string(),
+            (false, true) => format!("unknown, ranks as {}", t.worst),
+            (false, false) => t.worst.to_string(),
+        };
         tracing::info!("  {} {}: {worst}{blocked}: {ids}", t.project, t.version);
     }
     if f.top.len() > shown {
@@ -481,7 +500,14 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                 (Some(s), _, _) => Source::File(s),
                 (None, Some(u), _) => Source::Index(u),
                 (None, None, Some(c)) => Source::Manifest(c),
-                (None, None, None) => Source::Manifest(PathBuf::from("mirror.toml")),
+                (None, None, None) if std::path::Path::new("mirror.toml").is_file() => {
+                    Source::Manifest(PathBuf::from("mirror.toml"))
+                }
+                (None, None, None) => {
+                    return Err(Error::Usage(
+                        "nothing to scan against: give --snapshot FILE, --index-url URL (a mirror: the snapshot it publishes), or -c mirror.toml (there is none here)".into(),
+                    ));
+                }
             };
             let fail_on = match fail_on.as_str() {
                 "any" => {

@@ -323,10 +323,14 @@ pub struct Diagnostics {
 impl Diagnostics {
     /// Record one, logging it at its level as it happens.
     pub fn push(&mut self, d: Diagnostic) {
+        // Fields for log shippers (`--log-format json`): what and about what.
+        let (code, project) = (d.code(), d.project().as_str());
+        let file = d.filename().unwrap_or_default();
+        let version = d.version().map(ToString::to_string).unwrap_or_default();
         match d.level() {
-            Level::Error => tracing::error!(code = d.code(), "{d}"),
-            Level::Warning => tracing::warn!(code = d.code(), "{d}"),
-            Level::Note => tracing::info!(code = d.code(), "{d}"),
+            Level::Error => tracing::error!(code, project, file, version, "{d}"),
+            Level::Warning => tracing::warn!(code, project, file, version, "{d}"),
+            Level::Note => tracing::info!(code, project, file, version, "{d}"),
         }
         self.items.push(d);
     }

@@ -189,6 +189,11 @@ pub fn update(
     match build_checked(sources, snapshot, cache, accept) {
         Ok(stats) => Ok(stats),
         Err(e) => {
+            if matches!(e, AdvisoryError::Upstream(_)) {
+                tracing::warn!(
+                    "a source could not be downloaded; a machine without internet access takes a local copy instead: [advisories] sources = [\"/path/to/PyPI-all.zip\"] (osv.dev's PyPI/all.zip fetched elsewhere, or a checkout of the advisory database)"
+                );
+            }
             if let Some(old) = old {
                 let age =
                     old.age_days(jiff::Timestamp::now()).map_or("unknown age".into(), |d| format!("{d} day(s) old"));

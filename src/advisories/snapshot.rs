@@ -701,15 +701,7 @@ impl Snapshot {
 /// compressed file: `$AIRLOCK_CACHE_DIR`, else `$XDG_CACHE_HOME/airlock`,
 /// else `~/.cache/airlock`; `AIRLOCK_CACHE_DIR=""` turns the cache off.
 fn cache_dir() -> Option<std::path::PathBuf> {
-    let dir = match std::env::var_os("AIRLOCK_CACHE_DIR") {
-        Some(d) if d.is_empty() => return None,
-        Some(d) => std::path::PathBuf::from(d),
-        None => match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-            Some(d) => Path::new(&d).join("airlock"),
-            None => Path::new(&std::env::var_os("HOME")?).join(".cache/airlock"),
-        },
-    };
-    Some(dir.join("snapshots"))
+    Some(crate::util::fsx::user_cache_dir()?.join("snapshots"))
 }
 
 /// The cached decompressed copy of a snapshot, opened read-only in place:

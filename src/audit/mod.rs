@@ -170,7 +170,11 @@ pub struct TopFinding {
     pub version: Version,
     /// A malicious release: above any severity.
     pub malicious: bool,
+    /// The worst rating as the policy ranks it (`unknown` as
+    /// `unknown_severity`), as every report ranks it.
     pub worst: Severity,
+    /// The worst came from an advisory without a rating.
+    pub worst_unrated: bool,
     pub ids: Vec<String>,
     pub blocked: bool,
 }
@@ -400,12 +404,13 @@ impl Audit {
             .iter()
             .filter_map(|v| {
                 let active: Vec<&AuditFinding> = v.active().collect();
-                let worst = active.iter().map(|f| f.severity).max()?;
+                let worst = active.iter().max_by_key(|f| (f.effective, f.severity))?;
                 Some(TopFinding {
                     project: v.project.clone(),
                     version: v.version.clone(),
                     malicious: active.iter().any(|f| f.malicious),
-                    worst,
+                    worst: worst.effective,
+                    worst_unrated: worst.severity == Severity::Unknown,
                     ids: active.iter().map(|f| f.id.clone()).collect(),
                     blocked: v.blocked,
                 })

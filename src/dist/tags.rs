@@ -19,11 +19,65 @@ pub enum TagError {
         "invalid platform tag {0:?}: expected a wheel platform tag such as \"manylinux_2_17_x86_64\", \"macosx_11_0_arm64\" or \"win_amd64\""
     )]
     Platform(String),
-    #[error(
-        "unknown platform {0:?}: use a wheel platform tag: manylinux_<glibc major>_<minor>_<arch> (manylinux_2_17_x86_64, manylinux_2_28_aarch64; or manylinux2014_x86_64), musllinux_<major>_<minor>_<arch> (musllinux_1_2_x86_64), macosx_<major>_<minor>_<arch> (macosx_11_0_arm64, macosx_10_12_x86_64), win_amd64, win32, win_arm64, or linux_<arch>; arch is one of {arches}",
-        arches = LINUX_ARCHES.join(", ")
-    )]
-    UnknownPlatform(String),
+    #[error("unknown platform {tag:?}{}", suggestion.as_ref().map(|s| format!("; did you mean {s:?}?")).unwrap_or_default())]
+    UnknownPlatform { tag: String, suggestion: Option<String> },
+    #[error("{0:?} is not a CPython release: 2.7, or 3.0 to 3.{MAX_MINOR}")]
+    UnknownPython(String),
+}
+
+/// The newest CPython feature release a manifest may name (3.15 is out,
+/// 3.16 is in development as of this airlock).
+pub const MAX_MINOR: u8 = 16;
+
+/// What a platform target may be, said once after all the platform errors
+/// of a manifest.
+pub fn platform_forms() -> String {
+    format!(
+        "platform tags are manylinux_<glibc major>_<minor>_<arch> (manylinux_2_17_x86_64, manylinux_2_28_aarch64; or manylinux2014_x86_64), musllinux_<major>_<minor>_<arch> (musllinux_1_2_x86_64), macosx_<major>_<minor>_<arch> (macosx_11_0_arm64, macosx_10_12_x86_64), win_amd64, win32, win_arm64, or linux_<arch>; arch is one of {}",
+        LINUX_ARCHES.join(", ")
+    )
+}
+
+/// The nearest of `known` to `word`, if one is near.
+fn nearest<'a>(word: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .map(|k| (strsim::damerau_levenshtein(word, k), k))
+        .filter(|(d, k)| *d > 0 && *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// A suggestion for a platform tag that is almost one.
+fn suggest_platform(s: &str) -> Option<String> {
+    let arch_fix = |prefix: &str, rest: &str, arches: &[&str]| -> Option<String> {
+        let mut it = rest.splitn(3, '_');
+        let (major, minor, arch) = (it.next()?, it.next()?, it.next()?);
+        if arches.contains(&arch) {
+            return None;
+        }
+        Some(format!("{prefix}{major}_{minor}_{}", nearest(arch, arches.iter().copied())?))
+    };
+    if let Some(rest) = s.strip_prefix("manylinux_") {
+        return arch_fix("manylinux_", rest, LINUX_ARCHES);
+    }
+    if let Some(rest) = s.strip_prefix("musllinux_") {
+        return arch_fix("musllinux_", rest, LINUX_ARCHES);
+    }
+    if let Some(rest) = s.strip_prefix("macosx_") {
+        return arch_fix("macosx_", rest, MAC_ARCHES);
+    }
+    let linux: Vec<String> = LINUX_ARCHES.iter().map(|a| format!("linux_{a}")).collect();
+    let common = ["manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "macosx_11_0_arm64"];
+    let known = WINDOWS.iter().copied().chain(linux.iter().map(String::as_str)).chain(common);
+    if let Some(k) = nearest(s, known) {
+        return Some(k.to_string());
+    }
+    match s {
+        "linux" | "manylinux" => Some("manylinux_2_17_x86_64".into()),
+        "windows" | "win" | "win64" => Some("win_amd64".into()),
+        "mac" | "macos" | "darwin" | "osx" => Some("macosx_11_0_arm64".into()),
+        _ => None,
+    }
 }
 
 /// Architectures of Linux wheel tags (PEP 599/600/656 and what PyPI serves).
@@ -41,7 +95,7 @@ impl PlatformTarget {
     /// `windows` or `linux` is refused with the forms accepted, instead of
     /// becoming a target that matches no wheel.
     pub fn target(s: &str) -> Result<PlatformTarget, TagError> {
-        let unknown = || TagError::UnknownPlatform(s.to_string());
+        let unknown = || TagError::UnknownPlatform { tag: s.to_string(), suggestion: suggest_platform(s) };
         let t: PlatformTarget = s.parse().map_err(|_| unknown())?;
         let known = match &t {
             PlatformTarget::Manylinux(_, arch) | PlatformTarget::Musllinux(_, arch) => {
@@ -77,6 +131,16 @@ impl FromStr for PythonTarget {
             return Err(err());
         }
         Ok(PythonTarget { major, minor })
+    }
+}
+
+impl PythonTarget {
+    /// A Python a manifest targets: a CPython feature release that exists
+    /// (or is in development), not any MAJOR.MINOR.
+    pub fn target(s: &str) -> Result<PythonTarget, TagError> {
+        let t: PythonTarget = s.parse()?;
+        let known = (t.major == 3 && t.minor <= MAX_MINOR) || (t.major == 2 && t.minor == 7);
+        if known { Ok(t) } else { Err(TagError::UnknownPython(s.to_string())) }
     }
 }
 

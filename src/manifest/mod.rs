@@ -40,8 +40,15 @@ pub enum ManifestError {
     #[error(transparent)]
     Lock(#[from] lockfile::LockError),
     /// Every problem, in file order.
-    #[error("{} problems:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    #[error(
+        "{} problem(s):\n{}",
+        .0.iter().filter(|e| !matches!(e, ManifestError::Note { .. })).count(),
+        .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+    )]
     Many(Vec<ManifestError>),
+    /// What a kind of value may be, said once after its problems.
+    #[error("{path}: {message}")]
+    Note { path: String, message: String },
 }
 
 // ---------------------------------------------------------------- wire form
@@ -518,9 +525,9 @@ impl Manifest {
     }
 
     /// Parse manifest text; `path` names it in errors and anchors relative
-    /// paths. Every problem is reported, in file order: TOML syntax first
-    /// (nothing else can be trusted then), else the shape (unknown keys,
-    /// wrong types), else the values.
+    /// paths. Every problem is reported at once, in file order: TOML syntax
+    /// first (nothing else can be trusted then), then the shape (unknown
+    /// keys, wrong types) and the values of every key whose shape is right.
     pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
         let loc = Locator { path, text };
         let mut errs = Errors::default();
@@ -528,15 +535,19 @@ impl Manifest {
         for e in &syntax {
             errs.push(e.span().map_or(0, |s| s.start), loc.toml_error(e));
         }
-        if syntax.is_empty() {
-            for p in schema::check(&doc) {
-                errs.push(p.span.start, loc.at(p.span, p.message));
-            }
-        }
-        if !errs.0.is_empty() {
+        if !syntax.is_empty() {
             return Err(errs.into_error().unwrap_or_else(|| loc.at(0..0, "invalid manifest")));
         }
-        let raw: RawManifest = toml::from_str(text).map_err(|e| loc.toml_error(&e))?;
+        for p in schema::check(&doc) {
+            errs.push(p.span.start, loc.at(p.span, p.message));
+        }
+        let raw: RawManifest = match without_misshapen(text) {
+            Some(raw) => raw,
+            None if !errs.0.is_empty() => {
+                return Err(errs.into_error().unwrap_or_else(|| loc.at(0..0, "invalid manifest")));
+            }
+            None => toml::from_str(text).map_err(|e| loc.toml_error(&e))?,
+        };
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
@@ -557,6 +568,31 @@ impl Manifest {
             None => Ok(Manifest { mirror, select, advisories, policy, publish }),
         }
     }
+}
+
+/// The manifest with every line whose shape is wrong blanked out, so that
+/// the values of all the others are checked in the same run (the shape
+/// problems are already reported). Blanking keeps every offset, so spans
+/// still point into the file as written. `None` when it cannot be made to
+/// deserialize (then only the shape problems are reported).
+fn without_misshapen(text: &str) -> Option<RawManifest> {
+    let mut bytes = text.as_bytes().to_vec();
+    for _ in 0..256 {
+        let attempt = String::from_utf8_lossy(&bytes).into_owned();
+        match toml::from_str::<RawManifest>(&attempt) {
+            Ok(raw) => return Some(raw),
+            Err(e) => {
+                let at = e.span()?.start.min(bytes.len());
+                let start = bytes[..at].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                let end = bytes[at..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| at + i);
+                if bytes[start..end].iter().all(|b| *b == b' ') {
+                    return None;
+                }
+                bytes[start..end].iter_mut().for_each(|b| *b = b' ');
+            }
+        }
+    }
+    None
 }
 
 type Spot = Option<(String, std::ops::Range<usize>)>;
@@ -806,11 +842,19 @@ fn each<T>(
 
 fn load_override(loc: &Locator, errs: &mut Errors, t: &RawSelect) -> SelectOverride {
     let pythons = each(errs, t.python.as_ref(), |p| {
-        p.get_ref().parse::<PythonTarget>().map_err(|e| loc.at(p.span(), format!("`python`: {e}")))
+        PythonTarget::target(p.get_ref()).map_err(|e| loc.at(p.span(), format!("`python`: {e}")))
     });
+    let before = errs.0.len();
     let platforms = each(errs, t.platforms.as_ref(), |p| {
         PlatformTarget::target(p.get_ref()).map_err(|e| loc.at(p.span(), format!("`platforms`: {e}")))
     });
+    // The forms a platform may take, said once after every platform error.
+    if errs.0.len() > before && !errs.0.iter().any(|(at, _)| *at == usize::MAX) {
+        errs.push(
+            usize::MAX,
+            ManifestError::Note { path: loc.path.display().to_string(), message: crate::dist::tags::platform_forms() },
+        );
+    }
     let latest = t.latest.as_ref().and_then(|l| errs.take(l.span().start, int_in(loc, l, "latest", 0, 1_000_000)));
     let dependencies = t.dependencies.as_ref().and_then(|d| errs.take(d.span().start, dependencies(loc, d)));
     SelectOverride {
@@ -954,30 +998,42 @@ expires = 2027-01-31
         let text = "[selct]\npackages = [\"a\"]\n[mirror]\njobs = \"4\"\nretries = 99\n[select]\nlatest = \"1\"\nplatforms = [\"windows\", 3]\n[policy]\nfail_on = \"severe\"\n";
         let err = parse(text).unwrap_err().to_string();
         let lines: Vec<&str> = err.lines().collect();
-        assert_eq!(lines[0], "4 problems:", "{err}");
+        // The shape and the values in one pass: `retries` and `fail_on` too.
+        assert_eq!(lines[0], "6 problem(s):", "{err}");
         assert_eq!(lines[1], "  conf/mirror.toml:1:2: unknown table [selct]; did you mean [select]?");
         assert_eq!(lines[2], "  conf/mirror.toml:4:8: `jobs` in [mirror] expects a whole number, got the string \"4\"");
+        assert_eq!(lines[3], "  conf/mirror.toml:5:11: `retries` must be between 0 and 20, got 99");
         assert_eq!(
-            lines[3],
+            lines[4],
             "  conf/mirror.toml:7:10: `latest` in [select] expects a whole number, got the string \"1\""
         );
         assert!(
-            lines[4].starts_with("  conf/mirror.toml:8:13: `platforms` in [select] expects a list of strings"),
+            lines[5].starts_with("  conf/mirror.toml:8:13: `platforms` in [select] expects a list of strings"),
             "{err}"
         );
-        // Values are checked once the shape is right: all of them.
+        assert!(lines[6].contains(":10:11: `fail_on`"), "{err}");
         let text = "[mirror]\nretries = 99\n[select]\nplatforms = [\"windows\", \"win_amd64\", \"linux\"]\n[policy]\nfail_on = \"severe\"\n";
         let err = parse(text).unwrap_err().to_string();
         let lines: Vec<&str> = err.lines().collect();
-        assert_eq!(lines.len(), 5, "{err}");
+        assert_eq!(lines.len(), 6, "{err}");
+        assert_eq!(lines[0], "4 problem(s):", "{err}");
         assert!(lines[1].contains(":2:11: `retries` must be between 0 and 20"), "{err}");
         assert!(
-            lines[2].contains(":4:14: `platforms`: unknown platform \"windows\": use a wheel platform tag"),
+            lines[2].ends_with(":4:14: `platforms`: unknown platform \"windows\"; did you mean \"win_amd64\"?"),
             "{err}"
         );
-        assert!(lines[2].contains("win_amd64") && lines[2].contains("manylinux_2_17_x86_64"), "{err}");
         assert!(lines[3].contains(":4:38: `platforms`: unknown platform \"linux\""), "{err}");
         assert!(lines[4].contains(":6:11: `fail_on`"), "{err}");
+        // The forms a platform takes, once, last.
+        assert!(lines[5].contains("platform tags are manylinux_") && lines[5].contains("win_amd64"), "{err}");
+        assert_eq!(err.matches("platform tags are").count(), 1);
+        let err = parse(
+            "[select]
+python = [\"3.21\", \"3.12\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(":2:11: `python`: \"3.21\" is not a CPython release"), "{err}");
         let err = parse("name = \"x\"\n").unwrap_err().to_string();
         assert!(err.contains("unknown key `name` at the top level"), "{err}");
     }
@@ -998,7 +1054,7 @@ expires = 2027-01-31
         ];
         for (text, want) in cases {
             let err = parse(text).unwrap_err().to_string();
-            assert!(err.contains(want) && err.starts_with("conf/mirror.toml"), "{text:?} -> {err}");
+            assert!(err.contains(want) && err.contains("conf/mirror.toml:"), "{text:?} -> {err}");
         }
     }
 }

@@ -96,6 +96,10 @@ pub struct CheckInputs<'a> {
     pub select: &'a Select,
     pub requested: &'a BTreeMap<ProjectName, Vec<crate::manifest::requirements::RequirementLine>>,
     pub locked: &'a Locked,
+    /// Why resolution against the upstream found a project unusable in an
+    /// environment (an sdist-only project is "sdist-only" here, not
+    /// "missing" because the tree lacks it): (environment, project) -> reason.
+    pub upstream_missing: &'a BTreeMap<(String, ProjectName), Reason>,
     /// Every `-c` constraint, by the project it names (as `pip install -c`).
     pub constraints: &'a BTreeMap<ProjectName, Vec<crate::manifest::requirements::RequirementLine>>,
     pub envs: &'a [TargetEnv],
@@ -148,7 +152,8 @@ fn check_env(index: &TreeIndex<'_>, inputs: &CheckInputs<'_>, env: &TargetEnv) -
             for r in &roots {
                 let p = ProjectName::from(&r.name);
                 if index.files.get(&p).is_none_or(|f| f.is_empty()) {
-                    check.problems.insert(p, Reason::Missing);
+                    let known = inputs.upstream_missing.get(&(env.name(), p.clone())).copied();
+                    check.problems.insert(p, known.unwrap_or(Reason::Missing));
                 }
             }
             for (p, m) in &u.missing {

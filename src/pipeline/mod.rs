@@ -179,7 +179,7 @@ fn publishing<'a>(
     loaded: &'a LoadedSnapshot,
     templates: &'a Templates,
     (force, always_join, allow_removals): (bool, bool, bool),
-    repair: Option<&'a repair::Repairer<'a>>,
+    (repair, upstream_missing): (Option<&'a repair::Repairer<'a>>, &'a UpstreamMissing),
 ) -> publish::Publishing<'a> {
     publish::Publishing {
         mirror: MirrorInfo {
@@ -192,6 +192,7 @@ fn publishing<'a>(
             requested: &wanted.requested,
             locked: &wanted.locked,
             constraints: &wanted.constraints,
+            upstream_missing,
             envs: &wanted.envs,
             jobs: manifest.mirror.jobs,
         },
@@ -244,6 +245,9 @@ pub(crate) fn refuse<'a>(policy: &'a crate::manifest::Policy, loaded: &'a Loaded
     let snapshot = loaded.snapshot.as_ref().filter(|_| policy.malicious == crate::manifest::Malicious::Block)?;
     Some(plan::Refuse { snapshot, policy })
 }
+
+/// Why resolution found projects unusable, by (environment, project).
+type UpstreamMissing = std::collections::BTreeMap<(String, ProjectName), crate::select::installable::Reason>;
 
 /// Stage: finish. Record how the run ended and what it said, and
 /// checkpoint the state into an object-store store.
@@ -413,6 +417,13 @@ fn build_stages(
         sw.lap("fetch");
         signal::check()?;
         done.add(&plan, &batch, fetched, fetches);
+        for (env, outcome) in &resolved.envs {
+            if let crate::select::resolve::Outcome::Unsatisfiable(u) = outcome {
+                for (p, m) in &u.missing {
+                    done.missing.insert((env.name(), p.clone()), (*m).into());
+                }
+            }
+        }
         done.unlisted += record::record(run, &plan, &batch)?;
         requested.extend(batch.into_keys());
         drop(plan);
@@ -453,8 +464,14 @@ fn build_stages(
     }
     record::pruning(&prune, &mut diags);
     summary.pruned = record::prune_rows(run, &prune)?;
-    let publishing =
-        publishing(manifest, &want, loaded, templates, (false, false, opts.allow_removals), Some(&repairer));
+    let publishing = publishing(
+        manifest,
+        &want,
+        loaded,
+        templates,
+        (false, false, opts.allow_removals),
+        (Some(&repairer), &done.missing),
+    );
     let published = publish::publish(run, &publishing, &mut diags)?;
     summary.published = published.changed;
     summary.upstream = traffic(done.fetched.files);
@@ -482,6 +499,8 @@ struct Batched {
     tampered: u64,
     /// Requested projects planned from a listing (the others' listings failed).
     planned: BTreeSet<ProjectName>,
+    /// What resolution found unusable where (for the installability check).
+    missing: UpstreamMissing,
 }
 
 impl Batched {
@@ -614,6 +633,7 @@ pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<Buil
     let want = wanted(&manifest.select);
     // `audit` always joins: its findings are what it prints.
     // Fetches nothing: a gone file comes back only from the served tree.
+    let missing = UpstreamMissing::new();
     let repairer = repair::Repairer {
         client: None,
         served: run.target.current(),
@@ -621,8 +641,14 @@ pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<Buil
         restored: std::sync::Mutex::default(),
         tried: std::sync::Mutex::default(),
     };
-    let publishing =
-        publishing(manifest, &want, &loaded, &templates, (force, command == "audit", false), Some(&repairer));
+    let publishing = publishing(
+        manifest,
+        &want,
+        &loaded,
+        &templates,
+        (force, command == "audit", false),
+        (Some(&repairer), &missing),
+    );
     type Stages = (Summary, Option<crate::audit::Findings>, Exit);
     let stages = |run: &mut Run, diags: &mut Diagnostics| -> Result<Stages, Error> {
         let summary = Summary { kept: run.state.listed_count()?, ..Summary::default() };

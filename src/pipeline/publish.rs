@@ -604,9 +604,22 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
         installable::unchecked()
     };
     sw.lap("installability");
+    if let Some(line) = installability.summary() {
+        tracing::info!("{line}");
+    }
     if p.check.select.installable == Installable::Fail && installability.failing().next().is_some() {
+        // No tree carries the report: it goes beside the state, where the message points.
+        let beside = run.state.path().with_file_name("installability.json");
+        let written = crate::util::fsx::write_atomically(
+            &beside,
+            &report::installability::render(&installability, &crate::util::clock::output_time()),
+        );
+        let at = match written {
+            Ok(()) => format!("see {}", beside.display()),
+            Err(e) => format!("the report could not be written to {}: {e}", beside.display()),
+        };
         tracing::error!(
-            "installable = \"fail\": a target environment cannot install the requirements; nothing is published"
+            "installable = \"fail\": a target environment cannot install the requirements; nothing is published ({at})"
         );
         let findings = Some(audit.findings());
         return Ok(Published { tree: served.map(|s| s.dir), changed: false, exit: Exit::Failed, findings });

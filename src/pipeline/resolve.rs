@@ -63,7 +63,7 @@ impl UpstreamIndex<'_> {
         let old = self.stored.lock().unwrap_or_else(PoisonError::into_inner).remove(project);
         match views::gather_one(self.client, project, old, self.since) {
             Ok(g) => {
-                let files = g.upstream.listing().map(|l| Arc::new(l.files.clone())).map_err(str::to_string);
+                let files = g.upstream.listing().map(|l| l.files.clone()).map_err(str::to_string);
                 let mut views = self.gathered.lock().unwrap_or_else(PoisonError::into_inner);
                 if g.store {
                     views.updated.push(g.upstream.view.clone());
@@ -352,12 +352,18 @@ pub fn resolve(
     let mut resolved = Resolved::default();
     // Parallel over environments, then over widened variants; collected in
     // task order, so the merge below is deterministic.
+    let progress = crate::util::ui::Progress::count("resolve", envs.len() as u64);
     let base: Vec<Outcome> = crate::util::with_pool(inputs.jobs, || {
         (0..envs.len())
             .into_par_iter()
-            .map(|i| run_task(&index, inputs, &envs, &requested, &Task { env: i, pin: None }))
+            .map(|i| {
+                let o = run_task(&index, inputs, &envs, &requested, &Task { env: i, pin: None });
+                progress.inc(1);
+                o
+            })
             .collect()
     });
+    progress.finish();
     let tasks: Vec<Task> = envs
         .iter()
         .enumerate()
@@ -365,9 +371,18 @@ pub fn resolve(
             widen(&index, select, env, i, &roots(&requested, inputs.constraints, select, env).0, &base[i])
         })
         .collect();
+    let progress = crate::util::ui::Progress::count("widen", tasks.len() as u64);
     let widened: Vec<Outcome> = crate::util::with_pool(inputs.jobs, || {
-        tasks.par_iter().map(|t| run_task(&index, inputs, &envs, &requested, t)).collect()
+        tasks
+            .par_iter()
+            .map(|t| {
+                let o = run_task(&index, inputs, &envs, &requested, t);
+                progress.inc(1);
+                o
+            })
+            .collect()
     });
+    progress.finish();
     for outcome in base.iter().chain(&widened) {
         let Outcome::Resolved(r) = outcome else { continue };
         for (p, v) in &r.pins {
@@ -380,46 +395,7 @@ pub fn resolve(
         }
     }
     let unusable = unusable_pins(&index, select, &envs, &requested);
-    let last_good = state.resolutions()?;
-    for (i, env) in envs.iter().enumerate() {
-        let name = env.name();
-        if !matches!(base[i], Outcome::Resolved(_)) {
-            // Fail closed: a conflict, a misspelt or vanished project never
-            // empties what this environment served.
-            if let Some((pins, run)) = last_good.get(&name) {
-                for (p, vs) in pins {
-                    resolved.pins.entry(p.clone()).or_default().extend(vs.iter().cloned());
-                    for v in vs {
-                        resolved
-                            .installed
-                            .entry(p.clone())
-                            .or_default()
-                            .entry(v.clone())
-                            .or_default()
-                            .insert(name.clone());
-                    }
-                }
-                resolved.kept.insert(name, *run);
-            }
-            continue;
-        }
-        let mut pins = Pins::new();
-        let outcomes =
-            std::iter::once(&base[i]).chain(tasks.iter().zip(&widened).filter(|(t, _)| t.env == i).map(|(_, o)| o));
-        for outcome in outcomes {
-            if let Outcome::Resolved(r) = outcome {
-                for (p, v) in &r.pins {
-                    pins.entry(p.clone()).or_default().insert(v.clone());
-                }
-            }
-        }
-        for (p, vs) in &pins {
-            for v in vs {
-                resolved.installed.entry(p.clone()).or_default().entry(v.clone()).or_default().insert(name.clone());
-            }
-        }
-        resolved.good.push((name, pins));
-    }
+    per_environment(&mut resolved, &envs, (&base, &tasks, &widened), &state.resolutions()?);
     resolved.envs = envs.into_iter().zip(base).collect();
     let mut gathered = index.gathered.into_inner().unwrap_or_else(PoisonError::into_inner);
     gathered.updated.sort_by(|a, b| a.project.cmp(&b.project));
@@ -435,13 +411,55 @@ pub fn resolve(
     Ok((requested, derived, gathered, resolved))
 }
 
+/// Each environment's pins: its own (plain and widened) when it resolved,
+/// its last good resolution when it did not, so that a conflict, a misspelt
+/// or a vanished project never empties what the environment served.
+fn per_environment(
+    resolved: &mut Resolved,
+    envs: &[TargetEnv],
+    (base, tasks, widened): (&[Outcome], &[Task], &[Outcome]),
+    last_good: &HashMap<String, (Pins, i64)>,
+) {
+    let mut installed = |p: &ProjectName, v: &Version, name: &str| {
+        resolved.installed.entry(p.clone()).or_default().entry(v.clone()).or_default().insert(name.to_string());
+    };
+    let mut good = Vec::new();
+    for (i, env) in envs.iter().enumerate() {
+        let name = env.name();
+        if !matches!(base[i], Outcome::Resolved(_)) {
+            if let Some((pins, run)) = last_good.get(&name) {
+                for (p, vs) in pins {
+                    resolved.pins.entry(p.clone()).or_default().extend(vs.iter().cloned());
+                    vs.iter().for_each(|v| installed(p, v, &name));
+                }
+                resolved.kept.insert(name, *run);
+            }
+            continue;
+        }
+        let mut pins = Pins::new();
+        let own = tasks.iter().zip(widened).filter(|(t, _)| t.env == i).map(|(_, o)| o);
+        for outcome in std::iter::once(&base[i]).chain(own) {
+            if let Outcome::Resolved(r) = outcome {
+                for (p, v) in &r.pins {
+                    pins.entry(p.clone()).or_default().insert(v.clone());
+                }
+            }
+        }
+        for (p, vs) in &pins {
+            vs.iter().for_each(|v| installed(p, v, &name));
+        }
+        good.push((name, pins));
+    }
+    resolved.good = good;
+}
+
 /// The views the run already gathered answer first.
 fn seed(index: &UpstreamIndex<'_>, views: Views) {
     // Their fresh views are already stored.
     let mut gathered = index.gathered.lock().unwrap_or_else(PoisonError::into_inner);
     for (project, up) in views.projects {
         let files: Result<Arc<Vec<UpstreamFile>>, String> =
-            up.listing().map(|l| Arc::new(l.files.clone())).map_err(str::to_string);
+            up.listing().map(|l| l.files.clone()).map_err(str::to_string);
         let slot = once(&index.listings, &project);
         let _ = slot.set(files);
         gathered.projects.insert(project, up);

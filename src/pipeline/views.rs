@@ -177,6 +177,7 @@ pub fn gather(
         }
     }
     let mut views = Views::default();
+    let mut skipped: Vec<String> = Vec::new();
     // `results` is in `projects` order (sorted), so the output is deterministic.
     for (project, r) in results {
         match r {
@@ -186,15 +187,26 @@ pub fn gather(
                 }
                 diags.extend(g.error);
                 if g.fresh {
-                    // Reported by every publish from the state; said once here, as found.
+                    // Reported by every publish from the state; counted here,
+                    // as found (an old project lists dozens of such files).
                     for s in &g.upstream.view.skipped {
-                        tracing::warn!("{project}: skipping {:?}: {}", s.filename, s.reason);
+                        tracing::debug!("{project}: skipping {:?}: {}", s.filename, s.reason);
+                        skipped.push(format!("{project}/{}", s.filename));
                     }
                 }
                 views.projects.insert(project, g.upstream);
             }
             Err(d) => diags.push(d),
         }
+    }
+    if !skipped.is_empty() {
+        let shown: Vec<&str> = skipped.iter().take(3).map(String::as_str).collect();
+        tracing::warn!(
+            "skipping {} upstream file(s) that are not distributions airlock mirrors or do not parse ({}{}); -v lists them, the reports keep them",
+            skipped.len(),
+            shown.join(", "),
+            if skipped.len() > 3 { ", ..." } else { "" }
+        );
     }
     Ok(views)
 }
@@ -330,7 +342,7 @@ pub fn gather_one(
                 etag: fetched.validators.etag,
                 last_modified: fetched.validators.last_modified,
                 body_sha256,
-                page: serde_json::to_string(&page).unwrap_or_default(),
+                page: serde_json::to_string(&page).unwrap_or_default().into(),
                 fetched_at: crate::util::clock::now(),
                 plan_key: old.and_then(|v| v.plan_key),
                 skipped,

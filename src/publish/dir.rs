@@ -20,7 +20,7 @@ impl PublishTarget for DirTarget {
     fn publish(&self, root: &Path, tree: &[TreeEntry], run: i64) -> Result<PublishReport, PublishError> {
         let target = Target::new(&self.dest)?;
         let staged = target.stage(&format!("{run:06}"))?;
-        let mut report = PublishReport::default();
+        let mut report = PublishReport { local: true, ..PublishReport::default() };
         for e in tree {
             place(&root.join(&e.path), &staged.dir().join(&e.path))?;
             report.uploaded.push(e.path.clone());

@@ -60,10 +60,20 @@ pub struct PublishReport {
     pub deleted: Vec<String>,
     /// Stale objects waiting for their grace period.
     pub pending: usize,
+    /// A directory target: files are linked (or copied), not uploaded.
+    pub local: bool,
 }
 
 impl std::fmt::Display for PublishReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.local {
+            return write!(
+                f,
+                "published {} file(s) ({}) as links into the directory (copies across file systems), swapped in atomically",
+                self.uploaded.len(),
+                human_bytes(self.bytes)
+            );
+        }
         write!(
             f,
             "uploaded {} object(s) ({}), {} unchanged, deleted {}, {} stale object(s) waiting for their grace period",

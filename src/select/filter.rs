@@ -76,7 +76,7 @@ pub fn select(listing: &Listing, lines: &[&RequirementLine], opts: &SelectOption
     let pinned = |v: &Version| wanted.iter().any(|l| pins(&l.requirement, v));
 
     let mut by_version: BTreeMap<&Version, Vec<&UpstreamFile>> = BTreeMap::new();
-    for f in &listing.files {
+    for f in listing.files.iter() {
         let kind_ok = match &f.filename {
             DistFilename::Wheel(w) => opts.tags.matches(w),
             DistFilename::Sdist(_) => opts.sdists,
@@ -120,19 +120,21 @@ mod tests {
 
     fn listing(files: &[(&str, Option<&str>, Option<&str>, &str)]) -> Listing {
         Listing {
-            files: files
-                .iter()
-                .map(|(name, yanked, rp, time)| UpstreamFile {
-                    filename: DistFilename::parse(name, None).unwrap(),
-                    url: url::Url::parse(&format!("https://x.invalid/{name}")).unwrap(),
-                    sha256: None,
-                    size: None,
-                    requires_python: rp.map(str::to_string),
-                    yanked: yanked.map(str::to_string),
-                    upload_time: Some(time.parse().unwrap()),
-                    metadata: Default::default(),
-                })
-                .collect(),
+            files: std::sync::Arc::new(
+                files
+                    .iter()
+                    .map(|(name, yanked, rp, time)| UpstreamFile {
+                        filename: DistFilename::parse(name, None).unwrap(),
+                        url: url::Url::parse(&format!("https://x.invalid/{name}")).unwrap(),
+                        sha256: None,
+                        size: None,
+                        requires_python: rp.map(str::to_string),
+                        yanked: yanked.map(str::to_string),
+                        upload_time: Some(time.parse().unwrap()),
+                        metadata: Default::default(),
+                    })
+                    .collect(),
+            ),
         }
     }
 

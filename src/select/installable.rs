@@ -90,4 +90,41 @@ impl Installability {
     pub fn failing(&self) -> impl Iterator<Item = &EnvCheck> {
         self.envs.iter().filter(|e| !e.ok())
     }
+
+    /// Projects that install at different versions in different
+    /// environments: each version with the environments it installs in.
+    pub fn differing(&self) -> BTreeMap<ProjectName, BTreeMap<Version, Vec<String>>> {
+        let mut by: BTreeMap<ProjectName, BTreeMap<Version, Vec<String>>> = BTreeMap::new();
+        for e in &self.envs {
+            for (p, i) in &e.installs {
+                by.entry(p.clone()).or_default().entry(i.version.clone()).or_default().push(e.env.name());
+            }
+        }
+        by.retain(|_, versions| versions.len() > 1);
+        by
+    }
+
+    /// The verdict in one line, for the console.
+    pub fn summary(&self) -> Option<String> {
+        if self.unchecked.is_some() || self.envs.is_empty() {
+            return None;
+        }
+        let ok = self.envs.iter().filter(|e| e.ok()).count();
+        let mut line = format!("installability: {ok} of {} environment(s) install the requirements", self.envs.len());
+        let failing: Vec<String> = self.failing().map(|e| e.env.name()).collect();
+        if !failing.is_empty() {
+            line.push_str(&format!(" (not: {})", failing.join(", ")));
+        }
+        for (p, versions) in self.differing().iter().take(3) {
+            let parts: Vec<String> = versions
+                .iter()
+                .map(|(v, envs)| {
+                    let on = if envs.len() > 2 { format!("{} environments", envs.len()) } else { envs.join(", ") };
+                    format!("{v} on {on}")
+                })
+                .collect();
+            line.push_str(&format!("; {p} differs by environment: {}", parts.join(", ")));
+        }
+        Some(line)
+    }
 }

@@ -45,11 +45,20 @@ pub trait Index: Sync {
 /// One installable version of a project in an environment.
 #[derive(Debug, Clone)]
 struct Candidate {
-    /// The file whose metadata stands for the version: the first fitting
-    /// wheel by name, else the sdist.
-    file: UpstreamFile,
+    /// The file whose metadata stands for the version (the first fitting
+    /// wheel by name, else the sdist), by its place in the project's
+    /// listing: a big project's versions times the environments would
+    /// otherwise copy its listing many times over.
+    file: usize,
     /// Every fitting file is yanked.
     yanked: bool,
+}
+
+/// A project's installable versions in one environment, with the listing
+/// their files are indexes into.
+struct Candidates {
+    files: Arc<Vec<UpstreamFile>>,
+    versions: BTreeMap<Version, Candidate>,
 }
 
 /// Why a version of a project offers nothing to an environment.
@@ -78,33 +87,33 @@ fn candidates(
     let python_ok = |rp: Option<&str>| {
         rp.and_then(|s| s.parse::<uv_pep440::VersionSpecifiers>().ok()).is_none_or(|s| s.contains(&python))
     };
-    let mut by_version: BTreeMap<&Version, Vec<&UpstreamFile>> = BTreeMap::new();
-    for f in files {
-        by_version.entry(f.filename.version()).or_default().push(f);
+    let mut by_version: BTreeMap<&Version, Vec<(usize, &UpstreamFile)>> = BTreeMap::new();
+    for (i, f) in files.iter().enumerate() {
+        by_version.entry(f.filename.version()).or_default().push((i, f));
     }
     let mut ok = BTreeMap::new();
     let mut missing = BTreeMap::new();
     for (version, mut fs) in by_version {
-        fs.sort_by(|a, b| a.filename.as_str().cmp(b.filename.as_str()));
-        let platform: Vec<&&UpstreamFile> = fs
+        fs.sort_by(|a, b| a.1.filename.as_str().cmp(b.1.filename.as_str()));
+        let platform: Vec<&(usize, &UpstreamFile)> = fs
             .iter()
-            .filter(|f| match &f.filename {
+            .filter(|(_, f)| match &f.filename {
                 DistFilename::Wheel(w) => tags.matches(w),
                 DistFilename::Sdist(_) => sdists,
             })
             .collect();
-        let fitting: Vec<&&UpstreamFile> =
-            platform.iter().copied().filter(|f| python_ok(f.requires_python.as_deref())).collect();
-        let best = fitting.iter().find(|f| f.filename.is_wheel()).or_else(|| fitting.first());
+        let fitting: Vec<&(usize, &UpstreamFile)> =
+            platform.iter().copied().filter(|(_, f)| python_ok(f.requires_python.as_deref())).collect();
+        let best = fitting.iter().find(|(_, f)| f.filename.is_wheel()).or_else(|| fitting.first());
         match best {
-            Some(f) => {
-                let yanked = fitting.iter().all(|f| f.yanked.is_some());
-                ok.insert(version.clone(), Candidate { file: (**f).clone(), yanked });
+            Some((i, _)) => {
+                let yanked = fitting.iter().all(|(_, f)| f.yanked.is_some());
+                ok.insert(version.clone(), Candidate { file: *i, yanked });
             }
             None => {
                 let why = if !platform.is_empty() {
                     Missing::RequiresPython
-                } else if !sdists && fs.iter().any(|f| !f.filename.is_wheel()) {
+                } else if !sdists && fs.iter().any(|(_, f)| !f.filename.is_wheel()) {
                     Missing::SdistOnly
                 } else {
                     Missing::NoWheel
@@ -128,7 +137,7 @@ struct Provider<'a> {
     roots: &'a [Requirement],
     constraints: &'a BTreeMap<ProjectName, Ranges<Version>>,
     follow_all: bool,
-    candidates: RefCell<HashMap<ProjectName, Rc<BTreeMap<Version, Candidate>>>>,
+    candidates: RefCell<HashMap<ProjectName, Rc<Candidates>>>,
     /// Projects some requirement names a pre-release of.
     explicit_pre: RefCell<HashSet<ProjectName>>,
     /// The file whose metadata each chosen version was resolved with.
@@ -139,13 +148,14 @@ struct Provider<'a> {
 type Deps = Dependencies<Pkg, Ranges<Version>, String>;
 
 impl Provider<'_> {
-    fn candidates(&self, project: &ProjectName) -> Result<Rc<BTreeMap<Version, Candidate>>, IndexError> {
+    fn candidates(&self, project: &ProjectName) -> Result<Rc<Candidates>, IndexError> {
         if let Some(c) = self.candidates.borrow().get(project) {
             return Ok(c.clone());
         }
         let files = self.index.files(project).map_err(IndexError)?;
         let sdists = self.select.options_for(project).sdists;
-        let c = Rc::new(candidates(&files, self.env, sdists).0);
+        let versions = candidates(&files, self.env, sdists).0;
+        let c = Rc::new(Candidates { files, versions });
         self.candidates.borrow_mut().insert(project.clone(), c.clone());
         Ok(c)
     }
@@ -183,11 +193,11 @@ impl Provider<'_> {
         version: &Version,
     ) -> Result<Result<Arc<CoreMetadata>, String>, IndexError> {
         let candidates = self.candidates(project)?;
-        let Some(c) = candidates.get(version) else {
+        let Some(file) = candidates.versions.get(version).and_then(|c| candidates.files.get(c.file)) else {
             return Ok(Err(format!("{project} {version} has no file for {}", self.env.name())));
         };
-        self.used.borrow_mut().insert((project.clone(), version.clone()), c.file.clone());
-        Ok(self.index.metadata(project, &c.file))
+        self.used.borrow_mut().insert((project.clone(), version.clone()), file.clone());
+        Ok(self.index.metadata(project, file))
     }
 
     fn project_deps(
@@ -247,8 +257,9 @@ impl DependencyProvider for Provider<'_> {
         let allowed = |v: &Version, c: &Candidate| range.contains(v) && (!c.yanked || opts.yanked || pinned == Some(v));
         let pre_ok = opts.prereleases || self.explicit_pre.borrow().contains(project);
         // Newest first; pre-releases only when allowed, named, or nothing else fits.
-        let final_release = candidates.iter().rev().find(|(v, c)| (pre_ok || !v.any_prerelease()) && allowed(v, c));
-        let any = || candidates.iter().rev().find(|(v, c)| allowed(v, c));
+        let final_release =
+            candidates.versions.iter().rev().find(|(v, c)| (pre_ok || !v.any_prerelease()) && allowed(v, c));
+        let any = || candidates.versions.iter().rev().find(|(v, c)| allowed(v, c));
         Ok(final_release.or_else(any).map(|(v, _)| v.clone()))
     }
 

@@ -121,9 +121,29 @@ pub fn fetch_all(
                 progress.set_message(format!("{n}/{} files", jobs.len()));
                 match &result {
                     Ok(f) => {
-                        tracing::info!("fetched {} ({}) [{n}/{}]", job.file.filename, human_bytes(f.size), jobs.len())
+                        let (file, size) = (job.file.filename.as_str(), human_bytes(f.size));
+                        if crate::util::ui::bars() {
+                            tracing::debug!(
+                                project = job.project.as_str(),
+                                file,
+                                "fetched {file} ({size}) [{n}/{}]",
+                                jobs.len()
+                            )
+                        } else {
+                            tracing::info!(
+                                project = job.project.as_str(),
+                                file,
+                                "fetched {file} ({size}) [{n}/{}]",
+                                jobs.len()
+                            )
+                        }
                     }
-                    Err(e) => tracing::error!("{e}"),
+                    Err(e) => tracing::error!(
+                        code = "fetch-failed",
+                        project = job.project.as_str(),
+                        file = job.file.filename.as_str(),
+                        "{e}"
+                    ),
                 }
                 result
             })

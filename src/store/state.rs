@@ -212,8 +212,9 @@ pub struct ProjectView {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
     pub body_sha256: String,
-    /// The page in PEP 691 JSON form.
-    pub page: String,
+    /// The page in PEP 691 JSON form (shared: views are cloned between
+    /// stages, and a large project's page is megabytes).
+    pub page: std::sync::Arc<str>,
     pub fetched_at: String,
     pub plan_key: Option<String>,
     /// Files the page listed that airlock will not touch, and why.
@@ -753,7 +754,7 @@ impl State {
             etag: r.get(2)?,
             last_modified: r.get(3)?,
             body_sha256: r.get(4)?,
-            page: r.get(5)?,
+            page: r.get::<_, String>(5)?.into(),
             fetched_at: r.get(6)?,
             plan_key: r.get(7)?,
             // Only a report detail: an unreadable list is an empty one.
@@ -1195,15 +1196,50 @@ impl MetadataCache {
         StateError::Sql { path: self.path.display().to_string(), error }
     }
 
-    pub fn get(&self, sha256: &Sha256) -> Result<Option<Vec<u8>>, StateError> {
-        let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        conn.query_row("SELECT metadata FROM core_metadata WHERE sha256 = ?1", [sha256.hex()], |r| r.get(0))
-            .optional()
-            .map_err(|e| self.err(e))
+    /// The user cache's copy of a file's metadata (shared by `plan`, which
+    /// writes no state, and `build`: a plan then a build ask once).
+    fn shared(sha256: &Sha256) -> Option<std::path::PathBuf> {
+        let hex = sha256.hex();
+        Some(crate::util::fsx::user_cache_dir()?.join("metadata").join(&hex[..2]).join(format!("{hex}.metadata")))
     }
 
-    /// Remember `metadata` (not from a read-only state: `plan` writes nothing).
+    pub fn get(&self, sha256: &Sha256) -> Result<Option<Vec<u8>>, StateError> {
+        let found: Option<Vec<u8>> = {
+            let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            conn.query_row("SELECT metadata FROM core_metadata WHERE sha256 = ?1", [sha256.hex()], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.err(e))?
+        };
+        if found.is_some() {
+            return Ok(found);
+        }
+        // Bounded like an upstream's: a cache file is not trusted to be small.
+        let cached = MetadataCache::shared(sha256).and_then(|p| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(std::fs::File::open(p).ok()?, 16 << 20), &mut bytes)
+                .ok()?;
+            Some(bytes)
+        });
+        if let Some(bytes) = &cached {
+            let _ = self.put_state(sha256, bytes);
+        }
+        Ok(cached)
+    }
+
+    /// Remember `metadata`: in the user cache always, and in the state
+    /// unless it is read-only (`plan` writes no state).
     pub fn put(&self, sha256: &Sha256, metadata: &[u8]) -> Result<(), StateError> {
+        if let Some(path) = MetadataCache::shared(sha256)
+            && let Some(dir) = path.parent()
+            && std::fs::create_dir_all(dir).is_ok()
+            && let Err(e) = crate::util::fsx::write_atomically(&path, metadata)
+        {
+            tracing::debug!("cannot cache {}: {e}", path.display());
+        }
+        self.put_state(sha256, metadata)
+    }
+
+    fn put_state(&self, sha256: &Sha256, metadata: &[u8]) -> Result<(), StateError> {
         if self.read_only {
             return Ok(());
         }

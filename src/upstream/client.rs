@@ -64,6 +64,8 @@ pub enum UpstreamError {
     NotFound { project: String, url: String },
     #[error("GET {url}: {message}")]
     Transport { url: String, message: String },
+    #[error("GET {url}: cannot resolve {host} ({cause}); check the upstream URL, DNS and proxy settings")]
+    Dns { url: String, host: String, cause: String },
     #[error("{url}: {error}")]
     Io { url: String, error: std::io::Error },
     #[error(transparent)]
@@ -244,6 +246,36 @@ fn transport(url: &Url, err: reqwest::Error) -> UpstreamError {
     UpstreamError::Transport { url: redact::url(url), message: redact::text(&message) }
 }
 
+/// A request that could not be sent: a name that does not resolve rarely
+/// starts to within a run, so it is said once, in one line, instead of
+/// retried; anything else is retried.
+fn send_failure(url: &Url, e: reqwest::Error) -> Failure {
+    match dns_failure(&e) {
+        Some(cause) => {
+            let host = url.host_str().unwrap_or("").to_string();
+            Failure::fatal(UpstreamError::Dns { url: redact::url(url), host, cause })
+        }
+        None => Failure::transient(transport(url, e)),
+    }
+}
+
+/// The innermost cause of a failed name lookup, if that is what failed.
+fn dns_failure(err: &reqwest::Error) -> Option<String> {
+    if !err.is_connect() {
+        return None;
+    }
+    let mut source: Option<&dyn std::error::Error> = Some(err);
+    let mut dns = false;
+    let mut last = String::new();
+    while let Some(s) = source {
+        let text = s.to_string();
+        dns |= text.contains("dns error") || text.contains("failed to lookup address");
+        last = text;
+        source = s.source();
+    }
+    dns.then_some(last)
+}
+
 /// Parse `Retry-After` as delta-seconds or an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
@@ -403,7 +435,7 @@ impl Client {
             if e.is_redirect() {
                 Failure::fatal(UpstreamError::Redirects { url: redact::url(url), limit: self.limits.redirects })
             } else {
-                Failure::transient(transport(url, e))
+                send_failure(url, e)
             }
         })?;
         let status = resp.status();
@@ -490,7 +522,7 @@ impl Client {
             if let Some((user, pass)) = self.credentials(url) {
                 req = req.basic_auth(user, pass);
             }
-            let resp = req.send().map_err(|e| Failure::transient(transport(url, e)))?;
+            let resp = req.send().map_err(|e| send_failure(url, e))?;
             let status = resp.status();
             if !status.is_success() {
                 return Err(status_failure(url, status, resp.headers()));

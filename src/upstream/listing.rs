@@ -40,9 +40,11 @@ pub enum Offered {
     Sha256(Sha256),
 }
 
+/// A project's files, shared (not copied) by every stage that reads them:
+/// resolution's index, the plan, each environment's candidates.
 #[derive(Debug, Clone)]
 pub struct Listing {
-    pub files: Vec<UpstreamFile>,
+    pub files: std::sync::Arc<Vec<UpstreamFile>>,
 }
 
 /// A file the upstream listed that airlock will not touch, and why.
@@ -73,7 +75,7 @@ impl Listing {
                 Err(reason) => skipped.push(Skipped { filename: f.filename.clone(), reason }),
             }
         }
-        (Listing { files }, skipped)
+        (Listing { files: std::sync::Arc::new(files) }, skipped)
     }
 }
 

@@ -76,6 +76,22 @@ pub fn probe_writable(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// airlock's per-user cache (`AIRLOCK_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/airlock`, else `~/.cache/airlock`), as pip and uv keep
+/// theirs: content-addressed data that any command may read and write
+/// (`plan` too, which writes no state). `None` when set to empty (off).
+pub fn user_cache_dir() -> Option<std::path::PathBuf> {
+    match std::env::var_os("AIRLOCK_CACHE_DIR") {
+        Some(d) if d.is_empty() => None,
+        Some(d) => Some(std::path::PathBuf::from(d)),
+        None => match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+            Some(d) => Some(Path::new(&d).join("airlock")),
+            None => Some(Path::new(&std::env::var_os("HOME")?).join(".cache/airlock")),
+        },
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;

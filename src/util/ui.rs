@@ -100,6 +100,12 @@ pub fn init(verbosity: i8, format: LogFormat, color: Color) {
     };
 }
 
+/// Whether progress bars are drawn (a terminal): per-item lines then go
+/// to debug, or they would scroll thousands of lines above the bars.
+pub fn bars() -> bool {
+    MULTI.get().is_some()
+}
+
 /// A progress bar for one stage; invisible without a terminal.
 pub struct Progress {
     bar: Option<ProgressBar>,

@@ -142,7 +142,7 @@ fn a_resolve_mirror_holds_only_the_wheel_each_environment_installs() {
     manifest("\"manylinux_2_28_x86_64\"", "");
     env.build().success();
     let picked = uv_picks(env.dir.path(), &env.upstream.index_url(), "x86_64-manylinux_2_28", "3.12", "pkg");
-    assert_eq!(listed(&env.public(), "pkg"), [picked.clone()], "exactly what uv installs there");
+    assert_eq!(listed(&env.public(), "pkg"), std::slice::from_ref(&picked), "exactly what uv installs there");
     // Two targets: each gets its own.
     manifest("\"manylinux_2_28_x86_64\", \"manylinux_2_17_x86_64\"", "");
     env.build().success();
@@ -285,4 +285,196 @@ fn the_run_says_what_it_asked_the_upstream() {
         "{}",
         stderr(&a)
     );
+}
+
+#[test]
+fn a_table_typo_and_a_platform_typo_are_reported_in_one_run() {
+    let env = Env::new(Flavour::Json);
+    env.manifest("[selct]\npackages = [\"a\"]\n[select]\npackages = [\"a\"]\nplatforms = [\"manylinux_2_17_x86_65\"]\npython = [\"3.21\"]\n");
+    let a = env.build().code(1);
+    let err = stderr(&a);
+    assert!(err.contains("3 problem(s):"), "{err}");
+    assert!(err.contains("unknown table [selct]; did you mean [select]?"), "{err}");
+    assert!(
+        err.contains("unknown platform \"manylinux_2_17_x86_65\"; did you mean \"manylinux_2_17_x86_64\"?"),
+        "{err}"
+    );
+    assert!(err.contains("\"3.21\" is not a CPython release"), "{err}");
+    assert_eq!(err.matches("platform tags are").count(), 1, "{err}");
+}
+
+#[test]
+fn errors_name_what_to_do() {
+    // A name that does not resolve: one line, not five retries.
+    let env = Env::new(Flavour::Json);
+    std::fs::write(
+        env.path("mirror.toml"),
+        "[mirror]\nupstream = \"http://no-such-host.invalid/simple/\"\nretries = 5\n[select]\npackages = [\"app\"]\n",
+    )
+    .unwrap();
+    let a = env.build().code(1);
+    let err = stderr(&a);
+    assert!(err.contains("cannot resolve no-such-host.invalid"), "{err}");
+    assert!(!err.contains("retry 1/5"), "{err}");
+    // scan with nothing to scan against says what to give it.
+    let empty = tempfile::tempdir().unwrap();
+    let a = airlock_in(empty.path()).args(["scan", "-r", "x.txt"]).assert().code(2);
+    assert!(stderr(&a).contains("give --snapshot FILE, --index-url URL"), "{}", stderr(&a));
+    // A mirror built without advisories publishes no snapshot: said so.
+    let env = Env::new(Flavour::Json);
+    env.upstream.add("app", FakeFile::new(wheel("app", "1.0", WheelSpec::default())));
+    env.manifest("[select]\npackages = [\"app\"]\n");
+    env.build().success();
+    std::fs::write(env.path("req.txt"), "app==1.0\n").unwrap();
+    let url = format!("file://{}/simple/", std::fs::canonicalize(env.public()).unwrap().display());
+    let a = env.airlock().args(["scan", "--index-url", &url, "-r", "req.txt"]).assert().code(1);
+    assert!(stderr(&a).contains("was built without an advisory snapshot"), "{}", stderr(&a));
+}
+
+#[test]
+fn the_installability_verdict_is_said_and_explained() {
+    let env = Env::new(Flavour::Json);
+    let whl = |name: &str, version: &str, tag: &str| {
+        env.upstream.add(name, FakeFile::new(wheel(name, version, WheelSpec { tag, ..Default::default() })));
+    };
+    whl("app", "1.0", "py3-none-any");
+    whl("num", "1.0", "cp312-cp312-manylinux_2_17_x86_64");
+    whl("num", "2.0", "cp312-cp312-win_amd64");
+    env.upstream.add("sdonly", FakeFile::new(sdist("sdonly", "1.0")));
+    let manifest = |packages: &str, mode: &str| {
+        env.manifest(&format!(
+            "[select]\npackages = [{packages}]\npython = [\"3.12\"]\nplatforms = [\"manylinux_2_28_x86_64\", \"win_amd64\"]\nsdists = false\ndependencies = \"resolve\"\ninstallable = \"{mode}\"\n"
+        ))
+    };
+    manifest("\"app\", \"num\"", "warn");
+    let a = env.build().success();
+    let err = stderr(&a);
+    assert!(err.contains("installability: 2 of 2 environment(s) install the requirements"), "{err}");
+    assert!(
+        err.contains("num differs by environment: 1.0 on cp312-manylinux_2_28_x86_64, 2.0 on cp312-win_amd64"),
+        "{err}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.public().join("reports/installability.json")).unwrap()).unwrap();
+    assert_eq!(report["differing"]["num"]["2.0"], serde_json::json!(["cp312-win_amd64"]), "{report:#}");
+    // An sdist-only project, with installable = "fail": named as such, the
+    // report written where the message says, nothing else called missing.
+    manifest("\"app\", \"num\", \"sdonly\"", "fail");
+    let a = env.build().code(1);
+    let err = stderr(&a);
+    let beside = env.path(".airlock/installability.json");
+    assert!(err.contains(&format!("see {}", std::path::Path::new(".airlock/installability.json").display())), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&beside).unwrap()).unwrap();
+    let problems = report["environments"][0]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{report:#}");
+    assert_eq!(problems[0]["project"], "sdonly");
+    assert_eq!(problems[0]["reason"], "sdist-only", "{report:#}");
+}
+
+#[test]
+fn reports_lead_with_the_worst_and_count_the_noise() {
+    let env = Env::new(Flavour::Json);
+    for v in ["1.0", "1.1", "2.0"] {
+        env.upstream.add("vulnlib", FakeFile::new(wheel("vulnlib", v, WheelSpec::default())));
+    }
+    env.upstream.add("nosev", FakeFile::new(wheel("nosev", "1.0", WheelSpec::default())));
+    // Ancient files a page lists that are no distribution airlock mirrors.
+    for odd in ["vulnlib-2004d.tar.gz.asc", "vulnlib-notes.txt", "vulnlib_setup.py"] {
+        env.upstream.add("vulnlib", FakeFile { filename: odd.into(), ..FakeFile::new(sdist("vulnlib", "0.1")) });
+    }
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/osv/policy");
+    env.airlock()
+        .args(["advisories", "build"])
+        .arg(&fixtures)
+        .arg("-o")
+        .arg(".airlock/advisories.sqlite.zst")
+        .assert()
+        .success();
+    env.manifest("[select]\npackages = [\"vulnlib\", \"nosev\"]\n[advisories]\nmax_age_days = 36500\n[policy]\nunknown_severity = \"high\"\n");
+    let a = env.build().success();
+    let err = stderr(&a);
+    let skipping: Vec<&str> = err.lines().filter(|l| l.contains("skipping")).collect();
+    assert_eq!(skipping.len(), 1, "one counted line: {err}");
+    assert!(skipping[0].contains("skipping 3 upstream file(s)"), "{err}");
+    // The log ranks a version's worst as the reports do.
+    assert!(err.contains("nosev 1.0: unknown, ranks as high"), "{err}");
+    let md = std::fs::read_to_string(env.public().join("reports/summary.md")).unwrap();
+    assert!(md.contains("3 upstream file(s) skipped") && !md.contains("vulnlib_setup.py"), "{md}");
+    let html = std::fs::read_to_string(env.public().join("reports/security.html")).unwrap();
+    let details = html.find("<details><summary>3 upstream file(s) skipped").expect("collapsed");
+    assert!(html[details..].contains("vulnlib_setup.py"));
+    // The first tree's findings: the critical one first.
+    let changes: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.public().join("reports/changes.json")).unwrap()).unwrap();
+    assert_eq!(changes["newly_affected"][0]["severity"], "critical", "{changes:#}");
+    // scan's markdown has a severity column, worst first.
+    std::fs::write(env.path("req.txt"), "vulnlib==1.0\nnosev==1.0\n").unwrap();
+    let out = env.airlock().args(["scan", "-r", "req.txt", "--format", "markdown"]).assert().code(3);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| Name")).collect();
+    assert!(text.starts_with("| Name | Version | ID | Fix Versions | Severity |"), "{text}");
+    assert!(rows[0].ends_with("| critical |"), "{text}");
+    assert!(text.contains("| unknown (ranks high) |"), "{text}");
+}
+
+#[test]
+fn the_console_is_for_people_and_json_for_machines() {
+    let env = Env::new(Flavour::Json);
+    env.upstream.add("app", FakeFile::new(wheel("app", "1.0", WheelSpec::default())));
+    env.upstream.add("bad", FakeFile::new(wheel("bad", "1.0", WheelSpec::default())));
+    env.upstream.fault("/files/bad-1.0-py3-none-any.whl", Fault::Corrupt);
+    env.manifest("[select]\npackages = [\"app\", \"bad\"]\n");
+    // Diagnostics carry what they are about as fields.
+    let a = env.airlock().args(["--log-format", "json", "build"]).assert().code(1);
+    let failed = stderr(&a)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["code"] == "fetch-failed")
+        .unwrap_or_else(|| panic!("{}", stderr(&a)));
+    assert_eq!(failed["project"], "bad");
+    assert_eq!(failed["file"], "bad-1.0-py3-none-any.whl");
+    // Global flags have a heading of their own in every command's help.
+    let help = env.airlock().args(["build", "--help"]).assert().success();
+    let text = String::from_utf8_lossy(&help.get_output().stdout).into_owned();
+    let global = text.find("Global options:").expect("a heading");
+    assert!(text[global..].contains("--log-format") && !text[..global].contains("--log-format"), "{text}");
+    // A directory target is linked into, not uploaded to.
+    let a = env.airlock().args(["publish", "--to"]).arg(env.path("www")).assert().success();
+    assert!(stderr(&a).contains("as links into the directory") && !stderr(&a).contains("uploaded"), "{}", stderr(&a));
+    // On a terminal, per-file lines stay out of the way of the bars.
+    if Command::new("script").arg("--version").output().is_ok() {
+        env.upstream.add("more", FakeFile::new(wheel("more", "1.0", WheelSpec::default())));
+        env.manifest("[select]\npackages = [\"app\", \"more\"]\n");
+        let bin = assert_cmd::cargo::cargo_bin("airlock");
+        let out = Command::new("script")
+            .args(["-qec", &format!("{} build", bin.display()), "/dev/null"])
+            .current_dir(env.dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(!text.contains("fetched more-1.0"), "per-file lines on a terminal: {text}");
+    }
+}
+
+#[test]
+fn plan_then_build_reads_each_wheels_metadata_once() {
+    let env = Env::new(Flavour::Json);
+    env.upstream.add("app", FakeFile::new(wheel("app", "1.0", WheelSpec { requires: &["dep"], ..Default::default() })));
+    env.upstream.add("dep", FakeFile::new(wheel("dep", "1.0", WheelSpec::default())));
+    env.manifest("[select]\npackages = [\"app\"]\npython = [\"3.12\"]\nsdists = false\ndependencies = \"resolve\"\n");
+    env.airlock().arg("plan").assert().success();
+    let after_plan = env.upstream.ranged();
+    assert!(after_plan > 0, "metadata read with range requests");
+    env.build().success();
+    assert_eq!(env.upstream.ranged(), after_plan, "the build asks for no metadata the plan read");
+}
+
+#[test]
+fn the_documented_example_manifest_is_valid() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/mirror.toml");
+    let m = airlock::manifest::Manifest::load(&example).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.mirror.name, "internal");
+    assert_eq!(m.select.requirements.len(), 2);
 }

@@ -79,10 +79,17 @@ fn with_publish_partial_false_a_failed_run_leaves_the_previous_tree_served() {
         "corrupt-1.0-py3-none-any.whl: sha256 mismatch",
         "cut-1.0-py3-none-any.whl: truncated",
     ] {
-        assert!(err.contains(&format!("failed: {name}")), "{name} not in the summary: {err}");
+        let said =
+            err.lines().filter(|l| l.starts_with("ERROR") && l.contains(name) && !l.contains("failure(s) (")).count();
+        assert_eq!(said, 1, "{name} said once: {err}");
     }
+    let recap = err.lines().find(|l| l.contains("failure(s) (")).expect("one line that adds them up");
+    assert!(
+        recap.contains("3 failure(s) (fetch-failed: corrupt/corrupt-1.0-py3-none-any.whl, cut/cut-1.0-py3-none-any.whl, down/down-1.0-py3-none-any.whl)"),
+        "{recap}"
+    );
     assert!(err.contains("expected") && err.contains("computed"), "{err}");
-    assert!(!err.contains("failed: flaky"), "the 503-twice file was retried and fetched: {err}");
+    assert!(!recap.contains("flaky"), "the 503-twice file was retried and fetched: {err}");
     assert!(err.contains("the served tree is left as it was"), "{err}");
     assert!(tree(&env.public()) == before, "the previous tree changed");
     assert_eq!(served_target(&env.public()), served, "the previous tree is still the one served");

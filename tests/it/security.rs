@@ -585,7 +585,7 @@ fn audit_prints_its_findings() {
             "{err}"
         );
         let critical = err.find("vulnlib 1.0: critical: GHSA-crit-crit-crit, PYSEC-2099-2").expect("the worst first");
-        assert!(critical < err.find("nosev 1.0: unknown: PYSEC-2099-3").unwrap(), "{err}");
+        assert!(critical < err.find("nosev 1.0: unknown, ranks as low: PYSEC-2099-3").unwrap(), "{err}");
         assert!(err.contains("report: public/reports/security.html"), "{err}");
         assert!(!err.contains("fetched") && !err.contains("added 0"), "no fetch statistics: {err}");
         let lines: Vec<&str> = err.lines().collect();

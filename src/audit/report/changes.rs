@@ -357,7 +357,13 @@ pub fn compute(inputs: Inputs<'_>, previous: Option<&[u8]>) -> Changes {
         .collect();
     tampering.sort();
     tampering.dedup_by(|a, b| a.project == b.project && a.filename == b.filename);
-    newly_affected.sort();
+    // Worst first (malicious, then severity as the policy ranks it): the one
+    // critical finding must not hide behind a cut list.
+    let rank = |f: &NewFinding| {
+        let s = if f.severity == Severity::Unknown { audit.policy.unknown_severity } else { f.severity };
+        (std::cmp::Reverse(f.malicious), std::cmp::Reverse(s))
+    };
+    newly_affected.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
     let resolved = resolved(&prev, &now);
     Changes {
         schema: SCHEMA.into(),

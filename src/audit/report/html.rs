@@ -33,6 +33,8 @@ struct View<'a> {
     expired_ignores: usize,
     tampering: Vec<TamperingView>,
     diagnostics: Vec<DiagnosticView>,
+    /// Upstream files the run skipped: collapsed, they can be many.
+    skipped: Vec<DiagnosticView>,
     version: &'static str,
     script: &'a str,
     script_hash: String,
@@ -345,7 +347,22 @@ pub fn render(inputs: Inputs<'_>, templates: &Templates) -> Result<Vec<u8>, Temp
         ignores: &audit.ignores,
         expired_ignores: audit.ignores.iter().filter(|i| i.expired).count(),
         tampering: super::tampering_views(&audit.tampering),
-        diagnostics: super::diagnostic_views(inputs.diagnostics),
+        diagnostics: super::diagnostic_views(
+            &inputs
+                .diagnostics
+                .iter()
+                .filter(|d| !matches!(d, crate::diagnostics::Diagnostic::Skipped { .. }))
+                .cloned()
+                .collect::<Vec<_>>(),
+        ),
+        skipped: super::diagnostic_views(
+            &inputs
+                .diagnostics
+                .iter()
+                .filter(|d| matches!(d, crate::diagnostics::Diagnostic::Skipped { .. }))
+                .cloned()
+                .collect::<Vec<_>>(),
+        ),
         version: env!("CARGO_PKG_VERSION"),
         script: &script,
         script_hash,

@@ -19,6 +19,9 @@ struct Report<'a> {
     requirements: &'a [String],
     summary: Summary,
     environments: Vec<Env>,
+    /// Projects installing at different versions in different
+    /// environments: version -> environments.
+    differing: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Serialize)]
@@ -94,6 +97,11 @@ pub fn render(i: &Installability, generated_at: &jiff::Timestamp) -> Vec<u8> {
             failing: environments.iter().filter(|e| !e.installable).map(|e| e.name.clone()).collect(),
         },
         environments,
+        differing: i
+            .differing()
+            .into_iter()
+            .map(|(p, vs)| (p.to_string(), vs.into_iter().map(|(v, e)| (v.to_string(), e)).collect()))
+            .collect(),
     };
     let mut out = serde_json::to_vec_pretty(&report).unwrap_or_default();
     out.push(b'\n');

@@ -123,14 +123,21 @@ fn run_section(md: &mut String, diagnostics: &[Diagnostic]) {
         count(Level::Warning),
         count(Level::Note)
     );
-    for d in diagnostics.iter().take(DIAGNOSTICS) {
+    // Skipped upstream files (an old project lists dozens) are counted, not listed.
+    let (skipped, said): (Vec<&Diagnostic>, Vec<&Diagnostic>) =
+        diagnostics.iter().partition(|d| matches!(d, Diagnostic::Skipped { .. }));
+    for d in said.iter().take(DIAGNOSTICS) {
         let _ = writeln!(md, "- **{}** `{}`: {}", d.level().as_str(), d.code(), cell(&d.to_string()));
     }
-    if diagnostics.len() > DIAGNOSTICS {
+    if said.len() > DIAGNOSTICS {
+        let _ =
+            writeln!(md, "- …and {} more in `reports/security.json` (`run.diagnostics`).", said.len() - DIAGNOSTICS);
+    }
+    if !skipped.is_empty() {
         let _ = writeln!(
             md,
-            "- …and {} more in `reports/security.json` (`run.diagnostics`).",
-            diagnostics.len() - DIAGNOSTICS
+            "- {} upstream file(s) skipped (not distributions airlock mirrors, or names that do not parse); `reports/security.json` lists them.",
+            skipped.len()
         );
     }
     md.push('\n');

@@ -119,14 +119,30 @@ pub(super) fn columns(scanned: &Scanned<'_>) -> String {
 }
 
 pub(super) fn markdown(scanned: &Scanned<'_>) -> String {
-    let rows = rows(scanned);
-    if rows.is_empty() {
+    if rows(scanned).is_empty() {
         return "No known vulnerabilities found.\n".to_string();
     }
     let cell = |s: &str| s.replace('|', "\\|");
-    let mut out = format!("| {} |\n|---|---|---|---|\n", HEADER.join(" | "));
-    for r in &rows {
-        out.push_str(&format!("| {} | {} | {} | {} |\n", cell(&r[0]), cell(&r[1]), cell(&r[2]), cell(&r[3])));
+    // pip-audit's columns plus the severity (worst first), which a CI
+    // summary reader triages by.
+    let mut out = format!("| {} | Severity |\n|---|---|---|---|---|\n", HEADER.join(" | "));
+    let mut rated: Vec<(&Dependency, &AuditFinding)> =
+        scanned.dependencies.iter().flat_map(|(d, fs)| active(fs).map(move |f| (d, f))).collect();
+    rated.sort_by_key(|(_, f)| std::cmp::Reverse((f.malicious, f.effective)));
+    for (d, f) in rated {
+        let id = if f.malicious { format!("{} (MALICIOUS)", f.id) } else { f.id.clone() };
+        let severity = match (f.malicious, f.severity) {
+            (true, _) => "malicious".to_string(),
+            (false, Severity::Unknown) => format!("unknown (ranks {})", f.effective),
+            (false, s) => s.to_string(),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {severity} |\n",
+            cell(&d.name),
+            cell(d.version.as_deref().unwrap_or_default()),
+            cell(&id),
+            cell(&f.fixed_in.join(","))
+        ));
     }
     out
 }

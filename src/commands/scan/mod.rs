@@ -90,6 +90,17 @@ fn usage(message: impl Into<String>) -> Error {
     Error::Usage(message.into())
 }
 
+/// A mirror's snapshot is downloaded up to this size.
+const MAX_SNAPSHOT: u64 = 1024 * 1024 * 1024;
+
+/// A mirror that publishes no snapshot: built without one.
+fn no_snapshot(at: &str) -> Error {
+    Error::Failed(format!(
+        "{at} does not exist: the mirror was built without an advisory snapshot, so it publishes none \
+         (on the mirror's host: `airlock advisories update`, then `airlock audit`); or scan against a snapshot file with --snapshot"
+    ))
+}
+
 /// Open the snapshot a source names (downloading a mirror's into `scratch`).
 fn open_snapshot(source: &Source, scratch: &Path) -> Result<(Snapshot, Vec<Ignore>, Severity), Error> {
     let open = |p: &Path| Snapshot::open_cached(p).map_err(|e| Error::from(crate::advisories::AdvisoryError::from(e)));
@@ -114,19 +125,31 @@ fn open_snapshot(source: &Source, scratch: &Path) -> Result<(Snapshot, Vec<Ignor
                     .get(&target)
                     .send()
                     .map_err(|e| fail(&e))?;
+                if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                    return Err(no_snapshot(&target));
+                }
                 if !resp.status().is_success() {
+                    return Err(fail(&format!("HTTP {}", resp.status())));
+                }
+                let path = scratch.join("advisories.sqlite.zst");
+                let mut file = fs_err::File::create(&path)?;
+                // A snapshot is tens of megabytes; a mirror that sends more is not one.
+                let copied =
+                    std::io::copy(&mut std::io::Read::take(resp, MAX_SNAPSHOT + 1), &mut file).map_err(|e| fail(&e))?;
+                if copied > MAX_SNAPSHOT {
                     return Err(fail(&format!(
-                        "HTTP {} (does the mirror publish its snapshot? it needs an airlock that does)",
-                        resp.status()
+                        "larger than {}: not a snapshot",
+                        crate::util::ui::human_bytes(MAX_SNAPSHOT)
                     )));
                 }
-                let bytes = resp.bytes().map_err(|e| fail(&e))?;
-                let path = scratch.join("advisories.sqlite.zst");
-                fs_err::write(&path, &bytes)?;
                 path
             } else {
                 let dir = base.strip_prefix("file://").unwrap_or(base);
-                Path::new(dir).join(rel)
+                let path = Path::new(dir).join(rel);
+                if !path.exists() {
+                    return Err(no_snapshot(&path.display().to_string()));
+                }
+                path
             };
             Ok((open(&path)?, Vec::new(), Severity::High))
         }
