@@ -91,7 +91,6 @@ pub fn user_cache_dir() -> Option<std::path::PathBuf> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

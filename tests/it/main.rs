@@ -11,7 +11,9 @@ mod e2e;
 mod fail_closed;
 mod faults;
 mod first_run;
+
 mod fuzz;
+mod golden;
 mod mirror;
 mod nightly;
 mod object_stores;
