@@ -11,20 +11,4 @@ pub mod source;
 
 pub use ops::AdvisoryError;
 pub use snapshot::Snapshot;
-
-/// Where advisories come from: a URL (fetched conditionally, cached) or a
-/// local directory, `.zip` or record file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceSpec {
-    Url(url::Url),
-    Path(std::path::PathBuf),
-}
-
-impl std::fmt::Display for SourceSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SourceSpec::Url(u) => f.write_str(&crate::util::redact::url(u)),
-            SourceSpec::Path(p) => write!(f, "{}", p.display()),
-        }
-    }
-}
+pub use source::SourceSpec;

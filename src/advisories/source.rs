@@ -10,6 +10,23 @@ use rayon::prelude::*;
 
 use super::osv::Record;
 
+/// Where advisories come from: a URL (fetched conditionally, cached) or a
+/// local directory, `.zip` or record file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    Url(url::Url),
+    Path(std::path::PathBuf),
+}
+
+impl std::fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceSpec::Url(u) => f.write_str(&crate::util::redact::url(u)),
+            SourceSpec::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error(transparent)]

@@ -125,26 +125,6 @@ impl BuildOutcome {
     }
 }
 
-/// Stage timings for `-v`: where a run spends its time.
-pub(crate) struct Stopwatch(Instant);
-
-impl Stopwatch {
-    pub(crate) fn start() -> Stopwatch {
-        Stopwatch(Instant::now())
-    }
-
-    pub(crate) fn lap(&mut self, stage: &str) {
-        // Read only when it is printed: a run of many batches laps often.
-        if !tracing::enabled!(tracing::Level::DEBUG) {
-            self.0 = Instant::now();
-            return;
-        }
-        let peak = crate::util::mem::peak_rss_kib().map(|k| format!(", peak RSS so far {} MiB", k / 1024));
-        tracing::debug!("stage {stage}: {:.3}s{}", self.0.elapsed().as_secs_f64(), peak.unwrap_or_default());
-        self.0 = Instant::now();
-    }
-}
-
 /// Stage: connect. The upstream client, or none offline.
 pub fn connect(mirror: &Mirror, offline: bool) -> Result<Option<Client>, Error> {
     if offline {
@@ -305,7 +285,7 @@ fn to_plan(
     diags: &mut Diagnostics,
 ) -> Result<(plan::Plan, views::Requested, resolve::Resolved), Error> {
     let m = &manifest.mirror;
-    let mut sw = Stopwatch::start();
+    let mut sw = crate::util::ui::Stopwatch::start();
     let names: Vec<_> = batch.keys().cloned().collect();
     let mut views = views::gather(client, &run.state, &names, jobs, since, diags)?;
     run.state.put_project_views(&std::mem::take(&mut views.updated))?;
@@ -378,7 +358,7 @@ fn build_stages(
     (templates, loaded): (&Templates, &LoadedSnapshot),
     mut remote: Option<&mut remote::RemoteStore>,
 ) -> Result<(Summary, Option<crate::audit::Findings>, Diagnostics, Exit), Error> {
-    let mut sw = Stopwatch::start();
+    let mut sw = crate::util::ui::Stopwatch::start();
     let m = &manifest.mirror;
     let jobs = opts.jobs.unwrap_or(m.jobs);
     let client = connect(m, opts.offline)?;

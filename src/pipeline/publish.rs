@@ -446,7 +446,7 @@ fn render(
         Ok(site.projects(batch)?)
     })?;
     listed.sort_unstable();
-    let mut sw = super::Stopwatch::start();
+    let mut sw = crate::util::ui::Stopwatch::start();
     sw.lap("render: project pages");
     let mut entries = site.finish(&info, Some(&inputs.audit.landing()))?;
     sw.lap("render: root and landing pages");
@@ -552,7 +552,7 @@ fn swap(
 /// Audit, render and publish the selection the state records, unless the
 /// served tree would come out identical.
 pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Result<Published, Error> {
-    let mut sw = super::Stopwatch::start();
+    let mut sw = crate::util::ui::Stopwatch::start();
     let tampering = run.state.tampering()?;
     for t in &tampering {
         diags.push_quiet(Diagnostic::Tampering(t.clone()));

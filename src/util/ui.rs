@@ -178,6 +178,26 @@ impl Drop for Progress {
     }
 }
 
+/// Stage timings for `-v`: where a run spends its time.
+pub(crate) struct Stopwatch(std::time::Instant);
+
+impl Stopwatch {
+    pub(crate) fn start() -> Stopwatch {
+        Stopwatch(std::time::Instant::now())
+    }
+
+    pub(crate) fn lap(&mut self, stage: &str) {
+        // Read only when it is printed: a run of many batches laps often.
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            self.0 = std::time::Instant::now();
+            return;
+        }
+        let peak = crate::util::mem::peak_rss_kib().map(|k| format!(", peak RSS so far {} MiB", k / 1024));
+        tracing::debug!("stage {stage}: {:.3}s{}", self.0.elapsed().as_secs_f64(), peak.unwrap_or_default());
+        self.0 = std::time::Instant::now();
+    }
+}
+
 /// `1.5 MiB`-style sizes for messages.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
