@@ -46,10 +46,17 @@ fn build() -> (Env, BTreeMap<String, String>) {
         up.add("vulnlib", FakeFile::new(wheel("vulnlib", v, WheelSpec::default())).uploaded(at));
     }
     up.add("nosev", FakeFile::new(wheel("nosev", "1.0", WheelSpec::default())).uploaded(at));
+    // The snapshot records where its source was read; a path relative to
+    // the mirror keeps the bytes the same in any checkout.
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/osv/policy");
+    let local = env.dir.path().join("osv");
+    std::fs::create_dir_all(&local).unwrap();
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), local.join(entry.file_name())).unwrap();
+    }
     env.airlock()
-        .args(["advisories", "build"])
-        .arg(&fixtures)
+        .args(["advisories", "build", "osv"])
         .args(["-o", ".airlock/advisories.sqlite.zst"])
         .env("SOURCE_DATE_EPOCH", "1700000000")
         .assert()
