@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::source::SourceSpec;
 use super::snapshot::{self, BuildStats, Input, Snapshot, SnapshotError, SourceInfo};
+use super::source::SourceSpec;
 use super::source::{self, SourceError};
 use crate::upstream::{Client, ClientConfig, Download, UpstreamError, Validators};
 use crate::util::hashing::hash_file;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
-use super::{BundleError, BundleManifest, FORMAT, MANIFEST};
+use super::manifest::{BundleError, BundleManifest, FORMAT, MANIFEST};
 use crate::manifest::Mirror;
 use crate::run::{ServedTree, Session};
 use crate::store::state::State;

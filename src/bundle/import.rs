@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Read};
 use std::path::Path;
 
-use super::{BundleError, BundleManifest, FORMAT, Imported, MANIFEST, MAX_MANIFEST, MAX_RATIO, RATIO_FLOOR, safe_path};
+use super::manifest::{
+    BundleError, BundleManifest, FORMAT, Imported, MANIFEST, MAX_MANIFEST, MAX_RATIO, RATIO_FLOOR, safe_path,
+};
 use crate::store::lock::RunLock;
 use crate::tree::{Target, TreeEntry, listing_digest, place};
 use crate::util::hashing::{BUF_SIZE, HashingWriter};

@@ -636,7 +636,7 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     // What this tree changes against the served one, and the feed of the
     // last runs' changes (this one first).
     let previous = served.as_ref().and_then(|s| std::fs::read(s.dir.join("reports/security.json")).ok());
-    let changes = report::changes::compute(inputs, previous.as_deref());
+    let changes = report::changes::compute(inputs.audit, inputs.diagnostics, previous.as_deref());
     let staged = run.target.stage(&format!("{:06}", run.id))?;
     // changes.json is written in full now; every other output shows the
     // changes cut to a feed entry's length (a first build's list every

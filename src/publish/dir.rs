@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{PublishError, PublishReport, PublishTarget};
+use super::error::PublishError;
+use super::target::{PublishReport, PublishTarget};
 use crate::tree::{Target, TreeEntry, place};
 
 pub struct DirTarget {

@@ -6,25 +6,16 @@
 //! and one implementation.
 
 pub mod dir;
+pub mod error;
 pub mod s3;
+pub mod target;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+pub use error::PublishError;
+pub use target::PublishTarget;
 
 use crate::manifest::Publish;
-use crate::tree::{TreeEntry, TreeError};
-use crate::util::ui::human_bytes;
-
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Tree(#[from] TreeError),
-    #[error(transparent)]
-    S3(#[from] s3::S3Error),
-    #[error("{0:?}: unsupported destination (give s3://bucket/prefix or a directory)")]
-    Unsupported(String),
-}
 
 /// Where a tree goes, parsed once from `--to` or `[publish] to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,51 +40,6 @@ impl std::str::FromStr for Destination {
         }
         Ok(Destination::Dir(PathBuf::from(s)))
     }
-}
-
-/// What a publish did.
-#[derive(Debug, Default)]
-pub struct PublishReport {
-    pub uploaded: Vec<String>,
-    pub bytes: u64,
-    pub unchanged: usize,
-    pub deleted: Vec<String>,
-    /// Stale objects waiting for their grace period.
-    pub pending: usize,
-    /// A directory target: files are linked (or copied), not uploaded.
-    pub local: bool,
-}
-
-impl std::fmt::Display for PublishReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.local {
-            return write!(
-                f,
-                "published {} file(s) ({}) as links into the directory (copies across file systems), swapped in atomically",
-                self.uploaded.len(),
-                human_bytes(self.bytes)
-            );
-        }
-        write!(
-            f,
-            "uploaded {} object(s) ({}), {} unchanged, deleted {}, {} stale object(s) waiting for their grace period",
-            self.uploaded.len(),
-            human_bytes(self.bytes),
-            self.unchanged,
-            self.deleted.len(),
-            self.pending
-        )
-    }
-}
-
-/// A place a tree can be published to.
-pub trait PublishTarget {
-    /// Make the tree at `root` (its files listed in `tree`, published by
-    /// `run`) what this target serves.
-    fn publish(&self, root: &Path, tree: &[TreeEntry], run: i64) -> Result<PublishReport, PublishError>;
-
-    /// The target, for messages.
-    fn describe(&self) -> String;
 }
 
 /// The target a destination names, configured from `[publish]`.

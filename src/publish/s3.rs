@@ -27,7 +27,8 @@ use object_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{PublishReport, PublishTarget};
+use super::error::{PublishError, S3Error};
+use super::target::{PublishReport, PublishTarget};
 use crate::manifest::Publish;
 use crate::tree::TreeEntry;
 use crate::util::mime;
@@ -37,28 +38,6 @@ use crate::util::ui::Progress;
 const MULTIPART_ABOVE: u64 = 64 * 1024 * 1024;
 const PART_SIZE: usize = 16 * 1024 * 1024;
 const REMOTE_MANIFEST: &str = ".airlock/publish.json";
-
-#[derive(Debug, thiserror::Error)]
-pub enum S3Error {
-    #[error("{0:?} is not an s3://bucket/prefix URL")]
-    Url(String),
-    #[error("s3://{bucket}/{key}: {message}")]
-    Object { bucket: String, key: String, message: String },
-    #[error("S3 configuration: {0}")]
-    Config(String),
-    #[error(
-        "no AWS credentials found (looked in {looked}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a profile in ~/.aws/credentials ({cause})"
-    )]
-    NoCredentials { looked: String, cause: String },
-    #[error("bucket `{bucket}` does not exist at {endpoint} (create it, or fix [publish] to)")]
-    NoBucket { bucket: String, endpoint: String },
-    #[error("s3://{bucket}/{key}: access denied: the credentials ({from}) may not {action} there")]
-    Denied { bucket: String, key: String, from: String, action: &'static str },
-    #[error(
-        "{failed} upload(s) failed in the {phase} phase; later phases were not started, so nothing links to a missing object:\n{errors}"
-    )]
-    Uploads { phase: &'static str, failed: usize, errors: String },
-}
 
 /// `s3://bucket/prefix` split apart (the prefix without slashes at the ends).
 pub fn parse_url(url: &str) -> Result<(String, String), S3Error> {
@@ -547,7 +526,7 @@ impl S3Target {
 }
 
 impl PublishTarget for S3Target {
-    fn publish(&self, root: &Path, tree: &[TreeEntry], run: i64) -> Result<PublishReport, super::PublishError> {
+    fn publish(&self, root: &Path, tree: &[TreeEntry], run: i64) -> Result<PublishReport, PublishError> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         Ok(rt.block_on(self.publish_async(root, tree, run))?)
     }

@@ -6,6 +6,7 @@
 //! Rendering, bundles, publishing and verify all speak these types; none of
 //! them needs the pipeline that produced the tree.
 
+pub mod error;
 pub mod target;
 
 use std::path::Path;
@@ -14,21 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::util::hashing::{HashingWriter, Sha256};
 
+pub use error::TreeError;
 pub use target::{Staged, Target};
-
-#[derive(Debug, thiserror::Error)]
-pub enum TreeError {
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    #[error("cannot place {src} at {dst}: {error}")]
-    Place { src: String, dst: String, error: std::io::Error },
-    #[error(
-        "{path} is a non-empty directory that airlock does not manage (airlock publishes `output` as a symlink to a complete tree); move it away or choose another output"
-    )]
-    NotManaged { path: String },
-    #[error("{path}: output must name a directory, such as `public`")]
-    BadTarget { path: String },
-}
 
 /// A file written into the tree: its path relative to the tree root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

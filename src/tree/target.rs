@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::TreeError;
+use super::error::TreeError;
 
 /// Where a tree is published.
 #[derive(Debug, Clone)]

@@ -12,8 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::Inputs;
 use crate::advisories::severity::Severity;
+use crate::audit::Audit;
+use crate::diagnostics::Diagnostic;
 
 pub const SCHEMA: &str = "airlock.changes/v1";
 /// Runs the feed shows.
@@ -299,8 +300,7 @@ fn before(previous: Option<&[u8]>) -> Option<Before> {
 /// The changes from the tree whose security.json is `previous` to this
 /// one. A first tree has no before: every finding it serves is newly
 /// affected, so a feed's subscribers hear of what was vulnerable on day one.
-pub fn compute(inputs: Inputs<'_>, previous: Option<&[u8]>) -> Changes {
-    let audit = inputs.audit;
+pub fn compute(audit: &Audit, diagnostics: &[Diagnostic], previous: Option<&[u8]>) -> Changes {
     let prev = before(previous);
     let first = prev.is_none();
     let prev = prev.unwrap_or_default();
@@ -337,7 +337,7 @@ pub fn compute(inputs: Inputs<'_>, previous: Option<&[u8]>) -> Changes {
         });
     }
     let mut refused_tampering = Vec::new();
-    for d in inputs.diagnostics {
+    for d in diagnostics {
         let version = d.version().map(ToString::to_string);
         match refusal(d.code(), d.project().as_str(), d.filename(), version.as_deref(), &d.to_string()) {
             Some(Refusal::Blocked(r)) => {

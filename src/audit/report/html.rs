@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde::Serialize;
 
-use super::{DiagnosticView, Inputs, TamperingView};
+use super::views::{DiagnosticView, Inputs, TamperingView};
 use crate::advisories::severity::Severity;
 use crate::audit::{AuditFinding, AuditedVersion, IgnoreStatus, Status};
 use crate::index::{TemplateError, Templates};
@@ -346,8 +346,8 @@ pub fn render(inputs: Inputs<'_>, templates: &Templates) -> Result<Vec<u8>, Temp
         advisories,
         ignores: &audit.ignores,
         expired_ignores: audit.ignores.iter().filter(|i| i.expired).count(),
-        tampering: super::tampering_views(&audit.tampering),
-        diagnostics: super::diagnostic_views(
+        tampering: super::views::tampering_views(&audit.tampering),
+        diagnostics: super::views::diagnostic_views(
             &inputs
                 .diagnostics
                 .iter()
@@ -355,7 +355,7 @@ pub fn render(inputs: Inputs<'_>, templates: &Templates) -> Result<Vec<u8>, Temp
                 .cloned()
                 .collect::<Vec<_>>(),
         ),
-        skipped: super::diagnostic_views(
+        skipped: super::views::diagnostic_views(
             &inputs
                 .diagnostics
                 .iter()

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{DiagnosticView, Inputs, TamperingView};
+use super::views::{DiagnosticView, Inputs, TamperingView};
 use crate::advisories::severity::Severity;
 use crate::audit::{IgnoreStatus, IgnoreUse, Status};
 
@@ -185,8 +185,8 @@ pub fn report(inputs: Inputs<'_>) -> Report<'_> {
         },
         projects,
         ignores: &audit.ignores,
-        tampering: super::tampering_views(&audit.tampering),
-        run: Run { diagnostics: super::diagnostic_views(inputs.diagnostics) },
+        tampering: super::views::tampering_views(&audit.tampering),
+        run: Run { diagnostics: super::views::diagnostic_views(inputs.diagnostics) },
     }
 }
 

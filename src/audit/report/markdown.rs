@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::Inputs;
+use super::views::Inputs;
 use crate::audit::{AuditFinding, AuditedVersion};
 use crate::diagnostics::{Diagnostic, Level};
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::Inputs;
+use super::views::Inputs;
 use crate::advisories::severity::Severity;
 use crate::audit::AdvisoryText;
 use crate::diagnostics::{Diagnostic, Level};

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Dependency, Scanned};
+use super::model::{Dependency, Scanned};
 use crate::advisories::severity::Severity;
 use crate::audit::report::sarif::{help_uri, level, log, rule};
 use crate::audit::{AdvisoryText, AuditFinding};

@@ -7,6 +7,7 @@
 //! on a finding at or above `--fail-on`.
 
 mod formats;
+mod model;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,10 +15,11 @@ use std::str::FromStr;
 
 use crate::advisories::Snapshot;
 use crate::advisories::severity::{Severity, Threshold};
-use crate::audit::{AuditFinding, finding};
+use crate::audit::finding;
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::manifest::{Ignore, Manifest, Policy};
+use model::{Dependency, Origin, Scanned};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,47 +45,6 @@ pub struct Inputs {
     pub requirements: Vec<PathBuf>,
     pub locks: Vec<PathBuf>,
     pub paths: Vec<PathBuf>,
-}
-
-/// One package to audit, and where it was named.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Dependency {
-    name: String,
-    /// `None`: not pinned, so not auditable (why in `skip`).
-    version: Option<String>,
-    skip: Option<String>,
-    /// Where it was named: a file, and its line for requirements files.
-    origin: Origin,
-}
-
-/// Where a dependency was named, for SARIF locations.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-struct Origin {
-    file: String,
-    line: Option<u32>,
-}
-
-impl Origin {
-    /// A requirements line's origin, `path:line`.
-    fn parse(origin: &str) -> Origin {
-        match origin.rsplit_once(':').and_then(|(f, l)| Some((f, l.parse().ok()?))) {
-            Some((file, line)) => Origin { file: file.to_string(), line: Some(line) },
-            None => Origin { file: origin.to_string(), line: None },
-        }
-    }
-
-    fn of(path: &Path) -> Origin {
-        Origin { file: path.display().to_string(), line: None }
-    }
-}
-
-/// What a scan found: every dependency (sorted by name, then version), each
-/// with the findings that apply to it, ignored ones included (formats that
-/// can say so mark them; the others leave them out).
-struct Scanned<'s> {
-    snapshot: &'s Snapshot,
-    dependencies: Vec<(Dependency, Vec<AuditFinding>)>,
-    generated_at: jiff::Timestamp,
 }
 
 fn usage(message: impl Into<String>) -> Error {
