@@ -494,31 +494,47 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             Ok(Exit::Success)
         }
         Command::Advisories(cmd) => advisories(cmd),
-        Command::Scan { snapshot, index_url, config, requirements, locks, paths, format, fail_on, output } => {
-            use crate::commands::scan::{Inputs, Source};
-            let source = match (snapshot, index_url, config) {
-                (Some(s), _, _) => Source::File(s),
-                (None, Some(u), _) => Source::Index(u),
-                (None, None, Some(c)) => Source::Manifest(c),
-                (None, None, None) if std::path::Path::new("mirror.toml").is_file() => {
-                    Source::Manifest(PathBuf::from("mirror.toml"))
-                }
-                (None, None, None) => {
-                    return Err(Error::Usage(
-                        "nothing to scan against: give --snapshot FILE, --index-url URL (a mirror: the snapshot it publishes), or -c mirror.toml (there is none here)".into(),
-                    ));
-                }
-            };
-            let fail_on = match fail_on.as_str() {
-                "any" => {
-                    crate::advisories::severity::Threshold::AtOrAbove(crate::advisories::severity::Severity::Unknown)
-                }
-                other => other.parse().map_err(|e| Error::Usage(format!("--fail-on: {e}, or any")))?,
-            };
-            let inputs = Inputs { requirements, locks, paths };
-            crate::commands::scan::scan(&source, &inputs, format, fail_on, output.as_deref())
-        }
+        Command::Scan { snapshot, index_url, config, requirements, locks, paths, format, fail_on, output } => scan(
+            snapshot,
+            index_url,
+            config,
+            crate::commands::scan::Inputs { requirements, locks, paths },
+            format,
+            &fail_on,
+            output,
+        ),
     }
+}
+
+/// `airlock scan`: the snapshot chosen from the flags, `--fail-on` parsed.
+fn scan(
+    snapshot: Option<PathBuf>,
+    index_url: Option<String>,
+    config: Option<PathBuf>,
+    inputs: crate::commands::scan::Inputs,
+    format: crate::commands::scan::Format,
+    fail_on: &str,
+    output: Option<PathBuf>,
+) -> Result<Exit, Error> {
+    use crate::commands::scan::Source;
+    let source = match (snapshot, index_url, config) {
+        (Some(s), _, _) => Source::File(s),
+        (None, Some(u), _) => Source::Index(u),
+        (None, None, Some(c)) => Source::Manifest(c),
+        (None, None, None) if std::path::Path::new("mirror.toml").is_file() => {
+            Source::Manifest(PathBuf::from("mirror.toml"))
+        }
+        (None, None, None) => {
+            return Err(Error::Usage(
+                "nothing to scan against: give --snapshot FILE, --index-url URL (a mirror: the snapshot it publishes), or -c mirror.toml (there is none here)".into(),
+            ));
+        }
+    };
+    let fail_on = match fail_on {
+        "any" => crate::advisories::severity::Threshold::AtOrAbove(crate::advisories::severity::Severity::Unknown),
+        other => other.parse().map_err(|e| Error::Usage(format!("--fail-on: {e}, or any")))?,
+    };
+    crate::commands::scan::scan(&source, &inputs, format, fail_on, output.as_deref())
 }
 
 /// `airlock publish`: the served tree to S3 or another directory.

@@ -70,6 +70,67 @@ fn print_resolution(out: &mut impl Write, resolved: &Resolved) -> std::io::Resul
     Ok(())
 }
 
+/// Everything plan says: each environment's resolution, each file's
+/// decision, the run's diagnostics and a summary line.
+fn print_all(
+    out: &mut impl Write,
+    resolved: &Resolved,
+    plan: &Plan,
+    keep_runs: u32,
+    diags: &Diagnostics,
+    closure: bool,
+) -> std::io::Result<()> {
+    print_resolution(out, &resolved)?;
+    print(out, &plan, keep_runs)?;
+    for d in diags.sorted() {
+        let mark = if d.fails_run() { "!" } else { "?" };
+        writeln!(out, "{mark} {d}")?;
+    }
+    if closure {
+        writeln!(
+            out,
+            "? dependencies = \"all\": the closure is only known once the selected wheels are fetched; plan shows the requested projects"
+        )?;
+    }
+    let fetch = plan.count(|d| matches!(d, Decision::Fetch(_) | Decision::Adopt(_)));
+    let keep =
+        plan.count(|d| matches!(d, Decision::Keep)) + plan.projects.iter().map(|p| p.carried as usize).sum::<usize>();
+    let unlist = plan.count(|d| matches!(d, Decision::Unlist));
+    writeln!(
+        out,
+        "plan: add {fetch} file(s) ({}), keep {keep}, remove {unlist} from the index, prune {} from the store",
+        human_bytes(plan.fetch_bytes()),
+        plan.prune.len()
+    )?;
+    Ok(())
+}
+
+/// The state plan reads: a throwaway one when there is none (plan must
+/// not create anything); with `-o`, the real one under the run lock,
+/// restored from the object store's checkpoint when the store is remote.
+#[allow(clippy::type_complexity)]
+fn open_state(
+    manifest: &Manifest,
+    writes: bool,
+    scratch: &Path,
+) -> Result<(Option<crate::pipeline::remote::RemoteStore>, Option<crate::store::lock::RunLock>, State), Error> {
+    let m = &manifest.mirror;
+    let mut remote = if writes { crate::pipeline::remote::RemoteStore::open(m, &manifest.publish)? } else { None };
+    if let Some(r) = remote.as_mut() {
+        r.lease("airlock plan -o")?;
+        r.restore_state(&m.state)?;
+    }
+    let lock = if writes { Some(crate::store::lock::RunLock::acquire(&m.state, "plan -o")?) } else { None };
+    let state = if writes {
+        State::open(&m.state)?
+    } else if m.state.join("state.sqlite").is_file() {
+        State::open_read_only(&m.state)?
+    } else {
+        State::open(scratch)?
+    };
+    Ok((remote, lock, state))
+}
+
 /// `airlock plan`: what a build would do, written to stdout; with `plan_out`,
 /// the files to fetch written there too (see `commands::shard`).
 pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Result<Exit, Error> {
@@ -79,27 +140,7 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
     // the views it planned from, so the `build --offline` after them plans
     // the same (under the run lock, like any writer of the state).
     let scratch = tempfile::tempdir()?;
-    // With an object-store store, `plan -o` starts from its checkpoint and
-    // checkpoints the views it stored, for the shards and the render job.
-    let mut remote = match plan_out {
-        Some(_) => crate::pipeline::remote::RemoteStore::open(m, &manifest.publish)?,
-        None => None,
-    };
-    if let Some(r) = remote.as_mut() {
-        r.lease("airlock plan -o")?;
-        r.restore_state(&m.state)?;
-    }
-    let _lock = match plan_out {
-        Some(_) => Some(crate::store::lock::RunLock::acquire(&m.state, "plan -o")?),
-        None => None,
-    };
-    let mut state = if plan_out.is_some() {
-        State::open(&m.state)?
-    } else if m.state.join("state.sqlite").is_file() {
-        State::open_read_only(&m.state)?
-    } else {
-        State::open(scratch.path())?
-    };
+    let (remote, _lock, mut state) = open_state(manifest, plan_out.is_some(), scratch.path())?;
     let client = connect(m, offline)?;
     // What the build would refuse before fetching (malicious releases);
     // a snapshot the policy would reject is the build's to report.
@@ -165,27 +206,6 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
         tracing::info!("wrote {}: {} file(s) to fetch ({})", path.display(), file.files.len(), human_bytes(file.bytes));
     }
     let mut out = std::io::stdout().lock();
-    print_resolution(&mut out, &resolved)?;
-    print(&mut out, &plan, m.keep_runs)?;
-    for d in diags.sorted() {
-        let mark = if d.fails_run() { "!" } else { "?" };
-        writeln!(out, "{mark} {d}")?;
-    }
-    if closure {
-        writeln!(
-            out,
-            "? dependencies = \"all\": the closure is only known once the selected wheels are fetched; plan shows the requested projects"
-        )?;
-    }
-    let fetch = plan.count(|d| matches!(d, Decision::Fetch(_) | Decision::Adopt(_)));
-    let keep =
-        plan.count(|d| matches!(d, Decision::Keep)) + plan.projects.iter().map(|p| p.carried as usize).sum::<usize>();
-    let unlist = plan.count(|d| matches!(d, Decision::Unlist));
-    writeln!(
-        out,
-        "plan: add {fetch} file(s) ({}), keep {keep}, remove {unlist} from the index, prune {} from the store",
-        human_bytes(plan.fetch_bytes()),
-        plan.prune.len()
-    )?;
+    print_all(&mut out, &resolved, &plan, m.keep_runs, &diags, closure)?;
     Ok(if diags.failed() { Exit::Failed } else { Exit::Success })
 }

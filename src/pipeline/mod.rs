@@ -349,6 +349,12 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
     }
 }
 
+/// The run's first line: what it mirrors from where.
+fn announce(run: i64, projects: usize, upstream: &url::Url, offline: bool) {
+    let offline = if offline { " (offline: stored views only)" } else { "" };
+    tracing::info!("run {run}: {projects} project(s) from {}{offline}", redact::url(upstream));
+}
+
 /// Every stage of `build` between `Session::begin` and `finish`, with a
 /// safe point for signals between stages.
 fn build_stages(
@@ -364,13 +370,7 @@ fn build_stages(
     let client = connect(m, opts.offline)?;
     let mut diags = Diagnostics::default();
     let want = wanted(&manifest.select);
-    tracing::info!(
-        "run {}: {} project(s) from {}{}",
-        run.id,
-        want.requested.len(),
-        redact::url(&m.upstream),
-        if opts.offline { " (offline: stored views only)" } else { "" }
-    );
+    announce(run.id, want.requested.len(), &m.upstream, opts.offline);
     let since = serials::since(client.as_ref(), &run.state)?;
     let traffic = |files: u64| client.as_ref().map(|c| upstream_line(c, &since, files));
     let counts = run.state.listed_counts()?;
@@ -397,13 +397,7 @@ fn build_stages(
         sw.lap("fetch");
         signal::check()?;
         done.add(&plan, &batch, fetched, fetches);
-        for (env, outcome) in &resolved.envs {
-            if let crate::select::resolve::Outcome::Unsatisfiable(u) = outcome {
-                for (p, m) in &u.missing {
-                    done.missing.insert((env.name(), p.clone()), (*m).into());
-                }
-            }
-        }
+        done.note_missing(&resolved);
         done.unlisted += record::record(run, &plan, &batch)?;
         requested.extend(batch.into_keys());
         drop(plan);
@@ -429,14 +423,7 @@ fn build_stages(
     let failed = requested.iter().filter(|p| !done.planned.contains(*p)).cloned().collect();
     let prune = plan::prunable_after_record(&run.state, run.id, m.keep_runs, &failed)?;
     let work = want.requested.len() as u64 + done.fetches;
-    let mut summary = Summary {
-        added: done.fetched.files,
-        kept: run.state.listed_count()?.saturating_sub(done.fetched.files),
-        unlisted: done.unlisted,
-        bytes: done.fetched.bytes,
-        tampered: done.tampered,
-        ..Summary::default()
-    };
+    let mut summary = done.summary(run.state.listed_count()?);
     if let Some(why) = withhold(m, &diags, work) {
         summary.upstream = traffic(done.fetched.files);
         tracing::error!("{why}");
@@ -484,6 +471,30 @@ struct Batched {
 }
 
 impl Batched {
+    /// The run's summary so far, the state listing `listed` files.
+    fn summary(&self, listed: u64) -> Summary {
+        Summary {
+            added: self.fetched.files,
+            kept: listed.saturating_sub(self.fetched.files),
+            unlisted: self.unlisted,
+            bytes: self.fetched.bytes,
+            tampered: self.tampered,
+            ..Summary::default()
+        }
+    }
+
+    /// Projects an environment needs that upstream does not have, for the
+    /// reports' "did you mean".
+    fn note_missing(&mut self, resolved: &resolve::Resolved) {
+        for (env, outcome) in &resolved.envs {
+            if let crate::select::resolve::Outcome::Unsatisfiable(u) = outcome {
+                for (p, m) in &u.missing {
+                    self.missing.insert((env.name(), p.clone()), (*m).into());
+                }
+            }
+        }
+    }
+
     fn add(&mut self, plan: &plan::Plan, requested: &views::Requested, fetched: fetch::Fetched, fetches: u64) {
         self.fetched.files += fetched.files;
         self.fetched.bytes += fetched.bytes;
@@ -614,13 +625,7 @@ pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<Buil
     // `audit` always joins: its findings are what it prints.
     // Fetches nothing: a gone file comes back only from the served tree.
     let missing = UpstreamMissing::new();
-    let repairer = repair::Repairer {
-        client: None,
-        served: run.target.current(),
-        jobs: m.jobs,
-        restored: std::sync::Mutex::default(),
-        tried: std::sync::Mutex::default(),
-    };
+    let repairer = repair::Repairer::new(None, run.target.current(), m.jobs);
     let publishing = publishing(
         manifest,
         &want,

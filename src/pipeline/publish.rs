@@ -20,6 +20,7 @@ use crate::manifest::Installable;
 use crate::manifest::Policy;
 use crate::run::Run;
 use crate::select::env::TargetEnv;
+use crate::select::installable::Installability;
 use crate::store::state::{Artifact, Listed, StateError, TreeKeys};
 use crate::tree::{Staged, TreeEntry};
 use crate::util::hashing::{HashingWriter, Sha256};
@@ -549,10 +550,10 @@ fn swap(
     Ok(tree)
 }
 
-/// Audit, render and publish the selection the state records, unless the
-/// served tree would come out identical.
-pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Result<Published, Error> {
-    let mut sw = crate::util::ui::Stopwatch::start();
+/// What the state records that every report shows: tampering evidence,
+/// files skipped, versions only sdists serve. The evidence is returned
+/// too, for the audit.
+fn recorded_diagnostics(run: &Run, diags: &mut Diagnostics) -> Result<Vec<Tampering>, Error> {
     let tampering = run.state.tampering()?;
     for t in &tampering {
         diags.push_quiet(Diagnostic::Tampering(t.clone()));
@@ -563,6 +564,50 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     for (project, version, envs) in run.state.sdist_only()? {
         diags.push_quiet(Diagnostic::SdistOnly { project, version, envs });
     }
+    Ok(tampering)
+}
+
+/// Whether each target environment can install the requirements from the
+/// tree about to be published (unchecked unless the manifest asks).
+fn installability(
+    run: &Run,
+    p: &Publishing<'_>,
+    withheld: &Withheld<'_>,
+    diags: &mut Diagnostics,
+) -> Result<Installability, Error> {
+    if !p.check.wanted() {
+        return Ok(installable::unchecked());
+    }
+    // Resolution reads the whole tree as an index: the one step that
+    // holds every file (only for mirrors that claim dependencies).
+    let mut files = Vec::new();
+    each_batch(run, (withheld, None), |batch| {
+        files.extend_from_slice(batch);
+        Ok(())
+    })?;
+    let cache = run.state.metadata_cache()?;
+    Ok(installable::check(&p.check, &files, Some(&cache), diags))
+}
+
+/// A failing installability report written beside the state (no tree
+/// carries it), and where the message should point.
+fn write_beside_state(run: &Run, installability: &Installability) -> String {
+    let beside = run.state.path().with_file_name("installability.json");
+    let written = crate::util::fsx::write_atomically(
+        &beside,
+        &report::installability::render(installability, &crate::util::clock::output_time()),
+    );
+    match written {
+        Ok(()) => format!("see {}", beside.display()),
+        Err(e) => format!("the report could not be written to {}: {e}", beside.display()),
+    }
+}
+
+/// Audit, render and publish the selection the state records, unless the
+/// served tree would come out identical.
+pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Result<Published, Error> {
+    let mut sw = crate::util::ui::Stopwatch::start();
+    let tampering = recorded_diagnostics(run, diags)?;
     let mut keys = TreeKeys {
         inputs: inputs_key(p, &tampering, &diags.sorted()),
         selection: run.state.selection_generation()?,
@@ -590,34 +635,13 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     let audit = audit(inventory.mirrored, p, tampering, diags);
     let withheld = Withheld { refused: &inventory.refused, blocked: audit.blocked() };
     sw.lap("security join");
-    let installability = if p.check.wanted() {
-        // Resolution reads the whole tree as an index: the one step that
-        // holds every file (only for mirrors that claim dependencies).
-        let mut files = Vec::new();
-        each_batch(run, (&withheld, None), |batch| {
-            files.extend_from_slice(batch);
-            Ok(())
-        })?;
-        let cache = run.state.metadata_cache()?;
-        installable::check(&p.check, &files, Some(&cache), diags)
-    } else {
-        installable::unchecked()
-    };
+    let installability = installability(run, p, &withheld, diags)?;
     sw.lap("installability");
     if let Some(line) = installability.summary() {
         tracing::info!("{line}");
     }
     if p.check.select.installable == Installable::Fail && installability.failing().next().is_some() {
-        // No tree carries the report: it goes beside the state, where the message points.
-        let beside = run.state.path().with_file_name("installability.json");
-        let written = crate::util::fsx::write_atomically(
-            &beside,
-            &report::installability::render(&installability, &crate::util::clock::output_time()),
-        );
-        let at = match written {
-            Ok(()) => format!("see {}", beside.display()),
-            Err(e) => format!("the report could not be written to {}: {e}", beside.display()),
-        };
+        let at = write_beside_state(run, &installability);
         tracing::error!(
             "installable = \"fail\": a target environment cannot install the requirements; nothing is published ({at})"
         );

@@ -49,7 +49,11 @@ pub struct Repairer<'a> {
     pub tried: Mutex<std::collections::BTreeMap<(ProjectName, String), Diagnostic>>,
 }
 
-impl Repairer<'_> {
+impl<'a> Repairer<'a> {
+    pub fn new(client: Option<&'a Client>, served: Option<PathBuf>, jobs: usize) -> Repairer<'a> {
+        Repairer { client, served, jobs, restored: Mutex::default(), tried: Mutex::default() }
+    }
+
     /// Bring `gone` back into `store`; the diagnostics say what came back
     /// from where, and what could not (those fail the run).
     pub fn restore(&self, store: &Store, gone: &[Artifact]) -> Vec<Diagnostic> {

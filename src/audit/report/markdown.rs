@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::views::Inputs;
-use crate::audit::{AuditFinding, AuditedVersion};
+use crate::audit::{Audit, AuditFinding, AuditedVersion};
 use crate::diagnostics::{Diagnostic, Level};
 
 /// Markdown table cells: no pipes, no newlines, no HTML.
@@ -143,6 +143,82 @@ fn run_section(md: &mut String, diagnostics: &[Diagnostic]) {
     md.push('\n');
 }
 
+/// The worst findings first, as a table of at most [`TOP`] rows.
+fn top_findings(md: &mut String, audit: &Audit) {
+    let mut top: Vec<(&AuditedVersion, &AuditFinding)> =
+        audit.versions.iter().flat_map(|v| v.active().map(move |f| (v, f))).collect();
+    // Worst first; ties by name, version and id keep the order stable.
+    top.sort_by(|a, b| {
+        b.1.effective
+            .cmp(&a.1.effective)
+            .then(b.1.score.partial_cmp(&a.1.score).unwrap_or(std::cmp::Ordering::Equal))
+            .then_with(|| a.0.project.cmp(&b.0.project))
+            .then_with(|| a.0.version.cmp(&b.0.version))
+            .then_with(|| a.1.id.cmp(&b.1.id))
+    });
+    if !top.is_empty() {
+        let _ = writeln!(
+            md,
+            "### Top findings\n\n| project | version | advisory | severity | fixed in |\n|---|---|---|---|---|"
+        );
+        for (v, f) in top.iter().take(TOP) {
+            let score = f.score.map(|s| format!(" {s:.1}")).unwrap_or_default();
+            let fixed = if f.fixed_in.is_empty() { "none listed".to_string() } else { f.fixed_in.join(", ") };
+            let _ = writeln!(
+                md,
+                "| {} | {}{} | [{}]({}) | {}{score} | {} |",
+                v.project,
+                cell(&v.version.to_string()),
+                if v.blocked { " (blocked)" } else { "" },
+                cell(&f.id),
+                super::sarif::help_uri(&f.id),
+                f.severity,
+                cell(&fixed)
+            );
+        }
+        if top.len() > TOP {
+            let _ = writeln!(md, "\n…and {} more in `reports/security.html`.", top.len() - TOP);
+        }
+        md.push('\n');
+    }
+}
+
+/// Blocked versions, expired ignores and tampering evidence, each when any.
+fn lists_section(md: &mut String, audit: &Audit) {
+    let blocked: Vec<&AuditedVersion> = audit.versions.iter().filter(|v| v.blocked).collect();
+    if !blocked.is_empty() {
+        let _ = writeln!(md, "### Blocked versions\n");
+        for v in blocked {
+            let ids: Vec<&str> = v.active().map(|f| f.id.as_str()).collect();
+            let _ = writeln!(md, "- {} {}: {}", v.project, cell(&v.version.to_string()), cell(&ids.join(", ")));
+        }
+        md.push('\n');
+    }
+    let expired: Vec<_> = audit.ignores.iter().filter(|i| i.expired).collect();
+    if !expired.is_empty() {
+        let _ = writeln!(md, "### Expired ignores (no longer applied)\n");
+        for i in expired {
+            let _ =
+                writeln!(md, "- `{}` expired {}: {}", cell(&i.id), i.expires.as_deref().unwrap_or(""), cell(&i.reason));
+        }
+        md.push('\n');
+    }
+    if !audit.tampering.is_empty() {
+        let _ = writeln!(md, "### Possible tampering\n");
+        for t in &audit.tampering {
+            let _ = writeln!(
+                md,
+                "- {}/{}: mirrored sha256 `{}`, upstream now declares `{}`",
+                t.project,
+                cell(&t.filename),
+                t.mirrored,
+                t.upstream
+            );
+        }
+        md.push('\n');
+    }
+}
+
 pub fn render(inputs: Inputs<'_>) -> Vec<u8> {
     let audit = inputs.audit;
     let c = audit.counts();
@@ -185,74 +261,8 @@ pub fn render(inputs: Inputs<'_>) -> Vec<u8> {
     let _ =
         writeln!(md, "| {} | {} | {} | {} | {} | {} |\n", c.critical, c.high, c.medium, c.low, c.unknown, c.ignored);
 
-    let mut top: Vec<(&AuditedVersion, &AuditFinding)> =
-        audit.versions.iter().flat_map(|v| v.active().map(move |f| (v, f))).collect();
-    // Worst first; ties by name, version and id keep the order stable.
-    top.sort_by(|a, b| {
-        b.1.effective
-            .cmp(&a.1.effective)
-            .then(b.1.score.partial_cmp(&a.1.score).unwrap_or(std::cmp::Ordering::Equal))
-            .then_with(|| a.0.project.cmp(&b.0.project))
-            .then_with(|| a.0.version.cmp(&b.0.version))
-            .then_with(|| a.1.id.cmp(&b.1.id))
-    });
-    if !top.is_empty() {
-        let _ = writeln!(
-            md,
-            "### Top findings\n\n| project | version | advisory | severity | fixed in |\n|---|---|---|---|---|"
-        );
-        for (v, f) in top.iter().take(TOP) {
-            let score = f.score.map(|s| format!(" {s:.1}")).unwrap_or_default();
-            let fixed = if f.fixed_in.is_empty() { "none listed".to_string() } else { f.fixed_in.join(", ") };
-            let _ = writeln!(
-                md,
-                "| {} | {}{} | [{}]({}) | {}{score} | {} |",
-                v.project,
-                cell(&v.version.to_string()),
-                if v.blocked { " (blocked)" } else { "" },
-                cell(&f.id),
-                super::sarif::help_uri(&f.id),
-                f.severity,
-                cell(&fixed)
-            );
-        }
-        if top.len() > TOP {
-            let _ = writeln!(md, "\n…and {} more in `reports/security.html`.", top.len() - TOP);
-        }
-        md.push('\n');
-    }
-    let blocked: Vec<&AuditedVersion> = audit.versions.iter().filter(|v| v.blocked).collect();
-    if !blocked.is_empty() {
-        let _ = writeln!(md, "### Blocked versions\n");
-        for v in blocked {
-            let ids: Vec<&str> = v.active().map(|f| f.id.as_str()).collect();
-            let _ = writeln!(md, "- {} {}: {}", v.project, cell(&v.version.to_string()), cell(&ids.join(", ")));
-        }
-        md.push('\n');
-    }
-    let expired: Vec<_> = audit.ignores.iter().filter(|i| i.expired).collect();
-    if !expired.is_empty() {
-        let _ = writeln!(md, "### Expired ignores (no longer applied)\n");
-        for i in expired {
-            let _ =
-                writeln!(md, "- `{}` expired {}: {}", cell(&i.id), i.expires.as_deref().unwrap_or(""), cell(&i.reason));
-        }
-        md.push('\n');
-    }
-    if !audit.tampering.is_empty() {
-        let _ = writeln!(md, "### Possible tampering\n");
-        for t in &audit.tampering {
-            let _ = writeln!(
-                md,
-                "- {}/{}: mirrored sha256 `{}`, upstream now declares `{}`",
-                t.project,
-                cell(&t.filename),
-                t.mirrored,
-                t.upstream
-            );
-        }
-        md.push('\n');
-    }
+    top_findings(&mut md, audit);
+    lists_section(&mut md, audit);
     installability_section(&mut md, inputs.installability);
     run_section(&mut md, inputs.diagnostics);
     let _ = writeln!(md, "Generated {} by airlock {}.", audit.generated_at, env!("CARGO_PKG_VERSION"));
