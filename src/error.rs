@@ -53,6 +53,8 @@ pub enum Error {
     Bundle(#[from] BundleError),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Remote(#[from] crate::store::remote::RemoteError),
     #[error("{0}")]
     Failed(String),
     #[error(transparent)]

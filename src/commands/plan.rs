@@ -115,7 +115,7 @@ fn open_state(
     scratch: &Path,
 ) -> Result<(Option<crate::pipeline::remote::RemoteStore>, Option<crate::store::lock::RunLock>, State), Error> {
     let m = &manifest.mirror;
-    let mut remote = if writes { crate::pipeline::remote::RemoteStore::open(m, &manifest.publish)? } else { None };
+    let mut remote = if writes { crate::pipeline::remote::open(m, &manifest.publish)? } else { None };
     if let Some(r) = remote.as_mut() {
         r.lease("airlock plan -o")?;
         r.restore_state(&m.state)?;

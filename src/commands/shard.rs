@@ -186,16 +186,8 @@ pub fn read(path: &Path) -> Result<(PlanFile, Vec<FetchJob>), ShardError> {
             return Err(bad(format!("URL scheme {:?} is not fetched", url.scheme())));
         }
         let sha256 = f.sha256.as_deref().map(Sha256::from_str).transpose().map_err(|e| bad(e.to_string()))?;
-        let file = UpstreamFile {
-            filename,
-            url,
-            sha256,
-            size: f.size,
-            requires_python: None,
-            yanked: None,
-            upload_time: None,
-            metadata: Offered::No,
-        };
+        let file =
+            UpstreamFile { filename, url, sha256, size: f.size, facts: Default::default(), metadata: Offered::No };
         jobs.push(FetchJob { project, file });
     }
     Ok((plan, jobs))
@@ -210,7 +202,7 @@ pub fn fetch(manifest: &Manifest, plan_path: &Path, shard: Shard) -> Result<Exit
     let store = Store::for_mirror(m);
     // With an object-store store, files go there (from a local working
     // copy), and what it holds already is skipped.
-    let mut remote = crate::pipeline::remote::RemoteStore::open(m, &manifest.publish)?;
+    let mut remote = crate::pipeline::remote::open(m, &manifest.publish)?;
     if let Some(r) = remote.as_mut() {
         r.list()?;
     }

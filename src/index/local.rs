@@ -131,9 +131,7 @@ fn site_file(path: &Path, f: &DistFilename, meta_dir: &Path) -> Result<(SiteFile
         filename: f.clone(),
         sha256,
         size,
-        requires_python: None,
-        yanked: None,
-        upload_time: None,
+        facts: Default::default(),
         metadata: None,
         source: path.to_path_buf(),
         metadata_source: None,
@@ -154,7 +152,8 @@ fn site_file(path: &Path, f: &DistFilename, meta_dir: &Path) -> Result<(SiteFile
     let dest = meta_dir.join(format!("{f}.metadata"));
     fs_err::write(&dest, &bytes)?;
     let headers = metadata::headers(&bytes);
-    file.requires_python = metadata::header_values(&headers, "Requires-Python").next().map(str::to_string);
+    file.facts.requires_python =
+        metadata::header_values(&headers, "Requires-Python").next().map(crate::dist::file::RequiresPython::new);
     file.metadata = Some((crate::util::hashing::Sha256::of(&bytes), bytes.len() as u64));
     file.metadata_source = Some(dest);
     Ok((file, None))

@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::templates::{TemplateError, Templates};
 use crate::advisories::severity::Severity;
 use crate::dist::Version;
+use crate::dist::file::FileFacts;
 use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
 use crate::tree::{TreeEntry, TreeError, place, write_entry};
@@ -39,9 +40,7 @@ pub struct SiteFile {
     pub filename: DistFilename,
     pub sha256: Sha256,
     pub size: u64,
-    pub requires_python: Option<String>,
-    pub yanked: Option<String>,
-    pub upload_time: Option<String>,
+    pub facts: FileFacts,
     pub metadata: Option<(Sha256, u64)>,
     /// Where the verified bytes are (hard-linked, or copied across file systems).
     pub source: PathBuf,
@@ -448,9 +447,9 @@ fn render_project(
             .map(|f| FileView {
                 filename: f.filename.to_string(),
                 href: format!("{}#sha256={}", href(f), f.sha256),
-                requires_python: f.requires_python.clone(),
-                yanked: f.yanked.is_some(),
-                yanked_reason: f.yanked.clone().unwrap_or_default(),
+                requires_python: f.facts.requires_python.as_ref().map(|rp| rp.as_str().to_string()),
+                yanked: f.facts.yanked.is_yanked(),
+                yanked_reason: f.facts.yanked.reason().unwrap_or_default().to_string(),
                 metadata_sha256: f.metadata.map(|m| m.0.hex()),
             })
             .collect(),
@@ -475,10 +474,10 @@ fn render_project(
                     filename: f.filename.to_string(),
                     url: href(f),
                     hashes: BTreeMap::from([("sha256".to_string(), f.sha256.hex())]),
-                    requires_python: f.requires_python.clone(),
-                    yanked: wire::Yanked::from_reason(f.yanked.as_deref()),
+                    requires_python: f.facts.requires_python.as_ref().map(|rp| rp.as_str().to_string()),
+                    yanked: wire::Yanked::from_reason(f.facts.yanked.reason()),
                     size: Some(f.size),
-                    upload_time: f.upload_time.clone(),
+                    upload_time: f.facts.upload_time.map(|t| t.to_string()),
                     core_metadata: Some(meta.clone().unwrap_or(wire::CoreMetadata::Flag(false))),
                     dist_info_metadata: Some(meta.unwrap_or(wire::CoreMetadata::Flag(false))),
                 }
@@ -565,9 +564,7 @@ mod tests {
             filename: DistFilename::parse("p-1.0.tar.gz", None).unwrap(),
             sha256: crate::util::hashing::Sha256::of(b"x"),
             size: 1,
-            requires_python: None,
-            yanked: None,
-            upload_time: None,
+            facts: Default::default(),
             metadata: None,
             source: src,
             metadata_source: None,

@@ -50,9 +50,7 @@ impl<'a> TreeIndex<'a> {
                 url,
                 sha256: Some(f.sha256),
                 size: Some(f.size),
-                requires_python: f.requires_python.clone(),
-                yanked: f.yanked.clone(),
-                upload_time: f.upload_time.as_deref().and_then(|t| t.parse().ok()),
+                facts: f.facts.clone(),
                 metadata: Default::default(),
             });
             sources.insert((f.project.clone(), f.filename.to_string()), f);

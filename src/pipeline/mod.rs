@@ -334,7 +334,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
     // An object-store store: a runner without a local state continues
     // from the state checkpointed there (offline too: `--offline` keeps
     // away from the upstream, not from the mirror's own store).
-    let mut remote = remote::RemoteStore::open(m, &manifest.publish)?;
+    let mut remote = remote::open(m, &manifest.publish)?;
     if let Some(r) = remote.as_mut() {
         r.lease("airlock build")?;
         r.restore_state(&m.state)?;
@@ -518,7 +518,7 @@ fn fetch_batch(
 ) -> Result<(plan::Plan, fetch::Fetched, u64), Error> {
     let mut plan = fetch::adopt(run, plan, opts.allow_missing_hashes)?;
     if let Some(r) = remote {
-        let restored = r.restore_files(&mut plan, &run.store)?;
+        let restored = remote::restore_files(r, &mut plan, &run.store);
         if restored > 0 {
             tracing::info!("{restored} file(s) from the object store instead of the upstream");
             plan = fetch::adopt(run, plan, opts.allow_missing_hashes)?;

@@ -478,11 +478,7 @@ fn installed_only(
                 .iter()
                 .filter_map(|f| match &f.filename {
                     DistFilename::Wheel(w) => {
-                        let fits = f
-                            .requires_python
-                            .as_deref()
-                            .and_then(|rp| rp.parse::<uv_pep440::VersionSpecifiers>().ok())
-                            .is_none_or(|rp| rp.contains(&python));
+                        let fits = f.facts.admits_python(&python);
                         let rank = crate::dist::tags::rank(env.python, &env.platform, w).filter(|_| fits)?;
                         Some((rank, f.filename.as_str()))
                     }
@@ -525,13 +521,7 @@ fn sdist_only(
                 let tags = env.tags();
                 let python = env.python_version();
                 !files.iter().any(|f| match &f.filename {
-                    DistFilename::Wheel(w) => {
-                        tags.matches(w)
-                            && f.requires_python
-                                .as_deref()
-                                .and_then(|rp| rp.parse::<uv_pep440::VersionSpecifiers>().ok())
-                                .is_none_or(|rp| rp.contains(&python))
-                    }
+                    DistFilename::Wheel(w) => tags.matches(w) && f.facts.admits_python(&python),
                     DistFilename::Sdist(_) => false,
                 })
             })

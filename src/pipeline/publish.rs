@@ -156,9 +156,7 @@ fn site_file(store: &crate::store::Store, a: Artifact) -> Result<SiteFile, Box<A
         filename: a.filename,
         sha256: a.sha256,
         size: a.size,
-        requires_python: a.requires_python,
-        yanked: a.yanked,
-        upload_time: a.upload_time,
+        facts: a.facts,
         metadata: a.metadata,
         source,
         metadata_source,
@@ -259,8 +257,14 @@ fn inventory(run: &Run, p: &Publishing<'_>) -> Result<Inventory, StateError> {
         };
         let _ = writeln!(
             digest,
-            "{}\t{}\t{}\t{}\t{}\t{:?}\t{:?}\t{:?}\t{:?}",
-            f.project, f.filename, f.sha256, f.size, f.listed, f.metadata, f.requires_python, f.yanked, f.upload_time
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            f.project,
+            f.filename,
+            f.sha256,
+            f.size,
+            f.listed,
+            f.metadata.map(|(sha, size)| format!("{sha}:{size}")).unwrap_or_default(),
+            f.facts.key()
         );
         let advisories: Vec<String> =
             snapshot.map(|s| s.malicious_file(&f.sha256).map(|a| a.id.clone()).collect()).unwrap_or_default();

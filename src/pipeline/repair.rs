@@ -28,9 +28,7 @@ pub(crate) fn upstream_file(a: &Artifact) -> Result<UpstreamFile, String> {
         url: url::Url::parse(&a.url).map_err(|e| format!("recorded URL {:?}: {e}", a.url))?,
         sha256: Some(a.sha256),
         size: Some(a.size),
-        requires_python: a.requires_python.clone(),
-        yanked: a.yanked.clone(),
-        upload_time: a.upload_time.as_deref().and_then(|t| t.parse().ok()),
+        facts: a.facts.clone(),
         metadata: Default::default(),
     })
 }

@@ -16,27 +16,22 @@
 //! straight from the bucket's HTTP endpoint, with no rewrite rules.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::Path;
 
 use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
-use object_store::{
-    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, WriteMultipart,
-};
+use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::error::{PublishError, S3Error};
 use super::target::{PublishReport, PublishTarget};
 use crate::manifest::Publish;
+use crate::store::object;
 use crate::tree::TreeEntry;
-use crate::util::mime;
 use crate::util::ui::Progress;
 
 /// Files larger than this go up in parts, so memory stays bounded.
-const MULTIPART_ABOVE: u64 = 64 * 1024 * 1024;
-const PART_SIZE: usize = 16 * 1024 * 1024;
 const REMOTE_MANIFEST: &str = ".airlock/publish.json";
 
 /// `s3://bucket/prefix` split apart (the prefix without slashes at the ends).
@@ -186,24 +181,12 @@ fn with_dir_keys(tree: &[TreeEntry], root_key: bool) -> Vec<TreeEntry> {
     out
 }
 
-fn attributes(path: &str, sha256: &str) -> Attributes {
+fn attributes(path: &str, sha256: &crate::util::hashing::Sha256) -> Attributes {
     // A directory key serves its index.html.
-    let page;
-    let path = if is_dir_key(path) {
-        page = format!("{path}index.html");
-        page.as_str()
-    } else {
-        path
-    };
-    let mut a = Attributes::new();
-    a.insert(Attribute::ContentType, mime::content_type(path).into());
-    a.insert(Attribute::CacheControl, mime::cache_control(path).into());
-    a.insert(Attribute::Metadata("sha256".into()), sha256.to_string().into());
-    a
-}
-
-fn local(e: impl std::error::Error + Send + Sync + 'static) -> object_store::Error {
-    object_store::Error::Generic { store: "local", source: Box::new(e) }
+    match is_dir_key(path) {
+        true => object::attributes(&format!("{path}index.html"), sha256),
+        false => object::attributes(path, sha256),
+    }
 }
 
 pub(crate) async fn upload(
@@ -212,29 +195,7 @@ pub(crate) async fn upload(
     file: &Path,
     entry: &TreeEntry,
 ) -> object_store::Result<()> {
-    let attrs = attributes(&entry.path, &entry.sha256.hex());
-    if entry.size <= MULTIPART_ABOVE {
-        let file = file.to_path_buf();
-        let bytes = tokio::task::spawn_blocking(move || std::fs::read(file)).await.map_err(local)?.map_err(local)?;
-        store.put_opts(key, PutPayload::from(bytes), PutOptions { attributes: attrs, ..PutOptions::default() }).await?;
-        return Ok(());
-    }
-    let upload = store
-        .put_multipart_opts(key, PutMultipartOptions { attributes: attrs, ..PutMultipartOptions::default() })
-        .await?;
-    let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-    let mut f = std::fs::File::open(file).map_err(local)?;
-    let mut buf = vec![0u8; PART_SIZE];
-    loop {
-        w.wait_for_capacity(4).await?;
-        let n = f.read(&mut buf).map_err(local)?;
-        if n == 0 {
-            break;
-        }
-        w.write(&buf[..n]);
-    }
-    w.finish().await?;
-    Ok(())
+    object::put_file(store, key, file, entry.size, attributes(&entry.path, &entry.sha256)).await
 }
 
 /// An S3 bucket (prefix) as a publish target.

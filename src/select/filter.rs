@@ -9,11 +9,11 @@
 //! versions by upload time.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use uv_pep440::{Operator, Version, VersionSpecifiers};
 use uv_pep508::{Requirement, VersionOrUrl};
 
+use crate::dist::file::RequiresPython;
 use crate::dist::filename::DistFilename;
 use crate::dist::tags::PythonTarget;
 use crate::manifest::SelectOptions;
@@ -48,17 +48,14 @@ fn pins(req: &Requirement, version: &Version) -> bool {
 }
 
 /// Could a file declaring `requires_python` install on one of the Pythons?
-fn python_ok(requires_python: Option<&str>, pythons: Option<&[PythonTarget]>) -> bool {
+fn python_ok(requires_python: Option<&RequiresPython>, pythons: Option<&[PythonTarget]>) -> bool {
     let (Some(rp), Some(pythons)) = (requires_python, pythons) else {
         return true;
     };
-    let Ok(specs) = VersionSpecifiers::from_str(rp) else {
-        // pip ignores an invalid Requires-Python, so a mirror must keep the file.
-        return true;
-    };
+    // pip ignores an invalid Requires-Python, so a mirror must keep the file.
     pythons.iter().any(|py| {
         // Any patch release of the feature release counts.
-        [0u64, 99].iter().any(|patch| specs.contains(&Version::new([u64::from(py.major), u64::from(py.minor), *patch])))
+        [0u64, 99].iter().any(|patch| rp.admits(&Version::new([u64::from(py.major), u64::from(py.minor), *patch])))
     })
 }
 
@@ -83,9 +80,9 @@ pub fn select(listing: &Listing, lines: &[&RequirementLine], opts: &SelectOption
         };
         let v = f.filename.version();
         if kind_ok
-            && python_ok(f.requires_python.as_deref(), opts.tags.pythons.as_deref())
+            && python_ok(f.facts.requires_python.as_ref(), opts.tags.pythons.as_deref())
             && version_ok(v)
-            && (f.yanked.is_none() || opts.yanked || pinned(v))
+            && (!f.facts.yanked.is_yanked() || opts.yanked || pinned(v))
         {
             by_version.entry(v).or_default().push(f);
         }
@@ -97,7 +94,7 @@ pub fn select(listing: &Listing, lines: &[&RequirementLine], opts: &SelectOption
         // over the whole listing. Without upload times (PEP 503 upstreams),
         // PEP 440 order decides.
         let released = |v: &Version| {
-            listing.files.iter().filter(|f| f.filename.version() == v).filter_map(|f| f.upload_time).min()
+            listing.files.iter().filter(|f| f.filename.version() == v).filter_map(|f| f.facts.upload_time).min()
         };
         versions.sort_by(|a, b| released(b).cmp(&released(a)).then_with(|| b.cmp(a)));
         versions.truncate(opts.latest);
@@ -114,6 +111,7 @@ pub fn select(listing: &Listing, lines: &[&RequirementLine], opts: &SelectOption
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dist::file::{FileFacts, Yanked};
     use crate::dist::tags::TagFilter;
     use crate::manifest::requirements::parse_requirement;
     use crate::select::env::{applies, environments};
@@ -128,9 +126,11 @@ mod tests {
                         url: url::Url::parse(&format!("https://x.invalid/{name}")).unwrap(),
                         sha256: None,
                         size: None,
-                        requires_python: rp.map(str::to_string),
-                        yanked: yanked.map(str::to_string),
-                        upload_time: Some(time.parse().unwrap()),
+                        facts: FileFacts {
+                            requires_python: rp.map(RequiresPython::new),
+                            yanked: Yanked::from_reason(*yanked),
+                            upload_time: Some(time.parse().unwrap()),
+                        },
                         metadata: Default::default(),
                     })
                     .collect(),

@@ -84,9 +84,6 @@ fn candidates(
 ) -> (BTreeMap<Version, Candidate>, BTreeMap<Version, Missing>) {
     let tags = env.tags();
     let python = env.python_version();
-    let python_ok = |rp: Option<&str>| {
-        rp.and_then(|s| s.parse::<uv_pep440::VersionSpecifiers>().ok()).is_none_or(|s| s.contains(&python))
-    };
     let mut by_version: BTreeMap<&Version, Vec<(usize, &UpstreamFile)>> = BTreeMap::new();
     for (i, f) in files.iter().enumerate() {
         by_version.entry(f.filename.version()).or_default().push((i, f));
@@ -103,11 +100,11 @@ fn candidates(
             })
             .collect();
         let fitting: Vec<&(usize, &UpstreamFile)> =
-            platform.iter().copied().filter(|(_, f)| python_ok(f.requires_python.as_deref())).collect();
+            platform.iter().copied().filter(|(_, f)| f.facts.admits_python(&python)).collect();
         let best = fitting.iter().find(|(_, f)| f.filename.is_wheel()).or_else(|| fitting.first());
         match best {
             Some((i, _)) => {
-                let yanked = fitting.iter().all(|(_, f)| f.yanked.is_some());
+                let yanked = fitting.iter().all(|(_, f)| f.facts.yanked.is_yanked());
                 ok.insert(version.clone(), Candidate { file: *i, yanked });
             }
             None => {
@@ -421,7 +418,8 @@ pub fn installable_versions(
     let files = index.files(project)?;
     let opts = select.options_for(project);
     let (ok, _) = candidates(&files, env, opts.sdists);
-    let released = |v: &Version| files.iter().filter(|f| f.filename.version() == v).filter_map(|f| f.upload_time).min();
+    let released =
+        |v: &Version| files.iter().filter(|f| f.filename.version() == v).filter_map(|f| f.facts.upload_time).min();
     let mut versions: Vec<Version> = ok
         .into_iter()
         .filter(|(v, c)| range.contains(v) && (!c.yanked || opts.yanked) && (opts.prereleases || !v.any_prerelease()))

@@ -1,6 +1,7 @@
 //! Everything a mirror keeps between runs: verified artifacts (`Store`), the
 //! SQLite state (`state`), the run lock (`lock`), and the verified fetch that
-//! brings files from the upstream into the store (`fetch`).
+//! brings files from the upstream into the store (`fetch`), and an object
+//! store as the mirror's home (`remote`, over `object`).
 //!
 //! `store/<project>/<filename>` holds verified artifacts only: a file reaches
 //! its store path by an atomic rename after its hash and size matched, so a
@@ -10,6 +11,8 @@
 pub mod fetch;
 pub mod lock;
 pub mod metadata;
+pub mod object;
+pub mod remote;
 pub mod state;
 
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use url::Url;
 
 use super::wire;
+use crate::dist::file::{FileFacts, RequiresPython, Yanked};
 use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
 use crate::util::hashing::Sha256;
@@ -21,10 +22,8 @@ pub struct UpstreamFile {
     pub url: Url,
     pub sha256: Option<Sha256>,
     pub size: Option<u64>,
-    pub requires_python: Option<String>,
-    /// `None` when not yanked, else the reason (possibly empty).
-    pub yanked: Option<String>,
-    pub upload_time: Option<jiff::Timestamp>,
+    /// What the upstream says of the file (Requires-Python, yanked, upload time).
+    pub facts: FileFacts,
     /// PEP 658/714: the upstream serves the file's core metadata beside it.
     pub metadata: Offered,
 }
@@ -119,9 +118,11 @@ fn convert(f: &wire::File, page_url: &Url, project: &ProjectName) -> Result<Upst
         url,
         sha256,
         size: f.size,
-        requires_python: f.requires_python.clone(),
-        yanked: f.yanked.reason().map(str::to_string),
-        upload_time,
+        facts: FileFacts {
+            requires_python: f.requires_python.as_deref().map(RequiresPython::new),
+            yanked: Yanked::from_reason(f.yanked.reason()),
+            upload_time,
+        },
         metadata,
     })
 }
@@ -163,7 +164,7 @@ mod tests {
         let (listing, skipped) = Listing::from_wire(&page, &base, &"pkg".parse().unwrap());
         assert_eq!(listing.files.len(), 1);
         assert_eq!(listing.files[0].url.as_str(), "https://up.example.invalid/files/pkg-1.0.tar.gz");
-        assert!(listing.files[0].upload_time.is_some());
+        assert!(listing.files[0].facts.upload_time.is_some());
         let reasons: Vec<_> = skipped.iter().map(|s| s.reason.as_str()).collect();
         assert_eq!(reasons.len(), 5, "{reasons:?}");
         assert!(reasons[0].contains("unsafe filename"));

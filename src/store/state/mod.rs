@@ -1,0 +1,28 @@
+//! Persistent state in SQLite (WAL): runs, artifacts, the last upstream view
+//! of every project, resolutions, tampering evidence, published tree
+//! listings and exports, and the core-metadata cache.
+//!
+//! One file per table family, each an `impl State` block over the one
+//! connection that `db` opens and migrates; this file only names them.
+
+mod artifacts;
+mod db;
+mod metadata_cache;
+mod resolutions;
+mod runs;
+mod tampering;
+mod trees;
+mod views;
+
+pub use artifacts::Artifact;
+pub use db::{State, StateError};
+pub use metadata_cache::MetadataCache;
+pub use resolutions::Pins;
+pub use runs::RunCounts;
+pub use trees::{Listed, TreeKeys};
+pub use views::{ProjectView, UpstreamSerial};
+
+pub use crate::util::clock::now;
+
+#[cfg(test)]
+mod tests;
