@@ -7,6 +7,7 @@
 //! system the temporary directory is on (`TMPDIR=/dev/shm` measures the CPU
 //! side). Figures are recorded in docs/BENCHMARKS.md.
 
+use airlock::dist::file::{FileFacts, RequiresPython, Yanked};
 use std::path::{Path, PathBuf};
 
 use airlock::index::Templates;
@@ -32,9 +33,11 @@ fn site_files(src: &Path) -> Vec<SiteFile> {
                 project: project.clone(),
                 sha256: Sha256::of(filename.as_bytes()),
                 size: 12_345,
-                requires_python: Some(">=3.8".into()),
-                yanked: (v == 3).then(|| "bad build".to_string()),
-                upload_time: Some("2024-01-02T03:04:05Z".into()),
+                facts: FileFacts {
+                    requires_python: Some(RequiresPython::new(">=3.8")),
+                    yanked: Yanked::from_reason((v == 3).then_some("bad build")),
+                    upload_time: Some("2024-01-02T03:04:05Z".parse().unwrap()),
+                },
                 metadata: None,
                 source,
                 metadata_source: None,

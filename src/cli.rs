@@ -277,7 +277,11 @@ pub enum AdvisoriesCommand {
 
 /// Print a run's outcome and turn it into the exit code. `audit` prints
 /// what it found; `build` what it fetched, then what the audit found.
-fn finish(outcome: crate::pipeline::BuildOutcome, command: &str, output: &std::path::Path) -> Result<Exit, Error> {
+fn finish(
+    outcome: crate::pipeline::BuildOutcome,
+    command: crate::run::Command,
+    output: &std::path::Path,
+) -> Result<Exit, Error> {
     // Each failure was said as it happened: here only what they add up to.
     let failures: Vec<_> = outcome.failures().collect();
     if !failures.is_empty() {
@@ -302,8 +306,8 @@ fn finish(outcome: crate::pipeline::BuildOutcome, command: &str, output: &std::p
     }
     let report = output.join("reports/security.html");
     if let Some(f) = &outcome.findings {
-        print_findings(outcome.run, f, &report, command == "audit");
-    } else if command == "audit" {
+        print_findings(outcome.run, f, &report, command == crate::run::Command::Audit);
+    } else if command == crate::run::Command::Audit {
         tracing::info!("run {}: nothing changed; the findings are those of {}", outcome.run, report.display());
     }
     if outcome.exit == Exit::Policy {
@@ -329,11 +333,11 @@ fn finish(outcome: crate::pipeline::BuildOutcome, command: &str, output: &std::p
     // The summary line comes last. Its figures are fields too: `--log-format json` gives them to log
     // shippers as numbers, with no pattern to parse.
     let s = &outcome.summary;
-    let text = if command == "audit" { "audit finished".to_string() } else { s.to_string() };
+    let text = if command == crate::run::Command::Audit { "audit finished".to_string() } else { s.to_string() };
     let t = s.upstream.unwrap_or_default();
     tracing::info!(
         run = outcome.run,
-        command,
+        command = command.as_str(),
         upstream_requests = t.requests,
         not_modified = t.not_modified,
         upstream_bytes = t.bytes,
@@ -414,11 +418,11 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             let manifest = load(&config)?;
             let opts = crate::pipeline::BuildOptions { offline, allow_removals, jobs: jobs.map(usize::from), out };
             let output = opts.out.clone().unwrap_or_else(|| manifest.mirror.output.clone());
-            finish(crate::pipeline::build(&manifest, &opts)?, "build", &output)
+            finish(crate::pipeline::build(&manifest, &opts)?, crate::run::Command::Build, &output)
         }
         Command::Audit { config } => {
             let manifest = load(&config)?;
-            finish(crate::pipeline::audit(&manifest)?, "audit", &manifest.mirror.output)
+            finish(crate::pipeline::audit(&manifest)?, crate::run::Command::Audit, &manifest.mirror.output)
         }
         Command::Plan { config, offline, output } => {
             let manifest = load(&config)?;
@@ -551,8 +555,8 @@ fn publish(config: &ConfigArg, to: Option<String>) -> Result<Exit, Error> {
     let dest: crate::publish::Destination = to.parse()?;
     let target = crate::publish::target(&dest, &manifest.publish, manifest.mirror.jobs)?;
     let m = &manifest.mirror;
-    let session = crate::run::Session::open(m, &m.output, "publish")?;
-    let served = session.served("publish")?;
+    let session = crate::run::Session::open(m, &m.output, crate::run::Command::Publish)?;
+    let served = session.served()?;
     let report = target.publish(&served.root, &served.listing, served.run)?;
     tracing::info!("{}: {report}", target.describe());
     for path in &report.uploaded {

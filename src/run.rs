@@ -14,6 +14,37 @@ use crate::store::lock::{LockError, RunLock};
 use crate::store::state::{RunCounts, State, StateError};
 use crate::tree::{Target, TreeEntry, TreeError, decode_listing};
 
+/// The commands that open a session: the run lock, the state's runs and
+/// messages name them by [`Command::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Build,
+    Audit,
+    Verify,
+    Repair,
+    Export,
+    Publish,
+}
+
+impl Command {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Build => "build",
+            Command::Audit => "audit",
+            Command::Verify => "verify",
+            Command::Repair => "repair",
+            Command::Export => "export",
+            Command::Publish => "publish",
+        }
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
@@ -25,7 +56,7 @@ pub enum RunError {
     #[error(transparent)]
     Tree(#[from] TreeError),
     #[error("nothing to {command}: no tree has been published yet (run `airlock build`)")]
-    NothingPublished { command: String },
+    NothingPublished { command: Command },
     #[error("{path} is not a published tree (run `airlock build`)")]
     NotATree { path: String },
     #[error("the state holds no readable listing of run {run}'s tree")]
@@ -40,6 +71,7 @@ pub struct Session {
     pub state: State,
     pub store: Store,
     pub target: Target,
+    pub command: Command,
 }
 
 /// The tree being served, with what the state recorded about it.
@@ -51,22 +83,22 @@ pub struct ServedTree {
 
 impl Session {
     /// Take the run lock (one run at a time) and open the state.
-    pub fn open(mirror: &Mirror, output: &Path, command: &str) -> Result<Session, RunError> {
+    pub fn open(mirror: &Mirror, output: &Path, command: Command) -> Result<Session, RunError> {
         let target = Target::new(output)?;
-        let lock = RunLock::acquire(&mirror.state, command)?;
+        let lock = RunLock::acquire(&mirror.state, command.as_str())?;
         let state = State::open(&mirror.state)?;
-        Ok(Session { _lock: lock, state, store: Store::for_mirror(mirror), target })
+        Ok(Session { _lock: lock, state, store: Store::for_mirror(mirror), target, command })
     }
 
     /// Record a new run, after marking runs a killed process left running
     /// as crashed, then check that the store and the output can be written
     /// (before the run's first request) and clear partial downloads. A
     /// run that fails here is recorded as failed like any other.
-    pub fn begin(self, command: &str) -> Result<Run, RunError> {
+    pub fn begin(self) -> Result<Run, RunError> {
         if self.state.mark_crashed_runs()? > 0 {
             tracing::warn!("a previous run did not finish; this run completes its work");
         }
-        let id = self.state.begin_run(command)?;
+        let id = self.state.begin_run(self.command.as_str())?;
         let db = self.state.path().to_path_buf();
         let tmp = self.store.tmp_dir().to_path_buf();
         // A signal that ends the process mid-download leaves no `.part` file.
@@ -89,11 +121,8 @@ impl Session {
     }
 
     /// The tree served now and its recorded listing.
-    pub fn served(&self, command: &str) -> Result<ServedTree, RunError> {
-        let run = self
-            .state
-            .last_published_run()?
-            .ok_or_else(|| RunError::NothingPublished { command: command.to_string() })?;
+    pub fn served(&self) -> Result<ServedTree, RunError> {
+        let run = self.state.last_published_run()?.ok_or(RunError::NothingPublished { command: self.command })?;
         let root = self
             .target
             .current()

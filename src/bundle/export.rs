@@ -136,8 +136,8 @@ fn write_tar(file: &std::fs::File, bundle: &BundleManifest, root: &Path) -> Resu
 /// `airlock export`: write the published tree (or what changed) as a bundle.
 pub fn export(mirror: &Mirror, out: &Path, since: Since) -> Result<Option<ExportReport>, BundleError> {
     // Held for the whole export: a build must not swap trees underneath.
-    let session = Session::open(mirror, &mirror.output, "export")?;
-    let served = session.served("export")?;
+    let session = Session::open(mirror, &mirror.output, crate::run::Command::Export)?;
+    let served = session.served()?;
     let to_run = served.run;
     let base_run = match since {
         Since::Full => None,

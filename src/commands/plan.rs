@@ -80,8 +80,8 @@ fn print_all(
     diags: &Diagnostics,
     closure: bool,
 ) -> std::io::Result<()> {
-    print_resolution(out, &resolved)?;
-    print(out, &plan, keep_runs)?;
+    print_resolution(out, resolved)?;
+    print(out, plan, keep_runs)?;
     for d in diags.sorted() {
         let mark = if d.fails_run() { "!" } else { "?" };
         writeln!(out, "{mark} {d}")?;

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::exit::Exit;
 use crate::manifest::Manifest;
 use crate::pipeline;
-use crate::run::{ServedTree, Session};
+use crate::run::{Command, ServedTree, Session};
 use crate::store::fetch::{self, FetchJob, FetchOptions};
 use crate::store::state::{Artifact, State};
 use crate::tree::TreeEntry;
@@ -184,8 +184,8 @@ fn print(report: &Report) {
 pub fn verify(manifest: &Manifest, repair: bool) -> Result<Exit, Error> {
     let m = &manifest.mirror;
     let report = {
-        let mut session = Session::open(m, &m.output, "verify")?;
-        let served = session.served("verify")?;
+        let mut session = Session::open(m, &m.output, Command::Verify)?;
+        let served = session.served()?;
         let report = check(&session.state, &served)?;
         // Every artifact whose tree copy hashed clean is freshly verified.
         let bad: BTreeSet<&str> = report.problems.iter().map(Problem::path).collect();
@@ -209,10 +209,10 @@ pub fn verify(manifest: &Manifest, repair: bool) -> Result<Exit, Error> {
     }
     let unrepaired = repair_store(manifest, &report)?;
     // Pages, reports and links are rebuilt by publishing a fresh tree.
-    pipeline::republish(manifest, "repair", true)?;
+    pipeline::republish(manifest, Command::Repair, true)?;
     let after = {
-        let session = Session::open(m, &m.output, "verify")?;
-        check(&session.state, &session.served("verify")?)?
+        let session = Session::open(m, &m.output, Command::Verify)?;
+        check(&session.state, &session.served()?)?
     };
     print(&after);
     for u in &unrepaired {
@@ -262,7 +262,7 @@ fn fixes<'a>(
 /// Returns what could not be repaired.
 fn repair_store(manifest: &Manifest, report: &Report) -> Result<Vec<String>, Error> {
     let m = &manifest.mirror;
-    let mut session = Session::open(m, &m.output, "repair")?;
+    let mut session = Session::open(m, &m.output, Command::Repair)?;
     session.store.prepare()?;
     let arts: BTreeMap<(String, String), Artifact> =
         session.state.artifacts()?.into_iter().map(|a| ((a.project.to_string(), a.filename.to_string()), a)).collect();

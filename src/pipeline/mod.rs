@@ -46,7 +46,7 @@ use crate::error::Error;
 use crate::exit::Exit;
 use crate::index::Templates;
 use crate::manifest::{Manifest, Mirror, Select};
-use crate::run::{Run, Session};
+use crate::run::{Command, Run, Session};
 use crate::select::env::{self, TargetEnv};
 use crate::select::locked::{self, Locked};
 use crate::store::fetch::FetchOptions;
@@ -339,7 +339,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
         r.lease("airlock build")?;
         r.restore_state(&m.state)?;
     }
-    let mut run = Session::open(m, &output, "build")?.begin("build")?;
+    let mut run = Session::open(m, &output, Command::Build)?.begin()?;
     // An error ends the run recorded as failed, naming the error.
     match build_stages(&mut run, manifest, opts, (&templates, &loaded), remote.as_mut()) {
         Ok((summary, findings, diags, exit)) => {
@@ -602,12 +602,12 @@ fn withhold(m: &Mirror, diags: &Diagnostics, work: u64) -> Option<String> {
 /// `airlock audit`: re-join what is published with the (new) snapshot and
 /// re-render the reports and the index. Fetches nothing.
 pub fn audit(manifest: &Manifest) -> Result<BuildOutcome, Error> {
-    republish(manifest, "audit", false)
+    republish(manifest, Command::Audit, false)
 }
 
 /// Re-render and publish the current selection from the store: `audit`, and
 /// `verify --repair` (forced: the store changed under equal hashes).
-pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<BuildOutcome, Error> {
+pub fn republish(manifest: &Manifest, command: Command, force: bool) -> Result<BuildOutcome, Error> {
     let started = Instant::now();
     let m = &manifest.mirror;
     let loaded = load_snapshot(&manifest.advisories, &manifest.policy, crate::util::clock::output_time())?;
@@ -619,7 +619,7 @@ pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<Buil
             m.state.display()
         )));
     }
-    let mut run = session.begin(command)?;
+    let mut run = session.begin()?;
     let mut diags = Diagnostics::default();
     let want = wanted(&manifest.select);
     // `audit` always joins: its findings are what it prints.
@@ -631,7 +631,7 @@ pub fn republish(manifest: &Manifest, command: &str, force: bool) -> Result<Buil
         &want,
         &loaded,
         &templates,
-        (force, command == "audit", false),
+        (force, command == Command::Audit, false),
         (Some(&repairer), &missing),
     );
     type Stages = (Summary, Option<crate::audit::Findings>, Exit);
