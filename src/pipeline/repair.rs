@@ -21,11 +21,19 @@ use crate::upstream::Client;
 use crate::upstream::listing::UpstreamFile;
 use crate::util::hashing::hash_file;
 
+/// A recorded URL that no longer parses (a state from outside).
+#[derive(Debug, thiserror::Error)]
+#[error("recorded URL {url:?}: {error}")]
+pub(crate) struct BadRecordedUrl {
+    url: String,
+    error: url::ParseError,
+}
+
 /// The upstream file an artifact came from, expected to hash as recorded.
-pub(crate) fn upstream_file(a: &Artifact) -> Result<UpstreamFile, String> {
+pub(crate) fn upstream_file(a: &Artifact) -> Result<UpstreamFile, BadRecordedUrl> {
     Ok(UpstreamFile {
         filename: a.filename.clone(),
-        url: url::Url::parse(&a.url).map_err(|e| format!("recorded URL {:?}: {e}", a.url))?,
+        url: url::Url::parse(&a.url).map_err(|error| BadRecordedUrl { url: a.url.clone(), error })?,
         sha256: Some(a.sha256),
         size: Some(a.size),
         facts: a.facts.clone(),
@@ -86,7 +94,7 @@ impl<'a> Repairer<'a> {
                 (_, Err(e)) => out.push(Diagnostic::MissingFromStore {
                     project: a.project.clone(),
                     filename: a.filename.to_string(),
-                    why: e,
+                    why: e.to_string(),
                 }),
             }
         }

@@ -71,11 +71,26 @@ impl Listing {
                 Err(reason) if is_legacy_format(&f.filename) => {
                     tracing::debug!("{project}: ignoring {:?}: {reason}", f.filename);
                 }
-                Err(reason) => skipped.push(Skipped { filename: f.filename.clone(), reason }),
+                Err(reason) => skipped.push(Skipped { filename: f.filename.clone(), reason: reason.to_string() }),
             }
         }
         (Listing { files: std::sync::Arc::new(files) }, skipped)
     }
+}
+
+/// Why a listed file is refused at the trust boundary.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error(transparent)]
+    Filename(#[from] crate::dist::filename::FilenameError),
+    #[error("bad URL {url:?}: {error}")]
+    Url { url: String, error: url::ParseError },
+    #[error("URL scheme `{scheme}` is not allowed from a `{page}` index")]
+    Scheme { scheme: String, page: String },
+    #[error(transparent)]
+    Sha256(#[from] crate::util::hashing::Sha256Error),
+    #[error("bad upload-time {text:?}: {error}")]
+    UploadTime { text: String, error: jiff::Error },
 }
 
 /// Formats pip never installs (eggs, Windows and Mac installers, RPMs):
@@ -85,23 +100,23 @@ fn is_legacy_format(filename: &str) -> bool {
     [".egg", ".exe", ".msi", ".rpm", ".dmg", ".deb"].iter().any(|ext| lower.ends_with(ext))
 }
 
-fn convert(f: &wire::File, page_url: &Url, project: &ProjectName) -> Result<UpstreamFile, String> {
-    let filename = DistFilename::parse(&f.filename, Some(project)).map_err(|e| e.to_string())?;
-    let url = page_url.join(&f.url).map_err(|e| format!("bad URL {:?}: {e}", f.url))?;
+fn convert(f: &wire::File, page_url: &Url, project: &ProjectName) -> Result<UpstreamFile, Refused> {
+    let filename = DistFilename::parse(&f.filename, Some(project))?;
+    let url = page_url.join(&f.url).map_err(|error| Refused::Url { url: f.url.clone(), error })?;
     let allowed = match page_url.scheme() {
         "file" => matches!(url.scheme(), "file" | "http" | "https"),
         _ => matches!(url.scheme(), "http" | "https"),
     };
     if !allowed {
-        return Err(format!("URL scheme `{}` is not allowed from a `{}` index", url.scheme(), page_url.scheme()));
+        return Err(Refused::Scheme { scheme: url.scheme().to_string(), page: page_url.scheme().to_string() });
     }
     let sha256 = match f.hashes.get("sha256") {
         None => None,
-        Some(h) => Some(h.parse::<Sha256>().map_err(|e| e.to_string())?),
+        Some(h) => Some(h.parse::<Sha256>()?),
     };
     let upload_time = match &f.upload_time {
         None => None,
-        Some(t) => Some(t.parse::<jiff::Timestamp>().map_err(|e| format!("bad upload-time {t:?}: {e}"))?),
+        Some(t) => Some(t.parse::<jiff::Timestamp>().map_err(|error| Refused::UploadTime { text: t.clone(), error })?),
     };
     let metadata = match f.core_metadata.as_ref().or(f.dist_info_metadata.as_ref()) {
         None | Some(wire::CoreMetadata::Flag(false)) => Offered::No,

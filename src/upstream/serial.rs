@@ -68,19 +68,44 @@ fn attach(stack: &mut [Frame], v: XmlRpc, result: &mut Option<XmlRpc>) {
     }
 }
 
+/// Why an XML-RPC answer was refused (said after the endpoint's URL).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum XmlRpcError {
+    #[error("not XML: {0}")]
+    NotXml(String),
+    #[error("nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    #[error("bad text: {0}")]
+    BadText(String),
+    #[error("not an integer: {0:?}")]
+    NotInteger(String),
+    #[error("unbalanced elements")]
+    Unbalanced,
+    #[error("no value in the response")]
+    NoValue,
+    #[error("the server answered with a fault: {0:?}")]
+    Fault(XmlRpc),
+    #[error("the changelog is not an array")]
+    NotAnArray,
+    #[error("a changelog entry is not an array")]
+    EntryNotAnArray,
+    #[error("a changelog entry is not [name, version, timestamp, action, serial]: {0:?}")]
+    BadEntry(Vec<XmlRpc>),
+}
+
 /// The value of a method response; a fault is an error naming its text.
-pub fn parse_response(body: &[u8]) -> Result<XmlRpc, String> {
+pub fn parse_response(body: &[u8]) -> Result<XmlRpc, XmlRpcError> {
     let mut reader = quick_xml::Reader::from_reader(body);
     let mut stack: Vec<Frame> = Vec::new();
     let mut result = None;
     let mut fault = false;
     let mut buf = Vec::new();
     loop {
-        let event = reader.read_event_into(&mut buf).map_err(|e| format!("not XML: {e}"))?;
+        let event = reader.read_event_into(&mut buf).map_err(|e| XmlRpcError::NotXml(e.to_string()))?;
         match event {
             Event::Start(e) => {
                 if stack.len() >= MAX_DEPTH {
-                    return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+                    return Err(XmlRpcError::TooDeep);
                 }
                 match e.local_name().as_ref() {
                     b"value" => stack.push(Frame::Value { text: String::new(), typed: None }),
@@ -96,17 +121,17 @@ pub fn parse_response(body: &[u8]) -> Result<XmlRpc, String> {
             }
             Event::Empty(_) => attach(&mut stack, XmlRpc::Other, &mut result),
             Event::Text(t) => {
-                let text = t.decode().map_err(|e| format!("bad text: {e}"))?;
-                let text = quick_xml::escape::unescape(&text).map_err(|e| format!("bad text: {e}"))?;
+                let text = t.decode().map_err(|e| XmlRpcError::BadText(e.to_string()))?;
+                let text = quick_xml::escape::unescape(&text).map_err(|e| XmlRpcError::BadText(e.to_string()))?;
                 if let Some(Frame::Value { text: s, .. } | Frame::Scalar { text: s, .. }) = stack.last_mut() {
                     s.push_str(&text);
                 }
             }
             Event::GeneralRef(r) => {
                 // An entity (`&amp;`, `&#38;`) inside a string.
-                let name = r.decode().map_err(|e| format!("bad text: {e}"))?;
+                let name = r.decode().map_err(|e| XmlRpcError::BadText(e.to_string()))?;
                 let entity = format!("&{name};");
-                let ch = quick_xml::escape::unescape(&entity).map_err(|e| format!("bad text: {e}"))?;
+                let ch = quick_xml::escape::unescape(&entity).map_err(|e| XmlRpcError::BadText(e.to_string()))?;
                 if let Some(Frame::Value { text: s, .. } | Frame::Scalar { text: s, .. }) = stack.last_mut() {
                     s.push_str(&ch);
                 }
@@ -123,12 +148,12 @@ pub fn parse_response(body: &[u8]) -> Result<XmlRpc, String> {
                     Some(Frame::Struct) => XmlRpc::Other,
                     Some(Frame::Scalar { kind, text }) => match kind.as_slice() {
                         b"int" | b"i4" | b"i8" => {
-                            XmlRpc::Int(text.trim().parse().map_err(|_| format!("not an integer: {text:?}"))?)
+                            XmlRpc::Int(text.trim().parse().map_err(|_| XmlRpcError::NotInteger(text.to_string()))?)
                         }
                         b"string" => XmlRpc::Str(text),
                         _ => XmlRpc::Other,
                     },
-                    None => return Err("unbalanced elements".into()),
+                    None => return Err(XmlRpcError::Unbalanced),
                 };
                 attach(&mut stack, v, &mut result);
             }
@@ -137,9 +162,9 @@ pub fn parse_response(body: &[u8]) -> Result<XmlRpc, String> {
         }
         buf.clear();
     }
-    let value = result.ok_or("no value in the response")?;
+    let value = result.ok_or(XmlRpcError::NoValue)?;
     if fault {
-        return Err(format!("the server answered with a fault: {value:?}"));
+        return Err(XmlRpcError::Fault(value));
     }
     Ok(value)
 }
@@ -150,13 +175,13 @@ pub type Change = (ProjectName, i64);
 /// The changes of a `changelog_since_serial` answer; entries that do not
 /// parse (a name that is not a project name) are skipped, a malformed
 /// answer is an error.
-pub fn changes(value: &XmlRpc) -> Result<Vec<Change>, String> {
-    let XmlRpc::Array(items) = value else { return Err("the changelog is not an array".into()) };
+pub fn changes(value: &XmlRpc) -> Result<Vec<Change>, XmlRpcError> {
+    let XmlRpc::Array(items) = value else { return Err(XmlRpcError::NotAnArray) };
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        let XmlRpc::Array(fields) = item else { return Err("a changelog entry is not an array".into()) };
+        let XmlRpc::Array(fields) = item else { return Err(XmlRpcError::EntryNotAnArray) };
         let (Some(XmlRpc::Str(name)), Some(XmlRpc::Int(serial))) = (fields.first(), fields.get(4)) else {
-            return Err(format!("a changelog entry is not [name, version, timestamp, action, serial]: {fields:?}"));
+            return Err(XmlRpcError::BadEntry(fields.clone()));
         };
         if let Ok(p) = name.parse::<ProjectName>() {
             out.push((p, *serial));
@@ -172,7 +197,8 @@ impl Client {
             message: "no XML-RPC endpoint known for this index".into(),
         })?;
         let body = self.post(&url, &call(method, params))?;
-        parse_response(&body).map_err(|message| UpstreamError::Invalid { url: format!("{url} ({method})"), message })
+        parse_response(&body)
+            .map_err(|e| UpstreamError::Invalid { url: format!("{url} ({method})"), message: e.to_string() })
     }
 
     /// The upstream's current serial.
@@ -189,7 +215,7 @@ impl Client {
     /// The changes after `serial`.
     pub fn changes_since(&self, serial: i64) -> Result<Vec<Change>, UpstreamError> {
         let value = self.xmlrpc("changelog_since_serial", &[serial])?;
-        changes(&value).map_err(|message| UpstreamError::Invalid { url: self.index().to_string(), message })
+        changes(&value).map_err(|e| UpstreamError::Invalid { url: self.index().to_string(), message: e.to_string() })
     }
 }
 

@@ -11,6 +11,15 @@ use crate::dist::names::ProjectName;
 use crate::util::clock::now;
 use crate::util::hashing::Sha256;
 
+/// An artifact row that does not parse: the state was written by
+/// something else, or damaged.
+#[derive(Debug, thiserror::Error)]
+#[error("artifact {row}: {source}")]
+pub struct BadRow {
+    row: String,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
 /// One mirrored artifact, as the state knows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Artifact {
@@ -43,45 +52,41 @@ impl Artifact {
 }
 
 impl State {
-    pub(super) fn artifact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Artifact, String>> {
+    pub(super) fn artifact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Artifact, BadRow>> {
         let project: String = r.get(0)?;
         let filename: String = r.get(1)?;
         let sha: String = r.get(3)?;
         let meta_sha: Option<String> = r.get(9)?;
         let meta_size: Option<i64> = r.get(10)?;
         let row = format!("{project}/{filename}");
-        let parsed = (|| -> Result<Artifact, String> {
-            let project: ProjectName =
-                project.parse().map_err(|e: crate::dist::names::InvalidNameError| e.to_string())?;
+        let parsed = (|| -> Result<Artifact, Box<dyn std::error::Error + Send + Sync>> {
+            let project: ProjectName = project.parse()?;
             Ok(Artifact {
-                filename: DistFilename::parse(&filename, Some(&project)).map_err(|e| e.to_string())?,
+                filename: DistFilename::parse(&filename, Some(&project))?,
                 project,
-                sha256: sha.parse().map_err(|e: crate::util::hashing::Sha256Error| e.to_string())?,
-                size: u64::try_from(r.get::<_, i64>(4).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?,
-                url: r.get(5).map_err(|e| e.to_string())?,
+                sha256: sha.parse()?,
+                size: u64::try_from(r.get::<_, i64>(4)?)?,
+                url: r.get(5)?,
                 facts: FileFacts {
-                    requires_python: r.get::<_, Option<String>>(6).map_err(|e| e.to_string())?.map(RequiresPython::new),
-                    yanked: Yanked::from_reason(r.get::<_, Option<String>>(7).map_err(|e| e.to_string())?),
-                    upload_time: match r.get::<_, Option<String>>(8).map_err(|e| e.to_string())? {
+                    requires_python: r.get::<_, Option<String>>(6)?.map(RequiresPython::new),
+                    yanked: Yanked::from_reason(r.get::<_, Option<String>>(7)?),
+                    upload_time: match r.get::<_, Option<String>>(8)? {
                         None => None,
                         Some(t) => Some(t.parse().map_err(|e| format!("upload_time {t:?}: {e}"))?),
                     },
                 },
                 metadata: match (meta_sha, meta_size) {
-                    (Some(s), Some(n)) => Some((
-                        s.parse().map_err(|e: crate::util::hashing::Sha256Error| e.to_string())?,
-                        u64::try_from(n).map_err(|e| e.to_string())?,
-                    )),
+                    (Some(s), Some(n)) => Some((s.parse()?, u64::try_from(n)?)),
                     _ => None,
                 },
-                first_seen: r.get(11).map_err(|e| e.to_string())?,
-                last_verified: r.get(12).map_err(|e| e.to_string())?,
-                added_run: r.get(13).map_err(|e| e.to_string())?,
-                selected_run: r.get(14).map_err(|e| e.to_string())?,
-                unselected_run: r.get(15).map_err(|e| e.to_string())?,
+                first_seen: r.get(11)?,
+                last_verified: r.get(12)?,
+                added_run: r.get(13)?,
+                selected_run: r.get(14)?,
+                unselected_run: r.get(15)?,
             })
         })();
-        Ok(parsed.map_err(|e| format!("artifact {row}: {e}")))
+        Ok(parsed.map_err(|source| BadRow { row, source }))
     }
 
     pub(super) const ARTIFACT_COLUMNS: &'static str = "project, filename, version, sha256, size, url, requires_python, yanked, upload_time, metadata_sha256, metadata_size, first_seen, last_verified, added_run, selected_run, unselected_run";
@@ -107,7 +112,7 @@ impl State {
         let rows = stmt.query_map(args, Self::artifact_from_row).map_err(|e| self.err(e))?;
         for row in rows {
             let row = row.map_err(|e| self.err(e))?;
-            f(row.map_err(|message| StateError::Corrupt { path: self.path.display().to_string(), message })?);
+            f(row.map_err(|e| StateError::Corrupt { path: self.path.display().to_string(), message: e.to_string() })?);
         }
         Ok(())
     }
