@@ -35,6 +35,11 @@ impl ProjectName {
         self.0.as_ref()
     }
 
+    /// uv's form of the name, for requirements built from data.
+    pub fn package_name(&self) -> &PackageName {
+        &self.0
+    }
+
     /// The name as written in wheel filenames and `.dist-info` directories.
     pub fn as_dist_info_name(&self) -> std::borrow::Cow<'_, str> {
         self.0.as_dist_info_name()

@@ -286,6 +286,17 @@ pub enum Dependencies {
     All,
 }
 
+impl Dependencies {
+    /// As the manifest spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dependencies::Off => "false",
+            Dependencies::Resolve => "resolve",
+            Dependencies::All => "all",
+        }
+    }
+}
+
 /// `installable`: what a target environment that cannot install a
 /// requested requirement from the mirror does to the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

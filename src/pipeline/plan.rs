@@ -148,7 +148,27 @@ pub fn plan_key(
     hashed: Option<&Vec<Hashed>>,
     installed: Option<&BTreeMap<crate::dist::Version, BTreeSet<String>>>,
 ) -> String {
-    let mut text = format!("{}\n{body_sha256}\n{opts:?}\n{locked:?}\n{hashed:?}\n", env!("CARGO_PKG_VERSION"));
+    // Written out field by field (no `Debug` of foreign types, whose
+    // format may change under a dependency bump and replan every project).
+    let list = |xs: Option<Vec<String>>| xs.map_or("*".to_string(), |v| v.join(","));
+    let mut text = format!(
+        "{}\n{body_sha256}\npythons={} platforms={} sdists={} prereleases={} yanked={} latest={} dependencies={}\n",
+        env!("CARGO_PKG_VERSION"),
+        list(opts.tags.pythons.as_ref().map(|p| p.iter().map(ToString::to_string).collect())),
+        list(opts.tags.platforms.as_ref().map(|p| p.iter().map(ToString::to_string).collect())),
+        opts.sdists,
+        opts.prereleases,
+        opts.yanked,
+        opts.latest,
+        opts.dependencies.as_str(),
+    );
+    for (filename, named) in locked.into_iter().flatten() {
+        text.push_str(&format!("locked {filename} {} {}\n", named.sha256, named.lockfile));
+    }
+    for h in hashed.into_iter().flatten() {
+        let hashes: Vec<String> = h.hashes.iter().map(ToString::to_string).collect();
+        text.push_str(&format!("hashed {} {} {}\n", h.version, hashes.join(","), h.lockfile));
+    }
     for (v, envs) in installed.into_iter().flatten() {
         text.push_str(&format!("installed {v}: {}\n", envs.iter().cloned().collect::<Vec<_>>().join(" ")));
     }

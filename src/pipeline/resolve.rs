@@ -293,16 +293,26 @@ fn pinned_request(
     for (project, versions) in pins {
         let lines = out.entry(project.clone()).or_default();
         for v in versions {
-            let text = format!("{project}=={v}");
-            if let Ok(requirement) = text.parse::<Requirement>() {
-                lines.push(RequirementLine { requirement, origin: ORIGIN.into(), constraint: false });
-            }
+            lines.push(RequirementLine { requirement: pin(project, v), origin: ORIGIN.into(), constraint: false });
         }
         let ov = derived.overrides.entry(project.clone()).or_default();
         ov.latest = Some(0);
         ov.dependencies = Some(Dependencies::Off);
     }
     (out, derived)
+}
+
+/// `project==v`, built from the pin itself: nothing to parse, nothing to
+/// lose to a version that prints differently than it parses.
+fn pin(project: &ProjectName, v: &Version) -> Requirement {
+    let exact = uv_pep440::VersionSpecifier::equals_version(v.clone());
+    Requirement {
+        name: project.package_name().clone(),
+        extras: Box::new([]),
+        version_or_url: Some(VersionOrUrl::VersionSpecifier(uv_pep440::VersionSpecifiers::from(exact))),
+        marker: uv_pep508::MarkerTree::TRUE,
+        origin: None,
+    }
 }
 
 /// The origin of the requirement lines resolution writes.
