@@ -377,15 +377,15 @@ impl RemoteStore {
     /// Returns how many; a file that cannot be restored is left to the
     /// render stage, which names it.
     pub fn restore_recorded(&self, store: &Store, files: &[(ProjectName, DistFilename, Sha256)]) -> u64 {
-        let todo: Vec<(String, PathBuf, Option<Sha256>)> = files
+        let todo: Vec<(ProjectName, DistFilename, Option<Sha256>)> = files
             .iter()
-            .map(|(p, f, sha)| (format!("{p}/{f}"), store.path(p, f.as_str()), Some(*sha)))
-            .filter(|(rel, dest, _)| !dest.is_file() && self.held.contains_key(rel))
+            .filter(|(p, f, _)| !store.path(p, f.as_str()).is_file() && self.held_size(p, f).is_some())
+            .map(|(p, f, sha)| (p.clone(), f.clone(), Some(*sha)))
             .collect();
-        let restored = self.downloaded(store, todo, "");
+        let restored = self.restore(store, &todo, "");
         // A wheel's PEP 658 metadata lives beside it; it is its own
         // METADATA, so it is extracted again rather than stored twice.
-        for (project, filename, _) in files.iter().filter(|(p, f, _)| restored.contains(&format!("{p}/{f}"))) {
+        for (project, filename) in &restored {
             if let DistFilename::Wheel(w) = filename {
                 store.extract_metadata(project, w);
             }
@@ -393,10 +393,8 @@ impl RemoteStore {
         restored.len() as u64
     }
 
-    /// Download `(key, destination, expected sha256)` from the object store
-    /// into the local store, `jobs` at a time. Results come back with their
-    /// key and destination.
-    /// Download `todo` and return what arrived; each failure is logged,
+    /// Download `todo` (`(key, destination, expected sha256)`), `jobs` at a
+    /// time, and return what arrived; each failure is logged,
     /// its message followed by `then` (what happens instead).
     fn downloaded(&self, store: &Store, todo: Vec<(String, PathBuf, Option<Sha256>)>, then: &str) -> BTreeSet<String> {
         self.download_all(store, todo)
