@@ -12,6 +12,7 @@ use std::fmt;
 use crate::dist::Version;
 use crate::dist::names::ProjectName;
 use crate::util::hashing::Sha256;
+use jiff::Timestamp;
 
 /// How bad a diagnostic is: errors fail the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -99,6 +100,67 @@ pub enum Diagnostic {
     Skipped { project: ProjectName, filename: String, reason: String },
     /// A file that left the store (unselected for more than `keep_runs` runs).
     Pruned { project: ProjectName, filename: String },
+    /// A release the admission gate holds back: not served until `due`
+    /// (`None`: not by time); `expired`, an `[[select.admit]]` entry for it
+    /// past its date (reason, expires).
+    Held {
+        project: ProjectName,
+        version: Version,
+        reason: HoldReason,
+        due: Option<Timestamp>,
+        expired: Option<(String, jiff::civil::Date)>,
+    },
+    /// A held release let in early: an `[[select.admit]]` entry's reason, or
+    /// `fixes <advisory>` (the security bypass).
+    Admitted { project: ProjectName, version: Version, reason: String, expires: Option<jiff::civil::Date> },
+    /// Something the upstream no longer offers leaves the served tree (its
+    /// bytes stay in the store): a file, a release (`filename` `None`) or
+    /// the whole project (both `None`).
+    Withdrawn { project: ProjectName, version: Option<Version>, filename: Option<String>, reason: Withdrawal },
+}
+
+/// Why a release is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HoldReason {
+    /// Younger than `min_age`.
+    Young,
+    /// Uploaded after `freeze`.
+    Frozen,
+    /// A hold is in force and the upstream gives no upload time.
+    NoUploadTime,
+}
+
+impl HoldReason {
+    /// As security.json spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldReason::Young => "young",
+            HoldReason::Frozen => "frozen",
+            HoldReason::NoUploadTime => "no-upload-time",
+        }
+    }
+}
+
+/// Why something leaves the served tree although it was verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Withdrawal {
+    /// Gone from the upstream's page, or the page answers 404 or 410.
+    RemovedUpstream,
+    /// The upstream marks the project quarantined (PEP 792).
+    Quarantined,
+    /// Uploaded after `freeze`.
+    Frozen,
+}
+
+impl Withdrawal {
+    /// As security.json spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Withdrawal::RemovedUpstream => "removed-upstream",
+            Withdrawal::Quarantined => "quarantined",
+            Withdrawal::Frozen => "frozen",
+        }
+    }
 }
 
 impl Diagnostic {
@@ -124,7 +186,11 @@ impl Diagnostic {
             | Diagnostic::Blocked { .. }
             | Diagnostic::SelectsNothing { .. }
             | Diagnostic::Skipped { .. } => Level::Warning,
-            Diagnostic::Pruned { .. } | Diagnostic::Repaired { .. } => Level::Note,
+            Diagnostic::Withdrawn { .. } => Level::Warning,
+            Diagnostic::Pruned { .. }
+            | Diagnostic::Repaired { .. }
+            | Diagnostic::Held { .. }
+            | Diagnostic::Admitted { .. } => Level::Note,
         }
     }
 
@@ -151,6 +217,9 @@ impl Diagnostic {
             Diagnostic::SelectsNothing { .. } => "selects-nothing",
             Diagnostic::Skipped { .. } => "skipped",
             Diagnostic::Pruned { .. } => "pruned",
+            Diagnostic::Held { .. } => "held",
+            Diagnostic::Admitted { .. } => "admitted",
+            Diagnostic::Withdrawn { .. } => "withdrawn",
         }
     }
 
@@ -174,7 +243,10 @@ impl Diagnostic {
             | Diagnostic::MaliciousFile { project, .. }
             | Diagnostic::SelectsNothing { project, .. }
             | Diagnostic::Skipped { project, .. }
-            | Diagnostic::Pruned { project, .. } => project,
+            | Diagnostic::Pruned { project, .. }
+            | Diagnostic::Held { project, .. }
+            | Diagnostic::Admitted { project, .. }
+            | Diagnostic::Withdrawn { project, .. } => project,
             Diagnostic::Tampering(t) => &t.project,
         }
     }
@@ -191,6 +263,7 @@ impl Diagnostic {
             | Diagnostic::MaliciousFile { filename, .. }
             | Diagnostic::LockMismatch { filename, .. } => Some(filename),
             Diagnostic::Tampering(t) => Some(&t.filename),
+            Diagnostic::Withdrawn { filename, .. } => filename.as_deref(),
             _ => None,
         }
     }
@@ -200,7 +273,10 @@ impl Diagnostic {
         match self {
             Diagnostic::Blocked { version, .. }
             | Diagnostic::SdistOnly { version, .. }
-            | Diagnostic::LockUnknownHash { version, .. } => Some(version),
+            | Diagnostic::LockUnknownHash { version, .. }
+            | Diagnostic::Held { version, .. }
+            | Diagnostic::Admitted { version, .. } => Some(version),
+            Diagnostic::Withdrawn { version, .. } => version.as_ref(),
             _ => None,
         }
     }
@@ -310,6 +386,52 @@ impl fmt::Display for Diagnostic {
             Diagnostic::Pruned { project, filename } => {
                 write!(f, "{project}/{filename} left the store (unselected for more than keep_runs runs)")
             }
+            Diagnostic::Held { .. } | Diagnostic::Admitted { .. } | Diagnostic::Withdrawn { .. } => self.fmt_gate(f),
+        }
+    }
+}
+
+impl Diagnostic {
+    /// What the admission gate and withdrawals say.
+    fn fmt_gate(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Diagnostic::Held { project, version, reason, due, expired } => {
+                let why = match reason {
+                    HoldReason::Young => "younger than `min_age`",
+                    HoldReason::Frozen => "uploaded after `freeze`",
+                    HoldReason::NoUploadTime => "the upstream gives no upload time, and a hold is in force",
+                };
+                write!(f, "held: {project} {version} is not served ({why})")?;
+                match due {
+                    Some(d) => write!(f, "; due {d}")?,
+                    None => write!(f, "; not due by time")?,
+                }
+                if let Some((reason, expires)) = expired {
+                    write!(f, "; its [[select.admit]] entry ({reason:?}) expired on {expires} and admits nothing")?;
+                }
+                Ok(())
+            }
+            Diagnostic::Admitted { project, version, reason, expires } => {
+                write!(f, "admitted early: {project} {version} ({reason})")?;
+                if let Some(e) = expires {
+                    write!(f, ", until {e}")?;
+                }
+                Ok(())
+            }
+            Diagnostic::Withdrawn { project, version, filename, reason } => {
+                let what = match (version, filename) {
+                    (_, Some(file)) => format!("{project}/{file}"),
+                    (Some(v), None) => format!("{project} {v}"),
+                    (None, None) => format!("{project} (the whole project)"),
+                };
+                let why = match reason {
+                    Withdrawal::RemovedUpstream => "the upstream no longer offers it",
+                    Withdrawal::Quarantined => "the upstream marks the project quarantined",
+                    Withdrawal::Frozen => "uploaded after `freeze`",
+                };
+                write!(f, "withdrawn: {what} leaves the served tree ({why}); its bytes stay in the store")
+            }
+            _ => Ok(()),
         }
     }
 }

@@ -37,7 +37,7 @@ pub struct SnapshotInfo {
 
 /// The snapshot a run audits with, and what is wrong with it if anything.
 pub struct LoadedSnapshot {
-    pub snapshot: Option<Snapshot>,
+    pub snapshot: Option<std::sync::Arc<Snapshot>>,
     pub info: Option<SnapshotInfo>,
     pub status: Status,
     /// Shown at the top of every report when the audit is not trustworthy.
@@ -98,11 +98,16 @@ pub fn load_snapshot(
         }
         tracing::warn!("STALE: {why}");
         return Ok(LoadedSnapshot {
-            snapshot: Some(snapshot),
+            snapshot: Some(std::sync::Arc::new(snapshot)),
             info: Some(info),
             status: Status::Stale,
             banner: Some(format!("STALE: {why}. Advisories published since are not reflected.")),
         });
     }
-    Ok(LoadedSnapshot { snapshot: Some(snapshot), info: Some(info), status: Status::Audited, banner: None })
+    Ok(LoadedSnapshot {
+        snapshot: Some(std::sync::Arc::new(snapshot)),
+        info: Some(info),
+        status: Status::Audited,
+        banner: None,
+    })
 }

@@ -159,6 +159,8 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
     if plan_out.is_some() {
         state.put_project_views(&std::mem::take(&mut views.updated))?;
     }
+    let gate = crate::pipeline::admission::gatekeeper(manifest, &loaded, &state)?;
+    views.set_gate(gate.as_ref());
     let cx = ResolveInputs {
         select: &manifest.select,
         constraints: &want.constraints,
@@ -166,6 +168,7 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
         jobs: m.jobs,
         tmp: scratch.path(),
         since: &since,
+        gate: gate.as_ref(),
     };
     let (requested, select, views, resolved) =
         resolve::resolve(&state, &cx, want.requested.clone(), views, &mut diags)?;
@@ -182,6 +185,8 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
         store,
         run: state.next_run_id()?,
         since: &since,
+        gate: gate.as_ref(),
+        upstream_removed: manifest.policy.upstream_removed,
         refuse: crate::pipeline::refuse(&manifest.policy, &loaded),
         installed: installed.as_ref().map(|i| (i, want.envs.as_slice())),
     };

@@ -140,6 +140,9 @@ struct RootLink {
 struct ProjectView<'a> {
     api_version: &'a str,
     name: &'a str,
+    /// PEP 792, when the upstream marks the project other than active.
+    status: Option<&'a str>,
+    status_reason: Option<&'a str>,
     files: Vec<FileView>,
 }
 
@@ -184,7 +187,18 @@ fn builtin_project_page(view: &ProjectView<'_>) -> String {
     let mut out = String::with_capacity(300 + view.files.len() * 240);
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"pypi:repository-version\" content=\"");
     escape(&mut out, view.api_version);
-    out.push_str("\">\n<title>Links for ");
+    out.push_str("\">\n");
+    if let Some(status) = view.status.filter(|s| !s.is_empty()) {
+        out.push_str("<meta name=\"pypi:project-status\" content=\"");
+        escape(&mut out, status);
+        out.push_str("\">\n");
+        if let Some(reason) = view.status_reason.filter(|s| !s.is_empty()) {
+            out.push_str("<meta name=\"pypi:project-status-reason\" content=\"");
+            escape(&mut out, reason);
+            out.push_str("\">\n");
+        }
+    }
+    out.push_str("<title>Links for ");
     escape(&mut out, view.name);
     out.push_str("</title>\n</head>\n<body>\n<h1>Links for ");
     escape(&mut out, view.name);
@@ -303,7 +317,12 @@ pub struct SiteRender<'a> {
     out: &'a Path,
     entries: Vec<TreeEntry>,
     listed: Vec<ProjectSummary>,
+    /// PEP 792 statuses the upstream gives, passed through on every page.
+    statuses: Option<&'a Statuses>,
 }
+
+/// Projects the upstream marks other than active, by name.
+pub type Statuses = std::collections::BTreeMap<ProjectName, crate::upstream::listing::ProjectStatus>;
 
 impl<'a> SiteRender<'a> {
     pub fn new(templates: &'a Templates, out: &'a Path) -> SiteRender<'a> {
@@ -313,7 +332,13 @@ impl<'a> SiteRender<'a> {
     /// Room for `entries` listing entries up front: a large tree's listing
     /// then never doubles (and copies) its way there.
     pub fn with_capacity(templates: &'a Templates, out: &'a Path, entries: usize) -> SiteRender<'a> {
-        SiteRender { templates, out, entries: Vec::with_capacity(entries), listed: Vec::new() }
+        SiteRender { templates, out, entries: Vec::with_capacity(entries), listed: Vec::new(), statuses: None }
+    }
+
+    /// Pass PEP 792 statuses through to the project pages.
+    pub fn with_statuses(mut self, statuses: &'a Statuses) -> SiteRender<'a> {
+        self.statuses = Some(statuses);
+        self
     }
 
     /// Render a batch of files: every file of each project in it (a project
@@ -323,13 +348,17 @@ impl<'a> SiteRender<'a> {
         // Parallel per project; each returns its own entries, sorted in `finish`.
         let per_project: Vec<Vec<TreeEntry>> = projects
             .par_iter()
-            .map(|(project, files)| render_project(project, files, self.templates, self.out))
+            .map(|(project, files)| {
+                let status = self.statuses.and_then(|s| s.get(*project));
+                render_project(project, files, status, self.templates, self.out)
+            })
             .collect::<Result<_, _>>()?;
         self.entries.extend(per_project.into_iter().flatten());
         crate::util::fault::point("render");
         for (project, fs) in projects {
             let listed: Vec<&SiteFile> = fs.into_iter().filter(|f| f.listed).collect();
-            if listed.is_empty() {
+            let status = self.statuses.and_then(|s| s.get(project));
+            if listed.is_empty() || crate::upstream::listing::ProjectStatus::quarantined(status) {
                 continue;
             }
             let versions: std::collections::BTreeSet<&Version> = listed.iter().map(|f| f.version()).collect();
@@ -352,6 +381,14 @@ impl<'a> SiteRender<'a> {
     ) -> Result<Vec<TreeEntry>, RenderError> {
         let (out, templates) = (self.out, self.templates);
         self.listed.sort_by(|a, b| a.name.cmp(&b.name));
+        // A quarantined project none of whose files is in the tree still
+        // gets its page: the status, and no files.
+        for (project, status) in self.statuses.into_iter().flatten() {
+            let has_page = self.entries.iter().any(|e| e.path == format!("simple/{project}/index.v1_json"));
+            if crate::upstream::listing::ProjectStatus::quarantined(Some(status)) && !has_page {
+                self.entries.extend(render_project(project, &[], Some(status), templates, out)?);
+            }
+        }
         let listed = &self.listed;
         let root = RootView {
             api_version: wire::API_VERSION,
@@ -412,6 +449,7 @@ impl<'a> SiteRender<'a> {
 fn render_project(
     project: &ProjectName,
     files: &[&SiteFile],
+    status: Option<&crate::upstream::listing::ProjectStatus>,
     templates: &Templates,
     out: &Path,
 ) -> Result<Vec<TreeEntry>, RenderError> {
@@ -434,14 +472,21 @@ fn render_project(
         }
     }
     let listed: Vec<&&SiteFile> = files.iter().filter(|f| f.listed).collect();
-    if listed.is_empty() {
+    // A quarantined project has a page with its status and no files (PEP
+    // 792), so clients say why instead of "not found".
+    let quarantined = crate::upstream::listing::ProjectStatus::quarantined(status);
+    let listed = if quarantined { Vec::new() } else { listed };
+    if listed.is_empty() && !quarantined {
         return Ok(entries);
     }
     dir("simple")?;
     let href = |f: &SiteFile| format!("../../packages/{project}/{}", encode(f.filename.as_str()));
+    let api_version = if status.is_some() { wire::API_VERSION_STATUS } else { wire::API_VERSION };
     let view = ProjectView {
-        api_version: wire::API_VERSION,
+        api_version,
         name: project.as_str(),
+        status: status.map(|s| s.status.as_str()),
+        status_reason: status.and_then(|s| s.reason.as_deref()),
         files: listed
             .iter()
             .map(|f| FileView {
@@ -463,7 +508,7 @@ fn render_project(
     let mut versions: Vec<&Version> = listed.iter().map(|f| f.version()).collect();
     versions.dedup();
     let page = wire::ProjectPage {
-        meta: wire::Meta::default(),
+        meta: wire::Meta { api_version: api_version.to_string(), last_serial: None },
         name: project.to_string(),
         files: listed
             .iter()
@@ -484,6 +529,8 @@ fn render_project(
             })
             .collect(),
         versions: Some(versions.iter().map(|v| v.to_string()).collect()),
+        project_status: status
+            .map(|s| wire::ProjectStatus { status: s.status.as_str().to_string(), reason: s.reason.clone() }),
     };
     entries.push(write_entry(out, &format!("simple/{project}/index.v1_json"), &to_json(&page))?);
     Ok(entries)
@@ -513,10 +560,20 @@ mod tests {
     #[test]
     fn builtin_project_page_is_the_templates_bytes() {
         let views = [
-            ProjectView { api_version: "1.1", name: "empty", files: vec![] },
+            ProjectView { api_version: "1.1", name: "empty", status: None, status_reason: None, files: vec![] },
+            ProjectView {
+                api_version: "1.4",
+                name: "q",
+                status: Some("quarantined"),
+                status_reason: Some("malware <script>"),
+                files: vec![],
+            },
+            ProjectView { api_version: "1.4", name: "a", status: Some("archived"), status_reason: None, files: vec![] },
             ProjectView {
                 api_version: "1.1",
                 name: "p",
+                status: None,
+                status_reason: None,
                 files: vec![
                     file("p-1.0.tar.gz", None, None, None),
                     file("p-1.0-py3-none-any.whl", Some(">=3.8, <4"), Some("broken \"build\" & 'more'"), Some("ab")),
@@ -545,7 +602,7 @@ mod tests {
                 .iter()
                 .map(|(f, rp, y, m)| file(f, rp.as_deref(), y.as_deref(), m.as_deref()))
                 .collect();
-            let (tera, ours) = both(&ProjectView { api_version: "1.1", name: &name, files });
+            let (tera, ours) = both(&ProjectView { api_version: "1.1", name: &name, status: None, status_reason: None, files });
             prop_assert_eq!(ours, tera);
         }
     }
@@ -570,7 +627,7 @@ mod tests {
             metadata_source: None,
             listed: true,
         };
-        render_project(&f.project, &[&f], &templates, &out.path().join("tree")).unwrap();
+        render_project(&f.project, &[&f], None, &templates, &out.path().join("tree")).unwrap();
         assert_eq!(std::fs::read_to_string(out.path().join("tree/simple/p/index.html")).unwrap(), "custom p");
     }
 }

@@ -107,6 +107,18 @@ struct RawSelect {
     dependencies: Option<Spanned<toml::Value>>,
     installable: Option<Spanned<String>>,
     lockfiles: Option<Vec<Spanned<String>>>,
+    min_age: Option<Spanned<String>>,
+    freeze: Option<Spanned<toml::Value>>,
+    admit: Option<Vec<Spanned<RawAdmit>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmit {
+    project: Option<Spanned<String>>,
+    version: Option<Spanned<String>>,
+    reason: Option<Spanned<String>>,
+    expires: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,6 +139,8 @@ struct RawPolicy {
     require_advisories: Option<bool>,
     #[serde(default)]
     ignore: Vec<RawIgnore>,
+    security_bypass: Option<bool>,
+    upstream_removed: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,6 +273,8 @@ pub struct Select {
     pub installable: Installable,
     pub defaults: SelectOptions,
     pub overrides: BTreeMap<ProjectName, SelectOverride>,
+    /// `[[select.admit]]`, in file order.
+    pub admit: Vec<Admit>,
 }
 
 /// The effective file filter for one project.
@@ -271,6 +287,38 @@ pub struct SelectOptions {
     /// Newest N matching versions by upload time; 0 keeps all.
     pub latest: usize,
     pub dependencies: Dependencies,
+    /// `min_age`: releases younger than this (by upload time) are held.
+    pub min_age: jiff::SignedDuration,
+    /// `freeze`: releases uploaded after this instant are held.
+    pub freeze: Option<jiff::Timestamp>,
+}
+
+impl SelectOptions {
+    /// Whether the admission gate holds anything back for this project.
+    pub fn gated(&self) -> bool {
+        !self.min_age.is_zero() || self.freeze.is_some()
+    }
+}
+
+/// `[[select.admit]]`: one held release let in by hand, until `expires`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admit {
+    pub project: ProjectName,
+    pub version: crate::dist::Version,
+    pub reason: String,
+    /// The last day the entry admits (UTC).
+    pub expires: jiff::civil::Date,
+}
+
+/// `[policy] upstream_removed`: what a file, release or project the
+/// upstream no longer offers does to the served tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamRemoved {
+    /// It leaves the served tree (its bytes stay in the store).
+    #[default]
+    Withdraw,
+    /// It stays served.
+    Keep,
 }
 
 /// `dependencies`: which dependencies of the requested projects are mirrored.
@@ -316,6 +364,8 @@ impl Default for SelectOptions {
             prereleases: false,
             yanked: false,
             latest: 0,
+            min_age: jiff::SignedDuration::ZERO,
+            freeze: None,
             dependencies: Dependencies::Off,
         }
     }
@@ -331,6 +381,8 @@ pub struct SelectOverride {
     pub yanked: Option<bool>,
     pub latest: Option<usize>,
     pub dependencies: Option<Dependencies>,
+    pub min_age: Option<jiff::SignedDuration>,
+    pub freeze: Option<jiff::Timestamp>,
 }
 
 impl Select {
@@ -356,6 +408,8 @@ impl SelectOverride {
         o.yanked = self.yanked.unwrap_or(o.yanked);
         o.latest = self.latest.unwrap_or(o.latest);
         o.dependencies = self.dependencies.unwrap_or(o.dependencies);
+        o.min_age = self.min_age.unwrap_or(o.min_age);
+        o.freeze = self.freeze.or(o.freeze);
     }
 }
 
@@ -376,6 +430,10 @@ pub struct Policy {
     pub unknown_severity: Severity,
     pub require_advisories: bool,
     pub ignore: Vec<Ignore>,
+    /// `security_bypass`: a held release that fixes an advisory affecting a
+    /// mirrored version of its project is admitted at once.
+    pub security_bypass: bool,
+    pub upstream_removed: UpstreamRemoved,
 }
 
 /// `[policy] malicious`.
@@ -398,6 +456,8 @@ impl Default for Policy {
             unknown_severity: Severity::High,
             require_advisories: false,
             ignore: Vec::new(),
+            security_bypass: true,
+            upstream_removed: UpstreamRemoved::Withdraw,
         }
     }
 }
@@ -799,6 +859,7 @@ fn load_select(loc: &Locator, errs: &mut Errors, raw: RawSelect, resolve: &dyn F
             ("project", t.project.is_some()),
             ("installable", t.installable.is_some()),
             ("lockfiles", t.lockfiles.is_some()),
+            ("admit", t.admit.is_some()),
         ] {
             if present {
                 let message =
@@ -835,7 +896,8 @@ fn load_select(loc: &Locator, errs: &mut Errors, raw: RawSelect, resolve: &dyn F
             loc.path.display()
         );
     }
-    Select { requirements, locks, installable, defaults, overrides }
+    let admit = load_admits(loc, errs, raw.admit.as_deref().unwrap_or_default());
+    Select { requirements, locks, installable, defaults, overrides, admit }
 }
 
 fn strip_origin(message: &str, origin: &str) -> String {
@@ -877,7 +939,108 @@ fn load_override(loc: &Locator, errs: &mut Errors, t: &RawSelect) -> SelectOverr
         yanked: t.yanked,
         latest: latest.map(|n| n as usize),
         dependencies,
+        min_age: t.min_age.as_ref().and_then(|v| errs.take(v.span().start, min_age(loc, v))),
+        freeze: t.freeze.as_ref().and_then(|v| errs.take(v.span().start, instant(loc, v, "freeze"))),
     }
+}
+
+/// `min_age`: `"0"`, or a whole number of minutes, hours or days (`"90m"`,
+/// `"12h"`, `"3d"`).
+fn min_age(loc: &Locator, v: &Spanned<String>) -> Result<jiff::SignedDuration, ManifestError> {
+    let text = v.get_ref().trim();
+    let bad = || {
+        loc.at(v.span(), format!("`min_age` expects \"0\" or a whole number of m, h or d such as \"3d\", got {text:?}"))
+    };
+    if text == "0" {
+        return Ok(jiff::SignedDuration::ZERO);
+    }
+    let split = text.len().checked_sub(1).filter(|&i| text.is_char_boundary(i)).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number.parse().ok().filter(|n| (0..=36_500 * 24 * 60).contains(n)).ok_or_else(bad)?;
+    let minutes = match unit {
+        "m" => n,
+        "h" => n * 60,
+        "d" => n * 24 * 60,
+        _ => return Err(bad()),
+    };
+    jiff::SignedDuration::try_from_secs_f64(minutes as f64 * 60.0).map_err(|_| bad())
+}
+
+/// An instant: a TOML offset date-time, an RFC 3339 string, or a date
+/// (its midnight, UTC).
+fn instant(loc: &Locator, v: &Spanned<toml::Value>, key: &str) -> Result<jiff::Timestamp, ManifestError> {
+    let text = match v.get_ref() {
+        toml::Value::String(s) => s.trim().to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        _ => String::new(),
+    };
+    text.parse::<jiff::Timestamp>()
+        .or_else(|_| {
+            text.parse::<jiff::civil::Date>()
+                .map(|d| d.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()))
+                .and_then(|r| r)
+        })
+        .map_err(|_| {
+            loc.at(
+                v.span(),
+                format!("`{key}` expects an instant such as \"2026-03-24T00:00:00Z\" (with its offset), got {text:?}"),
+            )
+        })
+}
+
+/// A date (`expires`): a TOML date or a string such as "2027-01-31".
+fn date(loc: &Locator, v: &Spanned<toml::Value>, key: &str) -> Result<jiff::civil::Date, ManifestError> {
+    let text = match v.get_ref() {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Datetime(d) => d.to_string(),
+        _ => String::new(),
+    };
+    text.parse::<jiff::civil::Date>()
+        .map_err(|_| loc.at(v.span(), format!("`{key}` must be a date such as \"2027-01-31\", got {text:?}")))
+}
+
+/// `[[select.admit]]`: every key required, each error named.
+fn load_admits(loc: &Locator, errs: &mut Errors, raw: &[Spanned<RawAdmit>]) -> Vec<Admit> {
+    let mut out = Vec::new();
+    for entry in raw {
+        let at = entry.span();
+        let a = entry.get_ref();
+        let mut missing = |key: &str| {
+            errs.push(at.start, loc.at(at.clone(), format!("[[select.admit]] needs `{key}`")));
+        };
+        let (Some(p), Some(v), Some(r), Some(e)) = (&a.project, &a.version, &a.reason, &a.expires) else {
+            for (key, present) in [
+                ("project", a.project.is_some()),
+                ("version", a.version.is_some()),
+                ("reason", a.reason.is_some()),
+                ("expires", a.expires.is_some()),
+            ] {
+                if !present {
+                    missing(key);
+                }
+            }
+            continue;
+        };
+        let project = ProjectName::new(p.get_ref().clone())
+            .map_err(|e| loc.at(p.span(), format!("[[select.admit]] `project`: {e}")));
+        let version = v
+            .get_ref()
+            .parse::<crate::dist::Version>()
+            .map_err(|e| loc.at(v.span(), format!("[[select.admit]] `version`: {e}")));
+        if r.get_ref().trim().is_empty() {
+            errs.push(r.span().start, loc.at(r.span(), "[[select.admit]] `reason` must say why"));
+        }
+        let expires = date(loc, e, "expires");
+        let (project, version, expires) = (
+            errs.take(p.span().start, project),
+            errs.take(v.span().start, version),
+            errs.take(e.span().start, expires),
+        );
+        if let (Some(project), Some(version), Some(expires)) = (project, version, expires) {
+            out.push(Admit { project, version, reason: r.get_ref().trim().to_string(), expires });
+        }
+    }
+    out
 }
 
 fn dependencies(loc: &Locator, v: &Spanned<toml::Value>) -> Result<Dependencies, ManifestError> {
@@ -915,17 +1078,7 @@ fn load_policy(loc: &Locator, errs: &mut Errors, p: RawPolicy) -> Policy {
             errs.push(i.id.span().start, loc.at(i.id.span(), "[[policy.ignore]] `id` must not be empty"));
             continue;
         }
-        let expires = i.expires.as_ref().and_then(|v| {
-            let text = match v.get_ref() {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Datetime(d) => d.to_string(),
-                _ => String::new(),
-            };
-            let date = text.parse::<jiff::civil::Date>().map_err(|_| {
-                loc.at(v.span(), format!("`expires` must be a date such as \"2027-01-31\", got {text:?}"))
-            });
-            errs.take(v.span().start, date)
-        });
+        let expires = i.expires.as_ref().and_then(|v| errs.take(v.span().start, date(loc, v, "expires")));
         ignore.push(Ignore { id, reason: i.reason.unwrap_or_default(), expires });
     }
     let malicious = p.malicious.as_ref().map_or(Malicious::Block, |v| {
@@ -936,6 +1089,14 @@ fn load_policy(loc: &Locator, errs: &mut Errors, p: RawPolicy) -> Policy {
         };
         errs.take(v.span().start, parsed).unwrap_or(Malicious::Block)
     });
+    let upstream_removed = p.upstream_removed.as_ref().map_or(UpstreamRemoved::Withdraw, |v| {
+        let parsed = match v.get_ref().as_str() {
+            "withdraw" => Ok(UpstreamRemoved::Withdraw),
+            "keep" => Ok(UpstreamRemoved::Keep),
+            other => Err(loc.at(v.span(), format!("`upstream_removed` is \"withdraw\" or \"keep\", not {other:?}"))),
+        };
+        errs.take(v.span().start, parsed).unwrap_or_default()
+    });
     Policy {
         malicious,
         fail_on,
@@ -943,6 +1104,8 @@ fn load_policy(loc: &Locator, errs: &mut Errors, p: RawPolicy) -> Policy {
         unknown_severity,
         require_advisories: p.require_advisories.unwrap_or(false),
         ignore,
+        security_bypass: p.security_bypass.unwrap_or(true),
+        upstream_removed,
     }
 }
 

@@ -19,6 +19,8 @@ enum Kind {
     Dependencies,
     /// A date: a TOML date or a string such as "2027-01-31".
     Date,
+    /// An instant: a TOML date-time or an RFC 3339 string.
+    Instant,
     /// A count (`10`) or a percentage (`"5%"`).
     CountOrPercent,
     Table(&'static [Field]),
@@ -64,6 +66,16 @@ const SELECT: &[Field] = &[
     Field("dependencies", Kind::Dependencies),
     Field("installable", Kind::Str),
     Field("lockfiles", Kind::StrList),
+    Field("min_age", Kind::Str),
+    Field("freeze", Kind::Instant),
+    Field("admit", Kind::Tables(ADMIT)),
+];
+
+const ADMIT: &[Field] = &[
+    Field("project", Kind::Str),
+    Field("version", Kind::Str),
+    Field("reason", Kind::Str),
+    Field("expires", Kind::Date),
 ];
 
 const ADVISORIES: &[Field] =
@@ -78,6 +90,8 @@ const POLICY: &[Field] = &[
     Field("unknown_severity", Kind::Str),
     Field("require_advisories", Kind::Bool),
     Field("ignore", Kind::Tables(IGNORE)),
+    Field("security_bypass", Kind::Bool),
+    Field("upstream_removed", Kind::Str),
 ];
 
 const PUBLISH: &[Field] = &[
@@ -130,6 +144,7 @@ fn expects(kind: Kind) -> &'static str {
         Kind::StrList => "a list of strings, such as [\"a\", \"b\"]",
         Kind::Dependencies => "false, true, \"resolve\" or \"all\"",
         Kind::Date => "a date such as 2027-01-31",
+        Kind::Instant => "an instant such as 2026-03-24T00:00:00Z",
         Kind::CountOrPercent => "a whole number or a percentage such as \"5%\"",
         Kind::Table(_) | Kind::Projects => "a table",
         Kind::Tables(_) => "a list of tables ([[...]])",
@@ -219,7 +234,7 @@ fn mismatch(name: &str, kind: Kind, value: &DeValue<'_>, path: Option<&str>) -> 
         (Kind::Str, DeValue::String(_))
         | (Kind::Bool, DeValue::Boolean(_))
         | (Kind::Int, DeValue::Integer(_))
-        | (Kind::Date, DeValue::Datetime(_) | DeValue::String(_))
+        | (Kind::Date | Kind::Instant, DeValue::Datetime(_) | DeValue::String(_))
         | (Kind::Dependencies, DeValue::Boolean(_))
         | (Kind::CountOrPercent, DeValue::Integer(_) | DeValue::String(_))
         | (Kind::Table(_) | Kind::Projects, DeValue::Table(_)) => true,

@@ -110,7 +110,8 @@ pub fn expand(
                 .or_insert_with(|| inputs.constraints.get(&p).into_iter().flatten().cloned().collect());
             entry.extend(lines);
         }
-        let more = views::gather(client, &run.state, &fresh, opts.jobs, inputs.since, diags)?;
+        let mut more = views::gather(client, &run.state, &fresh, opts.jobs, inputs.since, diags)?;
+        more.set_gate(inputs.gate);
         run.state.put_project_views(&more.updated)?;
         views.projects.extend(more.projects);
     }

@@ -23,6 +23,7 @@
 //! a run whose tree would come out identical leaves it be. Every stage adds
 //! what it has to say to one typed diagnostics stream.
 
+pub mod admission;
 pub mod closure;
 pub mod fetch;
 pub mod installable;
@@ -279,7 +280,7 @@ fn batches<'a>(select: &Select, requested: &'a views::Requested) -> impl Iterato
 fn to_plan(
     run: &mut Run,
     (manifest, loaded): (&Manifest, &LoadedSnapshot),
-    (client, since): (Option<&Client>, &serials::Since),
+    (client, since, gate): (Option<&Client>, &serials::Since, Option<&views::Gatekeeper>),
     (want, batch): (&Wanted, views::Requested),
     (counts, jobs): (&plan::ListedCounts, usize),
     diags: &mut Diagnostics,
@@ -289,6 +290,7 @@ fn to_plan(
     let names: Vec<_> = batch.keys().cloned().collect();
     let mut views = views::gather(client, &run.state, &names, jobs, since, diags)?;
     run.state.put_project_views(&std::mem::take(&mut views.updated))?;
+    views.set_gate(gate);
     sw.lap("upstream views");
     signal::check()?;
     let tmp = run.store.tmp_dir().to_path_buf();
@@ -299,6 +301,7 @@ fn to_plan(
         jobs,
         tmp: &tmp,
         since,
+        gate,
     };
     let (requested, select, views, resolved) = resolve::resolve(&run.state, &cx, batch, views, diags)?;
     run.state.put_project_views(&views.updated)?;
@@ -316,6 +319,8 @@ fn to_plan(
         store: run.store.clone(),
         run: run.id,
         since,
+        gate,
+        upstream_removed: manifest.policy.upstream_removed,
         refuse: refuse(&manifest.policy, loaded),
         installed: installed.as_ref().map(|i| (i, want.envs.as_slice())),
     };
@@ -374,6 +379,7 @@ fn build_stages(
     let since = serials::since(client.as_ref(), &run.state)?;
     let traffic = |files: u64| client.as_ref().map(|c| upstream_line(c, &since, files));
     let counts = run.state.listed_counts()?;
+    let gate = admission::gatekeeper(manifest, loaded, &run.state)?;
     if let Some(r) = remote.as_deref_mut() {
         r.list()?;
     }
@@ -383,8 +389,14 @@ fn build_stages(
     // closure may add projects to the request).
     let mut requested: BTreeSet<ProjectName> = BTreeSet::new();
     for batch in batches(&manifest.select, &want.requested) {
-        let (plan, batch, resolved) =
-            to_plan(run, (manifest, loaded), (client.as_ref(), &since), (&want, batch), (&counts, jobs), &mut diags)?;
+        let (plan, batch, resolved) = to_plan(
+            run,
+            (manifest, loaded),
+            (client.as_ref(), &since, gate.as_ref()),
+            (&want, batch),
+            (&counts, jobs),
+            &mut diags,
+        )?;
         signal::check()?;
         let (plan, fetched, fetches) = fetch_batch(
             run,
@@ -405,6 +417,7 @@ fn build_stages(
         sw.lap("record");
     }
     done.unlisted += record::unrequested(run, &requested)?;
+    record::withdrawn(run, &diags)?;
     // Only a run whose pages all came through moves the serial forward.
     let pages_failed =
         diags.iter().any(|d| matches!(d, Diagnostic::UpstreamFailed { .. } | Diagnostic::PlanFailed { .. }));

@@ -147,6 +147,7 @@ pub fn plan_key(
     locked: Option<&BTreeMap<String, Named>>,
     hashed: Option<&Vec<Hashed>>,
     installed: Option<&BTreeMap<crate::dist::Version, BTreeSet<String>>>,
+    gate: &str,
 ) -> String {
     // Written out field by field (no `Debug` of foreign types, whose
     // format may change under a dependency bump and replan every project).
@@ -162,6 +163,11 @@ pub fn plan_key(
         opts.latest,
         opts.dependencies.as_str(),
     );
+    // Only when set, so a manifest without a gate keeps its keys.
+    if !gate.is_empty() {
+        text.push_str(gate);
+        text.push('\n');
+    }
     for (filename, named) in locked.into_iter().flatten() {
         text.push_str(&format!("locked {filename} {} {}\n", named.sha256, named.lockfile));
     }
@@ -182,6 +188,26 @@ pub fn plan_key(
     Sha256::of(text.as_bytes()).hex()
 }
 
+/// What of the admission gate and of `upstream_removed` a project's
+/// selection depends on, as one line (empty when neither applies).
+fn gate_key(inputs: &PlanInputs<'_>, project: &ProjectName, opts: &SelectOptions) -> String {
+    let mut out = String::new();
+    if opts.gated() {
+        out.push_str(&format!(
+            "gate min_age={}s freeze={}",
+            opts.min_age.as_secs(),
+            opts.freeze.map_or("-".to_string(), |f| f.to_string())
+        ));
+        for a in inputs.select.admit.iter().filter(|a| &a.project == project) {
+            out.push_str(&format!(" admit={}@{}", a.version, a.expires));
+        }
+    }
+    if inputs.upstream_removed == crate::manifest::UpstreamRemoved::Keep {
+        out.push_str(" upstream_removed=keep");
+    }
+    out
+}
+
 /// What planning needs besides the views.
 pub struct PlanInputs<'a> {
     pub select: &'a Select,
@@ -197,6 +223,10 @@ pub struct PlanInputs<'a> {
     /// Which stored views the upstream's changelog says are current (for
     /// projects the dependency closure adds).
     pub since: &'a super::serials::Since,
+    /// The run's admission gate, for the listings of projects the closure adds.
+    pub gate: Option<&'a super::views::Gatekeeper>,
+    /// `[policy] upstream_removed`: what the upstream no longer offers does.
+    pub upstream_removed: crate::manifest::UpstreamRemoved,
     /// Under `malicious = "block"`, the snapshot whose malicious-package
     /// records keep a release out before anything of it is fetched.
     pub refuse: Option<Refuse<'a>>,
@@ -314,6 +344,7 @@ pub fn make_batch(
             inputs.locked.files.get(project),
             inputs.locked.hashed.get(project),
             inputs.installed.and_then(|(by, _)| by.get(project)),
+            &gate_key(inputs, project, &opts),
         );
         if up.freshness == Freshness::Fetched || up.view.plan_key.as_deref() != Some(&key) {
             fresh.push(project.clone());
@@ -331,14 +362,28 @@ pub fn make_batch(
     for (project, key) in keys {
         let lines = requested.get(project).map(Vec::as_slice).unwrap_or_default();
         let have = by_project.get(project);
+        // Whether the gate held something back, and whether every file that
+        // leaves the tree is withdrawn: then an empty selection is explained,
+        // and must not keep what was served.
+        let (mut held, mut withdrew) = (false, false);
         let pp = if !fresh.contains(project) {
             carried_over(project, key, counts.get(project).copied().unwrap_or(0))
         } else {
             let Some(mut pp) = plan_project(inputs, project, key, lines, views, have, diags) else { continue };
             let selected: BTreeSet<String> = pp.files.iter().map(|f| f.filename.to_string()).collect();
-            for a in have.into_iter().flat_map(|h| h.values()).filter(|a| !selected.contains(a.filename.as_str())) {
+            let unselected: Vec<&Artifact> = have
+                .into_iter()
+                .flat_map(|h| h.values())
+                .filter(|a| !selected.contains(a.filename.as_str()))
+                .copied()
+                .collect();
+            let up = views.projects.get(project);
+            withdrew = up.is_some_and(|up| withdraw(inputs, up, &mut pp, &unselected, diags));
+            let decided: BTreeSet<String> = pp.files.iter().map(|f| f.filename.to_string()).collect();
+            for a in unselected.into_iter().filter(|a| !decided.contains(a.filename.as_str())) {
                 leave(&mut pp, &mut plan.prune, a, keep_runs);
             }
+            held = up.and_then(|u| u.judgement()).is_some_and(|j| !j.held.is_empty());
             pp
         };
         let mut pp = pp;
@@ -346,7 +391,9 @@ pub fn make_batch(
         if pp.refused_lock {
             pp = stands(pp, served, &mut plan.prune);
         }
-        if !lines.is_empty() && pp.selected() == 0 {
+        if !lines.is_empty() && pp.selected() == 0 && (withdrew || held) {
+            // Held or withdrawn, said as such: the project serves nothing.
+        } else if !lines.is_empty() && pp.selected() == 0 {
             if served > 0 {
                 // Fail closed: a requirement nothing meets (a typo, a
                 // platform the project never built for) keeps what the
@@ -383,6 +430,27 @@ pub fn prunable_after_record(
     Ok(prune)
 }
 
+/// What the gate held and let in early, said once per release.
+fn gate_diagnostics(project: &ProjectName, j: &crate::select::admission::Judgement, diags: &mut Diagnostics) {
+    for h in &j.held {
+        diags.push(Diagnostic::Held {
+            project: project.clone(),
+            version: h.version.clone(),
+            reason: h.reason,
+            due: h.due,
+            expired: h.expired.as_ref().map(|a| (a.reason.clone(), a.expires)),
+        });
+    }
+    for a in &j.admitted {
+        diags.push(Diagnostic::Admitted {
+            project: project.clone(),
+            version: a.version.clone(),
+            reason: a.reason.clone(),
+            expires: a.expires,
+        });
+    }
+}
+
 /// Plan one project afresh from its listing (`None`: the listing is unusable).
 fn plan_project(
     inputs: &PlanInputs<'_>,
@@ -401,10 +469,16 @@ fn plan_project(
             return None;
         }
     };
+    if let Some(j) = up.judgement() {
+        gate_diagnostics(project, j, diags);
+    }
     let opts = inputs.select.options_for(project);
     let lock = LockedFor { files: inputs.locked.files.get(project), hashed: inputs.locked.hashed.get(project) };
     let pp = select_project(project, key, listing, lines, &opts, have, &inputs.store);
     let mut pp = with_locked(pp, listing, &lock, have, &inputs.store, diags);
+    // Judged again every run while the gate holds or admits early: a
+    // release falls due, an entry expires, with no change to the page.
+    pp.incomplete |= up.judgement().is_some();
     if let Some((by, envs)) = inputs.installed
         && let Some(versions) = by.get(project)
     {
@@ -425,6 +499,65 @@ fn plan_project(
         }
     }
     Some(pp)
+}
+
+/// Stored files of a project that the upstream no longer offers (gone from
+/// its page, the page answering 404 or 410, the project quarantined) or
+/// that the gate's freeze holds: withdrawn from the tree, never pruned in
+/// the same run (their bytes stay for forensics), each said once; or kept,
+/// under `upstream_removed = "keep"`. Returns whether every unselected
+/// file that was listed is withdrawn (and one was).
+fn withdraw(
+    inputs: &PlanInputs<'_>,
+    up: &super::views::Upstream,
+    pp: &mut ProjectPlan,
+    unselected: &[&Artifact],
+    diags: &mut Diagnostics,
+) -> bool {
+    use crate::diagnostics::Withdrawal;
+    let Ok(offered) = up.offered() else { return false };
+    let quarantined = crate::upstream::listing::ProjectStatus::quarantined(offered.status.as_ref());
+    let frozen = |a: &Artifact| {
+        up.judgement().is_some_and(|j| {
+            j.held
+                .iter()
+                .any(|h| &h.version == a.filename.version() && h.reason == crate::select::admission::HoldReason::Frozen)
+        })
+    };
+    let mut out: Vec<(&Artifact, Withdrawal)> = Vec::new();
+    let listed: Vec<&&Artifact> = unselected.iter().filter(|a| a.unselected_run.is_none()).collect();
+    for a in &listed {
+        let reason = if quarantined {
+            Withdrawal::Quarantined
+        } else if !offered.files.iter().any(|f| f.filename == a.filename) {
+            Withdrawal::RemovedUpstream
+        } else if frozen(a) {
+            Withdrawal::Frozen
+        } else {
+            continue;
+        };
+        if inputs.upstream_removed == crate::manifest::UpstreamRemoved::Keep && reason != Withdrawal::Frozen {
+            pp.files.push(PlannedFile { filename: a.filename.clone(), decision: Decision::Keep });
+            continue;
+        }
+        pp.files.push(PlannedFile { filename: a.filename.clone(), decision: Decision::Unlist });
+        out.push((a, reason));
+    }
+    let whole = !out.is_empty() && out.len() == listed.len() && (quarantined || offered.files.is_empty());
+    if whole {
+        let reason = out[0].1;
+        diags.push(Diagnostic::Withdrawn { project: pp.project.clone(), version: None, filename: None, reason });
+    } else {
+        for (a, reason) in &out {
+            diags.push(Diagnostic::Withdrawn {
+                project: pp.project.clone(),
+                version: Some(a.filename.version().clone()),
+                filename: Some(a.filename.to_string()),
+                reason: *reason,
+            });
+        }
+    }
+    !out.is_empty() && out.len() == listed.len()
 }
 
 /// Files of projects no longer requested leave the index; and every file

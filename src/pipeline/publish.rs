@@ -201,7 +201,7 @@ fn each_batch(
     let mut batch: Vec<SiteFile> = Vec::with_capacity(BATCH_FILES);
     let mut failed = None;
     let store = &run.store;
-    run.state.each_artifact(|a| {
+    run.state.each_served_artifact(|a| {
         if failed.is_some() {
             return;
         }
@@ -247,7 +247,7 @@ fn inventory(run: &Run, p: &Publishing<'_>) -> Result<Inventory, StateError> {
     let snapshot = p.loaded.snapshot.as_ref();
     let refuse = p.policy.malicious == crate::manifest::Malicious::Block;
     let store = &run.store;
-    run.state.each_artifact(|a| {
+    run.state.each_served_artifact(|a| {
         let f = match site_file(store, a) {
             Ok(f) => f,
             Err(a) => {
@@ -439,7 +439,9 @@ fn render(
     };
     // Pages: two per project, at most one per file (a project has one file or more).
     let files = run.state.tree_files()? as usize;
-    let mut site = SiteRender::with_capacity(p.templates, staged.dir(), files + files / 2 + 64);
+    let statuses = run.state.project_statuses()?;
+    let mut site =
+        SiteRender::with_capacity(p.templates, staged.dir(), files + files / 2 + 64).with_statuses(&statuses);
     let mut listed = Vec::new();
     // What the tree serves, for the rewritten locks (lock-sized mirrors only).
     let locks = &p.check.select.locks;
@@ -653,7 +655,14 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
         return Ok(Published { tree: served.map(|s| s.dir), changed: false, exit: Exit::Failed, findings });
     }
     let diagnostics = diags.sorted();
-    let inputs = Inputs { audit: &audit, diagnostics: &diagnostics, installability: &installability, changes: None };
+    let withdrawn = run.state.withdrawn()?;
+    let inputs = Inputs {
+        audit: &audit,
+        diagnostics: &diagnostics,
+        installability: &installability,
+        changes: None,
+        withdrawn: &withdrawn,
+    };
     keys.key = tree_key(&inventory.digest, inputs, &keys.inputs);
     keys.exit = audit.exit() as i64;
     let findings = Some(audit.findings());
@@ -664,7 +673,8 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     // What this tree changes against the served one, and the feed of the
     // last runs' changes (this one first).
     let previous = served.as_ref().and_then(|s| std::fs::read(s.dir.join("reports/security.json")).ok());
-    let changes = report::changes::compute(inputs.audit, inputs.diagnostics, previous.as_deref());
+    let withdrawn_views = report::admission::withdrawn_views(inputs.withdrawn, inputs.audit);
+    let changes = report::changes::compute(inputs.audit, inputs.diagnostics, &withdrawn_views, previous.as_deref());
     let staged = run.target.stage(&format!("{:06}", run.id))?;
     // changes.json is written in full now; every other output shows the
     // changes cut to a feed entry's length (a first build's list every

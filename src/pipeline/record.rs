@@ -85,3 +85,21 @@ pub fn prune_files(run: &Run, prune: &[(ProjectName, DistFilename)]) {
         run.store.remove(p, f.as_str());
     }
 }
+
+/// Files the plan withdrew (the upstream no longer offers them, or the
+/// freeze holds them) are marked so in the state, so that no prune ever
+/// deletes their bytes and the reports list them with since when.
+pub fn withdrawn(run: &mut Run, diags: &Diagnostics) -> Result<(), StateError> {
+    let files: Vec<(ProjectName, Option<String>, &str)> = diags
+        .iter()
+        .filter_map(|d| match d {
+            Diagnostic::Withdrawn { project, filename, reason, .. } => {
+                Some((project.clone(), filename.clone(), reason.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    let at = crate::util::clock::output_time().to_string();
+    let id = run.id;
+    run.state.mark_withdrawn(id, &at, &files)
+}

@@ -44,6 +44,7 @@ pub(crate) type FileKey = (ProjectName, String);
 struct UpstreamIndex<'a> {
     client: Option<&'a Client>,
     since: &'a super::serials::Since,
+    gate: Option<&'a views::Gatekeeper>,
     fetcher: Fetcher<'a>,
     /// Stored views not yet used: the validators of conditional requests.
     stored: Mutex<HashMap<ProjectName, ProjectView>>,
@@ -62,7 +63,8 @@ impl UpstreamIndex<'_> {
     fn gather(&self, project: &ProjectName) -> Result<Arc<Vec<UpstreamFile>>, String> {
         let old = self.stored.lock().unwrap_or_else(PoisonError::into_inner).remove(project);
         match views::gather_one(self.client, project, old, self.since) {
-            Ok(g) => {
+            Ok(mut g) => {
+                g.upstream.set_gate(self.gate);
                 let files = g.upstream.listing().map(|l| l.files.clone()).map_err(str::to_string);
                 let mut views = self.gathered.lock().unwrap_or_else(PoisonError::into_inner);
                 if g.store {
@@ -329,6 +331,8 @@ pub struct ResolveInputs<'a> {
     pub tmp: &'a std::path::Path,
     /// Which stored views the upstream's changelog says are current.
     pub since: &'a super::serials::Since,
+    /// The run's admission gate, for the listings resolution reads.
+    pub gate: Option<&'a views::Gatekeeper>,
 }
 
 /// Stage: resolve every target environment. Returns the request the plan
@@ -350,6 +354,7 @@ pub fn resolve(
     let index = UpstreamIndex {
         client: inputs.client,
         since: inputs.since,
+        gate: inputs.gate,
         fetcher: Fetcher { client: inputs.client, cache: &cache, tmp: inputs.tmp },
         stored: Mutex::new(stored),
         listings: Mutex::default(),

@@ -17,12 +17,22 @@ use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::dist::names::ProjectName;
 use crate::manifest::Select;
 use crate::manifest::requirements::RequirementLine;
+use crate::select::admission::Judgement;
 use crate::select::env;
 use crate::select::locked::Locked;
 use crate::store::state::{ProjectView, State, StateError};
-use crate::upstream::listing::Listing;
+use crate::upstream::listing::{Listing, ProjectStatus};
 use crate::upstream::{Client, Page, wire};
 use crate::util::ui::Progress;
+
+impl Views {
+    /// Put the run's admission gate in front of every listing.
+    pub fn set_gate(&mut self, gate: Option<&Gatekeeper>) {
+        if let Some(g) = gate {
+            self.projects.values_mut().for_each(|up| up.set_gate(Some(g)));
+        }
+    }
+}
 
 /// The requirement lines naming each requested project, constraints included.
 pub type Requested = BTreeMap<ProjectName, Vec<RequirementLine>>;
@@ -38,22 +48,79 @@ pub enum Freshness {
     Cached,
 }
 
+/// The admission gate as the views apply it: one project's judgement
+/// from its whole listing (`select::admission::judge` with the run's clock,
+/// admit entries and security bypass).
+pub type Gatekeeper = std::sync::Arc<dyn Fn(&ProjectName, &Listing) -> Judgement + Send + Sync>;
+
 /// One project's upstream, as gathered.
-#[derive(Debug)]
 pub struct Upstream {
     pub freshness: Freshness,
     /// The view in force: newly fetched or stored.
     pub view: ProjectView,
+    /// The listing as the upstream offers it.
     listing: OnceLock<Result<Listing, String>>,
+    /// The run's admission gate, when one is in force.
+    gate: Option<Gatekeeper>,
+    /// The listing past the gate, and the gate's judgement of it.
+    gated: OnceLock<Result<(Listing, Judgement), String>>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").field("freshness", &self.freshness).field("view", &self.view).finish_non_exhaustive()
+    }
 }
 
 impl Upstream {
-    /// The listing, parsed from the view on first use.
+    /// The listing past the admission gate (held releases are not in it),
+    /// parsed from the view on first use: every later stage (resolution,
+    /// the closure, the plan) sees only what may enter.
     pub fn listing(&self) -> Result<&Listing, &str> {
+        match self.gated() {
+            Ok((l, _)) => Ok(l),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What the gate held or let in early, once the listing was read.
+    pub fn judgement(&self) -> Option<&Judgement> {
+        self.gated.get().and_then(|r| r.as_ref().ok()).map(|(_, j)| j).filter(|j| !j.is_empty())
+    }
+
+    /// Every file the upstream offers, held ones included.
+    pub fn offered(&self) -> Result<&Listing, &str> {
         match self.listing.get_or_init(|| view_listing(&self.view)) {
             Ok(l) => Ok(l),
             Err(e) => Err(e),
         }
+    }
+
+    fn gated(&self) -> &Result<(Listing, Judgement), String> {
+        self.gated.get_or_init(|| {
+            let raw = self.offered().map_err(str::to_string)?;
+            // A quarantined project is offered with no files (PEP 792).
+            if ProjectStatus::quarantined(raw.status.as_ref()) {
+                return Ok((Listing { files: Default::default(), status: raw.status.clone() }, Judgement::default()));
+            }
+            Ok(match &self.gate {
+                Some(g) => {
+                    let j = g(&self.view.project, raw);
+                    (j.filter(raw), j)
+                }
+                None => (raw.clone(), Judgement::default()),
+            })
+        })
+    }
+
+    /// Put the run's gate in front of this listing (before it is read).
+    pub fn set_gate(&mut self, gate: Option<&Gatekeeper>) {
+        self.gate = gate.cloned();
+        self.gated = OnceLock::new();
+    }
+
+    fn new(freshness: Freshness, view: ProjectView, listing: OnceLock<Result<Listing, String>>) -> Upstream {
+        Upstream { freshness, view, listing, gate: None, gated: OnceLock::new() }
     }
 }
 
@@ -244,6 +311,39 @@ pub fn suggest(client: Option<&Client>, found: &mut [Diagnostic]) {
     }
 }
 
+/// The page hash a stored view carries when the upstream answered 404 or
+/// 410 for a project it used to offer (no real page hashes to it).
+pub const GONE: &str = "gone: the upstream answers 404 or 410";
+
+/// The upstream no longer offers a project it used to (404 or 410): a page
+/// with no files stands for it, so its files are withdrawn (or kept, by
+/// `upstream_removed`) like files gone from a page. An outage (5xx, a
+/// timeout, a refused connection) keeps the stored view instead.
+fn gone(project: &ProjectName, v: ProjectView) -> Gathered {
+    if v.body_sha256 == GONE {
+        return stored(v, Freshness::Unchanged, None);
+    }
+    let page = wire::ProjectPage {
+        meta: wire::Meta::default(),
+        name: project.to_string(),
+        files: Vec::new(),
+        versions: None,
+        project_status: None,
+    };
+    let view = ProjectView {
+        etag: None,
+        last_modified: None,
+        body_sha256: GONE.to_string(),
+        page: serde_json::to_string(&page).unwrap_or_default().into(),
+        fetched_at: crate::util::clock::now(),
+        skipped: Vec::new(),
+        status: None,
+        ..v
+    };
+    let listing = OnceLock::from(Ok(Listing { files: Default::default(), status: None }));
+    Gathered { upstream: Upstream::new(Freshness::Fetched, view, listing), fresh: true, store: true, error: None }
+}
+
 /// One project's upstream and how it was obtained.
 pub struct Gathered {
     pub upstream: Upstream,
@@ -256,7 +356,7 @@ pub struct Gathered {
 }
 
 fn stored(view: ProjectView, freshness: Freshness, error: Option<Diagnostic>) -> Gathered {
-    Gathered { upstream: Upstream { freshness, view, listing: OnceLock::new() }, fresh: false, store: false, error }
+    Gathered { upstream: Upstream::new(freshness, view, OnceLock::new()), fresh: false, store: false, error }
 }
 
 /// Whether a stored page URL is the page the client asks for (a redirect
@@ -347,11 +447,13 @@ pub fn gather_one(
                 plan_key: old.and_then(|v| v.plan_key),
                 skipped,
                 serial: fetched.serial,
+                status: listing.status.clone(),
             };
-            let upstream = Upstream { freshness: Freshness::Fetched, view, listing: OnceLock::from(Ok(listing)) };
+            let upstream = Upstream::new(Freshness::Fetched, view, OnceLock::from(Ok(listing)));
             Ok(Gathered { upstream, fresh: true, store: true, error: None })
         }
         Err(e) => match old {
+            Some(v) if matches!(e, crate::upstream::UpstreamError::NotFound { .. }) => Ok(gone(project, v)),
             Some(v) => Ok(stored(v, Freshness::Cached, Some(failed(e.to_string(), true)))),
             None if matches!(e, crate::upstream::UpstreamError::NotFound { .. }) => Err(Diagnostic::NotUpstream {
                 project: project.clone(),

@@ -135,6 +135,7 @@ mod tests {
                     })
                     .collect(),
             ),
+            status: None,
         }
     }
 

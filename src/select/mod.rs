@@ -6,8 +6,10 @@
 //! wheels (`dependencies = "all"`); `resolve` resolves each target
 //! environment with PubGrub (`dependencies = "resolve"`) in `solver`'s
 //! decision order; `locked` is what
-//! lock files name.
+//! lock files name; `admission` is the gate that holds releases too young,
+//! frozen out or without an upload time.
 
+pub mod admission;
 pub mod closure;
 pub mod env;
 pub mod explain;

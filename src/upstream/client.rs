@@ -464,7 +464,11 @@ impl Client {
                 }
             }
             let resp = match self.send(&url, headers) {
-                Err(Failure { error: UpstreamError::Status { status: StatusCode::NOT_FOUND, .. }, .. }) => {
+                // 410 is a takedown said plainly; both mean "not offered".
+                Err(Failure {
+                    error: UpstreamError::Status { status: StatusCode::NOT_FOUND | StatusCode::GONE, .. },
+                    ..
+                }) => {
                     return Err(Failure::fatal(UpstreamError::NotFound {
                         project: project.to_string(),
                         url: redact::url(&url),

@@ -44,6 +44,56 @@ pub enum Offered {
 #[derive(Debug, Clone)]
 pub struct Listing {
     pub files: std::sync::Arc<Vec<UpstreamFile>>,
+    /// PEP 792: the project's status as the upstream marks it (`None`: active).
+    pub status: Option<ProjectStatus>,
+}
+
+/// PEP 792's project status markers, and the reason the upstream gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectStatus {
+    pub status: Status,
+    pub reason: Option<String>,
+}
+
+/// PEP 792: one status per project; a status airlock does not know reads as
+/// `active` (the spec's default), its text kept.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Active,
+    Archived,
+    /// Unsafe (malware, most often): the upstream offers no file of it.
+    Quarantined,
+    Deprecated,
+    Other(String),
+}
+
+impl Status {
+    pub fn parse(text: &str) -> Status {
+        match text.trim() {
+            "active" => Status::Active,
+            "archived" => Status::Archived,
+            "quarantined" => Status::Quarantined,
+            "deprecated" => Status::Deprecated,
+            other => Status::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Status::Active => "active",
+            Status::Archived => "archived",
+            Status::Quarantined => "quarantined",
+            Status::Deprecated => "deprecated",
+            Status::Other(s) => s,
+        }
+    }
+}
+
+impl ProjectStatus {
+    /// Whether the mirror must offer no file of the project.
+    pub fn quarantined(status: Option<&ProjectStatus>) -> bool {
+        status.is_some_and(|s| s.status == Status::Quarantined)
+    }
 }
 
 /// A file the upstream listed that airlock will not touch, and why.
@@ -74,7 +124,11 @@ impl Listing {
                 Err(reason) => skipped.push(Skipped { filename: f.filename.clone(), reason: reason.to_string() }),
             }
         }
-        (Listing { files: std::sync::Arc::new(files) }, skipped)
+        let status = page.project_status.as_ref().map(|s| ProjectStatus {
+            status: Status::parse(&s.status),
+            reason: s.reason.clone().filter(|r| !r.trim().is_empty()),
+        });
+        (Listing { files: std::sync::Arc::new(files), status }, skipped)
     }
 }
 
@@ -166,6 +220,7 @@ mod tests {
             meta: Default::default(),
             name: "pkg".into(),
             versions: None,
+            project_status: None,
             files: vec![
                 file("pkg-1.0.tar.gz", "../../files/pkg-1.0.tar.gz"),
                 file("../pkg-1.0.tar.gz", "x"),

@@ -14,6 +14,8 @@ use url::Url;
 
 /// The API version airlock writes: PEP 691 with PEP 700's additions.
 pub const API_VERSION: &str = "1.1";
+/// The API version of a page that carries PEP 792 status (or PEP 740 provenance).
+pub const API_VERSION_STATUS: &str = "1.4";
 pub use crate::util::mime::SIMPLE_JSON as JSON_CONTENT_TYPE;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +54,17 @@ pub struct ProjectPage {
     /// PEP 700: every version of the project, even ones without files here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versions: Option<Vec<String>>,
+    /// PEP 792 (api-version 1.4): the project's status and why.
+    #[serde(rename = "project-status", default, skip_serializing_if = "Option::is_none")]
+    pub project_status: Option<ProjectStatus>,
+}
+
+/// PEP 792: `{"status": "quarantined", "reason": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectStatus {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// PEP 592 / 691: `false`, `true` or a reason string.
@@ -180,12 +193,18 @@ pub fn parse_html_page(body: &[u8], base: &Url, name: &str) -> ProjectPage {
     let text = String::from_utf8_lossy(body);
     let mut base = base.clone();
     let mut files = Vec::new();
+    let (mut status, mut reason) = (None, None);
     for token in Tokenizer::new(text.as_ref()).flatten() {
         let Token::StartTag(tag) = token else {
             continue;
         };
         let attr = |k: &str| tag.attributes.get(k.as_bytes()).map(|v| String::from_utf8_lossy(&v.value).into_owned());
         match tag.name.as_slice() {
+            b"meta" => match attr("name").as_deref() {
+                Some("pypi:project-status") => status = attr("content"),
+                Some("pypi:project-status-reason") => reason = attr("content"),
+                _ => {}
+            },
             b"base" => {
                 if let Some(href) = attr("href")
                     && let Ok(b) = base.join(href.trim())
@@ -237,6 +256,7 @@ pub fn parse_html_page(body: &[u8], base: &Url, name: &str) -> ProjectPage {
         name: name.to_string(),
         files,
         versions: None,
+        project_status: status.map(|status| ProjectStatus { status, reason }),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admission;
 mod advisories;
 mod architecture;
 mod bundles;

@@ -91,6 +91,16 @@ pub struct Changes {
     /// Findings that no longer affect a served version.
     #[serde(default)]
     pub resolved: Vec<Resolved>,
+    /// Releases newly held by the admission gate.
+    #[serde(default)]
+    pub held: Vec<VersionRef>,
+    /// Held releases newly let in early.
+    #[serde(default)]
+    pub admitted: Vec<VersionRef>,
+    /// What newly left the tree because the upstream no longer offers it
+    /// (or the freeze holds it).
+    #[serde(default)]
+    pub withdrawn: Vec<super::admission::WithdrawnView>,
     /// The full length of each list, when the lists are cut to what a feed
     /// entry shows ([`Changes::for_feed`]); never in changes.json.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,6 +118,12 @@ pub struct Totals {
     pub tampering: usize,
     #[serde(default)]
     pub resolved: usize,
+    #[serde(default)]
+    pub held: usize,
+    #[serde(default)]
+    pub admitted: usize,
+    #[serde(default)]
+    pub withdrawn: usize,
 }
 
 /// Lines per list in a feed entry; the rest is counted, in changes.json.
@@ -124,6 +140,9 @@ impl Changes {
             unblocked: self.unblocked.len(),
             tampering: self.tampering.len(),
             resolved: self.resolved.len(),
+            held: self.held.len(),
+            admitted: self.admitted.len(),
+            withdrawn: self.withdrawn.len(),
         })
     }
 
@@ -146,6 +165,9 @@ impl Changes {
             unblocked: cut(&self.unblocked),
             tampering: cut(&self.tampering),
             resolved: cut(&self.resolved),
+            held: cut(&self.held),
+            admitted: cut(&self.admitted),
+            withdrawn: cut(&self.withdrawn),
             totals: Some(self.totals()),
         }
     }
@@ -166,6 +188,15 @@ impl Changes {
         if t.tampering > 0 {
             parts.push(format!("{} POSSIBLE TAMPERING", t.tampering));
         }
+        if t.held > 0 {
+            parts.push(format!("{} held", t.held));
+        }
+        if t.admitted > 0 {
+            parts.push(format!("{} admitted early", t.admitted));
+        }
+        if t.withdrawn > 0 {
+            parts.push(format!("{} withdrawn", t.withdrawn));
+        }
         if t.resolved > 0 {
             parts.push(format!("{} finding(s) resolved", t.resolved));
         }
@@ -181,6 +212,9 @@ struct Before {
     findings: BTreeMap<(String, String, String), Vec<String>>,
     blocked: BTreeSet<VersionRef>,
     tampering: BTreeSet<TamperingRef>,
+    held: BTreeSet<VersionRef>,
+    admitted: BTreeSet<VersionRef>,
+    withdrawn: BTreeSet<super::admission::WithdrawnView>,
 }
 
 /// The parts of a previous security.json the changes are computed from,
@@ -193,6 +227,12 @@ struct PreviousReport {
     tampering: Vec<TamperingRef>,
     #[serde(default)]
     run: PreviousRun,
+    #[serde(default)]
+    held: Vec<VersionRef>,
+    #[serde(default)]
+    admitted: Vec<VersionRef>,
+    #[serde(default)]
+    withdrawn: Vec<super::admission::WithdrawnView>,
 }
 
 #[derive(Deserialize, Default)]
@@ -283,6 +323,10 @@ fn before(previous: Option<&[u8]>) -> Option<Before> {
         }
     }
     b.tampering.extend(report.tampering.into_iter().map(|t| TamperingRef { detail: None, ..t }));
+    b.held.extend(report.held);
+    b.admitted.extend(report.admitted);
+    b.withdrawn
+        .extend(report.withdrawn.into_iter().map(|w| super::admission::WithdrawnView { since: String::new(), ..w }));
     for d in &report.run.diagnostics {
         match refusal(&d.code, &d.project, d.file.as_deref(), d.version.as_deref(), &d.message) {
             Some(Refusal::Blocked(r)) => {
@@ -300,7 +344,12 @@ fn before(previous: Option<&[u8]>) -> Option<Before> {
 /// The changes from the tree whose security.json is `previous` to this
 /// one. A first tree has no before: every finding it serves is newly
 /// affected, so a feed's subscribers hear of what was vulnerable on day one.
-pub fn compute(audit: &Audit, diagnostics: &[Diagnostic], previous: Option<&[u8]>) -> Changes {
+pub fn compute(
+    audit: &Audit,
+    diagnostics: &[Diagnostic],
+    withdrawn: &[super::admission::WithdrawnView],
+    previous: Option<&[u8]>,
+) -> Changes {
     let prev = before(previous);
     let first = prev.is_none();
     let prev = prev.unwrap_or_default();
@@ -365,6 +414,16 @@ pub fn compute(audit: &Audit, diagnostics: &[Diagnostic], previous: Option<&[u8]
     };
     newly_affected.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
     let resolved = resolved(&prev, &now);
+    let version_ref = |project: &str, version: &str| VersionRef { project: project.into(), version: version.into() };
+    let held: BTreeSet<VersionRef> =
+        super::admission::held_views(diagnostics).iter().map(|h| version_ref(&h.project, &h.version)).collect();
+    let admitted: BTreeSet<VersionRef> =
+        super::admission::admitted_views(diagnostics).iter().map(|a| version_ref(&a.project, &a.version)).collect();
+    let withdrawn: Vec<super::admission::WithdrawnView> = withdrawn
+        .iter()
+        .filter(|w| !prev.withdrawn.contains(&super::admission::WithdrawnView { since: String::new(), ..(*w).clone() }))
+        .cloned()
+        .collect();
     Changes {
         schema: SCHEMA.into(),
         generated_at: audit.generated_at.to_string(),
@@ -377,6 +436,9 @@ pub fn compute(audit: &Audit, diagnostics: &[Diagnostic], previous: Option<&[u8]
         unblocked: prev.blocked.intersection(&now.versions).filter(|r| !now.blocked.contains(*r)).cloned().collect(),
         tampering,
         resolved,
+        held: held.difference(&prev.held).cloned().collect(),
+        admitted: admitted.difference(&prev.admitted).cloned().collect(),
+        withdrawn,
         totals: None,
     }
 }
@@ -464,6 +526,23 @@ pub fn render_feed(mirror: &str, updated: &str, runs: &[(i64, Changes)]) -> Vec<
                 })
                 .collect(),
             totals.tampering,
+        );
+        section("held (not yet admitted)", c.held.iter().map(v).collect(), totals.held);
+        section("admitted early", c.admitted.iter().map(v).collect(), totals.admitted);
+        section(
+            "withdrawn (the upstream no longer offers it)",
+            c.withdrawn
+                .iter()
+                .map(|w| {
+                    let what = w
+                        .filename
+                        .clone()
+                        .or_else(|| w.version.clone())
+                        .unwrap_or_else(|| "(the whole project)".into());
+                    format!("{} {what} ({})", w.project, w.reason)
+                })
+                .collect(),
+            totals.withdrawn,
         );
         section(
             "resolved (no longer affected)",

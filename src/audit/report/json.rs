@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::admission::{AdmittedView, HeldView, WithdrawnView};
 use super::views::{DiagnosticView, Inputs, TamperingView};
 use crate::advisories::severity::Severity;
 use crate::audit::{IgnoreStatus, IgnoreUse, Status};
@@ -26,6 +27,12 @@ pub struct Report<'a> {
     pub ignores: &'a [IgnoreStatus],
     /// airlock extension: files whose upstream sha256 changed after mirroring.
     pub tampering: Vec<TamperingView>,
+    /// Releases the admission gate holds out of the tree, with when they are due.
+    pub held: Vec<HeldView>,
+    /// Held releases let in early (`[[select.admit]]`, the security bypass).
+    pub admitted: Vec<AdmittedView>,
+    /// What left the tree because the upstream no longer offers it (or the freeze).
+    pub withdrawn: Vec<WithdrawnView>,
     /// airlock extension: what the run that published this tree had to say.
     pub run: Run,
 }
@@ -186,6 +193,9 @@ pub fn report(inputs: Inputs<'_>) -> Report<'_> {
         projects,
         ignores: &audit.ignores,
         tampering: super::views::tampering_views(&audit.tampering),
+        held: super::admission::held_views(inputs.diagnostics),
+        admitted: super::admission::admitted_views(inputs.diagnostics),
+        withdrawn: super::admission::withdrawn_views(inputs.withdrawn, audit),
         run: Run { diagnostics: super::views::diagnostic_views(inputs.diagnostics) },
     }
 }

@@ -4,6 +4,7 @@
 //! `reports/security.html` (self-contained) and `reports/summary.md` (CI step
 //! summaries). Each format has its own wire structs, converted explicitly.
 
+pub mod admission;
 pub mod changes;
 pub mod html;
 pub mod installability;

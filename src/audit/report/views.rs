@@ -19,6 +19,8 @@ pub struct Inputs<'a> {
     /// What the tree changes against the served one (summary.md leads
     /// with it), once computed.
     pub changes: Option<&'a changes::Changes>,
+    /// Files withdrawn from the tree and not listed again, from the state.
+    pub withdrawn: &'a [super::admission::WithdrawnRow],
 }
 
 /// Tampering evidence as reports show it.

@@ -128,6 +128,12 @@ impl State {
         self.each_artifact_where("", [], f)
     }
 
+    /// Every artifact that may be in a tree (not withdrawn), sorted by
+    /// project and filename, one at a time.
+    pub fn each_served_artifact(&self, f: impl FnMut(Artifact)) -> Result<(), StateError> {
+        self.each_artifact_where("WHERE withdrawn IS NULL", [], f)
+    }
+
     /// How many files a tree of the state's artifacts holds at most: each
     /// artifact, and the `.metadata` of each that has one.
     pub fn tree_files(&self) -> Result<u64, StateError> {
@@ -211,7 +217,7 @@ impl State {
                 }
             }
             let kept = tx.execute(
-                "UPDATE artifacts SET unselected_run = NULL, selected_run = ?1
+                "UPDATE artifacts SET unselected_run = NULL, selected_run = ?1, withdrawn = NULL, withdrawn_at = NULL
                  WHERE (project, filename) IN (SELECT project, filename FROM sel_keep)
                    AND (unselected_run IS NOT NULL OR selected_run != ?1)",
                 [run],
@@ -270,6 +276,89 @@ impl State {
         out
     }
 
+    /// Mark files that left the tree in this run as withdrawn (`filename`
+    /// `None`: every file of the project that left in run `run`), with why
+    /// and when; they are never pruned.
+    pub fn mark_withdrawn(
+        &mut self,
+        run: i64,
+        at: &str,
+        files: &[(ProjectName, Option<String>, &str)],
+    ) -> Result<(), StateError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        self.in_tx(|tx| {
+            let mut one = tx.prepare_cached(
+                "UPDATE artifacts SET withdrawn = ?3, withdrawn_at = ?4
+                 WHERE project = ?1 AND filename = ?2 AND unselected_run = ?5 AND withdrawn IS NULL",
+            )?;
+            let mut all = tx.prepare_cached(
+                "UPDATE artifacts SET withdrawn = ?2, withdrawn_at = ?3
+                 WHERE project = ?1 AND unselected_run = ?4 AND withdrawn IS NULL",
+            )?;
+            for (p, f, why) in files {
+                match f {
+                    Some(f) => one.execute(params![p.as_str(), f, why, at, run])?,
+                    None => all.execute(params![p.as_str(), why, at, run])?,
+                };
+            }
+            Ok(())
+        })
+    }
+
+    /// Every withdrawn file not listed again: (project, filename, why, since),
+    /// sorted.
+    pub fn withdrawn(&self) -> Result<Vec<(ProjectName, String, String, String)>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT project, filename, withdrawn, withdrawn_at FROM artifacts
+                 WHERE withdrawn IS NOT NULL AND unselected_run IS NOT NULL ORDER BY project, filename",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (p, f, why, at) = row.map_err(|e| self.err(e))?;
+            if let Ok(p) = p.parse::<ProjectName>() {
+                out.push((p, f, why, at.unwrap_or_default()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The versions each project lists (its files' versions).
+    pub fn listed_versions(
+        &self,
+    ) -> Result<std::collections::HashMap<ProjectName, std::collections::BTreeSet<crate::dist::Version>>, StateError>
+    {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT project, filename FROM artifacts WHERE unselected_run IS NULL")
+            .map_err(|e| self.err(e))?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err(e))?;
+        let mut out: std::collections::HashMap<ProjectName, std::collections::BTreeSet<_>> = Default::default();
+        for row in rows {
+            let (p, f) = row.map_err(|e| self.err(e))?;
+            let Ok(p) = p.parse::<ProjectName>() else { continue };
+            if let Ok(f) = crate::dist::filename::DistFilename::parse(&f, Some(&p)) {
+                out.entry(p).or_default().insert(f.version().clone());
+            }
+        }
+        Ok(out)
+    }
+
     /// How many files each project lists.
     pub fn listed_counts(&self) -> Result<std::collections::HashMap<ProjectName, u64>, StateError> {
         let mut stmt = self
@@ -290,7 +379,10 @@ impl State {
 
     /// Files no longer listed whose grace period is over at run `run`.
     pub fn prunable(&self, run: i64, keep_runs: i64) -> Result<Vec<Artifact>, StateError> {
-        self.query_artifacts("WHERE unselected_run IS NOT NULL AND ?1 - unselected_run >= ?2", [run, keep_runs])
+        self.query_artifacts(
+            "WHERE unselected_run IS NOT NULL AND withdrawn IS NULL AND ?1 - unselected_run >= ?2",
+            [run, keep_runs],
+        )
     }
 
     /// Listed files of projects not in `projects`.

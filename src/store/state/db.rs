@@ -151,6 +151,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE trees ADD COLUMN listed_count INTEGER;
     ALTER TABLE trees ADD COLUMN listed BLOB;
     "#,
+    // 10: files withdrawn from the tree because the upstream no longer
+    // offers them (or quarantined them, or the freeze holds them): why and
+    // since when; never pruned, their bytes kept for forensics.
+    r#"
+    ALTER TABLE artifacts ADD COLUMN withdrawn TEXT;
+    ALTER TABLE artifacts ADD COLUMN withdrawn_at TEXT;
+    ALTER TABLE projects ADD COLUMN status TEXT;
+    ALTER TABLE projects ADD COLUMN status_reason TEXT;
+    "#,
 ];
 
 /// Bump the selection counter inside a transaction that changed something.

@@ -28,6 +28,9 @@ pub struct ProjectView {
     pub skipped: Vec<Skipped>,
     /// The upstream's serial of the project when this view was fetched.
     pub serial: Option<i64>,
+    /// PEP 792: the status the page gives (`None`: active), kept in its
+    /// own columns so a publish reads it without parsing pages.
+    pub status: Option<crate::upstream::listing::ProjectStatus>,
 }
 
 /// What the state knows of an upstream's serials.
@@ -41,8 +44,7 @@ pub struct UpstreamSerial {
 }
 
 impl State {
-    pub(super) const VIEW_COLUMNS: &'static str =
-        "page_url, etag, last_modified, body_sha256, page, fetched_at, plan_key, skipped, serial";
+    pub(super) const VIEW_COLUMNS: &'static str = "page_url, etag, last_modified, body_sha256, page, fetched_at, plan_key, skipped, serial, status, status_reason";
 
     /// A project row selected as `project, VIEW_COLUMNS`.
     pub(super) fn view_from_row(project: ProjectName, r: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectView> {
@@ -59,7 +61,34 @@ impl State {
             // Only a report detail: an unreadable list is an empty one.
             skipped: serde_json::from_str(&skipped).unwrap_or_default(),
             serial: r.get(9)?,
+            status: r.get::<_, Option<String>>(10)?.map(|s| crate::upstream::listing::ProjectStatus {
+                status: crate::upstream::listing::Status::parse(&s),
+                reason: r.get(11).ok().flatten(),
+            }),
         })
+    }
+
+    /// Every project the upstream marks with a PEP 792 status other than
+    /// active, by name.
+    pub fn project_statuses(
+        &self,
+    ) -> Result<std::collections::BTreeMap<ProjectName, crate::upstream::listing::ProjectStatus>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT project, status, status_reason FROM projects WHERE status IS NOT NULL")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = std::collections::BTreeMap::new();
+        for row in rows {
+            let (p, status, reason) = row.map_err(|e| self.err(e))?;
+            let status = crate::upstream::listing::Status::parse(&status);
+            if let (Ok(p), false) = (p.parse::<ProjectName>(), status == crate::upstream::listing::Status::Active) {
+                out.insert(p, crate::upstream::listing::ProjectStatus { status, reason });
+            }
+        }
+        Ok(out)
     }
 
     /// Every stored view.
@@ -136,7 +165,7 @@ impl State {
     pub fn put_project_views(&mut self, views: &[ProjectView]) -> Result<(), StateError> {
         self.in_tx(|tx| {
             let sql = format!(
-                "INSERT OR REPLACE INTO projects (project, {}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                "INSERT OR REPLACE INTO projects (project, {}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
                 Self::VIEW_COLUMNS
             );
             let mut stmt = tx.prepare_cached(&sql)?;
@@ -152,7 +181,9 @@ impl State {
                     v.fetched_at,
                     v.plan_key,
                     skipped,
-                    v.serial
+                    v.serial,
+                    v.status.as_ref().map(|s| s.status.as_str().to_string()),
+                    v.status.as_ref().and_then(|s| s.reason.clone()),
                 ])?;
             }
             Ok(())

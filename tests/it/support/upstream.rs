@@ -107,6 +107,8 @@ struct Inner {
     changelog: Vec<(String, i64)>,
     /// Each project's last serial, by normalized name.
     project_serial: BTreeMap<String, i64>,
+    /// PEP 792 status and reason, by normalized name.
+    status: BTreeMap<String, (String, Option<String>)>,
 }
 
 #[derive(Clone)]
@@ -169,6 +171,29 @@ impl Upstream {
         let entry = inner.projects.entry(normalize(project)).or_insert_with(|| (project.to_string(), Vec::new()));
         entry.1.retain(|f| f.filename != file.filename);
         entry.1.push(file);
+    }
+
+    /// Take a file off a project's page (its URL answers 404 too), as a
+    /// takedown does; logged in the changelog as PyPI logs a removal.
+    pub fn remove(&self, project: &str, filename: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.serial += 1;
+        let serial = inner.serial;
+        inner.changelog.push((project.to_string(), serial));
+        inner.project_serial.insert(normalize(project), serial);
+        if let Some(entry) = inner.projects.get_mut(&normalize(project)) {
+            entry.1.retain(|f| f.filename != filename);
+        }
+    }
+
+    /// Mark a project with a PEP 792 status (`quarantined`, `archived`, ...).
+    pub fn set_status(&self, project: &str, status: &str, reason: Option<&str>) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.serial += 1;
+        let serial = inner.serial;
+        inner.changelog.push((project.to_string(), serial));
+        inner.project_serial.insert(normalize(project), serial);
+        inner.status.insert(normalize(project), (status.to_string(), reason.map(str::to_string)));
     }
 
     /// Speak PyPI's serials (XML-RPC `changelog_last_serial` and
@@ -358,7 +383,11 @@ impl Upstream {
             let (page, serial) = {
                 let inner = self.inner.lock().unwrap();
                 let serial = inner.serials.then(|| inner.project_serial.get(name).copied().unwrap_or(0).to_string());
-                (inner.projects.get(name).map(|(display, files)| self.page(display, files, inner.pep658)), serial)
+                let status = inner.status.get(name);
+                (
+                    inner.projects.get(name).map(|(display, files)| self.page(display, files, inner.pep658, status)),
+                    serial,
+                )
             };
             let Some((content_type, body)) = page else {
                 return respond(&mut stream, 404, &[], b"no such project\n");
@@ -442,7 +471,13 @@ impl Upstream {
         respond(&mut stream, 404, &[], b"not found\n")
     }
 
-    fn page(&self, display: &str, files: &[FakeFile], pep658: bool) -> (&'static str, Vec<u8>) {
+    fn page(
+        &self,
+        display: &str,
+        files: &[FakeFile],
+        pep658: bool,
+        status: Option<&(String, Option<String>)>,
+    ) -> (&'static str, Vec<u8>) {
         let meta_sha = |f: &FakeFile| {
             pep658.then(|| metadata_of(&f.bytes)).flatten().map(|m| hex::encode(sha2::Sha256::digest(&m)))
         };
@@ -472,12 +507,25 @@ impl Upstream {
                         v
                     })
                     .collect();
-                let body = serde_json::json!({"meta": {"api-version": "1.1", "_last-serial": "12"}, "name": normalize(display), "files": files});
+                let mut body = serde_json::json!({"meta": {"api-version": "1.1", "_last-serial": "12"}, "name": normalize(display), "files": files});
+                if let Some((status, reason)) = status {
+                    body["meta"]["api-version"] = serde_json::json!("1.4");
+                    body["project-status"] = serde_json::json!({"status": status, "reason": reason});
+                }
                 ("application/vnd.pypi.simple.v1+json", serde_json::to_vec(&body).unwrap())
             }
             Flavour::Html => {
-                let mut html =
-                    format!("<!DOCTYPE html><html><head><title>Links for {}</title></head><body>\n", escape(display));
+                let mut meta = String::new();
+                if let Some((status, reason)) = status {
+                    meta.push_str(&format!("<meta name=\"pypi:project-status\" content=\"{}\">", escape(status)));
+                    if let Some(r) = reason {
+                        meta.push_str(&format!("<meta name=\"pypi:project-status-reason\" content=\"{}\">", escape(r)));
+                    }
+                }
+                let mut html = format!(
+                    "<!DOCTYPE html><html><head>{meta}<title>Links for {}</title></head><body>\n",
+                    escape(display)
+                );
                 for f in files {
                     let frag = if f.no_hash { String::new() } else { format!("#sha256={}", sha(f)) };
                     html.push_str(&format!("<a href=\"{}{}\"", escape(&url(f)), frag));

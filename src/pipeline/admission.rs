@@ -1,0 +1,69 @@
+//! Stage: admission. The run's gate (`select::admission`), put in front of
+//! every listing the views hand out, so resolution, the closure and the
+//! plan only ever see releases that may enter. The gate's inputs are
+//! fixed here, once per run: the clock (`SOURCE_DATE_EPOCH` when set), the
+//! `[[select.admit]]` entries, and for the security bypass the snapshot and
+//! the versions the mirror serves.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::views::Gatekeeper;
+use crate::advisories::Snapshot;
+use crate::audit::LoadedSnapshot;
+use crate::dist::Version;
+use crate::dist::names::ProjectName;
+use crate::manifest::Manifest;
+use crate::select::admission::{Gate, judge};
+use crate::store::state::{State, StateError};
+
+/// The run's gate, or `None` when no project is held back by anything.
+pub fn gatekeeper(
+    manifest: &Manifest,
+    loaded: &LoadedSnapshot,
+    state: &State,
+) -> Result<Option<Gatekeeper>, StateError> {
+    let select = manifest.select.clone();
+    let any = select.defaults.gated() || select.overrides.keys().any(|p| select.options_for(p).gated());
+    if !any {
+        return Ok(None);
+    }
+    let now = crate::util::clock::output_time();
+    let bypass = match (&loaded.snapshot, manifest.policy.security_bypass) {
+        (Some(s), true) => Some(Bypass { snapshot: s.clone(), served: state.listed_versions()? }),
+        _ => None,
+    };
+    Ok(Some(Arc::new(move |project: &ProjectName, listing| {
+        let fixes = |p: &ProjectName, v: &Version| bypass.as_ref().and_then(|b| b.fixes(p, v));
+        let gate = Gate { now, admits: &select.admit, fixes: if bypass.is_some() { Some(&fixes) } else { None } };
+        judge(project, listing, &select.options_for(project), &gate)
+    })))
+}
+
+/// What the security bypass reads: the snapshot's ranges and the versions
+/// the mirror serves.
+struct Bypass {
+    snapshot: Arc<Snapshot>,
+    served: HashMap<ProjectName, BTreeSet<Version>>,
+}
+
+impl Bypass {
+    /// The first advisory (by served version, then the snapshot's order)
+    /// that affects a served version below `release` and not `release`.
+    /// Malicious-package records are not "fixed" by a later release.
+    fn fixes(&self, project: &ProjectName, release: &Version) -> Option<String> {
+        let served = self.served.get(project)?;
+        let mut affecting_release: Option<BTreeSet<usize>> = None;
+        for v in served.range(..release) {
+            for f in self.snapshot.check_version(project.as_str(), v).iter().filter(|f| !f.malicious) {
+                let still = affecting_release.get_or_insert_with(|| {
+                    self.snapshot.check_version(project.as_str(), release).iter().map(|f| f.group).collect()
+                });
+                if !still.contains(&f.group) {
+                    return Some(self.snapshot.id(f).to_string());
+                }
+            }
+        }
+        None
+    }
+}

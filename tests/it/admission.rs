@@ -1,0 +1,231 @@
+//! The admission gate: a release enters only when it is old enough, still
+//! offered upstream and not quarantined. Upload times are set relative to
+//! "now", which `SOURCE_DATE_EPOCH` fixes for each run.
+
+use std::path::Path;
+
+use crate::support::*;
+
+/// 2026-03-24T12:00:00Z, the runs' clock unless a test moves it.
+const NOW: i64 = 1_774_353_600;
+
+fn at(offset_hours: i64) -> String {
+    jiff::Timestamp::from_second(NOW + offset_hours * 3600).unwrap().to_string()
+}
+
+fn whl(up: &Upstream, name: &str, version: &str, uploaded: Option<&str>) -> FakeFile {
+    let mut f =
+        FakeFile::new(wheel(name, version, WheelSpec { tag: "py3-none-any", requires: &[], requires_python: None }));
+    if let Some(t) = uploaded {
+        f = f.uploaded(t);
+    }
+    up.add(name, f.clone());
+    f
+}
+
+fn build_at(env: &Env, hours: i64) -> assert_cmd::assert::Assert {
+    env.airlock().arg("build").env("SOURCE_DATE_EPOCH", (NOW + hours * 3600).to_string()).assert()
+}
+
+fn security(public: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(public.join("reports/security.json")).unwrap()).unwrap()
+}
+
+fn versions(public: &Path, project: &str) -> Vec<String> {
+    listed(public, project)
+}
+
+#[test]
+fn a_young_release_is_held_until_due_and_then_enters() {
+    let env = Env::new(Flavour::Json);
+    whl(&env.upstream, "pkg", "1.0", Some(&at(-24 * 30)));
+    whl(&env.upstream, "pkg", "1.1", Some(&at(-3)));
+    whl(&env.upstream, "nodate", "1.0", None);
+    env.manifest("[select]\npackages = [\"pkg\", \"nodate\"]\nmin_age = \"1d\"\n");
+    let a = build_at(&env, 0).success();
+    let err = stderr(&a);
+    assert!(err.contains("held: pkg 1.1 is not served (younger than `min_age`); due 2026-03-25T09:00:00Z"), "{err}");
+    assert!(err.contains("held: nodate 1.0 is not served (the upstream gives no upload time"), "{err}");
+    let public = env.public();
+    assert_eq!(versions(&public, "pkg"), ["pkg-1.0-py3-none-any.whl"]);
+    assert!(!public.join("packages/pkg/pkg-1.1-py3-none-any.whl").exists(), "no file of a held release");
+    assert!(versions(&public, "nodate").is_empty());
+    let held = &security(&public)["held"];
+    assert_eq!(held[0]["project"], "nodate");
+    assert_eq!(held[0]["reason"], "no-upload-time");
+    assert_eq!(held[0]["due"], serde_json::Value::Null);
+    assert_eq!(held[1]["project"], "pkg");
+    assert_eq!(held[1]["version"], "1.1");
+    assert_eq!(held[1]["reason"], "young");
+    assert_eq!(held[1]["due"], "2026-03-25T09:00:00Z");
+    let plan = env.airlock().arg("plan").env("SOURCE_DATE_EPOCH", NOW.to_string()).assert().success();
+    let text = String::from_utf8_lossy(&plan.get_output().stdout).into_owned();
+    assert!(text.contains("held: pkg 1.1") && text.contains("due 2026-03-25T09:00:00Z"), "{text}");
+
+    // A day later the release is due: it enters with no change upstream.
+    build_at(&env, 22).success();
+    assert_eq!(versions(&public, "pkg"), ["pkg-1.0-py3-none-any.whl", "pkg-1.1-py3-none-any.whl"]);
+    assert_eq!(security(&public)["held"].as_array().map(Vec::len), Some(1), "only nodate stays held");
+}
+
+#[test]
+fn admit_entries_let_in_until_they_expire_and_a_fix_for_a_served_version_bypasses_the_hold() {
+    let env = Env::new(Flavour::Json);
+    whl(&env.upstream, "pkg", "1.0", Some(&at(-24 * 30)));
+    whl(&env.upstream, "pkg", "2.0", Some(&at(-1)));
+    let entry = |expires: &str| {
+        format!(
+            "[select]\npackages = [\"pkg\"]\nmin_age = \"3d\"\n[[select.admit]]\nproject = \"pkg\"\nversion = \"2.0\"\nreason = \"vendor hotfix, diff reviewed\"\nexpires = \"{expires}\"\n"
+        )
+    };
+    env.manifest(&entry("2026-03-23"));
+    let a = build_at(&env, 0).success();
+    assert!(stderr(&a).contains("expired on 2026-03-23 and admits nothing"), "{}", stderr(&a));
+    assert_eq!(versions(&env.public(), "pkg"), ["pkg-1.0-py3-none-any.whl"]);
+    env.manifest(&entry("2026-04-01"));
+    let a = build_at(&env, 0).success();
+    assert!(
+        stderr(&a).contains("admitted early: pkg 2.0 (vendor hotfix, diff reviewed), until 2026-04-01"),
+        "{}",
+        stderr(&a)
+    );
+    assert_eq!(versions(&env.public(), "pkg"), ["pkg-1.0-py3-none-any.whl", "pkg-2.0-py3-none-any.whl"]);
+    let admitted = &security(&env.public())["admitted"];
+    assert_eq!(admitted[0]["version"], "2.0");
+    assert_eq!(admitted[0]["reason"], "vendor hotfix, diff reviewed");
+    assert_eq!(admitted[0]["expires"], "2026-04-01");
+
+    // The bypass: an advisory affects the served 1.0 and 1.5 fixes it.
+    let env = Env::new(Flavour::Json);
+    whl(&env.upstream, "pkg", "1.0", Some(&at(-24 * 30)));
+    whl(&env.upstream, "pkg", "1.5", Some(&at(-2)));
+    let osv = env.path("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    std::fs::write(
+        osv.join("PYSEC-2026-9.json"),
+        r#"{"id":"PYSEC-2026-9","modified":"2026-03-20T00:00:00Z","summary":"bad","affected":[{"package":{"ecosystem":"PyPI","name":"pkg"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1.5"}]}]}]}"#,
+    )
+    .unwrap();
+    let m = "[select]\npackages = [\"pkg\"]\nmin_age = \"3d\"\n[advisories]\nsources = [\"osv\"]\n";
+    env.manifest(m);
+    env.airlock().args(["advisories", "update"]).assert().success();
+    // First run: nothing is served yet, so nothing is fixed; 1.5 waits.
+    build_at(&env, 0).success();
+    assert_eq!(versions(&env.public(), "pkg"), ["pkg-1.0-py3-none-any.whl"]);
+    // Next run: 1.0 is served and affected, 1.5 fixes it: in at once.
+    let a = build_at(&env, 1).code(0);
+    assert!(stderr(&a).contains("admitted early: pkg 1.5 (fixes PYSEC-2026-9)"), "{}", stderr(&a));
+    assert_eq!(versions(&env.public(), "pkg"), ["pkg-1.0-py3-none-any.whl", "pkg-1.5-py3-none-any.whl"]);
+    assert_eq!(security(&env.public())["admitted"][0]["reason"], "fixes PYSEC-2026-9");
+}
+
+#[test]
+fn what_the_upstream_withdraws_leaves_the_tree_and_an_outage_withdraws_nothing() {
+    let env = Env::new(Flavour::Json);
+    for p in ["gone-file", "gone-project", "quar", "arch", "flaky"] {
+        whl(&env.upstream, p, "1.0", Some(&at(-100)));
+        whl(&env.upstream, p, "1.1", Some(&at(-50)));
+    }
+    let m = "max_removed = \"100%\"\n[select]\npackages = [\"gone-file\", \"gone-project\", \"quar\", \"arch\", \"flaky\"]\n";
+    env.manifest(m);
+    build_at(&env, 0).success();
+    let public = env.public();
+    env.upstream.remove("gone-file", "gone_file-1.1-py3-none-any.whl");
+    env.upstream.fault("/simple/gone-project/", Fault::Always(410));
+    env.upstream.set_status("quar", "quarantined", Some("malware"));
+    env.upstream.set_status("arch", "archived", Some("moved to arch2"));
+    env.upstream.fault("/simple/flaky/", Fault::Always(503));
+    let a = build_at(&env, 1).code(1); // the outage fails the run (and withdraws nothing)
+    let err = stderr(&a);
+    assert!(err.contains("withdrawn: gone-file/gone_file-1.1-py3-none-any.whl leaves the served tree"), "{err}");
+    assert!(err.contains("withdrawn: gone-project (the whole project)"), "{err}");
+    assert!(
+        err.contains(
+            "withdrawn: quar (the whole project) leaves the served tree (the upstream marks the project quarantined)"
+        ),
+        "{err}"
+    );
+    assert_eq!(versions(&public, "gone-file"), ["gone_file-1.0-py3-none-any.whl"]);
+    assert!(versions(&public, "gone-project").is_empty());
+    assert!(versions(&public, "quar").is_empty());
+    assert_eq!(versions(&public, "arch").len(), 2, "archived keeps its files");
+    assert_eq!(versions(&public, "flaky").len(), 2, "an outage withdraws nothing");
+    let sec = security(&public);
+    let withdrawn: Vec<(String, String, String)> = sec["withdrawn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["project"].as_str().unwrap().into(),
+                w["filename"].as_str().unwrap_or("-").into(),
+                w["reason"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        withdrawn,
+        [
+            ("gone-file".into(), "gone_file-1.1-py3-none-any.whl".into(), "removed-upstream".into()),
+            ("gone-project".into(), "-".into(), "removed-upstream".into()),
+            ("quar".into(), "-".into(), "quarantined".into()),
+        ]
+    );
+    // The bytes stay in the store for forensics, however many runs pass.
+    for h in 2..6 {
+        build_at(&env, h).code(1);
+    }
+    assert!(env.path(".airlock/store/gone-project/gone_project-1.0-py3-none-any.whl").is_file());
+    assert!(env.path(".airlock/store/quar/quar-1.1-py3-none-any.whl").is_file());
+    // PEP 792 passes through: status on the JSON and HTML pages, api-version 1.4.
+    let page: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(public.join("simple/arch/index.v1_json")).unwrap()).unwrap();
+    assert_eq!(page["meta"]["api-version"], "1.4");
+    assert_eq!(page["project-status"]["status"], "archived");
+    assert_eq!(page["project-status"]["reason"], "moved to arch2");
+    let html = std::fs::read_to_string(public.join("simple/arch/index.html")).unwrap();
+    assert!(html.contains(r#"<meta name="pypi:project-status" content="archived">"#), "{html}");
+    assert!(html.contains(r#"<meta name="pypi:repository-version" content="1.4">"#), "{html}");
+    let quar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(public.join("simple/quar/index.v1_json")).unwrap()).unwrap();
+    assert_eq!(quar["project-status"]["status"], "quarantined");
+    assert_eq!(quar["files"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn upstream_removed_keep_keeps_and_a_404_for_everything_trips_the_removal_guard() {
+    let env = Env::new(Flavour::Json);
+    whl(&env.upstream, "a", "1.0", Some(&at(-100)));
+    whl(&env.upstream, "b", "1.0", Some(&at(-100)));
+    env.manifest("[select]\npackages = [\"a\", \"b\"]\n[policy]\nupstream_removed = \"keep\"\n");
+    build_at(&env, 0).success();
+    env.upstream.remove("a", "a-1.0-py3-none-any.whl");
+    env.upstream.fault("/simple/b/", Fault::Always(404));
+    build_at(&env, 1).success();
+    assert_eq!(versions(&env.public(), "a"), ["a-1.0-py3-none-any.whl"]);
+    assert_eq!(versions(&env.public(), "b"), ["b-1.0-py3-none-any.whl"]);
+    // Withdrawing counts against `max_removed`: a proxy answering 404 for
+    // everything must not empty the mirror.
+    env.manifest("[select]\npackages = [\"a\", \"b\"]\n");
+    let a = build_at(&env, 2).code(1);
+    assert!(stderr(&a).contains("--allow-removals"), "{}", stderr(&a));
+    assert_eq!(versions(&env.public(), "b"), ["b-1.0-py3-none-any.whl"]);
+}
+
+#[test]
+fn a_freeze_withdraws_a_served_release_uploaded_after_it() {
+    let env = Env::new(Flavour::Json);
+    whl(&env.upstream, "pkg", "1.0", Some(&at(-100)));
+    whl(&env.upstream, "pkg", "1.1", Some(&at(-10)));
+    env.manifest("max_removed = \"100%\"\n[select]\npackages = [\"pkg\"]\n");
+    build_at(&env, 0).success();
+    assert_eq!(versions(&env.public(), "pkg").len(), 2);
+    env.manifest(&format!("max_removed = \"100%\"\n[select]\npackages = [\"pkg\"]\nfreeze = \"{}\"\n", at(-20)));
+    let a = build_at(&env, 1).success();
+    assert!(stderr(&a).contains("held: pkg 1.1 is not served (uploaded after `freeze`)"), "{}", stderr(&a));
+    assert_eq!(versions(&env.public(), "pkg"), ["pkg-1.0-py3-none-any.whl"]);
+    let sec = security(&env.public());
+    assert_eq!(sec["held"][0]["reason"], "frozen");
+    assert_eq!(sec["withdrawn"][0]["reason"], "frozen");
+    assert_eq!(sec["withdrawn"][0]["version"], "1.1");
+}
