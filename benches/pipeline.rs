@@ -60,6 +60,8 @@ fn render(c: &mut Criterion) {
         environments: Vec::new(),
         index_url: None,
         unselected: Vec::new(),
+        held: 0,
+        withdrawn: 0,
     };
     let mut group = c.benchmark_group("render");
     group.sample_size(10);

@@ -206,6 +206,8 @@ pub fn index_dir(dir: &Path, out: &Path, name: &str, templates: Option<&Path>) -
         environments: Vec::new(),
         index_url: None,
         unselected: Vec::new(),
+        held: 0,
+        withdrawn: 0,
     };
     let staged = target.stage(&crate::tree::target::fresh_id())?;
     render::render_site(&files, &info, None, &templates, staged.dir())?;

@@ -10,7 +10,7 @@ pub mod render;
 pub mod templates;
 
 pub use render::{
-    EnvStatus, RenderError, SecuritySummary, SiteFile, SiteInfo, SiteRender, Unselected, VulnMark, render_site,
-    version_anchor,
+    EnvStatus, RenderError, SecuritySummary, SiteFile, SiteInfo, SiteRender, Statuses, Unselected, VulnMark,
+    render_site, version_anchor,
 };
 pub use templates::{TemplateError, Templates};

@@ -99,6 +99,9 @@ pub struct SiteInfo {
     pub index_url: Option<String>,
     /// Requested projects of which nothing is listed, and why.
     pub unselected: Vec<Unselected>,
+    /// Releases the admission gate holds back, and files withdrawn.
+    pub held: usize,
+    pub withdrawn: usize,
 }
 
 /// A requested project the index does not list, as the landing page shows it.
@@ -243,6 +246,8 @@ struct LandingView<'a> {
     environments: &'a [EnvStatus],
     index_url: Option<&'a str>,
     unselected: &'a [Unselected],
+    held: usize,
+    withdrawn: usize,
 }
 
 #[derive(Serialize)]
@@ -261,6 +266,8 @@ struct LandingProject {
     newest: String,
     files: usize,
     vulnerable: Vec<VulnMark>,
+    /// PEP 792, when the upstream marks the project other than active.
+    status: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -428,11 +435,14 @@ impl<'a> SiteRender<'a> {
                     newest: p.newest.as_ref().map(ToString::to_string).unwrap_or_default(),
                     files: p.files,
                     vulnerable: security.and_then(|s| s.marks.get(&p.name).cloned()).unwrap_or_default(),
+                    status: self.statuses.and_then(|s| s.get(&p.name)).map(|s| s.status.as_str().to_string()),
                 })
                 .collect(),
             environments: &info.environments,
             index_url: info.index_url.as_deref(),
             unselected: &info.unselected,
+            held: info.held,
+            withdrawn: info.withdrawn,
             security: security.map(|s| LandingSecurity {
                 banner: s.banner.as_deref(),
                 vulnerable_versions: s.vulnerable_versions,

@@ -262,72 +262,143 @@ fn batch_size() -> usize {
     std::env::var("AIRLOCK_BATCH").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(BATCH_PROJECTS)
 }
 
-/// The requested projects in batches, in name order, each cloned only
-/// when its turn comes. Resolution and the dependency closure read every
-/// project's listing together, so a manifest that uses either is planned
-/// as one batch.
-fn batches<'a>(select: &Select, requested: &'a views::Requested) -> impl Iterator<Item = views::Requested> + 'a {
+/// The requested projects' names in batches, in name order (a batch's
+/// requirement lines are cloned only when its turn comes). Resolution and
+/// the dependency closure read every project's listing together, so a
+/// manifest that uses either is planned as one batch.
+fn batches(select: &Select, requested: &views::Requested) -> Vec<Vec<ProjectName>> {
     let whole = requested.keys().any(|p| select.options_for(p).dependencies != crate::manifest::Dependencies::Off);
     let size = if whole { requested.len().max(1) } else { batch_size() };
-    let mut rest = requested.iter().peekable();
-    std::iter::from_fn(move || {
-        rest.peek()?;
-        Some(rest.by_ref().take(size).map(|(p, l)| (p.clone(), l.clone())).collect())
-    })
+    let names: Vec<&ProjectName> = requested.keys().collect();
+    names.chunks(size).map(|c| c.iter().map(|p| (*p).clone()).collect()).collect()
 }
 
-/// The stages up to one batch's plan: views, resolution, the closure, the plan.
-fn to_plan(
-    run: &mut Run,
-    (manifest, loaded): (&Manifest, &LoadedSnapshot),
-    (client, since, gate): (Option<&Client>, &serials::Since, Option<&views::Gatekeeper>),
-    (want, batch): (&Wanted, views::Requested),
-    (counts, jobs): (&plan::ListedCounts, usize),
-    diags: &mut Diagnostics,
-) -> Result<(plan::Plan, views::Requested, resolve::Resolved), Error> {
-    let m = &manifest.mirror;
-    let mut sw = crate::util::ui::Stopwatch::start();
-    let names: Vec<_> = batch.keys().cloned().collect();
-    let mut views = views::gather(client, &run.state, &names, jobs, since, diags)?;
-    run.state.put_project_views(&std::mem::take(&mut views.updated))?;
-    views.set_gate(gate);
-    sw.lap("upstream views");
-    signal::check()?;
-    let tmp = run.store.tmp_dir().to_path_buf();
-    let cx = resolve::ResolveInputs {
-        select: &manifest.select,
-        constraints: &want.constraints,
-        client,
-        jobs,
-        tmp: &tmp,
-        since,
-        gate,
-    };
-    let (requested, select, views, resolved) = resolve::resolve(&run.state, &cx, batch, views, diags)?;
-    run.state.put_project_views(&views.updated)?;
-    let id = run.id;
-    run.state.put_resolutions(id, &resolved.good)?;
-    sw.lap("resolve");
-    signal::check()?;
-    let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
-    let installed = installed_by(manifest, want, &resolved);
-    let inputs = plan::PlanInputs {
-        select: &select,
-        locked: &want.locked,
-        constraints: &want.constraints,
-        keep_runs: m.keep_runs,
-        store: run.store.clone(),
-        run: run.id,
-        since,
-        gate,
-        upstream_removed: manifest.policy.upstream_removed,
-        refuse: refuse(&manifest.policy, loaded),
-        installed: installed.as_ref().map(|i| (i, want.envs.as_slice())),
-    };
-    let (requested, views) = closure::expand(run, client, &inputs, requested, views, fetch_opts, diags)?;
-    let plan = plan::make_batch(&inputs, &requested, &views, &mut run.state, counts, diags)?;
-    sw.lap("plan");
-    Ok((plan, requested, resolved))
+/// What every stage of one build reads, worked out once when the run
+/// begins: the build context. Each stage takes the context and the run
+/// (whose state and store it writes), never a tuple of loose values.
+struct Build<'a> {
+    manifest: &'a Manifest,
+    loaded: &'a LoadedSnapshot,
+    client: Option<Client>,
+    since: serials::Since,
+    want: Wanted,
+    /// Listed files per project before the run (read once).
+    counts: plan::ListedCounts,
+    /// The admission gate, when some project is held back by anything.
+    gate: Option<views::Gatekeeper>,
+    jobs: usize,
+    diags: Diagnostics,
+}
+
+impl<'a> Build<'a> {
+    /// Stages connect, wanted, since and admission.
+    fn begin(
+        run: &Run,
+        manifest: &'a Manifest,
+        opts: &BuildOptions,
+        loaded: &'a LoadedSnapshot,
+    ) -> Result<Build<'a>, Error> {
+        let m = &manifest.mirror;
+        let client = connect(m, opts.offline)?;
+        let want = wanted(&manifest.select);
+        announce(run.id, want.requested.len(), &m.upstream, opts.offline);
+        let since = serials::since(client.as_ref(), &run.state)?;
+        let counts = run.state.listed_counts()?;
+        let gate = admission::gatekeeper(manifest, loaded, &run.state)?;
+        let jobs = opts.jobs.unwrap_or(m.jobs);
+        Ok(Build { manifest, loaded, client, since, want, counts, gate, jobs, diags: Diagnostics::default() })
+    }
+
+    fn fetch_options(&self) -> FetchOptions {
+        FetchOptions { jobs: self.jobs, allow_missing_hashes: self.manifest.mirror.allow_missing_hashes }
+    }
+
+    /// The stages up to one batch's plan: views, resolution, the closure, the plan.
+    fn plan_batch(
+        &mut self,
+        run: &mut Run,
+        batch: views::Requested,
+    ) -> Result<(plan::Plan, views::Requested, resolve::Resolved), Error> {
+        let (manifest, client, jobs, gate) = (self.manifest, self.client.as_ref(), self.jobs, self.gate.as_ref());
+        let (since, want, diags) = (&self.since, &self.want, &mut self.diags);
+        let mut sw = crate::util::ui::Stopwatch::start();
+        let names: Vec<_> = batch.keys().cloned().collect();
+        let mut views = views::gather(client, &run.state, &names, jobs, since, diags)?;
+        run.state.put_project_views(&std::mem::take(&mut views.updated))?;
+        views.set_gate(gate);
+        sw.lap("upstream views");
+        signal::check()?;
+        let tmp = run.store.tmp_dir().to_path_buf();
+        let select = &manifest.select;
+        let cx =
+            resolve::ResolveInputs { select, constraints: &want.constraints, client, jobs, tmp: &tmp, since, gate };
+        let (requested, select, views, resolved) = resolve::resolve(&run.state, &cx, batch, views, diags)?;
+        run.state.put_project_views(&views.updated)?;
+        let id = run.id;
+        run.state.put_resolutions(id, &resolved.good)?;
+        sw.lap("resolve");
+        signal::check()?;
+        let installed = installed_by(manifest, want, &resolved);
+        let inputs = plan::PlanInputs {
+            select: &select,
+            locked: &want.locked,
+            constraints: &want.constraints,
+            keep_runs: manifest.mirror.keep_runs,
+            store: run.store.clone(),
+            run: run.id,
+            since,
+            gate,
+            upstream_removed: manifest.policy.upstream_removed,
+            refuse: refuse(&manifest.policy, self.loaded),
+            installed: installed.as_ref().map(|i| (i, want.envs.as_slice())),
+        };
+        let fetch_opts = FetchOptions { jobs, allow_missing_hashes: manifest.mirror.allow_missing_hashes };
+        let (requested, views) = closure::expand(run, client, &inputs, requested, views, fetch_opts, diags)?;
+        let plan = plan::make_batch(&inputs, &requested, &views, &mut run.state, &self.counts, diags)?;
+        sw.lap("plan");
+        Ok((plan, requested, resolved))
+    }
+
+    /// Every batch, views to record; what they added up to and every
+    /// requested name (only the names carry over from batch to batch:
+    /// resolution and the closure may add projects to the request).
+    fn batches(
+        &mut self,
+        run: &mut Run,
+        mut remote: Option<&mut remote::RemoteStore>,
+    ) -> Result<(Batched, BTreeSet<ProjectName>), Error> {
+        let mut sw = crate::util::ui::Stopwatch::start();
+        let mut done = Batched::default();
+        let mut requested: BTreeSet<ProjectName> = BTreeSet::new();
+        // The batches' names are cut up front; each batch's lines are cloned
+        // when its turn comes (its stages borrow the whole context).
+        for names in batches(&self.manifest.select, &self.want.requested) {
+            let batch: views::Requested =
+                names.into_iter().filter_map(|p| self.want.requested.get(&p).map(|l| (p, l.clone()))).collect();
+            let (plan, batch, resolved) = self.plan_batch(run, batch)?;
+            signal::check()?;
+            let expected = (self.fetch_options(), &resolved.metadata);
+            let (plan, fetched, fetches) =
+                fetch_batch(run, self.client.as_ref(), plan, expected, remote.as_deref_mut(), &mut self.diags)?;
+            sw.lap("fetch");
+            signal::check()?;
+            done.add(&plan, &batch, fetched, fetches);
+            done.note_missing(&resolved);
+            done.unlisted += record::record(run, &plan, &batch)?;
+            requested.extend(batch.into_keys());
+            drop(plan);
+            crate::util::mem::release();
+            sw.lap("record");
+        }
+        done.unlisted += record::unrequested(run, &requested)?;
+        record::withdrawn(run, &self.diags)?;
+        record::gate(run, &self.diags)?;
+        // Only a run whose pages all came through moves the serial forward.
+        let pages_failed =
+            self.diags.iter().any(|d| matches!(d, Diagnostic::UpstreamFailed { .. } | Diagnostic::PlanFailed { .. }));
+        self.since.finish(&mut run.state, pages_failed)?;
+        Ok((done, requested))
+    }
 }
 
 pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, Error> {
@@ -371,64 +442,14 @@ fn build_stages(
 ) -> Result<(Summary, Option<crate::audit::Findings>, Diagnostics, Exit), Error> {
     let mut sw = crate::util::ui::Stopwatch::start();
     let m = &manifest.mirror;
-    let jobs = opts.jobs.unwrap_or(m.jobs);
-    let client = connect(m, opts.offline)?;
-    let mut diags = Diagnostics::default();
-    let want = wanted(&manifest.select);
-    announce(run.id, want.requested.len(), &m.upstream, opts.offline);
-    let since = serials::since(client.as_ref(), &run.state)?;
-    let traffic = |files: u64| client.as_ref().map(|c| upstream_line(c, &since, files));
-    let counts = run.state.listed_counts()?;
-    let gate = admission::gatekeeper(manifest, loaded, &run.state)?;
+    let mut b = Build::begin(run, manifest, opts, loaded)?;
     if let Some(r) = remote.as_deref_mut() {
         r.list()?;
     }
-    let fetch_opts = FetchOptions { jobs, allow_missing_hashes: m.allow_missing_hashes };
-    let mut done = Batched::default();
-    // Only the names carry over from batch to batch (resolution and the
-    // closure may add projects to the request).
-    let mut requested: BTreeSet<ProjectName> = BTreeSet::new();
-    for batch in batches(&manifest.select, &want.requested) {
-        let (plan, batch, resolved) = to_plan(
-            run,
-            (manifest, loaded),
-            (client.as_ref(), &since, gate.as_ref()),
-            (&want, batch),
-            (&counts, jobs),
-            &mut diags,
-        )?;
-        signal::check()?;
-        let (plan, fetched, fetches) = fetch_batch(
-            run,
-            client.as_ref(),
-            plan,
-            (fetch_opts, &resolved.metadata),
-            remote.as_deref_mut(),
-            &mut diags,
-        )?;
-        sw.lap("fetch");
-        signal::check()?;
-        done.add(&plan, &batch, fetched, fetches);
-        done.note_missing(&resolved);
-        done.unlisted += record::record(run, &plan, &batch)?;
-        requested.extend(batch.into_keys());
-        drop(plan);
-        crate::util::mem::release();
-        sw.lap("record");
-    }
-    done.unlisted += record::unrequested(run, &requested)?;
-    record::withdrawn(run, &diags)?;
-    // Only a run whose pages all came through moves the serial forward.
-    let pages_failed =
-        diags.iter().any(|d| matches!(d, Diagnostic::UpstreamFailed { .. } | Diagnostic::PlanFailed { .. }));
-    since.finish(&mut run.state, pages_failed)?;
-    let repairer = repair::Repairer {
-        client: client.as_ref(),
-        served: run.target.current(),
-        jobs,
-        restored: std::sync::Mutex::default(),
-        tried: std::sync::Mutex::default(),
-    };
+    let (done, requested) = b.batches(run, remote.as_deref_mut())?;
+    let Build { client, since, want, jobs, mut diags, .. } = b;
+    let traffic = |files: u64| client.as_ref().map(|c| upstream_line(c, &since, files));
+    let repairer = repair::Repairer::new(client.as_ref(), run.target.current(), jobs);
     if let Some(r) = remote.as_deref_mut() {
         sync_remote(run, r, &requested, (&repairer, &mut diags))?;
         sw.lap("object store");
@@ -444,14 +465,8 @@ fn build_stages(
     }
     record::pruning(&prune, &mut diags);
     summary.pruned = record::prune_rows(run, &prune)?;
-    let publishing = publishing(
-        manifest,
-        &want,
-        loaded,
-        templates,
-        (false, false, opts.allow_removals),
-        (Some(&repairer), &done.missing),
-    );
+    let flags = (false, false, opts.allow_removals);
+    let publishing = publishing(manifest, &want, loaded, templates, flags, (Some(&repairer), &done.missing));
     let published = publish::publish(run, &publishing, &mut diags)?;
     summary.published = published.changed;
     summary.upstream = traffic(done.fetched.files);
@@ -634,6 +649,8 @@ pub fn republish(manifest: &Manifest, command: Command, force: bool) -> Result<B
     }
     let mut run = session.begin()?;
     let mut diags = Diagnostics::default();
+    // What the last build's gate held: the reports say it alike.
+    diags.extend(record::gate_diagnostics(&run.state)?);
     let want = wanted(&manifest.select);
     // `audit` always joins: its findings are what it prints.
     // Fetches nothing: a gone file comes back only from the served tree.

@@ -436,12 +436,13 @@ fn render(
         environments,
         index_url: p.index_url.clone(),
         unselected,
+        held: report::admission::held_views(inputs.diagnostics).len(),
+        withdrawn: inputs.withdrawn.len(),
     };
     // Pages: two per project, at most one per file (a project has one file or more).
     let files = run.state.tree_files()? as usize;
-    let statuses = run.state.project_statuses()?;
     let mut site =
-        SiteRender::with_capacity(p.templates, staged.dir(), files + files / 2 + 64).with_statuses(&statuses);
+        SiteRender::with_capacity(p.templates, staged.dir(), files + files / 2 + 64).with_statuses(inputs.statuses);
     let mut listed = Vec::new();
     // What the tree serves, for the rewritten locks (lock-sized mirrors only).
     let locks = &p.check.select.locks;
@@ -656,12 +657,14 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     }
     let diagnostics = diags.sorted();
     let withdrawn = run.state.withdrawn()?;
+    let statuses = run.state.project_statuses()?;
     let inputs = Inputs {
         audit: &audit,
         diagnostics: &diagnostics,
         installability: &installability,
         changes: None,
         withdrawn: &withdrawn,
+        statuses: &statuses,
     };
     keys.key = tree_key(&inventory.digest, inputs, &keys.inputs);
     keys.exit = audit.exit() as i64;

@@ -8,7 +8,7 @@ use crate::diagnostics::{Diagnostic, Diagnostics, Tampering};
 use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
 use crate::run::Run;
-use crate::store::state::StateError;
+use crate::store::state::{GateRow, StateError};
 
 /// Stage: record one batch's selection. A project planned from its
 /// listing lists exactly its kept files from now on, and records its plan
@@ -102,4 +102,62 @@ pub fn withdrawn(run: &mut Run, diags: &Diagnostics) -> Result<(), StateError> {
     let at = crate::util::clock::output_time().to_string();
     let id = run.id;
     run.state.mark_withdrawn(id, &at, &files)
+}
+
+/// Stage: record what the gate held and let in early (this build's word
+/// replaces the last), for `airlock audit` to report alike.
+pub fn gate(run: &mut Run, diags: &Diagnostics) -> Result<(), StateError> {
+    let rows: Vec<GateRow> = diags
+        .iter()
+        .filter_map(|d| match d {
+            Diagnostic::Held { project, version, reason, due, expired } => Some(GateRow {
+                project: project.to_string(),
+                version: version.to_string(),
+                kind: "held".into(),
+                reason: reason.as_str().into(),
+                due: due.map(|t| t.to_string()),
+                expires: expired.as_ref().map(|(_, e)| e.to_string()),
+                entry: expired.as_ref().map(|(r, _)| r.clone()),
+            }),
+            Diagnostic::Admitted { project, version, reason, expires } => Some(GateRow {
+                project: project.to_string(),
+                version: version.to_string(),
+                kind: "admitted".into(),
+                reason: reason.clone(),
+                due: None,
+                expires: expires.map(|e| e.to_string()),
+                entry: None,
+            }),
+            _ => None,
+        })
+        .collect();
+    run.state.put_gate(&rows)
+}
+
+/// What the last build's gate said, as its diagnostics again (rows that no
+/// longer parse are left out: an older airlock's words).
+pub fn gate_diagnostics(state: &crate::store::state::State) -> Result<Vec<Diagnostic>, StateError> {
+    use crate::diagnostics::HoldReason;
+    let mut out = Vec::new();
+    for r in state.gate()? {
+        let (Ok(project), Ok(version)) = (r.project.parse::<ProjectName>(), r.version.parse::<crate::dist::Version>())
+        else {
+            continue;
+        };
+        let date = |d: &Option<String>| d.as_deref().and_then(|d| d.parse::<jiff::civil::Date>().ok());
+        if r.kind == "admitted" {
+            out.push(Diagnostic::Admitted { project, version, reason: r.reason, expires: date(&r.expires) });
+            continue;
+        }
+        let reason = match r.reason.as_str() {
+            "young" => HoldReason::Young,
+            "frozen" => HoldReason::Frozen,
+            "no-upload-time" => HoldReason::NoUploadTime,
+            _ => continue,
+        };
+        let due = r.due.as_deref().and_then(|d| d.parse::<jiff::Timestamp>().ok());
+        let expired = r.entry.zip(date(&r.expires));
+        out.push(Diagnostic::Held { project, version, reason, due, expired });
+    }
+    Ok(out)
 }

@@ -50,7 +50,7 @@ fn a_young_release_is_held_until_due_and_then_enters() {
     assert_eq!(versions(&public, "pkg"), ["pkg-1.0-py3-none-any.whl"]);
     assert!(!public.join("packages/pkg/pkg-1.1-py3-none-any.whl").exists(), "no file of a held release");
     assert!(versions(&public, "nodate").is_empty());
-    let held = &security(&public)["held"];
+    let held = security(&public)["held"].clone();
     assert_eq!(held[0]["project"], "nodate");
     assert_eq!(held[0]["reason"], "no-upload-time");
     assert_eq!(held[0]["due"], serde_json::Value::Null);
@@ -58,6 +58,9 @@ fn a_young_release_is_held_until_due_and_then_enters() {
     assert_eq!(held[1]["version"], "1.1");
     assert_eq!(held[1]["reason"], "young");
     assert_eq!(held[1]["due"], "2026-03-25T09:00:00Z");
+    // `airlock audit` plans nothing, and still reports the same holds.
+    env.airlock().arg("audit").env("SOURCE_DATE_EPOCH", (NOW + 60).to_string()).assert().success();
+    assert_eq!(security(&public)["held"], held.clone(), "audit keeps the build's holds");
     let plan = env.airlock().arg("plan").env("SOURCE_DATE_EPOCH", NOW.to_string()).assert().success();
     let text = String::from_utf8_lossy(&plan.get_output().stdout).into_owned();
     assert!(text.contains("held: pkg 1.1") && text.contains("due 2026-03-25T09:00:00Z"), "{text}");
@@ -228,4 +231,116 @@ fn a_freeze_withdraws_a_served_release_uploaded_after_it() {
     assert_eq!(sec["held"][0]["reason"], "frozen");
     assert_eq!(sec["withdrawn"][0]["reason"], "frozen");
     assert_eq!(sec["withdrawn"][0]["version"], "1.1");
+}
+
+/// Every member path of a zstd tar bundle.
+fn bundle_paths(bundle: &Path) -> Vec<String> {
+    let dec = zstd::stream::Decoder::new(std::fs::File::open(bundle).unwrap()).unwrap();
+    let mut ar = tar::Archive::new(dec);
+    ar.entries().unwrap().map(|e| String::from_utf8_lossy(&e.unwrap().path_bytes()).into_owned()).collect()
+}
+
+#[test]
+fn a_held_release_is_in_no_tree_no_bundle_and_no_bucket_and_its_url_is_a_404() {
+    let env = Env::new(Flavour::Json);
+    whl(&env.upstream, "pkg", "1.0", Some(&at(-24 * 30)));
+    let young = whl(&env.upstream, "pkg", "1.1", Some(&at(-3)));
+    env.manifest("[select]\npackages = [\"pkg\"]\nmin_age = \"1d\"\n");
+    build_at(&env, 0).success();
+    let url = format!("packages/pkg/{}", young.filename);
+    let served = crate::support::tools::Served::start(&env.public());
+    let get = |path: &str| reqwest::blocking::get(format!("{}{path}", served.url)).unwrap().status().as_u16();
+    assert_eq!(get("packages/pkg/pkg-1.0-py3-none-any.whl"), 200);
+    assert_eq!(get(&url), 404, "a lock file naming the held release's URL gets nothing");
+    let bundle = env.path("full.tar.zst");
+    env.airlock().args(["export", "--full", "-o"]).arg(&bundle).assert().success();
+    let paths = bundle_paths(&bundle);
+    assert!(paths.iter().any(|p| p.ends_with("pkg-1.0-py3-none-any.whl")), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.contains("pkg-1.1")), "{paths:?}");
+    for s3 in crate::support::s3::S3::both() {
+        let bucket = format!("gate-{}", s3.name());
+        s3.create_bucket(&bucket);
+        env.manifest(&format!(
+            "[select]\npackages = [\"pkg\"]\nmin_age = \"1d\"\n[publish]\nto = \"s3://{bucket}/site\"\ndelete_after_hours = 0\n"
+        ));
+        let mut cmd = env.airlock();
+        cmd.arg("publish").env("SOURCE_DATE_EPOCH", NOW.to_string());
+        s3.env(&mut cmd);
+        cmd.assert().success();
+        let keys = s3.keys(&bucket, "site/");
+        assert!(keys.contains_key("site/packages/pkg/pkg-1.0-py3-none-any.whl"), "{}: {keys:?}", s3.name());
+        assert!(!keys.keys().any(|k| k.contains("pkg-1.1")), "{}: {keys:?}", s3.name());
+    }
+}
+
+/// The LiteLLM timeline of March 2026: a bad release uploaded at T, yanked
+/// and reported (a MAL- record) at T+5h; nightly runs at T+2h and T+26h with
+/// `min_age = "1d"`. No tree ever serves it, no bundle ever carries it.
+#[test]
+fn a_litellm_shaped_compromise_never_reaches_a_tree_or_a_bundle() {
+    let env = Env::new(Flavour::Json);
+    let t = 0;
+    whl(&env.upstream, "litellm", "1.82.6", Some(&at(t - 24 * 10)));
+    let bad = whl(&env.upstream, "litellm", "1.82.7", Some(&at(t)));
+    let osv = env.path("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    env.manifest("[select]\npackages = [\"litellm\"]\nmin_age = \"1d\"\n[advisories]\nsources = [\"osv\"]\n");
+    // An unrelated record, so the snapshot is not empty before the report.
+    std::fs::write(
+        osv.join("PYSEC-2026-1.json"),
+        r#"{"id":"PYSEC-2026-1","modified":"2026-03-01T00:00:00Z","affected":[{"package":{"ecosystem":"PyPI","name":"other"},"versions":["1.0"]}]}"#,
+    )
+    .unwrap();
+    env.airlock().args(["advisories", "update"]).assert().success();
+
+    // Nightly at T+2h: the bad release is two hours old, held.
+    let a = build_at(&env, t + 2).success();
+    assert!(stderr(&a).contains("held: litellm 1.82.7"), "{}", stderr(&a));
+    let mut bundles = vec![env.path("night1.tar.zst")];
+    env.airlock().args(["export", "--full", "-o"]).arg(&bundles[0]).assert().success();
+    assert_eq!(versions(&env.public(), "litellm"), ["litellm-1.82.6-py3-none-any.whl"]);
+
+    // T+5h: PyPI yanks it and a MAL- record names it.
+    env.upstream.add("litellm", bad.clone().yanked("compromised"));
+    std::fs::write(
+        osv.join("MAL-2026-7.json"),
+        r#"{"id":"MAL-2026-7","modified":"2026-03-24T17:00:00Z","summary":"credential stealer in a .pth file","affected":[{"package":{"ecosystem":"PyPI","name":"litellm"},"versions":["1.82.7"]}]}"#,
+    )
+    .unwrap();
+    env.airlock().args(["advisories", "update"]).assert().success();
+
+    // Nightly at T+26h: old enough now, but yanked and named malicious:
+    // never selected, never fetched.
+    env.upstream.clear_requests();
+    let a = build_at(&env, t + 26).success();
+    assert!(!stderr(&a).contains("held: litellm 1.82.7"), "{}", stderr(&a));
+    assert!(!env.upstream.file_requests().iter().any(|r| r.contains("1.82.7")), "never requested");
+    bundles.push(env.path("night2.tar.zst"));
+    env.airlock().args(["export", "--full", "-o"]).arg(&bundles[1]).assert().success();
+    assert_eq!(versions(&env.public(), "litellm"), ["litellm-1.82.6-py3-none-any.whl"]);
+    for b in &bundles {
+        assert!(!bundle_paths(b).iter().any(|p| p.contains("1.82.7")), "{}", b.display());
+    }
+    assert!(!env.path(".airlock/store/litellm").join(&bad.filename).exists(), "never stored");
+}
+
+/// With serials, the removal event in PyPI's changelog is what brings the
+/// withdrawal: the one project's page is asked for, no other.
+#[test]
+fn a_removal_in_the_changelog_withdraws_without_a_full_check() {
+    let env = Env::new(Flavour::Json);
+    env.upstream.serve_serials(true);
+    for p in ["a", "b", "c"] {
+        whl(&env.upstream, p, "1.0", Some(&at(-100)));
+        whl(&env.upstream, p, "1.1", Some(&at(-50)));
+    }
+    env.manifest("max_removed = \"100%\"\n[select]\npackages = [\"a\", \"b\", \"c\"]\n");
+    build_at(&env, 0).success();
+    env.upstream.remove("b", "b-1.1-py3-none-any.whl");
+    env.upstream.clear_requests();
+    let a = build_at(&env, 1).success();
+    assert!(stderr(&a).contains("withdrawn: b/b-1.1-py3-none-any.whl"), "{}", stderr(&a));
+    let pages: Vec<String> = env.upstream.requests().into_iter().filter(|r| r.starts_with("/simple/")).collect();
+    assert_eq!(pages, ["/simple/b/"], "only the project the changelog names");
+    assert_eq!(versions(&env.public(), "b"), ["b-1.0-py3-none-any.whl"]);
 }

@@ -276,10 +276,14 @@ fn nginx_serves_the_tree_with_the_documented_config() {
         return;
     }
     let env = Env::new(Flavour::Json);
-    env.upstream
-        .add("app", FakeFile::new(wheel("app", "2.0", WheelSpec { requires: &["libdep>=1.0"], ..Default::default() })));
-    env.upstream.add("libdep", FakeFile::new(wheel("libdep", "1.1", WheelSpec::default())));
-    env.manifest("[select]\npackages = [\"app\", \"libdep\"]\n");
+    let old = "2020-01-01T00:00:00Z";
+    let app = wheel("app", "2.0", WheelSpec { requires: &["libdep>=1.0"], ..Default::default() });
+    env.upstream.add("app", FakeFile::new(app).uploaded(old));
+    env.upstream.add("libdep", FakeFile::new(wheel("libdep", "1.1", WheelSpec::default())).uploaded(old));
+    // Three hours old with `min_age = "1d"`: held, so its URL is a 404.
+    let young = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(3)).to_string();
+    env.upstream.add("app", FakeFile::new(wheel("app", "3.0", WheelSpec::default())).uploaded(&young));
+    env.manifest("[select]\npackages = [\"app\", \"libdep\"]\nmin_age = \"1d\"\n");
     env.build().success();
     // Workers run as nobody, as a real deployment's would (www-data): every
     // published file must be world-readable, and the scratch directory
@@ -343,6 +347,7 @@ fn nginx_serves_the_tree_with_the_documented_config() {
     let r = get("/packages/app/app-2.0-py3-none-any.whl", "*/*");
     assert_eq!(r.headers()["content-type"], "application/zip");
     assert_eq!(r.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(get("/packages/app/app-3.0-py3-none-any.whl", "*/*").status(), 404, "a held release");
     let r = get("/packages/app/app-2.0-py3-none-any.whl.metadata", "*/*");
     assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
     let r = get("/reports/security.sarif", "*/*");

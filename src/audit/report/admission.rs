@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::Audit;
 use crate::diagnostics::Diagnostic;
 
-/// One withdrawn file as the state records it: (project, filename, why, since).
-pub type WithdrawnRow = (crate::dist::names::ProjectName, String, String, String);
+pub use crate::store::state::WithdrawnRow;
 
 /// A release the admission gate holds, as security.json lists it.
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -98,4 +97,48 @@ pub fn withdrawn_views(rows: &[WithdrawnRow], audit: &Audit) -> Vec<WithdrawnVie
         });
     }
     out
+}
+
+/// A project the upstream marks other than active (PEP 792).
+#[derive(Debug, Serialize)]
+pub struct StatusView {
+    pub project: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+pub fn status_views(statuses: &crate::index::Statuses) -> Vec<StatusView> {
+    statuses
+        .iter()
+        .map(|(p, s)| StatusView {
+            project: p.to_string(),
+            status: s.status.as_str().to_string(),
+            reason: s.reason.clone(),
+        })
+        .collect()
+}
+
+/// Everything of this module a page shows, built at once.
+#[derive(Debug, Serialize)]
+pub struct GateViews {
+    pub held: Vec<HeldView>,
+    pub admitted: Vec<AdmittedView>,
+    pub withdrawn: Vec<WithdrawnView>,
+    pub statuses: Vec<StatusView>,
+}
+
+impl GateViews {
+    pub fn of(
+        audit: &Audit,
+        diagnostics: &[Diagnostic],
+        withdrawn: &[WithdrawnRow],
+        statuses: &crate::index::Statuses,
+    ) -> GateViews {
+        GateViews {
+            held: held_views(diagnostics),
+            admitted: admitted_views(diagnostics),
+            withdrawn: withdrawn_views(withdrawn, audit),
+            statuses: status_views(statuses),
+        }
+    }
 }

@@ -32,6 +32,9 @@ struct View<'a> {
     ignores: &'a [IgnoreStatus],
     expired_ignores: usize,
     tampering: Vec<TamperingView>,
+    /// What the admission gate holds (with when each is due) and let in
+    /// early, what was withdrawn, the projects' PEP 792 statuses.
+    gate: super::admission::GateViews,
     diagnostics: Vec<DiagnosticView>,
     /// Upstream files the run skipped: collapsed, they can be many.
     skipped: Vec<DiagnosticView>,
@@ -347,6 +350,7 @@ pub fn render(inputs: Inputs<'_>, templates: &Templates) -> Result<Vec<u8>, Temp
         ignores: &audit.ignores,
         expired_ignores: audit.ignores.iter().filter(|i| i.expired).count(),
         tampering: super::views::tampering_views(&audit.tampering),
+        gate: super::admission::GateViews::of(audit, inputs.diagnostics, inputs.withdrawn, inputs.statuses),
         diagnostics: super::views::diagnostic_views(
             &inputs
                 .diagnostics

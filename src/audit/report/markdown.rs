@@ -107,6 +107,59 @@ fn changes_section(md: &mut String, c: &super::changes::Changes) {
     let _ = writeln!(md, "\nDetails: `reports/changes.json`; subscribe to `reports/feed.xml`.\n");
 }
 
+/// What the admission gate holds (with due times), let in early, and what
+/// was withdrawn: each list cut to [`DIAGNOSTICS`] lines.
+fn gate_section(md: &mut String, inputs: Inputs<'_>) {
+    let held = super::admission::held_views(inputs.diagnostics);
+    let admitted = super::admission::admitted_views(inputs.diagnostics);
+    let withdrawn = super::admission::withdrawn_views(inputs.withdrawn, inputs.audit);
+    if held.is_empty() && admitted.is_empty() && withdrawn.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "### What enters the mirror
+"
+    );
+    if !held.is_empty() {
+        let _ = writeln!(
+            md,
+            "{} release(s) held:
+
+| project | version | why | due |\n|---|---|---|---|",
+            held.len()
+        );
+        for h in held.iter().take(DIAGNOSTICS) {
+            let due = h.due.as_deref().unwrap_or("not by time");
+            let _ = writeln!(md, "| {} | {} | {} | {} |", cell(&h.project), cell(&h.version), h.reason, cell(due));
+        }
+        md.push('\n');
+    }
+    for a in admitted.iter().take(DIAGNOSTICS) {
+        let until = a.expires.as_deref().map(|e| format!(", until {e}")).unwrap_or_default();
+        let _ =
+            writeln!(md, "- admitted early: {} {} ({}{until})", cell(&a.project), cell(&a.version), cell(&a.reason));
+    }
+    for w in withdrawn.iter().take(DIAGNOSTICS) {
+        let what = w.filename.as_deref().unwrap_or("the whole project");
+        let _ = writeln!(md, "- withdrawn: {} {} ({}, since {})", cell(&w.project), cell(what), w.reason, w.since);
+    }
+    md.push('\n');
+}
+
+/// PEP 792: projects the upstream marks archived, deprecated or quarantined.
+fn status_section(md: &mut String, statuses: &crate::index::Statuses) {
+    if statuses.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "### Project status\n");
+    for (p, s) in statuses.iter().take(DIAGNOSTICS) {
+        let why = s.reason.as_deref().map(|r| format!(": {}", cell(r))).unwrap_or_default();
+        let _ = writeln!(md, "- {} is **{}**{why}", cell(p.as_str()), s.status.as_str());
+    }
+    md.push('\n');
+}
+
 /// Diagnostics listed in summary.md at most; the rest are counted.
 const DIAGNOSTICS: usize = 30;
 
@@ -264,6 +317,8 @@ pub fn render(inputs: Inputs<'_>) -> Vec<u8> {
     top_findings(&mut md, audit);
     lists_section(&mut md, audit);
     installability_section(&mut md, inputs.installability);
+    gate_section(&mut md, inputs);
+    status_section(&mut md, inputs.statuses);
     run_section(&mut md, inputs.diagnostics);
     let _ = writeln!(md, "Generated {} by airlock {}.", audit.generated_at, env!("CARGO_PKG_VERSION"));
     md.into_bytes()

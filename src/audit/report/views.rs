@@ -20,7 +20,9 @@ pub struct Inputs<'a> {
     /// with it), once computed.
     pub changes: Option<&'a changes::Changes>,
     /// Files withdrawn from the tree and not listed again, from the state.
-    pub withdrawn: &'a [super::admission::WithdrawnRow],
+    pub withdrawn: &'a [crate::store::state::WithdrawnRow],
+    /// PEP 792: the projects the upstream marks other than active.
+    pub statuses: &'a crate::index::Statuses,
 }
 
 /// Tampering evidence as reports show it.

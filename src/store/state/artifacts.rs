@@ -20,6 +20,9 @@ pub struct BadRow {
     source: Box<dyn std::error::Error + Send + Sync>,
 }
 
+/// One withdrawn file: (project, filename, why, since).
+pub type WithdrawnRow = (ProjectName, String, String, String);
+
 /// One mirrored artifact, as the state knows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Artifact {
@@ -309,7 +312,7 @@ impl State {
 
     /// Every withdrawn file not listed again: (project, filename, why, since),
     /// sorted.
-    pub fn withdrawn(&self) -> Result<Vec<(ProjectName, String, String, String)>, StateError> {
+    pub fn withdrawn(&self) -> Result<Vec<WithdrawnRow>, StateError> {
         let mut stmt = self
             .conn
             .prepare_cached(

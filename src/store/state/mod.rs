@@ -7,6 +7,7 @@
 
 mod artifacts;
 mod db;
+mod gate;
 mod metadata_cache;
 mod resolutions;
 mod runs;
@@ -14,8 +15,9 @@ mod tampering;
 mod trees;
 mod views;
 
-pub use artifacts::Artifact;
+pub use artifacts::{Artifact, WithdrawnRow};
 pub use db::{State, StateError};
+pub use gate::GateRow;
 pub use metadata_cache::MetadataCache;
 pub use resolutions::Pins;
 pub use runs::RunCounts;
