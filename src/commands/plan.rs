@@ -159,7 +159,7 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
     if plan_out.is_some() {
         state.put_project_views(&std::mem::take(&mut views.updated))?;
     }
-    let gate = crate::pipeline::admission::gatekeeper(manifest, &loaded, &state)?;
+    let gate = crate::pipeline::admission::gatekeeper(manifest, &loaded);
     views.set_gate(gate.as_ref());
     let cx = ResolveInputs {
         select: &manifest.select,

@@ -5,8 +5,9 @@
 //! `[[select.admit]]` entries, and for the security bypass the snapshot and
 //! the versions the mirror serves.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::views::Gatekeeper;
 use crate::advisories::Snapshot;
@@ -15,36 +16,37 @@ use crate::dist::Version;
 use crate::dist::names::ProjectName;
 use crate::manifest::Manifest;
 use crate::select::admission::{Gate, judge};
-use crate::store::state::{State, StateError};
+use crate::store::state::State;
 
 /// The run's gate, or `None` when no project is held back by anything.
-pub fn gatekeeper(
-    manifest: &Manifest,
-    loaded: &LoadedSnapshot,
-    state: &State,
-) -> Result<Option<Gatekeeper>, StateError> {
+pub fn gatekeeper(manifest: &Manifest, loaded: &LoadedSnapshot) -> Option<Gatekeeper> {
     let select = manifest.select.clone();
     let any = select.defaults.gated() || select.overrides.keys().any(|p| select.options_for(p).gated());
     if !any {
-        return Ok(None);
+        return None;
     }
     let now = crate::util::clock::output_time();
     let bypass = match (&loaded.snapshot, manifest.policy.security_bypass) {
-        (Some(s), true) => Some(Bypass { snapshot: s.clone(), served: state.listed_versions()? }),
+        (Some(s), true) => {
+            Some(Bypass { snapshot: s.clone(), state: manifest.mirror.state.clone(), served: OnceLock::new() })
+        }
         _ => None,
     };
-    Ok(Some(Arc::new(move |project: &ProjectName, listing| {
+    Some(Arc::new(move |project: &ProjectName, listing| {
         let fixes = |p: &ProjectName, v: &Version| bypass.as_ref().and_then(|b| b.fixes(p, v));
         let gate = Gate { now, admits: &select.admit, fixes: if bypass.is_some() { Some(&fixes) } else { None } };
         judge(project, listing, &select.options_for(project), &gate)
-    })))
+    }))
 }
 
 /// What the security bypass reads: the snapshot's ranges and the versions
-/// the mirror serves.
+/// the mirror serves. Those are asked of the state only for a held release
+/// (most runs hold nothing), through a read-only connection of its own:
+/// the gate runs on the transfer threads, beside the run's own connection.
 struct Bypass {
     snapshot: Arc<Snapshot>,
-    served: HashMap<ProjectName, BTreeSet<Version>>,
+    state: PathBuf,
+    served: OnceLock<Option<Mutex<State>>>,
 }
 
 impl Bypass {
@@ -52,7 +54,14 @@ impl Bypass {
     /// that affects a served version below `release` and not `release`.
     /// Malicious-package records are not "fixed" by a later release.
     fn fixes(&self, project: &ProjectName, release: &Version) -> Option<String> {
-        let served = self.served.get(project)?;
+        let state = self.served.get_or_init(|| State::open_read_only(&self.state).ok().map(Mutex::new)).as_ref()?;
+        let served = match state.lock().unwrap_or_else(PoisonError::into_inner).listed_versions_of(project) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("security bypass: the served versions of {project} are not readable ({e})");
+                return None;
+            }
+        };
         let mut affecting_release: Option<BTreeSet<usize>> = None;
         for v in served.range(..release) {
             for f in self.snapshot.check_version(project.as_str(), v).iter().filter(|f| !f.malicious) {

@@ -304,7 +304,7 @@ impl<'a> Build<'a> {
         announce(run.id, want.requested.len(), &m.upstream, opts.offline);
         let since = serials::since(client.as_ref(), &run.state)?;
         let counts = run.state.listed_counts()?;
-        let gate = admission::gatekeeper(manifest, loaded, &run.state)?;
+        let gate = admission::gatekeeper(manifest, loaded);
         let jobs = opts.jobs.unwrap_or(m.jobs);
         Ok(Build { manifest, loaded, client, since, want, counts, gate, jobs, diags: Diagnostics::default() })
     }

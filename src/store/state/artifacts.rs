@@ -340,23 +340,21 @@ impl State {
         Ok(out)
     }
 
-    /// The versions each project lists (its files' versions).
-    pub fn listed_versions(
+    /// The versions a project lists (its listed files' versions).
+    pub fn listed_versions_of(
         &self,
-    ) -> Result<std::collections::HashMap<ProjectName, std::collections::BTreeSet<crate::dist::Version>>, StateError>
-    {
+        project: &ProjectName,
+    ) -> Result<std::collections::BTreeSet<crate::dist::Version>, StateError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT project, filename FROM artifacts WHERE unselected_run IS NULL")
+            .prepare_cached("SELECT filename FROM artifacts WHERE project = ?1 AND unselected_run IS NULL")
             .map_err(|e| self.err(e))?;
-        let rows =
-            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err(e))?;
-        let mut out: std::collections::HashMap<ProjectName, std::collections::BTreeSet<_>> = Default::default();
+        let rows = stmt.query_map([project.as_str()], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        let mut out = std::collections::BTreeSet::new();
         for row in rows {
-            let (p, f) = row.map_err(|e| self.err(e))?;
-            let Ok(p) = p.parse::<ProjectName>() else { continue };
-            if let Ok(f) = crate::dist::filename::DistFilename::parse(&f, Some(&p)) {
-                out.entry(p).or_default().insert(f.version().clone());
+            let f = row.map_err(|e| self.err(e))?;
+            if let Ok(f) = crate::dist::filename::DistFilename::parse(&f, Some(project)) {
+                out.insert(f.version().clone());
             }
         }
         Ok(out)
