@@ -1213,6 +1213,23 @@ python = [\"3.21\", \"3.12\"]\n",
     }
 
     #[test]
+    fn the_gate_keys_parse_and_override_per_project() {
+        let m = parse(
+            "[select]\npackages = [\"a\", \"b\"]\nmin_age = \"36h\"\n[select.project.b]\nmin_age = \"0\"\nfreeze = 2026-03-24T00:00:00Z\n[[select.admit]]\nproject = \"A\"\nversion = \"1.0\"\nreason = \"reviewed\"\nexpires = 2026-04-01\n[policy]\nupstream_removed = \"keep\"\nsecurity_bypass = false\n",
+        )
+        .unwrap();
+        let a = m.select.options_for(&"a".parse().unwrap());
+        assert_eq!(a.min_age, jiff::SignedDuration::from_hours(36));
+        let b = m.select.options_for(&"b".parse().unwrap());
+        assert!(b.min_age.is_zero() && b.freeze == Some("2026-03-24T00:00:00Z".parse().unwrap()) && b.gated());
+        assert_eq!(m.select.admit[0].project.as_str(), "a");
+        assert_eq!(m.select.admit[0].expires.to_string(), "2026-04-01");
+        assert_eq!(m.policy.upstream_removed, UpstreamRemoved::Keep);
+        assert!(!m.policy.security_bypass);
+        assert!(!parse("").unwrap().select.defaults.gated());
+    }
+
+    #[test]
     fn semantic_errors_name_line() {
         let cases = [
             ("[select]\npackages = [\"ok\", \"bad>>>1\"]\n", ":2:19:"),
@@ -1225,6 +1242,12 @@ python = [\"3.21\", \"3.12\"]\n",
             ("[[policy.ignore]]\nid = \"X\"\nexpires = \"soon\"\n", ":3:11:"),
             ("[select]\nrequirements = [\"nope.txt\"]\n", "nope.txt does not exist"),
             ("[mirror\n", ":1:"),
+            ("[select]\nmin_age = \"3 days\"\n", ":2:11: `min_age` expects \"0\" or a whole number of m, h or d"),
+            ("[select]\nfreeze = \"yesterday\"\n", ":2:10: `freeze` expects an instant"),
+            ("[[select.admit]]\nproject = \"a\"\nversion = \"1\"\n", "[[select.admit]] needs `reason`"),
+            ("[[select.admit]]\nproject = \"a\"\nversion = \"x y\"\nreason = \"r\"\nexpires = \"2027-01-01\"\n", ":3:11:"),
+            ("[policy]\nupstream_removed = \"drop\"\n", "`upstream_removed` is \"withdraw\" or \"keep\""),
+            ("[select.project.x]\nadmit = []\n", "only allowed in [select]"),
         ];
         for (text, want) in cases {
             let err = parse(text).unwrap_err().to_string();
