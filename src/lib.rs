@@ -20,6 +20,7 @@ pub mod fuzz;
 pub mod index;
 pub mod manifest;
 pub mod pipeline;
+pub mod provenance;
 pub(crate) mod publish;
 pub(crate) mod run;
 pub(crate) mod select;

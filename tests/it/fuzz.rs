@@ -121,6 +121,12 @@ fn seeds(scratch: &Path) -> std::collections::BTreeMap<&'static str, Vec<Vec<u8>
     out.insert("pylock", text(&["lock-version = \"1.0\"\ncreated-by = \"uv\"\n[[packages]]\nname = \"p\"\nversion = \"1.0\"\nmarker = \"sys_platform == 'linux'\"\n[[packages.wheels]]\nname = \"p-1.0-py3-none-any.whl\"\nurl = \"https://x/p-1.0-py3-none-any.whl\"\nhashes = {sha256 = \"00\"}\n"]));
     out.insert("plan", text(&[r#"{"schema":"airlock.plan/v1","upstream":"https://x/simple/","bytes":3,"files":[{"project":"p","filename":"p-1.0-py3-none-any.whl","url":"https://x/p-1.0-py3-none-any.whl","sha256":"0000000000000000000000000000000000000000000000000000000000000000","size":3}]}"#]));
     out.insert("uv-lock", text(&["version = 1\nrequires-python = \">=3.11\"\n[[package]]\nname = \"demo\"\nversion = \"0.1.0\"\nsource = { editable = \".\" }\ndependencies = [{ name = \"p\", marker = \"sys_platform == 'win32'\" }]\n[[package]]\nname = \"p\"\nversion = \"1.0\"\nsource = { registry = \"https://x/simple\" }\nwheels = [{ url = \"https://x/p-1.0-py3-none-any.whl\", hash = \"sha256:00\", size = 3 }]\n"]));
+    let mut provenance = text(&[
+        "{\"version\":1,\"attestation_bundles\":[{\"publisher\":{\"kind\":\"GitHub\",\"repository\":\"o/r\",\"workflow\":\"w.yml\"},\"attestations\":[{\"version\":1,\"verification_material\":{\"certificate\":\"AAAA\",\"transparency_entries\":[{}]},\"envelope\":{\"statement\":\"e30=\",\"signature\":\"AAAA\"}}]}]}",
+    ]);
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pep740/attestations/sampleproject-4.0.0.tar.gz.provenance");
+    provenance.extend(std::fs::read(real).ok());
+    out.insert("provenance", provenance);
     out.insert(
         "xmlrpc",
         text(&[

@@ -17,6 +17,7 @@ mod fuzz;
 mod golden;
 mod mirror;
 mod nightly;
+mod provenance;
 mod object_stores;
 mod publishing;
 mod resolve;
