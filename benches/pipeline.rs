@@ -37,6 +37,7 @@ fn site_files(src: &Path) -> Vec<SiteFile> {
                     requires_python: Some(RequiresPython::new(">=3.8")),
                     yanked: Yanked::from_reason((v == 3).then_some("bad build")),
                     upload_time: Some("2024-01-02T03:04:05Z".parse().unwrap()),
+                    provenance: None,
                 },
                 metadata: None,
                 source,

@@ -22,6 +22,8 @@ pub struct FileFacts {
     pub yanked: Yanked,
     /// PEP 700 `upload-time`.
     pub upload_time: Option<jiff::Timestamp>,
+    /// PEP 740: where the upstream serves the file's provenance (absolute).
+    pub provenance: Option<String>,
 }
 
 impl FileFacts {
@@ -29,10 +31,12 @@ impl FileFacts {
     /// changes only when a fact does (never with a `Debug` format).
     pub fn key(&self) -> String {
         format!(
-            "rp={}\tyanked={}\tuploaded={}",
+            "rp={}\tyanked={}\tuploaded={}{}",
             self.requires_python.as_ref().map_or("-".to_string(), |r| format!("{:?}", r.as_str())),
             self.yanked.reason().map_or("-".to_string(), |r| format!("{r:?}")),
             self.upload_time.map_or("-".to_string(), |t| t.to_string()),
+            // Only when offered, so keys without provenance stay as they were.
+            self.provenance.as_ref().map_or(String::new(), |p| format!("\tprovenance={p:?}")),
         )
     }
 

@@ -535,6 +535,7 @@ fn render_project(
                     upload_time: f.facts.upload_time.map(|t| t.to_string()),
                     core_metadata: Some(meta.clone().unwrap_or(wire::CoreMetadata::Flag(false))),
                     dist_info_metadata: Some(meta.unwrap_or(wire::CoreMetadata::Flag(false))),
+                    provenance: None,
                 }
             })
             .collect(),

@@ -1245,7 +1245,10 @@ python = [\"3.21\", \"3.12\"]\n",
             ("[select]\nmin_age = \"3 days\"\n", ":2:11: `min_age` expects \"0\" or a whole number of m, h or d"),
             ("[select]\nfreeze = \"yesterday\"\n", ":2:10: `freeze` expects an instant"),
             ("[[select.admit]]\nproject = \"a\"\nversion = \"1\"\n", "[[select.admit]] needs `reason`"),
-            ("[[select.admit]]\nproject = \"a\"\nversion = \"x y\"\nreason = \"r\"\nexpires = \"2027-01-01\"\n", ":3:11:"),
+            (
+                "[[select.admit]]\nproject = \"a\"\nversion = \"x y\"\nreason = \"r\"\nexpires = \"2027-01-01\"\n",
+                ":3:11:",
+            ),
             ("[policy]\nupstream_removed = \"drop\"\n", "`upstream_removed` is \"withdraw\" or \"keep\""),
             ("[select.project.x]\nadmit = []\n", "only allowed in [select]"),
         ];

@@ -244,8 +244,8 @@ pub fn verify_provenance(
     pin: Option<&Publisher>,
 ) -> Result<Vec<Verified>, VerifyError> {
     let fail = |step, message: String| VerifyError { file: file.to_string(), step, message };
-    let prov: wire::Provenance =
-        serde_json::from_slice(bytes).map_err(|e| fail(Step::Parse, format!("not a PEP 740 provenance object: {e}")))?;
+    let prov: wire::Provenance = serde_json::from_slice(bytes)
+        .map_err(|e| fail(Step::Parse, format!("not a PEP 740 provenance object: {e}")))?;
     if prov.attestation_bundles.iter().all(|b| b.attestations.is_empty()) {
         return Err(fail(Step::Parse, "the provenance holds no attestation".into()));
     }
@@ -308,7 +308,11 @@ pub fn verify_bundle(
     if let Err(why) = identity_matches(cert, expected) {
         return Err(fail(Step::Identity, format!("the certificate is {signed}, not {expected}: {why}")));
     }
-    Ok(Verified { publisher: signed, predicate_type: statement.predicate_type, integrated_time: result.integrated_time() })
+    Ok(Verified {
+        publisher: signed,
+        predicate_type: statement.predicate_type,
+        integrated_time: result.integrated_time(),
+    })
 }
 
 fn statement_of(bundle: &Bundle) -> Result<Statement, String> {
@@ -358,7 +362,8 @@ fn publisher_of(cert: &sigstore_verify::crypto::CertificateInfo) -> Publisher {
     let ci = &cert.ci_claims;
     let issuer = cert.issuer.as_deref().unwrap_or_default();
     let san = cert.identity.as_ref().map(|s| s.as_str().to_string());
-    let repo_of = |host: &str| ci.source_repository_uri.as_deref().and_then(|u| u.strip_prefix(host)).map(str::to_string);
+    let repo_of =
+        |host: &str| ci.source_repository_uri.as_deref().and_then(|u| u.strip_prefix(host)).map(str::to_string);
     let after = |uri: Option<&str>, marker: &str| {
         uri.and_then(|u| u.split_once(marker)).map(|(_, w)| w.split('@').next().unwrap_or(w).to_string())
     };
@@ -396,13 +401,20 @@ fn identity_matches(cert: &sigstore_verify::crypto::CertificateInfo, p: &Publish
     let issuer = cert.issuer.as_deref().unwrap_or_default();
     let san = cert.identity.as_ref().map(|s| s.as_str());
     let want_issuer = |want: &str| {
-        if issuer == want { Ok(()) } else { Err(format!("issued by {issuer:?}, a {} publisher's is {want:?}", p.kind.as_str())) }
+        if issuer == want {
+            Ok(())
+        } else {
+            Err(format!("issued by {issuer:?}, a {} publisher's is {want:?}", p.kind.as_str()))
+        }
     };
     let repo_and_workflow = |host: &str, marker: &str| -> Result<(), String> {
         let repo = p.repository.as_deref().ok_or("no repository named")?;
         let uri = format!("{host}{repo}");
         if !eq_ci(ci.source_repository_uri.as_deref(), &uri) {
-            return Err(format!("source repository {:?}, expected {uri}", ci.source_repository_uri.as_deref().unwrap_or("-")));
+            return Err(format!(
+                "source repository {:?}, expected {uri}",
+                ci.source_repository_uri.as_deref().unwrap_or("-")
+            ));
         }
         if let Some(w) = &p.workflow {
             let prefix = format!("{uri}{marker}{w}@").to_ascii_lowercase();
@@ -419,13 +431,17 @@ fn identity_matches(cert: &sigstore_verify::crypto::CertificateInfo, p: &Publish
         }
     };
     match &p.kind {
-        Kind::GitHub => want_issuer(GITHUB_ISSUER).and_then(|()| repo_and_workflow("https://github.com/", "/.github/workflows/")),
+        Kind::GitHub => {
+            want_issuer(GITHUB_ISSUER).and_then(|()| repo_and_workflow("https://github.com/", "/.github/workflows/"))
+        }
         Kind::GitLab => want_issuer(GITLAB_ISSUER).and_then(|()| repo_and_workflow("https://gitlab.com/", "//")),
         Kind::Google => {
             want_issuer(GOOGLE_ISSUER)?;
             match (&p.email, san) {
                 (Some(want), Some(got)) if got == want => Ok(()),
-                (want, got) => Err(format!("identity {:?}, expected {:?}", got.unwrap_or("-"), want.as_deref().unwrap_or("-"))),
+                (want, got) => {
+                    Err(format!("identity {:?}, expected {:?}", got.unwrap_or("-"), want.as_deref().unwrap_or("-")))
+                }
             }
         }
         Kind::Email => match (&p.email, san, &p.issuer) {
@@ -452,7 +468,10 @@ fn other_matches(cert: &sigstore_verify::crypto::CertificateInfo, p: &Publisher)
     if let Some(origin) = p.claim("vcs_origin")
         && !eq_ci(source, origin)
     {
-        return Err(format!("source repository {:?}, expected {origin}", ci.source_repository_uri.as_deref().unwrap_or("-")));
+        return Err(format!(
+            "source repository {:?}, expected {origin}",
+            ci.source_repository_uri.as_deref().unwrap_or("-")
+        ));
     }
     if let Some(r) = p.claim("vcs_ref")
         && ci.source_repository_ref.as_deref() != Some(r)
@@ -465,7 +484,9 @@ fn other_matches(cert: &sigstore_verify::crypto::CertificateInfo, p: &Publisher)
 /// Whether a claimed publisher is the pinned one: the pin's kind and each
 /// claim the pin names (a pin without a workflow accepts any workflow).
 fn same_publisher(claimed: &Publisher, pin: &Publisher) -> bool {
-    let same = |a: &Option<String>, b: &Option<String>| b.as_ref().is_none_or(|b| a.as_ref().is_some_and(|a| a.eq_ignore_ascii_case(b)));
+    let same = |a: &Option<String>, b: &Option<String>| {
+        b.as_ref().is_none_or(|b| a.as_ref().is_some_and(|a| a.eq_ignore_ascii_case(b)))
+    };
     claimed.kind == pin.kind
         && same(&claimed.repository, &pin.repository)
         && same(&claimed.workflow, &pin.workflow)

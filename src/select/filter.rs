@@ -130,6 +130,7 @@ mod tests {
                             requires_python: rp.map(RequiresPython::new),
                             yanked: Yanked::from_reason(*yanked),
                             upload_time: Some(time.parse().unwrap()),
+                            provenance: None,
                         },
                         metadata: Default::default(),
                     })

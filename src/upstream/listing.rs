@@ -154,14 +154,18 @@ fn is_legacy_format(filename: &str) -> bool {
     [".egg", ".exe", ".msi", ".rpm", ".dmg", ".deb"].iter().any(|ext| lower.ends_with(ext))
 }
 
+/// Schemes a page may point at: a `file:` index may name local files.
+fn allowed_scheme(page_url: &Url, url: &Url) -> bool {
+    match page_url.scheme() {
+        "file" => matches!(url.scheme(), "file" | "http" | "https"),
+        _ => matches!(url.scheme(), "http" | "https"),
+    }
+}
+
 fn convert(f: &wire::File, page_url: &Url, project: &ProjectName) -> Result<UpstreamFile, Refused> {
     let filename = DistFilename::parse(&f.filename, Some(project))?;
     let url = page_url.join(&f.url).map_err(|error| Refused::Url { url: f.url.clone(), error })?;
-    let allowed = match page_url.scheme() {
-        "file" => matches!(url.scheme(), "file" | "http" | "https"),
-        _ => matches!(url.scheme(), "http" | "https"),
-    };
-    if !allowed {
+    if !allowed_scheme(page_url, &url) {
         return Err(Refused::Scheme { scheme: url.scheme().to_string(), page: page_url.scheme().to_string() });
     }
     let sha256 = match f.hashes.get("sha256") {
@@ -182,6 +186,13 @@ fn convert(f: &wire::File, page_url: &Url, project: &ProjectName) -> Result<Upst
             None => Offered::Unhashed,
         },
     };
+    // Held to the same schemes as the file itself; a bad one is no provenance.
+    let provenance = f
+        .provenance
+        .as_deref()
+        .and_then(|p| page_url.join(p).ok())
+        .filter(|u| allowed_scheme(page_url, u))
+        .map(|u| u.to_string());
     Ok(UpstreamFile {
         filename,
         url,
@@ -191,6 +202,7 @@ fn convert(f: &wire::File, page_url: &Url, project: &ProjectName) -> Result<Upst
             requires_python: f.requires_python.as_deref().map(RequiresPython::new),
             yanked: Yanked::from_reason(f.yanked.reason()),
             upload_time,
+            provenance,
         },
         metadata,
     })
@@ -211,6 +223,7 @@ mod tests {
             upload_time: Some("2024-01-02T03:04:05.123456Z".into()),
             core_metadata: None,
             dist_info_metadata: None,
+            provenance: None,
         }
     }
 

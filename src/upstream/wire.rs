@@ -133,6 +133,9 @@ pub struct File {
         skip_serializing_if = "Option::is_none"
     )]
     pub dist_info_metadata: Option<CoreMetadata>,
+    /// PEP 740: the provenance object's URL (absolute, or `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
 }
 
 /// `GET /simple/` as PEP 691 JSON.
@@ -246,6 +249,7 @@ pub fn parse_html_page(body: &[u8], base: &Url, name: &str) -> ProjectPage {
                     upload_time: None,
                     core_metadata: metadata,
                     dist_info_metadata: None,
+                    provenance: attr("data-provenance").filter(|s| !s.trim().is_empty()),
                 });
             }
             _ => {}

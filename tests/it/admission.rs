@@ -65,7 +65,9 @@ fn a_young_release_is_held_until_due_and_then_enters() {
     assert_eq!(changes["held"][1], serde_json::json!({"project": "pkg", "version": "1.1"}));
     assert!(read("reports/feed.xml").contains("held (not yet admitted):\n  nodate 1.0\n  pkg 1.1"));
     assert!(read("reports/summary.md").contains("| pkg | 1.1 | young | 2026-03-25T09:00:00Z |"));
-    assert!(read("reports/security.html").contains("<td>pkg</td><td>1.1</td><td><span class=\"tag blocked\">young</span></td><td>2026-03-25T09:00:00Z</td>"));
+    assert!(read("reports/security.html").contains(
+        "<td>pkg</td><td>1.1</td><td><span class=\"tag blocked\">young</span></td><td>2026-03-25T09:00:00Z</td>"
+    ));
     assert!(read("index.html").contains("<b>2</b><span>held releases</span>"));
     // `airlock audit` plans nothing, and still reports the same holds.
     env.airlock().arg("audit").env("SOURCE_DATE_EPOCH", (NOW + 60).to_string()).assert().success();

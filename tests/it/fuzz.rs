@@ -124,7 +124,8 @@ fn seeds(scratch: &Path) -> std::collections::BTreeMap<&'static str, Vec<Vec<u8>
     let mut provenance = text(&[
         "{\"version\":1,\"attestation_bundles\":[{\"publisher\":{\"kind\":\"GitHub\",\"repository\":\"o/r\",\"workflow\":\"w.yml\"},\"attestations\":[{\"version\":1,\"verification_material\":{\"certificate\":\"AAAA\",\"transparency_entries\":[{}]},\"envelope\":{\"statement\":\"e30=\",\"signature\":\"AAAA\"}}]}]}",
     ]);
-    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pep740/attestations/sampleproject-4.0.0.tar.gz.provenance");
+    let real = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/pep740/attestations/sampleproject-4.0.0.tar.gz.provenance");
     provenance.extend(std::fs::read(real).ok());
     out.insert("provenance", provenance);
     out.insert(

@@ -174,7 +174,8 @@ fn the_verified_publisher_comes_from_the_certificate() {
     let prod = TrustRoot::production().unwrap();
     let dist = std::fs::read(dir.join("dists/pypi_attestations-0.0.30-py3-none-any.whl")).unwrap();
     let prov = std::fs::read(dir.join("attestations/pypi_attestations-0.0.30-py3-none-any.whl.provenance")).unwrap();
-    let v = verify_provenance(&prov, "pypi_attestations-0.0.30-py3-none-any.whl", &Sha256::of(&dist), &prod, None).unwrap();
+    let v =
+        verify_provenance(&prov, "pypi_attestations-0.0.30-py3-none-any.whl", &Sha256::of(&dist), &prod, None).unwrap();
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].publisher, Publisher::github("pypi/pypi-attestations", "release.yml", Some("pypi")));
     assert_eq!(v[0].publisher.to_string(), "github:pypi/pypi-attestations@release.yml (environment pypi)");
@@ -184,7 +185,8 @@ fn the_verified_publisher_comes_from_the_certificate() {
     let e = verify_provenance(b"{", "x-1.0.tar.gz", &Sha256::of(b""), &prod, None).unwrap_err();
     assert_eq!(e.step, Step::Parse);
     assert!(e.to_string().starts_with("x-1.0.tar.gz: provenance fails at the parse step"), "{e}");
-    let e = verify_provenance(br#"{"version":1,"attestation_bundles":[]}"#, "x-1.0.tar.gz", &Sha256::of(b""), &prod, None)
-        .unwrap_err();
+    let e =
+        verify_provenance(br#"{"version":1,"attestation_bundles":[]}"#, "x-1.0.tar.gz", &Sha256::of(b""), &prod, None)
+            .unwrap_err();
     assert!(e.message.contains("no attestation"), "{e}");
 }

@@ -77,6 +77,7 @@ impl State {
                         None => None,
                         Some(t) => Some(t.parse().map_err(|e| format!("upload_time {t:?}: {e}"))?),
                     },
+                    provenance: r.get(16)?,
                 },
                 metadata: match (meta_sha, meta_size) {
                     (Some(s), Some(n)) => Some((s.parse()?, u64::try_from(n)?)),
@@ -92,7 +93,7 @@ impl State {
         Ok(parsed.map_err(|source| BadRow { row, source }))
     }
 
-    pub(super) const ARTIFACT_COLUMNS: &'static str = "project, filename, version, sha256, size, url, requires_python, yanked, upload_time, metadata_sha256, metadata_size, first_seen, last_verified, added_run, selected_run, unselected_run";
+    pub(super) const ARTIFACT_COLUMNS: &'static str = "project, filename, version, sha256, size, url, requires_python, yanked, upload_time, metadata_sha256, metadata_size, first_seen, last_verified, added_run, selected_run, unselected_run, provenance_url";
 
     pub(super) fn query_artifacts(
         &self,
@@ -163,7 +164,7 @@ impl State {
     pub fn put_artifacts(&mut self, artifacts: &[Artifact]) -> Result<(), StateError> {
         self.in_tx(|tx| {
             let sql = format!(
-                "INSERT OR REPLACE INTO artifacts ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+                "INSERT OR REPLACE INTO artifacts ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
                 Self::ARTIFACT_COLUMNS
             );
             let mut stmt = tx.prepare_cached(&sql)?;
@@ -184,7 +185,8 @@ impl State {
                     a.last_verified,
                     a.added_run,
                     a.selected_run,
-                    a.unselected_run
+                    a.unselected_run,
+                    a.facts.provenance,
                 ])?;
             }
             if !artifacts.is_empty() {

@@ -159,6 +159,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE artifacts ADD COLUMN withdrawn_at TEXT;
     ALTER TABLE projects ADD COLUMN status TEXT;
     ALTER TABLE projects ADD COLUMN status_reason TEXT;
+    ALTER TABLE artifacts ADD COLUMN provenance_url TEXT;
     CREATE TABLE gate (project TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL,
                        due TEXT, expires TEXT, entry TEXT, PRIMARY KEY (project, version, kind)) WITHOUT ROWID;
     "#,
