@@ -42,6 +42,7 @@ fn site_files(src: &Path) -> Vec<SiteFile> {
                 metadata: None,
                 source,
                 metadata_source: None,
+                provenance_source: None,
                 listed: true,
                 filename: filename.parse().unwrap(),
             });

@@ -100,6 +100,9 @@ pub enum Diagnostic {
     Skipped { project: ProjectName, filename: String, reason: String },
     /// A file that left the store (unselected for more than `keep_runs` runs).
     Pruned { project: ProjectName, filename: String },
+    /// A file whose PEP 740 provenance does not verify (`step`: where it
+    /// failed): refused, never served.
+    ProvenanceRefused { project: ProjectName, filename: String, step: String, message: String },
     /// A release the admission gate holds back: not served until `due`
     /// (`None`: not by time); `expired`, an `[[select.admit]]` entry for it
     /// past its date (reason, expires).
@@ -181,6 +184,7 @@ impl Diagnostic {
             | Diagnostic::PlanFailed { .. }
             | Diagnostic::MissingFromStore { .. }
             | Diagnostic::Tampering(_)
+            | Diagnostic::ProvenanceRefused { .. }
             | Diagnostic::MaliciousFile { .. } => Level::Error,
             Diagnostic::NotStored { .. }
             | Diagnostic::Blocked { .. }
@@ -218,6 +222,7 @@ impl Diagnostic {
             Diagnostic::Skipped { .. } => "skipped",
             Diagnostic::Pruned { .. } => "pruned",
             Diagnostic::Held { .. } => "held",
+            Diagnostic::ProvenanceRefused { .. } => "provenance-refused",
             Diagnostic::Admitted { .. } => "admitted",
             Diagnostic::Withdrawn { .. } => "withdrawn",
         }
@@ -245,6 +250,7 @@ impl Diagnostic {
             | Diagnostic::Skipped { project, .. }
             | Diagnostic::Pruned { project, .. }
             | Diagnostic::Held { project, .. }
+            | Diagnostic::ProvenanceRefused { project, .. }
             | Diagnostic::Admitted { project, .. }
             | Diagnostic::Withdrawn { project, .. } => project,
             Diagnostic::Tampering(t) => &t.project,
@@ -261,7 +267,8 @@ impl Diagnostic {
             | Diagnostic::Skipped { filename, .. }
             | Diagnostic::Pruned { filename, .. }
             | Diagnostic::MaliciousFile { filename, .. }
-            | Diagnostic::LockMismatch { filename, .. } => Some(filename),
+            | Diagnostic::LockMismatch { filename, .. }
+            | Diagnostic::ProvenanceRefused { filename, .. } => Some(filename),
             Diagnostic::Tampering(t) => Some(&t.filename),
             Diagnostic::Withdrawn { filename, .. } => filename.as_deref(),
             _ => None,
@@ -387,6 +394,9 @@ impl fmt::Display for Diagnostic {
                 write!(f, "{project}/{filename} left the store (unselected for more than keep_runs runs)")
             }
             Diagnostic::Held { .. } | Diagnostic::Admitted { .. } | Diagnostic::Withdrawn { .. } => self.fmt_gate(f),
+            Diagnostic::ProvenanceRefused { project, message, .. } => {
+                write!(f, "POSSIBLE TAMPERING: {project}: {message}; the file is refused and never served")
+            }
         }
     }
 }

@@ -187,6 +187,7 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
         since: &since,
         gate: gate.as_ref(),
         upstream_removed: manifest.policy.upstream_removed,
+        provenance: None,
         refuse: crate::pipeline::refuse(&manifest.policy, &loaded),
         installed: installed.as_ref().map(|i| (i, want.envs.as_slice())),
     };

@@ -135,6 +135,7 @@ fn site_file(path: &Path, f: &DistFilename, meta_dir: &Path) -> Result<(SiteFile
         metadata: None,
         source: path.to_path_buf(),
         metadata_source: None,
+        provenance_source: None,
         listed: true,
     };
     let DistFilename::Wheel(w) = f else { return Ok((file, None)) };

@@ -45,6 +45,8 @@ pub struct SiteFile {
     /// Where the verified bytes are (hard-linked, or copied across file systems).
     pub source: PathBuf,
     pub metadata_source: Option<PathBuf>,
+    /// The file's verified PEP 740 provenance, kept beside it in the store.
+    pub provenance_source: Option<PathBuf>,
     /// Listed in the simple index. Unlisted files stay in `packages/` for a
     /// grace period so clients holding an older page never get a 404.
     pub listed: bool,
@@ -157,6 +159,8 @@ struct FileView {
     yanked: bool,
     yanked_reason: String,
     metadata_sha256: Option<String>,
+    /// PEP 740: the absolute URL of the file's provenance.
+    provenance: Option<String>,
 }
 
 const PROJECT_TEMPLATE: &str = "simple_project.html";
@@ -225,6 +229,11 @@ fn builtin_project_page(view: &ProjectView<'_>) -> String {
                 out.push_str(attr);
                 escape(&mut out, sha);
             }
+            out.push('"');
+        }
+        if let Some(url) = truthy(&f.provenance) {
+            out.push_str(" data-provenance=\"");
+            escape(&mut out, url);
             out.push('"');
         }
         out.push('>');
@@ -326,6 +335,8 @@ pub struct SiteRender<'a> {
     listed: Vec<ProjectSummary>,
     /// PEP 792 statuses the upstream gives, passed through on every page.
     statuses: Option<&'a Statuses>,
+    /// Where the tree is served: PEP 740 needs absolute provenance URLs.
+    base_url: Option<&'a url::Url>,
 }
 
 /// Projects the upstream marks other than active, by name.
@@ -339,7 +350,20 @@ impl<'a> SiteRender<'a> {
     /// Room for `entries` listing entries up front: a large tree's listing
     /// then never doubles (and copies) its way there.
     pub fn with_capacity(templates: &'a Templates, out: &'a Path, entries: usize) -> SiteRender<'a> {
-        SiteRender { templates, out, entries: Vec::with_capacity(entries), listed: Vec::new(), statuses: None }
+        SiteRender {
+            templates,
+            out,
+            entries: Vec::with_capacity(entries),
+            listed: Vec::new(),
+            statuses: None,
+            base_url: None,
+        }
+    }
+
+    /// Give pages the provenance URLs under `base`.
+    pub fn with_base_url(mut self, base: Option<&'a url::Url>) -> SiteRender<'a> {
+        self.base_url = base;
+        self
     }
 
     /// Pass PEP 792 statuses through to the project pages.
@@ -357,7 +381,7 @@ impl<'a> SiteRender<'a> {
             .par_iter()
             .map(|(project, files)| {
                 let status = self.statuses.and_then(|s| s.get(*project));
-                render_project(project, files, status, self.templates, self.out)
+                render_project(project, files, (status, self.base_url), self.templates, self.out)
             })
             .collect::<Result<_, _>>()?;
         self.entries.extend(per_project.into_iter().flatten());
@@ -393,7 +417,7 @@ impl<'a> SiteRender<'a> {
         for (project, status) in self.statuses.into_iter().flatten() {
             let has_page = self.entries.iter().any(|e| e.path == format!("simple/{project}/index.v1_json"));
             if crate::upstream::listing::ProjectStatus::quarantined(Some(status)) && !has_page {
-                self.entries.extend(render_project(project, &[], Some(status), templates, out)?);
+                self.entries.extend(render_project(project, &[], (Some(status), None), templates, out)?);
             }
         }
         let listed = &self.listed;
@@ -456,10 +480,19 @@ impl<'a> SiteRender<'a> {
     }
 }
 
+/// A file's verified provenance placed beside it, when it has one.
+fn provenance_beside(f: &SiteFile, rel: &str, out: &Path) -> Result<Option<TreeEntry>, RenderError> {
+    let Some(src) = &f.provenance_source else { return Ok(None) };
+    let rel = format!("{rel}.provenance");
+    let (sha, size) = crate::util::hashing::hash_file(src).map_err(TreeError::from)?;
+    place(src, &out.join(&rel))?;
+    Ok(Some(TreeEntry { path: rel, sha256: sha, size }))
+}
+
 fn render_project(
     project: &ProjectName,
     files: &[&SiteFile],
-    status: Option<&crate::upstream::listing::ProjectStatus>,
+    (status, base): (Option<&crate::upstream::listing::ProjectStatus>, Option<&url::Url>),
     templates: &Templates,
     out: &Path,
 ) -> Result<Vec<TreeEntry>, RenderError> {
@@ -480,6 +513,7 @@ fn render_project(
             place(src, &out.join(&rel))?;
             entries.push(TreeEntry { path: rel, sha256: sha, size });
         }
+        entries.extend(provenance_beside(f, &rel, out)?);
     }
     let listed: Vec<&&SiteFile> = files.iter().filter(|f| f.listed).collect();
     // A quarantined project has a page with its status and no files (PEP
@@ -491,7 +525,14 @@ fn render_project(
     }
     dir("simple")?;
     let href = |f: &SiteFile| format!("../../packages/{project}/{}", encode(f.filename.as_str()));
-    let api_version = if status.is_some() { wire::API_VERSION_STATUS } else { wire::API_VERSION };
+    let attested = listed.iter().any(|f| f.provenance_source.is_some());
+    let api_version = if status.is_some() || attested { wire::API_VERSION_STATUS } else { wire::API_VERSION };
+    // PEP 740 wants a fully qualified URL: without `base_url`, none.
+    let provenance_url = |f: &SiteFile| {
+        let base = base?;
+        f.provenance_source.as_ref()?;
+        base.join(&format!("packages/{project}/{}.provenance", encode(f.filename.as_str()))).ok().map(|u| u.to_string())
+    };
     let view = ProjectView {
         api_version,
         name: project.as_str(),
@@ -506,6 +547,7 @@ fn render_project(
                 yanked: f.facts.yanked.is_yanked(),
                 yanked_reason: f.facts.yanked.reason().unwrap_or_default().to_string(),
                 metadata_sha256: f.metadata.map(|m| m.0.hex()),
+                provenance: provenance_url(f),
             })
             .collect(),
     };
@@ -535,7 +577,7 @@ fn render_project(
                     upload_time: f.facts.upload_time.map(|t| t.to_string()),
                     core_metadata: Some(meta.clone().unwrap_or(wire::CoreMetadata::Flag(false))),
                     dist_info_metadata: Some(meta.unwrap_or(wire::CoreMetadata::Flag(false))),
-                    provenance: None,
+                    provenance: provenance_url(f),
                 }
             })
             .collect(),
@@ -560,6 +602,7 @@ mod tests {
             yanked: yanked.is_some(),
             yanked_reason: yanked.unwrap_or_default().into(),
             metadata_sha256: meta.map(Into::into),
+            provenance: meta.map(|m| format!("https://m.example/packages/p/{filename}.provenance?{m}")),
         }
     }
 
@@ -636,9 +679,10 @@ mod tests {
             metadata: None,
             source: src,
             metadata_source: None,
+            provenance_source: None,
             listed: true,
         };
-        render_project(&f.project, &[&f], None, &templates, &out.path().join("tree")).unwrap();
+        render_project(&f.project, &[&f], (None, None), &templates, &out.path().join("tree")).unwrap();
         assert_eq!(std::fs::read_to_string(out.path().join("tree/simple/p/index.html")).unwrap(), "custom p");
     }
 }

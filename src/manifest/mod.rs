@@ -141,6 +141,8 @@ struct RawPolicy {
     ignore: Vec<RawIgnore>,
     security_bypass: Option<bool>,
     upstream_removed: Option<Spanned<String>>,
+    provenance: Option<Spanned<String>>,
+    trusted_root: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -434,6 +436,23 @@ pub struct Policy {
     /// mirrored version of its project is admitted at once.
     pub security_bypass: bool,
     pub upstream_removed: UpstreamRemoved,
+    /// `provenance`: what PEP 740 attestations do to a file.
+    pub provenance: ProvenancePolicy,
+    /// `trusted_root`: a Sigstore `trusted_root.json` (`None`: the production
+    /// root built in).
+    pub trusted_root: Option<PathBuf>,
+}
+
+/// `[policy] provenance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProvenancePolicy {
+    /// Attestations are not fetched.
+    Off,
+    /// A file whose upstream offers provenance is served only if it verifies.
+    #[default]
+    Verify,
+    /// Also: a release none of whose files offers provenance is held.
+    Require,
 }
 
 /// `[policy] malicious`.
@@ -458,6 +477,8 @@ impl Default for Policy {
             ignore: Vec::new(),
             security_bypass: true,
             upstream_removed: UpstreamRemoved::Withdraw,
+            provenance: ProvenancePolicy::Verify,
+            trusted_root: None,
         }
     }
 }
@@ -632,7 +653,7 @@ impl Manifest {
         let mirror = load_mirror(&loc, &mut errs, raw.mirror, &resolve);
         let select = load_select(&loc, &mut errs, raw.select, &resolve);
         let advisories = load_advisories(&loc, &mut errs, raw.advisories, &resolve, &mirror.state);
-        let policy = load_policy(&loc, &mut errs, raw.policy);
+        let policy = load_policy(&loc, &mut errs, raw.policy, &resolve);
         let publish = load_publish(&loc, &mut errs, raw.publish);
         match errs.into_error() {
             Some(e) => Err(e),
@@ -1055,7 +1076,7 @@ fn dependencies(loc: &Locator, v: &Spanned<toml::Value>) -> Result<Dependencies,
     }
 }
 
-fn load_policy(loc: &Locator, errs: &mut Errors, p: RawPolicy) -> Policy {
+fn load_policy(loc: &Locator, errs: &mut Errors, p: RawPolicy, resolve: &dyn Fn(&str) -> PathBuf) -> Policy {
     let mut threshold = |key: &str, v: &Option<Spanned<String>>, default: Threshold| -> Threshold {
         let Some(s) = v else { return default };
         let parsed = s
@@ -1106,6 +1127,26 @@ fn load_policy(loc: &Locator, errs: &mut Errors, p: RawPolicy) -> Policy {
         ignore,
         security_bypass: p.security_bypass.unwrap_or(true),
         upstream_removed,
+        provenance: p.provenance.as_ref().map_or(ProvenancePolicy::Verify, |v| {
+            let parsed = match v.get_ref().as_str() {
+                "off" => Ok(ProvenancePolicy::Off),
+                "verify" => Ok(ProvenancePolicy::Verify),
+                "require" => Ok(ProvenancePolicy::Require),
+                other => {
+                    Err(loc.at(v.span(), format!("`provenance` is \"off\", \"verify\" or \"require\", not {other:?}")))
+                }
+            };
+            errs.take(v.span().start, parsed).unwrap_or_default()
+        }),
+        trusted_root: p.trusted_root.as_ref().and_then(|t| {
+            let path = resolve(t.get_ref());
+            let found = if path.is_file() {
+                Ok(path)
+            } else {
+                Err(loc.at(t.span(), format!("`trusted_root`: {} does not exist", path.display())))
+            };
+            errs.take(t.span().start, found)
+        }),
     }
 }
 

@@ -92,6 +92,8 @@ const POLICY: &[Field] = &[
     Field("ignore", Kind::Tables(IGNORE)),
     Field("security_bypass", Kind::Bool),
     Field("upstream_removed", Kind::Str),
+    Field("provenance", Kind::Str),
+    Field("trusted_root", Kind::Str),
 ];
 
 const PUBLISH: &[Field] = &[

@@ -93,7 +93,11 @@ pub fn expand(
         let plan = plan::make(inputs, &requested, &views, &mut run.state, &mut Diagnostics::default())?;
         let plan = adopt(run, wheels_only(plan, follows), opts.allow_missing_hashes)?;
         // Offline, only what is stored is followed (the main fetch says what is missing).
-        let plan = if client.is_some() { fetch(run, client, plan, opts, &Default::default(), diags)?.0 } else { plan };
+        let plan = if client.is_some() {
+            fetch(run, client, plan, opts, (&Default::default(), inputs.provenance), diags)?.0
+        } else {
+            plan
+        };
         let new = discover(run, &plan, inputs, &requested, &mut closure)?;
         if new.is_empty() {
             return Ok((requested, views));

@@ -133,7 +133,7 @@ pub fn fetch(
     client: Option<&Client>,
     mut plan: Plan,
     opts: FetchOptions,
-    expected: &Expected,
+    (expected, provenance): (&Expected, Option<&super::provenance::Check>),
     diags: &mut Diagnostics,
 ) -> Result<(Plan, Fetched), StateError> {
     let mut jobs = Vec::new();
@@ -179,6 +179,20 @@ pub fn fetch(
     }
     if jobs.is_empty() {
         return Ok((plan, fetched));
+    }
+    if let Some(check) = provenance {
+        let by_name: BTreeMap<(&ProjectName, &str), &UpstreamFile> =
+            jobs.iter().map(|j| ((&j.project, j.file.filename.as_str()), &j.file)).collect();
+        let verified: Vec<(&ProjectName, &UpstreamFile, Sha256)> = rows
+            .iter()
+            .filter_map(|a| by_name.get(&(&a.project, a.filename.as_str())).map(|f| (&a.project, *f, a.sha256)))
+            .collect();
+        let refused = super::provenance::check(check, client, &run.store, &verified, opts.jobs);
+        let gone: std::collections::BTreeSet<(ProjectName, String)> =
+            refused.iter().filter_map(|d| d.filename().map(|f| (d.project().clone(), f.to_string()))).collect();
+        rows.retain(|a| !gone.contains(&(a.project.clone(), a.filename.to_string())));
+        fetched.files -= gone.len() as u64;
+        diags.extend(refused);
     }
     run.state.put_artifacts(&rows)?;
     let arrived: std::collections::BTreeSet<(&ProjectName, &str)> =

@@ -28,6 +28,7 @@ pub mod closure;
 pub mod fetch;
 pub mod installable;
 pub mod plan;
+pub mod provenance;
 pub mod publish;
 pub mod record;
 pub mod remote;
@@ -286,6 +287,8 @@ struct Build<'a> {
     counts: plan::ListedCounts,
     /// The admission gate, when some project is held back by anything.
     gate: Option<views::Gatekeeper>,
+    /// The PEP 740 check (none under `provenance = "off"`).
+    provenance: Option<provenance::Check>,
     jobs: usize,
     diags: Diagnostics,
 }
@@ -306,7 +309,9 @@ impl<'a> Build<'a> {
         let counts = run.state.listed_counts()?;
         let gate = admission::gatekeeper(manifest, loaded);
         let jobs = opts.jobs.unwrap_or(m.jobs);
-        Ok(Build { manifest, loaded, client, since, want, counts, gate, jobs, diags: Diagnostics::default() })
+        let provenance = provenance::Check::new(&manifest.policy)?;
+        let diags = Diagnostics::default();
+        Ok(Build { manifest, loaded, client, since, want, counts, gate, provenance, jobs, diags })
     }
 
     fn fetch_options(&self) -> FetchOptions {
@@ -349,6 +354,7 @@ impl<'a> Build<'a> {
             since,
             gate,
             upstream_removed: manifest.policy.upstream_removed,
+            provenance: self.provenance.as_ref(),
             refuse: refuse(&manifest.policy, self.loaded),
             installed: installed.as_ref().map(|i| (i, want.envs.as_slice())),
         };
@@ -377,7 +383,7 @@ impl<'a> Build<'a> {
                 names.into_iter().filter_map(|p| self.want.requested.get(&p).map(|l| (p, l.clone()))).collect();
             let (plan, batch, resolved) = self.plan_batch(run, batch)?;
             signal::check()?;
-            let expected = (self.fetch_options(), &resolved.metadata);
+            let expected = (self.fetch_options(), &resolved.metadata, self.provenance.as_ref());
             let (plan, fetched, fetches) =
                 fetch_batch(run, self.client.as_ref(), plan, expected, remote.as_deref_mut(), &mut self.diags)?;
             sw.lap("fetch");
@@ -540,7 +546,7 @@ fn fetch_batch(
     run: &mut Run,
     client: Option<&Client>,
     plan: plan::Plan,
-    (opts, expected): (FetchOptions, &fetch::Expected),
+    (opts, expected, provenance): (FetchOptions, &fetch::Expected, Option<&provenance::Check>),
     remote: Option<&mut remote::RemoteStore>,
     diags: &mut Diagnostics,
 ) -> Result<(plan::Plan, fetch::Fetched, u64), Error> {
@@ -553,7 +559,7 @@ fn fetch_batch(
         }
     }
     let fetches = plan.count(|d| matches!(d, plan::Decision::Fetch(_))) as u64;
-    let (plan, fetched) = fetch::fetch(run, client, plan, opts, expected, diags)?;
+    let (plan, fetched) = fetch::fetch(run, client, plan, opts, (expected, provenance), diags)?;
     Ok((plan, fetched, fetches))
 }
 

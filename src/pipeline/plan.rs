@@ -227,6 +227,8 @@ pub struct PlanInputs<'a> {
     pub gate: Option<&'a super::views::Gatekeeper>,
     /// `[policy] upstream_removed`: what the upstream no longer offers does.
     pub upstream_removed: crate::manifest::UpstreamRemoved,
+    /// The provenance check of files the closure fetches.
+    pub provenance: Option<&'a super::provenance::Check>,
     /// Under `malicious = "block"`, the snapshot whose malicious-package
     /// records keep a release out before anything of it is fetched.
     pub refuse: Option<Refuse<'a>>,

@@ -150,6 +150,13 @@ fn site_file(store: &crate::store::Store, a: Artifact) -> Result<SiteFile, Box<A
         return Err(Box::new(a));
     }
     let metadata_source = a.metadata.map(|_| store.metadata_path(&a.project, a.filename.as_str()));
+    // Only a file that offers provenance can have it (no stat for the rest).
+    let provenance_source = a
+        .facts
+        .provenance
+        .as_ref()
+        .map(|_| super::provenance::stored_path(store, &a.project, a.filename.as_str()))
+        .filter(|p| p.is_file());
     Ok(SiteFile {
         listed: a.listed(),
         project: a.project,
@@ -160,6 +167,7 @@ fn site_file(store: &crate::store::Store, a: Artifact) -> Result<SiteFile, Box<A
         metadata: a.metadata,
         source,
         metadata_source,
+        provenance_source,
     })
 }
 
@@ -441,8 +449,9 @@ fn render(
     };
     // Pages: two per project, at most one per file (a project has one file or more).
     let files = run.state.tree_files()? as usize;
-    let mut site =
-        SiteRender::with_capacity(p.templates, staged.dir(), files + files / 2 + 64).with_statuses(inputs.statuses);
+    let mut site = SiteRender::with_capacity(p.templates, staged.dir(), files + files / 2 + 64)
+        .with_statuses(inputs.statuses)
+        .with_base_url(p.base_url.as_ref());
     let mut listed = Vec::new();
     // What the tree serves, for the rewritten locks (lock-sized mirrors only).
     let locks = &p.check.select.locks;

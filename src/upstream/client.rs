@@ -712,6 +712,11 @@ impl Client {
 
     /// GET a small document whole (at most `max` bytes), with retries.
     pub fn get_small(&self, url: &Url, max: u64) -> Result<Vec<u8>, UpstreamError> {
+        self.get_small_as(url, None, max)
+    }
+
+    /// [`Client::get_small`], asking for a media type (`Accept`).
+    pub fn get_small_as(&self, url: &Url, accept: Option<&'static str>, max: u64) -> Result<Vec<u8>, UpstreamError> {
         let io = |e: std::io::Error| UpstreamError::Io { url: redact::url(url), error: e };
         if url.scheme() == "file" {
             let path = url
@@ -722,7 +727,11 @@ impl Client {
             return Ok(out);
         }
         self.retry(|| {
-            let resp = self.send(url, HeaderMap::new())?;
+            let mut headers = HeaderMap::new();
+            if let Some(a) = accept {
+                headers.insert(header::ACCEPT, HeaderValue::from_static(a));
+            }
+            let resp = self.send(url, headers)?;
             let mut out = Vec::new();
             resp.take(max).read_to_end(&mut out).map_err(|e| Failure::transient(io(e)))?;
             Ok(out)

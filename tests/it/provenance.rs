@@ -190,3 +190,57 @@ fn the_verified_publisher_comes_from_the_certificate() {
             .unwrap_err();
     assert!(e.message.contains("no attestation"), "{e}");
 }
+
+/// End to end: the fake upstream offers real distributions with their real
+/// PyPI provenance; a file whose provenance is tampered is never served.
+#[test]
+fn a_build_serves_verified_provenance_beside_its_file_and_refuses_a_tampered_one() {
+    use crate::support::*;
+    let Some(dir) = data() else { return };
+    let read = |p: &str| std::fs::read(dir.join(p)).unwrap();
+    let real = |name: &str, prov: &str| FakeFile {
+        provenance: Some(read(prov)),
+        ..FakeFile::new((name.to_string(), read(&format!("dists/{name}"))))
+    };
+    let env = Env::new(Flavour::Json);
+    let good = real("pypi_attestations-0.0.19.tar.gz", "attestations/pypi_attestations-0.0.19.tar.gz.provenance");
+    env.upstream.add("pypi-attestations", good.clone());
+    env.upstream.add(
+        "sampleproject",
+        real("sampleproject-4.0.0.tar.gz", "negative/sampleproject-4.0.0.tar.gz.provenance.badsig"),
+    );
+    env.manifest(
+        "base_url = \"https://mirror.example/\"\n[select]\npackages = [\"pypi-attestations\", \"sampleproject\"]\nsdists = true\n",
+    );
+    let a = env.build().success();
+    let err = stderr(&a);
+    assert!(
+        err.contains("sampleproject-4.0.0.tar.gz: provenance fails at the signature step")
+            && err.contains("the file is refused and never served"),
+        "{err}"
+    );
+    let public = env.public();
+    assert!(listed(&public, "sampleproject").is_empty());
+    assert!(!public.join("packages/sampleproject/sampleproject-4.0.0.tar.gz").exists());
+    assert!(!env.path(".airlock/store/sampleproject/sampleproject-4.0.0.tar.gz").exists(), "not kept in the store");
+    let served =
+        std::fs::read(public.join("packages/pypi-attestations/pypi_attestations-0.0.19.tar.gz.provenance")).unwrap();
+    assert_eq!(served, good.provenance.clone().unwrap(), "the upstream's bytes, byte for byte");
+    let page: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(public.join("simple/pypi-attestations/index.v1_json")).unwrap()).unwrap();
+    assert_eq!(page["meta"]["api-version"], "1.4");
+    assert_eq!(
+        page["files"][0]["provenance"],
+        "https://mirror.example/packages/pypi-attestations/pypi_attestations-0.0.19.tar.gz.provenance"
+    );
+    let html = std::fs::read_to_string(public.join("simple/pypi-attestations/index.html")).unwrap();
+    assert!(html.contains(" data-provenance=\"https://mirror.example/packages/pypi-attestations/pypi_attestations-0.0.19.tar.gz.provenance\""), "{html}");
+    assert!(html.contains("<meta name=\"pypi:repository-version\" content=\"1.4\">"), "{html}");
+    let sec = std::fs::read_to_string(public.join("reports/security.json")).unwrap();
+    assert!(sec.contains("provenance-refused"), "reported");
+    // A rerun asks for no provenance it has.
+    env.upstream.clear_requests();
+    env.build().success();
+    let asked: Vec<String> = env.upstream.requests().into_iter().filter(|r| r.ends_with(".provenance")).collect();
+    assert_eq!(asked, ["/files/sampleproject-4.0.0.tar.gz.provenance"], "only the refused file is tried again");
+}

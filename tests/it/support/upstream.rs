@@ -55,6 +55,8 @@ pub struct FakeFile {
     pub declared_sha256: Option<String>,
     /// Declare this URL instead of `../../files/<filename>`.
     pub url: Option<String>,
+    /// A PEP 740 provenance object, served at `../../files/<filename>.provenance`.
+    pub provenance: Option<Vec<u8>>,
 }
 
 impl FakeFile {
@@ -407,6 +409,26 @@ impl Upstream {
             }
             return respond(&mut stream, 200, &head, &body);
         }
+        if let Some(name) = path.strip_prefix("/files/").and_then(|f| f.strip_suffix(".provenance")) {
+            let prov = {
+                let inner = self.inner.lock().unwrap();
+                inner
+                    .projects
+                    .values()
+                    .flat_map(|(_, fs)| fs.iter())
+                    .find(|f| f.filename == name)
+                    .and_then(|f| f.provenance.clone())
+            };
+            return match prov {
+                Some(p)
+                    if headers.get("accept").is_some_and(|a| a.contains("application/vnd.pypi.integrity.v1+json")) =>
+                {
+                    respond(&mut stream, 200, &[("Content-Type", "application/vnd.pypi.integrity.v1+json")], &p)
+                }
+                Some(_) => respond(&mut stream, 406, &[], b"ask for application/vnd.pypi.integrity.v1+json\n"),
+                None => respond(&mut stream, 404, &[], b"no provenance\n"),
+            };
+        }
         if let Some(wheel) = path.strip_prefix("/files/").and_then(|f| f.strip_suffix(".metadata")) {
             let meta = {
                 let inner = self.inner.lock().unwrap();
@@ -504,6 +526,9 @@ impl Upstream {
                         if let Some(m) = meta_sha(f) {
                             v["core-metadata"] = serde_json::json!({"sha256": m});
                         }
+                        if f.provenance.is_some() {
+                            v["provenance"] = serde_json::json!(format!("../../files/{}.provenance", f.filename));
+                        }
                         v
                     })
                     .collect();
@@ -537,6 +562,9 @@ impl Upstream {
                     }
                     if let Some(m) = meta_sha(f) {
                         html.push_str(&format!(" data-core-metadata=\"sha256={m}\""));
+                    }
+                    if f.provenance.is_some() {
+                        html.push_str(&format!(" data-provenance=\"../../files/{}.provenance\"", escape(&f.filename)));
                     }
                     html.push_str(&format!(">{}</a><br>\n", escape(&f.filename)));
                 }
