@@ -1131,7 +1131,11 @@ fn load_policy(loc: &Locator, errs: &mut Errors, p: RawPolicy, resolve: &dyn Fn(
             let parsed = match v.get_ref().as_str() {
                 "off" => Ok(ProvenancePolicy::Off),
                 "verify" => Ok(ProvenancePolicy::Verify),
-                "require" => Ok(ProvenancePolicy::Require),
+                // Fail closed: the hold of files without provenance is not built yet.
+                "require" => Err(loc.at(
+                    v.span(),
+                    "`provenance = \"require\"` is not supported yet (use \"verify\"); it would hold nothing",
+                )),
                 other => {
                     Err(loc.at(v.span(), format!("`provenance` is \"off\", \"verify\" or \"require\", not {other:?}")))
                 }
