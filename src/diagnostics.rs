@@ -112,6 +112,9 @@ pub enum Diagnostic {
         reason: HoldReason,
         due: Option<Timestamp>,
         expired: Option<(String, jiff::civil::Date)>,
+        /// What the hold found (the publisher seen and the one pinned; the
+        /// files without provenance).
+        note: Option<String>,
     },
     /// A held release let in early: an `[[select.admit]]` entry's reason, or
     /// `fixes <advisory>` (the security bypass).
@@ -131,6 +134,12 @@ pub enum HoldReason {
     Frozen,
     /// A hold is in force and the upstream gives no upload time.
     NoUploadTime,
+    /// Its verified PEP 740 publisher is not the one the project is pinned to.
+    PublisherChanged,
+    /// It offers no provenance where an earlier release of the project did.
+    ProvenanceMissing,
+    /// `provenance = "require"`, and a file of it offers no provenance.
+    ProvenanceRequired,
 }
 
 impl HoldReason {
@@ -140,7 +149,24 @@ impl HoldReason {
             HoldReason::Young => "young",
             HoldReason::Frozen => "frozen",
             HoldReason::NoUploadTime => "no-upload-time",
+            HoldReason::PublisherChanged => "publisher-changed",
+            HoldReason::ProvenanceMissing => "provenance-missing",
+            HoldReason::ProvenanceRequired => "provenance-required",
         }
+    }
+
+    /// Back from [`HoldReason::as_str`] (`None`: a word this airlock does not know).
+    pub fn parse(text: &str) -> Option<HoldReason> {
+        [
+            HoldReason::Young,
+            HoldReason::Frozen,
+            HoldReason::NoUploadTime,
+            HoldReason::PublisherChanged,
+            HoldReason::ProvenanceMissing,
+            HoldReason::ProvenanceRequired,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
     }
 }
 
@@ -405,13 +431,20 @@ impl Diagnostic {
     /// What the admission gate and withdrawals say.
     fn fmt_gate(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Diagnostic::Held { project, version, reason, due, expired } => {
+            Diagnostic::Held { project, version, reason, due, expired, note } => {
                 let why = match reason {
                     HoldReason::Young => "younger than `min_age`",
                     HoldReason::Frozen => "uploaded after `freeze`",
                     HoldReason::NoUploadTime => "the upstream gives no upload time, and a hold is in force",
+                    HoldReason::PublisherChanged => "its PEP 740 publisher is not the project's pinned one",
+                    HoldReason::ProvenanceMissing => "it has no PEP 740 provenance, an earlier release had",
+                    HoldReason::ProvenanceRequired => "`provenance = \"require\"` and it has no PEP 740 provenance",
                 };
-                write!(f, "held: {project} {version} is not served ({why})")?;
+                write!(f, "held: {project} {version} is not served ({why}")?;
+                if let Some(n) = note {
+                    write!(f, ": {n}")?;
+                }
+                write!(f, ")")?;
                 match due {
                     Some(d) => write!(f, "; due {d}")?,
                     None => write!(f, "; not due by time")?,

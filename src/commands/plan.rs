@@ -159,7 +159,12 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
     if plan_out.is_some() {
         state.put_project_views(&std::mem::take(&mut views.updated))?;
     }
-    let gate = crate::pipeline::admission::gatekeeper(manifest, &loaded);
+    let provenance = crate::pipeline::provenance::Check::new(&manifest.policy, &manifest.select, &state)?;
+    let gate = crate::pipeline::admission::gatekeeper(
+        manifest,
+        &loaded,
+        provenance.as_ref().map(crate::pipeline::provenance::Check::pins),
+    );
     views.set_gate(gate.as_ref());
     let cx = ResolveInputs {
         select: &manifest.select,
@@ -187,7 +192,7 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
         since: &since,
         gate: gate.as_ref(),
         upstream_removed: manifest.policy.upstream_removed,
-        provenance: None,
+        provenance: provenance.as_ref(),
         refuse: crate::pipeline::refuse(&manifest.policy, &loaded),
         installed: installed.as_ref().map(|i| (i, want.envs.as_slice())),
     };

@@ -109,6 +109,7 @@ struct RawSelect {
     lockfiles: Option<Vec<Spanned<String>>>,
     min_age: Option<Spanned<String>>,
     freeze: Option<Spanned<toml::Value>>,
+    publisher: Option<Spanned<String>>,
     admit: Option<Vec<Spanned<RawAdmit>>>,
 }
 
@@ -142,6 +143,7 @@ struct RawPolicy {
     security_bypass: Option<bool>,
     upstream_removed: Option<Spanned<String>>,
     provenance: Option<Spanned<String>>,
+    publisher_pinning: Option<bool>,
     trusted_root: Option<Spanned<String>>,
 }
 
@@ -293,6 +295,8 @@ pub struct SelectOptions {
     pub min_age: jiff::SignedDuration,
     /// `freeze`: releases uploaded after this instant are held.
     pub freeze: Option<jiff::Timestamp>,
+    /// `publisher` (per project): the only PEP 740 publisher accepted.
+    pub publisher: Option<crate::provenance::Publisher>,
 }
 
 impl SelectOptions {
@@ -368,6 +372,7 @@ impl Default for SelectOptions {
             latest: 0,
             min_age: jiff::SignedDuration::ZERO,
             freeze: None,
+            publisher: None,
             dependencies: Dependencies::Off,
         }
     }
@@ -385,6 +390,7 @@ pub struct SelectOverride {
     pub dependencies: Option<Dependencies>,
     pub min_age: Option<jiff::SignedDuration>,
     pub freeze: Option<jiff::Timestamp>,
+    pub publisher: Option<crate::provenance::Publisher>,
 }
 
 impl Select {
@@ -412,6 +418,9 @@ impl SelectOverride {
         o.dependencies = self.dependencies.unwrap_or(o.dependencies);
         o.min_age = self.min_age.unwrap_or(o.min_age);
         o.freeze = self.freeze.or(o.freeze);
+        if let Some(p) = &self.publisher {
+            o.publisher = Some(p.clone());
+        }
     }
 }
 
@@ -438,6 +447,10 @@ pub struct Policy {
     pub upstream_removed: UpstreamRemoved,
     /// `provenance`: what PEP 740 attestations do to a file.
     pub provenance: ProvenancePolicy,
+    /// `publisher_pinning`: a project's first verified publisher is
+    /// recorded, and a later release from another, or without provenance
+    /// after one with it, is held.
+    pub publisher_pinning: bool,
     /// `trusted_root`: a Sigstore `trusted_root.json` (`None`: the production
     /// root built in).
     pub trusted_root: Option<PathBuf>,
@@ -451,7 +464,7 @@ pub enum ProvenancePolicy {
     /// A file whose upstream offers provenance is served only if it verifies.
     #[default]
     Verify,
-    /// Also: a release none of whose files offers provenance is held.
+    /// Also: a release with a file that offers no provenance is held.
     Require,
 }
 
@@ -478,6 +491,7 @@ impl Default for Policy {
             security_bypass: true,
             upstream_removed: UpstreamRemoved::Withdraw,
             provenance: ProvenancePolicy::Verify,
+            publisher_pinning: true,
             trusted_root: None,
         }
     }
@@ -890,6 +904,10 @@ fn load_select(loc: &Locator, errs: &mut Errors, raw: RawSelect, resolve: &dyn F
         }
         overrides.insert(project, load_override(loc, errs, t));
     }
+    if let Some(p) = &raw.publisher {
+        let message = "`publisher` names one project's publisher: set it in [select.project.<name>], not in [select]";
+        errs.push(p.span().start, loc.at(p.span(), message));
+    }
     let mut defaults = SelectOptions::default();
     load_override(loc, errs, &raw).apply(&mut defaults);
     let mut locks = Vec::new();
@@ -962,6 +980,11 @@ fn load_override(loc: &Locator, errs: &mut Errors, t: &RawSelect) -> SelectOverr
         dependencies,
         min_age: t.min_age.as_ref().and_then(|v| errs.take(v.span().start, min_age(loc, v))),
         freeze: t.freeze.as_ref().and_then(|v| errs.take(v.span().start, instant(loc, v, "freeze"))),
+        publisher: t.publisher.as_ref().and_then(|v| {
+            let pin = crate::provenance::Publisher::parse_pin(v.get_ref())
+                .map_err(|e| loc.at(v.span(), format!("`publisher`: {e}")));
+            errs.take(v.span().start, pin)
+        }),
     }
 }
 
@@ -1131,17 +1154,14 @@ fn load_policy(loc: &Locator, errs: &mut Errors, p: RawPolicy, resolve: &dyn Fn(
             let parsed = match v.get_ref().as_str() {
                 "off" => Ok(ProvenancePolicy::Off),
                 "verify" => Ok(ProvenancePolicy::Verify),
-                // Fail closed: the hold of files without provenance is not built yet.
-                "require" => Err(loc.at(
-                    v.span(),
-                    "`provenance = \"require\"` is not supported yet (use \"verify\"); it would hold nothing",
-                )),
+                "require" => Ok(ProvenancePolicy::Require),
                 other => {
                     Err(loc.at(v.span(), format!("`provenance` is \"off\", \"verify\" or \"require\", not {other:?}")))
                 }
             };
             errs.take(v.span().start, parsed).unwrap_or_default()
         }),
+        publisher_pinning: p.publisher_pinning.unwrap_or(true),
         trusted_root: p.trusted_root.as_ref().and_then(|t| {
             let path = resolve(t.get_ref());
             let found = if path.is_file() {

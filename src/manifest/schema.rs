@@ -68,6 +68,7 @@ const SELECT: &[Field] = &[
     Field("lockfiles", Kind::StrList),
     Field("min_age", Kind::Str),
     Field("freeze", Kind::Instant),
+    Field("publisher", Kind::Str),
     Field("admit", Kind::Tables(ADMIT)),
 ];
 
@@ -93,6 +94,7 @@ const POLICY: &[Field] = &[
     Field("security_bypass", Kind::Bool),
     Field("upstream_removed", Kind::Str),
     Field("provenance", Kind::Str),
+    Field("publisher_pinning", Kind::Bool),
     Field("trusted_root", Kind::Str),
 ];
 

@@ -2,8 +2,9 @@
 //! every listing the views hand out, so resolution, the closure and the
 //! plan only ever see releases that may enter. The gate's inputs are
 //! fixed here, once per run: the clock (`SOURCE_DATE_EPOCH` when set), the
-//! `[[select.admit]]` entries, and for the security bypass the snapshot and
-//! the versions the mirror serves.
+//! `[[select.admit]]` entries, the PEP 740 pins (`provenance::Check::pins`),
+//! and for the security bypass the snapshot and the versions the mirror
+//! serves.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -15,14 +16,14 @@ use crate::audit::LoadedSnapshot;
 use crate::dist::Version;
 use crate::dist::names::ProjectName;
 use crate::manifest::Manifest;
-use crate::select::admission::{Gate, judge};
+use crate::select::admission::{Gate, Pins, judge};
 use crate::store::state::State;
 
 /// The run's gate, or `None` when no project is held back by anything.
-pub fn gatekeeper(manifest: &Manifest, loaded: &LoadedSnapshot) -> Option<Gatekeeper> {
+pub fn gatekeeper(manifest: &Manifest, loaded: &LoadedSnapshot, pins: Option<Arc<Pins>>) -> Option<Gatekeeper> {
     let select = manifest.select.clone();
     let any = select.defaults.gated() || select.overrides.keys().any(|p| select.options_for(p).gated());
-    if !any {
+    if !any && pins.is_none() {
         return None;
     }
     let now = crate::util::clock::output_time();
@@ -34,7 +35,12 @@ pub fn gatekeeper(manifest: &Manifest, loaded: &LoadedSnapshot) -> Option<Gateke
     };
     Some(Arc::new(move |project: &ProjectName, listing| {
         let fixes = |p: &ProjectName, v: &Version| bypass.as_ref().and_then(|b| b.fixes(p, v));
-        let gate = Gate { now, admits: &select.admit, fixes: if bypass.is_some() { Some(&fixes) } else { None } };
+        let gate = Gate {
+            now,
+            admits: &select.admit,
+            fixes: if bypass.is_some() { Some(&fixes) } else { None },
+            provenance: pins.as_deref(),
+        };
         judge(project, listing, &select.options_for(project), &gate)
     }))
 }

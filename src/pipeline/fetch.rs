@@ -187,12 +187,13 @@ pub fn fetch(
             .iter()
             .filter_map(|a| by_name.get(&(&a.project, a.filename.as_str())).map(|f| (&a.project, *f, a.sha256)))
             .collect();
-        let refused = super::provenance::check(check, client, &run.store, &verified, opts.jobs);
-        let gone: std::collections::BTreeSet<(ProjectName, String)> =
-            refused.iter().filter_map(|d| d.filename().map(|f| (d.project().clone(), f.to_string()))).collect();
+        let checked = super::provenance::check(check, client, &run.store, &verified, opts.jobs);
+        let gone = &checked.gone;
         rows.retain(|a| !gone.contains(&(a.project.clone(), a.filename.to_string())));
         fetched.files -= gone.len() as u64;
-        diags.extend(refused);
+        run.state.put_attested(&checked.attested)?;
+        run.state.put_publisher_pins(plan.run, &checked.pins)?;
+        diags.extend(checked.diags);
     }
     run.state.put_artifacts(&rows)?;
     let arrived: std::collections::BTreeSet<(&ProjectName, &str)> =

@@ -307,9 +307,9 @@ impl<'a> Build<'a> {
         announce(run.id, want.requested.len(), &m.upstream, opts.offline);
         let since = serials::since(client.as_ref(), &run.state)?;
         let counts = run.state.listed_counts()?;
-        let gate = admission::gatekeeper(manifest, loaded);
         let jobs = opts.jobs.unwrap_or(m.jobs);
-        let provenance = provenance::Check::new(&manifest.policy)?;
+        let provenance = provenance::Check::new(&manifest.policy, &manifest.select, &run.state)?;
+        let gate = admission::gatekeeper(manifest, loaded, provenance.as_ref().map(provenance::Check::pins));
         let diags = Diagnostics::default();
         Ok(Build { manifest, loaded, client, since, want, counts, gate, provenance, jobs, diags })
     }

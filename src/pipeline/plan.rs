@@ -198,6 +198,12 @@ fn gate_key(inputs: &PlanInputs<'_>, project: &ProjectName, opts: &SelectOptions
             opts.min_age.as_secs(),
             opts.freeze.map_or("-".to_string(), |f| f.to_string())
         ));
+    }
+    let pins = inputs.provenance.map(|c| c.pins().key(project));
+    if let Some(k) = &pins {
+        out.push_str(k);
+    }
+    if opts.gated() || pins.is_some() {
         for a in inputs.select.admit.iter().filter(|a| &a.project == project) {
             out.push_str(&format!(" admit={}@{}", a.version, a.expires));
         }
@@ -441,6 +447,7 @@ fn gate_diagnostics(project: &ProjectName, j: &crate::select::admission::Judgeme
             reason: h.reason,
             due: h.due,
             expired: h.expired.as_ref().map(|a| (a.reason.clone(), a.expires)),
+            note: h.note.clone(),
         });
     }
     for a in &j.admitted {

@@ -6,16 +6,31 @@
 //! store (`<file>.provenance`, the upstream's bytes): a rerun asks nothing
 //! it knows, because the file and its provenance are kept together. A file
 //! whose provenance fails is removed from the store and never served.
+//!
+//! Publisher pinning: the verified publisher of every attested file is
+//! recorded; a project without a pin is pinned to its newest verified
+//! release's publisher (trust on first use, like an SSH host key); a file
+//! signed by another publisher than the pin (or than the project's
+//! `publisher` key) is held (`publisher-changed`) and leaves the store,
+//! unless an `[[select.admit]]` entry lets its release in, which moves the
+//! pin. The gate (`select::admission::Pins`) holds it on later runs
+//! without asking the upstream again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use url::Url;
 
-use crate::diagnostics::Diagnostic;
+use crate::diagnostics::{Diagnostic, HoldReason};
+use crate::dist::Version;
 use crate::dist::names::ProjectName;
 use crate::error::Error;
-use crate::manifest::{Policy, ProvenancePolicy};
-use crate::provenance::TrustRoot;
+use crate::manifest::{Admit, Policy, ProvenancePolicy, Select};
+use crate::provenance::{Publisher, TrustRoot};
+use crate::select::admission::Pins;
 use crate::store::Store;
+use crate::store::state::{AttestedRow, State};
 use crate::upstream::Client;
 use crate::upstream::listing::UpstreamFile;
 use crate::util::hashing::Sha256;
@@ -27,12 +42,31 @@ const MAX_BYTES: u64 = 4 * 1024 * 1024;
 /// What the stage checks against, made once per run.
 pub struct Check {
     root: TrustRoot,
+    /// The pins in force this run (the gate reads the same).
+    pins: Arc<Pins>,
+    /// Projects pinned by their manifest `publisher` key (no pin recorded).
+    keyed: std::collections::BTreeSet<ProjectName>,
+    admits: Vec<Admit>,
+    today: jiff::civil::Date,
+}
+
+/// What checking a batch's files found.
+#[derive(Default)]
+pub struct Checked {
+    /// Refusals and holds, each naming the file; admissions.
+    pub diags: Vec<Diagnostic>,
+    /// Files that leave the batch (refused or held).
+    pub gone: std::collections::BTreeSet<(ProjectName, String)>,
+    /// Every verified file's publisher, for the state.
+    pub attested: Vec<AttestedRow>,
+    /// New pins: a project's first verified publisher, or an admitted one.
+    pub pins: Vec<(ProjectName, Publisher, Version)>,
 }
 
 impl Check {
     /// `None` under `provenance = "off"`; the trusted root read (or the
-    /// built-in production one) otherwise.
-    pub fn new(policy: &Policy) -> Result<Option<Check>, Error> {
+    /// built-in production one) and the pins recorded in `state` otherwise.
+    pub fn new(policy: &Policy, select: &Select, state: &State) -> Result<Option<Check>, Error> {
         if policy.provenance == ProvenancePolicy::Off {
             return Ok(None);
         }
@@ -46,7 +80,33 @@ impl Check {
             None => TrustRoot::production()
                 .map_err(|e| Error::Failed(format!("the built-in Sigstore trusted root: {e}")))?,
         };
-        Ok(Some(Check { root }))
+        let mut pins = if policy.publisher_pinning { state.publisher_pins()? } else { BTreeMap::new() };
+        let mut keyed = std::collections::BTreeSet::new();
+        for (project, o) in &select.overrides {
+            if let Some(p) = &o.publisher {
+                pins.insert(project.clone(), p.clone());
+                keyed.insert(project.clone());
+            }
+        }
+        let refused = state.attested(true)?.into_iter().map(|a| ((a.project, a.filename), a.publisher)).collect();
+        let pins = Pins {
+            require: policy.provenance == ProvenancePolicy::Require,
+            pinning: policy.publisher_pinning,
+            pins,
+            refused,
+        };
+        let today = crate::util::clock::output_time().to_zoned(jiff::tz::TimeZone::UTC).date();
+        Ok(Some(Check { root, pins: Arc::new(pins), keyed, admits: select.admit.clone(), today }))
+    }
+
+    /// The pins the gate holds releases by.
+    pub fn pins(&self) -> Arc<Pins> {
+        self.pins.clone()
+    }
+
+    /// The live `[[select.admit]]` entry for a release.
+    fn admit(&self, project: &ProjectName, version: &Version) -> Option<&Admit> {
+        self.admits.iter().find(|a| &a.project == project && &a.version == version && a.expires >= self.today)
     }
 }
 
@@ -57,42 +117,130 @@ pub fn stored_path(store: &Store, project: &ProjectName, filename: &str) -> std:
     p.into()
 }
 
-/// Check every fetched file that offers provenance; the refusals, each
-/// naming the file and the failed step. Refused files leave the store.
+/// One file's verdict.
+enum Verdict {
+    Refused(Diagnostic),
+    Verified(Publisher),
+}
+
+/// Fetch, verify and keep one file's provenance.
+fn verify_one(
+    check: &Check,
+    client: &Client,
+    store: &Store,
+    project: &ProjectName,
+    file: &UpstreamFile,
+    sha: &Sha256,
+) -> Option<Verdict> {
+    let url = file.facts.provenance.as_deref()?;
+    let name = file.filename.as_str();
+    let refuse = |step: &str, message: String| {
+        store.remove(project, name);
+        Some(Verdict::Refused(Diagnostic::ProvenanceRefused {
+            project: project.clone(),
+            filename: name.to_string(),
+            step: step.to_string(),
+            message,
+        }))
+    };
+    let bytes = match Url::parse(url)
+        .map_err(|e| e.to_string())
+        .and_then(|u| client.get_small_as(&u, Some(ACCEPT), MAX_BYTES).map_err(|e| e.to_string()))
+    {
+        Ok(b) => b,
+        Err(e) => return refuse("fetch", format!("its provenance could not be fetched: {e}")),
+    };
+    let verified = match crate::provenance::verify_provenance(&bytes, name, sha, &check.root, None) {
+        Ok(v) => v,
+        Err(e) => return refuse(e.step.as_str(), e.to_string()),
+    };
+    // Who signed is the certificate's word; every attestation names the same.
+    let Some(signed) = verified.into_iter().next().map(|v| v.publisher) else {
+        return refuse("parse", "the provenance holds no attestation".into());
+    };
+    match crate::util::fsx::write_atomically(&stored_path(store, project, name), &bytes) {
+        Ok(()) => Some(Verdict::Verified(signed)),
+        Err(e) => refuse("store", format!("its verified provenance could not be stored: {e}")),
+    }
+}
+
+/// Check every fetched file that offers provenance: refusals (each naming
+/// the file and the failed step), publisher holds, the publishers to record.
+/// Refused and held files leave the store.
 pub fn check(
     check: &Check,
     client: &Client,
     store: &Store,
     fetched: &[(&ProjectName, &UpstreamFile, Sha256)],
     jobs: usize,
-) -> Vec<Diagnostic> {
-    let one = |(project, file, sha): &(&ProjectName, &UpstreamFile, Sha256)| -> Option<Diagnostic> {
-        let url = file.facts.provenance.as_deref()?;
-        let name = file.filename.as_str();
-        let refuse = |step: &str, message: String| {
-            store.remove(project, name);
-            Some(Diagnostic::ProvenanceRefused {
-                project: (*project).clone(),
-                filename: name.to_string(),
-                step: step.to_string(),
-                message,
-            })
-        };
-        let bytes = match Url::parse(url)
-            .map_err(|e| e.to_string())
-            .and_then(|u| client.get_small_as(&u, Some(ACCEPT), MAX_BYTES).map_err(|e| e.to_string()))
-        {
-            Ok(b) => b,
-            Err(e) => return refuse("fetch", format!("its provenance could not be fetched: {e}")),
-        };
-        if let Err(e) = crate::provenance::verify_provenance(&bytes, name, sha, &check.root, None) {
-            return refuse(e.step.as_str(), e.to_string());
-        }
-        match crate::util::fsx::write_atomically(&stored_path(store, project, name), &bytes) {
-            Ok(()) => None,
-            Err(e) => refuse("store", format!("its verified provenance could not be stored: {e}")),
-        }
+) -> Checked {
+    let one = |(project, file, sha): &(&ProjectName, &UpstreamFile, Sha256)| {
+        verify_one(check, client, store, project, file, sha)
     };
     // In parallel, then in the order given (sorted), for deterministic reports.
-    crate::util::with_pool(jobs, || fetched.par_iter().map(one).collect::<Vec<_>>()).into_iter().flatten().collect()
+    let verdicts = crate::util::with_pool(jobs, || fetched.par_iter().map(one).collect::<Vec<_>>());
+    let mut out = Checked::default();
+    // The newest verified release's publisher pins an unpinned project.
+    let mut first: BTreeMap<ProjectName, (Version, Publisher)> = BTreeMap::new();
+    for ((project, file, sha), verdict) in fetched.iter().zip(verdicts) {
+        let signed = match verdict {
+            None => continue,
+            Some(Verdict::Refused(d)) => {
+                out.gone.insert(((*project).clone(), file.filename.to_string()));
+                out.diags.push(d);
+                continue;
+            }
+            Some(Verdict::Verified(p)) => p,
+        };
+        let version = file.filename.version();
+        let mut held = false;
+        match check.pins.pins.get(*project) {
+            Some(pin) if !pin.accepts(&signed) => match check.admit(project, version) {
+                Some(a) => {
+                    if !check.pins.refused.contains_key(&((*project).clone(), file.filename.to_string())) {
+                        out.diags.push(Diagnostic::Admitted {
+                            project: (*project).clone(),
+                            version: version.clone(),
+                            reason: a.reason.clone(),
+                            expires: Some(a.expires),
+                        });
+                    }
+                    if !check.keyed.contains(*project) {
+                        out.pins.push(((*project).clone(), signed.as_pin(), version.clone()));
+                    }
+                }
+                None => {
+                    held = true;
+                    store.remove(project, file.filename.as_str());
+                    let _ = std::fs::remove_file(stored_path(store, project, file.filename.as_str()));
+                    out.gone.insert(((*project).clone(), file.filename.to_string()));
+                    out.diags.push(Diagnostic::Held {
+                        project: (*project).clone(),
+                        version: version.clone(),
+                        reason: HoldReason::PublisherChanged,
+                        due: None,
+                        expired: None,
+                        note: Some(format!("{} is signed by {signed}, pinned is {pin}", file.filename)),
+                    });
+                }
+            },
+            Some(_) => {}
+            None if check.pins.pinning => {
+                let slot = first.entry((*project).clone()).or_insert_with(|| (version.clone(), signed.as_pin()));
+                if version > &slot.0 {
+                    *slot = (version.clone(), signed.as_pin());
+                }
+            }
+            None => {}
+        }
+        out.attested.push(AttestedRow {
+            project: (*project).clone(),
+            filename: file.filename.to_string(),
+            sha256: *sha,
+            publisher: signed,
+            held,
+        });
+    }
+    out.pins.extend(first.into_iter().map(|(p, (v, publisher))| (p, publisher, v)));
+    out
 }

@@ -110,7 +110,7 @@ pub fn gate(run: &mut Run, diags: &Diagnostics) -> Result<(), StateError> {
     let rows: Vec<GateRow> = diags
         .iter()
         .filter_map(|d| match d {
-            Diagnostic::Held { project, version, reason, due, expired } => Some(GateRow {
+            Diagnostic::Held { project, version, reason, due, expired, note } => Some(GateRow {
                 project: project.to_string(),
                 version: version.to_string(),
                 kind: "held".into(),
@@ -118,6 +118,7 @@ pub fn gate(run: &mut Run, diags: &Diagnostics) -> Result<(), StateError> {
                 due: due.map(|t| t.to_string()),
                 expires: expired.as_ref().map(|(_, e)| e.to_string()),
                 entry: expired.as_ref().map(|(r, _)| r.clone()),
+                note: note.clone(),
             }),
             Diagnostic::Admitted { project, version, reason, expires } => Some(GateRow {
                 project: project.to_string(),
@@ -127,6 +128,7 @@ pub fn gate(run: &mut Run, diags: &Diagnostics) -> Result<(), StateError> {
                 due: None,
                 expires: expires.map(|e| e.to_string()),
                 entry: None,
+                note: None,
             }),
             _ => None,
         })
@@ -149,15 +151,10 @@ pub fn gate_diagnostics(state: &crate::store::state::State) -> Result<Vec<Diagno
             out.push(Diagnostic::Admitted { project, version, reason: r.reason, expires: date(&r.expires) });
             continue;
         }
-        let reason = match r.reason.as_str() {
-            "young" => HoldReason::Young,
-            "frozen" => HoldReason::Frozen,
-            "no-upload-time" => HoldReason::NoUploadTime,
-            _ => continue,
-        };
+        let Some(reason) = HoldReason::parse(&r.reason) else { continue };
         let due = r.due.as_deref().and_then(|d| d.parse::<jiff::Timestamp>().ok());
         let expired = r.entry.zip(date(&r.expires));
-        out.push(Diagnostic::Held { project, version, reason, due, expired });
+        out.push(Diagnostic::Held { project, version, reason, due, expired, note: r.note });
     }
     Ok(out)
 }

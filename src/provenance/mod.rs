@@ -9,4 +9,6 @@
 pub mod verify;
 pub mod wire;
 
-pub use verify::{Kind, Publisher, Step, TrustRoot, Verified, VerifyError, verify_attestation, verify_provenance};
+pub use verify::{
+    Kind, Publisher, PublisherRecord, Step, TrustRoot, Verified, VerifyError, verify_attestation, verify_provenance,
+};

@@ -133,9 +133,89 @@ impl Publisher {
         Publisher { other, ..Publisher::of(Kind::Other(kind.into())) }
     }
 
+    /// A manifest's `publisher` key: `kind:identity`, optionally
+    /// `@workflow-file`: `github:owner/repo@release.yml`,
+    /// `gitlab:group/project@.gitlab-ci.yml`, `google:account@example.com`.
+    pub fn parse_pin(text: &str) -> Result<Publisher, String> {
+        let forms = "expected kind:owner/repo (optionally @workflow-file) with kind github, gitlab or google";
+        let (kind, rest) = text.trim().split_once(':').ok_or_else(|| format!("{text:?}: {forms}"))?;
+        let (identity, workflow) = match rest.split_once('@') {
+            Some((i, w)) if kind != "google" => (i, Some(w)),
+            _ => (rest, None),
+        };
+        let nonempty = |s: &str| !s.is_empty() && !s.chars().any(char::is_whitespace);
+        if !nonempty(identity) || workflow.is_some_and(|w| !nonempty(w)) {
+            return Err(format!("{text:?}: {forms}"));
+        }
+        let repo_ok = identity.split('/').count() >= 2 && identity.split('/').all(|s| !s.is_empty());
+        match kind {
+            "github" | "gitlab" if repo_ok => Ok(Publisher {
+                repository: Some(identity.to_string()),
+                workflow: workflow.map(str::to_string),
+                ..Publisher::of(Kind::parse(kind))
+            }),
+            "google" if identity.contains('@') => Ok(Publisher::google(identity)),
+            _ => Err(format!("{text:?}: {forms}")),
+        }
+    }
+
+    /// What a project is pinned to once this publisher is verified for it:
+    /// everything but the deployment environment (which a project may
+    /// rename without changing who publishes).
+    pub fn as_pin(&self) -> Publisher {
+        Publisher { environment: None, ..self.clone() }
+    }
+
+    /// Whether `claimed` is this pin's publisher: the same kind and every
+    /// claim the pin names (a pin without a workflow accepts any workflow).
+    pub fn accepts(&self, claimed: &Publisher) -> bool {
+        same_publisher(claimed, self)
+    }
+
+    /// The stored form (the state's columns, the reports' objects).
+    pub fn record(&self) -> PublisherRecord {
+        PublisherRecord {
+            kind: self.kind.as_str().to_string(),
+            repository: self.repository.clone(),
+            workflow: self.workflow.clone(),
+            environment: self.environment.clone(),
+            email: self.email.clone(),
+            issuer: self.issuer.clone(),
+            other: self.other.iter().cloned().collect(),
+        }
+    }
+
+    /// Back from the stored form.
+    pub fn from_record(r: &PublisherRecord) -> Publisher {
+        Publisher {
+            kind: Kind::parse(&r.kind),
+            repository: r.repository.clone(),
+            workflow: r.workflow.clone(),
+            environment: r.environment.clone(),
+            email: r.email.clone(),
+            issuer: r.issuer.clone(),
+            other: r.other.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+
     fn claim(&self, key: &str) -> Option<&str> {
         self.other.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
+}
+
+/// A publisher as security.json and the state spell it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PublisherRecord {
+    pub kind: String,
+    pub repository: Option<String>,
+    pub workflow: Option<String>,
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub other: std::collections::BTreeMap<String, String>,
 }
 
 impl fmt::Display for Publisher {

@@ -7,8 +7,18 @@
 //! expired, or by the security bypass (it fixes an advisory affecting a
 //! mirrored version).
 //!
-//! Decided from the upstream's listing and the clock alone, so two runners
-//! with the same inputs decide alike (`SOURCE_DATE_EPOCH` fixes the clock).
+//! PEP 740 holds the release that offers no provenance where an earlier
+//! release of the project did (`provenance-missing`), every release with a
+//! file that offers none under `provenance = "require"`
+//! (`provenance-required`), and a release a file of which an earlier fetch
+//! found signed by another publisher than the project's pin
+//! (`publisher-changed`; the first encounter is the fetch stage's, which
+//! alone verifies). Only an admit entry lets these in: the security bypass
+//! never admits a release from an unexpected publisher.
+//!
+//! Decided from the upstream's listing, the clock and the recorded pins
+//! alone, so two runners with the same inputs decide alike
+//! (`SOURCE_DATE_EPOCH` fixes the clock).
 
 use std::collections::BTreeMap;
 
@@ -18,6 +28,7 @@ pub use crate::diagnostics::HoldReason;
 use crate::dist::Version;
 use crate::dist::names::ProjectName;
 use crate::manifest::{Admit, SelectOptions};
+use crate::provenance::Publisher;
 use crate::upstream::listing::{Listing, UpstreamFile};
 
 /// One held release.
@@ -31,6 +42,8 @@ pub struct Hold {
     pub uploaded: Option<Timestamp>,
     /// A `[[select.admit]]` entry for it that has expired.
     pub expired: Option<Admit>,
+    /// What a provenance hold found.
+    pub note: Option<String>,
 }
 
 /// One release let in early.
@@ -83,23 +96,90 @@ pub struct Gate<'a> {
     /// The security bypass: the advisory a release of a project fixes for a
     /// mirrored version, if any (`None` when the bypass is off).
     pub fixes: Option<&'a Fixes<'a>>,
+    /// The PEP 740 holds (`None` under `provenance = "off"`).
+    pub provenance: Option<&'a Pins>,
+}
+
+/// What the PEP 740 holds read, fixed once per run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pins {
+    /// `provenance = "require"`.
+    pub require: bool,
+    /// `publisher_pinning`: a release without provenance after one with it
+    /// is held, and the recorded pins hold other publishers.
+    pub pinning: bool,
+    /// Each project's pin: its manifest `publisher`, else the recorded one.
+    pub pins: BTreeMap<ProjectName, Publisher>,
+    /// Files an earlier fetch found signed by a publisher the pin refused.
+    pub refused: BTreeMap<(ProjectName, String), Publisher>,
+}
+
+impl Pins {
+    /// What of these a project's selection depends on, as one line.
+    pub fn key(&self, project: &ProjectName) -> String {
+        let mut out = format!("provenance require={} pinning={}", self.require, self.pinning);
+        if let Some(p) = self.pins.get(project) {
+            out.push_str(&format!(" pin={p}"));
+        }
+        for ((_, f), p) in self.refused.range((project.clone(), String::new())..).take_while(|((q, _), _)| q == project)
+        {
+            out.push_str(&format!(" refused={f}:{p}"));
+        }
+        out
+    }
+
+    /// Why a release is held for its provenance, and what was found.
+    fn hold(
+        &self,
+        project: &ProjectName,
+        files: &[&UpstreamFile],
+        earlier_attested: bool,
+    ) -> Option<(HoldReason, String)> {
+        let pin = self.pins.get(project);
+        for f in files {
+            if let Some(signed) = self.refused.get(&(project.clone(), f.filename.to_string()))
+                && pin.is_some_and(|p| !p.accepts(signed))
+            {
+                let pin = pin.map(ToString::to_string).unwrap_or_default();
+                return Some((
+                    HoldReason::PublisherChanged,
+                    format!("{} is signed by {signed}, pinned is {pin}", f.filename),
+                ));
+            }
+        }
+        let bare: Vec<&str> =
+            files.iter().filter(|f| f.facts.provenance.is_none()).map(|f| f.filename.as_str()).collect();
+        if self.require && !bare.is_empty() {
+            return Some((HoldReason::ProvenanceRequired, format!("no provenance for {}", bare.join(", "))));
+        }
+        if (self.pinning || pin.is_some()) && bare.len() == files.len() && earlier_attested {
+            return Some((HoldReason::ProvenanceMissing, format!("no provenance for {}", bare.join(", "))));
+        }
+        None
+    }
 }
 
 /// Judge one project's releases.
 pub fn judge(project: &ProjectName, listing: &Listing, opts: &SelectOptions, gate: &Gate<'_>) -> Judgement {
     let mut out = Judgement::default();
-    if !opts.gated() {
+    if !opts.gated() && gate.provenance.is_none() {
         return out;
     }
-    // A release's time is its newest file's; `None` when no file has one.
-    let mut releases: BTreeMap<&Version, Option<Timestamp>> = BTreeMap::new();
+    // A release's files, in version order.
+    let mut releases: BTreeMap<&Version, Vec<&UpstreamFile>> = BTreeMap::new();
     for f in listing.files.iter() {
-        let slot = releases.entry(f.filename.version()).or_insert(None);
-        *slot = (*slot).max(f.facts.upload_time);
+        releases.entry(f.filename.version()).or_default().push(f);
     }
     let today = gate.now.to_zoned(jiff::tz::TimeZone::UTC).date();
-    for (version, uploaded) in releases {
-        let Some((reason, due)) = hold(opts, uploaded, gate.now) else { continue };
+    let mut earlier_attested = false;
+    for (version, files) in releases {
+        // A release's time is its newest file's; `None` when no file has one.
+        let uploaded = files.iter().filter_map(|f| f.facts.upload_time).max();
+        let by_time = if opts.gated() { hold(opts, uploaded, gate.now).map(|(r, d)| (r, d, None)) } else { None };
+        let by_provenance =
+            gate.provenance.and_then(|p| p.hold(project, &files, earlier_attested)).map(|(r, n)| (r, None, Some(n)));
+        earlier_attested |= files.iter().any(|f| f.facts.provenance.is_some());
+        let Some((reason, due, note)) = by_provenance.or(by_time) else { continue };
         let entry = gate.admits.iter().find(|a| &a.project == project && &a.version == version);
         if let Some(a) = entry.filter(|a| a.expires >= today) {
             out.admitted.push(Early {
@@ -110,7 +190,8 @@ pub fn judge(project: &ProjectName, listing: &Listing, opts: &SelectOptions, gat
             });
             continue;
         }
-        if let Some(id) = gate.fixes.and_then(|f| f(project, version)) {
+        // The bypass lets a fix in early, never one from an unexpected publisher.
+        if let Some(id) = gate.fixes.filter(|_| note.is_none()).and_then(|f| f(project, version)) {
             out.admitted.push(Early {
                 version: version.clone(),
                 reason: format!("fixes {id}"),
@@ -119,7 +200,7 @@ pub fn judge(project: &ProjectName, listing: &Listing, opts: &SelectOptions, gat
             });
             continue;
         }
-        out.held.push(Hold { version: version.clone(), reason, due, uploaded, expired: entry.cloned() });
+        out.held.push(Hold { version: version.clone(), reason, due, uploaded, expired: entry.cloned(), note });
     }
     out
 }
@@ -172,7 +253,7 @@ mod tests {
             ("pkg-1.1-py3-none-any.whl", Some("2026-01-09T22:00:00Z")),
             ("pkg-1.2.tar.gz", None),
         ]);
-        let gate = Gate { now: "2026-01-10T00:00:00Z".parse().unwrap(), admits: &[], fixes: None };
+        let gate = Gate { now: "2026-01-10T00:00:00Z".parse().unwrap(), admits: &[], fixes: None, provenance: None };
         let p: ProjectName = "pkg".parse().unwrap();
         let j = judge(&p, &l, &opts(24, None), &gate);
         let held: Vec<(String, HoldReason, Option<String>)> =
@@ -205,17 +286,22 @@ mod tests {
             expires: expires.parse().unwrap(),
         };
         let live = [entry("2026-03-01")];
-        let j = judge(&p, &l, &opts(24, None), &Gate { now, admits: &live, fixes: None });
+        let j = judge(&p, &l, &opts(24, None), &Gate { now, admits: &live, fixes: None, provenance: None });
         assert!(j.held.is_empty());
         assert_eq!(j.admitted[0].reason, "reviewed");
         let stale = [entry("2026-02-28")];
-        let j = judge(&p, &l, &opts(24, None), &Gate { now, admits: &stale, fixes: None });
+        let j = judge(&p, &l, &opts(24, None), &Gate { now, admits: &stale, fixes: None, provenance: None });
         assert_eq!(j.held[0].expired.as_ref().map(|a| a.reason.as_str()), Some("reviewed"));
-        let frozen = judge(&p, &l, &opts(0, Some("2026-02-01T00:00:00Z")), &Gate { now, admits: &[], fixes: None });
+        let frozen = judge(
+            &p,
+            &l,
+            &opts(0, Some("2026-02-01T00:00:00Z")),
+            &Gate { now, admits: &[], fixes: None, provenance: None },
+        );
         assert_eq!(frozen.held[0].reason, HoldReason::Frozen);
         assert_eq!(frozen.held[0].due, None);
         let fixes = |_: &ProjectName, v: &Version| (v.to_string() == "2.0").then(|| "GHSA-1".to_string());
-        let j = judge(&p, &l, &opts(24, None), &Gate { now, admits: &[], fixes: Some(&fixes) });
+        let j = judge(&p, &l, &opts(24, None), &Gate { now, admits: &[], fixes: Some(&fixes), provenance: None });
         assert_eq!(j.admitted[0].reason, "fixes GHSA-1");
     }
 }

@@ -244,3 +244,146 @@ fn a_build_serves_verified_provenance_beside_its_file_and_refuses_a_tampered_one
     let asked: Vec<String> = env.upstream.requests().into_iter().filter(|r| r.ends_with(".provenance")).collect();
     assert_eq!(asked, ["/files/sampleproject-4.0.0.tar.gz.provenance"], "only the refused file is tried again");
 }
+
+/// A real distribution from shared/data/pep740 with its real provenance.
+fn attested(dir: &Path, name: &str, prov: &str) -> crate::support::FakeFile {
+    let read = |p: &str| std::fs::read(dir.join(p)).unwrap();
+    crate::support::FakeFile {
+        provenance: Some(read(prov)),
+        ..crate::support::FakeFile::new((name.to_string(), read(&format!("dists/{name}"))))
+    }
+}
+
+fn held(public: &Path) -> Vec<(String, String, String)> {
+    let sec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(public.join("reports/security.json")).unwrap()).unwrap();
+    sec["held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["project"].as_str().unwrap().to_string(),
+                h["version"].as_str().unwrap().to_string(),
+                h["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// pypi-attestations moved from trailofbits/ to pypi/ between 0.0.19 and
+/// 0.0.30 (real PyPI provenance): a mirror pinned by the first release
+/// holds the second until an admit entry lets it in, which moves the pin.
+#[test]
+fn a_release_from_another_publisher_is_held_until_admitted() {
+    use crate::support::*;
+    let Some(dir) = data() else { return };
+    let env = Env::new(Flavour::Json);
+    env.upstream.add(
+        "pypi-attestations",
+        attested(&dir, "pypi_attestations-0.0.19.tar.gz", "attestations/pypi_attestations-0.0.19.tar.gz.provenance"),
+    );
+    let select = "[select]\npackages = [\"pypi-attestations\"]\nsdists = true\n";
+    env.manifest(select);
+    env.build().success();
+    let public = env.public();
+    assert_eq!(listed(&public, "pypi-attestations"), ["pypi_attestations-0.0.19.tar.gz"]);
+    let new = "pypi_attestations-0.0.30-py3-none-any.whl";
+    env.upstream.add(
+        "pypi-attestations",
+        attested(&dir, new, "attestations/pypi_attestations-0.0.30-py3-none-any.whl.provenance"),
+    );
+    let a = env.build().success();
+    let err = stderr(&a);
+    assert!(
+        err.contains("held: pypi-attestations 0.0.30 is not served (its PEP 740 publisher is not the project's pinned one: pypi_attestations-0.0.30-py3-none-any.whl is signed by github:pypi/pypi-attestations@release.yml (environment pypi), pinned is github:trailofbits/pypi-attestations@release.yml)"),
+        "{err}"
+    );
+    assert_eq!(listed(&public, "pypi-attestations"), ["pypi_attestations-0.0.19.tar.gz"], "held, not served");
+    assert!(!env.path(&format!(".airlock/store/pypi-attestations/{new}")).exists(), "not kept in the store");
+    assert_eq!(held(&public), [("pypi-attestations".into(), "0.0.30".into(), "publisher-changed".into())]);
+    // The next run holds it from what the state knows, asking nothing.
+    env.upstream.clear_requests();
+    let a = env.build().success();
+    assert!(stderr(&a).contains("held: pypi-attestations 0.0.30"), "{}", stderr(&a));
+    assert!(env.upstream.requests().iter().all(|r| !r.contains("0.0.30")), "{:?}", env.upstream.requests());
+    assert_eq!(held(&public).len(), 1);
+    // An admit entry lets it in and moves the pin to the new publisher.
+    env.manifest(&format!(
+        "{select}[[select.admit]]\nproject = \"pypi-attestations\"\nversion = \"0.0.30\"\nreason = \"moved to the pypi org\"\nexpires = 2999-01-01\n"
+    ));
+    let a = env.build().success();
+    assert!(stderr(&a).contains("admitted early: pypi-attestations 0.0.30 (moved to the pypi org)"), "{}", stderr(&a));
+    assert_eq!(listed(&public, "pypi-attestations"), ["pypi_attestations-0.0.19.tar.gz", new]);
+    assert!(held(&public).is_empty());
+    assert!(public.join(format!("packages/pypi-attestations/{new}.provenance")).is_file());
+}
+
+/// A project whose manifest names another publisher holds its real,
+/// correctly signed release; a release without provenance after one with
+/// it is held; `provenance = "require"` holds a release without any.
+#[test]
+fn a_pinned_publisher_a_missing_provenance_and_a_required_one_each_hold() {
+    use crate::support::*;
+    let Some(dir) = data() else { return };
+    let env = Env::new(Flavour::Json);
+    env.upstream.add(
+        "sampleproject",
+        attested(&dir, "sampleproject-4.0.0.tar.gz", "attestations/sampleproject-4.0.0.tar.gz.provenance"),
+    );
+    env.upstream.add(
+        "pypi-attestations",
+        attested(&dir, "pypi_attestations-0.0.19.tar.gz", "attestations/pypi_attestations-0.0.19.tar.gz.provenance"),
+    );
+    // A token thief's upload: no provenance, after releases that had it.
+    env.upstream.add("pypi-attestations", FakeFile::new(sdist("pypi-attestations", "0.0.20")));
+    env.upstream.add("plain", FakeFile::new(sdist("plain", "1.0")));
+    let select = "[select]\npackages = [\"sampleproject\", \"pypi-attestations\", \"plain\"]\nsdists = true\n[select.project.sampleproject]\npublisher = \"github:someone/else\"\n";
+    env.manifest(select);
+    let a = env.build().success();
+    let err = stderr(&a);
+    let public = env.public();
+    assert!(err.contains("sampleproject-4.0.0.tar.gz is signed by github:pypa/sampleproject@release.yml, pinned is github:someone/else"), "{err}");
+    assert!(listed(&public, "sampleproject").is_empty());
+    assert_eq!(listed(&public, "pypi-attestations"), ["pypi_attestations-0.0.19.tar.gz"]);
+    assert_eq!(listed(&public, "plain"), ["plain-1.0.tar.gz"], "never attested: nothing missing");
+    assert_eq!(
+        held(&public),
+        [
+            ("pypi-attestations".into(), "0.0.20".into(), "provenance-missing".into()),
+            ("sampleproject".into(), "4.0.0".into(), "publisher-changed".into()),
+        ]
+    );
+    // The right pin serves it; an admit entry serves the unattested release.
+    env.manifest(&format!(
+        "{}\n[[select.admit]]\nproject = \"pypi-attestations\"\nversion = \"0.0.20\"\nreason = \"reviewed\"\nexpires = 2999-01-01\n",
+        select.replace("github:someone/else", "github:pypa/sampleproject@release.yml")
+    ));
+    env.build().success();
+    assert_eq!(listed(&public, "sampleproject"), ["sampleproject-4.0.0.tar.gz"]);
+    assert_eq!(listed(&public, "pypi-attestations").len(), 2);
+    assert!(held(&public).is_empty());
+    // Under "require", a release without provenance is held.
+    env.manifest("[select]\npackages = [\"plain\"]\nsdists = true\n[policy]\nprovenance = \"require\"\n");
+    let a = env.airlock().args(["build", "--allow-removals"]).assert().success();
+    assert!(
+        stderr(&a).contains("and it has no PEP 740 provenance: no provenance for plain-1.0.tar.gz)"),
+        "{}",
+        stderr(&a)
+    );
+    assert!(listed(&public, "plain").is_empty(), "held, so no longer served");
+    assert_eq!(held(&public), [("plain".into(), "1.0".into(), "provenance-required".into())]);
+}
+
+#[test]
+fn a_publisher_key_is_checked_at_load() {
+    use crate::support::*;
+    let env = Env::new(Flavour::Json);
+    env.manifest(
+        "[select]\npackages = [\"a\"]\npublisher = \"github:x/y\"\n[select.project.a]\npublisher = \"github:nobody\"\n",
+    );
+    let a = env.airlock().arg("plan").assert().failure();
+    let err = stderr(&a);
+    assert!(err.contains("mirror.toml:9:13: `publisher` names one project's publisher"), "{err}");
+    assert!(err.contains("mirror.toml:11:13: `publisher`: \"github:nobody\": expected kind:owner/repo"), "{err}");
+}

@@ -163,6 +163,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE TABLE gate (project TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL,
                        due TEXT, expires TEXT, entry TEXT, PRIMARY KEY (project, version, kind)) WITHOUT ROWID;
     "#,
+    // 11: PEP 740 publishers: each project's pin (the first verified
+    // publisher, or the last one admitted), and the verified publisher of
+    // every attested file (served or held), as JSON records.
+    r#"
+    CREATE TABLE publishers (project TEXT PRIMARY KEY, publisher TEXT NOT NULL, version TEXT NOT NULL,
+                             run INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE attested (project TEXT NOT NULL, filename TEXT NOT NULL, sha256 TEXT NOT NULL,
+                           publisher TEXT NOT NULL, held INTEGER NOT NULL DEFAULT 0,
+                           PRIMARY KEY (project, filename)) WITHOUT ROWID;
+    ALTER TABLE gate ADD COLUMN note TEXT;
+    "#,
 ];
 
 /// Bump the selection counter inside a transaction that changed something.
@@ -226,6 +237,19 @@ impl State {
 
     pub(super) fn err(&self, source: rusqlite::Error) -> StateError {
         StateError::Sql { path: self.path.display().to_string(), error: source }
+    }
+
+    /// Every row `sql` gives for `params`, each read by `row`: the one
+    /// prepare/query/collect shape of the readers, with errors naming the state.
+    pub(super) fn rows<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StateError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params, row).map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
     /// Run `f` in one transaction, committed only if `f` succeeds, so a

@@ -21,6 +21,8 @@ pub struct GateRow {
     pub expires: Option<String>,
     /// An expired admit entry's reason (a held release).
     pub entry: Option<String>,
+    /// What the hold found (publishers, files without provenance).
+    pub note: Option<String>,
 }
 
 impl State {
@@ -29,11 +31,11 @@ impl State {
         self.in_tx(|tx| {
             tx.execute("DELETE FROM gate", [])?;
             let mut put = tx.prepare_cached(
-                "INSERT OR REPLACE INTO gate (project, version, kind, reason, due, expires, entry)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR REPLACE INTO gate (project, version, kind, reason, due, expires, entry, note)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for r in rows {
-                put.execute(params![r.project, r.version, r.kind, r.reason, r.due, r.expires, r.entry])?;
+                put.execute(params![r.project, r.version, r.kind, r.reason, r.due, r.expires, r.entry, r.note])?;
             }
             Ok(())
         })
@@ -41,14 +43,10 @@ impl State {
 
     /// What the last build's gate said, sorted.
     pub fn gate(&self) -> Result<Vec<GateRow>, StateError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT project, version, kind, reason, due, expires, entry FROM gate ORDER BY project, version, kind",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
+        self.rows(
+            "SELECT project, version, kind, reason, due, expires, entry, note FROM gate ORDER BY project, version, kind",
+            [],
+            |r| {
                 Ok(GateRow {
                     project: r.get(0)?,
                     version: r.get(1)?,
@@ -57,9 +55,9 @@ impl State {
                     due: r.get(4)?,
                     expires: r.get(5)?,
                     entry: r.get(6)?,
+                    note: r.get(7)?,
                 })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+            },
+        )
     }
 }
