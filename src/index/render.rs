@@ -104,6 +104,8 @@ pub struct SiteInfo {
     /// Releases the admission gate holds back, and files withdrawn.
     pub held: usize,
     pub withdrawn: usize,
+    /// Served files with verified PEP 740 provenance ("12 of 40"), when any.
+    pub attested: Option<String>,
 }
 
 /// A requested project the index does not list, as the landing page shows it.
@@ -257,6 +259,7 @@ struct LandingView<'a> {
     unselected: &'a [Unselected],
     held: usize,
     withdrawn: usize,
+    attested: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -467,6 +470,7 @@ impl<'a> SiteRender<'a> {
             unselected: &info.unselected,
             held: info.held,
             withdrawn: info.withdrawn,
+            attested: info.attested.as_deref(),
             security: security.map(|s| LandingSecurity {
                 banner: s.banner.as_deref(),
                 vulnerable_versions: s.vulnerable_versions,

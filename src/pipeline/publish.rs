@@ -142,6 +142,11 @@ fn tree_key(files: &Sha256, inputs: Inputs<'_>, inputs_key: &str) -> String {
     h.finish().1.hex()
 }
 
+/// The verified publisher of every attested file the pins let in.
+fn publishers(state: &crate::store::state::State) -> Result<report::views::Publishers, StateError> {
+    Ok(state.attested(false)?.into_iter().filter(|a| !a.held).map(|a| ((a.project, a.filename), a.publisher)).collect())
+}
+
 /// A stored artifact as the tree shows it (listed while selected); the
 /// artifact back when the store lacks its bytes.
 fn site_file(store: &crate::store::Store, a: Artifact) -> Result<SiteFile, Box<Artifact>> {
@@ -446,6 +451,7 @@ fn render(
         unselected,
         held: report::admission::held_views(inputs.diagnostics).len(),
         withdrawn: inputs.withdrawn.len(),
+        attested: report::provenance::ProvenanceView::of(inputs).share(),
     };
     // Pages: two per project, at most one per file (a project has one file or more).
     let files = run.state.tree_files()? as usize;
@@ -665,8 +671,9 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
         return Ok(Published { tree: served.map(|s| s.dir), changed: false, exit: Exit::Failed, findings });
     }
     let diagnostics = diags.sorted();
-    let withdrawn = run.state.withdrawn()?;
+    let withdrawn = report::admission::withdrawn_views(&run.state.withdrawn()?, &audit);
     let statuses = run.state.project_statuses()?;
+    let publishers = publishers(&run.state)?;
     let inputs = Inputs {
         audit: &audit,
         diagnostics: &diagnostics,
@@ -674,6 +681,7 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
         changes: None,
         withdrawn: &withdrawn,
         statuses: &statuses,
+        publishers: &publishers,
     };
     keys.key = tree_key(&inventory.digest, inputs, &keys.inputs);
     keys.exit = audit.exit() as i64;
@@ -685,8 +693,7 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     // What this tree changes against the served one, and the feed of the
     // last runs' changes (this one first).
     let previous = served.as_ref().and_then(|s| std::fs::read(s.dir.join("reports/security.json")).ok());
-    let withdrawn_views = report::admission::withdrawn_views(inputs.withdrawn, inputs.audit);
-    let changes = report::changes::compute(inputs.audit, inputs.diagnostics, &withdrawn_views, previous.as_deref());
+    let changes = report::changes::compute(inputs.audit, inputs.diagnostics, inputs.withdrawn, previous.as_deref());
     let staged = run.target.stage(&format!("{:06}", run.id))?;
     // changes.json is written in full now; every other output shows the
     // changes cut to a feed entry's length (a first build's list every

@@ -317,6 +317,21 @@ fn a_release_from_another_publisher_is_held_until_admitted() {
     assert_eq!(listed(&public, "pypi-attestations"), ["pypi_attestations-0.0.19.tar.gz", new]);
     assert!(held(&public).is_empty());
     assert!(public.join(format!("packages/pypi-attestations/{new}.provenance")).is_file());
+    // Who published each file, in every report.
+    let sec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(public.join("reports/security.json")).unwrap()).unwrap();
+    let versions = &sec["projects"][0]["versions"];
+    assert_eq!(
+        versions[0]["provenance"]["pypi_attestations-0.0.19.tar.gz"]["publisher"]["repository"],
+        "trailofbits/pypi-attestations"
+    );
+    assert_eq!(versions[1]["provenance"][new]["verified"], true);
+    assert_eq!(versions[1]["provenance"][new]["publisher"]["environment"], "pypi");
+    let html = std::fs::read_to_string(public.join("reports/security.html")).unwrap();
+    assert!(html.contains("2 of 2 served files carry PEP 740 provenance"), "{html}");
+    assert!(html.contains("<code>github:pypi/pypi-attestations@release.yml (environment pypi)</code>"), "{html}");
+    let landing = std::fs::read_to_string(public.join("index.html")).unwrap();
+    assert!(landing.contains("<b>2 of 2</b><span>files with verified provenance</span>"), "{landing}");
 }
 
 /// A project whose manifest names another publisher holds its real,

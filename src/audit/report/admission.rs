@@ -129,15 +129,14 @@ pub struct GateViews {
 
 impl GateViews {
     pub fn of(
-        audit: &Audit,
         diagnostics: &[Diagnostic],
-        withdrawn: &[WithdrawnRow],
+        withdrawn: &[WithdrawnView],
         statuses: &crate::index::Statuses,
     ) -> GateViews {
         GateViews {
             held: held_views(diagnostics),
             admitted: admitted_views(diagnostics),
-            withdrawn: withdrawn_views(withdrawn, audit),
+            withdrawn: withdrawn.to_vec(),
             statuses: status_views(statuses),
         }
     }

@@ -35,6 +35,8 @@ struct View<'a> {
     /// What the admission gate holds (with when each is due) and let in
     /// early, what was withdrawn, the projects' PEP 792 statuses.
     gate: super::admission::GateViews,
+    /// Who published the served files (PEP 740).
+    provenance: super::provenance::ProvenanceView,
     diagnostics: Vec<DiagnosticView>,
     /// Upstream files the run skipped: collapsed, they can be many.
     skipped: Vec<DiagnosticView>,
@@ -350,7 +352,8 @@ pub fn render(inputs: Inputs<'_>, templates: &Templates) -> Result<Vec<u8>, Temp
         ignores: &audit.ignores,
         expired_ignores: audit.ignores.iter().filter(|i| i.expired).count(),
         tampering: super::views::tampering_views(&audit.tampering),
-        gate: super::admission::GateViews::of(audit, inputs.diagnostics, inputs.withdrawn, inputs.statuses),
+        gate: super::admission::GateViews::of(inputs.diagnostics, inputs.withdrawn, inputs.statuses),
+        provenance: super::provenance::ProvenanceView::of(inputs),
         diagnostics: super::views::diagnostic_views(
             &inputs
                 .diagnostics

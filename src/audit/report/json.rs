@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::admission::{AdmittedView, HeldView, WithdrawnView};
-use super::views::{DiagnosticView, Inputs, TamperingView};
+use super::views::{DiagnosticView, Inputs, Publishers, TamperingView};
 use crate::advisories::severity::Severity;
 use crate::audit::{IgnoreStatus, IgnoreUse, Status};
 
@@ -79,18 +79,18 @@ pub struct BySeverity {
 
 /// Every audited version, grouped by project, serialized as it is read:
 /// the report of a large mirror is written without a copy of its versions.
-pub struct Projects<'a>(&'a [crate::audit::AuditedVersion]);
+pub struct Projects<'a>(&'a [crate::audit::AuditedVersion], &'a Publishers);
 
 /// One project's run of versions.
-struct Project<'a>(&'a [crate::audit::AuditedVersion]);
+struct Project<'a>(&'a [crate::audit::AuditedVersion], &'a Publishers);
 
 /// One project's versions, each converted as it is written.
-struct Versions<'a>(&'a [crate::audit::AuditedVersion]);
+struct Versions<'a>(&'a [crate::audit::AuditedVersion], &'a Publishers);
 
 impl Serialize for Projects<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         // The versions are sorted by project, so each project is one run.
-        s.collect_seq(self.0.chunk_by(|a, b| a.project == b.project).map(Project))
+        s.collect_seq(self.0.chunk_by(|a, b| a.project == b.project).map(|v| Project(v, self.1)))
     }
 }
 
@@ -99,14 +99,14 @@ impl Serialize for Project<'_> {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("Project", 2)?;
         st.serialize_field("name", self.0.first().map_or("", |v| v.project.as_str()))?;
-        st.serialize_field("versions", &Versions(self.0))?;
+        st.serialize_field("versions", &Versions(self.0, self.1))?;
         st.end()
     }
 }
 
 impl Serialize for Versions<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(version))
+        s.collect_seq(self.0.iter().map(|v| version(v, self.1)))
     }
 }
 
@@ -120,7 +120,16 @@ pub struct Version<'a> {
     /// Whether `upgrade_to` is in the mirror.
     pub upgrade_mirrored: bool,
     pub files: Vec<&'a str>,
+    /// Each file's PEP 740 provenance: `null` when it has none.
+    pub provenance: std::collections::BTreeMap<&'a str, Option<FileProvenance>>,
     pub advisories: Vec<Advisory<'a>>,
+}
+
+/// A file's verified provenance.
+#[derive(Serialize)]
+pub struct FileProvenance {
+    pub verified: bool,
+    pub publisher: crate::provenance::PublisherRecord,
 }
 
 #[derive(Serialize)]
@@ -136,13 +145,21 @@ pub struct Advisory<'a> {
     pub malicious: bool,
 }
 
-fn version(v: &crate::audit::AuditedVersion) -> Version<'_> {
+fn version<'a>(v: &'a crate::audit::AuditedVersion, publishers: &Publishers) -> Version<'a> {
     Version {
         version: v.version.to_string(),
         blocked: v.blocked,
         upgrade_to: v.upgrade_to.as_ref().map(ToString::to_string),
         upgrade_mirrored: v.upgrade_mirrored,
         files: v.files.iter().map(|f| &**f).collect(),
+        provenance: v
+            .files
+            .iter()
+            .map(|f| {
+                let p = publishers.get(&(v.project.clone(), f.to_string()));
+                (&**f, p.map(|p| FileProvenance { verified: true, publisher: p.record() }))
+            })
+            .collect(),
         advisories: v
             .findings
             .iter()
@@ -163,7 +180,7 @@ fn version(v: &crate::audit::AuditedVersion) -> Version<'_> {
 pub fn report(inputs: Inputs<'_>) -> Report<'_> {
     let audit = inputs.audit;
     let c = audit.counts();
-    let projects = Projects(&audit.versions);
+    let projects = Projects(&audit.versions, inputs.publishers);
     Report {
         schema: SCHEMA,
         generated_at: audit.generated_at.to_string(),
@@ -195,7 +212,7 @@ pub fn report(inputs: Inputs<'_>) -> Report<'_> {
         tampering: super::views::tampering_views(&audit.tampering),
         held: super::admission::held_views(inputs.diagnostics),
         admitted: super::admission::admitted_views(inputs.diagnostics),
-        withdrawn: super::admission::withdrawn_views(inputs.withdrawn, audit),
+        withdrawn: inputs.withdrawn.to_vec(),
         run: Run { diagnostics: super::views::diagnostic_views(inputs.diagnostics) },
     }
 }

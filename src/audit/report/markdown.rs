@@ -112,7 +112,7 @@ fn changes_section(md: &mut String, c: &super::changes::Changes) {
 fn gate_section(md: &mut String, inputs: Inputs<'_>) {
     let held = super::admission::held_views(inputs.diagnostics);
     let admitted = super::admission::admitted_views(inputs.diagnostics);
-    let withdrawn = super::admission::withdrawn_views(inputs.withdrawn, inputs.audit);
+    let withdrawn = inputs.withdrawn;
     if held.is_empty() && admitted.is_empty() && withdrawn.is_empty() {
         return;
     }

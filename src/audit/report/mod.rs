@@ -10,6 +10,7 @@ pub mod html;
 pub mod installability;
 pub mod json;
 pub mod markdown;
+pub mod provenance;
 pub mod sarif;
 pub mod views;
 

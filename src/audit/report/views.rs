@@ -9,6 +9,10 @@ use crate::select::installable::Installability;
 
 use super::changes;
 
+/// Each attested file's verified publisher: (project, filename) -> publisher.
+pub type Publishers =
+    std::collections::BTreeMap<(crate::dist::names::ProjectName, String), crate::provenance::Publisher>;
+
 /// What the reports are rendered from.
 #[derive(Clone, Copy)]
 pub struct Inputs<'a> {
@@ -19,8 +23,11 @@ pub struct Inputs<'a> {
     /// What the tree changes against the served one (summary.md leads
     /// with it), once computed.
     pub changes: Option<&'a changes::Changes>,
-    /// Files withdrawn from the tree and not listed again, from the state.
-    pub withdrawn: &'a [crate::store::state::WithdrawnRow],
+    /// Files withdrawn from the tree and not listed again, from the state
+    /// (viewed once, for every format).
+    pub withdrawn: &'a [super::admission::WithdrawnView],
+    /// The verified PEP 740 publisher of each served attested file.
+    pub publishers: &'a Publishers,
     /// PEP 792: the projects the upstream marks other than active.
     pub statuses: &'a crate::index::Statuses,
 }

@@ -1,0 +1,64 @@
+//! PEP 740 in the reports: who published the served files, project by
+//! project, and how many of the served files carry verified provenance
+//! (the landing page's share, the HTML report's table).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::views::Inputs;
+
+/// One project's files from one verified publisher.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct PublisherRow {
+    pub project: String,
+    pub publisher: String,
+    /// How many served files it published, and their versions (lowest, highest).
+    pub files: usize,
+    pub versions: String,
+}
+
+/// The served files' provenance at a glance.
+#[derive(Debug, Serialize, Default, PartialEq, Eq)]
+pub struct ProvenanceView {
+    /// Served files with verified provenance, of `served`.
+    pub verified: usize,
+    pub served: usize,
+    pub rows: Vec<PublisherRow>,
+}
+
+impl ProvenanceView {
+    pub fn of(inputs: Inputs<'_>) -> ProvenanceView {
+        let mut out = ProvenanceView::default();
+        // Keyed by (project, publisher): versions in audit order (PEP 440).
+        let mut rows: BTreeMap<(String, String), (usize, String, String)> = BTreeMap::new();
+        for v in &inputs.audit.versions {
+            for f in &v.files {
+                out.served += 1;
+                let Some(p) = inputs.publishers.get(&(v.project.clone(), f.to_string())) else { continue };
+                out.verified += 1;
+                let version = v.version.to_string();
+                let row = rows
+                    .entry((v.project.to_string(), p.to_string()))
+                    .or_insert_with(|| (0, version.clone(), version.clone()));
+                row.0 += 1;
+                row.2 = version;
+            }
+        }
+        out.rows = rows
+            .into_iter()
+            .map(|((project, publisher), (files, low, high))| PublisherRow {
+                project,
+                publisher,
+                files,
+                versions: if low == high { low } else { format!("{low} – {high}") },
+            })
+            .collect();
+        out
+    }
+
+    /// "12 of 40" (the landing page's card), when any file is attested.
+    pub fn share(&self) -> Option<String> {
+        (self.verified > 0).then(|| format!("{} of {}", self.verified, self.served))
+    }
+}
