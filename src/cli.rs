@@ -451,7 +451,9 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                 (false, Some(r)) => crate::bundle::Since::Run(r),
                 (false, None) => crate::bundle::Since::LastExport,
             };
-            if let Some(r) = crate::bundle::export(&manifest.mirror, &output, since)? {
+            if let Some(r) =
+                crate::bundle::export(&manifest.mirror, manifest.policy.trusted_root.as_deref(), &output, since)?
+            {
                 tracing::info!(
                     "wrote {} ({}): runs {} to {}, {} file(s) ({}), {} deletion(s)",
                     output.display(),

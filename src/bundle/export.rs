@@ -74,7 +74,12 @@ fn listing(state: &State, run: i64) -> Result<Vec<TreeEntry>, BundleError> {
 }
 
 /// What a bundle from `base` (or full) to the served tree carries and deletes.
-fn manifest(mirror: &str, served: &ServedTree, base_run: Option<i64>, base: Option<&[TreeEntry]>) -> BundleManifest {
+fn manifest(
+    (mirror, trusted_root): (&str, Option<String>),
+    served: &ServedTree,
+    base_run: Option<i64>,
+    base: Option<&[TreeEntry]>,
+) -> BundleManifest {
     let tree = &served.listing;
     let base_map: BTreeMap<&str, &TreeEntry> = base.into_iter().flatten().map(|e| (e.path.as_str(), e)).collect();
     let members: Vec<String> = tree
@@ -96,6 +101,7 @@ fn manifest(mirror: &str, served: &ServedTree, base_run: Option<i64>, base: Opti
         tree: tree.clone(),
         members,
         delete,
+        trusted_root,
     }
 }
 
@@ -134,7 +140,12 @@ fn write_tar(file: &std::fs::File, bundle: &BundleManifest, root: &Path) -> Resu
 }
 
 /// `airlock export`: write the published tree (or what changed) as a bundle.
-pub fn export(mirror: &Mirror, out: &Path, since: Since) -> Result<Option<ExportReport>, BundleError> {
+pub fn export(
+    mirror: &Mirror,
+    trusted_root: Option<&Path>,
+    out: &Path,
+    since: Since,
+) -> Result<Option<ExportReport>, BundleError> {
     // Held for the whole export: a build must not swap trees underneath.
     let session = Session::open(mirror, &mirror.output, crate::run::Command::Export)?;
     let served = session.served()?;
@@ -152,7 +163,8 @@ pub fn export(mirror: &Mirror, out: &Path, since: Since) -> Result<Option<Export
         return Err(err(format!("--since {b} is newer than the published run {to_run}")));
     }
     let base = base_run.map(|r| listing(&session.state, r)).transpose()?;
-    let bundle = manifest(&mirror.name, &served, base_run, base.as_deref());
+    let root = trusted_root.map(fs_err::read_to_string).transpose()?;
+    let bundle = manifest((&mirror.name, root), &served, base_run, base.as_deref());
     let tmp = crate::util::fsx::temp_beside(out)?;
     let bytes = write_tar(tmp.as_file(), &bundle, &served.root)?;
     crate::util::fsx::persist(tmp, out)?;

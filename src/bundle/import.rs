@@ -252,6 +252,38 @@ fn removals(current: &[TreeEntry], current_root: &Path, bundle: &BundleManifest,
 /// of the imported files than `max_removed` is refused unless
 /// `allow_removals`: an export made after a mistake must not empty the
 /// air gap.
+/// Every `.provenance` of the tree verified again, offline, against the
+/// file beside it (whose bytes were just checked against the manifest) and
+/// the trusted root the bundle names: a bundle forged consistently (bytes
+/// and manifest) still cannot carry a file with provenance that fails.
+fn verify_provenance(cx: &Ctx, bundle: &BundleManifest, root: &Path) -> Result<(), BundleError> {
+    let sha_of: BTreeMap<&str, crate::util::hashing::Sha256> =
+        bundle.tree.iter().map(|e| (e.path.as_str(), e.sha256)).collect();
+    let mut trust = None;
+    for e in bundle.tree.iter().filter(|e| e.path.ends_with(".provenance")) {
+        let dist = &e.path[..e.path.len() - ".provenance".len()];
+        let refuse = |m: String| cx.member(&e.path, m);
+        let Some(sha) = sha_of.get(dist).copied() else {
+            return Err(refuse(format!("provenance for {dist}, which the tree does not hold: refused")));
+        };
+        if trust.is_none() {
+            let loaded = match &bundle.trusted_root {
+                Some(json) => crate::provenance::TrustRoot::from_json(json),
+                None => crate::provenance::TrustRoot::production(),
+            };
+            trust = Some(loaded.map_err(|e| cx.invalid(format!("the trusted root it names does not load: {e}")))?);
+        }
+        let bytes = fs_err::read(root.join(&e.path))?;
+        let file = dist.rsplit('/').next().unwrap_or(dist);
+        if let Some(t) = trust.as_ref()
+            && let Err(v) = crate::provenance::verify_provenance(&bytes, file, &sha, t, None)
+        {
+            return Err(refuse(format!("{v}: refused, nothing imported")));
+        }
+    }
+    Ok(())
+}
+
 pub fn import(
     bundle_path: &Path,
     into: &Path,
@@ -281,6 +313,7 @@ pub fn import(
         None => 0,
     };
     let members = extract(&cx, entries, &bundle, &root)?;
+    verify_provenance(&cx, &bundle, &root)?;
     if let (Some(c), Some(current_root), false) = (current.as_ref(), target.current(), allow_removals) {
         let (removed, total) = removals(&c.tree, &current_root, &bundle, &root);
         if removed > 0 && max_removed.exceeded(removed, total) {

@@ -57,6 +57,11 @@ pub struct BundleManifest {
     pub members: Vec<String>,
     /// Paths of the base tree the new one no longer has.
     pub delete: Vec<String>,
+    /// The Sigstore trusted root the tree's PEP 740 provenance verifies
+    /// against, as JSON, when the exporting mirror names its own
+    /// (`[policy] trusted_root`); absent: Sigstore's production root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_root: Option<String>,
 }
 
 /// What the receiving side records beside each imported tree.

@@ -32,7 +32,7 @@ fn import(env: &Env, bundle: &Path, into: &Path) -> assert_cmd::assert::Assert {
 }
 
 /// Read a bundle's members (manifest first), to forge hostile variants.
-fn members(bundle: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn members(bundle: &Path) -> Vec<(String, Vec<u8>)> {
     let dec = zstd::stream::Decoder::new(std::fs::File::open(bundle).unwrap()).unwrap();
     let mut ar = tar::Archive::new(dec);
     ar.entries()
@@ -47,13 +47,13 @@ fn members(bundle: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-enum Kind {
+pub(crate) enum Kind {
     File,
     Symlink(&'static str),
 }
 
 /// Write a bundle from raw members; paths are written as given (even `..`).
-fn forge(out: &Path, members: &[(String, Vec<u8>, Kind)]) {
+pub(crate) fn forge(out: &Path, members: &[(String, Vec<u8>, Kind)]) {
     let enc = zstd::stream::Encoder::new(std::fs::File::create(out).unwrap(), 3).unwrap();
     let mut tar = tar::Builder::new(enc);
     for (path, data, kind) in members {
@@ -81,12 +81,12 @@ fn forge(out: &Path, members: &[(String, Vec<u8>, Kind)]) {
     tar.into_inner().unwrap().finish().unwrap().flush().unwrap();
 }
 
-fn manifest_of(members: &[(String, Vec<u8>)]) -> serde_json::Value {
+pub(crate) fn manifest_of(members: &[(String, Vec<u8>)]) -> serde_json::Value {
     assert_eq!(members[0].0, "airlock-bundle.json");
     serde_json::from_slice(&members[0].1).unwrap()
 }
 
-fn files(m: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>, Kind)> {
+pub(crate) fn files(m: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>, Kind)> {
     m.into_iter().map(|(p, d)| (p, d, Kind::File)).collect()
 }
 

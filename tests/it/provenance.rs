@@ -402,3 +402,51 @@ fn a_publisher_key_is_checked_at_load() {
     assert!(err.contains("mirror.toml:9:13: `publisher` names one project's publisher"), "{err}");
     assert!(err.contains("mirror.toml:11:13: `publisher`: \"github:nobody\": expected kind:owner/repo"), "{err}");
 }
+
+/// A bundle carries provenance and the import verifies it again, offline:
+/// a bundle forged consistently (the `.provenance` and the manifest's
+/// sha256 of it both changed) is refused, naming the member and the step.
+#[test]
+fn an_import_verifies_provenance_again_and_refuses_a_forged_one() {
+    use crate::bundles::{files, forge, manifest_of, members};
+    use crate::support::*;
+    use sha2::Digest;
+    let Some(dir) = data() else { return };
+    let env = Env::new(Flavour::Json);
+    env.upstream.add(
+        "sampleproject",
+        attested(&dir, "sampleproject-4.0.0.tar.gz", "attestations/sampleproject-4.0.0.tar.gz.provenance"),
+    );
+    env.manifest("[select]\npackages = [\"sampleproject\"]\nsdists = true\n");
+    env.build().success();
+    let bundle = env.path("full.tar.zst");
+    env.airlock().args(["export", "--full", "-o"]).arg(&bundle).assert().success();
+    let into = env.path("airgap");
+    env.airlock().arg("import").arg(&bundle).arg("--into").arg(&into).assert().success();
+    let prov = "packages/sampleproject/sampleproject-4.0.0.tar.gz.provenance";
+    assert_eq!(std::fs::read(into.join(prov)).unwrap(), std::fs::read(env.public().join(prov)).unwrap());
+
+    let bad = std::fs::read(dir.join("negative/sampleproject-4.0.0.tar.gz.provenance.badsig")).unwrap();
+    let mut m = members(&bundle);
+    let mut manifest = manifest_of(&m);
+    for e in manifest["tree"].as_array_mut().unwrap() {
+        if e["path"] == prov {
+            e["sha256"] = serde_json::json!(hex::encode(sha2::Sha256::digest(&bad)));
+            e["size"] = serde_json::json!(bad.len());
+        }
+    }
+    let listing = serde_json::to_vec(&manifest["tree"]).unwrap();
+    manifest["to_listing"] = serde_json::json!(hex::encode(sha2::Sha256::digest(&listing)));
+    m[0].1 = serde_json::to_vec(&manifest).unwrap();
+    m.iter_mut().find(|(p, _)| p == prov).unwrap().1 = bad;
+    let forged = env.path("forged.tar.zst");
+    forge(&forged, &files(m));
+    let fresh = env.path("airgap2");
+    let a = env.airlock().arg("import").arg(&forged).arg("--into").arg(&fresh).assert().failure();
+    let err = stderr(&a);
+    assert!(
+        err.contains(&format!("member \"{prov}\": sampleproject-4.0.0.tar.gz: provenance fails at the signature step")),
+        "{err}"
+    );
+    assert!(!fresh.join("current").exists() && !fresh.join(prov).exists(), "nothing imported");
+}

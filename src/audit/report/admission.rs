@@ -128,11 +128,7 @@ pub struct GateViews {
 }
 
 impl GateViews {
-    pub fn of(
-        diagnostics: &[Diagnostic],
-        withdrawn: &[WithdrawnView],
-        statuses: &crate::index::Statuses,
-    ) -> GateViews {
+    pub fn of(diagnostics: &[Diagnostic], withdrawn: &[WithdrawnView], statuses: &crate::index::Statuses) -> GateViews {
         GateViews {
             held: held_views(diagnostics),
             admitted: admitted_views(diagnostics),
