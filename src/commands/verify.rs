@@ -1,7 +1,8 @@
 //! `airlock verify`: re-hash every file of the published tree, in parallel,
 //! against the listing the state recorded when the tree was published (and
 //! every artifact against its state row); report missing, corrupt and
-//! unexpected files. `--repair` refetches (or re-extracts) what is wrong
+//! unexpected files; and every PEP 740 `.provenance` verified again,
+//! offline, against the file beside it. `--repair` refetches (or re-extracts) what is wrong
 //! into the store, republishes the tree atomically, and verifies again.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,6 +44,12 @@ pub enum Problem {
         listing: Sha256,
         state: Sha256,
     },
+    /// A `.provenance` that hashes as listed but no longer verifies (the
+    /// trusted root changed, or the tree was rewritten consistently).
+    Provenance {
+        path: String,
+        message: String,
+    },
 }
 
 impl Problem {
@@ -52,6 +59,7 @@ impl Problem {
             Problem::Corrupt { .. } => "corrupt",
             Problem::Unexpected { .. } => "unexpected",
             Problem::Disagrees { .. } => "disagreeing",
+            Problem::Provenance { .. } => "provenance",
         }
     }
 
@@ -60,7 +68,8 @@ impl Problem {
             Problem::Missing { path }
             | Problem::Corrupt { path, .. }
             | Problem::Unexpected { path }
-            | Problem::Disagrees { path, .. } => path,
+            | Problem::Disagrees { path, .. }
+            | Problem::Provenance { path, .. } => path,
         }
     }
 }
@@ -77,6 +86,7 @@ impl std::fmt::Display for Problem {
             Problem::Disagrees { path, listing, state } => {
                 write!(f, "disagrees   {path}: the tree listing says {listing}, the state {state}")
             }
+            Problem::Provenance { path, message } => write!(f, "provenance  {path}: {message}"),
         }
     }
 }
@@ -91,7 +101,11 @@ pub struct Report {
 }
 
 /// Check the served tree against its recorded listing.
-pub fn check(state: &State, served: &ServedTree) -> Result<Report, Error> {
+pub fn check(
+    state: &State,
+    served: &ServedTree,
+    trust: Option<&crate::provenance::TrustRoot>,
+) -> Result<Report, Error> {
     let started = Instant::now();
     let (root, run, listing) = (served.root.as_path(), served.run, &served.listing);
     let expected: BTreeMap<&str, &TreeEntry> = listing.iter().map(|e| (e.path.as_str(), e)).collect();
@@ -152,8 +166,38 @@ pub fn check(state: &State, served: &ServedTree) -> Result<Report, Error> {
     for h in hashed {
         problems.extend(h?);
     }
+    if let Some(trust) = trust {
+        let hashed_clean: BTreeSet<&str> = problems.iter().map(Problem::path).collect();
+        let hashed_clean: Vec<&TreeEntry> =
+            work.iter().copied().filter(|e| !hashed_clean.contains(e.path.as_str())).collect();
+        problems.extend(provenance_problems(root, &hashed_clean, &expected, trust));
+    }
     problems.sort_by(|a, b| a.path().cmp(b.path()).then_with(|| a.to_string().cmp(&b.to_string())));
     Ok(Report { run, files: work.len(), bytes: total, problems, seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Every `.provenance` that hashed clean, verified again against the file
+/// beside it (its listed sha256), in parallel.
+fn provenance_problems(
+    root: &std::path::Path,
+    clean: &[&TreeEntry],
+    listed: &BTreeMap<&str, &TreeEntry>,
+    trust: &crate::provenance::TrustRoot,
+) -> Vec<Problem> {
+    let one = |e: &&TreeEntry| -> Option<Problem> {
+        let dist = e.path.strip_suffix(".provenance")?;
+        let problem = |message: String| Some(Problem::Provenance { path: e.path.clone(), message });
+        let Some(d) = listed.get(dist) else { return problem(format!("{dist} is not in the tree")) };
+        let bytes = match fs_err::read(root.join(&e.path)) {
+            Ok(b) => b,
+            Err(err) => return problem(err.to_string()),
+        };
+        let file = dist.rsplit('/').next().unwrap_or(dist);
+        crate::provenance::verify_provenance(&bytes, file, &d.sha256, trust, None)
+            .err()
+            .and_then(|v| problem(v.to_string()))
+    };
+    clean.par_iter().filter_map(one).collect()
 }
 
 fn print(report: &Report) {
@@ -183,10 +227,11 @@ fn print(report: &Report) {
 /// `airlock verify [--repair]`.
 pub fn verify(manifest: &Manifest, repair: bool) -> Result<Exit, Error> {
     let m = &manifest.mirror;
+    let trust = crate::pipeline::provenance::trust_root(&manifest.policy)?;
     let report = {
         let mut session = Session::open(m, &m.output, Command::Verify)?;
         let served = session.served()?;
-        let report = check(&session.state, &served)?;
+        let report = check(&session.state, &served, trust.as_ref())?;
         // Every artifact whose tree copy hashed clean is freshly verified.
         let bad: BTreeSet<&str> = report.problems.iter().map(Problem::path).collect();
         let good: Vec<(ProjectName, String)> = session
@@ -212,7 +257,7 @@ pub fn verify(manifest: &Manifest, repair: bool) -> Result<Exit, Error> {
     pipeline::republish(manifest, Command::Repair, true)?;
     let after = {
         let session = Session::open(m, &m.output, Command::Verify)?;
-        check(&session.state, &session.served()?)?
+        check(&session.state, &session.served()?, trust.as_ref())?
     };
     print(&after);
     for u in &unrepaired {

@@ -39,6 +39,24 @@ const ACCEPT: &str = "application/vnd.pypi.integrity.v1+json";
 /// A provenance object is a few kilobytes per attestation.
 const MAX_BYTES: u64 = 4 * 1024 * 1024;
 
+/// The trusted root `[policy]` names (or the built-in production one);
+/// `None` under `provenance = "off"`.
+pub fn trust_root(policy: &Policy) -> Result<Option<TrustRoot>, Error> {
+    if policy.provenance == ProvenancePolicy::Off {
+        return Ok(None);
+    }
+    let root = match &policy.trusted_root {
+        Some(path) => {
+            let json = fs_err::read_to_string(path)?;
+            TrustRoot::from_json(&json).map_err(|e| {
+                Error::Failed(format!("trusted_root {}: not a Sigstore trusted root: {e}", path.display()))
+            })?
+        }
+        None => TrustRoot::production().map_err(|e| Error::Failed(format!("the built-in Sigstore trusted root: {e}")))?,
+    };
+    Ok(Some(root))
+}
+
 /// What the stage checks against, made once per run.
 pub struct Check {
     root: TrustRoot,
@@ -70,16 +88,7 @@ impl Check {
         if policy.provenance == ProvenancePolicy::Off {
             return Ok(None);
         }
-        let root = match &policy.trusted_root {
-            Some(path) => {
-                let json = fs_err::read_to_string(path)?;
-                TrustRoot::from_json(&json).map_err(|e| {
-                    Error::Failed(format!("trusted_root {}: not a Sigstore trusted root: {e}", path.display()))
-                })?
-            }
-            None => TrustRoot::production()
-                .map_err(|e| Error::Failed(format!("the built-in Sigstore trusted root: {e}")))?,
-        };
+        let Some(root) = trust_root(policy)? else { return Ok(None) };
         let mut pins = if policy.publisher_pinning { state.publisher_pins()? } else { BTreeMap::new() };
         let mut keyed = std::collections::BTreeSet::new();
         for (project, o) in &select.overrides {

@@ -450,3 +450,28 @@ fn an_import_verifies_provenance_again_and_refuses_a_forged_one() {
     );
     assert!(!fresh.join("current").exists() && !fresh.join(prov).exists(), "nothing imported");
 }
+
+/// `airlock verify` verifies the served provenance again: clean against
+/// the root it was verified with, refused against another.
+#[test]
+fn verify_checks_the_served_provenance_again() {
+    use crate::support::*;
+    let Some(dir) = data() else { return };
+    let env = Env::new(Flavour::Json);
+    env.upstream.add(
+        "sampleproject",
+        attested(&dir, "sampleproject-4.0.0.tar.gz", "attestations/sampleproject-4.0.0.tar.gz.provenance"),
+    );
+    let select = "[select]\npackages = [\"sampleproject\"]\nsdists = true\n";
+    env.manifest(select);
+    env.build().success();
+    env.airlock().arg("verify").assert().success();
+    let staging = dir.join("trust/staging/trusted_root.json");
+    env.manifest(&format!("{select}[policy]\ntrusted_root = \"{}\"\n", staging.display()));
+    let a = env.airlock().arg("verify").assert().failure();
+    let out = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
+    assert!(
+        out.contains("provenance  packages/sampleproject/sampleproject-4.0.0.tar.gz.provenance: sampleproject-4.0.0.tar.gz: provenance fails at the transparency log step"),
+        "{out}"
+    );
+}
