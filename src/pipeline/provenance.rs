@@ -52,7 +52,9 @@ pub fn trust_root(policy: &Policy) -> Result<Option<TrustRoot>, Error> {
                 Error::Failed(format!("trusted_root {}: not a Sigstore trusted root: {e}", path.display()))
             })?
         }
-        None => TrustRoot::production().map_err(|e| Error::Failed(format!("the built-in Sigstore trusted root: {e}")))?,
+        None => {
+            TrustRoot::production().map_err(|e| Error::Failed(format!("the built-in Sigstore trusted root: {e}")))?
+        }
     };
     Ok(Some(root))
 }

@@ -475,3 +475,38 @@ fn verify_checks_the_served_provenance_again() {
         "{out}"
     );
 }
+
+/// The served `.provenance` is the upstream's, byte for byte, and the
+/// reference verifier (pypi-attestations, offline) accepts it against the
+/// served file.
+#[test]
+fn the_reference_verifier_accepts_the_served_provenance() {
+    use crate::support::*;
+    let Some(dir) = data() else { return };
+    let env = Env::new(Flavour::Json);
+    let pairs = [
+        ("sampleproject", "sampleproject-4.0.0.tar.gz", "https://github.com/pypa/sampleproject"),
+        ("pypi-attestations", "pypi_attestations-0.0.19.tar.gz", "https://github.com/trailofbits/pypi-attestations"),
+    ];
+    for (project, file, _) in pairs {
+        env.upstream.add(project, attested(&dir, file, &format!("attestations/{file}.provenance")));
+    }
+    env.manifest("[select]\npackages = [\"sampleproject\", \"pypi-attestations\"]\nsdists = true\n");
+    env.build().success();
+    let public = env.public();
+    for (project, file, repository) in pairs {
+        let served = public.join(format!("packages/{project}/{file}"));
+        let provenance = public.join(format!("packages/{project}/{file}.provenance"));
+        assert_eq!(
+            std::fs::read(&provenance).unwrap(),
+            std::fs::read(dir.join(format!("attestations/{file}.provenance"))).unwrap()
+        );
+        let out = tools::pypi_attestations_verify(&served, &provenance, repository);
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && said.contains(&format!("OK: {file}")), "{said}");
+        // And it refuses the served provenance against another file.
+        let other = public.join(format!("packages/{project}/{file}.provenance"));
+        let out = tools::pypi_attestations_verify(&other, &provenance, repository);
+        assert!(!out.status.success(), "the reference verifier must refuse a mismatched pair");
+    }
+}

@@ -120,3 +120,23 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// The reference PEP 740 verifier, `pypi-attestations` (installed by
+/// `.ci/run` from PyPI), run offline with an empty home: its verdict on a
+/// served file and the served provenance beside it.
+pub fn pypi_attestations_verify(file: &Path, provenance: &Path, repository: &str) -> std::process::Output {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(python())
+        .args(["-m", "pypi_attestations", "verify", "pypi", "--offline", "--repository", repository])
+        .arg("--provenance-file")
+        .arg(provenance)
+        .arg(file)
+        .env("HOME", home.path())
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .output()
+        .unwrap();
+    let missing = String::from_utf8_lossy(&out.stderr).contains("No module named pypi_attestations");
+    assert!(!missing, "pypi-attestations is needed: `python3 -m pip install pypi-attestations` (as .ci/run does)");
+    out
+}
