@@ -57,6 +57,8 @@ pub struct LockedPackage {
     pub hashes: Vec<Sha256>,
     /// The line it is locked on (pip requirements), for messages.
     pub line: Option<usize>,
+    /// pylock's `attestation-identities`: the publishers it pins (any of them).
+    pub publishers: Vec<crate::provenance::Publisher>,
 }
 
 /// A uv.lock edge: from a package to another, when a marker holds.
@@ -170,6 +172,9 @@ struct PyPackage {
     sdist: Option<PyFile>,
     #[serde(default)]
     wheels: Vec<PyFile>,
+    /// PEP 751: the PEP 740 publishers its files must be attested by.
+    #[serde(default, rename = "attestation-identities")]
+    attestation_identities: Vec<crate::provenance::wire::Publisher>,
 }
 
 #[derive(Deserialize)]
@@ -203,6 +208,7 @@ fn parse_pylock(text: &str, path: &Path) -> Result<LockFile, String> {
             files,
             hashes: Vec::new(),
             line: None,
+            publishers: p.attestation_identities.iter().map(crate::provenance::Publisher::from_wire).collect(),
         });
     }
     Ok(LockFile { path: path.to_path_buf(), kind: LockKind::Pylock, packages, roots: Vec::new(), edges: Vec::new() })
@@ -294,6 +300,7 @@ fn parse_uv(text: &str, path: &Path) -> Result<LockFile, String> {
             files,
             hashes: Vec::new(),
             line: None,
+            publishers: Vec::new(),
         });
     }
     Ok(LockFile { path: path.to_path_buf(), kind: LockKind::UvLock, packages, roots, edges })
@@ -342,6 +349,7 @@ fn parse_requirements(text: &str, path: &Path) -> Result<LockFile, String> {
             files: Vec::new(),
             hashes,
             line: Some(line_no),
+            publishers: Vec::new(),
         });
     }
     Ok(LockFile {

@@ -28,7 +28,7 @@ use crate::dist::names::ProjectName;
 use crate::error::Error;
 use crate::manifest::{Admit, Policy, ProvenancePolicy, Select};
 use crate::provenance::{Publisher, TrustRoot};
-use crate::select::admission::Pins;
+use crate::select::admission::{Pin, Pins};
 use crate::store::Store;
 use crate::store::state::{AttestedRow, State};
 use crate::upstream::Client;
@@ -64,7 +64,8 @@ pub struct Check {
     root: TrustRoot,
     /// The pins in force this run (the gate reads the same).
     pins: Arc<Pins>,
-    /// Projects pinned by their manifest `publisher` key (no pin recorded).
+    /// Projects pinned by their manifest `publisher` key or a lock file's
+    /// `attestation-identities` (no pin recorded).
     keyed: std::collections::BTreeSet<ProjectName>,
     admits: Vec<Admit>,
     today: jiff::civil::Date,
@@ -91,11 +92,23 @@ impl Check {
             return Ok(None);
         }
         let Some(root) = trust_root(policy)? else { return Ok(None) };
-        let mut pins = if policy.publisher_pinning { state.publisher_pins()? } else { BTreeMap::new() };
+        let recorded = if policy.publisher_pinning { state.publisher_pins()? } else { BTreeMap::new() };
+        let mut pins: BTreeMap<ProjectName, Pin> = recorded.into_iter().map(|(p, v)| (p, Pin::one(v))).collect();
+        // A lock file's identities replace the recorded pin; the manifest's
+        // key replaces both. Neither is recorded in the state.
         let mut keyed = std::collections::BTreeSet::new();
+        let mut locked: BTreeMap<ProjectName, Vec<Publisher>> = BTreeMap::new();
+        for p in select.locks.iter().flat_map(|l| &l.packages).filter(|p| !p.publishers.is_empty()) {
+            let all = locked.entry(p.name.clone()).or_default();
+            all.extend(p.publishers.iter().filter(|x| !all.contains(x)).cloned().collect::<Vec<_>>());
+        }
+        for (project, all) in locked {
+            pins.insert(project.clone(), Pin(all));
+            keyed.insert(project);
+        }
         for (project, o) in &select.overrides {
             if let Some(p) = &o.publisher {
-                pins.insert(project.clone(), p.clone());
+                pins.insert(project.clone(), Pin::one(p.clone()));
                 keyed.insert(project.clone());
             }
         }

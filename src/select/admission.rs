@@ -100,6 +100,32 @@ pub struct Gate<'a> {
     pub provenance: Option<&'a Pins>,
 }
 
+/// The publishers a project accepts (any one of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin(pub Vec<Publisher>);
+
+impl Pin {
+    pub fn one(p: Publisher) -> Pin {
+        Pin(vec![p])
+    }
+
+    pub fn accepts(&self, signed: &Publisher) -> bool {
+        self.0.iter().any(|p| p.accepts(signed))
+    }
+}
+
+impl std::fmt::Display for Pin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" or ")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
 /// What the PEP 740 holds read, fixed once per run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pins {
@@ -108,8 +134,9 @@ pub struct Pins {
     /// `publisher_pinning`: a release without provenance after one with it
     /// is held, and the recorded pins hold other publishers.
     pub pinning: bool,
-    /// Each project's pin: its manifest `publisher`, else the recorded one.
-    pub pins: BTreeMap<ProjectName, Publisher>,
+    /// Each project's pin: its manifest `publisher`, else the publishers a
+    /// lock file's `attestation-identities` name, else the recorded one.
+    pub pins: BTreeMap<ProjectName, Pin>,
     /// Files an earlier fetch found signed by a publisher the pin refused.
     pub refused: BTreeMap<(ProjectName, String), Publisher>,
 }

@@ -510,3 +510,35 @@ fn the_reference_verifier_accepts_the_served_provenance() {
         assert!(!out.status.success(), "the reference verifier must refuse a mismatched pair");
     }
 }
+
+/// A pylock.toml's `attestation-identities` pin its package: the real
+/// release, signed by its real publisher, is held when the lock names
+/// another, and served when the lock names it.
+#[test]
+fn a_lock_files_attestation_identities_pin_the_publisher() {
+    use crate::support::*;
+    let Some(dir) = data() else { return };
+    let env = Env::new(Flavour::Json);
+    let file = "sampleproject-4.0.0.tar.gz";
+    let f = attested(&dir, file, &format!("attestations/{file}.provenance"));
+    let sha = f.sha256();
+    env.upstream.add("sampleproject", f);
+    let lock = |repo: &str| {
+        format!(
+            "lock-version = \"1.0\"\ncreated-by = \"test\"\n[[packages]]\nname = \"sampleproject\"\nversion = \"4.0.0\"\nsdist = {{ name = \"{file}\", url = \"https://files.example/{file}\", hashes = {{ sha256 = \"{sha}\" }} }}\nattestation-identities = [{{ kind = \"GitHub\", repository = \"{repo}\", workflow = \"release.yml\" }}]\n"
+        )
+    };
+    std::fs::write(env.path("pylock.toml"), lock("someone/else")).unwrap();
+    env.manifest("[select]\nlockfiles = [\"pylock.toml\"]\nsdists = true\n");
+    let a = env.build().success();
+    assert!(
+        stderr(&a)
+            .contains("is signed by github:pypa/sampleproject@release.yml, pinned is github:someone/else@release.yml"),
+        "{}",
+        stderr(&a)
+    );
+    assert!(listed(&env.public(), "sampleproject").is_empty());
+    std::fs::write(env.path("pylock.toml"), lock("pypa/sampleproject")).unwrap();
+    env.build().success();
+    assert_eq!(listed(&env.public(), "sampleproject"), [file]);
+}
