@@ -542,3 +542,47 @@ fn a_lock_files_attestation_identities_pin_the_publisher() {
     env.build().success();
     assert_eq!(listed(&env.public(), "sampleproject"), [file]);
 }
+
+/// `scan --format cyclonedx` against a mirror names each component's
+/// publisher as the mirror verified it, and the identities a lock expects.
+#[test]
+fn cyclonedx_from_scan_names_the_verified_publisher() {
+    use crate::support::*;
+    let Some(dir) = data() else { return };
+    let env = Env::new(Flavour::Json);
+    let file = "sampleproject-4.0.0.tar.gz";
+    let f = attested(&dir, file, &format!("attestations/{file}.provenance"));
+    let sha = f.sha256();
+    env.upstream.add("sampleproject", f);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/osv/policy");
+    env.airlock()
+        .args(["advisories", "build"])
+        .arg(fixtures)
+        .arg("-o")
+        .arg(env.path(".airlock/advisories.sqlite.zst"))
+        .assert()
+        .success();
+    env.manifest("[select]\npackages = [\"sampleproject\"]\nsdists = true\n[advisories]\nmax_age_days = 36500\n");
+    env.build().success();
+    std::fs::write(
+        env.path("pylock.toml"),
+        format!("lock-version = \"1.0\"\ncreated-by = \"test\"\n[[packages]]\nname = \"sampleproject\"\nversion = \"4.0.0\"\nsdist = {{ name = \"{file}\", url = \"https://files.example/{file}\", hashes = {{ sha256 = \"{sha}\" }} }}\nattestation-identities = [{{ kind = \"GitHub\", repository = \"pypa/sampleproject\" }}]\n"),
+    )
+    .unwrap();
+    let url = format!("file://{}/simple/", env.public().display());
+    let a = env
+        .airlock()
+        .args(["scan", "--index-url", &url, "--lock", "pylock.toml", "--format", "cyclonedx"])
+        .assert()
+        .success();
+    let bom: serde_json::Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+    let props = &bom["components"][0]["properties"];
+    assert_eq!(
+        props,
+        &serde_json::json!([
+            {"name": "airlock:pep740:publisher", "value": "github:pypa/sampleproject@release.yml"},
+            {"name": "airlock:pep740:attestation-identity", "value": "github:pypa/sampleproject"},
+        ]),
+        "{bom}"
+    );
+}

@@ -242,13 +242,25 @@ pub(super) fn cyclonedx(scanned: &Scanned<'_>) -> String {
     let mut vulns: BTreeMap<&str, (&AuditFinding, Vec<String>)> = BTreeMap::new();
     for (d, findings) in scanned.dependencies.iter().filter(|(d, _)| d.version.is_some()) {
         let purl = purl(d);
-        components.push(json!({
+        let mut component = json!({
             "type": "library",
             "bom-ref": purl,
             "name": d.name,
             "version": d.version,
             "purl": purl,
-        }));
+        });
+        // PEP 740: who the mirror verified published it; whom a lock expects.
+        let verified = scanned.publishers.get(&(d.name.clone(), d.version.clone().unwrap_or_default()));
+        let properties: Vec<Value> = verified
+            .into_iter()
+            .flatten()
+            .map(|p| json!({"name": "airlock:pep740:publisher", "value": p}))
+            .chain(d.identities.iter().map(|p| json!({"name": "airlock:pep740:attestation-identity", "value": p})))
+            .collect();
+        if !properties.is_empty() {
+            component["properties"] = json!(properties);
+        }
+        components.push(component);
         for f in findings {
             vulns.entry(&f.id).or_insert_with(|| (f, Vec::new())).1.push(purl.clone());
         }

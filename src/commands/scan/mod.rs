@@ -72,8 +72,7 @@ fn open_snapshot(source: &Source, scratch: &Path) -> Result<(Snapshot, Vec<Ignor
             Ok((open(&m.advisories.snapshot)?, m.policy.ignore, m.policy.unknown_severity))
         }
         Source::Index(url) => {
-            let base = url.trim_end_matches('/');
-            let base = base.strip_suffix("/simple").unwrap_or(base);
+            let base = mirror_base(url);
             let rel = "reports/advisories.sqlite.zst";
             let path = if base.starts_with("http://") || base.starts_with("https://") {
                 let target = format!("{base}/{rel}");
@@ -117,6 +116,66 @@ fn open_snapshot(source: &Source, scratch: &Path) -> Result<(Snapshot, Vec<Ignor
     }
 }
 
+/// A mirror's base URL (or directory) from its index URL.
+fn mirror_base(url: &str) -> &str {
+    let base = url.trim_end_matches('/');
+    base.strip_suffix("/simple").unwrap_or(base)
+}
+
+/// What the mirror's security.json says of each served version's PEP 740
+/// publishers (verified by the mirror): best effort, since a mirror built
+/// before provenance publishes none, and a scan needs only the snapshot.
+fn mirror_publishers(url: &str, scratch: &Path) -> std::collections::BTreeMap<(String, String), Vec<String>> {
+    const MAX_REPORT: u64 = 1 << 30;
+    let base = mirror_base(url);
+    let rel = "reports/security.json";
+    let path = if base.starts_with("http://") || base.starts_with("https://") {
+        let path = scratch.join("security.json");
+        let got = reqwest::blocking::Client::builder()
+            .user_agent(concat!("airlock/", env!("CARGO_PKG_VERSION"), " (scan)"))
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .and_then(|c| c.get(format!("{base}/{rel}")).send())
+            .ok()
+            .filter(|r| r.status().is_success())
+            .and_then(|r| {
+                let mut file = fs_err::File::create(&path).ok()?;
+                std::io::copy(&mut std::io::Read::take(r, MAX_REPORT), &mut file).ok()
+            });
+        if got.is_none() {
+            return Default::default();
+        }
+        path
+    } else {
+        Path::new(base.strip_prefix("file://").unwrap_or(base)).join(rel)
+    };
+    let Some(report) = fs_err::read(&path).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    else {
+        return Default::default();
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for p in report["projects"].as_array().into_iter().flatten() {
+        let name = p["name"].as_str().unwrap_or_default();
+        for v in p["versions"].as_array().into_iter().flatten() {
+            let mut who: Vec<String> = v["provenance"]
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.values())
+                .filter_map(|f| {
+                    serde_json::from_value::<crate::provenance::PublisherRecord>(f["publisher"].clone()).ok()
+                })
+                .map(|r| crate::provenance::Publisher::from_record(&r).to_string())
+                .collect();
+            who.sort();
+            who.dedup();
+            if !who.is_empty() {
+                out.insert((name.to_string(), v["version"].as_str().unwrap_or_default().to_string()), who);
+            }
+        }
+    }
+    out
+}
+
 /// The packages requirements files pin (`==`); the rest are not auditable.
 fn from_requirements(path: &Path, out: &mut Vec<Dependency>) -> Result<(), Error> {
     let lines = crate::manifest::requirements::read_file(path).map_err(crate::manifest::ManifestError::from)?;
@@ -134,7 +193,13 @@ fn from_requirements(path: &Path, out: &mut Vec<Dependency>) -> Result<(), Error
             _ => None,
         };
         let skip = pinned.is_none().then(|| format!("{}: not pinned with `==`, so not auditable", line.origin));
-        out.push(Dependency { name, version: pinned, skip, origin: Origin::parse(&line.origin) });
+        out.push(Dependency {
+            name,
+            version: pinned,
+            skip,
+            origin: Origin::parse(&line.origin),
+            identities: Vec::new(),
+        });
     }
     Ok(())
 }
@@ -147,7 +212,8 @@ fn from_lock(path: &Path, out: &mut Vec<Dependency>) -> Result<(), Error> {
     for p in &lock.packages {
         let version = p.version.as_ref().map(ToString::to_string);
         let skip = version.is_none().then(|| format!("{}: no version locked", path.display()));
-        out.push(Dependency { name: p.name.to_string(), version, skip, origin: Origin::of(path) });
+        let identities = p.publishers.iter().map(ToString::to_string).collect();
+        out.push(Dependency { name: p.name.to_string(), version, skip, origin: Origin::of(path), identities });
     }
     Ok(())
 }
@@ -170,7 +236,13 @@ fn from_path(path: &Path, out: &mut Vec<Dependency>) -> Result<(), Error> {
         let headers = crate::dist::metadata::headers(&bytes);
         let value = |k: &str| crate::dist::metadata::header_values(&headers, k).next().map(str::to_string);
         if let (Some(name), Some(version)) = (value("Name"), value("Version")) {
-            out.push(Dependency { name, version: Some(version), skip: None, origin: Origin::of(p) });
+            out.push(Dependency {
+                name,
+                version: Some(version),
+                skip: None,
+                origin: Origin::of(p),
+                identities: Vec::new(),
+            });
             found += 1;
         }
     }
@@ -233,7 +305,11 @@ pub fn scan(
             (d, findings)
         })
         .collect();
-    let scanned = Scanned { snapshot: &snapshot, dependencies, generated_at };
+    let publishers = match source {
+        Source::Index(url) => mirror_publishers(url, scratch.path()),
+        _ => Default::default(),
+    };
+    let scanned = Scanned { snapshot: &snapshot, dependencies, generated_at, publishers };
     let text = match format {
         Format::Json => formats::pip_audit_json(&scanned),
         Format::Columns => formats::columns(&scanned),

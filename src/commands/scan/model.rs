@@ -15,6 +15,8 @@ pub(super) struct Dependency {
     pub(super) skip: Option<String>,
     /// Where it was named: a file, and its line for requirements files.
     pub(super) origin: Origin,
+    /// The PEP 740 publishers a lock file expects (`attestation-identities`).
+    pub(super) identities: Vec<String>,
 }
 
 /// Where a dependency was named, for SARIF locations.
@@ -45,4 +47,7 @@ pub(super) struct Scanned<'s> {
     pub(super) snapshot: &'s Snapshot,
     pub(super) dependencies: Vec<(Dependency, Vec<AuditFinding>)>,
     pub(super) generated_at: jiff::Timestamp,
+    /// The verified PEP 740 publishers of each (name, version) the mirror
+    /// scanned against serves (its security.json), when it publishes them.
+    pub(super) publishers: std::collections::BTreeMap<(String, String), Vec<String>>,
 }
