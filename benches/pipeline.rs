@@ -64,6 +64,7 @@ fn render(c: &mut Criterion) {
         unselected: Vec::new(),
         held: 0,
         withdrawn: 0,
+        attested: None,
     };
     let mut group = c.benchmark_group("render");
     group.sample_size(10);

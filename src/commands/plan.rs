@@ -11,9 +11,9 @@ use crate::error::Error;
 use crate::exit::Exit;
 use crate::manifest::Dependencies;
 use crate::manifest::Manifest;
-use crate::pipeline::plan::{self, Decision, Plan, PlanInputs};
-use crate::pipeline::resolve::{self, ResolveInputs, Resolved};
-use crate::pipeline::{connect, views, wanted};
+use crate::pipeline::plan::{self, Decision, Plan};
+use crate::pipeline::resolve::Resolved;
+use crate::pipeline::{Build, Scope};
 use crate::select::resolve::Outcome;
 use crate::store::Store;
 use crate::store::state::State;
@@ -141,7 +141,6 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
     // the same (under the run lock, like any writer of the state).
     let scratch = tempfile::tempdir()?;
     let (remote, _lock, mut state) = open_state(manifest, plan_out.is_some(), scratch.path())?;
-    let client = connect(m, offline)?;
     // What the build would refuse before fetching (malicious releases);
     // a snapshot the policy would reject is the build's to report.
     let loaded = crate::audit::load_snapshot(&manifest.advisories, &manifest.policy, crate::util::clock::output_time())
@@ -151,52 +150,22 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
             status: crate::audit::Status::Unaudited,
             banner: None,
         });
-    let want = wanted(&manifest.select);
-    let projects: Vec<_> = want.requested.keys().cloned().collect();
-    let mut diags = Diagnostics::default();
-    let since = crate::pipeline::serials::since(client.as_ref(), &state)?;
-    let mut views = views::gather(client.as_ref(), &state, &projects, m.jobs, &since, &mut diags)?;
-    if plan_out.is_some() {
-        state.put_project_views(&std::mem::take(&mut views.updated))?;
-    }
-    let provenance = crate::pipeline::provenance::Check::new(&manifest.policy, &manifest.select, &state)?;
-    let gate = crate::pipeline::admission::gatekeeper(
-        manifest,
-        &loaded,
-        provenance.as_ref().map(crate::pipeline::provenance::Check::pins),
-    );
-    views.set_gate(gate.as_ref());
-    let cx = ResolveInputs {
-        select: &manifest.select,
-        constraints: &want.constraints,
-        client: client.as_ref(),
-        jobs: m.jobs,
-        tmp: scratch.path(),
-        since: &since,
-        gate: gate.as_ref(),
+    // The build's own context and planning stages, in one batch, writing
+    // nothing but (with `-o`) the views: plan shows what build does.
+    let mut build = Build::new(&state, manifest, (offline, None), &loaded)?;
+    let id = state.next_run_id()?;
+    let scope = Scope::Plan {
+        state: &mut state,
+        store: Store::for_mirror(m),
+        id,
+        keep_views: plan_out.is_some(),
+        tmp: scratch.path().to_path_buf(),
     };
-    let (requested, select, views, resolved) =
-        resolve::resolve(&state, &cx, want.requested.clone(), views, &mut diags)?;
-    if plan_out.is_some() {
-        state.put_project_views(&views.updated)?;
-    }
-    let store = Store::for_mirror(m);
-    let installed = crate::pipeline::installed_by(manifest, &want, &resolved);
-    let inputs = PlanInputs {
-        select: &select,
-        locked: &want.locked,
-        constraints: &want.constraints,
-        keep_runs: m.keep_runs,
-        store,
-        run: state.next_run_id()?,
-        since: &since,
-        gate: gate.as_ref(),
-        upstream_removed: manifest.policy.upstream_removed,
-        provenance: provenance.as_ref(),
-        refuse: crate::pipeline::refuse(&manifest.policy, &loaded),
-        installed: installed.as_ref().map(|i| (i, want.envs.as_slice())),
-    };
-    let mut plan = plan::make(&inputs, &requested, &views, &mut state, &mut diags)?;
+    let batch = build.want.requested.clone();
+    let (mut plan, requested, resolved) = build.plan_stages(scope, batch)?;
+    let select = &manifest.select;
+    plan::unrequested(&mut plan, &mut state, &requested, i64::from(m.keep_runs))?;
+    let diags = std::mem::take(&mut build.diags);
     // The closure of `dependencies = "all"` needs the selected wheels, which
     // plan does not fetch: it cannot tell which dependencies stay, so it
     // claims no removal of a project the manifest does not name.

@@ -277,12 +277,12 @@ fn batches(select: &Select, requested: &views::Requested) -> Vec<Vec<ProjectName
 /// What every stage of one build reads, worked out once when the run
 /// begins: the build context. Each stage takes the context and the run
 /// (whose state and store it writes), never a tuple of loose values.
-struct Build<'a> {
+pub(crate) struct Build<'a> {
     manifest: &'a Manifest,
     loaded: &'a LoadedSnapshot,
     client: Option<Client>,
     since: serials::Since,
-    want: Wanted,
+    pub(crate) want: Wanted,
     /// Listed files per project before the run (read once).
     counts: plan::ListedCounts,
     /// The admission gate, when some project is held back by anything.
@@ -290,7 +290,56 @@ struct Build<'a> {
     /// The PEP 740 check (none under `provenance = "off"`).
     provenance: Option<provenance::Check>,
     jobs: usize,
-    diags: Diagnostics,
+    pub(crate) diags: Diagnostics,
+}
+
+/// Where the planning stages run: in a build's run, or in `airlock plan`
+/// (a state it may not write but for the views `plan -o` keeps, and the
+/// store and run id the build would use).
+pub(crate) enum Scope<'r> {
+    Build(&'r mut Run),
+    Plan {
+        state: &'r mut crate::store::state::State,
+        store: crate::store::Store,
+        id: i64,
+        keep_views: bool,
+        /// Scratch space (plan creates nothing in the mirror's directories).
+        tmp: PathBuf,
+    },
+}
+
+impl Scope<'_> {
+    fn state(&mut self) -> &mut crate::store::state::State {
+        match self {
+            Scope::Build(run) => &mut run.state,
+            Scope::Plan { state, .. } => state,
+        }
+    }
+
+    fn store(&self) -> crate::store::Store {
+        match self {
+            Scope::Build(run) => run.store.clone(),
+            Scope::Plan { store, .. } => store.clone(),
+        }
+    }
+
+    fn id(&self) -> i64 {
+        match self {
+            Scope::Build(run) => run.id,
+            Scope::Plan { id, .. } => *id,
+        }
+    }
+
+    fn keeps_views(&self) -> bool {
+        matches!(self, Scope::Build(_) | Scope::Plan { keep_views: true, .. })
+    }
+
+    fn tmp(&self) -> PathBuf {
+        match self {
+            Scope::Build(run) => run.store.tmp_dir().to_path_buf(),
+            Scope::Plan { tmp, .. } => tmp.clone(),
+        }
+    }
 }
 
 impl<'a> Build<'a> {
@@ -301,14 +350,26 @@ impl<'a> Build<'a> {
         opts: &BuildOptions,
         loaded: &'a LoadedSnapshot,
     ) -> Result<Build<'a>, Error> {
+        let build = Build::new(&run.state, manifest, (opts.offline, opts.jobs), loaded)?;
+        announce(run.id, build.want.requested.len(), &manifest.mirror.upstream, opts.offline);
+        Ok(build)
+    }
+
+    /// The context from a state: `build`'s run's, or the one `airlock plan`
+    /// reads (so plan and build start from the same values by construction).
+    pub(crate) fn new(
+        state: &crate::store::state::State,
+        manifest: &'a Manifest,
+        (offline, jobs): (bool, Option<usize>),
+        loaded: &'a LoadedSnapshot,
+    ) -> Result<Build<'a>, Error> {
         let m = &manifest.mirror;
-        let client = connect(m, opts.offline)?;
+        let client = connect(m, offline)?;
         let want = wanted(&manifest.select);
-        announce(run.id, want.requested.len(), &m.upstream, opts.offline);
-        let since = serials::since(client.as_ref(), &run.state)?;
-        let counts = run.state.listed_counts()?;
-        let jobs = opts.jobs.unwrap_or(m.jobs);
-        let provenance = provenance::Check::new(&manifest.policy, &manifest.select, &run.state)?;
+        let since = serials::since(client.as_ref(), state)?;
+        let counts = state.listed_counts()?;
+        let jobs = jobs.unwrap_or(m.jobs);
+        let provenance = provenance::Check::new(&manifest.policy, &manifest.select, state)?;
         let gate = admission::gatekeeper(manifest, loaded, provenance.as_ref().map(provenance::Check::pins));
         let diags = Diagnostics::default();
         Ok(Build { manifest, loaded, client, since, want, counts, gate, provenance, jobs, diags })
@@ -324,23 +385,40 @@ impl<'a> Build<'a> {
         run: &mut Run,
         batch: views::Requested,
     ) -> Result<(plan::Plan, views::Requested, resolve::Resolved), Error> {
+        self.plan_stages(Scope::Build(run), batch)
+    }
+
+    /// The stages up to a plan, for `build` (which records views and
+    /// resolutions, and fetches the closure's wheels) or for `airlock plan`
+    /// (which writes nothing but, with `-o`, the views it planned from).
+    pub(crate) fn plan_stages(
+        &mut self,
+        mut scope: Scope<'_>,
+        batch: views::Requested,
+    ) -> Result<(plan::Plan, views::Requested, resolve::Resolved), Error> {
         let (manifest, client, jobs, gate) = (self.manifest, self.client.as_ref(), self.jobs, self.gate.as_ref());
         let (since, want, diags) = (&self.since, &self.want, &mut self.diags);
         let mut sw = crate::util::ui::Stopwatch::start();
         let names: Vec<_> = batch.keys().cloned().collect();
-        let mut views = views::gather(client, &run.state, &names, jobs, since, diags)?;
-        run.state.put_project_views(&std::mem::take(&mut views.updated))?;
+        let mut views = views::gather(client, scope.state(), &names, jobs, since, diags)?;
+        if scope.keeps_views() {
+            scope.state().put_project_views(&std::mem::take(&mut views.updated))?;
+        }
         views.set_gate(gate);
         sw.lap("upstream views");
         signal::check()?;
-        let tmp = run.store.tmp_dir().to_path_buf();
+        let tmp = scope.tmp();
         let select = &manifest.select;
         let cx =
             resolve::ResolveInputs { select, constraints: &want.constraints, client, jobs, tmp: &tmp, since, gate };
-        let (requested, select, views, resolved) = resolve::resolve(&run.state, &cx, batch, views, diags)?;
-        run.state.put_project_views(&views.updated)?;
-        let id = run.id;
-        run.state.put_resolutions(id, &resolved.good)?;
+        let (requested, select, views, resolved) = resolve::resolve(scope.state(), &cx, batch, views, diags)?;
+        if scope.keeps_views() {
+            scope.state().put_project_views(&views.updated)?;
+        }
+        let id = scope.id();
+        if let Scope::Build(run) = &mut scope {
+            run.state.put_resolutions(id, &resolved.good)?;
+        }
         sw.lap("resolve");
         signal::check()?;
         let installed = installed_by(manifest, want, &resolved);
@@ -349,8 +427,8 @@ impl<'a> Build<'a> {
             locked: &want.locked,
             constraints: &want.constraints,
             keep_runs: manifest.mirror.keep_runs,
-            store: run.store.clone(),
-            run: run.id,
+            store: scope.store(),
+            run: id,
             since,
             gate,
             upstream_removed: manifest.policy.upstream_removed,
@@ -359,8 +437,12 @@ impl<'a> Build<'a> {
             installed: installed.as_ref().map(|i| (i, want.envs.as_slice())),
         };
         let fetch_opts = FetchOptions { jobs, allow_missing_hashes: manifest.mirror.allow_missing_hashes };
-        let (requested, views) = closure::expand(run, client, &inputs, requested, views, fetch_opts, diags)?;
-        let plan = plan::make_batch(&inputs, &requested, &views, &mut run.state, &self.counts, diags)?;
+        // The closure needs the selected wheels: only a build fetches them.
+        let (requested, views) = match &mut scope {
+            Scope::Build(run) => closure::expand(run, client, &inputs, requested, views, fetch_opts, diags)?,
+            Scope::Plan { .. } => (requested, views),
+        };
+        let plan = plan::make_batch(&inputs, &requested, &views, scope.state(), &self.counts, diags)?;
         sw.lap("plan");
         Ok((plan, requested, resolved))
     }

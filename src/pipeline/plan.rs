@@ -572,7 +572,12 @@ fn withdraw(
 /// Files of projects no longer requested leave the index; and every file
 /// past its grace period leaves the store, unless its project's listing
 /// failed this run (its selection stands) or the plan selects it again.
-fn unrequested(plan: &mut Plan, state: &mut State, requested: &Requested, keep_runs: i64) -> Result<(), StateError> {
+pub fn unrequested(
+    plan: &mut Plan,
+    state: &mut State,
+    requested: &Requested,
+    keep_runs: i64,
+) -> Result<(), StateError> {
     let names: Vec<ProjectName> = requested.keys().cloned().collect();
     let mut by_project: BTreeMap<ProjectName, ProjectPlan> = BTreeMap::new();
     for a in state.listed_outside(&names)? {
