@@ -428,13 +428,33 @@ pub fn prunable_after_record(
     keep_runs: u32,
     failed: &BTreeSet<ProjectName>,
 ) -> Result<Vec<(ProjectName, DistFilename)>, StateError> {
+    let failed: BTreeSet<&ProjectName> = failed.iter().collect();
+    prunes(state, run, i64::from(keep_runs), &failed, &BTreeSet::new(), Vec::new())
+}
+
+/// The one computation of what leaves the store: the state's files past
+/// their grace period at `run`, less those of `failed` projects and those
+/// `kept` (a plan that selects them again), plus `also` (files a plan
+/// unlists with `keep_runs = 0`), sorted and without repeats. The build
+/// asks after recording (`kept` and `also` are then in the state); `airlock
+/// plan` asks before, with what its plan keeps and unlists.
+fn prunes(
+    state: &State,
+    run: i64,
+    keep_runs: i64,
+    failed: &BTreeSet<&ProjectName>,
+    kept: &BTreeSet<(&ProjectName, &str)>,
+    mut also: Vec<(ProjectName, DistFilename)>,
+) -> Result<Vec<(ProjectName, DistFilename)>, StateError> {
     let mut prune: Vec<(ProjectName, DistFilename)> = state
-        .prunable(run, i64::from(keep_runs))?
+        .prunable(run, keep_runs)?
         .into_iter()
-        .filter(|a| !failed.contains(&a.project))
+        .filter(|a| !failed.contains(&a.project) && !kept.contains(&(&a.project, a.filename.as_str())))
         .map(|a| (a.project, a.filename))
         .collect();
+    prune.append(&mut also);
     prune.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.as_str().cmp(b.1.as_str())));
+    prune.dedup_by(|a, b| a.0 == b.0 && a.1.as_str() == b.1.as_str());
     Ok(prune)
 }
 
@@ -598,15 +618,8 @@ pub fn unrequested(
                 .map(move |f| (&pp.project, f.filename.as_str()))
         })
         .collect();
-    let mut prune: Vec<(ProjectName, DistFilename)> = state
-        .prunable(plan.run, keep_runs)?
-        .into_iter()
-        .filter(|a| !failed.contains(&a.project) && !selected.contains(&(&a.project, a.filename.as_str())))
-        .map(|a| (a.project, a.filename))
-        .collect();
-    prune.append(&mut plan.prune);
-    prune.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.as_str().cmp(b.1.as_str())));
-    prune.dedup_by(|a, b| a.0 == b.0 && a.1.as_str() == b.1.as_str());
+    let also = std::mem::take(&mut plan.prune);
+    let prune = prunes(state, plan.run, keep_runs, &failed, &selected, also)?;
     plan.prune = prune;
     Ok(())
 }
