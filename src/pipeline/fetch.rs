@@ -151,13 +151,25 @@ pub fn fetch(
         }
         return Ok((plan, Fetched::default()));
     };
-    let results = fetch::fetch_all(client, &run.store, &jobs, opts);
+    // PEP 740 provenance is fetched and verified in the worker that
+    // verified the file, under the other transfers' I/O.
+    let store = &run.store;
+    let verify = |job: &FetchJob, f: &fetch::Fetched| {
+        provenance.map(|c| super::provenance::verify_one(c, client, store, &job.project, &job.file, &f.sha256))
+    };
+    let results = fetch::fetch_all_then(client, &run.store, &jobs, opts, &verify);
     let mut rows = Vec::new();
+    let mut verdicts = Vec::new();
     let mut fetched = Fetched::default();
-    for (job, r) in jobs.iter().zip(results) {
+    for (job, (r, verdict)) in jobs.iter().zip(results) {
         let r = r.map_err(|e| e.to_string()).and_then(|f| match metadata_differs(job, f.metadata, expected) {
             Some(message) => {
                 run.store.remove(&job.project, job.file.filename.as_str());
+                let _ = std::fs::remove_file(super::provenance::stored_path(
+                    &run.store,
+                    &job.project,
+                    job.file.filename.as_str(),
+                ));
                 tracing::error!("{message}");
                 Err(message)
             }
@@ -167,6 +179,7 @@ pub fn fetch(
             Ok(f) => {
                 fetched.files += 1;
                 fetched.bytes += f.size;
+                verdicts.push((&job.project, &job.file, f.sha256, verdict.flatten()));
                 rows.push(artifact_row(&job.file, &job.project, f.sha256, f.size, f.metadata, plan.run));
             }
             // Already logged by the fetcher as it happened.
@@ -181,13 +194,7 @@ pub fn fetch(
         return Ok((plan, fetched));
     }
     if let Some(check) = provenance {
-        let by_name: BTreeMap<(&ProjectName, &str), &UpstreamFile> =
-            jobs.iter().map(|j| ((&j.project, j.file.filename.as_str()), &j.file)).collect();
-        let verified: Vec<(&ProjectName, &UpstreamFile, Sha256)> = rows
-            .iter()
-            .filter_map(|a| by_name.get(&(&a.project, a.filename.as_str())).map(|f| (&a.project, *f, a.sha256)))
-            .collect();
-        let checked = super::provenance::check(check, client, &run.store, &verified, opts.jobs);
+        let checked = super::provenance::decide(check, &run.store, verdicts);
         let gone = &checked.gone;
         rows.retain(|a| !gone.contains(&(a.project.clone(), a.filename.to_string())));
         fetched.files -= gone.len() as u64;

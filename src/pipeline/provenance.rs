@@ -19,7 +19,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rayon::prelude::*;
 use url::Url;
 
 use crate::diagnostics::{Diagnostic, HoldReason};
@@ -142,13 +141,14 @@ pub fn stored_path(store: &Store, project: &ProjectName, filename: &str) -> std:
 }
 
 /// One file's verdict.
-enum Verdict {
+pub enum Verdict {
     Refused(Diagnostic),
     Verified(Publisher),
 }
 
-/// Fetch, verify and keep one file's provenance.
-fn verify_one(
+/// Fetch, verify and keep one file's provenance (`None`: it offers none).
+/// Run in the fetch worker that verified the file.
+pub fn verify_one(
     check: &Check,
     client: &Client,
     store: &Store,
@@ -188,29 +188,23 @@ fn verify_one(
     }
 }
 
-/// Check every fetched file that offers provenance: refusals (each naming
-/// the file and the failed step), publisher holds, the publishers to record.
-/// Refused and held files leave the store.
-pub fn check(
+/// What the verdicts on a batch's verified files come to: refusals (each
+/// naming the file and the failed step), publisher holds, the publishers to
+/// record. Refused and held files leave the store. Sequential, in the
+/// order given (sorted), for deterministic reports and pins.
+pub fn decide(
     check: &Check,
-    client: &Client,
     store: &Store,
-    fetched: &[(&ProjectName, &UpstreamFile, Sha256)],
-    jobs: usize,
+    verdicts: Vec<(&ProjectName, &UpstreamFile, Sha256, Option<Verdict>)>,
 ) -> Checked {
-    let one = |(project, file, sha): &(&ProjectName, &UpstreamFile, Sha256)| {
-        verify_one(check, client, store, project, file, sha)
-    };
-    // In parallel, then in the order given (sorted), for deterministic reports.
-    let verdicts = crate::util::with_pool(jobs, || fetched.par_iter().map(one).collect::<Vec<_>>());
     let mut out = Checked::default();
     // The newest verified release's publisher pins an unpinned project.
     let mut first: BTreeMap<ProjectName, (Version, Publisher)> = BTreeMap::new();
-    for ((project, file, sha), verdict) in fetched.iter().zip(verdicts) {
+    for (project, file, sha, verdict) in verdicts {
         let signed = match verdict {
             None => continue,
             Some(Verdict::Refused(d)) => {
-                out.gone.insert(((*project).clone(), file.filename.to_string()));
+                out.gone.insert((project.clone(), file.filename.to_string()));
                 out.diags.push(d);
                 continue;
             }
@@ -218,28 +212,28 @@ pub fn check(
         };
         let version = file.filename.version();
         let mut held = false;
-        match check.pins.pins.get(*project) {
+        match check.pins.pins.get(project) {
             Some(pin) if !pin.accepts(&signed) => match check.admit(project, version) {
                 Some(a) => {
-                    if !check.pins.refused.contains_key(&((*project).clone(), file.filename.to_string())) {
+                    if !check.pins.refused.contains_key(&(project.clone(), file.filename.to_string())) {
                         out.diags.push(Diagnostic::Admitted {
-                            project: (*project).clone(),
+                            project: project.clone(),
                             version: version.clone(),
                             reason: a.reason.clone(),
                             expires: Some(a.expires),
                         });
                     }
-                    if !check.keyed.contains(*project) {
-                        out.pins.push(((*project).clone(), signed.as_pin(), version.clone()));
+                    if !check.keyed.contains(project) {
+                        out.pins.push((project.clone(), signed.as_pin(), version.clone()));
                     }
                 }
                 None => {
                     held = true;
                     store.remove(project, file.filename.as_str());
                     let _ = std::fs::remove_file(stored_path(store, project, file.filename.as_str()));
-                    out.gone.insert(((*project).clone(), file.filename.to_string()));
+                    out.gone.insert((project.clone(), file.filename.to_string()));
                     out.diags.push(Diagnostic::Held {
-                        project: (*project).clone(),
+                        project: project.clone(),
                         version: version.clone(),
                         reason: HoldReason::PublisherChanged,
                         due: None,
@@ -250,7 +244,7 @@ pub fn check(
             },
             Some(_) => {}
             None if check.pins.pinning => {
-                let slot = first.entry((*project).clone()).or_insert_with(|| (version.clone(), signed.as_pin()));
+                let slot = first.entry(project.clone()).or_insert_with(|| (version.clone(), signed.as_pin()));
                 if version > &slot.0 {
                     *slot = (version.clone(), signed.as_pin());
                 }
@@ -258,9 +252,9 @@ pub fn check(
             None => {}
         }
         out.attested.push(AttestedRow {
-            project: (*project).clone(),
+            project: project.clone(),
             filename: file.filename.to_string(),
-            sha256: *sha,
+            sha256: sha,
             publisher: signed,
             held,
         });

@@ -107,6 +107,19 @@ pub fn fetch_all(
     jobs: &[FetchJob],
     opts: FetchOptions,
 ) -> Vec<Result<Fetched, FetchError>> {
+    fetch_all_then(client, store, jobs, opts, &|_, _| None::<()>).into_iter().map(|(r, _)| r).collect()
+}
+
+/// [`fetch_all`], running `then` on each verified file in the worker that
+/// fetched it, while the other transfers proceed (CPU work such as PEP 740
+/// verification then hides under the I/O of the rest).
+pub fn fetch_all_then<T: Send>(
+    client: &Client,
+    store: &Store,
+    jobs: &[FetchJob],
+    opts: FetchOptions,
+    then: &(dyn Fn(&FetchJob, &Fetched) -> Option<T> + Sync),
+) -> Vec<(Result<Fetched, FetchError>, Option<T>)> {
     if jobs.is_empty() {
         return Vec::new();
     }
@@ -145,7 +158,8 @@ pub fn fetch_all(
                         "{e}"
                     ),
                 }
-                result
+                let after = result.as_ref().ok().and_then(|f| then(job, f));
+                (result, after)
             })
             .collect()
     });
