@@ -1,6 +1,7 @@
 //! Command-line interface: the commands of DESIGN.md, each with an example
 //! in its `--help`, dispatched to the library.
 
+use crate::util::run_id::RunId;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -336,7 +337,7 @@ fn finish(
     let text = if command == crate::run::Command::Audit { "audit finished".to_string() } else { s.to_string() };
     let t = s.upstream.unwrap_or_default();
     tracing::info!(
-        run = outcome.run,
+        run = outcome.run.0,
         command = command.as_str(),
         upstream_requests = t.requests,
         not_modified = t.not_modified,
@@ -358,7 +359,7 @@ fn finish(
 
 /// The audit in a few lines: counts by severity, the worst versions, where
 /// the report is. The lines a `build` prints are fewer: it has its own.
-fn print_findings(run: i64, f: &crate::audit::Findings, report: &std::path::Path, all: bool) {
+fn print_findings(run: RunId, f: &crate::audit::Findings, report: &std::path::Path, all: bool) {
     use crate::audit::Status;
     // A build without a snapshot said so when it started.
     if !all && f.status == Status::Unaudited {
@@ -448,7 +449,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             let manifest = load(&config)?;
             let since = match (full, since) {
                 (true, _) => crate::bundle::Since::Full,
-                (false, Some(r)) => crate::bundle::Since::Run(r),
+                (false, Some(r)) => crate::bundle::Since::Run(RunId(r)),
                 (false, None) => crate::bundle::Since::LastExport,
             };
             if let Some(r) =

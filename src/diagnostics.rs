@@ -7,6 +7,7 @@
 //! A diagnostic names its project (and file or version) as domain types;
 //! reports convert them to their own wire forms.
 
+use crate::util::run_id::RunId;
 use std::fmt;
 
 use crate::dist::Version;
@@ -40,8 +41,8 @@ pub struct Tampering {
     pub filename: String,
     pub mirrored: Sha256,
     pub upstream: Sha256,
-    pub first_run: i64,
-    pub last_run: i64,
+    pub first_run: RunId,
+    pub last_run: RunId,
 }
 
 /// One thing a run has to say. Variants are ordered by how a reader triages

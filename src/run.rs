@@ -5,6 +5,7 @@
 //! mirror (build, audit, verify --repair), after cleaning up what a killed
 //! run left behind.
 
+use crate::util::run_id::RunId;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
@@ -60,7 +61,7 @@ pub enum RunError {
     #[error("{path} is not a published tree (run `airlock build`)")]
     NotATree { path: String },
     #[error("the state holds no readable listing of run {run}'s tree")]
-    NoListing { run: i64 },
+    NoListing { run: RunId },
     #[error("{0}")]
     Checkpoint(String),
 }
@@ -76,7 +77,7 @@ pub struct Session {
 
 /// The tree being served, with what the state recorded about it.
 pub struct ServedTree {
-    pub run: i64,
+    pub run: RunId,
     pub root: PathBuf,
     pub listing: Vec<TreeEntry>,
 }
@@ -138,7 +139,7 @@ impl Session {
 /// mistake it for a crash.
 pub struct Run {
     session: Session,
-    pub id: i64,
+    pub id: RunId,
     finished: bool,
     /// A signal lets the run unwind; if it does not in time, the run is
     /// recorded as interrupted from the signal thread.

@@ -2,6 +2,7 @@
 //! bundle, streamed: each file is read once, hashed against the listing the
 //! state recorded when the tree was published, and written into the tar.
 
+use crate::util::run_id::RunId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
@@ -18,15 +19,15 @@ use crate::util::ui::Progress;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Since {
     Full,
-    Run(i64),
+    Run(RunId),
     /// The run of the last export, or full when there was none.
     LastExport,
 }
 
 #[derive(Debug)]
 pub struct ExportReport {
-    pub from_run: Option<i64>,
-    pub to_run: i64,
+    pub from_run: Option<RunId>,
+    pub to_run: RunId,
     pub members: usize,
     pub deleted: usize,
     pub bytes: u64,
@@ -64,7 +65,7 @@ fn err(s: String) -> BundleError {
 }
 
 /// The listing of an earlier run's tree, as the state kept it.
-fn listing(state: &State, run: i64) -> Result<Vec<TreeEntry>, BundleError> {
+fn listing(state: &State, run: RunId) -> Result<Vec<TreeEntry>, BundleError> {
     let blob = state.tree(run)?.ok_or_else(|| {
         err(format!(
             "the state no longer holds the listing of run {run}'s tree (it keeps the last 8 and every exported one); use --full"
@@ -77,7 +78,7 @@ fn listing(state: &State, run: i64) -> Result<Vec<TreeEntry>, BundleError> {
 fn manifest(
     (mirror, trusted_root): (&str, Option<String>),
     served: &ServedTree,
-    base_run: Option<i64>,
+    base_run: Option<RunId>,
     base: Option<&[TreeEntry]>,
 ) -> BundleManifest {
     let tree = &served.listing;

@@ -4,6 +4,7 @@
 //! files come from the tree already imported; the result is swapped in
 //! atomically. Hostile bundles are refused naming the member.
 
+use crate::util::run_id::RunId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Read};
 use std::path::Path;
@@ -18,7 +19,7 @@ use crate::util::ui::{Progress, human_bytes};
 
 #[derive(Debug)]
 pub struct ImportReport {
-    pub to_run: i64,
+    pub to_run: RunId,
     pub members: usize,
     pub linked: usize,
     pub deleted: usize,

@@ -1,6 +1,7 @@
 //! The bundle's manifest (`airlock-bundle.json`), its limits and errors,
 //! shared by export and import.
 
+use crate::util::run_id::RunId;
 use serde::{Deserialize, Serialize};
 
 use crate::tree::TreeEntry;
@@ -44,11 +45,11 @@ pub struct BundleManifest {
     pub mirror: String,
     pub created_at: String,
     /// The run whose tree the receiver must hold (`None`: a full bundle).
-    pub from_run: Option<i64>,
+    pub from_run: Option<RunId>,
     /// Digest of that tree's listing.
     pub from_listing: Option<String>,
     /// The run whose tree the receiver holds afterwards.
-    pub to_run: i64,
+    pub to_run: RunId,
     /// Digest of `tree`.
     pub to_listing: String,
     /// The complete tree after import, sorted by path.
@@ -68,7 +69,7 @@ pub struct BundleManifest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Imported {
     pub(super) mirror: String,
-    pub(super) run: i64,
+    pub(super) run: RunId,
     pub(super) listing: String,
     pub(super) tree: Vec<TreeEntry>,
 }

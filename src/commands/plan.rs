@@ -178,7 +178,7 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
     }
 
     if let Some(r) = &remote {
-        r.checkpoint_state(&state, state.next_run_id()? - 1)?;
+        r.checkpoint_state(&state, state.next_run_id()?.minus(1))?;
     }
     if let Some(path) = plan_out {
         let file = crate::commands::shard::plan_file(&plan, &m.upstream);

@@ -5,6 +5,7 @@
 //! offline, against the file beside it. `--repair` refetches (or re-extracts) what is wrong
 //! into the store, republishes the tree atomically, and verifies again.
 
+use crate::util::run_id::RunId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
@@ -93,7 +94,7 @@ impl std::fmt::Display for Problem {
 
 #[derive(Debug, Default)]
 pub struct Report {
-    pub run: i64,
+    pub run: RunId,
     pub files: usize,
     pub bytes: u64,
     pub problems: Vec<Problem>,

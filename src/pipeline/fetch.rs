@@ -2,6 +2,7 @@
 //! becomes `Keep` (the file is in the store, verified, and recorded in the
 //! state) or `Drop` (it is not, and a diagnostic says why).
 
+use crate::util::run_id::RunId;
 use std::collections::BTreeMap;
 
 use rayon::prelude::*;
@@ -33,7 +34,7 @@ pub fn artifact_row(
     sha256: Sha256,
     size: u64,
     metadata: Option<(Sha256, u64)>,
-    run: i64,
+    run: RunId,
 ) -> Artifact {
     let now = crate::util::clock::now();
     Artifact {
@@ -53,7 +54,13 @@ pub fn artifact_row(
 }
 
 /// Hash a stored, unrecorded file again; its row if it is what the upstream declares.
-fn readopt(store: &Store, project: &ProjectName, f: &UpstreamFile, allow_missing: bool, run: i64) -> Option<Artifact> {
+fn readopt(
+    store: &Store,
+    project: &ProjectName,
+    f: &UpstreamFile,
+    allow_missing: bool,
+    run: RunId,
+) -> Option<Artifact> {
     let (sha, size) = hash_file(&store.path(project, f.filename.as_str())).ok()?;
     let matches = f.sha256.map_or(allow_missing, |want| want == sha) && f.size.is_none_or(|want| want == size);
     if !matches {

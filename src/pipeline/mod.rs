@@ -37,6 +37,7 @@ pub mod resolve;
 pub mod serials;
 pub mod views;
 
+use crate::util::run_id::RunId;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -112,7 +113,7 @@ impl Summary {
 
 #[derive(Debug)]
 pub struct BuildOutcome {
-    pub run: i64,
+    pub run: RunId,
     pub summary: Summary,
     /// Everything the run had to say, sorted.
     pub diagnostics: Vec<Diagnostic>,
@@ -301,7 +302,7 @@ pub(crate) enum Scope<'r> {
     Plan {
         state: &'r mut crate::store::state::State,
         store: crate::store::Store,
-        id: i64,
+        id: RunId,
         keep_views: bool,
         /// Scratch space (plan creates nothing in the mirror's directories).
         tmp: PathBuf,
@@ -323,7 +324,7 @@ impl Scope<'_> {
         }
     }
 
-    fn id(&self) -> i64 {
+    fn id(&self) -> RunId {
         match self {
             Scope::Build(run) => run.id,
             Scope::Plan { id, .. } => *id,
@@ -514,7 +515,7 @@ pub fn build(manifest: &Manifest, opts: &BuildOptions) -> Result<BuildOutcome, E
 }
 
 /// The run's first line: what it mirrors from where.
-fn announce(run: i64, projects: usize, upstream: &url::Url, offline: bool) {
+fn announce(run: RunId, projects: usize, upstream: &url::Url, offline: bool) {
     let offline = if offline { " (offline: stored views only)" } else { "" };
     tracing::info!("run {run}: {projects} project(s) from {}{offline}", redact::url(upstream));
 }

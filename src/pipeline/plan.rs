@@ -6,6 +6,7 @@
 //! selection inputs are unchanged (its plan key) is not re-planned; its
 //! previous selection carries over without its page being parsed.
 
+use crate::util::run_id::RunId;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::views::{Freshness, Requested, Views};
@@ -111,7 +112,7 @@ impl ProjectPlan {
 #[derive(Debug, Default)]
 pub struct Plan {
     /// The run being planned.
-    pub run: i64,
+    pub run: RunId,
     /// Sorted by project.
     pub projects: Vec<ProjectPlan>,
     /// Stored files that leave the store with this run (past `keep_runs`).
@@ -225,7 +226,7 @@ pub struct PlanInputs<'a> {
     pub keep_runs: u32,
     /// To tell files a killed run stored (adopt) from files never fetched.
     pub store: Store,
-    pub run: i64,
+    pub run: RunId,
     /// Which stored views the upstream's changelog says are current (for
     /// projects the dependency closure adds).
     pub since: &'a super::serials::Since,
@@ -424,7 +425,7 @@ pub fn make_batch(
 /// the whole selection by then, so no batch's plan needs to be kept.
 pub fn prunable_after_record(
     state: &State,
-    run: i64,
+    run: RunId,
     keep_runs: u32,
     failed: &BTreeSet<ProjectName>,
 ) -> Result<Vec<(ProjectName, DistFilename)>, StateError> {
@@ -440,7 +441,7 @@ pub fn prunable_after_record(
 /// plan` asks before, with what its plan keeps and unlists.
 fn prunes(
     state: &State,
-    run: i64,
+    run: RunId,
     keep_runs: i64,
     failed: &BTreeSet<&ProjectName>,
     kept: &BTreeSet<(&ProjectName, &str)>,

@@ -5,6 +5,7 @@
 //! the policy's blocking, rendering of the index and the reports into a
 //! staged tree, and the atomic swap with the tree's listing recorded.
 
+use crate::util::run_id::RunId;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 
@@ -72,7 +73,7 @@ pub struct Published {
 
 /// The tree served now, with the keys it was rendered from.
 struct Served {
-    run: i64,
+    run: RunId,
     dir: PathBuf,
     keys: TreeKeys,
 }

@@ -1,6 +1,7 @@
 //! `airlock publish --to DIR`: the published tree linked (or copied across
 //! file systems) into another directory, swapped in atomically like a build.
 
+use crate::util::run_id::RunId;
 use std::path::{Path, PathBuf};
 
 use super::error::PublishError;
@@ -18,7 +19,7 @@ impl DirTarget {
 }
 
 impl PublishTarget for DirTarget {
-    fn publish(&self, root: &Path, tree: &[TreeEntry], run: i64) -> Result<PublishReport, PublishError> {
+    fn publish(&self, root: &Path, tree: &[TreeEntry], run: RunId) -> Result<PublishReport, PublishError> {
         let target = Target::new(&self.dest)?;
         let staged = target.stage(&format!("{run:06}"))?;
         let mut report = PublishReport { local: true, ..PublishReport::default() };

@@ -15,6 +15,7 @@
 //! also stored under its directory's key (`simple/p/`), so pip installs
 //! straight from the bucket's HTTP endpoint, with no rewrite rules.
 
+use crate::util::run_id::RunId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -51,7 +52,7 @@ pub fn parse_url(url: &str) -> Result<(String, String), S3Error> {
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 struct Remote {
     format: String,
-    run: Option<i64>,
+    run: Option<RunId>,
     objects: BTreeMap<String, String>,
     stale: BTreeMap<String, String>,
     /// Whether the server takes directory keys, once tried (`auto`).
@@ -449,7 +450,7 @@ impl S3Target {
         }
     }
 
-    async fn publish_async(&self, root: &Path, tree: &[TreeEntry], run: i64) -> Result<PublishReport, S3Error> {
+    async fn publish_async(&self, root: &Path, tree: &[TreeEntry], run: RunId) -> Result<PublishReport, S3Error> {
         let (mut remote, existing) = self.remote().await?;
         let before = remote.clone();
         let tree = &if self.directory_keys(&mut remote).await {
@@ -487,7 +488,7 @@ impl S3Target {
 }
 
 impl PublishTarget for S3Target {
-    fn publish(&self, root: &Path, tree: &[TreeEntry], run: i64) -> Result<PublishReport, PublishError> {
+    fn publish(&self, root: &Path, tree: &[TreeEntry], run: RunId) -> Result<PublishReport, PublishError> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         Ok(rt.block_on(self.publish_async(root, tree, run))?)
     }

@@ -1,5 +1,6 @@
 //! The interface every publish target implements, and what a publish did.
 
+use crate::util::run_id::RunId;
 use std::path::Path;
 
 use super::error::PublishError;
@@ -45,7 +46,7 @@ impl std::fmt::Display for PublishReport {
 pub trait PublishTarget {
     /// Make the tree at `root` (its files listed in `tree`, published by
     /// `run`) what this target serves.
-    fn publish(&self, root: &Path, tree: &[TreeEntry], run: i64) -> Result<PublishReport, PublishError>;
+    fn publish(&self, root: &Path, tree: &[TreeEntry], run: RunId) -> Result<PublishReport, PublishError>;
 
     /// The target, for messages.
     fn describe(&self) -> String;

@@ -21,6 +21,7 @@
 //! S3 today, through `publish::s3::connect`), and says what went wrong as a
 //! `RemoteError` naming the object.
 
+use crate::util::run_id::RunId;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -337,7 +338,7 @@ impl RemoteStore {
     }
 
     /// Checkpoint `state` (a consistent copy) as generation `generation`.
-    pub fn checkpoint_state(&self, state: &State, generation: i64) -> Result<(), RemoteError> {
+    pub fn checkpoint_state(&self, state: &State, generation: RunId) -> Result<(), RemoteError> {
         let scratch = tempfile::tempdir()?;
         let copy = scratch.path().join("state.sqlite");
         state.backup_to(&copy)?;
@@ -490,7 +491,7 @@ impl RemoteStore {
 
     /// Stage: checkpoint the state as run `run` left it. Refused if another
     /// runner checkpointed a newer generation since this run started.
-    pub fn checkpoint(&self, state_copy: &Path, run: i64) -> Result<(), RemoteError> {
+    pub fn checkpoint(&self, state_copy: &Path, run: RunId) -> Result<(), RemoteError> {
         let key = self.key(CHECKPOINT);
         let name = self.name(CHECKPOINT);
         let sqlite = fs_err::read(state_copy)?;

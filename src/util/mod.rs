@@ -10,6 +10,7 @@ pub mod hashing;
 pub mod mem;
 pub mod mime;
 pub mod redact;
+pub mod run_id;
 pub mod signal;
 pub mod ui;
 

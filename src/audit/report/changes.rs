@@ -8,6 +8,7 @@
 //! The previous tree is known by its `reports/security.json`, read back as
 //! data (a tree published by an older airlock, or none, counts as empty).
 
+use crate::util::run_id::RunId;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -477,7 +478,7 @@ fn xml(s: &str) -> String {
 }
 
 /// The Atom feed of `runs` (run id, changes), newest first.
-pub fn render_feed(mirror: &str, updated: &str, runs: &[(i64, Changes)]) -> Vec<u8> {
+pub fn render_feed(mirror: &str, updated: &str, runs: &[(RunId, Changes)]) -> Vec<u8> {
     let id_base = format!("urn:airlock:{}", mirror.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>());
     let mut out =
         String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n");

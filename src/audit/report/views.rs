@@ -50,8 +50,8 @@ pub fn tampering_views(t: &[Tampering]) -> Vec<TamperingView> {
             filename: t.filename.clone(),
             mirrored_sha256: t.mirrored.hex(),
             upstream_sha256: t.upstream.hex(),
-            first_run: t.first_run,
-            last_run: t.last_run,
+            first_run: t.first_run.0,
+            last_run: t.last_run.0,
         })
         .collect()
 }

@@ -10,6 +10,7 @@ use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
 use crate::util::clock::now;
 use crate::util::hashing::Sha256;
+use crate::util::run_id::RunId;
 
 /// An artifact row that does not parse: the state was written by
 /// something else, or damaged.
@@ -36,11 +37,11 @@ pub struct Artifact {
     pub metadata: Option<(Sha256, u64)>,
     pub first_seen: String,
     pub last_verified: String,
-    pub added_run: i64,
+    pub added_run: RunId,
     /// The last run that planned this file selected.
-    pub selected_run: i64,
+    pub selected_run: RunId,
     /// The run that took it out of the selection; `None` while it is listed.
-    pub unselected_run: Option<i64>,
+    pub unselected_run: Option<RunId>,
 }
 
 impl Artifact {
@@ -203,7 +204,7 @@ impl State {
     /// Returns how many files left the index.
     pub fn record_selection(
         &mut self,
-        run: i64,
+        run: RunId,
         keep: &[(ProjectName, String)],
         planned: &[ProjectName],
         requested: Option<&[ProjectName]>,
@@ -286,7 +287,7 @@ impl State {
     /// and when; they are never pruned.
     pub fn mark_withdrawn(
         &mut self,
-        run: i64,
+        run: RunId,
         at: &str,
         files: &[(ProjectName, Option<String>, &str)],
     ) -> Result<(), StateError> {
@@ -381,10 +382,10 @@ impl State {
     }
 
     /// Files no longer listed whose grace period is over at run `run`.
-    pub fn prunable(&self, run: i64, keep_runs: i64) -> Result<Vec<Artifact>, StateError> {
+    pub fn prunable(&self, run: RunId, keep_runs: i64) -> Result<Vec<Artifact>, StateError> {
         self.query_artifacts(
             "WHERE unselected_run IS NOT NULL AND withdrawn IS NULL AND ?1 - unselected_run >= ?2",
-            [run, keep_runs],
+            rusqlite::params![run, keep_runs],
         )
     }
 

@@ -13,6 +13,7 @@ use crate::dist::Version;
 use crate::dist::names::ProjectName;
 use crate::provenance::{Publisher, PublisherRecord};
 use crate::util::hashing::Sha256;
+use crate::util::run_id::RunId;
 
 /// One attested file's verified publisher.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +38,7 @@ impl State {
     /// Record each project's pin: the publisher and the release it came with.
     pub fn put_publisher_pins(
         &mut self,
-        run: i64,
+        run: RunId,
         pins: &[(ProjectName, Publisher, Version)],
     ) -> Result<(), StateError> {
         self.in_tx(|tx| {

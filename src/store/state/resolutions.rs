@@ -5,6 +5,7 @@ use rusqlite::params;
 use super::db::{State, StateError};
 use crate::dist::Version;
 use crate::dist::names::ProjectName;
+use crate::util::run_id::RunId;
 
 /// What one environment resolved to: every version of every project.
 pub type Pins = std::collections::BTreeMap<ProjectName, std::collections::BTreeSet<Version>>;
@@ -35,7 +36,7 @@ impl State {
     }
 
     /// Record environments that resolved in run `run`.
-    pub fn put_resolutions(&mut self, run: i64, good: &[(String, Pins)]) -> Result<(), StateError> {
+    pub fn put_resolutions(&mut self, run: RunId, good: &[(String, Pins)]) -> Result<(), StateError> {
         self.in_tx(|tx| {
             let mut stmt =
                 tx.prepare_cached("INSERT OR REPLACE INTO resolutions (env, pins, run) VALUES (?1, ?2, ?3)")?;

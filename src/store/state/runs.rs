@@ -6,6 +6,7 @@ use rusqlite::{Connection, params};
 
 use super::db::{State, StateError};
 use crate::util::clock::now;
+use crate::util::run_id::RunId;
 
 /// Counts recorded when a run ends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,17 +19,23 @@ pub struct RunCounts {
 }
 
 impl State {
-    pub fn begin_run(&self, command: &str) -> Result<i64, StateError> {
+    pub fn begin_run(&self, command: &str) -> Result<RunId, StateError> {
         self.conn
             .execute(
                 "INSERT INTO runs (command, started_at, pid) VALUES (?1, ?2, ?3)",
                 params![command, now(), std::process::id()],
             )
             .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(RunId(self.conn.last_insert_rowid()))
     }
 
-    pub fn finish_run(&self, run: i64, outcome: &str, counts: &RunCounts, errors: &[String]) -> Result<(), StateError> {
+    pub fn finish_run(
+        &self,
+        run: RunId,
+        outcome: &str,
+        counts: &RunCounts,
+        errors: &[String],
+    ) -> Result<(), StateError> {
         let errors = serde_json::to_string(errors).expect("strings serialize");
         self.conn
             .execute(
@@ -63,7 +70,7 @@ impl State {
 
     /// Record run `run` as interrupted through a connection of its own: a
     /// signal ended the process while the run's own connection was busy.
-    pub fn record_interrupted(db: &Path, run: i64) {
+    pub fn record_interrupted(db: &Path, run: RunId) {
         let Ok(conn) = Connection::open(db) else { return };
         let _ = conn.busy_timeout(std::time::Duration::from_secs(2));
         let _ = conn.execute(
@@ -78,14 +85,14 @@ impl State {
     }
 
     /// The id the next run will get (plan shows what it would do).
-    pub fn next_run_id(&self) -> Result<i64, StateError> {
+    pub fn next_run_id(&self) -> Result<RunId, StateError> {
         let max: Option<i64> =
             self.conn.query_row("SELECT MAX(id) FROM runs", [], |r| r.get(0)).map_err(|e| self.err(e))?;
-        Ok(max.unwrap_or(0) + 1)
+        Ok(RunId(max.unwrap_or(0) + 1))
     }
 
     /// The newest run that published a tree.
-    pub fn last_published_run(&self) -> Result<Option<i64>, StateError> {
+    pub fn last_published_run(&self) -> Result<Option<RunId>, StateError> {
         self.conn.query_row("SELECT MAX(run) FROM trees", [], |r| r.get(0)).map_err(|e| self.err(e))
     }
 }

@@ -6,12 +6,13 @@ use super::db::{State, StateError};
 use crate::diagnostics::Tampering;
 use crate::dist::names::ProjectName;
 use crate::util::hashing::Sha256;
+use crate::util::run_id::RunId;
 
 impl State {
     /// Record evidence found by `run`: (project, filename, mirrored, upstream).
     pub fn record_tampering(
         &mut self,
-        run: i64,
+        run: RunId,
         t: &[(ProjectName, String, Sha256, Sha256)],
     ) -> Result<(), StateError> {
         self.in_tx(|tx| {
@@ -56,8 +57,8 @@ impl State {
                 mirrored: mirrored.parse().map_err(|e: crate::util::hashing::Sha256Error| corrupt(e.to_string()))?,
                 upstream: upstream.parse().map_err(|e: crate::util::hashing::Sha256Error| corrupt(e.to_string()))?,
                 filename,
-                first_run,
-                last_run,
+                first_run: RunId(first_run),
+                last_run: RunId(last_run),
             });
         }
         Ok(out)

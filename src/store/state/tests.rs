@@ -5,8 +5,9 @@ use crate::dist::file::{FileFacts, RequiresPython};
 use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
 use crate::util::hashing::Sha256;
+use crate::util::run_id::RunId;
 
-fn artifact(name: &str, run: i64) -> Artifact {
+fn artifact(name: &str, run: RunId) -> Artifact {
     let project: ProjectName = "pkg".parse().unwrap();
     Artifact {
         filename: DistFilename::parse(name, Some(&project)).unwrap(),
@@ -37,28 +38,28 @@ fn round_trips_and_reopens() {
     let all = s.artifacts().unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].filename.as_str(), "pkg-1.0-py3-none-any.whl", "sorted by filename");
-    assert_eq!(all[1], artifact("pkg-1.0.tar.gz", 1).clone_with_times(&all[1]));
+    assert_eq!(all[1], artifact("pkg-1.0.tar.gz", RunId(1)).clone_with_times(&all[1]));
     assert_eq!(all[1].version().to_string(), "1.0", "the version comes typed from the filename");
     // Planned afresh at run 7 with only the wheel: the sdist leaves the index.
     let p = all[0].project.clone();
     let one = std::slice::from_ref(&p);
     let wheel = all[0].filename.to_string();
-    let left = s.record_selection(7, &[(p.clone(), wheel.clone())], one, Some(one)).unwrap();
+    let left = s.record_selection(RunId(7), &[(p.clone(), wheel.clone())], one, Some(one)).unwrap();
     assert_eq!(left, 1);
-    assert_eq!(s.artifact(&p, &wheel).unwrap().unwrap().selected_run, 7);
-    assert_eq!(s.artifact(&p, all[1].filename.as_str()).unwrap().unwrap().unselected_run, Some(7));
+    assert_eq!(s.artifact(&p, &wheel).unwrap().unwrap().selected_run, RunId(7));
+    assert_eq!(s.artifact(&p, all[1].filename.as_str()).unwrap().unwrap().unselected_run, Some(RunId(7)));
     // Not planned and still requested: untouched. No longer requested: out.
-    assert_eq!(s.record_selection(8, &[], &[], Some(one)).unwrap(), 0);
-    assert_eq!(s.record_selection(9, &[], &[], Some(&[])).unwrap(), 1);
-    assert_eq!(s.artifact(&p, &wheel).unwrap().unwrap().unselected_run, Some(9));
-    assert_eq!(s.next_run_id().unwrap(), 2);
+    assert_eq!(s.record_selection(RunId(8), &[], &[], Some(one)).unwrap(), 0);
+    assert_eq!(s.record_selection(RunId(9), &[], &[], Some(&[])).unwrap(), 1);
+    assert_eq!(s.artifact(&p, &wheel).unwrap().unwrap().unselected_run, Some(RunId(9)));
+    assert_eq!(s.next_run_id().unwrap(), RunId(2));
 }
 
 #[test]
 fn a_row_that_does_not_parse_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = State::open(dir.path()).unwrap();
-    s.put_artifacts(&[artifact("pkg-1.0.tar.gz", 1)]).unwrap();
+    s.put_artifacts(&[artifact("pkg-1.0.tar.gz", RunId(1))]).unwrap();
     s.conn.execute("UPDATE artifacts SET filename = 'pkg-notaversion.tar.gz'", []).unwrap();
     let err = s.artifacts().unwrap_err().to_string();
     assert!(err.contains("pkg/pkg-notaversion.tar.gz") && err.contains("corrupt"), "{err}");

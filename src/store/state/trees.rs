@@ -5,6 +5,7 @@ use rusqlite::{OptionalExtension, params};
 use super::db::{State, StateError};
 use crate::dist::names::ProjectName;
 use crate::util::clock::now;
+use crate::util::run_id::RunId;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TreeKeys {
@@ -70,7 +71,7 @@ impl State {
     /// keeping the newest `keep` listings plus any an export refers to.
     /// Record what run `run`'s tree changed (`changes.json`), keeping the
     /// last `keep` runs.
-    pub fn put_changes(&self, run: i64, body: &str, keep: usize) -> Result<(), StateError> {
+    pub fn put_changes(&self, run: RunId, body: &str, keep: usize) -> Result<(), StateError> {
         self.conn
             .execute("INSERT OR REPLACE INTO changes (run, body) VALUES (?1, ?2)", params![run, body])
             .map_err(|e| self.err(e))?;
@@ -84,7 +85,7 @@ impl State {
     }
 
     /// The recorded changes of the last `limit` runs, newest first.
-    pub fn recent_changes(&self, limit: usize) -> Result<Vec<(i64, String)>, StateError> {
+    pub fn recent_changes(&self, limit: usize) -> Result<Vec<(RunId, String)>, StateError> {
         let mut stmt =
             self.conn.prepare("SELECT run, body FROM changes ORDER BY run DESC LIMIT ?1").map_err(|e| self.err(e))?;
         let rows = stmt
@@ -97,7 +98,7 @@ impl State {
 
     pub fn put_tree(
         &self,
-        run: i64,
+        run: RunId,
         listing: &mut std::fs::File,
         keys: &TreeKeys,
         listed: &Listed,
@@ -116,7 +117,7 @@ impl State {
             .map_err(|e| self.err(e))?;
         {
             let mut blob =
-                self.conn.blob_open(rusqlite::MAIN_DB, "trees", "listing", run, false).map_err(|e| self.err(e))?;
+                self.conn.blob_open(rusqlite::MAIN_DB, "trees", "listing", run.0, false).map_err(|e| self.err(e))?;
             std::io::copy(&mut std::io::BufReader::new(listing), &mut blob)?;
         }
         self.conn.execute("UPDATE trees SET listed = NULL WHERE run != ?1", [run]).map_err(|e| self.err(e))?;
@@ -131,7 +132,7 @@ impl State {
     }
 
     /// The keys the tree `run` published was rendered from.
-    pub fn tree_keys(&self, run: i64) -> Result<Option<TreeKeys>, StateError> {
+    pub fn tree_keys(&self, run: RunId) -> Result<Option<TreeKeys>, StateError> {
         self.conn
             .query_row("SELECT key, inputs, exit, selection FROM trees WHERE run = ?1", [run], |r| {
                 Ok(TreeKeys {
@@ -146,7 +147,7 @@ impl State {
     }
 
     /// What the tree of `run` lists (`None`: a tree older than the guard).
-    pub fn tree_listed(&self, run: i64) -> Result<Option<Listed>, StateError> {
+    pub fn tree_listed(&self, run: RunId) -> Result<Option<Listed>, StateError> {
         let blob: Option<Option<Vec<u8>>> = self
             .conn
             .query_row("SELECT listed FROM trees WHERE run = ?1", [run], |r| r.get(0))
@@ -155,7 +156,7 @@ impl State {
         Ok(blob.flatten().and_then(|b| Listed::decode(&b)))
     }
 
-    pub fn tree(&self, run: i64) -> Result<Option<Vec<u8>>, StateError> {
+    pub fn tree(&self, run: RunId) -> Result<Option<Vec<u8>>, StateError> {
         self.conn
             .query_row("SELECT listing FROM trees WHERE run = ?1", [run], |r| r.get(0))
             .optional()
@@ -164,7 +165,7 @@ impl State {
 
     // ---------------------------------------------------------- exports
 
-    pub fn record_export(&self, run: i64, since: Option<i64>, file: &str) -> Result<(), StateError> {
+    pub fn record_export(&self, run: RunId, since: Option<RunId>, file: &str) -> Result<(), StateError> {
         self.conn
             .execute(
                 "INSERT INTO exports (run, since_run, created_at, file) VALUES (?1, ?2, ?3, ?4)",
@@ -174,7 +175,7 @@ impl State {
         Ok(())
     }
 
-    pub fn last_export_run(&self) -> Result<Option<i64>, StateError> {
+    pub fn last_export_run(&self) -> Result<Option<RunId>, StateError> {
         self.conn.query_row("SELECT MAX(run) FROM exports", [], |r| r.get(0)).map_err(|e| self.err(e))
     }
 }
