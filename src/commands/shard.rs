@@ -211,7 +211,7 @@ pub fn fetch(manifest: &Manifest, plan_path: &Path, shard: Shard) -> Result<Exit
     // Files verified locally by an earlier attempt but never uploaded (it
     // was killed) go up without being fetched again.
     let (local, rest): (Vec<FetchJob>, Vec<FetchJob>) =
-        mine.into_iter().partition(|j| store.path(&j.project, j.file.filename.as_str()).is_file());
+        mine.into_iter().partition(|j| store.path(&j.project, &j.file.filename).is_file());
     let stored: Vec<_> = local.into_iter().map(|j| (j.project, j.file.filename)).collect();
     let held = |j: &FetchJob| remote.as_ref().is_some_and(|r| r.holds(j.project.as_str(), j.file.filename.as_str()));
     let todo: Vec<FetchJob> = rest.into_iter().filter(|j| !held(j)).collect();

@@ -290,8 +290,8 @@ fn fixes<'a>(
         };
         let Some(a) = arts.get(&(project.to_string(), filename.to_string())) else { continue };
         // The store copy may be intact (the tree held a copy, not a link).
-        let store_ok = hash_file(&store.path(&a.project, a.filename.as_str()))
-            .is_ok_and(|(sha, size)| sha == a.sha256 && size == a.size);
+        let store_ok =
+            hash_file(&store.path(&a.project, &a.filename)).is_ok_and(|(sha, size)| sha == a.sha256 && size == a.size);
         if store_ok && is_metadata {
             fixes.push(Fix::Reextract(a));
         } else if !store_ok {
@@ -329,7 +329,7 @@ fn repair_store(manifest: &Manifest, report: &Report) -> Result<Vec<String>, Err
         // Replace the damaged store file (a new inode): the tree's hard link
         // to the old one must not keep the damage.
         for job in &refetch {
-            let _ = std::fs::remove_file(session.store.path(&job.project, job.file.filename.as_str()));
+            let _ = std::fs::remove_file(session.store.path(&job.project, &job.file.filename));
         }
         let opts = FetchOptions { jobs: m.jobs, allow_missing_hashes: false };
         let results = fetch::fetch_all(&client, &session.store, &refetch, opts);
@@ -344,7 +344,7 @@ fn repair_store(manifest: &Manifest, report: &Report) -> Result<Vec<String>, Err
     }
     for a in reextract {
         if let DistFilename::Wheel(w) = &a.filename {
-            let _ = std::fs::remove_file(session.store.metadata_path(&a.project, a.filename.as_str()));
+            let _ = std::fs::remove_file(session.store.metadata_path(&a.project, &a.filename));
             if session.store.extract_metadata(&a.project, w) != a.metadata {
                 unrepaired.push(format!(
                     "cannot repair {}.metadata: the wheel's METADATA differs from the recorded one",

@@ -60,7 +60,7 @@ fn discover(
         let extras: Vec<ExtraName> =
             requested.get(project).into_iter().flatten().flat_map(|l| l.requirement.extras.iter().cloned()).collect();
         for f in files.iter().filter(|f| f.is_wheel()) {
-            let Ok(bytes) = std::fs::read(run.store.metadata_path(project, f.as_str())) else {
+            let Ok(bytes) = std::fs::read(run.store.metadata_path(project, f)) else {
                 tracing::debug!("{project}: no stored metadata for {f}; its dependencies are not followed");
                 continue;
             };

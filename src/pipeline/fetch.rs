@@ -61,7 +61,7 @@ fn readopt(
     allow_missing: bool,
     run: RunId,
 ) -> Option<Artifact> {
-    let (sha, size) = hash_file(&store.path(project, f.filename.as_str())).ok()?;
+    let (sha, size) = hash_file(&store.path(project, &f.filename)).ok()?;
     let matches = f.sha256.map_or(allow_missing, |want| want == sha) && f.size.is_none_or(|want| want == size);
     if !matches {
         return None;
@@ -102,7 +102,7 @@ pub fn adopt(run: &mut Run, mut plan: Plan, allow_missing_hashes: bool) -> Resul
                     Decision::Keep
                 }
                 None => {
-                    let _ = std::fs::remove_file(store.path(&project, f.filename.as_str()));
+                    let _ = std::fs::remove_file(store.path(&project, &f.filename));
                     Decision::Fetch(f.clone())
                 }
             };
@@ -171,12 +171,9 @@ pub fn fetch(
     for (job, (r, verdict)) in jobs.iter().zip(results) {
         let r = r.map_err(|e| e.to_string()).and_then(|f| match metadata_differs(job, f.metadata, expected) {
             Some(message) => {
-                run.store.remove(&job.project, job.file.filename.as_str());
-                let _ = std::fs::remove_file(super::provenance::stored_path(
-                    &run.store,
-                    &job.project,
-                    job.file.filename.as_str(),
-                ));
+                run.store.remove(&job.project, &job.file.filename);
+                let _ =
+                    std::fs::remove_file(super::provenance::stored_path(&run.store, &job.project, &job.file.filename));
                 tracing::error!("{message}");
                 Err(message)
             }

@@ -660,8 +660,7 @@ fn sync_remote(
     let artifacts = run.state.artifacts_of(&names)?;
     let files: Vec<_> = artifacts.iter().map(|a| (a.project.clone(), a.filename.clone(), a.sha256)).collect();
     let restored = r.restore_recorded(&run.store, &files);
-    let gone: Vec<_> =
-        artifacts.into_iter().filter(|a| !run.store.path(&a.project, a.filename.as_str()).is_file()).collect();
+    let gone: Vec<_> = artifacts.into_iter().filter(|a| !run.store.path(&a.project, &a.filename).is_file()).collect();
     if !gone.is_empty() {
         diags.extend(repairer.restore(&run.store, &gone));
     }

@@ -752,7 +752,7 @@ fn decide(
 ) -> PlannedFile {
     let filename = f.filename.clone();
     let name = filename.as_str();
-    let in_store = store.path(&pp.project, name).is_file();
+    let in_store = store.path(&pp.project, &filename).is_file();
     let decision = match (have.and_then(|h| h.get(name)), in_store) {
         (Some(a), true) => {
             if let Some(up) = f.sha256.filter(|up| *up != a.sha256) {

@@ -134,7 +134,11 @@ impl Check {
 }
 
 /// The path of a file's provenance beside it in the store.
-pub fn stored_path(store: &Store, project: &ProjectName, filename: &str) -> std::path::PathBuf {
+pub fn stored_path(
+    store: &Store,
+    project: &ProjectName,
+    filename: &crate::dist::filename::DistFilename,
+) -> std::path::PathBuf {
     let mut p = store.path(project, filename).into_os_string();
     p.push(".provenance");
     p.into()
@@ -159,7 +163,7 @@ pub fn verify_one(
     let url = file.facts.provenance.as_deref()?;
     let name = file.filename.as_str();
     let refuse = |step: &str, message: String| {
-        store.remove(project, name);
+        store.remove(project, &file.filename);
         Some(Verdict::Refused(Diagnostic::ProvenanceRefused {
             project: project.clone(),
             filename: name.to_string(),
@@ -182,7 +186,7 @@ pub fn verify_one(
     let Some(signed) = verified.into_iter().next().map(|v| v.publisher) else {
         return refuse("parse", "the provenance holds no attestation".into());
     };
-    match crate::util::fsx::write_atomically(&stored_path(store, project, name), &bytes) {
+    match crate::util::fsx::write_atomically(&stored_path(store, project, &file.filename), &bytes) {
         Ok(()) => Some(Verdict::Verified(signed)),
         Err(e) => refuse("store", format!("its verified provenance could not be stored: {e}")),
     }
@@ -229,8 +233,8 @@ pub fn decide(
                 }
                 None => {
                     held = true;
-                    store.remove(project, file.filename.as_str());
-                    let _ = std::fs::remove_file(stored_path(store, project, file.filename.as_str()));
+                    store.remove(project, &file.filename);
+                    let _ = std::fs::remove_file(stored_path(store, project, &file.filename));
                     out.gone.insert((project.clone(), file.filename.to_string()));
                     out.diags.push(Diagnostic::Held {
                         project: project.clone(),

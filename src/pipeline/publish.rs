@@ -151,17 +151,17 @@ fn publishers(state: &crate::store::state::State) -> Result<report::views::Publi
 /// A stored artifact as the tree shows it (listed while selected); the
 /// artifact back when the store lacks its bytes.
 fn site_file(store: &crate::store::Store, a: Artifact) -> Result<SiteFile, Box<Artifact>> {
-    let source = store.path(&a.project, a.filename.as_str());
+    let source = store.path(&a.project, &a.filename);
     if !source.is_file() {
         return Err(Box::new(a));
     }
-    let metadata_source = a.metadata.map(|_| store.metadata_path(&a.project, a.filename.as_str()));
+    let metadata_source = a.metadata.map(|_| store.metadata_path(&a.project, &a.filename));
     // Only a file that offers provenance can have it (no stat for the rest).
     let provenance_source = a
         .facts
         .provenance
         .as_ref()
-        .map(|_| super::provenance::stored_path(store, &a.project, a.filename.as_str()))
+        .map(|_| super::provenance::stored_path(store, &a.project, &a.filename))
         .filter(|p| p.is_file());
     Ok(SiteFile {
         listed: a.listed(),

@@ -82,7 +82,7 @@ pub fn prune_rows(run: &mut Run, prune: &[(ProjectName, DistFilename)]) -> Resul
 /// Stage: prune, the store's half (see [`prune_rows`]).
 pub fn prune_files(run: &Run, prune: &[(ProjectName, DistFilename)]) {
     for (p, f) in prune {
-        run.store.remove(p, f.as_str());
+        run.store.remove(p, f);
     }
 }
 

@@ -128,7 +128,7 @@ impl<'a> Repairer<'a> {
         if !hash_file(&copy).is_ok_and(|(sha, size)| sha == a.sha256 && size == a.size) {
             return false;
         }
-        let dest = store.path(&a.project, a.filename.as_str());
+        let dest = store.path(&a.project, &a.filename);
         if let Some(dir) = dest.parent()
             && fs_err::create_dir_all(dir).is_err()
         {

@@ -17,7 +17,7 @@ pub mod state;
 
 use std::path::{Path, PathBuf};
 
-use crate::dist::filename::WheelFilename;
+use crate::dist::filename::{DistFilename, WheelFilename};
 
 use crate::dist::names::ProjectName;
 use crate::util::hashing::Sha256;
@@ -54,13 +54,15 @@ impl Store {
         &self.root
     }
 
-    /// `filename` must already have passed `filename::check_safe`.
-    pub fn path(&self, project: &ProjectName, filename: &str) -> PathBuf {
-        self.root.join(project.as_str()).join(filename)
+    /// Where a file is kept. Path-safe by its type: a `DistFilename` passed
+    /// `filename::check_safe` when it was parsed, and a `ProjectName` is
+    /// normalized.
+    pub fn path(&self, project: &ProjectName, filename: &DistFilename) -> PathBuf {
+        self.root.join(project.as_str()).join(filename.as_str())
     }
 
-    pub fn metadata_path(&self, project: &ProjectName, filename: &str) -> PathBuf {
-        self.root.join(project.as_str()).join(format!("{filename}.metadata"))
+    pub fn metadata_path(&self, project: &ProjectName, filename: &DistFilename) -> PathBuf {
+        self.root.join(project.as_str()).join(format!("{}.metadata", filename.as_str()))
     }
 
     pub fn tmp_dir(&self) -> &Path {
@@ -80,8 +82,8 @@ impl Store {
     /// without readable METADATA is still mirrored (pip decides), just
     /// without PEP 658 metadata.
     pub fn extract_metadata(&self, project: &ProjectName, wheel: &WheelFilename) -> Option<(Sha256, u64)> {
-        let source = self.path(project, &wheel.to_string());
-        let dest = self.metadata_path(project, &wheel.to_string());
+        let name = DistFilename::Wheel(wheel.clone());
+        let (source, dest) = (self.path(project, &name), self.metadata_path(project, &name));
         match crate::dist::metadata::extract_to(&source, wheel, &dest) {
             Ok(m) => Some(m),
             Err(e) => {
@@ -92,7 +94,7 @@ impl Store {
     }
 
     /// Remove a file and its metadata (pruning). A file already gone is fine.
-    pub fn remove(&self, project: &ProjectName, filename: &str) {
+    pub fn remove(&self, project: &ProjectName, filename: &DistFilename) {
         for path in [self.path(project, filename), self.metadata_path(project, filename)] {
             if let Err(e) = std::fs::remove_file(&path)
                 && e.kind() != std::io::ErrorKind::NotFound

@@ -363,7 +363,7 @@ impl RemoteStore {
         then: &str,
     ) -> HashSet<(ProjectName, DistFilename)> {
         let todo: Vec<(String, PathBuf, Option<Sha256>)> =
-            files.iter().map(|(p, f, sha)| (format!("{p}/{f}"), store.path(p, f.as_str()), *sha)).collect();
+            files.iter().map(|(p, f, sha)| (format!("{p}/{f}"), store.path(p, f), *sha)).collect();
         let arrived = self.downloaded(store, todo, then);
         files
             .iter()
@@ -380,7 +380,7 @@ impl RemoteStore {
     pub fn restore_recorded(&self, store: &Store, files: &[(ProjectName, DistFilename, Sha256)]) -> u64 {
         let todo: Vec<(ProjectName, DistFilename, Option<Sha256>)> = files
             .iter()
-            .filter(|(p, f, _)| !store.path(p, f.as_str()).is_file() && self.held_size(p, f).is_some())
+            .filter(|(p, f, _)| !store.path(p, f).is_file() && self.held_size(p, f).is_some())
             .map(|(p, f, sha)| (p.clone(), f.clone(), Some(*sha)))
             .collect();
         let restored = self.restore(store, &todo, "");
@@ -450,7 +450,7 @@ impl RemoteStore {
     pub fn upload(&mut self, store: &Store, files: &[(ProjectName, DistFilename)]) -> Result<u64, RemoteError> {
         let todo: Vec<(String, PathBuf)> = files
             .iter()
-            .map(|(project, filename)| (format!("{project}/{filename}"), store.path(project, filename.as_str())))
+            .map(|(project, filename)| (format!("{project}/{filename}"), store.path(project, filename)))
             .filter(|(rel, path)| !self.held.contains_key(rel) && path.is_file())
             .collect();
         let this = &*self;
