@@ -235,12 +235,12 @@ pub fn verify(manifest: &Manifest, repair: bool) -> Result<Exit, Error> {
         let report = check(&session.state, &served, trust.as_ref())?;
         // Every artifact whose tree copy hashed clean is freshly verified.
         let bad: BTreeSet<&str> = report.problems.iter().map(Problem::path).collect();
-        let good: Vec<(ProjectName, String)> = session
+        let good: Vec<(ProjectName, DistFilename)> = session
             .state
             .artifacts()?
             .into_iter()
             .filter(|a| !bad.contains(format!("packages/{}/{}", a.project, a.filename).as_str()))
-            .map(|a| (a.project, a.filename.to_string()))
+            .map(|a| (a.project, a.filename))
             .collect();
         session.state.touch_verified(&good)?;
         report
@@ -336,7 +336,7 @@ fn repair_store(manifest: &Manifest, report: &Report) -> Result<Vec<String>, Err
         let mut touched = Vec::new();
         for (job, r) in refetch.iter().zip(results) {
             match r {
-                Ok(_) => touched.push((job.project.clone(), job.file.filename.to_string())),
+                Ok(_) => touched.push((job.project.clone(), job.file.filename.clone())),
                 Err(e) => unrepaired.push(format!("cannot repair: {e}")),
             }
         }

@@ -17,7 +17,7 @@ use crate::store::state::{GateRow, StateError};
 /// their selection as it is, so a flaky upstream never empties a page.
 /// Returns how many files left the index.
 pub fn record(run: &mut Run, plan: &Plan, requested: &Requested) -> Result<u64, StateError> {
-    let mut keep: Vec<(ProjectName, String)> = Vec::new();
+    let mut keep: Vec<(ProjectName, DistFilename)> = Vec::new();
     let mut planned: Vec<ProjectName> = Vec::new();
     let mut keys: Vec<(ProjectName, Option<String>)> = Vec::new();
     let mut sdist_only = Vec::new();
@@ -27,7 +27,7 @@ pub fn record(run: &mut Run, plan: &Plan, requested: &Requested) -> Result<u64, 
         if pp.reused || !pp.planned || !requested.contains_key(&pp.project) {
             continue;
         }
-        keep.extend(pp.with(|d| matches!(d, Decision::Keep)).map(|f| (pp.project.clone(), f.filename.to_string())));
+        keep.extend(pp.with(|d| matches!(d, Decision::Keep)).map(|f| (pp.project.clone(), f.filename.clone())));
         planned.push(pp.project.clone());
         keys.push((pp.project.clone(), pp.complete().then(|| pp.key.clone())));
         sdist_only.push((pp.project.clone(), pp.sdist_only.clone()));
@@ -74,9 +74,8 @@ pub fn pruning(prune: &[(ProjectName, DistFilename)], diags: &mut Diagnostics) {
 /// published: a kill in between leaves only orphan files, which a later
 /// selection adopts or nothing lists.
 pub fn prune_rows(run: &mut Run, prune: &[(ProjectName, DistFilename)]) -> Result<u64, StateError> {
-    let keys: Vec<(ProjectName, String)> = prune.iter().map(|(p, f)| (p.clone(), f.to_string())).collect();
-    run.state.delete_artifacts(&keys)?;
-    Ok(keys.len() as u64)
+    run.state.delete_artifacts(prune)?;
+    Ok(prune.len() as u64)
 }
 
 /// Stage: prune, the store's half (see [`prune_rows`]).

@@ -205,7 +205,7 @@ impl State {
     pub fn record_selection(
         &mut self,
         run: RunId,
-        keep: &[(ProjectName, String)],
+        keep: &[(ProjectName, DistFilename)],
         planned: &[ProjectName],
         requested: Option<&[ProjectName]>,
     ) -> Result<usize, StateError> {
@@ -219,7 +219,7 @@ impl State {
             {
                 let mut put = tx.prepare_cached("INSERT OR IGNORE INTO sel_keep VALUES (?1, ?2)")?;
                 for (p, f) in keep {
-                    put.execute(params![p.as_str(), f])?;
+                    put.execute(params![p.as_str(), f.as_str()])?;
                 }
             }
             let kept = tx.execute(
@@ -398,24 +398,24 @@ impl State {
         out
     }
 
-    pub fn touch_verified(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
+    pub fn touch_verified(&mut self, keys: &[(ProjectName, DistFilename)]) -> Result<(), StateError> {
         let stamp = now();
         self.in_tx(|tx| {
             let mut stmt =
                 tx.prepare_cached("UPDATE artifacts SET last_verified = ?1 WHERE project = ?2 AND filename = ?3")?;
             for (p, f) in keys {
-                stmt.execute(params![stamp, p.as_str(), f])?;
+                stmt.execute(params![stamp, p.as_str(), f.as_str()])?;
             }
             Ok(())
         })
     }
 
-    pub fn delete_artifacts(&mut self, keys: &[(ProjectName, String)]) -> Result<(), StateError> {
+    pub fn delete_artifacts(&mut self, keys: &[(ProjectName, DistFilename)]) -> Result<(), StateError> {
         self.in_tx(|tx| {
             let mut stmt = tx.prepare_cached("DELETE FROM artifacts WHERE project = ?1 AND filename = ?2")?;
             let mut n = 0;
             for (p, f) in keys {
-                n += stmt.execute(params![p.as_str(), f])?;
+                n += stmt.execute(params![p.as_str(), f.as_str()])?;
             }
             if n > 0 {
                 bump(tx)?;

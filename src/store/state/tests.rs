@@ -43,15 +43,15 @@ fn round_trips_and_reopens() {
     // Planned afresh at run 7 with only the wheel: the sdist leaves the index.
     let p = all[0].project.clone();
     let one = std::slice::from_ref(&p);
-    let wheel = all[0].filename.to_string();
+    let wheel = all[0].filename.clone();
     let left = s.record_selection(RunId(7), &[(p.clone(), wheel.clone())], one, Some(one)).unwrap();
     assert_eq!(left, 1);
-    assert_eq!(s.artifact(&p, &wheel).unwrap().unwrap().selected_run, RunId(7));
+    assert_eq!(s.artifact(&p, wheel.as_str()).unwrap().unwrap().selected_run, RunId(7));
     assert_eq!(s.artifact(&p, all[1].filename.as_str()).unwrap().unwrap().unselected_run, Some(RunId(7)));
     // Not planned and still requested: untouched. No longer requested: out.
     assert_eq!(s.record_selection(RunId(8), &[], &[], Some(one)).unwrap(), 0);
     assert_eq!(s.record_selection(RunId(9), &[], &[], Some(&[])).unwrap(), 1);
-    assert_eq!(s.artifact(&p, &wheel).unwrap().unwrap().unselected_run, Some(RunId(9)));
+    assert_eq!(s.artifact(&p, wheel.as_str()).unwrap().unwrap().unselected_run, Some(RunId(9)));
     assert_eq!(s.next_run_id().unwrap(), RunId(2));
 }
 
