@@ -55,7 +55,7 @@ fn discover(
     }
     let mut new = Requested::new();
     for (project, files) in &wheels {
-        let opts = inputs.select.options_for(project);
+        let opts = inputs.options_for(project);
         let envs = env::environments(&opts.tags);
         let extras: Vec<ExtraName> =
             requested.get(project).into_iter().flatten().flat_map(|l| l.requirement.extras.iter().cloned()).collect();
@@ -83,7 +83,7 @@ pub fn expand(
     opts: FetchOptions,
     diags: &mut Diagnostics,
 ) -> Result<(Requested, Views), StateError> {
-    let follows = |p: &ProjectName| inputs.select.options_for(p).dependencies == Dependencies::All;
+    let follows = |p: &ProjectName| inputs.options_for(p).dependencies == Dependencies::All;
     let mut closure = Closure::new(&requested);
     loop {
         if !requested.keys().any(follows) {

@@ -412,7 +412,7 @@ impl<'a> Build<'a> {
         let select = &manifest.select;
         let cx =
             resolve::ResolveInputs { select, constraints: &want.constraints, client, jobs, tmp: &tmp, since, gate };
-        let (requested, select, views, resolved) = resolve::resolve(scope.state(), &cx, batch, views, diags)?;
+        let (requested, pinned, views, resolved) = resolve::resolve(scope.state(), &cx, batch, views, diags)?;
         if scope.keeps_views() {
             scope.state().put_project_views(&views.updated)?;
         }
@@ -424,7 +424,8 @@ impl<'a> Build<'a> {
         signal::check()?;
         let installed = installed_by(manifest, want, &resolved);
         let inputs = plan::PlanInputs {
-            select: &select,
+            select,
+            pinned: &pinned,
             locked: &want.locked,
             constraints: &want.constraints,
             keep_runs: manifest.mirror.keep_runs,

@@ -217,7 +217,10 @@ fn gate_key(inputs: &PlanInputs<'_>, project: &ProjectName, opts: &SelectOptions
 
 /// What planning needs besides the views.
 pub struct PlanInputs<'a> {
+    /// The manifest's selection.
     pub select: &'a Select,
+    /// The projects resolution pinned (`resolve::Pinned`).
+    pub pinned: &'a super::resolve::Pinned,
     /// What the manifest's lock files name.
     pub locked: &'a Locked,
     /// Every `-c` constraint, by the project it names (a project the
@@ -243,6 +246,20 @@ pub struct PlanInputs<'a> {
     /// (resolution's and the locks'), and those environments; a version
     /// they name keeps only the wheel each of them would pick.
     pub installed: Option<(&'a crate::select::locked::InstalledBy, &'a [crate::select::env::TargetEnv])>,
+}
+
+impl PlanInputs<'_> {
+    /// A project's options: the manifest's, except that a project
+    /// resolution pinned keeps every pinned version and follows no
+    /// dependencies of its own (the resolution did).
+    pub fn options_for(&self, project: &ProjectName) -> SelectOptions {
+        let mut o = self.select.options_for(project);
+        if self.pinned.contains(project) {
+            o.latest = 0;
+            o.dependencies = crate::manifest::Dependencies::Off;
+        }
+        o
+    }
 }
 
 /// Malicious releases and files, refused at the plan: their files are
@@ -345,7 +362,7 @@ pub fn make_batch(
     let mut fresh: Vec<ProjectName> = Vec::new();
     for (project, lines) in requested {
         let Some(up) = views.projects.get(project) else { continue };
-        let opts = inputs.select.options_for(project);
+        let opts = inputs.options_for(project);
         let key = plan_key(
             &up.view.body_sha256,
             &opts,
@@ -502,7 +519,7 @@ fn plan_project(
     if let Some(j) = up.judgement() {
         gate_diagnostics(project, j, diags);
     }
-    let opts = inputs.select.options_for(project);
+    let opts = inputs.options_for(project);
     let lock = LockedFor { files: inputs.locked.files.get(project), hashed: inputs.locked.hashed.get(project) };
     let pp = select_project(project, key, listing, lines, &opts, have, &inputs.store);
     let mut pp = with_locked(pp, listing, &lock, have, &inputs.store, diags);

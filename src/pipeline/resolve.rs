@@ -286,23 +286,25 @@ fn pinned_request(
     requested: Requested,
     select: &Select,
     pins: &BTreeMap<ProjectName, BTreeSet<Version>>,
-) -> (Requested, Select) {
+) -> (Requested, Pinned) {
     let mut out: Requested = requested
         .into_iter()
         .filter(|(p, _)| select.options_for(p).dependencies != Dependencies::Resolve && !pins.contains_key(p))
         .collect();
-    let mut derived = select.clone();
     for (project, versions) in pins {
         let lines = out.entry(project.clone()).or_default();
         for v in versions {
             lines.push(RequirementLine { requirement: pin(project, v), origin: ORIGIN.into(), constraint: false });
         }
-        let ov = derived.overrides.entry(project.clone()).or_default();
-        ov.latest = Some(0);
-        ov.dependencies = Some(Dependencies::Off);
     }
-    (out, derived)
+    (out, pins.keys().cloned().collect())
 }
+
+/// The projects whose versions are the resolver's pins: their requirement
+/// lines are `==` pins, every pinned version is kept (`latest` does not
+/// apply) and their dependencies are the resolution's, not followed again
+/// (`PlanInputs::options_for`).
+pub type Pinned = BTreeSet<ProjectName>;
 
 /// `project==v`, built from the pin itself: nothing to parse, nothing to
 /// lose to a version that prints differently than it parses.
@@ -344,10 +346,10 @@ pub fn resolve(
     requested: Requested,
     views: Views,
     diags: &mut Diagnostics,
-) -> Result<(Requested, Select, Views, Resolved), StateError> {
+) -> Result<(Requested, Pinned, Views, Resolved), StateError> {
     let select = inputs.select;
     if !requested.keys().any(|p| select.options_for(p).dependencies == Dependencies::Resolve) {
-        return Ok((requested, select.clone(), views, Resolved::default()));
+        return Ok((requested, Pinned::new(), views, Resolved::default()));
     }
     let cache = state.metadata_cache()?;
     let stored = state.all_project_views()?;
@@ -422,8 +424,8 @@ pub fn resolve(
     warnings(&resolved, &requested, fatal, diags);
     diags.extend(unusable);
     log(&resolved);
-    let (requested, derived) = pinned_request(requested, select, &resolved.pins);
-    Ok((requested, derived, gathered, resolved))
+    let (requested, pinned) = pinned_request(requested, select, &resolved.pins);
+    Ok((requested, pinned, gathered, resolved))
 }
 
 /// Each environment's pins: its own (plain and widened) when it resolved,
