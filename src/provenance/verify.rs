@@ -136,16 +136,16 @@ impl Publisher {
     /// A manifest's `publisher` key: `kind:identity`, optionally
     /// `@workflow-file`: `github:owner/repo@release.yml`,
     /// `gitlab:group/project@.gitlab-ci.yml`, `google:account@example.com`.
-    pub fn parse_pin(text: &str) -> Result<Publisher, String> {
-        let forms = "expected kind:owner/repo (optionally @workflow-file) with kind github, gitlab or google";
-        let (kind, rest) = text.trim().split_once(':').ok_or_else(|| format!("{text:?}: {forms}"))?;
+    pub fn parse_pin(text: &str) -> Result<Publisher, PinError> {
+        let bad = || PinError { text: text.to_string() };
+        let (kind, rest) = text.trim().split_once(':').ok_or_else(bad)?;
         let (identity, workflow) = match rest.split_once('@') {
             Some((i, w)) if kind != "google" => (i, Some(w)),
             _ => (rest, None),
         };
         let nonempty = |s: &str| !s.is_empty() && !s.chars().any(char::is_whitespace);
         if !nonempty(identity) || workflow.is_some_and(|w| !nonempty(w)) {
-            return Err(format!("{text:?}: {forms}"));
+            return Err(bad());
         }
         let repo_ok = identity.split('/').count() >= 2 && identity.split('/').all(|s| !s.is_empty());
         match kind {
@@ -155,7 +155,7 @@ impl Publisher {
                 ..Publisher::of(Kind::parse(kind))
             }),
             "google" if identity.contains('@') => Ok(Publisher::google(identity)),
-            _ => Err(format!("{text:?}: {forms}")),
+            _ => Err(bad()),
         }
     }
 
@@ -284,6 +284,22 @@ pub struct VerifyError {
     pub message: String,
 }
 
+/// Why a trusted root is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("not a Sigstore trusted root: {0}")]
+    Parse(sigstore_verify::trust_root::Error),
+    #[error("its keys and certificates do not load: {0}")]
+    Keys(SigError),
+}
+
+/// Why a manifest's `publisher` does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?}: expected kind:owner/repo (optionally @workflow-file) with kind github, gitlab or google")]
+pub struct PinError {
+    pub text: String,
+}
+
 /// The Sigstore trusted root attestations are verified against.
 pub struct TrustRoot {
     verifier: Verifier,
@@ -291,14 +307,14 @@ pub struct TrustRoot {
 
 impl TrustRoot {
     /// Sigstore's production root, built in (no network).
-    pub fn production() -> Result<TrustRoot, String> {
+    pub fn production() -> Result<TrustRoot, RootError> {
         TrustRoot::from_json(SIGSTORE_PRODUCTION_TRUSTED_ROOT)
     }
 
     /// A `trusted_root.json` (Sigstore's format).
-    pub fn from_json(json: &str) -> Result<TrustRoot, String> {
-        let root = TrustedRoot::from_json(json).map_err(|e| e.to_string())?;
-        let verifier = Verifier::new(&root).map_err(|e| e.to_string())?;
+    pub fn from_json(json: &str) -> Result<TrustRoot, RootError> {
+        let root = TrustedRoot::from_json(json).map_err(RootError::Parse)?;
+        let verifier = Verifier::new(&root).map_err(RootError::Keys)?;
         Ok(TrustRoot { verifier })
     }
 }
