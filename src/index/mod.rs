@@ -6,6 +6,7 @@
 
 pub mod local;
 pub mod locks;
+pub mod readme;
 pub mod render;
 pub mod templates;
 
