@@ -82,6 +82,7 @@ PY
         bundle) printf 'x' > "$d/empty" ;;
         pylock) printf 'lock-version = "1.0"\ncreated-by = "uv"\n[[packages]]\nname = "p"\nversion = "1.0"\nmarker = "sys_platform == '"'"'linux'"'"'"\n[[packages.wheels]]\nname = "p-1.0-py3-none-any.whl"\nurl = "https://x/p-1.0-py3-none-any.whl"\nhashes = {sha256 = "00"}\n' > "$d/pylock" ;;
         plan) printf '{"schema":"airlock.plan/v1","upstream":"https://x/simple/","bytes":3,"files":[{"project":"p","filename":"p-1.0-py3-none-any.whl","url":"https://x/p-1.0-py3-none-any.whl","sha256":"%064d","size":3}]}' 0 > "$d/plan" ;;
+        readme) printf 'Metadata-Version: 2.1\nName: p\nDescription-Content-Type: text/markdown\n\n# T\n\n<script>x</script>\n' > "$d/readme" ;;
         provenance) cp "$data/pep740/attestations/sampleproject-4.0.0.tar.gz.provenance" "$d/" 2>/dev/null || printf '{"version":1,"attestation_bundles":[]}' > "$d/empty" ;;
         xmlrpc) printf '<?xml version="1.0"?><methodResponse><params><param><value><array><data><value><array><data><value><string>p</string></value><value><string>1.0</string></value><value><int>1700000000</int></value><value><string>new release</string></value><value><int>42</int></value></data></array></value></data></array></value></param></params></methodResponse>' > "$d/changes"
             printf '<?xml version="1.0"?><methodResponse><fault><value><struct><member><name>faultCode</name><value><int>1</int></value></member></struct></value></fault></methodResponse>' > "$d/fault" ;;

@@ -33,6 +33,7 @@ pub const TARGETS: &[&str] = &[
     "plan",
     "xmlrpc",
     "provenance",
+    "readme",
 ];
 
 /// Feed `data` to the parser `target` names; an unknown target is ignored.
@@ -109,6 +110,14 @@ pub fn run(target: &str, data: &[u8]) {
                 let sha = crate::util::hashing::Sha256::of(data);
                 let _ = crate::provenance::verify_provenance(data, "pkg-1.0.tar.gz", &sha, root, None);
             }
+        }
+        "readme" => {
+            // Whatever a METADATA says, its rendered README runs nothing.
+            let (text, markup) = crate::index::readme::description(data).unwrap_or_else(|| {
+                (String::from_utf8_lossy(data).into_owned(), crate::index::readme::Markup::Markdown)
+            });
+            let html = crate::index::readme::render(&text, markup).to_ascii_lowercase();
+            assert!(!html.contains("<script") && !html.contains("href=\"javascript:"), "{html}");
         }
         _ => {}
     }

@@ -112,6 +112,13 @@ fn seeds(scratch: &Path) -> std::collections::BTreeMap<&'static str, Vec<Vec<u8>
     out.insert("pep691", text(&[r#"{"meta":{"api-version":"1.1"},"name":"p","versions":["1.0"],"files":[{"filename":"p-1.0-py3-none-any.whl","url":"../../p-1.0-py3-none-any.whl","hashes":{"sha256":"00"},"requires-python":">=3.8","core-metadata":{"sha256":"00"},"yanked":"bad","size":3,"upload-time":"2024-01-01T00:00:00Z"}]}"#]));
     out.insert("pep503", text(&[r#"<!DOCTYPE html><html><head><base href="/x/"></head><body><a href="../../p-1.0.tar.gz#sha256=00" data-requires-python="&gt;=3.8" data-yanked="" data-core-metadata="sha256=00">p-1.0.tar.gz</a></body></html>"#]));
     out.insert("metadata", text(&["Metadata-Version: 2.1\nName: p\nVersion: 1.0\nRequires-Python: >=3.8\nRequires-Dist: q>=1; extra == \"x\"\nProvides-Extra: x\n\nbody\n"]));
+    out.insert(
+        "readme",
+        text(&[
+            "Metadata-Version: 2.1\nName: p\nDescription-Content-Type: text/markdown\n\n# T\n\n<script>x</script>\n[a](javascript:x)\n![i](https://x/i.png)\n",
+            "Metadata-Version: 1.2\nName: p\nDescription: line\n        |  more\n",
+        ]),
+    );
     out.insert("wheel", vec![whl]);
     out.insert("sdist", vec![tgz]);
     out.insert("osv", osv);
