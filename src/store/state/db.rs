@@ -204,6 +204,9 @@ pub struct State {
     pub(super) path: PathBuf,
     /// Opened by `plan`, which must write nothing.
     pub(super) read_only: bool,
+    /// A state older than this airlock, read through a migrated copy that
+    /// lives here (the real one is left for the next build to migrate).
+    _copy: Option<tempfile::TempDir>,
 }
 
 impl State {
@@ -213,7 +216,7 @@ impl State {
         let path = dir.join("state.sqlite");
         let conn =
             Connection::open(&path).map_err(|e| StateError::Sql { path: path.display().to_string(), error: e })?;
-        let mut state = State { conn, path, read_only: false };
+        let mut state = State { conn, path, read_only: false, _copy: None };
         state.setup()?;
         Ok(state)
     }
@@ -223,7 +226,7 @@ impl State {
         let path = dir.join("state.sqlite");
         let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| StateError::Sql { path: path.display().to_string(), error: e })?;
-        let state = State { conn, path, read_only: true };
+        let state = State { conn, path, read_only: true, _copy: None };
         let version: i64 = state.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| state.err(e))?;
         if version > MIGRATIONS.len() as i64 {
             return Err(StateError::TooNew {
@@ -231,6 +234,16 @@ impl State {
                 found: version,
                 known: MIGRATIONS.len() as i64,
             });
+        }
+        if version < MIGRATIONS.len() as i64 {
+            // Plan must not migrate the real state, and cannot read tables
+            // it lacks: a migrated copy stands in.
+            let copy = tempfile::tempdir()?;
+            state.backup_to(&copy.path().join("state.sqlite"))?;
+            let mut migrated = State::open(copy.path())?;
+            migrated.read_only = true;
+            migrated._copy = Some(copy);
+            return Ok(migrated);
         }
         Ok(state)
     }

@@ -80,3 +80,23 @@ impl Artifact {
         Artifact { first_seen: other.first_seen.clone(), last_verified: other.last_verified.clone(), ..self.clone() }
     }
 }
+
+/// `plan` on a state an older airlock wrote reads it through a migrated
+/// copy: the new tables are there, and the real state stays as it was.
+#[test]
+fn a_read_only_open_of_an_older_state_migrates_a_copy_only() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(State::open(dir.path()).unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join("state.sqlite")).unwrap();
+    conn.execute_batch(
+        "DROP TABLE publishers; DROP TABLE attested; ALTER TABLE gate DROP COLUMN note; PRAGMA user_version = 10",
+    )
+    .unwrap();
+    drop(conn);
+    let s = State::open_read_only(dir.path()).unwrap();
+    assert!(s.publisher_pins().unwrap().is_empty());
+    drop(s);
+    let conn = rusqlite::Connection::open(dir.path().join("state.sqlite")).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 10, "the real state is not migrated by a read-only open");
+}
