@@ -300,6 +300,22 @@ pub struct SelectOptions {
 }
 
 impl SelectOptions {
+    /// The options as one line of a cache key, written out field by field
+    /// (never `Debug`, whose format may change under a dependency bump).
+    pub fn key_line(&self) -> String {
+        let list = |xs: Option<Vec<String>>| xs.map_or("*".to_string(), |v| v.join(","));
+        format!(
+            "pythons={} platforms={} sdists={} prereleases={} yanked={} latest={} dependencies={}",
+            list(self.tags.pythons.as_ref().map(|p| p.iter().map(ToString::to_string).collect())),
+            list(self.tags.platforms.as_ref().map(|p| p.iter().map(ToString::to_string).collect())),
+            self.sdists,
+            self.prereleases,
+            self.yanked,
+            self.latest,
+            self.dependencies.as_str(),
+        )
+    }
+
     /// Whether the admission gate holds anything back for this project.
     pub fn gated(&self) -> bool {
         !self.min_age.is_zero() || self.freeze.is_some()
@@ -394,6 +410,51 @@ pub struct SelectOverride {
 }
 
 impl Select {
+    /// Everything of the selection a published tree depends on, written
+    /// out (a cache key: requirement lines, lock files' packages and files,
+    /// every project's options, the gate's keys, the admit entries).
+    pub fn cache_key(&self) -> String {
+        use std::fmt::Write;
+        let mut out = format!("installable={:?}\ndefaults {}\n", self.installable, self.defaults.key_line());
+        for l in &self.requirements {
+            let _ = writeln!(out, "{}{} @{}", if l.constraint { "-c " } else { "" }, l.requirement, l.origin);
+        }
+        for lock in &self.locks {
+            let _ = writeln!(out, "lock {}", lock.path.display());
+            for p in &lock.packages {
+                let version = p.version.as_ref().map(ToString::to_string).unwrap_or_default();
+                let marker = p.marker.try_to_string().unwrap_or_default();
+                let _ = writeln!(out, " {} {version} [{marker}]", p.name);
+                for f in &p.files {
+                    let _ = writeln!(out, "  {} {}", f.filename, f.sha256);
+                }
+                for h in &p.hashes {
+                    let _ = writeln!(out, "  --hash {h}");
+                }
+                for who in &p.publishers {
+                    let _ = writeln!(out, "  publisher {who}");
+                }
+            }
+        }
+        for (project, ov) in &self.overrides {
+            let o = self.options_for(project);
+            let publisher = ov.publisher.as_ref().map(ToString::to_string).unwrap_or_default();
+            let freeze = o.freeze.map(|f| f.to_string()).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "project {project} {} min_age={}s freeze={freeze} publisher={publisher}",
+                o.key_line(),
+                o.min_age.as_secs()
+            );
+        }
+        let freeze = self.defaults.freeze.map(|f| f.to_string()).unwrap_or_default();
+        let _ = writeln!(out, "min_age={}s freeze={freeze}", self.defaults.min_age.as_secs());
+        for a in &self.admit {
+            let _ = writeln!(out, "admit {} {} {} {:?}", a.project, a.version, a.expires, a.reason);
+        }
+        out
+    }
+
     pub fn options_for(&self, project: &ProjectName) -> SelectOptions {
         let mut o = self.defaults.clone();
         if let Some(ov) = self.overrides.get(project) {
@@ -477,6 +538,31 @@ pub enum Malicious {
     Block,
     /// They are mirrored and listed.
     Report,
+}
+
+impl Policy {
+    /// The policy as a cache key, written out field by field.
+    pub fn cache_key(&self) -> String {
+        let ignores: Vec<String> = self
+            .ignore
+            .iter()
+            .map(|i| format!("{}:{}:{}", i.id, i.expires.map(|e| e.to_string()).unwrap_or_default(), i.reason))
+            .collect();
+        format!(
+            "malicious={:?} fail_on={} block={} unknown_severity={} require_advisories={} ignore=[{}] security_bypass={} upstream_removed={:?} provenance={:?} publisher_pinning={} trusted_root={}",
+            self.malicious,
+            self.fail_on,
+            self.block,
+            self.unknown_severity,
+            self.require_advisories,
+            ignores.join(";"),
+            self.security_bypass,
+            self.upstream_removed,
+            self.provenance,
+            self.publisher_pinning,
+            self.trusted_root.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        )
+    }
 }
 
 impl Default for Policy {

@@ -152,18 +152,7 @@ pub fn plan_key(
 ) -> String {
     // Written out field by field (no `Debug` of foreign types, whose
     // format may change under a dependency bump and replan every project).
-    let list = |xs: Option<Vec<String>>| xs.map_or("*".to_string(), |v| v.join(","));
-    let mut text = format!(
-        "{}\n{body_sha256}\npythons={} platforms={} sdists={} prereleases={} yanked={} latest={} dependencies={}\n",
-        env!("CARGO_PKG_VERSION"),
-        list(opts.tags.pythons.as_ref().map(|p| p.iter().map(ToString::to_string).collect())),
-        list(opts.tags.platforms.as_ref().map(|p| p.iter().map(ToString::to_string).collect())),
-        opts.sdists,
-        opts.prereleases,
-        opts.yanked,
-        opts.latest,
-        opts.dependencies.as_str(),
-    );
+    let mut text = format!("{}\n{body_sha256}\n{}\n", env!("CARGO_PKG_VERSION"), opts.key_line());
     // Only when set, so a manifest without a gate keeps its keys.
     if !gate.is_empty() {
         text.push_str(gate);

@@ -106,23 +106,28 @@ fn diagnostics_digest(diags: &[Diagnostic]) -> String {
 fn inputs_key(p: &Publishing<'_>, tampering: &[Tampering], diags: &[Diagnostic]) -> String {
     let today = crate::util::clock::output_time().to_zoned(jiff::tz::TimeZone::UTC).date();
     let expired: Vec<bool> = p.policy.ignore.iter().map(|i| i.expires.is_some_and(|e| e < today)).collect();
+    // Written out field by field: no `Debug` of foreign types, whose format
+    // may change under a dependency bump and republish every tree. What
+    // the lock files name (`check.locked`) follows from the selection.
+    let tampered: Vec<String> = tampering
+        .iter()
+        .map(|t| format!("{}/{} {} {} {}-{}", t.project, t.filename, t.mirrored, t.upstream, t.first_run, t.last_run))
+        .collect();
     let text = format!(
-        "{}\n{}\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n",
+        "{}\n{}\n{}\n{}\n{}\nexpired={expired:?}\n{:?}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
         env!("CARGO_PKG_VERSION"),
         p.templates.digest(),
         p.mirror.name,
-        p.mirror.upstream,
-        p.policy,
-        expired,
+        p.mirror.upstream.as_deref().unwrap_or_default(),
+        p.policy.cache_key(),
         p.loaded.status,
-        p.loaded.banner,
-        p.loaded.info.as_ref().map(|i| &i.sha256),
-        tampering,
+        p.loaded.banner.as_deref().unwrap_or_default(),
+        p.loaded.info.as_ref().map(|i| i.sha256.as_str()).unwrap_or_default(),
+        tampered.join(";"),
         diagnostics_digest(diags),
-        p.check.select,
-        p.check.locked,
-        p.check.envs.iter().map(TargetEnv::name).collect::<Vec<_>>(),
-        p.base_url,
+        p.check.select.cache_key(),
+        p.check.envs.iter().map(TargetEnv::name).collect::<Vec<_>>().join(","),
+        p.base_url.as_ref().map(url::Url::as_str).unwrap_or_default(),
     );
     Sha256::of(text.as_bytes()).hex()
 }
