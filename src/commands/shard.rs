@@ -75,6 +75,11 @@ pub struct PlannedFetch {
     pub url: String,
     pub sha256: Option<String>,
     pub size: Option<u64>,
+    /// The upstream's PEP 740 provenance URL, when it offers one: the shard
+    /// fetches and verifies it with the file (the build adopts an attested
+    /// file only with its provenance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
 }
 
 /// Shard `index` of `count` (0-based).
@@ -145,6 +150,7 @@ pub fn plan_file(plan: &Plan, upstream: &Url) -> PlanFile {
                 url: crate::util::redact::strip(&f.url).to_string(),
                 sha256: f.sha256.map(|s| s.hex()),
                 size: f.size,
+                provenance: f.facts.provenance.clone(),
             }),
             _ => None,
         })
@@ -186,8 +192,14 @@ pub fn read(path: &Path) -> Result<(PlanFile, Vec<FetchJob>), ShardError> {
             return Err(bad(format!("URL scheme {:?} is not fetched", url.scheme())));
         }
         let sha256 = f.sha256.as_deref().map(Sha256::from_str).transpose().map_err(|e| bad(e.to_string()))?;
-        let file =
-            UpstreamFile { filename, url, sha256, size: f.size, facts: Default::default(), metadata: Offered::No };
+        if let Some(p) = &f.provenance {
+            let u = Url::parse(p).map_err(|e| bad(format!("bad provenance URL: {e}")))?;
+            if !matches!(u.scheme(), "http" | "https" | "file") {
+                return Err(bad(format!("provenance URL scheme {:?} is not fetched", u.scheme())));
+            }
+        }
+        let facts = crate::dist::file::FileFacts { provenance: f.provenance.clone(), ..Default::default() };
+        let file = UpstreamFile { filename, url, sha256, size: f.size, facts, metadata: Offered::No };
         jobs.push(FetchJob { project, file });
     }
     Ok((plan, jobs))
@@ -235,13 +247,38 @@ pub fn fetch(manifest: &Manifest, plan_path: &Path, shard: Shard) -> Result<Exit
         let _ = std::fs::remove_dir_all(&tmp);
     });
     let opts = FetchOptions { jobs: m.jobs, allow_missing_hashes: m.allow_missing_hashes };
-    let results = crate::store::fetch::fetch_all(&client, &store, &todo, opts);
+    // Each file's provenance is fetched, verified and kept beside it (the
+    // publisher is judged by the build that adopts it: the shard has no pins).
+    let scratch_state = tempfile::tempdir()?;
+    let check = crate::pipeline::provenance::Check::new(
+        &manifest.policy,
+        &crate::manifest::Select {
+            overrides: Default::default(),
+            locks: Vec::new(),
+            admit: Vec::new(),
+            ..manifest.select.clone()
+        },
+        &crate::store::state::State::open(scratch_state.path())?,
+    )?;
+    let verify = |job: &FetchJob, f: &crate::store::fetch::Fetched| {
+        check.as_ref().and_then(|c| {
+            crate::pipeline::provenance::verify_one(c, &client, &store, &job.project, &job.file, &f.sha256)
+        })
+    };
+    let results = crate::store::fetch::fetch_all_then(&client, &store, &todo, opts, &verify);
     let _ = fs_err::remove_dir_all(store.tmp_dir());
     crate::util::signal::check()?;
     let (mut fetched, mut bytes, mut failed) = (0u64, 0u64, 0u64);
     let mut verified = stored;
-    for (job, r) in todo.iter().zip(&results) {
+    for (job, (r, verdict)) in todo.iter().zip(&results) {
         match r {
+            // Refused for its provenance (and removed from the store).
+            Ok(_) if matches!(verdict, Some(crate::pipeline::provenance::Verdict::Refused(_))) => {
+                failed += 1;
+                if let Some(crate::pipeline::provenance::Verdict::Refused(d)) = verdict {
+                    tracing::error!("failed: {d}");
+                }
+            }
             Ok(f) => {
                 fetched += 1;
                 bytes += f.size;
@@ -275,7 +312,14 @@ mod tests {
     use super::*;
 
     fn file(name: &str, size: u64) -> PlannedFetch {
-        PlannedFetch { project: "p".into(), filename: name.into(), url: String::new(), sha256: None, size: Some(size) }
+        PlannedFetch {
+            project: "p".into(),
+            filename: name.into(),
+            url: String::new(),
+            sha256: None,
+            size: Some(size),
+            provenance: None,
+        }
     }
 
     #[test]

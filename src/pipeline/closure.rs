@@ -91,7 +91,7 @@ pub fn expand(
         }
         // Plan diagnostics are the main plan's to report.
         let plan = plan::make(inputs, &requested, &views, &mut run.state, &mut Diagnostics::default())?;
-        let plan = adopt(run, wheels_only(plan, follows), opts.allow_missing_hashes)?;
+        let plan = adopt(run, wheels_only(plan, follows), (opts.allow_missing_hashes, inputs.provenance), diags)?;
         // Offline, only what is stored is followed (the main fetch says what is missing).
         let plan = if client.is_some() {
             fetch(run, client, plan, opts, (&Default::default(), inputs.provenance), diags)?.0

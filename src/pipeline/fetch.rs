@@ -53,47 +53,61 @@ pub fn artifact_row(
     }
 }
 
-/// Hash a stored, unrecorded file again; its row if it is what the upstream declares.
+/// Hash a stored, unrecorded file again; its row if it is what the
+/// upstream declares, with the verdict on the provenance stored beside it
+/// (a file whose upstream offers provenance is adopted only with it).
 fn readopt(
     store: &Store,
     project: &ProjectName,
     f: &UpstreamFile,
-    allow_missing: bool,
+    (allow_missing, provenance): (bool, Option<&super::provenance::Check>),
     run: RunId,
-) -> Option<Artifact> {
+) -> Option<(Artifact, Option<super::provenance::Verdict>)> {
     let (sha, size) = hash_file(&store.path(project, &f.filename)).ok()?;
     let matches = f.sha256.map_or(allow_missing, |want| want == sha) && f.size.is_none_or(|want| want == size);
     if !matches {
         return None;
     }
+    let verdict = match provenance.and_then(|c| super::provenance::verify_stored(c, store, project, f, &sha)) {
+        Some(None) => return None,
+        Some(v) => v,
+        None => None,
+    };
     let metadata = match &f.filename {
         DistFilename::Wheel(w) => store.extract_metadata(project, w),
         DistFilename::Sdist(_) => None,
     };
-    Some(artifact_row(f, project, sha, size, metadata, run))
+    Some((artifact_row(f, project, sha, size, metadata, run), verdict))
 }
 
 /// Stage: adopt. Files in the store the state does not record (a killed
 /// run's, or a shard's from `airlock fetch`) are hashed again; those that match what the upstream declares are
 /// recorded and kept, the rest are removed and fetched.
-pub fn adopt(run: &mut Run, mut plan: Plan, allow_missing_hashes: bool) -> Result<Plan, StateError> {
+pub fn adopt(
+    run: &mut Run,
+    mut plan: Plan,
+    (allow_missing_hashes, provenance): (bool, Option<&super::provenance::Check>),
+    diags: &mut Diagnostics,
+) -> Result<Plan, StateError> {
     let store = &run.store;
     let mut rows = Vec::new();
+    let mut verdicts = Vec::new();
     for pp in plan.projects.iter_mut().filter(|pp| pp.files.iter().any(|f| matches!(f.decision, Decision::Adopt(_)))) {
         let project = pp.project.clone();
         // Parallel over files; results come back in plan order.
-        let checked: Vec<Option<Artifact>> = pp
+        let checked: Vec<Option<(Artifact, Option<super::provenance::Verdict>)>> = pp
             .files
             .par_iter()
             .map(|p| match &p.decision {
-                Decision::Adopt(f) => readopt(store, &project, f, allow_missing_hashes, plan.run),
+                Decision::Adopt(f) => readopt(store, &project, f, (allow_missing_hashes, provenance), plan.run),
                 _ => None,
             })
             .collect();
         for (p, row) in pp.files.iter_mut().zip(checked) {
             let Decision::Adopt(f) = &p.decision else { continue };
             p.decision = match row {
-                Some(a) => {
+                Some((a, verdict)) => {
+                    verdicts.push((project.clone(), f.clone(), a.sha256, verdict));
                     tracing::info!(
                         "adopted {} from the store (stored by a shard or an interrupted run; verified again)",
                         a.filename
@@ -107,6 +121,22 @@ pub fn adopt(run: &mut Run, mut plan: Plan, allow_missing_hashes: bool) -> Resul
                 }
             };
         }
+    }
+    if let Some(check) = provenance {
+        let verdicts = verdicts.iter().map(|(p, f, sha, v)| (p, f.as_ref(), *sha, v.clone())).collect();
+        let checked = super::provenance::decide(check, &run.store, verdicts);
+        let gone = &checked.gone;
+        rows.retain(|a| !gone.contains(&(a.project.clone(), a.filename.to_string())));
+        for pp in &mut plan.projects {
+            for p in &mut pp.files {
+                if gone.contains(&(pp.project.clone(), p.filename.to_string())) {
+                    p.decision = Decision::Drop;
+                }
+            }
+        }
+        run.state.put_attested(&checked.attested)?;
+        run.state.put_publisher_pins(plan.run, &checked.pins)?;
+        diags.extend(checked.diags);
     }
     run.state.put_artifacts(&rows)?;
     Ok(plan)

@@ -634,12 +634,12 @@ fn fetch_batch(
     remote: Option<&mut remote::RemoteStore>,
     diags: &mut Diagnostics,
 ) -> Result<(plan::Plan, fetch::Fetched, u64), Error> {
-    let mut plan = fetch::adopt(run, plan, opts.allow_missing_hashes)?;
+    let mut plan = fetch::adopt(run, plan, (opts.allow_missing_hashes, provenance), diags)?;
     if let Some(r) = remote {
         let restored = remote::restore_files(r, &mut plan, &run.store);
         if restored > 0 {
             tracing::info!("{restored} file(s) from the object store instead of the upstream");
-            plan = fetch::adopt(run, plan, opts.allow_missing_hashes)?;
+            plan = fetch::adopt(run, plan, (opts.allow_missing_hashes, provenance), diags)?;
         }
     }
     let fetches = plan.count(|d| matches!(d, plan::Decision::Fetch(_))) as u64;

@@ -145,6 +145,7 @@ pub fn stored_path(
 }
 
 /// One file's verdict.
+#[derive(Clone)]
 pub enum Verdict {
     Refused(Diagnostic),
     Verified(Publisher),
@@ -190,6 +191,38 @@ pub fn verify_one(
         Ok(()) => Some(Verdict::Verified(signed)),
         Err(e) => refuse("store", format!("its verified provenance could not be stored: {e}")),
     }
+}
+
+/// A stored, unrecorded file being adopted (a killed run's, a shard's):
+/// the provenance kept beside it verified again, offline. `None`: the file
+/// offers none; `Some(None)`: it offers one but none is stored, so it is
+/// not adopted (fetched again, or, offline, not served: fail closed).
+pub fn verify_stored(
+    check: &Check,
+    store: &Store,
+    project: &ProjectName,
+    file: &UpstreamFile,
+    sha: &Sha256,
+) -> Option<Option<Verdict>> {
+    file.facts.provenance.as_ref()?;
+    let Ok(bytes) = fs_err::read(stored_path(store, project, &file.filename)) else { return Some(None) };
+    let name = file.filename.as_str();
+    let verdict = match crate::provenance::verify_provenance(&bytes, name, sha, &check.root, None) {
+        Ok(v) => match v.into_iter().next() {
+            Some(v) => Verdict::Verified(v.publisher),
+            None => return Some(None),
+        },
+        Err(e) => {
+            store.remove(project, &file.filename);
+            Verdict::Refused(Diagnostic::ProvenanceRefused {
+                project: project.clone(),
+                filename: name.to_string(),
+                step: e.step.as_str().to_string(),
+                message: e.to_string(),
+            })
+        }
+    };
+    Some(Some(verdict))
 }
 
 /// What the verdicts on a batch's verified files come to: refusals (each

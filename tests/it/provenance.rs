@@ -586,3 +586,57 @@ fn cyclonedx_from_scan_names_the_verified_publisher() {
         "{bom}"
     );
 }
+
+/// A stored file the state does not record (a killed run's, a shard's) is
+/// adopted only with its provenance beside it, verified again; without
+/// it, it is fetched again, provenance and all.
+#[test]
+fn an_attested_file_is_adopted_only_with_its_verified_provenance() {
+    use crate::support::*;
+    let Some(dir) = data() else { return };
+    let env = Env::new(Flavour::Json);
+    let file = "sampleproject-4.0.0.tar.gz";
+    env.upstream.add("sampleproject", attested(&dir, file, &format!("attestations/{file}.provenance")));
+    env.manifest("[select]\npackages = [\"sampleproject\"]\nsdists = true\n");
+    env.build().success();
+    let forget = || {
+        for f in ["state.sqlite", "state.sqlite-wal", "state.sqlite-shm"] {
+            let _ = std::fs::remove_file(env.path(&format!(".airlock/{f}")));
+        }
+    };
+    forget();
+    env.upstream.clear_requests();
+    let a = env.build().success();
+    assert!(stderr(&a).contains(&format!("adopted {file} from the store")), "{}", stderr(&a));
+    assert!(env.upstream.requests().iter().all(|r| !r.starts_with("/files/")), "{:?}", env.upstream.requests());
+    assert_eq!(listed(&env.public(), "sampleproject"), [file]);
+    forget();
+    std::fs::remove_file(env.path(&format!(".airlock/store/sampleproject/{file}.provenance"))).unwrap();
+    env.upstream.clear_requests();
+    env.build().success();
+    let asked: Vec<String> = env.upstream.requests().into_iter().filter(|r| r.starts_with("/files/")).collect();
+    assert_eq!(asked, [format!("/files/{file}"), format!("/files/{file}.provenance")]);
+    assert!(env.path(&format!(".airlock/store/sampleproject/{file}.provenance")).is_file());
+}
+
+/// Sharded fetches carry provenance: the plan names each file's provenance
+/// URL, the shard fetches and verifies it beside the file, and the offline
+/// build adopts the file with it.
+#[test]
+fn a_sharded_fetch_brings_the_provenance_the_offline_build_adopts() {
+    use crate::support::*;
+    let Some(dir) = data() else { return };
+    let env = Env::new(Flavour::Json);
+    let file = "sampleproject-4.0.0.tar.gz";
+    env.upstream.add("sampleproject", attested(&dir, file, &format!("attestations/{file}.provenance")));
+    env.manifest("[select]\npackages = [\"sampleproject\"]\nsdists = true\n");
+    env.airlock().args(["plan", "-o", "plan.json"]).assert().success();
+    let plan = std::fs::read_to_string(env.path("plan.json")).unwrap();
+    assert!(plan.contains(&format!("{file}.provenance\"")), "the plan names the provenance URL: {plan}");
+    env.airlock().args(["fetch", "--plan", "plan.json", "--shard", "0/1"]).assert().success();
+    assert!(env.path(&format!(".airlock/store/sampleproject/{file}.provenance")).is_file());
+    let a = env.airlock().args(["build", "--offline"]).assert().success();
+    assert!(stderr(&a).contains(&format!("adopted {file}")), "{}", stderr(&a));
+    assert_eq!(listed(&env.public(), "sampleproject"), [file]);
+    assert!(env.public().join(format!("packages/sampleproject/{file}.provenance")).is_file());
+}
