@@ -537,11 +537,11 @@ fn build_stages(
         r.list()?;
     }
     let (done, requested) = b.batches(run, remote.as_deref_mut())?;
-    let Build { client, since, want, jobs, mut diags, .. } = b;
+    let Build { client, since, want, jobs, mut diags, provenance, .. } = b;
     let traffic = |files: u64| client.as_ref().map(|c| upstream_line(c, &since, files));
     let repairer = repair::Repairer::new(client.as_ref(), run.target.current(), jobs);
     if let Some(r) = remote.as_deref_mut() {
-        sync_remote(run, r, &requested, (&repairer, &mut diags))?;
+        sync_remote(run, r, &requested, (&repairer, provenance.as_ref(), &mut diags))?;
         sw.lap("object store");
     }
     let failed = requested.iter().filter(|p| !done.planned.contains(*p)).cloned().collect();
@@ -655,12 +655,23 @@ fn sync_remote(
     run: &mut Run,
     r: &mut remote::RemoteStore,
     requested: &BTreeSet<ProjectName>,
-    (repairer, diags): (&repair::Repairer<'_>, &mut Diagnostics),
+    (repairer, check, diags): (&repair::Repairer<'_>, Option<&provenance::Check>, &mut Diagnostics),
 ) -> Result<(), Error> {
     let names: Vec<_> = requested.iter().cloned().collect();
     let artifacts = run.state.artifacts_of(&names)?;
     let files: Vec<_> = artifacts.iter().map(|a| (a.project.clone(), a.filename.clone(), a.sha256)).collect();
+    // Provenance the working copy lacks may come from the object store:
+    // verified again once there (only those: a nightly run verifies nothing).
+    let lacking: Vec<&crate::store::state::Artifact> = artifacts
+        .iter()
+        .filter(|a| {
+            a.facts.provenance.is_some() && !provenance::stored_path(&run.store, &a.project, &a.filename).is_file()
+        })
+        .collect();
     let restored = r.restore_recorded(&run.store, &files);
+    if let Some(check) = check {
+        diags.extend(provenance::verify_restored(check, &run.store, &lacking));
+    }
     let gone: Vec<_> = artifacts.into_iter().filter(|a| !run.store.path(&a.project, &a.filename).is_file()).collect();
     if !gone.is_empty() {
         diags.extend(repairer.restore(&run.store, &gone));

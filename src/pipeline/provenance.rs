@@ -225,6 +225,29 @@ pub fn verify_stored(
     Some(Some(verdict))
 }
 
+/// After the object store restored recorded files: each provenance it
+/// brought back beside a recorded, attested file verified again against the file's
+/// recorded sha256, offline. One that fails (the bucket's object was
+/// altered) is removed, so it is never served, and reported.
+pub fn verify_restored(check: &Check, store: &Store, restored: &[&crate::store::state::Artifact]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for a in restored {
+        let path = stored_path(store, &a.project, &a.filename);
+        let Ok(bytes) = fs_err::read(&path) else { continue };
+        if let Err(e) = crate::provenance::verify_provenance(&bytes, a.filename.as_str(), &a.sha256, &check.root, None)
+        {
+            let _ = std::fs::remove_file(&path);
+            out.push(Diagnostic::ProvenanceRefused {
+                project: a.project.clone(),
+                filename: a.filename.to_string(),
+                step: e.step.as_str().to_string(),
+                message: format!("{e} (the copy kept in the object store; not served)"),
+            });
+        }
+    }
+    out
+}
+
 /// What the verdicts on a batch's verified files come to: refusals (each
 /// naming the file and the failed step), publisher holds, the publishers to
 /// record. Refused and held files leave the store. Sequential, in the

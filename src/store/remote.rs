@@ -362,8 +362,16 @@ impl RemoteStore {
         files: &[(ProjectName, DistFilename, Option<Sha256>)],
         then: &str,
     ) -> HashSet<(ProjectName, DistFilename)> {
-        let todo: Vec<(String, PathBuf, Option<Sha256>)> =
+        let mut todo: Vec<(String, PathBuf, Option<Sha256>)> =
             files.iter().map(|(p, f, sha)| (format!("{p}/{f}"), store.path(p, f), *sha)).collect();
+        // A file's PEP 740 provenance comes with it; it is verified against
+        // the file by whoever adopts or serves it (it has no sha of its own).
+        let beside: Vec<(String, PathBuf, Option<Sha256>)> = todo
+            .iter()
+            .map(|(rel, path, _)| (format!("{rel}.provenance"), provenance_beside(path), None))
+            .filter(|(rel, _, _)| self.held.contains_key(rel))
+            .collect();
+        todo.extend(beside);
         let arrived = self.downloaded(store, todo, then);
         files
             .iter()
@@ -450,7 +458,11 @@ impl RemoteStore {
     pub fn upload(&mut self, store: &Store, files: &[(ProjectName, DistFilename)]) -> Result<u64, RemoteError> {
         let todo: Vec<(String, PathBuf)> = files
             .iter()
-            .map(|(project, filename)| (format!("{project}/{filename}"), store.path(project, filename)))
+            .flat_map(|(project, filename)| {
+                let (rel, path) = (format!("{project}/{filename}"), store.path(project, filename));
+                let provenance = (format!("{rel}.provenance"), provenance_beside(&path));
+                [(rel, path), provenance]
+            })
             .filter(|(rel, path)| !self.held.contains_key(rel) && path.is_file())
             .collect();
         let this = &*self;
@@ -526,4 +538,11 @@ impl RemoteStore {
         tracing::info!("checkpointed the state of run {run} to {name}");
         Ok(())
     }
+}
+
+/// Where a stored file's PEP 740 provenance is kept: beside it.
+fn provenance_beside(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".provenance");
+    p.into()
 }

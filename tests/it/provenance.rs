@@ -640,3 +640,52 @@ fn a_sharded_fetch_brings_the_provenance_the_offline_build_adopts() {
     assert_eq!(listed(&env.public(), "sampleproject"), [file]);
     assert!(env.public().join(format!("packages/sampleproject/{file}.provenance")).is_file());
 }
+
+/// With an object-store store, a file's provenance goes up beside it; an
+/// empty runner brings it back, verifies it again and serves it; an
+/// altered copy in the bucket is never served. Against moto and s3s-fs.
+#[test]
+fn the_object_store_keeps_provenance_and_an_altered_copy_is_not_served() {
+    use crate::support::s3::S3;
+    use crate::support::*;
+    let Some(dir) = data() else { return };
+    let file = "sampleproject-4.0.0.tar.gz";
+    let key = format!("store/sampleproject/{file}.provenance");
+    for s3 in S3::both() {
+        let env = Env::new(Flavour::Json);
+        env.upstream.add("sampleproject", attested(&dir, file, &format!("attestations/{file}.provenance")));
+        s3.create_bucket("mirror");
+        env.manifest("store = \"s3://mirror/store\"\n[select]\npackages = [\"sampleproject\"]\nsdists = true\n");
+        let build = || {
+            let mut cmd = env.airlock();
+            cmd.arg("build");
+            s3.env(&mut cmd);
+            cmd.assert()
+        };
+        let empty = || {
+            for d in [".airlock", ".public.airlock", "public"] {
+                std::fs::remove_dir_all(env.path(d)).ok();
+            }
+            std::fs::remove_file(env.public()).ok();
+        };
+        build().success();
+        assert!(s3.has("mirror", &key), "{}: the provenance is in the bucket: {:?}", s3.name(), s3.keys("mirror", ""));
+        empty();
+        env.upstream.clear_requests();
+        build().success();
+        assert!(env.upstream.requests().iter().all(|r| !r.starts_with("/files/")), "{}: from the bucket", s3.name());
+        assert!(env.public().join(format!("packages/sampleproject/{file}.provenance")).is_file(), "{}", s3.name());
+        // The bucket's copy altered behind airlock's back.
+        let bad = std::fs::read(dir.join("negative/sampleproject-4.0.0.tar.gz.provenance.badsig")).unwrap();
+        s3.put("mirror", &key, &bad);
+        empty();
+        let a = build();
+        let err = stderr(&a);
+        assert!(
+            err.contains("provenance fails at the signature step") && err.contains("not served"),
+            "{}: {err}",
+            s3.name()
+        );
+        assert!(!env.public().join(format!("packages/sampleproject/{file}.provenance")).exists(), "{}", s3.name());
+    }
+}
