@@ -202,8 +202,6 @@ pub fn fetch(
         let r = r.map_err(|e| e.to_string()).and_then(|f| match metadata_differs(job, f.metadata, expected) {
             Some(message) => {
                 run.store.remove(&job.project, &job.file.filename);
-                let _ =
-                    std::fs::remove_file(super::provenance::stored_path(&run.store, &job.project, &job.file.filename));
                 tracing::error!("{message}");
                 Err(message)
             }

@@ -664,9 +664,7 @@ fn sync_remote(
     // verified again once there (only those: a nightly run verifies nothing).
     let lacking: Vec<&crate::store::state::Artifact> = artifacts
         .iter()
-        .filter(|a| {
-            a.facts.provenance.is_some() && !provenance::stored_path(&run.store, &a.project, &a.filename).is_file()
-        })
+        .filter(|a| a.facts.provenance.is_some() && !run.store.provenance_path(&a.project, &a.filename).is_file())
         .collect();
     let restored = r.restore_recorded(&run.store, &files);
     if let Some(check) = check {

@@ -133,17 +133,6 @@ impl Check {
     }
 }
 
-/// The path of a file's provenance beside it in the store.
-pub fn stored_path(
-    store: &Store,
-    project: &ProjectName,
-    filename: &crate::dist::filename::DistFilename,
-) -> std::path::PathBuf {
-    let mut p = store.path(project, filename).into_os_string();
-    p.push(".provenance");
-    p.into()
-}
-
 /// One file's verdict.
 #[derive(Clone)]
 pub enum Verdict {
@@ -187,7 +176,7 @@ pub fn verify_one(
     let Some(signed) = verified.into_iter().next().map(|v| v.publisher) else {
         return refuse("parse", "the provenance holds no attestation".into());
     };
-    match crate::util::fsx::write_atomically(&stored_path(store, project, &file.filename), &bytes) {
+    match crate::util::fsx::write_atomically(&store.provenance_path(project, &file.filename), &bytes) {
         Ok(()) => Some(Verdict::Verified(signed)),
         Err(e) => refuse("store", format!("its verified provenance could not be stored: {e}")),
     }
@@ -205,7 +194,7 @@ pub fn verify_stored(
     sha: &Sha256,
 ) -> Option<Option<Verdict>> {
     file.facts.provenance.as_ref()?;
-    let Ok(bytes) = fs_err::read(stored_path(store, project, &file.filename)) else { return Some(None) };
+    let Ok(bytes) = fs_err::read(store.provenance_path(project, &file.filename)) else { return Some(None) };
     let name = file.filename.as_str();
     let verdict = match crate::provenance::verify_provenance(&bytes, name, sha, &check.root, None) {
         Ok(v) => match v.into_iter().next() {
@@ -232,7 +221,7 @@ pub fn verify_stored(
 pub fn verify_restored(check: &Check, store: &Store, restored: &[&crate::store::state::Artifact]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for a in restored {
-        let path = stored_path(store, &a.project, &a.filename);
+        let path = store.provenance_path(&a.project, &a.filename);
         let Ok(bytes) = fs_err::read(&path) else { continue };
         if let Err(e) = crate::provenance::verify_provenance(&bytes, a.filename.as_str(), &a.sha256, &check.root, None)
         {
@@ -290,7 +279,6 @@ pub fn decide(
                 None => {
                     held = true;
                     store.remove(project, &file.filename);
-                    let _ = std::fs::remove_file(stored_path(store, project, &file.filename));
                     out.gone.insert((project.clone(), file.filename.to_string()));
                     out.diags.push(Diagnostic::Held {
                         project: project.clone(),

@@ -162,12 +162,8 @@ fn site_file(store: &crate::store::Store, a: Artifact) -> Result<SiteFile, Box<A
     }
     let metadata_source = a.metadata.map(|_| store.metadata_path(&a.project, &a.filename));
     // Only a file that offers provenance can have it (no stat for the rest).
-    let provenance_source = a
-        .facts
-        .provenance
-        .as_ref()
-        .map(|_| super::provenance::stored_path(store, &a.project, &a.filename))
-        .filter(|p| p.is_file());
+    let provenance_source =
+        a.facts.provenance.as_ref().map(|_| store.provenance_path(&a.project, &a.filename)).filter(|p| p.is_file());
     Ok(SiteFile {
         listed: a.listed(),
         project: a.project,

@@ -65,6 +65,11 @@ impl Store {
         self.root.join(project.as_str()).join(format!("{}.metadata", filename.as_str()))
     }
 
+    /// Where a file's verified PEP 740 provenance is kept: beside it.
+    pub fn provenance_path(&self, project: &ProjectName, filename: &DistFilename) -> PathBuf {
+        self.root.join(project.as_str()).join(format!("{}.provenance", filename.as_str()))
+    }
+
     pub fn tmp_dir(&self) -> &Path {
         &self.tmp
     }
@@ -93,9 +98,15 @@ impl Store {
         }
     }
 
-    /// Remove a file and its metadata (pruning). A file already gone is fine.
+    /// Remove a file, its metadata and its provenance (pruning, refusals).
+    /// A file already gone is fine.
     pub fn remove(&self, project: &ProjectName, filename: &DistFilename) {
-        for path in [self.path(project, filename), self.metadata_path(project, filename)] {
+        let paths = [
+            self.path(project, filename),
+            self.metadata_path(project, filename),
+            self.provenance_path(project, filename),
+        ];
+        for path in paths {
             if let Err(e) = std::fs::remove_file(&path)
                 && e.kind() != std::io::ErrorKind::NotFound
             {

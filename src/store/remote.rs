@@ -366,12 +366,12 @@ impl RemoteStore {
             files.iter().map(|(p, f, sha)| (format!("{p}/{f}"), store.path(p, f), *sha)).collect();
         // A file's PEP 740 provenance comes with it; it is verified against
         // the file by whoever adopts or serves it (it has no sha of its own).
-        let beside: Vec<(String, PathBuf, Option<Sha256>)> = todo
-            .iter()
-            .map(|(rel, path, _)| (format!("{rel}.provenance"), provenance_beside(path), None))
-            .filter(|(rel, _, _)| self.held.contains_key(rel))
-            .collect();
-        todo.extend(beside);
+        todo.extend(
+            files
+                .iter()
+                .map(|(p, f, _)| (format!("{p}/{f}.provenance"), store.provenance_path(p, f), None))
+                .filter(|(rel, _, _)| self.held.contains_key(rel)),
+        );
         let arrived = self.downloaded(store, todo, then);
         files
             .iter()
@@ -459,9 +459,8 @@ impl RemoteStore {
         let todo: Vec<(String, PathBuf)> = files
             .iter()
             .flat_map(|(project, filename)| {
-                let (rel, path) = (format!("{project}/{filename}"), store.path(project, filename));
-                let provenance = (format!("{rel}.provenance"), provenance_beside(&path));
-                [(rel, path), provenance]
+                let provenance = (format!("{project}/{filename}.provenance"), store.provenance_path(project, filename));
+                [(format!("{project}/{filename}"), store.path(project, filename)), provenance]
             })
             .filter(|(rel, path)| !self.held.contains_key(rel) && path.is_file())
             .collect();
@@ -538,11 +537,4 @@ impl RemoteStore {
         tracing::info!("checkpointed the state of run {run} to {name}");
         Ok(())
     }
-}
-
-/// Where a stored file's PEP 740 provenance is kept: beside it.
-fn provenance_beside(path: &Path) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(".provenance");
-    p.into()
 }

@@ -689,3 +689,24 @@ fn the_object_store_keeps_provenance_and_an_altered_copy_is_not_served() {
         assert!(!env.public().join(format!("packages/sampleproject/{file}.provenance")).exists(), "{}", s3.name());
     }
 }
+
+/// A pruned file's provenance leaves the store with it.
+#[test]
+fn a_pruned_file_takes_its_provenance_with_it() {
+    use crate::support::*;
+    let Some(dir) = data() else { return };
+    let env = Env::new(Flavour::Json);
+    let file = "sampleproject-4.0.0.tar.gz";
+    env.upstream.add("sampleproject", attested(&dir, file, &format!("attestations/{file}.provenance")));
+    env.upstream.add("plain", FakeFile::new(sdist("plain", "1.0")));
+    env.manifest(
+        "keep_runs = 0\nmax_removed = \"100%\"\n[select]\npackages = [\"sampleproject\", \"plain\"]\nsdists = true\n",
+    );
+    env.build().success();
+    let kept = env.path(&format!(".airlock/store/sampleproject/{file}.provenance"));
+    assert!(kept.is_file());
+    env.manifest("keep_runs = 0\nmax_removed = \"100%\"\n[select]\npackages = [\"plain\"]\nsdists = true\n");
+    env.build().success();
+    assert!(!env.path(&format!(".airlock/store/sampleproject/{file}")).exists(), "pruned");
+    assert!(!kept.exists(), "its provenance went with it");
+}
