@@ -249,21 +249,10 @@ pub fn fetch(manifest: &Manifest, plan_path: &Path, shard: Shard) -> Result<Exit
     let opts = FetchOptions { jobs: m.jobs, allow_missing_hashes: m.allow_missing_hashes };
     // Each file's provenance is fetched, verified and kept beside it (the
     // publisher is judged by the build that adopts it: the shard has no pins).
-    let scratch_state = tempfile::tempdir()?;
-    let check = crate::pipeline::provenance::Check::new(
-        &manifest.policy,
-        &crate::manifest::Select {
-            overrides: Default::default(),
-            locks: Vec::new(),
-            admit: Vec::new(),
-            ..manifest.select.clone()
-        },
-        &crate::store::state::State::open(scratch_state.path())?,
-    )?;
+    let root = crate::pipeline::provenance::trust_root(&manifest.policy)?;
     let verify = |job: &FetchJob, f: &crate::store::fetch::Fetched| {
-        check.as_ref().and_then(|c| {
-            crate::pipeline::provenance::verify_one(c, &client, &store, &job.project, &job.file, &f.sha256)
-        })
+        let root = root.as_ref()?;
+        crate::pipeline::provenance::verify_one(root, &client, &store, (&job.project, &job.file), &f.sha256)
     };
     let results = crate::store::fetch::fetch_all_then(&client, &store, &todo, opts, &verify);
     let _ = fs_err::remove_dir_all(store.tmp_dir());

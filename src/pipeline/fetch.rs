@@ -68,10 +68,9 @@ fn readopt(
     if !matches {
         return None;
     }
-    let verdict = match provenance.and_then(|c| super::provenance::verify_stored(c, store, project, f, &sha)) {
+    let verdict = match provenance.and_then(|c| super::provenance::verify_stored(c.root(), store, (project, f), &sha)) {
         Some(None) => return None,
-        Some(v) => v,
-        None => None,
+        v => v.flatten(),
     };
     let metadata = match &f.filename {
         DistFilename::Wheel(w) => store.extract_metadata(project, w),
@@ -192,7 +191,8 @@ pub fn fetch(
     // verified the file, under the other transfers' I/O.
     let store = &run.store;
     let verify = |job: &FetchJob, f: &fetch::Fetched| {
-        provenance.map(|c| super::provenance::verify_one(c, client, store, &job.project, &job.file, &f.sha256))
+        provenance
+            .and_then(|c| super::provenance::verify_one(c.root(), client, store, (&job.project, &job.file), &f.sha256))
     };
     let results = fetch::fetch_all_then(client, &run.store, &jobs, opts, &verify);
     let mut rows = Vec::new();
@@ -211,7 +211,7 @@ pub fn fetch(
             Ok(f) => {
                 fetched.files += 1;
                 fetched.bytes += f.size;
-                verdicts.push((&job.project, &job.file, f.sha256, verdict.flatten()));
+                verdicts.push((&job.project, &job.file, f.sha256, verdict));
                 rows.push(artifact_row(&job.file, &job.project, f.sha256, f.size, f.metadata, plan.run));
             }
             // Already logged by the fetcher as it happened.

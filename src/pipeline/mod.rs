@@ -668,7 +668,7 @@ fn sync_remote(
         .collect();
     let restored = r.restore_recorded(&run.store, &files);
     if let Some(check) = check {
-        diags.extend(provenance::verify_restored(check, &run.store, &lacking));
+        diags.extend(provenance::verify_restored(check.root(), &run.store, &lacking));
     }
     let gone: Vec<_> = artifacts.into_iter().filter(|a| !run.store.path(&a.project, &a.filename).is_file()).collect();
     if !gone.is_empty() {

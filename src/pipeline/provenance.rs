@@ -23,6 +23,7 @@ use url::Url;
 
 use crate::diagnostics::{Diagnostic, HoldReason};
 use crate::dist::Version;
+use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
 use crate::error::Error;
 use crate::manifest::{Admit, Policy, ProvenancePolicy, Select};
@@ -87,9 +88,6 @@ impl Check {
     /// `None` under `provenance = "off"`; the trusted root read (or the
     /// built-in production one) and the pins recorded in `state` otherwise.
     pub fn new(policy: &Policy, select: &Select, state: &State) -> Result<Option<Check>, Error> {
-        if policy.provenance == ProvenancePolicy::Off {
-            return Ok(None);
-        }
         let Some(root) = trust_root(policy)? else { return Ok(None) };
         let recorded = if policy.publisher_pinning { state.publisher_pins()? } else { BTreeMap::new() };
         let mut pins: BTreeMap<ProjectName, Pin> = recorded.into_iter().map(|(p, v)| (p, Pin::one(v))).collect();
@@ -122,6 +120,11 @@ impl Check {
         Ok(Some(Check { root, pins: Arc::new(pins), keyed, admits: select.admit.clone(), today }))
     }
 
+    /// The trusted root the run verifies against.
+    pub fn root(&self) -> &TrustRoot {
+        &self.root
+    }
+
     /// The pins the gate holds releases by.
     pub fn pins(&self) -> Arc<Pins> {
         self.pins.clone()
@@ -140,45 +143,65 @@ pub enum Verdict {
     Verified(Publisher),
 }
 
+/// Verify provenance `bytes` for a file whose verified sha256 is `sha`:
+/// who signed (the certificate's word; every attestation names the same),
+/// or the refusal naming the file and the failed step.
+fn judge(
+    root: &TrustRoot,
+    (project, filename): (&ProjectName, &DistFilename),
+    sha: &Sha256,
+    bytes: &[u8],
+) -> Result<Publisher, Diagnostic> {
+    let refusal = |step: &str, message: String| Diagnostic::ProvenanceRefused {
+        project: project.clone(),
+        filename: filename.to_string(),
+        step: step.to_string(),
+        message,
+    };
+    let verified = crate::provenance::verify_provenance(bytes, filename.as_str(), sha, root, None)
+        .map_err(|e| refusal(e.step.as_str(), e.to_string()))?;
+    verified
+        .into_iter()
+        .next()
+        .map(|v| v.publisher)
+        .ok_or_else(|| refusal("parse", "the provenance holds no attestation".into()))
+}
+
 /// Fetch, verify and keep one file's provenance (`None`: it offers none).
-/// Run in the fetch worker that verified the file.
+/// Run in the fetch worker that verified the file. A refused file leaves
+/// the store.
 pub fn verify_one(
-    check: &Check,
+    root: &TrustRoot,
     client: &Client,
     store: &Store,
-    project: &ProjectName,
-    file: &UpstreamFile,
+    (project, file): (&ProjectName, &UpstreamFile),
     sha: &Sha256,
 ) -> Option<Verdict> {
     let url = file.facts.provenance.as_deref()?;
-    let name = file.filename.as_str();
-    let refuse = |step: &str, message: String| {
+    let refused = |d: Diagnostic| {
         store.remove(project, &file.filename);
-        Some(Verdict::Refused(Diagnostic::ProvenanceRefused {
-            project: project.clone(),
-            filename: name.to_string(),
-            step: step.to_string(),
-            message,
-        }))
+        Some(Verdict::Refused(d))
+    };
+    let refusal = |step: &str, message: String| Diagnostic::ProvenanceRefused {
+        project: project.clone(),
+        filename: file.filename.to_string(),
+        step: step.to_string(),
+        message,
     };
     let bytes = match Url::parse(url)
         .map_err(|e| e.to_string())
         .and_then(|u| client.get_small_as(&u, Some(ACCEPT), MAX_BYTES).map_err(|e| e.to_string()))
     {
         Ok(b) => b,
-        Err(e) => return refuse("fetch", format!("its provenance could not be fetched: {e}")),
+        Err(e) => return refused(refusal("fetch", format!("its provenance could not be fetched: {e}"))),
     };
-    let verified = match crate::provenance::verify_provenance(&bytes, name, sha, &check.root, None) {
-        Ok(v) => v,
-        Err(e) => return refuse(e.step.as_str(), e.to_string()),
-    };
-    // Who signed is the certificate's word; every attestation names the same.
-    let Some(signed) = verified.into_iter().next().map(|v| v.publisher) else {
-        return refuse("parse", "the provenance holds no attestation".into());
+    let signed = match judge(root, (project, &file.filename), sha, &bytes) {
+        Ok(p) => p,
+        Err(d) => return refused(d),
     };
     match crate::util::fsx::write_atomically(&store.provenance_path(project, &file.filename), &bytes) {
         Ok(()) => Some(Verdict::Verified(signed)),
-        Err(e) => refuse("store", format!("its verified provenance could not be stored: {e}")),
+        Err(e) => refused(refusal("store", format!("its verified provenance could not be stored: {e}"))),
     }
 }
 
@@ -187,51 +210,41 @@ pub fn verify_one(
 /// offers none; `Some(None)`: it offers one but none is stored, so it is
 /// not adopted (fetched again, or, offline, not served: fail closed).
 pub fn verify_stored(
-    check: &Check,
+    root: &TrustRoot,
     store: &Store,
-    project: &ProjectName,
-    file: &UpstreamFile,
+    (project, file): (&ProjectName, &UpstreamFile),
     sha: &Sha256,
 ) -> Option<Option<Verdict>> {
     file.facts.provenance.as_ref()?;
     let Ok(bytes) = fs_err::read(store.provenance_path(project, &file.filename)) else { return Some(None) };
-    let name = file.filename.as_str();
-    let verdict = match crate::provenance::verify_provenance(&bytes, name, sha, &check.root, None) {
-        Ok(v) => match v.into_iter().next() {
-            Some(v) => Verdict::Verified(v.publisher),
-            None => return Some(None),
-        },
-        Err(e) => {
+    Some(Some(match judge(root, (project, &file.filename), sha, &bytes) {
+        Ok(p) => Verdict::Verified(p),
+        Err(d) => {
             store.remove(project, &file.filename);
-            Verdict::Refused(Diagnostic::ProvenanceRefused {
-                project: project.clone(),
-                filename: name.to_string(),
-                step: e.step.as_str().to_string(),
-                message: e.to_string(),
-            })
+            Verdict::Refused(d)
         }
-    };
-    Some(Some(verdict))
+    }))
 }
 
 /// After the object store restored recorded files: each provenance it
-/// brought back beside a recorded, attested file verified again against the file's
-/// recorded sha256, offline. One that fails (the bucket's object was
-/// altered) is removed, so it is never served, and reported.
-pub fn verify_restored(check: &Check, store: &Store, restored: &[&crate::store::state::Artifact]) -> Vec<Diagnostic> {
+/// brought back beside a recorded, attested file verified again against
+/// the file's recorded sha256, offline. One that fails (the bucket's
+/// object was altered) is removed, so it is never served, and reported.
+pub fn verify_restored(
+    root: &TrustRoot,
+    store: &Store,
+    restored: &[&crate::store::state::Artifact],
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for a in restored {
         let path = store.provenance_path(&a.project, &a.filename);
         let Ok(bytes) = fs_err::read(&path) else { continue };
-        if let Err(e) = crate::provenance::verify_provenance(&bytes, a.filename.as_str(), &a.sha256, &check.root, None)
-        {
+        if let Err(mut d) = judge(root, (&a.project, &a.filename), &a.sha256, &bytes) {
             let _ = std::fs::remove_file(&path);
-            out.push(Diagnostic::ProvenanceRefused {
-                project: a.project.clone(),
-                filename: a.filename.to_string(),
-                step: e.step.as_str().to_string(),
-                message: format!("{e} (the copy kept in the object store; not served)"),
-            });
+            if let Diagnostic::ProvenanceRefused { message, .. } = &mut d {
+                message.push_str(" (the copy kept in the object store; not served)");
+            }
+            out.push(d);
         }
     }
     out
