@@ -79,6 +79,23 @@ fn readopt(
     Some((artifact_row(f, project, sha, size, metadata, run), verdict))
 }
 
+/// The provenance verdicts on files just verified (fetched or adopted):
+/// decided against the pins, recorded in the state, said; the files that
+/// leave (refused or held).
+fn settle(
+    run: &mut Run,
+    check: &super::provenance::Check,
+    id: RunId,
+    verdicts: Vec<(&ProjectName, &UpstreamFile, Sha256, Option<super::provenance::Verdict>)>,
+    diags: &mut Diagnostics,
+) -> Result<std::collections::BTreeSet<(ProjectName, String)>, StateError> {
+    let checked = super::provenance::decide(check, &run.store, verdicts);
+    run.state.put_attested(&checked.attested)?;
+    run.state.put_publisher_pins(id, &checked.pins)?;
+    diags.extend(checked.diags);
+    Ok(checked.gone)
+}
+
 /// Stage: adopt. Files in the store the state does not record (a killed
 /// run's, or a shard's from `airlock fetch`) are hashed again; those that match what the upstream declares are
 /// recorded and kept, the rest are removed and fetched.
@@ -90,7 +107,8 @@ pub fn adopt(
 ) -> Result<Plan, StateError> {
     let store = &run.store;
     let mut rows = Vec::new();
-    let mut verdicts = Vec::new();
+    // What was adopted, and the verdict on each one's provenance.
+    let (mut adopted, mut verdicts) = (Vec::new(), Vec::new());
     for pp in plan.projects.iter_mut().filter(|pp| pp.files.iter().any(|f| matches!(f.decision, Decision::Adopt(_)))) {
         let project = pp.project.clone();
         // Parallel over files; results come back in plan order.
@@ -106,7 +124,8 @@ pub fn adopt(
             let Decision::Adopt(f) = &p.decision else { continue };
             p.decision = match row {
                 Some((a, verdict)) => {
-                    verdicts.push((project.clone(), f.clone(), a.sha256, verdict));
+                    adopted.push((project.clone(), f.clone(), a.sha256));
+                    verdicts.push(verdict);
                     tracing::info!(
                         "adopted {} from the store (stored by a shard or an interrupted run; verified again)",
                         a.filename
@@ -122,9 +141,8 @@ pub fn adopt(
         }
     }
     if let Some(check) = provenance {
-        let verdicts = verdicts.iter().map(|(p, f, sha, v)| (p, f.as_ref(), *sha, v.clone())).collect();
-        let checked = super::provenance::decide(check, &run.store, verdicts);
-        let gone = &checked.gone;
+        let verdicts = adopted.iter().zip(verdicts).map(|((p, f, sha), v)| (p, f.as_ref(), *sha, v)).collect();
+        let gone = settle(run, check, plan.run, verdicts, diags)?;
         rows.retain(|a| !gone.contains(&(a.project.clone(), a.filename.to_string())));
         for pp in &mut plan.projects {
             for p in &mut pp.files {
@@ -133,9 +151,6 @@ pub fn adopt(
                 }
             }
         }
-        run.state.put_attested(&checked.attested)?;
-        run.state.put_publisher_pins(plan.run, &checked.pins)?;
-        diags.extend(checked.diags);
     }
     run.state.put_artifacts(&rows)?;
     Ok(plan)
@@ -226,13 +241,9 @@ pub fn fetch(
         return Ok((plan, fetched));
     }
     if let Some(check) = provenance {
-        let checked = super::provenance::decide(check, &run.store, verdicts);
-        let gone = &checked.gone;
+        let gone = settle(run, check, plan.run, verdicts, diags)?;
         rows.retain(|a| !gone.contains(&(a.project.clone(), a.filename.to_string())));
         fetched.files -= gone.len() as u64;
-        run.state.put_attested(&checked.attested)?;
-        run.state.put_publisher_pins(plan.run, &checked.pins)?;
-        diags.extend(checked.diags);
     }
     run.state.put_artifacts(&rows)?;
     let arrived: std::collections::BTreeSet<(&ProjectName, &str)> =

@@ -137,7 +137,6 @@ impl Check {
 }
 
 /// One file's verdict.
-#[derive(Clone)]
 pub enum Verdict {
     Refused(Diagnostic),
     Verified(Publisher),
