@@ -150,7 +150,11 @@ fn tree_key(files: &Sha256, inputs: Inputs<'_>, inputs_key: &str) -> String {
 
 /// The verified publisher of every attested file the pins let in.
 fn publishers(state: &crate::store::state::State) -> Result<report::views::Publishers, StateError> {
-    Ok(state.attested(false)?.into_iter().filter(|a| !a.held).map(|a| ((a.project, a.filename), a.publisher)).collect())
+    let mut out = report::views::Publishers::new();
+    for a in state.attested(false)?.into_iter().filter(|a| !a.held) {
+        out.entry(a.project).or_default().insert(a.filename, a.publisher);
+    }
+    Ok(out)
 }
 
 /// A stored artifact as the tree shows it (listed while selected); the
@@ -453,7 +457,7 @@ fn render(
         unselected,
         held: report::admission::held_views(inputs.diagnostics).len(),
         withdrawn: inputs.withdrawn.len(),
-        attested: report::provenance::ProvenanceView::of(inputs).share(),
+        attested: inputs.provenance.share(),
     };
     // Pages: two per project, at most one per file (a project has one file or more).
     let files = run.state.tree_files()? as usize;
@@ -676,6 +680,7 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     let withdrawn = report::admission::withdrawn_views(&run.state.withdrawn()?, &audit);
     let statuses = run.state.project_statuses()?;
     let publishers = publishers(&run.state)?;
+    let provenance = report::provenance::ProvenanceView::of(&audit, &publishers);
     let inputs = Inputs {
         audit: &audit,
         diagnostics: &diagnostics,
@@ -684,6 +689,7 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
         withdrawn: &withdrawn,
         statuses: &statuses,
         publishers: &publishers,
+        provenance: &provenance,
     };
     keys.key = tree_key(&inventory.digest, inputs, &keys.inputs);
     keys.exit = audit.exit() as i64;

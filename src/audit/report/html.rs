@@ -36,7 +36,7 @@ struct View<'a> {
     /// early, what was withdrawn, the projects' PEP 792 statuses.
     gate: super::admission::GateViews,
     /// Who published the served files (PEP 740).
-    provenance: super::provenance::ProvenanceView,
+    provenance: &'a super::provenance::ProvenanceView,
     diagnostics: Vec<DiagnosticView>,
     /// Upstream files the run skipped: collapsed, they can be many.
     skipped: Vec<DiagnosticView>,
@@ -353,7 +353,7 @@ pub fn render(inputs: Inputs<'_>, templates: &Templates) -> Result<Vec<u8>, Temp
         expired_ignores: audit.ignores.iter().filter(|i| i.expired).count(),
         tampering: super::views::tampering_views(&audit.tampering),
         gate: super::admission::GateViews::of(inputs.diagnostics, inputs.withdrawn, inputs.statuses),
-        provenance: super::provenance::ProvenanceView::of(inputs),
+        provenance: inputs.provenance,
         diagnostics: super::views::diagnostic_views(
             &inputs
                 .diagnostics

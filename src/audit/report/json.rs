@@ -156,7 +156,7 @@ fn version<'a>(v: &'a crate::audit::AuditedVersion, publishers: &Publishers) -> 
             .files
             .iter()
             .map(|f| {
-                let p = publishers.get(&(v.project.clone(), f.to_string()));
+                let p = super::views::publisher_of(publishers, &v.project, f);
                 (&**f, p.map(|p| FileProvenance { verified: true, publisher: p.record() }))
             })
             .collect(),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::views::Inputs;
+use super::views::Publishers;
 
 /// One project's files from one verified publisher.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -28,14 +28,14 @@ pub struct ProvenanceView {
 }
 
 impl ProvenanceView {
-    pub fn of(inputs: Inputs<'_>) -> ProvenanceView {
+    pub fn of(audit: &crate::audit::Audit, publishers: &Publishers) -> ProvenanceView {
         let mut out = ProvenanceView::default();
         // Keyed by (project, publisher): versions in audit order (PEP 440).
         let mut rows: BTreeMap<(String, String), (usize, String, String)> = BTreeMap::new();
-        for v in &inputs.audit.versions {
+        for v in &audit.versions {
             for f in &v.files {
                 out.served += 1;
-                let Some(p) = inputs.publishers.get(&(v.project.clone(), f.to_string())) else { continue };
+                let Some(p) = super::views::publisher_of(publishers, &v.project, f) else { continue };
                 out.verified += 1;
                 let version = v.version.to_string();
                 let row = rows
