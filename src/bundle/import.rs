@@ -258,31 +258,20 @@ fn removals(current: &[TreeEntry], current_root: &Path, bundle: &BundleManifest,
 /// the trusted root the bundle names: a bundle forged consistently (bytes
 /// and manifest) still cannot carry a file with provenance that fails.
 fn verify_provenance(cx: &Ctx, bundle: &BundleManifest, root: &Path) -> Result<(), BundleError> {
-    let sha_of: BTreeMap<&str, crate::util::hashing::Sha256> =
-        bundle.tree.iter().map(|e| (e.path.as_str(), e.sha256)).collect();
-    let mut trust = None;
-    for e in bundle.tree.iter().filter(|e| e.path.ends_with(".provenance")) {
-        let dist = &e.path[..e.path.len() - ".provenance".len()];
-        let refuse = |m: String| cx.member(&e.path, m);
-        let Some(sha) = sha_of.get(dist).copied() else {
-            return Err(refuse(format!("provenance for {dist}, which the tree does not hold: refused")));
-        };
-        if trust.is_none() {
-            let loaded = match &bundle.trusted_root {
-                Some(json) => crate::provenance::TrustRoot::from_json(json),
-                None => crate::provenance::TrustRoot::production(),
-            };
-            trust = Some(loaded.map_err(|e| cx.invalid(format!("the trusted root it names does not load: {e}")))?);
-        }
-        let bytes = fs_err::read(root.join(&e.path))?;
-        let file = dist.rsplit('/').next().unwrap_or(dist);
-        if let Some(t) = trust.as_ref()
-            && let Err(v) = crate::provenance::verify_provenance(&bytes, file, &sha, t, None)
-        {
-            return Err(refuse(format!("{v}: refused, nothing imported")));
-        }
+    let attested: Vec<&TreeEntry> = bundle.tree.iter().filter(|e| e.path.ends_with(".provenance")).collect();
+    if attested.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let trust = match &bundle.trusted_root {
+        Some(json) => crate::provenance::TrustRoot::from_json(json),
+        None => crate::provenance::TrustRoot::production(),
+    }
+    .map_err(|e| cx.invalid(format!("the trusted root it names does not load: {e}")))?;
+    let listed: BTreeMap<&str, &TreeEntry> = bundle.tree.iter().map(|e| (e.path.as_str(), e)).collect();
+    match crate::tree::provenance_failures(root, &attested, &listed, &trust).into_iter().next() {
+        Some((path, why)) => Err(cx.member(&path, format!("{why}: refused, nothing imported"))),
+        None => Ok(()),
+    }
 }
 
 pub fn import(

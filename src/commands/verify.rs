@@ -171,34 +171,11 @@ pub fn check(
         let hashed_clean: BTreeSet<&str> = problems.iter().map(Problem::path).collect();
         let hashed_clean: Vec<&TreeEntry> =
             work.iter().copied().filter(|e| !hashed_clean.contains(e.path.as_str())).collect();
-        problems.extend(provenance_problems(root, &hashed_clean, &expected, trust));
+        let failed = crate::tree::provenance_failures(root, &hashed_clean, &expected, trust);
+        problems.extend(failed.into_iter().map(|(path, message)| Problem::Provenance { path, message }));
     }
     problems.sort_by(|a, b| a.path().cmp(b.path()).then_with(|| a.to_string().cmp(&b.to_string())));
     Ok(Report { run, files: work.len(), bytes: total, problems, seconds: started.elapsed().as_secs_f64() })
-}
-
-/// Every `.provenance` that hashed clean, verified again against the file
-/// beside it (its listed sha256), in parallel.
-fn provenance_problems(
-    root: &std::path::Path,
-    clean: &[&TreeEntry],
-    listed: &BTreeMap<&str, &TreeEntry>,
-    trust: &crate::provenance::TrustRoot,
-) -> Vec<Problem> {
-    let one = |e: &&TreeEntry| -> Option<Problem> {
-        let dist = e.path.strip_suffix(".provenance")?;
-        let problem = |message: String| Some(Problem::Provenance { path: e.path.clone(), message });
-        let Some(d) = listed.get(dist) else { return problem(format!("{dist} is not in the tree")) };
-        let bytes = match fs_err::read(root.join(&e.path)) {
-            Ok(b) => b,
-            Err(err) => return problem(err.to_string()),
-        };
-        let file = dist.rsplit('/').next().unwrap_or(dist);
-        crate::provenance::verify_provenance(&bytes, file, &d.sha256, trust, None)
-            .err()
-            .and_then(|v| problem(v.to_string()))
-    };
-    clean.par_iter().filter_map(one).collect()
 }
 
 fn print(report: &Report) {

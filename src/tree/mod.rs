@@ -109,3 +109,35 @@ pub fn listing_digest(entries: &[TreeEntry]) -> String {
     let _ = serde_json::to_writer(&mut h, entries);
     h.finish().1.hex()
 }
+
+/// Every PEP 740 `.provenance` among `check` verified again, offline and in
+/// parallel, against the file beside it as `listed` records it (its
+/// sha256): the failures, sorted by path, each with why. The bytes are
+/// read from `root`. `airlock verify` reports them; `airlock import`
+/// refuses a bundle with any.
+pub fn provenance_failures(
+    root: &Path,
+    check: &[&TreeEntry],
+    listed: &std::collections::BTreeMap<&str, &TreeEntry>,
+    trust: &crate::provenance::TrustRoot,
+) -> Vec<(String, String)> {
+    use rayon::prelude::*;
+    let one = |e: &&TreeEntry| -> Option<(String, String)> {
+        let dist = e.path.strip_suffix(".provenance")?;
+        let failed = |message: String| Some((e.path.clone(), message));
+        let Some(d) = listed.get(dist) else {
+            return failed(format!("provenance for {dist}, which the tree does not hold"));
+        };
+        let bytes = match fs_err::read(root.join(&e.path)) {
+            Ok(b) => b,
+            Err(err) => return failed(err.to_string()),
+        };
+        let file = dist.rsplit('/').next().unwrap_or(dist);
+        crate::provenance::verify_provenance(&bytes, file, &d.sha256, trust, None)
+            .err()
+            .and_then(|v| failed(v.to_string()))
+    };
+    let mut out: Vec<(String, String)> = check.par_iter().filter_map(one).collect();
+    out.sort();
+    out
+}
