@@ -148,13 +148,18 @@ fn tree_key(files: &Sha256, inputs: Inputs<'_>, inputs_key: &str) -> String {
     h.finish().1.hex()
 }
 
-/// The verified publisher of every attested file the pins let in.
-fn publishers(state: &crate::store::state::State) -> Result<report::views::Publishers, StateError> {
-    let mut out = report::views::Publishers::new();
+/// The verified publisher of every attested file the pins let in, and
+/// what they come to over the audited versions.
+fn provenance_of(
+    state: &crate::store::state::State,
+    audit: &Audit,
+) -> Result<(report::provenance::Publishers, report::provenance::ProvenanceView), StateError> {
+    let mut out = report::provenance::Publishers::new();
     for a in state.attested(false)?.into_iter().filter(|a| !a.held) {
         out.entry(a.project).or_default().insert(a.filename, a.publisher);
     }
-    Ok(out)
+    let view = report::provenance::ProvenanceView::of(audit, &out);
+    Ok((out, view))
 }
 
 /// A stored artifact as the tree shows it (listed while selected); the
@@ -679,8 +684,7 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     let diagnostics = diags.sorted();
     let withdrawn = report::admission::withdrawn_views(&run.state.withdrawn()?, &audit);
     let statuses = run.state.project_statuses()?;
-    let publishers = publishers(&run.state)?;
-    let provenance = report::provenance::ProvenanceView::of(&audit, &publishers);
+    let (publishers, provenance) = provenance_of(&run.state, &audit)?;
     let inputs = Inputs {
         audit: &audit,
         diagnostics: &diagnostics,

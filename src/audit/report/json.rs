@@ -5,7 +5,8 @@
 use serde::Serialize;
 
 use super::admission::{AdmittedView, HeldView, WithdrawnView};
-use super::views::{DiagnosticView, Inputs, Publishers, TamperingView};
+use super::provenance::Publishers;
+use super::views::{DiagnosticView, Inputs, TamperingView};
 use crate::advisories::severity::Severity;
 use crate::audit::{IgnoreStatus, IgnoreUse, Status};
 
@@ -156,7 +157,7 @@ fn version<'a>(v: &'a crate::audit::AuditedVersion, publishers: &Publishers) -> 
             .files
             .iter()
             .map(|f| {
-                let p = super::views::publisher_of(publishers, &v.project, f);
+                let p = super::provenance::publisher_of(publishers, &v.project, f);
                 (&**f, p.map(|p| FileProvenance { verified: true, publisher: p.record() }))
             })
             .collect(),

@@ -6,7 +6,21 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::views::Publishers;
+/// Each attested file's verified publisher: project -> filename ->
+/// publisher (looked up by reference, with no key built per file).
+pub type Publishers = std::collections::BTreeMap<
+    crate::dist::names::ProjectName,
+    std::collections::BTreeMap<String, crate::provenance::Publisher>,
+>;
+
+/// A served file's verified publisher, if it has one.
+pub fn publisher_of<'a>(
+    publishers: &'a Publishers,
+    project: &crate::dist::names::ProjectName,
+    file: &str,
+) -> Option<&'a crate::provenance::Publisher> {
+    publishers.get(project).and_then(|files| files.get(file))
+}
 
 /// One project's files from one verified publisher.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -35,7 +49,7 @@ impl ProvenanceView {
         for v in &audit.versions {
             for f in &v.files {
                 out.served += 1;
-                let Some(p) = super::views::publisher_of(publishers, &v.project, f) else { continue };
+                let Some(p) = publisher_of(publishers, &v.project, f) else { continue };
                 out.verified += 1;
                 let version = v.version.to_string();
                 let row = rows

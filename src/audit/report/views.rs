@@ -9,22 +9,6 @@ use crate::select::installable::Installability;
 
 use super::changes;
 
-/// Each attested file's verified publisher: project -> filename ->
-/// publisher (looked up by reference, with no key built per file).
-pub type Publishers = std::collections::BTreeMap<
-    crate::dist::names::ProjectName,
-    std::collections::BTreeMap<String, crate::provenance::Publisher>,
->;
-
-/// A served file's verified publisher, if it has one.
-pub fn publisher_of<'a>(
-    publishers: &'a Publishers,
-    project: &crate::dist::names::ProjectName,
-    file: &str,
-) -> Option<&'a crate::provenance::Publisher> {
-    publishers.get(project).and_then(|files| files.get(file))
-}
-
 /// What the reports are rendered from.
 #[derive(Clone, Copy)]
 pub struct Inputs<'a> {
@@ -39,7 +23,7 @@ pub struct Inputs<'a> {
     /// (viewed once, for every format).
     pub withdrawn: &'a [super::admission::WithdrawnView],
     /// The verified PEP 740 publisher of each served attested file.
-    pub publishers: &'a Publishers,
+    pub publishers: &'a super::provenance::Publishers,
     /// Who published the served files, at a glance (computed once, for
     /// the landing page and the HTML report).
     pub provenance: &'a super::provenance::ProvenanceView,
