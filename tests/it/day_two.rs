@@ -382,14 +382,7 @@ fn reports_lead_with_the_worst_and_count_the_noise() {
     for odd in ["vulnlib-2004d.tar.gz.asc", "vulnlib-notes.txt", "vulnlib_setup.py"] {
         env.upstream.add("vulnlib", FakeFile { filename: odd.into(), ..FakeFile::new(sdist("vulnlib", "0.1")) });
     }
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/osv/policy");
-    env.airlock()
-        .args(["advisories", "build"])
-        .arg(&fixtures)
-        .arg("-o")
-        .arg(".airlock/advisories.sqlite.zst")
-        .assert()
-        .success();
+    env.policy_snapshot();
     env.manifest("[select]\npackages = [\"vulnlib\", \"nosev\"]\n[advisories]\nmax_age_days = 36500\n[policy]\nunknown_severity = \"high\"\n");
     let a = env.build().success();
     let err = stderr(&a);

@@ -254,6 +254,30 @@ fn attested(dir: &Path, name: &str, prov: &str) -> crate::support::FakeFile {
     }
 }
 
+/// The real sampleproject 4.0.0 sdist, with its real PyPI provenance.
+const SAMPLE_FILE: &str = "sampleproject-4.0.0.tar.gz";
+const SAMPLE_SELECT: &str = "[select]\npackages = [\"sampleproject\"]\nsdists = true\n";
+
+fn sample(dir: &Path) -> crate::support::FakeFile {
+    attested(dir, SAMPLE_FILE, SAMPLE)
+}
+
+/// A mirror of sampleproject's attested sdist, its manifest written.
+fn sample_mirror(dir: &Path) -> crate::support::Env {
+    let env = crate::support::Env::new(crate::support::Flavour::Json);
+    env.upstream.add("sampleproject", sample(dir));
+    env.manifest(SAMPLE_SELECT);
+    env
+}
+
+/// A pylock.toml locking sampleproject's sdist (by `sha`), expecting the
+/// publishers `identities` (TOML inline tables).
+fn sample_pylock(sha: &str, identities: &str) -> String {
+    format!(
+        "lock-version = \"1.0\"\ncreated-by = \"test\"\n[[packages]]\nname = \"sampleproject\"\nversion = \"4.0.0\"\nsdist = {{ name = \"{SAMPLE_FILE}\", url = \"https://files.example/{SAMPLE_FILE}\", hashes = {{ sha256 = \"{sha}\" }} }}\nattestation-identities = [{identities}]\n"
+    )
+}
+
 fn held(public: &Path) -> Vec<(String, String, String)> {
     let sec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(public.join("reports/security.json")).unwrap()).unwrap();
@@ -342,10 +366,7 @@ fn a_pinned_publisher_a_missing_provenance_and_a_required_one_each_hold() {
     use crate::support::*;
     let Some(dir) = data() else { return };
     let env = Env::new(Flavour::Json);
-    env.upstream.add(
-        "sampleproject",
-        attested(&dir, "sampleproject-4.0.0.tar.gz", "attestations/sampleproject-4.0.0.tar.gz.provenance"),
-    );
+    env.upstream.add("sampleproject", sample(&dir));
     env.upstream.add(
         "pypi-attestations",
         attested(&dir, "pypi_attestations-0.0.19.tar.gz", "attestations/pypi_attestations-0.0.19.tar.gz.provenance"),
@@ -412,12 +433,7 @@ fn an_import_verifies_provenance_again_and_refuses_a_forged_one() {
     use crate::support::*;
     use sha2::Digest;
     let Some(dir) = data() else { return };
-    let env = Env::new(Flavour::Json);
-    env.upstream.add(
-        "sampleproject",
-        attested(&dir, "sampleproject-4.0.0.tar.gz", "attestations/sampleproject-4.0.0.tar.gz.provenance"),
-    );
-    env.manifest("[select]\npackages = [\"sampleproject\"]\nsdists = true\n");
+    let env = sample_mirror(&dir);
     env.build().success();
     let bundle = env.path("full.tar.zst");
     env.airlock().args(["export", "--full", "-o"]).arg(&bundle).assert().success();
@@ -455,15 +471,9 @@ fn an_import_verifies_provenance_again_and_refuses_a_forged_one() {
 /// the root it was verified with, refused against another.
 #[test]
 fn verify_checks_the_served_provenance_again() {
-    use crate::support::*;
     let Some(dir) = data() else { return };
-    let env = Env::new(Flavour::Json);
-    env.upstream.add(
-        "sampleproject",
-        attested(&dir, "sampleproject-4.0.0.tar.gz", "attestations/sampleproject-4.0.0.tar.gz.provenance"),
-    );
-    let select = "[select]\npackages = [\"sampleproject\"]\nsdists = true\n";
-    env.manifest(select);
+    let env = sample_mirror(&dir);
+    let select = SAMPLE_SELECT;
     env.build().success();
     env.airlock().arg("verify").assert().success();
     let staging = dir.join("trust/staging/trusted_root.json");
@@ -519,14 +529,12 @@ fn a_lock_files_attestation_identities_pin_the_publisher() {
     use crate::support::*;
     let Some(dir) = data() else { return };
     let env = Env::new(Flavour::Json);
-    let file = "sampleproject-4.0.0.tar.gz";
-    let f = attested(&dir, file, &format!("attestations/{file}.provenance"));
+    let file = SAMPLE_FILE;
+    let f = sample(&dir);
     let sha = f.sha256();
     env.upstream.add("sampleproject", f);
     let lock = |repo: &str| {
-        format!(
-            "lock-version = \"1.0\"\ncreated-by = \"test\"\n[[packages]]\nname = \"sampleproject\"\nversion = \"4.0.0\"\nsdist = {{ name = \"{file}\", url = \"https://files.example/{file}\", hashes = {{ sha256 = \"{sha}\" }} }}\nattestation-identities = [{{ kind = \"GitHub\", repository = \"{repo}\", workflow = \"release.yml\" }}]\n"
-        )
+        sample_pylock(&sha, &format!("{{ kind = \"GitHub\", repository = \"{repo}\", workflow = \"release.yml\" }}"))
     };
     std::fs::write(env.path("pylock.toml"), lock("someone/else")).unwrap();
     env.manifest("[select]\nlockfiles = [\"pylock.toml\"]\nsdists = true\n");
@@ -550,23 +558,15 @@ fn cyclonedx_from_scan_names_the_verified_publisher() {
     use crate::support::*;
     let Some(dir) = data() else { return };
     let env = Env::new(Flavour::Json);
-    let file = "sampleproject-4.0.0.tar.gz";
-    let f = attested(&dir, file, &format!("attestations/{file}.provenance"));
+    let f = sample(&dir);
     let sha = f.sha256();
     env.upstream.add("sampleproject", f);
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/osv/policy");
-    env.airlock()
-        .args(["advisories", "build"])
-        .arg(fixtures)
-        .arg("-o")
-        .arg(env.path(".airlock/advisories.sqlite.zst"))
-        .assert()
-        .success();
+    env.policy_snapshot();
     env.manifest("[select]\npackages = [\"sampleproject\"]\nsdists = true\n[advisories]\nmax_age_days = 36500\n");
     env.build().success();
     std::fs::write(
         env.path("pylock.toml"),
-        format!("lock-version = \"1.0\"\ncreated-by = \"test\"\n[[packages]]\nname = \"sampleproject\"\nversion = \"4.0.0\"\nsdist = {{ name = \"{file}\", url = \"https://files.example/{file}\", hashes = {{ sha256 = \"{sha}\" }} }}\nattestation-identities = [{{ kind = \"GitHub\", repository = \"pypa/sampleproject\" }}]\n"),
+        sample_pylock(&sha, "{ kind = \"GitHub\", repository = \"pypa/sampleproject\" }"),
     )
     .unwrap();
     let url = format!("file://{}/simple/", env.public().display());
@@ -594,10 +594,8 @@ fn cyclonedx_from_scan_names_the_verified_publisher() {
 fn an_attested_file_is_adopted_only_with_its_verified_provenance() {
     use crate::support::*;
     let Some(dir) = data() else { return };
-    let env = Env::new(Flavour::Json);
-    let file = "sampleproject-4.0.0.tar.gz";
-    env.upstream.add("sampleproject", attested(&dir, file, &format!("attestations/{file}.provenance")));
-    env.manifest("[select]\npackages = [\"sampleproject\"]\nsdists = true\n");
+    let env = sample_mirror(&dir);
+    let file = SAMPLE_FILE;
     env.build().success();
     let forget = || {
         for f in ["state.sqlite", "state.sqlite-wal", "state.sqlite-shm"] {
@@ -626,10 +624,8 @@ fn an_attested_file_is_adopted_only_with_its_verified_provenance() {
 fn a_sharded_fetch_brings_the_provenance_the_offline_build_adopts() {
     use crate::support::*;
     let Some(dir) = data() else { return };
-    let env = Env::new(Flavour::Json);
-    let file = "sampleproject-4.0.0.tar.gz";
-    env.upstream.add("sampleproject", attested(&dir, file, &format!("attestations/{file}.provenance")));
-    env.manifest("[select]\npackages = [\"sampleproject\"]\nsdists = true\n");
+    let env = sample_mirror(&dir);
+    let file = SAMPLE_FILE;
     env.airlock().args(["plan", "-o", "plan.json"]).assert().success();
     let plan = std::fs::read_to_string(env.path("plan.json")).unwrap();
     assert!(plan.contains(&format!("{file}.provenance\"")), "the plan names the provenance URL: {plan}");
@@ -649,11 +645,11 @@ fn the_object_store_keeps_provenance_and_an_altered_copy_is_not_served() {
     use crate::support::s3::S3;
     use crate::support::*;
     let Some(dir) = data() else { return };
-    let file = "sampleproject-4.0.0.tar.gz";
+    let file = SAMPLE_FILE;
     let key = format!("store/sampleproject/{file}.provenance");
     for s3 in S3::both() {
         let env = Env::new(Flavour::Json);
-        env.upstream.add("sampleproject", attested(&dir, file, &format!("attestations/{file}.provenance")));
+        env.upstream.add("sampleproject", sample(&dir));
         s3.create_bucket("mirror");
         env.manifest("store = \"s3://mirror/store\"\n[select]\npackages = [\"sampleproject\"]\nsdists = true\n");
         let build = || {
@@ -696,8 +692,8 @@ fn a_pruned_file_takes_its_provenance_with_it() {
     use crate::support::*;
     let Some(dir) = data() else { return };
     let env = Env::new(Flavour::Json);
-    let file = "sampleproject-4.0.0.tar.gz";
-    env.upstream.add("sampleproject", attested(&dir, file, &format!("attestations/{file}.provenance")));
+    let file = SAMPLE_FILE;
+    env.upstream.add("sampleproject", sample(&dir));
     env.upstream.add("plain", FakeFile::new(sdist("plain", "1.0")));
     env.manifest(
         "keep_runs = 0\nmax_removed = \"100%\"\n[select]\npackages = [\"sampleproject\", \"plain\"]\nsdists = true\n",

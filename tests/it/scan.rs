@@ -88,14 +88,7 @@ fn mirror() -> Env {
     for v in ["1.0", "2.0"] {
         env.upstream.add("vulnlib", FakeFile::new(wheel("vulnlib", v, WheelSpec::default())));
     }
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/osv/policy");
-    env.airlock()
-        .args(["advisories", "build"])
-        .arg(fixtures)
-        .arg("-o")
-        .arg(env.path(".airlock/advisories.sqlite.zst"))
-        .assert()
-        .success();
+    env.policy_snapshot();
     env.manifest("[select]\npackages = [\"vulnlib\"]\n[advisories]\nmax_age_days = 36500\n");
     env.build().success();
     env

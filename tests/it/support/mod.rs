@@ -48,6 +48,19 @@ impl Env {
     pub fn build(&self) -> assert_cmd::assert::Assert {
         self.airlock().arg("build").assert()
     }
+
+    /// The advisory snapshot of tests/fixtures/osv/policy, built where the
+    /// manifest looks by default (`.airlock/advisories.sqlite.zst`).
+    pub fn policy_snapshot(&self) {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/osv/policy");
+        self.airlock()
+            .args(["advisories", "build"])
+            .arg(fixtures)
+            .arg("-o")
+            .arg(self.path(".airlock/advisories.sqlite.zst"))
+            .assert()
+            .success();
+    }
 }
 
 pub fn airlock_in(dir: &Path) -> assert_cmd::Command {
