@@ -65,6 +65,7 @@ fn render(c: &mut Criterion) {
         held: 0,
         withdrawn: 0,
         attested: None,
+        project_pages: false,
     };
     let mut group = c.benchmark_group("render");
     group.sample_size(10);

@@ -6,13 +6,15 @@
 # (the filter controls are shown) and that with JavaScript disabled the page
 # still holds every finding.
 #
-# usage: scripts/check-report.sh [REPORT.html] [SCREENSHOT.png]
+# usage: scripts/check-report.sh [REPORT.html] [SCREENSHOT.png] [PAGE.png]
 #
 # Without REPORT.html, a demo mirror is built hermetically and its report is
 # checked: a file:// upstream indexed by `airlock index` from generated wheels,
 # and advisories from tests/fixtures/osv (including hostile ones whose text
 # carries <script> and javascript: links). The screenshot defaults to a
-# temporary file; docs/security-report.png is the one the README shows.
+# temporary file; docs/security-report.png is the one the README shows. With
+# PAGE.png (demo mirror only), a screenshot of the vulnlib project page too
+# (docs/project-page.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,7 @@ work=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 report=${1:-}
 shot=${2:-$work/security-report.png}
+page_shot=${3:-}
 
 if [ -z "$report" ]; then
     AIRLOCK=${AIRLOCK:-target/debug/airlock}
@@ -33,11 +36,34 @@ if [ -z "$report" ]; then
     python3 - "$work/dist" <<'PY'
 import base64, hashlib, sys, zipfile
 out = sys.argv[1]
+README = """Summary: Parse and render vulnerable things, quickly
+Keywords: parsing,demo
+Project-URL: Source, https://example.org/vulnlib
+Description-Content-Type: text/markdown
+
+# vulnlib
+
+A **demo** library for the airlock report: `pip install vulnlib`.
+
+```python
+import vulnlib
+vulnlib.parse("<b>text</b>")
+```
+
+<script>document.title = "PWNED"</script>
+
+See [the documentation](https://example.org/docs).
+"""
 def wheel(name, version):
     dist = f"{name}-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    if name == "cleanlib":
+        meta += "Summary: Depends on vulnlib\nRequires-Dist: vulnlib>=1.1\nRequires-Dist: colorama; sys_platform == 'win32'\n"
+    if name == "vulnlib":
+        meta += "Requires-Python: >=3.9\n" + README
     files = {
         f"{name}/__init__.py": f"__version__ = {version!r}\n",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/METADATA": meta,
         f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: check-report\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
     record = "".join(
@@ -107,6 +133,12 @@ fi
 if grep -qi '<img\|href="javascript:' "$work/dom.html"; then
     echo "FAIL: hostile markup is live in the DOM" >&2
     status=1
+fi
+if [ -n "$page_shot" ]; then
+    page="$(dirname "$report")/../projects/vulnlib/index.html"
+    browse page "file://$(cd "$(dirname "$page")" && pwd)/index.html" --screenshot="$page_shot" 2> "$work/page.log" > /dev/null
+    if grep -h "CONSOLE" "$work/page.log"; then echo "FAIL: the project page wrote to the console" >&2; status=1; fi
+    [ -s "$page_shot" ] || { echo "FAIL: no project page screenshot" >&2; status=1; }
 fi
 [ "$status" -eq 0 ] && echo "ok: $report renders without console messages ($rows_js vulnerable versions, with and without JavaScript); screenshot: $shot"
 exit "$status"

@@ -2,12 +2,18 @@
 """A generated file:// upstream of tiny wheels, for memory figures of a first
 build (docs/BENCHMARKS.md): run it in an empty directory, then
 `/usr/bin/time -f "%e s %M KiB" airlock -q build -c mirror.toml`.
-PROJECTS and PER (environment) set the size; default 10,000 x 10."""
+PROJECTS and PER (environment) set the size; default 10,000 x 10. README=1
+gives every wheel a summary, keywords, three dependencies on other generated
+projects and a 4 KB markdown description (the project pages' real work)."""
 import zipfile, hashlib, json, os, io
 root=os.getcwd()
 os.makedirs("upstream/files",exist_ok=True)
 reqs=[]
 PROJECTS=int(os.environ.get('PROJECTS','10000')); PER=int(os.environ.get('PER','10'))
+README=os.environ.get('README')=='1'
+BODY=("## Usage\n\nInstall it with `pip install NAME`, then:\n\n```python\nimport NAME\nNAME.run(debug=True)\n```\n\n"
+      "| option | default | meaning |\n|---|---|---|\n| debug | false | print *everything* |\n\n"
+      "See [the documentation](https://example.org/docs) and ![badge](https://img.example.org/b.svg).\n\n")*8
 for p in range(PROJECTS):
     name=f"project-{p:05}"; dist=f"project_{p:05}"
     entries=[]
@@ -15,7 +21,11 @@ for p in range(PROJECTS):
         fn=f"{dist}-1.{v}-py3-none-any.whl"
         buf=io.BytesIO()
         with zipfile.ZipFile(buf,"w") as z:
-            z.writestr(f"{dist}-1.{v}.dist-info/METADATA",f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.{v}\n")
+            meta=f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.{v}\n"
+            if README:
+                deps="".join(f"Requires-Dist: project-{(p*7+k*13+1)%PROJECTS:05}>=1.0\n" for k in range(3))
+                meta+=f"Summary: Generated project {p} for the page benchmarks\nKeywords: bench,generated,p{p%97}\n{deps}Description-Content-Type: text/markdown\n\n# {name}\n\n"+BODY.replace("NAME",dist)
+            z.writestr(f"{dist}-1.{v}.dist-info/METADATA",meta)
             z.writestr(f"{dist}-1.{v}.dist-info/WHEEL","Wheel-Version: 1.0\nTag: py3-none-any\n")
             z.writestr(f"{dist}-1.{v}.dist-info/RECORD","")
         b=buf.getvalue()

@@ -113,13 +113,45 @@ pub fn run(target: &str, data: &[u8]) {
         }
         "readme" => {
             // Whatever a METADATA says, its rendered README runs nothing.
-            let (text, markup) = crate::index::readme::description(data).unwrap_or_else(|| {
-                (String::from_utf8_lossy(data).into_owned(), crate::index::readme::Markup::Markdown)
+            let (text, markup) = crate::browse::readme::description(data).unwrap_or_else(|| {
+                (String::from_utf8_lossy(data).into_owned(), crate::browse::readme::Markup::Markdown)
             });
-            let html = crate::index::readme::render(&text, markup).to_ascii_lowercase();
-            assert!(!html.contains("<script") && !html.contains("href=\"javascript:"), "{html}");
+            safe_html(&crate::browse::readme::render(&text, markup));
         }
         _ => {}
+    }
+}
+
+/// Rendered README HTML runs nothing: no script, image, frame, form or
+/// event attribute in any tag, and every link's scheme one that only
+/// navigates (read as a browser reads it: case and whitespace ignored).
+fn safe_html(html: &str) {
+    let lower = html.to_ascii_lowercase();
+    for tag in lower.split('<').skip(1).map(|t| t.split('>').next().unwrap_or_default()) {
+        let name = tag.split([' ', '/', '\n', '\t']).next().unwrap_or_default();
+        assert!(
+            !matches!(
+                name,
+                "script" | "img" | "iframe" | "object" | "embed" | "form" | "input" | "svg" | "style" | "base"
+            ),
+            "<{tag}> in {html}"
+        );
+        for attr in tag.split_whitespace().skip(1) {
+            assert!(!(attr.starts_with("on") && attr.contains('=')), "event attribute in <{tag}>: {html}");
+            if let Some(value) = attr.strip_prefix("href=\"") {
+                let seen: String = value.chars().filter(|c| !c.is_ascii_whitespace() && !c.is_control()).collect();
+                // What precedes the first colon is a scheme only when it is
+                // one by RFC 3986's letters; otherwise the URL is relative.
+                let scheme = seen.split_once(':').map(|(s, _)| s).filter(|s| {
+                    s.starts_with(|c: char| c.is_ascii_alphabetic())
+                        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+                });
+                assert!(
+                    scheme.is_none_or(|s| matches!(s, "http" | "https" | "mailto" | "ftp")),
+                    "href {value} in {html}"
+                );
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod advisories;
 pub(crate) mod audit;
+pub(crate) mod browse;
 pub(crate) mod bundle;
 pub mod cli;
 pub(crate) mod commands;

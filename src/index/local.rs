@@ -210,6 +210,7 @@ pub fn index_dir(dir: &Path, out: &Path, name: &str, templates: Option<&Path>) -
         held: 0,
         withdrawn: 0,
         attested: None,
+        project_pages: false,
     };
     let staged = target.stage(&crate::tree::target::fresh_id())?;
     render::render_site(&files, &info, None, &templates, staged.dir())?;

@@ -6,7 +6,6 @@
 
 pub mod local;
 pub mod locks;
-pub mod readme;
 pub mod render;
 pub mod templates;
 

@@ -106,6 +106,8 @@ pub struct SiteInfo {
     pub withdrawn: usize,
     /// Served files with verified PEP 740 provenance ("12 of 40"), when any.
     pub attested: Option<String>,
+    /// The pages for people are written (`projects/`): the landing page links there.
+    pub project_pages: bool,
 }
 
 /// A requested project the index does not list, as the landing page shows it.
@@ -125,7 +127,7 @@ pub struct EnvStatus {
 
 /// Characters left as-is in hrefs. `+` and `!` are encoded: S3 decodes a raw
 /// `+` in a key path as a space.
-const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+pub(crate) const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 fn encode(segment: &str) -> String {
     utf8_percent_encode(segment, PATH_SEGMENT).to_string()
@@ -260,6 +262,7 @@ struct LandingView<'a> {
     held: usize,
     withdrawn: usize,
     attested: Option<&'a str>,
+    project_pages: bool,
 }
 
 #[derive(Serialize)]
@@ -295,7 +298,7 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-fn project_files(files: &[SiteFile]) -> BTreeMap<&ProjectName, Vec<&SiteFile>> {
+pub(crate) fn project_files(files: &[SiteFile]) -> BTreeMap<&ProjectName, Vec<&SiteFile>> {
     let mut by_project: BTreeMap<&ProjectName, Vec<&SiteFile>> = BTreeMap::new();
     for f in files {
         by_project.entry(&f.project).or_default().push(f);
@@ -457,7 +460,10 @@ impl<'a> SiteRender<'a> {
                 .iter()
                 .map(|p| LandingProject {
                     name: p.name.to_string(),
-                    href: format!("simple/{}/", p.name),
+                    href: match info.project_pages {
+                        true => format!("projects/{}/index.html", p.name),
+                        false => format!("simple/{}/", p.name),
+                    },
                     versions: p.versions,
                     newest: p.newest.as_ref().map(ToString::to_string).unwrap_or_default(),
                     files: p.files,
@@ -471,6 +477,7 @@ impl<'a> SiteRender<'a> {
             held: info.held,
             withdrawn: info.withdrawn,
             attested: info.attested.as_deref(),
+            project_pages: info.project_pages,
             security: security.map(|s| LandingSecurity {
                 banner: s.banner.as_deref(),
                 vulnerable_versions: s.vulnerable_versions,

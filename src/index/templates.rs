@@ -9,14 +9,21 @@ use serde::Serialize;
 use tera::Tera;
 
 pub const BUILTIN: &[(&str, &str)] = &[
+    // The one stylesheet every human page includes (first: the pages include it).
+    ("style.css", include_str!("../../templates/style.css")),
     ("simple_root.html", include_str!("../../templates/simple_root.html")),
     ("simple_project.html", include_str!("../../templates/simple_project.html")),
     ("landing.html", include_str!("../../templates/landing.html")),
     ("security.html", include_str!("../../templates/security.html")),
+    ("project.html", include_str!("../../templates/project.html")),
+    ("projects.html", include_str!("../../templates/projects.html")),
 ];
 
 /// Raw assets (not templates), overridable the same way.
-pub const ASSETS: &[(&str, &str)] = &[("security.js", include_str!("../../templates/security.js"))];
+pub const ASSETS: &[(&str, &str)] = &[
+    ("security.js", include_str!("../../templates/security.js")),
+    ("projects.js", include_str!("../../templates/projects.js")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {

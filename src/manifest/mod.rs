@@ -87,6 +87,7 @@ struct RawMirror {
     max_removed: Option<Spanned<toml::Value>>,
     files: Option<Spanned<String>>,
     base_url: Option<Spanned<String>>,
+    project_pages: Option<bool>,
 }
 
 /// `[select]` and `[select.project.<name>]` share one struct; the keys only
@@ -213,6 +214,8 @@ pub struct Mirror {
     /// Where the published tree is served (`https://pypi.example.org/`):
     /// the landing page's install commands show it.
     pub base_url: Option<Url>,
+    /// Write the pages for people under `projects/` (the default).
+    pub project_pages: bool,
 }
 
 /// `[mirror] files`: which of a chosen version's files are mirrored.
@@ -893,6 +896,7 @@ fn load_mirror(loc: &Locator, errs: &mut Errors, m: RawMirror, resolve: &dyn Fn(
             errs.take(v.span().start, parsed).unwrap_or(DEFAULT_MAX_REMOVED)
         }),
         base_url,
+        project_pages: m.project_pages.unwrap_or(true),
     }
 }
 

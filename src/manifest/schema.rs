@@ -49,6 +49,7 @@ const MIRROR: &[Field] = &[
     Field("max_removed", Kind::CountOrPercent),
     Field("files", Kind::Str),
     Field("base_url", Kind::Str),
+    Field("project_pages", Kind::Bool),
 ];
 
 const SELECT: &[Field] = &[

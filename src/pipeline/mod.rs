@@ -189,6 +189,7 @@ fn publishing<'a>(
         repair,
         index_url: manifest.mirror.base_url.as_ref().and_then(|u| u.join("simple/").ok()).map(|u| u.to_string()),
         base_url: manifest.mirror.base_url.clone(),
+        project_pages: manifest.mirror.project_pages,
     }
 }
 

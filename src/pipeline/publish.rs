@@ -56,6 +56,8 @@ pub struct Publishing<'a> {
     pub allow_removals: bool,
     /// Where recorded files gone from the store come back from.
     pub repair: Option<&'a super::repair::Repairer<'a>>,
+    /// `[mirror] project_pages`: the pages for people under `projects/`.
+    pub project_pages: bool,
 }
 
 /// What publishing left served.
@@ -114,7 +116,7 @@ fn inputs_key(p: &Publishing<'_>, tampering: &[Tampering], diags: &[Diagnostic])
         .map(|t| format!("{}/{} {} {} {}-{}", t.project, t.filename, t.mirrored, t.upstream, t.first_run, t.last_run))
         .collect();
     let text = format!(
-        "{}\n{}\n{}\n{}\n{}\nexpired={expired:?}\n{:?}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+        "{}\n{}\n{}\n{}\n{}\nexpired={expired:?}\n{:?}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\npages={}\n",
         env!("CARGO_PKG_VERSION"),
         p.templates.digest(),
         p.mirror.name,
@@ -128,6 +130,7 @@ fn inputs_key(p: &Publishing<'_>, tampering: &[Tampering], diags: &[Diagnostic])
         p.check.select.cache_key(),
         p.check.envs.iter().map(TargetEnv::name).collect::<Vec<_>>().join(","),
         p.base_url.as_ref().map(url::Url::as_str).unwrap_or_default(),
+        p.project_pages,
     );
     Sha256::of(text.as_bytes()).hex()
 }
@@ -208,7 +211,14 @@ struct Withheld<'a> {
 
 impl Withheld<'_> {
     fn keeps(&self, f: &SiteFile) -> bool {
-        !self.refused.contains(&f.sha256) && !self.blocked.contains(&(f.project.clone(), f.version().clone()))
+        self.keeps_file(&f.sha256, &f.project, f.version())
+    }
+
+    fn keeps_file(&self, sha256: &Sha256, project: &ProjectName, version: &crate::dist::Version) -> bool {
+        // The key is built only when something is blocked: most mirrors
+        // block nothing, and this runs once per file.
+        !self.refused.contains(sha256)
+            && (self.blocked.is_empty() || !self.blocked.contains(&(project.clone(), version.clone())))
     }
 }
 
@@ -463,13 +473,23 @@ fn render(
         held: report::admission::held_views(inputs.diagnostics).len(),
         withdrawn: inputs.withdrawn.len(),
         attested: inputs.provenance.share(),
+        project_pages: p.project_pages,
     };
     // Pages: two per project, at most one per file (a project has one file or more).
     let files = run.state.tree_files()? as usize;
     let mut site = SiteRender::with_capacity(p.templates, staged.dir(), files + files / 2 + 64)
         .with_statuses(inputs.statuses)
         .with_base_url(p.base_url.as_ref());
+    let mut sw = crate::util::ui::Stopwatch::start();
+    let catalog = p.project_pages.then(|| catalog(run, withheld)).transpose()?;
+    sw.lap("render: the project catalog");
+    let previous = run.target.current();
+    let site_of = crate::browse::Site { name: &p.mirror.name, index_url: p.index_url.as_deref() };
+    let pages = catalog
+        .as_ref()
+        .map(|c| crate::browse::Pages::new(inputs, c, site_of, p.templates, (staged.dir(), previous.as_deref())));
     let mut listed = Vec::new();
+    let mut people = Vec::new();
     // What the tree serves, for the rewritten locks (lock-sized mirrors only).
     let locks = &p.check.select.locks;
     let mut served: HashSet<(ProjectName, String)> = HashSet::new();
@@ -477,13 +497,19 @@ fn render(
         if !locks.is_empty() {
             served.extend(batch.iter().filter(|f| f.listed).map(|f| (f.project.clone(), f.filename.to_string())));
         }
+        if let Some(pages) = &pages {
+            people.extend(pages.batch(batch)?);
+        }
         Ok(site.projects(batch)?)
     })?;
     listed.sort_unstable();
-    let mut sw = crate::util::ui::Stopwatch::start();
     sw.lap("render: project pages");
     let mut entries = site.finish(&info, Some(&inputs.audit.landing()))?;
-    sw.lap("render: root and landing pages");
+    entries.extend(people);
+    if let Some(pages) = &pages {
+        entries.extend(pages.finish()?);
+    }
+    sw.lap("render: root, landing and projects pages");
     entries.extend(written);
     entries.extend(report::write_all(inputs, p.templates, staged.dir())?);
     sw.lap("render: reports");
@@ -498,6 +524,29 @@ fn render(
     // Paths are unique: an unstable sort, in place.
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok((entries, Listed(listed)))
+}
+
+/// What every project page needs of the others (summaries, reverse
+/// dependencies), from a pass over the state's rows: each project's listed
+/// versions and the newest one's core metadata, with no file looked at
+/// but that one (the render's pass checks every file).
+fn catalog(run: &Run, withheld: &Withheld<'_>) -> Result<crate::browse::Catalog, Error> {
+    let mut catalog = crate::browse::Catalog::default();
+    let mut current: Option<crate::browse::Newest> = None;
+    run.state.each_served_artifact(|a| {
+        if !a.listed() || !withheld.keeps_file(&a.sha256, &a.project, a.filename.version()) {
+            return;
+        }
+        if current.as_ref().is_some_and(|c| c.project != a.project) {
+            catalog.add(current.take());
+        }
+        let c = current.get_or_insert_with(|| crate::browse::Newest::of(a.project.clone()));
+        let metadata = a.metadata.map(|_| run.store.metadata_path(&a.project, &a.filename));
+        c.see(a.filename.version(), metadata);
+    })?;
+    catalog.add(current);
+    catalog.finish();
+    Ok(catalog)
 }
 
 /// The removal guard: why the new tree must not replace the served one,
@@ -694,6 +743,7 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
         statuses: &statuses,
         publishers: &publishers,
         provenance: &provenance,
+        project_pages: p.project_pages,
     };
     keys.key = tree_key(&inventory.digest, inputs, &keys.inputs);
     keys.exit = audit.exit() as i64;

@@ -18,6 +18,7 @@ mod golden;
 mod mirror;
 mod nightly;
 mod object_stores;
+mod pages;
 mod provenance;
 mod publishing;
 mod resolve;

@@ -238,6 +238,16 @@ fn a_build_serves_verified_provenance_beside_its_file_and_refuses_a_tampered_one
     assert!(html.contains("<meta name=\"pypi:repository-version\" content=\"1.4\">"), "{html}");
     let sec = std::fs::read_to_string(public.join("reports/security.json")).unwrap();
     assert!(sec.contains("provenance-refused"), "reported");
+    // The project page names the verified publisher, for the project and the file.
+    let people = std::fs::read_to_string(public.join("projects/pypi-attestations/index.html")).unwrap();
+    assert!(
+        people.contains("<h2>Verified publisher</h2><ul><li>✓ github:trailofbits/pypi-attestations@release.yml</li>"),
+        "{people}"
+    );
+    assert!(
+        people.contains("<td class=\"hide-narrow\">✓ github:trailofbits/pypi-attestations@release.yml</td>"),
+        "{people}"
+    );
     // A rerun asks for no provenance it has.
     env.upstream.clear_requests();
     env.build().success();

@@ -26,5 +26,8 @@ fn rendered_pages() {
         let json: serde_json::Value = serde_json::from_str(&read("simple/demo-pkg/index.v1_json")).unwrap();
         insta::assert_json_snapshot!("project_json", json);
         insta::assert_snapshot!("landing_html", read("index.html"));
+        insta::assert_snapshot!("browse_project_html", read("projects/demo-pkg/index.html"));
+        insta::assert_snapshot!("browse_projects_html", read("projects/index.html"));
+        insta::assert_snapshot!("browse_projects_js", read("projects/index.js"));
     });
 }

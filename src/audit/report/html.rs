@@ -43,6 +43,7 @@ struct View<'a> {
     version: &'static str,
     script: &'a str,
     script_hash: String,
+    project_pages: bool,
 }
 
 #[derive(Serialize)]
@@ -373,6 +374,7 @@ pub fn render(inputs: Inputs<'_>, templates: &Templates) -> Result<Vec<u8>, Temp
         version: env!("CARGO_PKG_VERSION"),
         script: &script,
         script_hash,
+        project_pages: inputs.project_pages,
     };
     Ok(templates.render("security.html", &view)?.into_bytes())
 }

@@ -29,6 +29,8 @@ pub struct Inputs<'a> {
     pub provenance: &'a super::provenance::ProvenanceView,
     /// PEP 792: the projects the upstream marks other than active.
     pub statuses: &'a crate::index::Statuses,
+    /// `[mirror] project_pages`: the reports link into `projects/`.
+    pub project_pages: bool,
 }
 
 /// Tampering evidence as reports show it.

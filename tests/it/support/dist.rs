@@ -46,6 +46,12 @@ pub struct WheelSpec<'a> {
 
 /// A wheel for `name==version`; returns (filename, bytes).
 pub fn wheel(name: &str, version: &str, spec: WheelSpec<'_>) -> (String, Vec<u8>) {
+    described_wheel(name, version, spec, "")
+}
+
+/// A wheel whose METADATA ends with `more`: headers, then a blank line and
+/// the description as the message body.
+pub fn described_wheel(name: &str, version: &str, spec: WheelSpec<'_>, more: &str) -> (String, Vec<u8>) {
     let tag = if spec.tag.is_empty() { "py3-none-any" } else { spec.tag };
     let dist = dist_name(name);
     let filename = format!("{dist}-{version}-{tag}.whl");
@@ -58,6 +64,7 @@ pub fn wheel(name: &str, version: &str, spec: WheelSpec<'_>) -> (String, Vec<u8>
     for r in spec.requires {
         metadata.push_str(&format!("Requires-Dist: {r}\n"));
     }
+    metadata.push_str(more);
     let pure = tag.ends_with("-none-any");
     let wheel_file = format!("Wheel-Version: 1.0\nGenerator: airlock-tests\nRoot-Is-Purelib: {pure}\nTag: {tag}\n");
     let module = format!("__version__ = {version:?}\nNAME = {name:?}\n");

@@ -64,7 +64,7 @@ pub fn description(metadata: &[u8]) -> Option<(String, Markup)> {
 /// The description as safe HTML.
 pub fn render(text: &str, markup: Markup) -> String {
     match markup {
-        Markup::Markdown => sanitise(&markdown(text)),
+        Markup::Markdown => markdown(text),
         Markup::Rst | Markup::Plain => format!("<pre class=\"readme-text\">{}</pre>", escape(text)),
     }
 }
@@ -84,31 +84,79 @@ fn escape(s: &str) -> String {
     out
 }
 
-/// CommonMark with GitHub's tables, strikethrough and task lists; an image
-/// becomes a link to it (its alt text the link's text).
+/// CommonMark with GitHub's tables, strikethrough and task lists, as safe
+/// HTML. A README with raw HTML in it goes through ammonia. One without
+/// needs no sanitiser, and most have none: pulldown-cmark escapes all
+/// their text and attribute values. Its only untrusted markup is then a
+/// link's URL, whose scheme `safe_url` checks. That path costs a tenth of
+/// ammonia's parse (docs/BENCHMARKS.md), and the fuzz target holds both
+/// paths to the same rules. In both, an image becomes a link to it, its alt
+/// text the link's text, and links are marked as leaving the mirror.
 fn markdown(text: &str) -> String {
     let opts = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
-    let events = Parser::new_ext(text, opts).map(|e| match e {
-        Event::Start(Tag::Image { link_type, dest_url, title, id }) => {
-            Event::Start(Tag::Link { link_type, dest_url, title, id })
+    let events: Vec<Event<'_>> = Parser::new_ext(text, opts).collect();
+    let mut html = String::with_capacity(text.len() + text.len() / 2);
+    if events.iter().any(|e| matches!(e, Event::Html(_) | Event::InlineHtml(_))) {
+        let events = events.into_iter().map(|e| match e {
+            Event::Start(Tag::Image { link_type, dest_url, title, id }) => {
+                Event::Start(Tag::Link { link_type, dest_url, title, id })
+            }
+            Event::End(TagEnd::Image) => Event::End(TagEnd::Link),
+            e => e,
+        });
+        pulldown_cmark::html::push_html(&mut html, events);
+        return sanitise(&html);
+    }
+    let events = events.into_iter().map(|e| match e {
+        Event::Start(Tag::Link { dest_url, title, .. } | Tag::Image { dest_url, title, .. }) => {
+            let mut a = String::from("<a");
+            if let Some(url) = safe_url(&dest_url) {
+                a.push_str(&format!(" href=\"{}\"", escape(url)));
+            }
+            if !title.is_empty() {
+                a.push_str(&format!(" title=\"{}\"", escape(&title)));
+            }
+            a.push_str(" rel=\"noopener noreferrer nofollow\">");
+            Event::Html(a.into())
         }
-        Event::End(TagEnd::Image) => Event::End(TagEnd::Link),
+        Event::End(TagEnd::Link | TagEnd::Image) => Event::Html("</a>".into()),
+        Event::TaskListMarker(done) => Event::Text(if done { "[x] " } else { "[ ] " }.into()),
         e => e,
     });
-    let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, events);
     html
+}
+
+/// A link's URL, when it may be one: relative, or of a scheme that only
+/// navigates (ammonia's rule, narrowed). Browsers drop tabs and newlines
+/// inside a URL and ignore case, so the scheme is read as they read it.
+fn safe_url(url: &str) -> Option<&str> {
+    let seen: String = url.chars().filter(|c| !c.is_ascii_whitespace() && !c.is_control()).take(16).collect::<String>();
+    let Some(colon) = seen.find(':') else { return Some(url) };
+    let scheme_chars = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.');
+    if !seen[..colon].chars().all(scheme_chars) {
+        // Not a scheme (RFC 3986): a relative URL, as a browser reads it.
+        return Some(url);
+    }
+    let scheme = seen[..colon].to_ascii_lowercase();
+    matches!(scheme.as_str(), "http" | "https" | "mailto" | "ftp").then_some(url)
 }
 
 /// ammonia's defaults (no scripts, styles, event attributes or
 /// `javascript:`), less images and forms, links marked as leaving the
 /// mirror.
 fn sanitise(html: &str) -> String {
-    ammonia::Builder::default()
-        .rm_tags(["img", "picture", "source", "video", "audio", "iframe", "form", "input", "button"])
-        .link_rel(Some("noopener noreferrer nofollow"))
-        .clean(html)
-        .to_string()
+    // One builder per thread: making one builds its tag and attribute sets,
+    // which cost as much as cleaning a README.
+    thread_local! {
+        static CLEANER: ammonia::Builder<'static> = {
+            let mut b = ammonia::Builder::default();
+            b.rm_tags(["img", "picture", "source", "video", "audio", "iframe", "form", "input", "button"])
+                .link_rel(Some("noopener noreferrer nofollow"));
+            b
+        };
+    }
+    CLEANER.with(|b| b.clean(html).to_string())
 }
 
 #[cfg(test)]
@@ -126,6 +174,28 @@ mod tests {
             assert!(!html.contains(bad), "{bad} survived: {html}");
         }
         assert!(html.contains("<a href=\"https://cdn.example/logo.png\""), "an image becomes a link: {html}");
+    }
+
+    #[test]
+    fn markdown_without_html_is_safe_without_the_sanitiser() {
+        let text = "# T\n\n[a](javascript:alert(1)) [b](<JaVa\tScRiPt:alert(2)>) <javascript:alert(5)> [c](data:text/html,x) [d](https://ok.example/?a=\"b\") [e](../rel) \n\n![i](https://img.example/x.png \"t<\")\n\n- [x] done\n\n`<script>`\n";
+        let html = render(text, Markup::Markdown);
+        for bad in ["href=\"javascript", "ScRiPt:", "data:", "<script", "<img", "<input"] {
+            assert!(!html.contains(bad), "{bad} survived: {html}");
+        }
+        assert!(html.contains("<a rel=\"noopener noreferrer nofollow\">a</a>"), "{html}");
+        assert!(
+            html.contains("<a href=\"https://ok.example/?a=&quot;b&quot;\" rel=\"noopener noreferrer nofollow\">d</a>"),
+            "{html}"
+        );
+        assert!(html.contains("<a href=\"../rel\""), "{html}");
+        assert!(
+            html.contains(
+                "<a href=\"https://img.example/x.png\" title=\"t&lt;\" rel=\"noopener noreferrer nofollow\">i</a>"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("[x] done") && html.contains("<code>&lt;script&gt;</code>"), "{html}");
     }
 
     #[test]
