@@ -228,7 +228,7 @@ impl<'a> Pages<'a> {
     fn page(&self, project: &ProjectName, files: &[&SiteFile]) -> Result<TreeEntry, RenderError> {
         let rel = format!("projects/{project}/index.html");
         let meta = newest_metadata(files);
-        let mut page = view::PageView::of(self, project, files, meta.as_ref().map(|(f, b)| (*f, b.as_slice())));
+        let mut page = self.view_of(project, files, meta.as_ref().map(|(f, b)| (*f, b.as_slice())));
         let key = page.key(self.templates.digest());
         if let Some(old) = self.previous.map(|d| d.join(&rel)).filter(|old| page_key(old).as_deref() == Some(&key)) {
             let dst = self.out.join(&rel);
@@ -242,6 +242,134 @@ impl<'a> Pages<'a> {
             page.readme = readme::description(bytes).map(|(text, markup)| readme::render(&text, markup));
         }
         Ok(write_entry(self.out, &rel, self.templates.render("project.html", &page)?.as_bytes())?)
+    }
+
+    /// Every version of the page, newest first: the served files' and the
+    /// blocked ones, each with its advisories; and how many are vulnerable.
+    fn version_rows(&self, project: &ProjectName, files: &[&SiteFile]) -> (Vec<view::VersionRow>, usize) {
+        let publishers = self.inputs.publishers;
+        let audited = self.audit.get(project).map(Vec::as_slice).unwrap_or_default();
+        let encode = |s: &str| percent_encoding::utf8_percent_encode(s, crate::index::render::PATH_SEGMENT).to_string();
+        // Versions newest first: the served files', and the blocked ones
+        // (no file served, said why).
+        let mut versions: BTreeMap<crate::dist::Version, view::VersionRow> = BTreeMap::new();
+        for f in files {
+            let row = versions.entry(f.version().clone()).or_insert_with(|| view::VersionRow {
+                version: f.version().to_string(),
+                id: crate::index::version_anchor(project.as_str(), &f.version().to_string()),
+                uploaded: None,
+                yanked: true,
+                blocked: false,
+                upgrade_to: None,
+                advisories: Vec::new(),
+                files: Vec::new(),
+            });
+            row.yanked &= f.facts.yanked.is_yanked();
+            row.uploaded = row.uploaded.take().max(view::time(f.facts.upload_time));
+            row.files.push(view::FileRow {
+                filename: f.filename.to_string(),
+                href: format!("../../packages/{project}/{}", encode(f.filename.as_str())),
+                size: crate::util::ui::human_bytes(f.size),
+                sha256: f.sha256.hex(),
+                tags: view::tags(&f.filename),
+                requires_python: f.facts.requires_python.as_ref().map(|r| r.as_str().to_string()),
+                uploaded: view::time(f.facts.upload_time),
+                yanked: f.facts.yanked.is_yanked().then(|| f.facts.yanked.reason().unwrap_or_default().to_string()),
+                publisher: crate::audit::report::provenance::publisher_of(publishers, project, f.filename.as_str())
+                    .map(ToString::to_string),
+            });
+        }
+        let mut vulnerable = 0;
+        for v in audited {
+            if !versions.contains_key(&v.version) && !v.blocked {
+                continue;
+            }
+            let row = versions.entry(v.version.clone()).or_insert_with(|| view::VersionRow {
+                version: v.version.to_string(),
+                id: crate::index::version_anchor(project.as_str(), &v.version.to_string()),
+                uploaded: None,
+                yanked: false,
+                blocked: true,
+                upgrade_to: None,
+                advisories: Vec::new(),
+                files: Vec::new(),
+            });
+            row.blocked = v.blocked;
+            row.upgrade_to = v.upgrade_to.as_ref().map(ToString::to_string);
+            row.advisories = v
+                .findings
+                .iter()
+                .map(|a| view::Advisory {
+                    id: a.id.clone(),
+                    severity: if a.malicious { "malicious".into() } else { a.severity.to_string() },
+                    summary: a.summary.clone(),
+                    href: format!("../../reports/security.html#{}", row.id),
+                    ignored: a.ignored.is_some(),
+                })
+                .collect();
+            vulnerable += usize::from(v.active().next().is_some());
+        }
+        (versions.into_values().rev().collect(), vulnerable)
+    }
+
+    /// The page of `project` from its listed files (newest first) and the
+    /// metadata of `described`; the README is left for the caller.
+    fn view_of(
+        &'a self,
+        project: &'a ProjectName,
+        files: &[&SiteFile],
+        described: Option<(&SiteFile, &[u8])>,
+    ) -> view::PageView<'a> {
+        let pages = self;
+        let meta = described.map(|(_, b)| view::Metadata::parse(b)).unwrap_or_default();
+        let entry = pages.catalog.entries.get(project);
+        let status = pages.inputs.statuses.get(project);
+        let publishers = pages.inputs.publishers;
+        let (versions, vulnerable) = self.version_rows(project, files);
+        let mut shown: Vec<String> = files
+            .iter()
+            .filter_map(|f| crate::audit::report::provenance::publisher_of(publishers, project, f.filename.as_str()))
+            .map(ToString::to_string)
+            .collect();
+        shown.sort();
+        shown.dedup();
+        let dependencies = meta
+            .requires
+            .into_iter()
+            .map(|mut r| {
+                r.href = r.name.as_ref().filter(|n| pages.catalog.contains(n)).map(view::page_href);
+                r
+            })
+            .collect();
+        view::PageView {
+            key: String::new(),
+            mirror: pages.site.name,
+            name: project.as_str(),
+            summary: meta.summary,
+            keywords: meta.keywords,
+            license: meta.license,
+            links: meta.links,
+            newest: entry.and_then(|e| e.newest.as_ref()).map(ToString::to_string).unwrap_or_default(),
+            status: status.map(|s| s.status.as_str()),
+            status_reason: status.and_then(|s| s.reason.as_deref()),
+            index_url: pages.site.index_url,
+            described: described.map(|(f, _)| f.version().to_string()),
+            readme: None,
+            readme_source: described.map(|(_, b)| crate::util::hashing::Sha256::of(b).hex()),
+            requires_python: meta.requires_python,
+            dependencies,
+            dependents: entry
+                .map(|e| &e.dependents[..])
+                .unwrap_or_default()
+                .iter()
+                .map(|d| view::Link { label: d.to_string(), href: view::page_href(d) })
+                .collect(),
+            publishers: shown,
+            versions,
+            vulnerable,
+            held: pages.held.get(project.as_str()).map(|h| h.iter().collect()).unwrap_or_default(),
+            withdrawn: pages.withdrawn.get(project.as_str()).cloned().unwrap_or_default(),
+        }
     }
 
     /// `projects/index.html`, its search index and its script.

@@ -4,15 +4,11 @@
 //! tera's escaping; only the README, sanitised by `readme`, is inserted as
 //! HTML, and only `http(s)` URLs become links.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
-use super::Pages;
 use crate::audit::report::admission::{HeldView, WithdrawnView};
 use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
-use crate::index::SiteFile;
 
 /// How a page names the key it was rendered from, in its head.
 pub(super) const KEY_META: &str = "<meta name=\"airlock:page\" content=\"";
@@ -104,204 +100,85 @@ impl Metadata {
 #[derive(Serialize)]
 pub(super) struct PageView<'a> {
     /// The key this page was rendered from (set once computed).
-    pub key: String,
-    mirror: &'a str,
-    name: &'a str,
-    summary: String,
-    keywords: Vec<String>,
-    license: Option<String>,
-    links: Vec<Link>,
-    newest: String,
+    pub(super) key: String,
+    pub(super) mirror: &'a str,
+    pub(super) name: &'a str,
+    pub(super) summary: String,
+    pub(super) keywords: Vec<String>,
+    pub(super) license: Option<String>,
+    pub(super) links: Vec<Link>,
+    pub(super) newest: String,
     /// PEP 792, when the upstream marks the project other than active.
-    status: Option<&'a str>,
-    status_reason: Option<&'a str>,
-    index_url: Option<&'a str>,
+    pub(super) status: Option<&'a str>,
+    pub(super) status_reason: Option<&'a str>,
+    pub(super) index_url: Option<&'a str>,
     /// The version the README, summary and dependencies are of.
-    described: Option<String>,
+    pub(super) described: Option<String>,
     /// The description as safe HTML (rendered only when the page is).
-    pub readme: Option<String>,
+    pub(super) readme: Option<String>,
     /// What the README is rendered from: part of the key in its place.
-    readme_source: Option<String>,
-    requires_python: Option<String>,
-    dependencies: Vec<Requirement>,
-    dependents: Vec<Link>,
-    publishers: Vec<String>,
-    versions: Vec<VersionRow>,
-    vulnerable: usize,
-    held: Vec<&'a HeldView>,
-    withdrawn: Vec<&'a WithdrawnView>,
+    pub(super) readme_source: Option<String>,
+    pub(super) requires_python: Option<String>,
+    pub(super) dependencies: Vec<Requirement>,
+    pub(super) dependents: Vec<Link>,
+    pub(super) publishers: Vec<String>,
+    pub(super) versions: Vec<VersionRow>,
+    pub(super) vulnerable: usize,
+    pub(super) held: Vec<&'a HeldView>,
+    pub(super) withdrawn: Vec<&'a WithdrawnView>,
 }
 
 #[derive(Serialize)]
-struct VersionRow {
-    version: String,
-    id: String,
-    uploaded: Option<String>,
-    yanked: bool,
+pub(super) struct VersionRow {
+    pub(super) version: String,
+    pub(super) id: String,
+    pub(super) uploaded: Option<String>,
+    pub(super) yanked: bool,
     /// Blocked by the policy: its files are not served.
-    blocked: bool,
-    upgrade_to: Option<String>,
-    advisories: Vec<Advisory>,
-    files: Vec<FileRow>,
+    pub(super) blocked: bool,
+    pub(super) upgrade_to: Option<String>,
+    pub(super) advisories: Vec<Advisory>,
+    pub(super) files: Vec<FileRow>,
 }
 
 #[derive(Serialize)]
-struct Advisory {
-    id: String,
-    severity: String,
-    summary: String,
-    href: String,
-    ignored: bool,
+pub(super) struct Advisory {
+    pub(super) id: String,
+    pub(super) severity: String,
+    pub(super) summary: String,
+    pub(super) href: String,
+    pub(super) ignored: bool,
 }
 
 #[derive(Serialize)]
-struct FileRow {
-    filename: String,
-    href: String,
-    size: String,
-    sha256: String,
-    tags: String,
-    requires_python: Option<String>,
-    uploaded: Option<String>,
-    yanked: Option<String>,
-    publisher: Option<String>,
+pub(super) struct FileRow {
+    pub(super) filename: String,
+    pub(super) href: String,
+    pub(super) size: String,
+    pub(super) sha256: String,
+    pub(super) tags: String,
+    pub(super) requires_python: Option<String>,
+    pub(super) uploaded: Option<String>,
+    pub(super) yanked: Option<String>,
+    pub(super) publisher: Option<String>,
 }
 
-fn time(t: Option<jiff::Timestamp>) -> Option<String> {
+pub(super) fn time(t: Option<jiff::Timestamp>) -> Option<String> {
     t.map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
 }
 
-fn tags(f: &DistFilename) -> String {
+pub(super) fn tags(f: &DistFilename) -> String {
     match f {
         DistFilename::Wheel(w) => format!("{}-{}-{}", w.python.join("."), w.abi.join("."), w.platform.join(".")),
         DistFilename::Sdist(_) => "source".to_string(),
     }
 }
 
-fn page_href(project: &ProjectName) -> String {
+pub(super) fn page_href(project: &ProjectName) -> String {
     format!("../{project}/index.html")
 }
 
 impl<'a> PageView<'a> {
-    /// The page of `project` from its listed files (newest first) and the
-    /// metadata of `described`; the README is left for the caller.
-    pub fn of(
-        pages: &'a Pages<'a>,
-        project: &'a ProjectName,
-        files: &[&SiteFile],
-        described: Option<(&SiteFile, &[u8])>,
-    ) -> PageView<'a> {
-        let meta = described.map(|(_, b)| Metadata::parse(b)).unwrap_or_default();
-        let entry = pages.catalog.entries.get(project);
-        let status = pages.inputs.statuses.get(project);
-        let publishers = pages.inputs.publishers;
-        let audited = pages.audit.get(project).map(Vec::as_slice).unwrap_or_default();
-        let encode = |s: &str| percent_encoding::utf8_percent_encode(s, crate::index::render::PATH_SEGMENT).to_string();
-        // Versions newest first: the served files', and the blocked ones
-        // (no file served, said why).
-        let mut versions: BTreeMap<crate::dist::Version, VersionRow> = BTreeMap::new();
-        for f in files {
-            let row = versions.entry(f.version().clone()).or_insert_with(|| VersionRow {
-                version: f.version().to_string(),
-                id: crate::index::version_anchor(project.as_str(), &f.version().to_string()),
-                uploaded: None,
-                yanked: true,
-                blocked: false,
-                upgrade_to: None,
-                advisories: Vec::new(),
-                files: Vec::new(),
-            });
-            row.yanked &= f.facts.yanked.is_yanked();
-            row.uploaded = row.uploaded.take().max(time(f.facts.upload_time));
-            row.files.push(FileRow {
-                filename: f.filename.to_string(),
-                href: format!("../../packages/{project}/{}", encode(f.filename.as_str())),
-                size: crate::util::ui::human_bytes(f.size),
-                sha256: f.sha256.hex(),
-                tags: tags(&f.filename),
-                requires_python: f.facts.requires_python.as_ref().map(|r| r.as_str().to_string()),
-                uploaded: time(f.facts.upload_time),
-                yanked: f.facts.yanked.is_yanked().then(|| f.facts.yanked.reason().unwrap_or_default().to_string()),
-                publisher: crate::audit::report::provenance::publisher_of(publishers, project, f.filename.as_str())
-                    .map(ToString::to_string),
-            });
-        }
-        let mut vulnerable = 0;
-        for v in audited {
-            if !versions.contains_key(&v.version) && !v.blocked {
-                continue;
-            }
-            let row = versions.entry(v.version.clone()).or_insert_with(|| VersionRow {
-                version: v.version.to_string(),
-                id: crate::index::version_anchor(project.as_str(), &v.version.to_string()),
-                uploaded: None,
-                yanked: false,
-                blocked: true,
-                upgrade_to: None,
-                advisories: Vec::new(),
-                files: Vec::new(),
-            });
-            row.blocked = v.blocked;
-            row.upgrade_to = v.upgrade_to.as_ref().map(ToString::to_string);
-            row.advisories = v
-                .findings
-                .iter()
-                .map(|a| Advisory {
-                    id: a.id.clone(),
-                    severity: if a.malicious { "malicious".into() } else { a.severity.to_string() },
-                    summary: a.summary.clone(),
-                    href: format!("../../reports/security.html#{}", row.id),
-                    ignored: a.ignored.is_some(),
-                })
-                .collect();
-            vulnerable += usize::from(v.active().next().is_some());
-        }
-        let mut shown: Vec<String> = files
-            .iter()
-            .filter_map(|f| crate::audit::report::provenance::publisher_of(publishers, project, f.filename.as_str()))
-            .map(ToString::to_string)
-            .collect();
-        shown.sort();
-        shown.dedup();
-        let dependencies = meta
-            .requires
-            .into_iter()
-            .map(|mut r| {
-                r.href = r.name.as_ref().filter(|n| pages.catalog.contains(n)).map(page_href);
-                r
-            })
-            .collect();
-        PageView {
-            key: String::new(),
-            mirror: pages.site.name,
-            name: project.as_str(),
-            summary: meta.summary,
-            keywords: meta.keywords,
-            license: meta.license,
-            links: meta.links,
-            newest: entry.and_then(|e| e.newest.as_ref()).map(ToString::to_string).unwrap_or_default(),
-            status: status.map(|s| s.status.as_str()),
-            status_reason: status.and_then(|s| s.reason.as_deref()),
-            index_url: pages.site.index_url,
-            described: described.map(|(f, _)| f.version().to_string()),
-            readme: None,
-            readme_source: described.map(|(_, b)| crate::util::hashing::Sha256::of(b).hex()),
-            requires_python: meta.requires_python,
-            dependencies,
-            dependents: entry
-                .map(|e| &e.dependents[..])
-                .unwrap_or_default()
-                .iter()
-                .map(|d| Link { label: d.to_string(), href: page_href(d) })
-                .collect(),
-            publishers: shown,
-            versions: versions.into_values().rev().collect(),
-            vulnerable,
-            held: pages.held.get(project.as_str()).map(|h| h.iter().collect()).unwrap_or_default(),
-            withdrawn: pages.withdrawn.get(project.as_str()).cloned().unwrap_or_default(),
-        }
-    }
-
     /// The key of everything the page shows (the README by its source), and
     /// of the templates it is rendered with.
     pub fn key(&self, templates: &str) -> String {

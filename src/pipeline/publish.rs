@@ -481,15 +481,12 @@ fn render(
         .with_statuses(inputs.statuses)
         .with_base_url(p.base_url.as_ref());
     let mut sw = crate::util::ui::Stopwatch::start();
-    let catalog = p.project_pages.then(|| catalog(run, withheld)).transpose()?;
-    sw.lap("render: the project catalog");
-    let previous = run.target.current();
+    let (catalog, previous) = (p.project_pages.then(|| catalog(run, withheld)).transpose()?, run.target.current());
     let site_of = crate::browse::Site { name: &p.mirror.name, index_url: p.index_url.as_deref() };
     let pages = catalog
         .as_ref()
         .map(|c| crate::browse::Pages::new(inputs, c, site_of, p.templates, (staged.dir(), previous.as_deref())));
-    let mut listed = Vec::new();
-    let mut people = Vec::new();
+    let (mut listed, mut people) = (Vec::new(), Vec::new());
     // What the tree serves, for the rewritten locks (lock-sized mirrors only).
     let locks = &p.check.select.locks;
     let mut served: HashSet<(ProjectName, String)> = HashSet::new();
@@ -731,8 +728,8 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
         return Ok(Published { tree: served.map(|s| s.dir), changed: false, exit: Exit::Failed, findings });
     }
     let diagnostics = diags.sorted();
-    let withdrawn = report::admission::withdrawn_views(&run.state.withdrawn()?, &audit);
-    let statuses = run.state.project_statuses()?;
+    let (withdrawn, statuses) =
+        (report::admission::withdrawn_views(&run.state.withdrawn()?, &audit), run.state.project_statuses()?);
     let (publishers, provenance) = provenance_of(&run.state, &audit)?;
     let inputs = Inputs {
         audit: &audit,
@@ -745,8 +742,7 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
         provenance: &provenance,
         project_pages: p.project_pages,
     };
-    keys.key = tree_key(&inventory.digest, inputs, &keys.inputs);
-    keys.exit = audit.exit() as i64;
+    (keys.key, keys.exit) = (tree_key(&inventory.digest, inputs, &keys.inputs), audit.exit() as i64);
     let findings = Some(audit.findings());
     if let Some(s) = served.as_ref().filter(|s| !p.force && s.keys.key == keys.key) {
         tracing::info!("nothing changed since run {}: its tree stays published", s.run);

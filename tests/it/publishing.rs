@@ -192,7 +192,8 @@ fn s3_publish_uploads_what_changed_with_the_right_types() {
     manifest("\"beta\"");
     env.build().success();
     let a = publish(&env);
-    assert!(stderr(&a).contains("deleted 6"), "{}", stderr(&a));
+    // Its package, metadata, simple pages and project page, with their directory keys.
+    assert!(stderr(&a).contains("deleted 8"), "{}", stderr(&a));
     let objects = read_back(moto.port, bucket, "pypi");
     assert!(!objects.keys().any(|k| k.contains("alpha")), "{:?}", objects.keys());
     assert_eq!(

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use serde::Serialize;
+use sha2::Digest as _;
 
 use super::views::{DiagnosticView, Inputs, TamperingView};
 use crate::advisories::severity::Severity;
@@ -280,8 +281,7 @@ fn collapsed_at(len: usize, few: usize) -> usize {
 pub fn render(inputs: Inputs<'_>, templates: &Templates) -> Result<Vec<u8>, TemplateError> {
     let audit = inputs.audit;
     let script = templates.asset("security.js")?;
-    let script_hash =
-        base64::engine::general_purpose::STANDARD.encode(<sha2::Sha256 as sha2::Digest>::digest(script.as_bytes()));
+    let script_hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script.as_bytes()));
     let mut affects: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for v in &audit.versions {
         for f in &v.findings {
