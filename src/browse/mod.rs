@@ -320,11 +320,10 @@ impl<'a> Pages<'a> {
         files: &[&SiteFile],
         described: Option<(&SiteFile, &[u8])>,
     ) -> view::PageView<'a> {
-        let pages = self;
         let meta = described.map(|(_, b)| view::Metadata::parse(b)).unwrap_or_default();
-        let entry = pages.catalog.entries.get(project);
-        let status = pages.inputs.statuses.get(project);
-        let publishers = pages.inputs.publishers;
+        let entry = self.catalog.entries.get(project);
+        let status = self.inputs.statuses.get(project);
+        let publishers = self.inputs.publishers;
         let (versions, vulnerable) = self.version_rows(project, files);
         let mut shown: Vec<String> = files
             .iter()
@@ -337,13 +336,13 @@ impl<'a> Pages<'a> {
             .requires
             .into_iter()
             .map(|mut r| {
-                r.href = r.name.as_ref().filter(|n| pages.catalog.contains(n)).map(view::page_href);
+                r.href = r.name.as_ref().filter(|n| self.catalog.contains(n)).map(view::page_href);
                 r
             })
             .collect();
         view::PageView {
             key: String::new(),
-            mirror: pages.site.name,
+            mirror: self.site.name,
             name: project.as_str(),
             summary: meta.summary,
             keywords: meta.keywords,
@@ -352,7 +351,7 @@ impl<'a> Pages<'a> {
             newest: entry.and_then(|e| e.newest.as_ref()).map(ToString::to_string).unwrap_or_default(),
             status: status.map(|s| s.status.as_str()),
             status_reason: status.and_then(|s| s.reason.as_deref()),
-            index_url: pages.site.index_url,
+            index_url: self.site.index_url,
             described: described.map(|(f, _)| f.version().to_string()),
             readme: None,
             readme_source: described.map(|(_, b)| crate::util::hashing::Sha256::of(b).hex()),
@@ -367,8 +366,8 @@ impl<'a> Pages<'a> {
             publishers: shown,
             versions,
             vulnerable,
-            held: pages.held.get(project.as_str()).map(|h| h.iter().collect()).unwrap_or_default(),
-            withdrawn: pages.withdrawn.get(project.as_str()).cloned().unwrap_or_default(),
+            held: self.held.get(project.as_str()).map(|h| h.iter().collect()).unwrap_or_default(),
+            withdrawn: self.withdrawn.get(project.as_str()).cloned().unwrap_or_default(),
         }
     }
 

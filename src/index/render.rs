@@ -175,23 +175,26 @@ const PROJECT_TEMPLATE: &str = "simple_project.html";
 /// bytes are tera's own, escaping included, which a test holds for pages
 /// with every optional attribute and every escaped character; an
 /// overridden template still goes through tera.
-fn builtin_project_page(view: &ProjectView<'_>) -> String {
-    // Tera's escape_html: these five characters, nothing else.
-    fn escape(out: &mut String, s: &str) {
-        let mut rest = s;
-        while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
-            out.push_str(&rest[..i]);
-            out.push_str(match rest.as_bytes()[i] {
-                b'&' => "&amp;",
-                b'<' => "&lt;",
-                b'>' => "&gt;",
-                b'"' => "&quot;",
-                _ => "&#39;",
-            });
-            rest = &rest[i + 1..];
-        }
-        out.push_str(rest);
+/// Tera's escape_html, appended to `out`: these five characters, nothing
+/// else (the built-in pages' bytes are tera's own).
+pub(crate) fn escape_html_into(out: &mut String, s: &str) {
+    let mut rest = s;
+    while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
+        out.push_str(&rest[..i]);
+        out.push_str(match rest.as_bytes()[i] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            _ => "&#39;",
+        });
+        rest = &rest[i + 1..];
     }
+    out.push_str(rest);
+}
+
+fn builtin_project_page(view: &ProjectView<'_>) -> String {
+    let escape = escape_html_into;
     fn truthy(s: &Option<String>) -> Option<&str> {
         s.as_deref().filter(|s| !s.is_empty())
     }
