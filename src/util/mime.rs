@@ -26,6 +26,9 @@ pub fn content_type(path: &str) -> &'static str {
         (".json", "application/json"),
         (".md", "text/markdown; charset=utf-8"),
         (".css", "text/css; charset=utf-8"),
+        // The project search (projects/index.js, search.js): a browser
+        // honouring `nosniff` runs no script served as octet-stream.
+        (".js", "text/javascript; charset=utf-8"),
         (".png", "image/png"),
         (".svg", "image/svg+xml"),
         (".txt", "text/plain; charset=utf-8"),
@@ -71,6 +74,7 @@ mod tests {
         assert_eq!(content_type("packages/x/x-1.0.tar.gz"), "application/gzip");
         assert_eq!(content_type("packages/x/x-1.0-py3-none-any.whl.metadata"), "text/plain; charset=utf-8");
         assert_eq!(content_type("reports/security.sarif"), "application/sarif+json");
+        assert_eq!(content_type("projects/index.js"), "text/javascript; charset=utf-8");
         assert!(prefers_json(Some(
             "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
         )));
