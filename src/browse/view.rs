@@ -179,12 +179,15 @@ pub(super) fn page_href(project: &ProjectName) -> String {
 }
 
 impl<'a> PageView<'a> {
-    /// The key of everything the page shows (the README by its source), and
-    /// of the templates it is rendered with.
+    /// The key of everything the page shows (the README by its source), of
+    /// the templates it is rendered with and of the airlock rendering it.
     pub fn key(&self, templates: &str) -> String {
         // Plain data: serialization cannot fail.
         let mut bytes = serde_json::to_vec(self).unwrap_or_default();
         bytes.extend_from_slice(templates.as_bytes());
+        // The README renderer is code, not a template: a new airlock renders
+        // every page again, as it does every tree (`inputs_key`).
+        bytes.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
         crate::util::hashing::Sha256::of(&bytes).hex()
     }
 }
