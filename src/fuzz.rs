@@ -112,7 +112,9 @@ pub fn run(target: &str, data: &[u8]) {
             }
         }
         "readme" => {
-            // Whatever a METADATA says, its rendered README runs nothing.
+            // What a project page reads of a METADATA never panics, and
+            // whatever it says, its rendered README runs nothing.
+            let _ = crate::browse::view::Metadata::parse(data);
             let (text, markup) = crate::browse::readme::description(data).unwrap_or_else(|| {
                 (String::from_utf8_lossy(data).into_owned(), crate::browse::readme::Markup::Markdown)
             });

@@ -13,7 +13,7 @@
 //! (only projects that changed cost a README render).
 
 pub mod readme;
-mod view;
+pub(crate) mod view;
 
 use std::collections::BTreeMap;
 use std::path::Path;

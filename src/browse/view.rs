@@ -16,13 +16,13 @@ pub(super) const KEY_META: &str = "<meta name=\"airlock:page\" content=\"";
 /// What a page shows of core metadata (PEP 566/643), parsed leniently:
 /// whatever does not parse is shown as written, never guessed at.
 #[derive(Debug, Default)]
-pub(super) struct Metadata {
-    pub summary: String,
-    pub keywords: Vec<String>,
-    pub requires_python: Option<String>,
-    pub requires: Vec<Requirement>,
-    pub links: Vec<Link>,
-    pub license: Option<String>,
+pub(crate) struct Metadata {
+    pub(super) summary: String,
+    pub(super) keywords: Vec<String>,
+    pub(super) requires_python: Option<String>,
+    pub(super) requires: Vec<Requirement>,
+    pub(super) links: Vec<Link>,
+    pub(super) license: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,7 +51,7 @@ fn web_url(raw: &str) -> Option<String> {
 }
 
 impl Metadata {
-    pub fn parse(bytes: &[u8]) -> Metadata {
+    pub(crate) fn parse(bytes: &[u8]) -> Metadata {
         use crate::dist::metadata::{header_values, headers};
         let h = headers(bytes);
         let first = |k: &str| header_values(&h, k).next().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
