@@ -12,6 +12,7 @@
 //! is the served tree's is linked from that tree instead of rendered again
 //! (only projects that changed cost a README render).
 
+mod html;
 pub mod readme;
 pub(crate) mod view;
 
@@ -241,7 +242,11 @@ impl<'a> Pages<'a> {
         if let Some((_, bytes)) = &meta {
             page.readme = readme::description(bytes).map(|(text, markup)| readme::render(&text, markup));
         }
-        Ok(write_entry(self.out, &rel, self.templates.render("project.html", &page)?.as_bytes())?)
+        let html = match (self.templates.is_builtin("project.html"), self.templates.builtin_style()) {
+            (true, Some(style)) => html::project_page(&page, style),
+            _ => self.templates.render("project.html", &page)?,
+        };
+        Ok(write_entry(self.out, &rel, html.as_bytes())?)
     }
 
     /// Every version of the page, newest first: the served files' and the
@@ -274,7 +279,8 @@ impl<'a> Pages<'a> {
                 tags: view::tags(&f.filename),
                 requires_python: f.facts.requires_python.as_ref().map(|r| r.as_str().to_string()),
                 uploaded: view::time(f.facts.upload_time),
-                yanked: f.facts.yanked.is_yanked().then(|| f.facts.yanked.reason().unwrap_or_default().to_string()),
+                yanked: f.facts.yanked.is_yanked(),
+                yanked_reason: f.facts.yanked.reason().unwrap_or_default().to_string(),
                 publisher: crate::audit::report::provenance::publisher_of(publishers, project, f.filename.as_str())
                     .map(ToString::to_string),
             });

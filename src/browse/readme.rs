@@ -85,8 +85,14 @@ fn escape(s: &str) -> String {
 /// text the link's text, and links are marked as leaving the mirror.
 fn markdown(text: &str) -> String {
     let opts = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
-    let events: Vec<Event<'_>> = Parser::new_ext(text, opts).collect();
     let mut html = String::with_capacity(text.len() + text.len() / 2);
+    // Raw HTML starts with a `<`: a README without one is streamed, not
+    // collected to be looked through first.
+    if !text.contains('<') {
+        push_without_html(&mut html, Parser::new_ext(text, opts));
+        return html;
+    }
+    let events: Vec<Event<'_>> = Parser::new_ext(text, opts).collect();
     if events.iter().any(|e| matches!(e, Event::Html(_) | Event::InlineHtml(_))) {
         let events = events.into_iter().map(|e| match e {
             Event::Start(Tag::Image { link_type, dest_url, title, id }) => {
@@ -98,14 +104,25 @@ fn markdown(text: &str) -> String {
         pulldown_cmark::html::push_html(&mut html, events);
         return sanitise(&html);
     }
-    let events = events.into_iter().map(|e| match e {
+    push_without_html(&mut html, events.into_iter());
+    html
+}
+
+/// The HTML of markdown events with no raw HTML among them: links' URLs
+/// checked, images as links, task-list boxes as text.
+fn push_without_html<'e>(html: &mut String, events: impl Iterator<Item = Event<'e>>) {
+    let events = events.map(|e| match e {
         Event::Start(Tag::Link { dest_url, title, .. } | Tag::Image { dest_url, title, .. }) => {
             let mut a = String::from("<a");
             if let Some(url) = safe_url(&dest_url) {
-                a.push_str(&format!(" href=\"{}\"", escape(url)));
+                a.push_str(" href=\"");
+                crate::index::render::escape_html_into(&mut a, url);
+                a.push('"');
             }
             if !title.is_empty() {
-                a.push_str(&format!(" title=\"{}\"", escape(&title)));
+                a.push_str(" title=\"");
+                crate::index::render::escape_html_into(&mut a, &title);
+                a.push('"');
             }
             a.push_str(" rel=\"noopener noreferrer nofollow\">");
             Event::Html(a.into())
@@ -114,8 +131,7 @@ fn markdown(text: &str) -> String {
         Event::TaskListMarker(done) => Event::Text(if done { "[x] " } else { "[ ] " }.into()),
         e => e,
     });
-    pulldown_cmark::html::push_html(&mut html, events);
-    html
+    pulldown_cmark::html::push_html(html, events);
 }
 
 /// A link's URL, when it may be one: relative, or of a scheme that only

@@ -159,7 +159,9 @@ pub(super) struct FileRow {
     pub(super) tags: String,
     pub(super) requires_python: Option<String>,
     pub(super) uploaded: Option<String>,
-    pub(super) yanked: Option<String>,
+    /// Yanked, and why (PEP 592: the reason may be empty).
+    pub(super) yanked: bool,
+    pub(super) yanked_reason: String,
     pub(super) publisher: Option<String>,
 }
 
@@ -182,12 +184,15 @@ impl<'a> PageView<'a> {
     /// The key of everything the page shows (the README by its source), of
     /// the templates it is rendered with and of the airlock rendering it.
     pub fn key(&self, templates: &str) -> String {
-        // Plain data: serialization cannot fail.
-        let mut bytes = serde_json::to_vec(self).unwrap_or_default();
-        bytes.extend_from_slice(templates.as_bytes());
+        use std::io::Write;
+        // Streamed into the hash: the view is never held as JSON. Plain
+        // data into a sink: neither can fail.
+        let mut h = crate::util::hashing::HashingWriter::new(std::io::sink());
+        let _ = serde_json::to_writer(&mut h, self);
+        let _ = h.write_all(templates.as_bytes());
         // The README renderer is code, not a template: a new airlock renders
         // every page again, as it does every tree (`inputs_key`).
-        bytes.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
-        crate::util::hashing::Sha256::of(&bytes).hex()
+        let _ = h.write_all(env!("CARGO_PKG_VERSION").as_bytes());
+        h.finish().1.hex()
     }
 }

@@ -96,6 +96,13 @@ impl Templates {
         !self.overridden.contains(&name)
     }
 
+    /// The built-in stylesheet, when no override replaces it (the pages
+    /// written without tera include it).
+    pub fn builtin_style(&self) -> Option<&'static str> {
+        let name = "style.css";
+        self.is_builtin(name).then(|| BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)).flatten()
+    }
+
     pub fn digest(&self) -> &str {
         &self.digest
     }

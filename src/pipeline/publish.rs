@@ -421,15 +421,9 @@ fn audit(
     audit
 }
 
-/// Stage: render the index and the reports into a staged tree.
-fn render(
-    run: &Run,
-    (staged, written): (&Staged, Vec<TreeEntry>),
-    withheld: &Withheld<'_>,
-    inputs: Inputs<'_>,
-    p: &Publishing<'_>,
-    extra: &[(&str, &[u8])],
-) -> Result<(Vec<TreeEntry>, Listed), Error> {
+/// What the landing page says of the run: environments, projects that
+/// select nothing, the gate's and provenance's counts.
+fn site_info(inputs: &Inputs<'_>, p: &Publishing<'_>) -> SiteInfo {
     let environments = inputs
         .installability
         .envs
@@ -463,7 +457,7 @@ fn render(
             _ => None,
         })
         .collect();
-    let info = SiteInfo {
+    SiteInfo {
         name: p.mirror.name.clone(),
         upstream: p.mirror.upstream.clone(),
         generated_at: inputs.audit.generated_at,
@@ -474,7 +468,19 @@ fn render(
         withdrawn: inputs.withdrawn.len(),
         attested: inputs.provenance.share(),
         project_pages: p.project_pages,
-    };
+    }
+}
+
+/// Stage: render the index and the reports into a staged tree.
+fn render(
+    run: &Run,
+    (staged, written): (&Staged, Vec<TreeEntry>),
+    withheld: &Withheld<'_>,
+    inputs: Inputs<'_>,
+    p: &Publishing<'_>,
+    extra: &[(&str, &[u8])],
+) -> Result<(Vec<TreeEntry>, Listed), Error> {
+    let info = site_info(&inputs, p);
     // Pages: two per project, at most one per file (a project has one file or more).
     let files = run.state.tree_files()? as usize;
     let mut site = SiteRender::with_capacity(p.templates, staged.dir(), files + files / 2 + 64)
@@ -482,6 +488,7 @@ fn render(
         .with_base_url(p.base_url.as_ref());
     let mut sw = crate::util::ui::Stopwatch::start();
     let (catalog, previous) = (p.project_pages.then(|| catalog(run, withheld)).transpose()?, run.target.current());
+    sw.lap("render: catalog");
     let site_of = crate::browse::Site { name: &p.mirror.name, index_url: p.index_url.as_deref() };
     let pages = catalog
         .as_ref()

@@ -113,7 +113,7 @@ fn pages_are_deterministic_and_rewritten_only_when_their_project_changed() {
 }
 
 #[test]
-fn project_pages_false_writes_none_and_a_held_release_shows_on_its_page() {
+fn project_pages_false_writes_none_a_held_release_shows_and_a_custom_template_is_used() {
     let env = mirror("project_pages = false\n");
     build(&env);
     assert!(!env.public().join("projects").exists());
@@ -130,6 +130,14 @@ fn project_pages_false_writes_none_and_a_held_release_shows_on_its_page() {
     let vuln = page(&env, "projects/vulnlib/index.html");
     assert!(vuln.contains("<h2>Held releases</h2>") && vuln.contains("<td>3.0</td>"), "{vuln}");
     assert!(vuln.contains("<span class=\"tag\">young</span>"), "{vuln}");
+
+    // A `project.html` of the operator's replaces the built-in page (which
+    // airlock writes without tera): tera renders theirs.
+    let env = mirror("templates = \"custom\"\n");
+    std::fs::create_dir_all(env.path("custom")).unwrap();
+    std::fs::write(env.path("custom/project.html"), "custom {{ name }} {{ versions | length }}\n").unwrap();
+    build(&env);
+    assert_eq!(page(&env, "projects/vulnlib/index.html"), "custom vulnlib 2\n");
 }
 
 fn chromium() -> Option<&'static str> {
