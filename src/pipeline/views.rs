@@ -216,7 +216,9 @@ pub fn gather(
     let mut all = state.project_views(projects)?;
     let stored: Vec<Option<ProjectView>> = projects.iter().map(|p| all.remove(p)).collect();
     let progress = Progress::count("index", projects.len() as u64);
-    let results: Vec<(ProjectName, Result<Gathered, Diagnostic>)> = crate::util::with_pool(jobs, || {
+    // A listing is a round trip: more of them in flight than transfers.
+    let in_flight = crate::util::requests_in_flight(jobs);
+    let results: Vec<(ProjectName, Result<Gathered, Diagnostic>)> = crate::util::with_pool(in_flight, || {
         projects
             .par_iter()
             .zip(stored.into_par_iter())

@@ -100,7 +100,12 @@ pub struct FetchOptions {
     pub allow_missing_hashes: bool,
 }
 
-/// Fetch every job on a pool of `jobs` workers. Results come back in job order.
+/// A file below this size is a round trip more than a transfer: it does
+/// not wait for one of the `jobs` transfer slots.
+const SMALL_FILE: u64 = 1 << 20;
+
+/// Fetch every job, `jobs` large transfers at once and small files beside
+/// them. Results come back in job order.
 pub fn fetch_all(
     client: &Client,
     store: &Store,
@@ -126,10 +131,18 @@ pub fn fetch_all_then<T: Send>(
     let total: u64 = jobs.iter().filter_map(|j| j.file.size).sum();
     let progress = Progress::bytes("fetch", total);
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let out = crate::util::with_pool(opts.jobs, || {
+    // `jobs` transfers of large files at once, and more small ones beside
+    // them (`util::requests_in_flight`): 900 small wheels 20 ms away took
+    // 1.85 s on 16 threads and take a third of that on 64.
+    let transfers = crate::util::Slots::new(opts.jobs);
+    let out = crate::util::with_pool(crate::util::requests_in_flight(opts.jobs), || {
         jobs.par_iter()
             .map(|job| {
-                let result = fetch_one(client, store, job, opts, &progress);
+                let fetch = || fetch_one(client, store, job, opts, &progress);
+                let result = match job.file.size {
+                    Some(size) if size < SMALL_FILE => fetch(),
+                    _ => transfers.hold(fetch),
+                };
                 let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 progress.set_message(format!("{n}/{} files", jobs.len()));
                 match &result {

@@ -327,7 +327,7 @@ impl Client {
             .redirect(reqwest::redirect::Policy::limited(limits.redirects))
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(30)))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(512)
             .build()
             .map_err(|e| UpstreamError::Client(e.to_string()))?;
         let backoff = std::env::var("AIRLOCK_BACKOFF_MS")
