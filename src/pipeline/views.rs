@@ -216,8 +216,9 @@ pub fn gather(
     let mut all = state.project_views(projects)?;
     let stored: Vec<Option<ProjectView>> = projects.iter().map(|p| all.remove(p)).collect();
     let progress = Progress::count("index", projects.len() as u64);
-    // A listing is a round trip: more of them in flight than transfers.
-    let in_flight = crate::util::requests_in_flight(jobs);
+    // A listing is a round trip: more of them in flight than transfers
+    // (offline, the recall is local).
+    let in_flight = client.map_or(jobs, |c| c.requests_in_flight(jobs));
     let results: Vec<(ProjectName, Result<Gathered, Diagnostic>)> = crate::util::with_pool(in_flight, || {
         projects
             .par_iter()

@@ -135,7 +135,7 @@ pub fn fetch_all_then<T: Send>(
     // them (`util::requests_in_flight`): 900 small wheels 20 ms away took
     // 1.85 s on 16 threads and take a third of that on 64.
     let transfers = crate::util::Slots::new(opts.jobs);
-    let out = crate::util::with_pool(crate::util::requests_in_flight(opts.jobs), || {
+    let out = crate::util::with_pool(client.requests_in_flight(opts.jobs), || {
         jobs.par_iter()
             .map(|job| {
                 let fetch = || fetch_one(client, store, job, opts, &progress);

@@ -294,6 +294,15 @@ fn status_failure(url: &Url, status: StatusCode, headers: &HeaderMap) -> Failure
 }
 
 impl Client {
+    /// Requests to keep in flight for `jobs` transfers: a network
+    /// upstream's listings and small files are round trips, so more of
+    /// them than transfers (`util::requests_in_flight`); a `file://`
+    /// upstream's are local reads, where threads past `jobs` only contend
+    /// (a 100,000-file first build: 5.2 s on 16 threads, 6.0 s on 64).
+    pub fn requests_in_flight(&self, jobs: usize) -> usize {
+        if self.index.scheme() == "file" { jobs.max(1) } else { crate::util::requests_in_flight(jobs) }
+    }
+
     pub fn new(cfg: &ClientConfig) -> Result<Client, UpstreamError> {
         let mut index = cfg.index.clone();
         let index_auth = if !index.username().is_empty() {
