@@ -131,9 +131,10 @@ pub fn fetch_all_then<T: Send>(
     let total: u64 = jobs.iter().filter_map(|j| j.file.size).sum();
     let progress = Progress::bytes("fetch", total);
     let done = std::sync::atomic::AtomicUsize::new(0);
-    // `jobs` transfers of large files at once, and more small ones beside
-    // them (`util::requests_in_flight`): 900 small wheels 20 ms away took
-    // 1.85 s on 16 threads and take a third of that on 64.
+    // `jobs` transfers of large files at once, and from a network upstream
+    // more small ones beside them (`Client::requests_in_flight`): 900 small
+    // wheels 20 ms away took 1.85 s on 16 threads and take a third of that
+    // on 64.
     let transfers = crate::util::Slots::new(opts.jobs);
     let out = crate::util::with_pool(client.requests_in_flight(opts.jobs), || {
         jobs.par_iter()

@@ -299,7 +299,7 @@ impl Client {
     /// them than transfers (`util::requests_in_flight`); a `file://`
     /// upstream's are local reads, where threads past `jobs` only contend
     /// (a 100,000-file first build: 5.2 s on 16 threads, 6.0 s on 64).
-    pub fn requests_in_flight(&self, jobs: usize) -> usize {
+    pub(crate) fn requests_in_flight(&self, jobs: usize) -> usize {
         if self.index.scheme() == "file" { jobs.max(1) } else { crate::util::requests_in_flight(jobs) }
     }
 
@@ -336,7 +336,7 @@ impl Client {
             .redirect(reqwest::redirect::Policy::limited(limits.redirects))
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(30)))
-            .pool_max_idle_per_host(512)
+            .pool_max_idle_per_host(crate::util::MAX_IN_FLIGHT)
             .build()
             .map_err(|e| UpstreamError::Client(e.to_string()))?;
         let backoff = std::env::var("AIRLOCK_BACKOFF_MS")

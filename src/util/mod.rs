@@ -20,25 +20,30 @@ pub mod ui;
 /// bandwidth. Small requests run four to a transfer slot (uv runs 50
 /// downloads at once by default); a large file still takes one of the
 /// `jobs` slots ([`Slots`]).
-pub fn requests_in_flight(jobs: usize) -> usize {
-    jobs.max(1).saturating_mul(4).min(512)
+pub(crate) fn requests_in_flight(jobs: usize) -> usize {
+    jobs.max(1).saturating_mul(4).min(MAX_IN_FLIGHT)
 }
 
+/// The most requests a run keeps in flight, and so the idle connections
+/// per host worth keeping for them (`upstream::Client`).
+pub(crate) const MAX_IN_FLIGHT: usize = 512;
+
 /// A counting semaphore for pool threads: at most `n` holders at once.
-/// Blocking is fine here: the holders are the threads of a pool made for
-/// the transfers (`with_pool`), never the global pool's.
-pub struct Slots {
+/// Blocking a pool thread is fine here: a holder's work never waits on
+/// the pool (a fetch uses no rayon), so a waiting thread only waits for a
+/// holder to finish.
+pub(crate) struct Slots {
     free: std::sync::Mutex<usize>,
     freed: std::sync::Condvar,
 }
 
 impl Slots {
-    pub fn new(n: usize) -> Slots {
+    pub(crate) fn new(n: usize) -> Slots {
         Slots { free: std::sync::Mutex::new(n.max(1)), freed: std::sync::Condvar::new() }
     }
 
     /// Run `f` holding a slot.
-    pub fn hold<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn hold<R>(&self, f: impl FnOnce() -> R) -> R {
         // A poisoned lock only means a holder panicked: the count is still right.
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         while *free == 0 {
