@@ -41,6 +41,7 @@ fn site_files(src: &Path) -> Vec<SiteFile> {
                 },
                 metadata: None,
                 source,
+                in_bucket: false,
                 metadata_source: None,
                 provenance_source: None,
                 listed: true,

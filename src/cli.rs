@@ -550,9 +550,15 @@ fn publish(config: &ConfigArg, to: Option<String>) -> Result<Exit, Error> {
     let to = to.or_else(|| manifest.publish.to.clone()).ok_or_else(|| {
         Error::Usage("nowhere to publish: give --to s3://bucket/prefix or a directory, or set [publish] to".into())
     })?;
-    if let Some(bucket) = manifest.mirror.store_url.as_deref().and_then(|s| crate::manifest::overlap(s, &to)) {
+    if let Some(bucket) = manifest
+        .mirror
+        .store_url
+        .as_deref()
+        .filter(|s| !crate::manifest::same_prefix(s, &to))
+        .and_then(|s| crate::manifest::overlap(s, &to))
+    {
         return Err(Error::Usage(format!(
-            "--to {to} overlaps `[mirror] store` in bucket `{bucket}`: the publish would delete the store's objects as stale; publish beside it"
+            "--to {to} overlaps `[mirror] store` in bucket `{bucket}`: the publish would delete the store's objects as stale; publish to the store's own prefix (one layout) or beside it"
         )));
     }
     let dest: crate::publish::Destination = to.parse()?;

@@ -211,12 +211,16 @@ pub fn fetch(manifest: &Manifest, plan_path: &Path, shard: Shard) -> Result<Exit
     let m = &manifest.mirror;
     let (plan, jobs) = read(plan_path)?;
     let ours = assign(&plan.files, shard.count);
-    let store = Store::for_mirror(m);
+    let mut store = Store::for_mirror(m);
     // With an object-store store, files go there (from a local working
-    // copy), and what it holds already is skipped.
+    // copy), and what it holds already is skipped; under one layout the
+    // working copy lets each distribution go once it is up.
     let mut remote = crate::pipeline::remote::open(m, &manifest.publish)?;
     if let Some(r) = remote.as_mut() {
         r.list()?;
+        if r.one_layout() {
+            store.attach_bucket(r.held());
+        }
     }
     let mine: Vec<FetchJob> = jobs.into_iter().zip(ours).filter(|(_, k)| *k == shard.index).map(|(j, _)| j).collect();
     let share: u64 = mine.iter().filter_map(|j| j.file.size).sum();
@@ -281,6 +285,9 @@ pub fn fetch(manifest: &Manifest, plan_path: &Path, shard: Shard) -> Result<Exit
     }
     if let Some(r) = remote.as_mut() {
         let uploaded = r.upload(&store, &verified)?;
+        for (p, f) in &verified {
+            store.evict(p, f);
+        }
         tracing::info!(
             "shard {}/{}: uploaded {uploaded} verified file(s) to the object store",
             shard.index,

@@ -44,6 +44,9 @@ pub struct SiteFile {
     pub metadata: Option<(Sha256, u64)>,
     /// Where the verified bytes are (hard-linked, or copied across file systems).
     pub source: PathBuf,
+    /// One layout: the bytes are in the bucket under the key the tree
+    /// lists, not at `source`; the tree lists the file and holds no copy.
+    pub in_bucket: bool,
     pub metadata_source: Option<PathBuf>,
     /// The file's verified PEP 740 provenance, kept beside it in the store.
     pub provenance_source: Option<PathBuf>,
@@ -520,7 +523,9 @@ fn render_project(
     }
     for f in files {
         let rel = format!("packages/{project}/{}", f.filename);
-        place(&f.source, &out.join(&rel))?;
+        if !f.in_bucket {
+            place(&f.source, &out.join(&rel))?;
+        }
         entries.push(TreeEntry { path: rel.clone(), sha256: f.sha256, size: f.size });
         if let (Some((sha, size)), Some(src)) = (f.metadata, &f.metadata_source) {
             let rel = format!("{rel}.metadata");
@@ -694,6 +699,7 @@ mod tests {
             source: src,
             metadata_source: None,
             provenance_source: None,
+            in_bucket: false,
             listed: true,
         };
         render_project(&f.project, &[&f], (None, None), &templates, &out.path().join("tree")).unwrap();

@@ -807,18 +807,28 @@ pub fn overlap<'a>(a: &'a str, b: &str) -> Option<&'a str> {
     (b1 == b2 && nested).then_some(b1)
 }
 
-/// A store and a publish target in one bucket prefix (equal, or one inside
-/// the other) destroy each other: the store's objects are not in the
-/// published tree, so the publish would delete them as stale, and the next
-/// empty runner would find every file gone. Refused until they are one
-/// layout on purpose.
+/// Whether two `s3://` URLs name the same bucket prefix: the store and the
+/// publish target are then one layout (the store's keys are the published
+/// ones, `packages/<project>/<file>`).
+pub fn same_prefix(a: &str, b: &str) -> bool {
+    s3_parts(a).is_some_and(|pa| s3_parts(b).is_some_and(|pb| pa == pb))
+}
+
+/// A store and a publish target nested one inside the other destroy each
+/// other: the store's objects are not in the published tree, so the
+/// publish would delete them as stale, and the next empty runner would
+/// find every file gone. The same prefix is one layout (see
+/// [`same_prefix`]); side by side is two.
 fn layout(loc: &Locator, errs: &mut Errors, (store, to): (Spot, Spot)) {
     let (Some((store, store_span)), Some((to, to_span))) = (store, to) else { return };
+    if same_prefix(&store, &to) {
+        return;
+    }
     let Some(b1) = overlap(&store, &to) else { return };
     let (line, _) = loc.line_col(to_span.start);
     let message = format!(
         "`[mirror] store = {store:?}` and `[publish] to = {to:?}` (line {line}) overlap in bucket `{b1}`: the publish would \
-         delete the store's objects as stale; give them prefixes side by side (such as s3://{b1}/store and s3://{b1}/site)"
+         delete the store's objects as stale; give them one prefix (one layout: each package stored once) or prefixes side by side (such as s3://{b1}/store and s3://{b1}/site)"
     );
     errs.push(store_span.start, loc.at(store_span, message));
 }

@@ -476,6 +476,9 @@ impl<'a> Build<'a> {
             done.add(&plan, &batch, fetched, fetches);
             done.note_missing(&resolved);
             done.unlisted += record::record(run, &plan, &batch)?;
+            if let Some(r) = remote.as_deref_mut().filter(|r| r.one_layout()) {
+                settle(run, r, &plan)?;
+            }
             requested.extend(batch.into_keys());
             drop(plan);
             crate::util::mem::release();
@@ -536,6 +539,10 @@ fn build_stages(
     let mut b = Build::begin(run, manifest, opts, loaded)?;
     if let Some(r) = remote.as_deref_mut() {
         r.list()?;
+        if r.one_layout() {
+            run.store.attach_bucket(r.held());
+            restore_beside(run, r, b.provenance.as_ref(), &mut b.diags)?;
+        }
     }
     let (done, requested) = b.batches(run, remote.as_deref_mut())?;
     let Build { client, since, want, jobs, mut diags, provenance, .. } = b;
@@ -564,6 +571,7 @@ fn build_stages(
     let restored = repairer.restored.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let (Some(r), false) = (remote, restored.is_empty()) {
         r.upload(&run.store, &restored)?;
+        evict(&run.store, &restored);
     }
     // Only once a tree without them is served: a refused or withheld
     // tree may still be what serves them (their rows are adopted again).
@@ -651,7 +659,9 @@ fn fetch_batch(
 /// Stage: object store. Files the state records that the working copy
 /// lacks come from the object store, else (a file gone from the bucket)
 /// from the served tree or the upstream, verified; verified files the
-/// object store lacks go up, so it is whole again after every run.
+/// object store lacks go up, so it is whole again after every run. Under
+/// one layout the distributions stay in the bucket: only what is beside
+/// them comes down, and what went up leaves the working copy.
 fn sync_remote(
     run: &mut Run,
     r: &mut remote::RemoteStore,
@@ -660,25 +670,91 @@ fn sync_remote(
 ) -> Result<(), Error> {
     let names: Vec<_> = requested.iter().cloned().collect();
     let artifacts = run.state.artifacts_of(&names)?;
-    let files: Vec<_> = artifacts.iter().map(|a| (a.project.clone(), a.filename.clone(), a.sha256)).collect();
-    // Provenance the working copy lacks may come from the object store:
-    // verified again once there (only those: a nightly run verifies nothing).
+    let restored = recorded_from(run, r, &artifacts, check, diags);
+    let gone: Vec<_> = artifacts.iter().filter(|a| !run.store.holds(&a.project, &a.filename)).cloned().collect();
+    if !gone.is_empty() {
+        diags.extend(repairer.restore(&run.store, &gone));
+    }
+    let pairs: Vec<_> = artifacts.into_iter().map(|a| (a.project, a.filename)).collect();
+    let uploaded = r.upload(&run.store, &pairs)?;
+    evict(&run.store, &pairs);
+    tracing::info!("object store: {restored} recorded file(s) restored from it, {uploaded} verified file(s) uploaded");
+    Ok(())
+}
+
+/// Recorded files the working copy lacks, from the object store (under
+/// one layout, only what is beside them); provenance that came down is
+/// verified again once here (only that: a nightly run verifies nothing).
+fn recorded_from(
+    run: &Run,
+    r: &remote::RemoteStore,
+    artifacts: &[crate::store::state::Artifact],
+    check: Option<&provenance::Check>,
+    diags: &mut Diagnostics,
+) -> u64 {
     let lacking: Vec<&crate::store::state::Artifact> = artifacts
         .iter()
         .filter(|a| a.facts.provenance.is_some() && !run.store.provenance_path(&a.project, &a.filename).is_file())
+        .collect();
+    let files: Vec<_> = artifacts
+        .iter()
+        .map(|a| (a.project.clone(), a.filename.clone(), a.sha256, a.metadata.map(|(sha, _)| sha)))
         .collect();
     let restored = r.restore_recorded(&run.store, &files);
     if let Some(check) = check {
         diags.extend(provenance::verify_restored(check.root(), &run.store, &lacking));
     }
-    let gone: Vec<_> = artifacts.into_iter().filter(|a| !run.store.path(&a.project, &a.filename).is_file()).collect();
-    if !gone.is_empty() {
-        diags.extend(repairer.restore(&run.store, &gone));
+    restored
+}
+
+/// One layout, before the first batch: what pages and the dependency
+/// closure read beside each recorded file (`.metadata`, `.provenance`)
+/// comes down from the bucket, so an empty runner plans and renders as the
+/// runner before it did.
+fn restore_beside(
+    run: &Run,
+    r: &remote::RemoteStore,
+    check: Option<&provenance::Check>,
+    diags: &mut Diagnostics,
+) -> Result<(), Error> {
+    let mut artifacts = Vec::new();
+    run.state.each_artifact(|a| artifacts.push(a))?;
+    let restored = recorded_from(run, r, &artifacts, check, diags);
+    if restored > 0 {
+        tracing::info!("object store: {restored} file(s) beside the packages restored from it");
     }
-    let pairs: Vec<_> = files.into_iter().map(|(p, f, _)| (p, f)).collect();
-    let uploaded = r.upload(&run.store, &pairs)?;
-    tracing::info!("object store: {restored} recorded file(s) restored from it, {uploaded} verified file(s) uploaded");
     Ok(())
+}
+
+/// One layout, after each batch: its verified files (and what is beside
+/// them) go up, right after their verification, and the distributions
+/// leave the working copy, so a runner's disk holds one batch's downloads
+/// at most.
+fn settle(run: &Run, r: &mut remote::RemoteStore, plan: &plan::Plan) -> Result<(), Error> {
+    let kept: Vec<_> = plan
+        .projects
+        .iter()
+        .flat_map(|pp| {
+            pp.with(|d| matches!(d, plan::Decision::Keep)).map(move |f| (pp.project.clone(), f.filename.clone()))
+        })
+        .filter(|(p, f)| run.store.path(p, f).is_file())
+        .collect();
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let uploaded = r.upload(&run.store, &kept)?;
+    evict(&run.store, &kept);
+    tracing::debug!("object store: {uploaded} verified file(s) uploaded");
+    Ok(())
+}
+
+/// One layout: drop the working copies of distributions the bucket holds.
+fn evict(store: &crate::store::Store, files: &[(ProjectName, crate::dist::filename::DistFilename)]) {
+    if store.in_bucket() {
+        for (p, f) in files {
+            store.evict(p, f);
+        }
+    }
 }
 
 /// The run's upstream traffic in one line (and why a rerun cannot be one

@@ -758,8 +758,13 @@ fn decide(
 ) -> PlannedFile {
     let filename = f.filename.clone();
     let name = filename.as_str();
-    let in_store = store.path(&pp.project, &filename).is_file();
-    let decision = match (have.and_then(|h| h.get(name)), in_store) {
+    let recorded = have.and_then(|h| h.get(name));
+    // One layout: a recorded file the bucket holds is kept without a local
+    // copy; one the state does not record is adopted only from here (the
+    // restore-files stage brings a bucket's copy down to be hashed).
+    let in_store =
+        store.path(&pp.project, &filename).is_file() || recorded.is_some() && store.bucket_holds(&pp.project, name);
+    let decision = match (recorded, in_store) {
         (Some(a), true) => {
             if let Some(up) = f.sha256.filter(|up| *up != a.sha256) {
                 pp.tampered.push((name.to_string(), a.sha256, up));

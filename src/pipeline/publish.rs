@@ -166,10 +166,12 @@ fn provenance_of(
 }
 
 /// A stored artifact as the tree shows it (listed while selected); the
-/// artifact back when the store lacks its bytes.
+/// artifact back when the store lacks its bytes (here, or under one layout
+/// in the bucket).
 fn site_file(store: &crate::store::Store, a: Artifact) -> Result<SiteFile, Box<Artifact>> {
     let source = store.path(&a.project, &a.filename);
-    if !source.is_file() {
+    let in_bucket = !source.is_file();
+    if in_bucket && !store.bucket_holds(&a.project, a.filename.as_str()) {
         return Err(Box::new(a));
     }
     let metadata_source = a.metadata.map(|_| store.metadata_path(&a.project, &a.filename));
@@ -185,6 +187,7 @@ fn site_file(store: &crate::store::Store, a: Artifact) -> Result<SiteFile, Box<A
         facts: a.facts,
         metadata: a.metadata,
         source,
+        in_bucket,
         metadata_source,
         provenance_source,
     })

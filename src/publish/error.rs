@@ -32,6 +32,10 @@ pub enum S3Error {
     #[error("s3://{bucket}/{key}: access denied: the credentials ({from}) may not {action} there")]
     Denied { bucket: String, key: String, from: String, action: &'static str },
     #[error(
+        "{count} file(s) of the tree are neither in the tree's directory nor in the bucket with their sha256 (one layout: the store uploads them; rerun `airlock build`); nothing was published:\n{list}"
+    )]
+    Absent { count: usize, list: String },
+    #[error(
         "{failed} upload(s) failed in the {phase} phase; later phases were not started, so nothing links to a missing object:\n{errors}"
     )]
     Uploads { phase: &'static str, failed: usize, errors: String },

@@ -351,6 +351,61 @@ impl S3Target {
         Ok(())
     }
 
+    /// Objects already there with the sha256 their entry has are adopted,
+    /// not uploaded again: under one layout the store put every package
+    /// (and its `.metadata`) there right after verifying it, and the tree
+    /// holds no copy of the package to upload. An entry whose bytes are
+    /// neither here nor there fails the publish before anything is written,
+    /// naming it.
+    async fn adopt_present<'e>(
+        &self,
+        root: &Path,
+        todo: Vec<&'e TreeEntry>,
+        existing: &BTreeMap<String, u64>,
+        remote: &mut Remote,
+        report: &mut PublishReport,
+    ) -> Result<Vec<&'e TreeEntry>, S3Error> {
+        let checked: Vec<(&TreeEntry, bool)> = futures::stream::iter(todo)
+            .map(|e| async move {
+                if existing.get(&e.path) != Some(&e.size) || is_dir_key(&e.path) {
+                    return (e, false);
+                }
+                let Ok(key) = self.key(&e.path) else { return (e, false) };
+                let head = object_store::GetOptions { head: true, ..object_store::GetOptions::default() };
+                let same = match self.store.get_opts(&key, head).await {
+                    Ok(r) => r
+                        .attributes
+                        .get(&Attribute::Metadata("sha256".into()))
+                        .is_some_and(|v| v.as_ref() == e.sha256.hex()),
+                    Err(_) => false,
+                };
+                (e, same)
+            })
+            .buffer_unordered(self.jobs)
+            .collect()
+            .await;
+        let mut left = Vec::new();
+        let mut missing = Vec::new();
+        for (e, same) in checked {
+            if same {
+                remote.objects.insert(e.path.clone(), e.sha256.hex());
+                remote.stale.remove(&e.path);
+                report.unchanged += 1;
+            } else if !is_dir_key(&e.path) && !root.join(&e.path).is_file() {
+                missing.push(format!("  s3://{}/{}{}", self.bucket, self.dir(), e.path));
+            } else {
+                left.push(e);
+            }
+        }
+        if !missing.is_empty() {
+            missing.sort();
+            return Err(S3Error::Absent { count: missing.len(), list: missing.join("\n") });
+        }
+        // The phases upload in path order within each phase.
+        left.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(left)
+    }
+
     fn dir(&self) -> String {
         if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) }
     }
@@ -468,6 +523,7 @@ impl S3Target {
                 !same
             })
             .collect();
+        let todo = self.adopt_present(root, todo, &existing, &mut remote, &mut report).await?;
         self.upload_phases(root, &todo, &mut remote, &mut report).await?;
         self.delete_stale(tree, &existing, &mut remote, &mut report).await?;
         remote.format = "airlock.publish/v1".into();

@@ -7,6 +7,14 @@
 //! its store path by an atomic rename after its hash and size matched, so a
 //! file at a store path is always complete. Downloads in progress live in
 //! `tmp/` on the same file system and are removed at the start of every run.
+//!
+//! With one layout (`[mirror] store` and `[publish] to` the same bucket
+//! prefix) the bucket holds the distributions under the keys the tree
+//! publishes, and the local store is a working copy of the small files
+//! beside them (`.metadata`, `.provenance`) plus the downloads in flight: a
+//! distribution leaves it once it is in the bucket ([`Store::attach_bucket`],
+//! [`Store::evict`]), so a runner's disk follows its downloads and its state,
+//! not the mirror.
 
 pub mod fetch;
 pub mod lock;
@@ -22,15 +30,28 @@ use crate::dist::filename::{DistFilename, WheelFilename};
 use crate::dist::names::ProjectName;
 use crate::util::hashing::Sha256;
 
+/// What a bucket holds, by `project/filename`: size. Shared between the
+/// object-store store, which lists and uploads, and the local store, which
+/// asks it whether a file it lacks is in the mirror all the same.
+pub type Held = std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, u64>>>;
+
+/// One layout: files only the bucket holds that the restore-files stage
+/// vouched for (the sha256 their upload recorded is the one the upstream
+/// declares), by `project/filename`: what adopt records without a copy.
+pub type Vouched = std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, (Sha256, u64)>>>;
+
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
     tmp: PathBuf,
+    /// One layout: the bucket holding the distributions under their
+    /// published keys.
+    bucket: Option<(Held, Vouched)>,
 }
 
 impl Store {
     pub fn new(state_dir: &Path) -> Store {
-        Store { root: state_dir.join("store"), tmp: state_dir.join("tmp") }
+        Store { root: state_dir.join("store"), tmp: state_dir.join("tmp"), bucket: None }
     }
 
     /// The mirror's store: `[mirror] store`, or `<state>/store`. A shared
@@ -39,7 +60,7 @@ impl Store {
     /// a dot).
     pub fn for_mirror(m: &crate::manifest::Mirror) -> Store {
         match &m.store {
-            Some(root) => Store { root: root.clone(), tmp: root.join(".tmp") },
+            Some(root) => Store { root: root.clone(), tmp: root.join(".tmp"), bucket: None },
             None => Store::new(&m.state),
         }
     }
@@ -47,11 +68,70 @@ impl Store {
     /// The same store with its own scratch directory under `tmp/`: for a
     /// shard fetching beside others, whose partial files nobody else clears.
     pub fn with_tmp(&self, name: &str) -> Store {
-        Store { root: self.root.clone(), tmp: self.tmp.join(name) }
+        Store { root: self.root.clone(), tmp: self.tmp.join(name), bucket: self.bucket.clone() }
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// One layout: a file the bucket holds is in the mirror though this
+    /// working copy lacks it (see the module doc).
+    pub fn attach_bucket(&mut self, (held, vouched): (Held, Vouched)) {
+        self.bucket = Some((held, vouched));
+    }
+
+    /// One layout: the sha256 and size of a file only the bucket holds, if
+    /// the restore-files stage vouched for it.
+    pub fn vouched(&self, project: &ProjectName, filename: &DistFilename) -> Option<(Sha256, u64)> {
+        let (_, vouched) = self.bucket.as_ref()?;
+        vouched.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&format!("{project}/{filename}")).copied()
+    }
+
+    /// A stored wheel's PEP 658 metadata: extracted from the wheel here,
+    /// or (one layout, the wheel only in the bucket) the `.metadata` that
+    /// came down beside it.
+    pub fn metadata_of(&self, project: &ProjectName, wheel: &WheelFilename) -> Option<(Sha256, u64)> {
+        let name = DistFilename::Wheel(wheel.clone());
+        if !self.path(project, &name).is_file() && self.bucket.is_some() {
+            return crate::util::hashing::hash_file(&self.metadata_path(project, &name)).ok();
+        }
+        self.extract_metadata(project, wheel)
+    }
+
+    /// Whether the distributions live in a bucket (one layout).
+    pub fn in_bucket(&self) -> bool {
+        self.bucket.is_some()
+    }
+
+    /// Whether the bucket (one layout) holds `project/filename`.
+    pub fn bucket_holds(&self, project: &ProjectName, filename: &str) -> bool {
+        self.bucket.as_ref().is_some_and(|(held, _)| {
+            held.read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains_key(&format!("{project}/{filename}"))
+        })
+    }
+
+    /// Whether the mirror holds a verified file: here, or (one layout) in
+    /// the bucket.
+    pub fn holds(&self, project: &ProjectName, filename: &DistFilename) -> bool {
+        self.path(project, filename).is_file() || self.bucket_holds(project, filename.as_str())
+    }
+
+    /// One layout: drop the working copy of a distribution the bucket now
+    /// holds (its `.metadata` and `.provenance` stay: pages are rendered
+    /// from them). A file the bucket lacks is kept.
+    pub fn evict(&self, project: &ProjectName, filename: &DistFilename) {
+        if !self.bucket_holds(project, filename.as_str()) {
+            return;
+        }
+        let path = self.path(project, filename);
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("cannot remove {}: {e}", path.display());
+        }
     }
 
     /// Where a file is kept. Path-safe by its type: a `DistFilename` passed

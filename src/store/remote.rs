@@ -22,7 +22,7 @@
 //! `RemoteError` naming the object.
 
 use crate::util::run_id::RunId;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
@@ -144,8 +144,14 @@ pub struct RemoteStore {
     prefix: String,
     rt: tokio::runtime::Runtime,
     jobs: usize,
-    /// What it holds, by `project/filename`: size (listed once per run).
-    held: BTreeMap<String, u64>,
+    /// What it holds, by `project/filename`: size (listed once per run,
+    /// shared with the local store under one layout).
+    held: super::Held,
+    vouched: super::Vouched,
+    /// One layout: the files live under the keys the tree publishes
+    /// (`packages/<project>/<file>`, `.metadata` and `.provenance` beside),
+    /// not under `<project>/<file>`.
+    one_layout: bool,
     /// The checkpoint generation (run id) this run started from, and its
     /// object version: the checkpoint is replaced only if it is still that
     /// one (a conditional write), or created only if there was none.
@@ -175,7 +181,7 @@ impl RemoteStore {
         store: Arc<dyn ObjectStore>,
         bucket: String,
         prefix: String,
-        jobs: usize,
+        (jobs, one_layout): (usize, bool),
     ) -> Result<RemoteStore, RemoteError> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         Ok(RemoteStore {
@@ -184,7 +190,9 @@ impl RemoteStore {
             prefix,
             rt,
             jobs,
-            held: BTreeMap::new(),
+            held: super::Held::default(),
+            vouched: super::Vouched::default(),
+            one_layout,
             generation: 0,
             checkpoint_version: None,
             leased: false,
@@ -197,6 +205,29 @@ impl RemoteStore {
 
     fn name(&self, rel: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.key(rel))
+    }
+
+    /// Where the file `project/filename` (or a file beside it) lives.
+    fn file_key(&self, rel: &str) -> ObjectPath {
+        if self.one_layout { self.key(&format!("packages/{rel}")) } else { self.key(rel) }
+    }
+
+    fn file_name(&self, rel: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.file_key(rel))
+    }
+
+    /// Whether the files live under their published keys (one layout).
+    pub fn one_layout(&self) -> bool {
+        self.one_layout
+    }
+
+    /// What it holds, shared: the local store asks it under one layout.
+    pub fn held(&self) -> (super::Held, super::Vouched) {
+        (self.held.clone(), self.vouched.clone())
+    }
+
+    fn held_map(&self) -> std::sync::RwLockReadGuard<'_, std::collections::HashMap<String, u64>> {
+        self.held.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Take the lease: the lock across machines, so that two runners never
@@ -310,10 +341,13 @@ impl RemoteStore {
 
     /// List what the object store holds (once per run).
     pub fn list(&mut self) -> Result<(), RemoteError> {
-        let prefix = if self.prefix.is_empty() { None } else { Some(ObjectPath::from(self.prefix.as_str())) };
-        let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
-        let held: Result<BTreeMap<String, u64>, object_store::Error> = self.rt.block_on(async {
-            let mut out = BTreeMap::new();
+        // Under one layout only `packages/` is the store's: the pages and
+        // reports beside it are the publish's.
+        let under = if self.one_layout { self.key("packages").to_string() } else { self.prefix.clone() };
+        let prefix = if under.is_empty() { None } else { Some(ObjectPath::from(under.as_str())) };
+        let strip = if under.is_empty() { String::new() } else { format!("{under}/") };
+        let held: Result<std::collections::HashMap<String, u64>, object_store::Error> = self.rt.block_on(async {
+            let mut out = std::collections::HashMap::new();
             let mut listing = self.store.list(prefix.as_ref());
             while let Some(meta) = listing.next().await {
                 let meta = meta?;
@@ -325,8 +359,9 @@ impl RemoteStore {
             }
             Ok(out)
         });
-        self.held = held
-            .map_err(|source| RemoteError::Object { name: format!("s3://{}/{}", self.bucket, self.prefix), source })?;
+        let held =
+            held.map_err(|source| RemoteError::Object { name: format!("s3://{}/{under}", self.bucket), source })?;
+        *self.held.write().unwrap_or_else(std::sync::PoisonError::into_inner) = held;
         Ok(())
     }
 
@@ -334,7 +369,7 @@ impl RemoteStore {
     ///
     /// [`list`]: RemoteStore::list
     pub fn holds(&self, project: &str, filename: &str) -> bool {
-        self.held.contains_key(&format!("{project}/{filename}"))
+        self.held_map().contains_key(&format!("{project}/{filename}"))
     }
 
     /// Checkpoint `state` (a consistent copy) as generation `generation`.
@@ -350,7 +385,62 @@ impl RemoteStore {
     ///
     /// [`list`]: RemoteStore::list
     pub fn held_size(&self, project: &ProjectName, filename: &DistFilename) -> Option<u64> {
-        self.held.get(&format!("{project}/{filename}")).copied()
+        self.held_map().get(&format!("{project}/{filename}")).copied()
+    }
+
+    /// One layout, restore files without downloading them: each
+    /// `(project, filename, the sha256 the upstream declares)` the bucket
+    /// holds is vouched for when the sha256 its upload recorded (object
+    /// metadata, written only after verification) is that one; what lies
+    /// beside it (`.metadata`, `.provenance`) comes down, and adopt records
+    /// the file from there. Returns the ones vouched for.
+    pub fn vouch(
+        &self,
+        store: &Store,
+        files: &[(ProjectName, DistFilename, Sha256)],
+    ) -> HashSet<(ProjectName, DistFilename)> {
+        let recorded: Vec<Option<Sha256>> = self.rt.block_on(async {
+            futures::stream::iter(files)
+                .map(|(p, f, _)| async move {
+                    let head = object_store::GetOptions { head: true, ..object_store::GetOptions::default() };
+                    let r = self.store.get_opts(&self.file_key(&format!("{p}/{f}")), head).await.ok()?;
+                    r.attributes.get(&Attribute::Metadata("sha256".into()))?.parse::<Sha256>().ok()
+                })
+                .buffered(self.jobs)
+                .collect()
+                .await
+        });
+        let good: Vec<&(ProjectName, DistFilename, Sha256)> =
+            files.iter().zip(recorded).filter(|(f, r)| *r == Some(f.2)).map(|(f, _)| f).collect();
+        let mut todo = Vec::new();
+        {
+            let held = self.held_map();
+            for (p, f, _) in &good {
+                for (rel, dest) in [
+                    (format!("{p}/{f}.metadata"), store.metadata_path(p, f)),
+                    (format!("{p}/{f}.provenance"), store.provenance_path(p, f)),
+                ] {
+                    if held.contains_key(&rel) && !dest.is_file() {
+                        todo.push((rel, dest, None));
+                    }
+                }
+            }
+        }
+        let arrived = self.downloaded(store, todo, "");
+        let mut out = HashSet::new();
+        let mut vouched = self.vouched.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (p, f, sha) in good {
+            let rel = format!("{p}/{f}");
+            // A wheel without its `.metadata` here is downloaded whole instead.
+            let beside = !matches!(f, DistFilename::Wheel(_))
+                || arrived.contains(&format!("{rel}.metadata"))
+                || store.metadata_path(p, f).is_file();
+            if let (true, Some(size)) = (beside, self.held_size(p, f)) {
+                vouched.insert(rel, (*sha, size));
+                out.insert((p.clone(), f.clone()));
+            }
+        }
+        out
     }
 
     /// Restore files: each `(project, filename, expected sha256)` downloaded
@@ -370,7 +460,7 @@ impl RemoteStore {
             files
                 .iter()
                 .map(|(p, f, _)| (format!("{p}/{f}.provenance"), store.provenance_path(p, f), None))
-                .filter(|(rel, _, _)| self.held.contains_key(rel)),
+                .filter(|(rel, _, _)| self.held_map().contains_key(rel)),
         );
         let arrived = self.downloaded(store, todo, then);
         files
@@ -382,14 +472,22 @@ impl RemoteStore {
 
     /// Stage: restore recorded files. Files the state records (carried
     /// over from a restored checkpoint) but the local store lacks come from
-    /// the object store, checked against the sha256 the state recorded.
+    /// the object store, checked against the sha256 the state recorded
+    /// (each `(project, filename, sha256, the .metadata's sha256)`).
     /// Returns how many; a file that cannot be restored is left to the
     /// render stage, which names it.
-    pub fn restore_recorded(&self, store: &Store, files: &[(ProjectName, DistFilename, Sha256)]) -> u64 {
+    pub fn restore_recorded(
+        &self,
+        store: &Store,
+        files: &[(ProjectName, DistFilename, Sha256, Option<Sha256>)],
+    ) -> u64 {
+        if self.one_layout {
+            return self.restore_beside(store, files);
+        }
         let todo: Vec<(ProjectName, DistFilename, Option<Sha256>)> = files
             .iter()
-            .filter(|(p, f, _)| !store.path(p, f).is_file() && self.held_size(p, f).is_some())
-            .map(|(p, f, sha)| (p.clone(), f.clone(), Some(*sha)))
+            .filter(|(p, f, _, _)| !store.path(p, f).is_file() && self.held_size(p, f).is_some())
+            .map(|(p, f, sha, _)| (p.clone(), f.clone(), Some(*sha)))
             .collect();
         let restored = self.restore(store, &todo, "");
         // A wheel's PEP 658 metadata lives beside it; it is its own
@@ -402,6 +500,46 @@ impl RemoteStore {
         restored.len() as u64
     }
 
+    /// One layout: the working copy gets what pages are rendered from, not
+    /// the distributions: each recorded wheel's `.metadata` (checked
+    /// against the sha256 the state recorded) and each `.provenance`
+    /// (verified again by the caller). A wheel whose `.metadata` the bucket
+    /// lacks comes down whole to extract it again, and leaves once its
+    /// `.metadata` is up.
+    fn restore_beside(&self, store: &Store, files: &[(ProjectName, DistFilename, Sha256, Option<Sha256>)]) -> u64 {
+        let mut todo = Vec::new();
+        let mut whole = Vec::new();
+        {
+            let held = self.held_map();
+            for (p, f, sha, metadata) in files {
+                let rel = format!("{p}/{f}");
+                if let (Some(m), DistFilename::Wheel(_)) = (metadata, f)
+                    && !store.metadata_path(p, f).is_file()
+                {
+                    if held.contains_key(&format!("{rel}.metadata")) {
+                        todo.push((format!("{rel}.metadata"), store.metadata_path(p, f), Some(*m)));
+                    } else if held.contains_key(&rel) && !store.path(p, f).is_file() {
+                        // `restore` brings its provenance along.
+                        whole.push((p.clone(), f.clone(), Some(*sha)));
+                        continue;
+                    }
+                }
+                let provenance = format!("{rel}.provenance");
+                if held.contains_key(&provenance) && !store.provenance_path(p, f).is_file() {
+                    todo.push((provenance, store.provenance_path(p, f), None));
+                }
+            }
+        }
+        let beside = self.downloaded(store, todo, "").len();
+        let restored = self.restore(store, &whole, "");
+        for (project, filename) in &restored {
+            if let DistFilename::Wheel(w) = filename {
+                store.extract_metadata(project, w);
+            }
+        }
+        (beside + restored.len()) as u64
+    }
+
     /// Download `todo` (`(key, destination, expected sha256)`), `jobs` at a
     /// time, and return what arrived; each failure is logged,
     /// its message followed by `then` (what happens instead).
@@ -411,7 +549,7 @@ impl RemoteStore {
             .filter_map(|((rel, _), r)| match r {
                 Ok(()) => Some(rel),
                 Err(e) => {
-                    tracing::warn!("{}: {e}{then}", self.name(&rel));
+                    tracing::warn!("{}: {e}{then}", self.file_name(&rel));
                     None
                 }
             })
@@ -436,7 +574,7 @@ impl RemoteStore {
     }
 
     async fn download(&self, rel: &str, dest: &Path, tmp: &Path, sha256: Option<Sha256>) -> Result<(), Transfer> {
-        let r = self.store.get(&self.key(rel)).await?;
+        let r = self.store.get(&self.file_key(rel)).await?;
         let mut stream = r.into_stream();
         let file = tempfile::Builder::new().suffix(".part").tempfile_in(tmp)?;
         let mut writer = crate::util::hashing::HashingWriter::new(file);
@@ -456,14 +594,25 @@ impl RemoteStore {
     /// Stage: upload. Every stored, verified file the object store lacks
     /// goes up. Returns how many.
     pub fn upload(&mut self, store: &Store, files: &[(ProjectName, DistFilename)]) -> Result<u64, RemoteError> {
-        let todo: Vec<(String, PathBuf)> = files
-            .iter()
-            .flat_map(|(project, filename)| {
-                let provenance = (format!("{project}/{filename}.provenance"), store.provenance_path(project, filename));
-                [(format!("{project}/{filename}"), store.path(project, filename)), provenance]
-            })
-            .filter(|(rel, path)| !self.held.contains_key(rel) && path.is_file())
-            .collect();
+        let one_layout = self.one_layout;
+        let todo: Vec<(String, PathBuf)> = {
+            let held = self.held_map();
+            files
+                .iter()
+                .flat_map(|(project, filename)| {
+                    let rel = format!("{project}/{filename}");
+                    let provenance = (format!("{rel}.provenance"), store.provenance_path(project, filename));
+                    // Under one layout the `.metadata` goes up with its
+                    // file, under the key the tree publishes it at: an
+                    // empty runner renders from it, and the publish finds
+                    // it there (elsewhere it is extracted again).
+                    let metadata = (format!("{rel}.metadata"), store.metadata_path(project, filename));
+                    let metadata = (one_layout && matches!(filename, DistFilename::Wheel(_))).then_some(metadata);
+                    [Some((rel, store.path(project, filename))), Some(provenance), metadata].into_iter().flatten()
+                })
+                .filter(|(rel, path)| !held.contains_key(rel) && path.is_file())
+                .collect()
+        };
         let this = &*self;
         let results: Vec<(String, Result<u64, Transfer>)> = this.rt.block_on(async {
             futures::stream::iter(todo)
@@ -472,7 +621,7 @@ impl RemoteStore {
                     let r = async {
                         let (sha256, size) = hash_file(&path)?;
                         let attrs = super::object::attributes(&rel, &sha256);
-                        super::object::put_file(&*this.store, &this.key(&rel), &path, size, attrs).await?;
+                        super::object::put_file(&*this.store, &this.file_key(&rel), &path, size, attrs).await?;
                         Ok(size)
                     }
                     .await;
@@ -487,10 +636,10 @@ impl RemoteStore {
         for (rel, r) in results {
             match r {
                 Ok(size) => {
-                    self.held.insert(rel, size);
+                    self.held.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(rel, size);
                     uploaded += 1;
                 }
-                Err(e) => errors.push(format!("  {}: {e}", self.name(&rel))),
+                Err(e) => errors.push(format!("  {}: {e}", self.file_name(&rel))),
             }
         }
         if !errors.is_empty() {

@@ -1,7 +1,8 @@
 //! Object stores never lose data, on two S3 implementations (moto and
-//! s3s-fs): a store and a publish target in one prefix are refused before
-//! anything is written, side by side they survive an empty runner with
-//! every linked package in the bucket; a store object deleted behind
+//! s3s-fs): a store and a publish target nested one in the other are
+//! refused before anything is written; side by side, and in one prefix
+//! (one layout: each package stored once, under its published key), they
+//! survive an empty runner with every linked package in the bucket; a store object deleted behind
 //! airlock's back is fetched again and verified, or fails the run; a
 //! checkpoint that is a decompression bomb fails by name within bounded
 //! memory; a server that refuses directory keys gets everything else.
@@ -34,12 +35,12 @@ fn empty_runner(env: &Env) {
 }
 
 #[test]
-fn a_store_and_a_publish_target_in_one_prefix_are_refused_before_any_write() {
+fn a_store_and_a_publish_target_nested_are_refused_before_any_write() {
     for s3 in S3::both() {
         let env = Env::new(Flavour::Json);
         projects(&env);
         s3.create_bucket("mirror");
-        for (store, to) in [("site", "site"), ("site/store", "site"), ("site", "site/public"), ("", "site")] {
+        for (store, to) in [("site/store", "site"), ("site", "site/public"), ("", "site")] {
             env.manifest(&format!(
                 "store = \"s3://mirror/{store}\"\n[select]\npackages = [\"alpha\"]\n[publish]\nto = \"s3://mirror/{to}\"\ndelete_after_hours = 0\n"
             ));
@@ -57,39 +58,61 @@ fn a_store_and_a_publish_target_in_one_prefix_are_refused_before_any_write() {
 }
 
 #[test]
-fn side_by_side_an_empty_runner_publishes_every_package_its_pages_link() {
+fn side_by_side_or_in_one_layout_an_empty_runner_publishes_every_package_its_pages_link() {
     for s3 in S3::both() {
-        let env = Env::new(Flavour::Json);
-        projects(&env);
-        s3.create_bucket("mirror");
-        env.manifest(
-            "store = \"s3://mirror/store\"\n[select]\npackages = [\"alpha\", \"beta\"]\n[publish]\nto = \"s3://mirror/site\"\ndelete_after_hours = 0\ndirectory_keys = \"never\"\n",
-        );
-        run(&env, &s3, &["build"]).success();
-        // Another tool's object under the publish prefix is never airlock's to delete.
-        s3.put("mirror", "site/notes/README.txt", b"not airlock's");
-        run(&env, &s3, &["publish"]).success();
-        // A new release upstream, and a runner that starts empty.
-        env.upstream.add("beta", FakeFile::new(wheel("beta", "2.0", WheelSpec::default())));
-        empty_runner(&env);
-        run(&env, &s3, &["build"]).success();
-        run(&env, &s3, &["publish"]).success();
-        let keys = s3.keys("mirror", "");
-        assert!(keys.contains_key("site/notes/README.txt"), "{}: a foreign object was deleted", s3.name());
-        let store: BTreeSet<&str> = keys.keys().filter_map(|k| k.strip_prefix("store/")).collect();
-        for f in ["alpha/alpha-1.0.tar.gz", "beta/beta-1.0-py3-none-any.whl", "beta/beta-2.0-py3-none-any.whl"] {
-            assert!(store.contains(f), "{}: {f} in the store: {store:?}", s3.name());
-        }
-        for project in ["alpha", "beta"] {
-            let page = s3.read_back("mirror", "site");
-            let json = &page[&format!("simple/{project}/index.v1_json")].0;
-            let page: serde_json::Value = serde_json::from_slice(json).unwrap();
-            let files = page["files"].as_array().unwrap();
-            assert!(!files.is_empty());
-            for f in files {
-                let url = f["url"].as_str().unwrap();
-                let key = format!("site/{}", url.trim_start_matches("../../"));
-                assert!(keys.contains_key(&key), "{}: {key} is linked and missing: {:?}", s3.name(), keys.keys());
+        for (store_prefix, site) in [("store", "site"), ("site", "site")] {
+            let one_layout = store_prefix == site;
+            let env = Env::new(Flavour::Json);
+            projects(&env);
+            // A bucket of its own for each layout.
+            let bucket = if one_layout { "one-layout" } else { "mirror" };
+            s3.create_bucket(bucket);
+            env.manifest(&format!(
+                "store = \"s3://{bucket}/{store_prefix}\"\n[select]\npackages = [\"alpha\", \"beta\"]\n[publish]\nto = \"s3://{bucket}/{site}\"\ndelete_after_hours = 0\ndirectory_keys = \"never\"\n",
+            ));
+            run(&env, &s3, &["build"]).success();
+            // Another tool's object under the publish prefix is never airlock's to delete.
+            s3.put(bucket, &format!("{site}/notes/README.txt"), b"not airlock's");
+            run(&env, &s3, &["publish"]).success();
+            // A new release upstream, and a runner that starts empty.
+            env.upstream.add("beta", FakeFile::new(wheel("beta", "2.0", WheelSpec::default())));
+            empty_runner(&env);
+            env.upstream.clear_requests();
+            run(&env, &s3, &["build"]).success();
+            let fetched = env.upstream.file_requests();
+            assert!(
+                fetched.iter().all(|f| f.ends_with(".metadata") || f.ends_with("beta-2.0-py3-none-any.whl")),
+                "{}: only the new file: {fetched:?}",
+                s3.name()
+            );
+            run(&env, &s3, &["publish"]).success();
+            let keys = s3.keys(bucket, "");
+            assert!(
+                keys.contains_key(&format!("{site}/notes/README.txt")),
+                "{}: a foreign object was deleted",
+                s3.name()
+            );
+            let under = if one_layout { format!("{site}/packages/") } else { format!("{store_prefix}/") };
+            let store: BTreeSet<&str> = keys.keys().filter_map(|k| k.strip_prefix(under.as_str())).collect();
+            for f in ["alpha/alpha-1.0.tar.gz", "beta/beta-1.0-py3-none-any.whl", "beta/beta-2.0-py3-none-any.whl"] {
+                assert!(store.contains(f), "{}: {f} in the store: {store:?}", s3.name());
+            }
+            if one_layout {
+                // Each package once: no second layout beside the published one.
+                let dists = keys.keys().filter(|k| k.ends_with(".whl") || k.ends_with(".tar.gz")).count();
+                assert_eq!(dists, 5, "{}: {:?}", s3.name(), keys.keys());
+            }
+            for project in ["alpha", "beta"] {
+                let page = s3.read_back(bucket, site);
+                let json = &page[&format!("simple/{project}/index.v1_json")].0;
+                let page: serde_json::Value = serde_json::from_slice(json).unwrap();
+                let files = page["files"].as_array().unwrap();
+                assert!(!files.is_empty());
+                for f in files {
+                    let url = f["url"].as_str().unwrap();
+                    let key = format!("{site}/{}", url.trim_start_matches("../../"));
+                    assert!(keys.contains_key(&key), "{}: {key} is linked and missing: {:?}", s3.name(), keys.keys());
+                }
             }
         }
     }

@@ -230,15 +230,30 @@ fn an_object_store_store_lets_an_empty_runner_continue() {
 /// once in total, and the tree of a single run.
 #[test]
 fn shards_into_an_object_store_from_empty_runners() {
+    for one_layout in [false, true] {
+        shards_into_a_bucket(one_layout);
+    }
+}
+
+/// See [`shards_into_an_object_store_from_empty_runners`]; under one
+/// layout (`[publish] to` the store's prefix) the render step downloads
+/// no package: it adopts each one from the bucket by the sha256 its upload
+/// recorded.
+fn shards_into_a_bucket(one_layout: bool) {
     let Some(moto) = crate::publishing::start_moto() else { return };
-    let bucket = "shard-test";
+    let bucket = if one_layout { "shard-one-layout" } else { "shard-test" };
     moto.create_bucket(bucket);
     let env = Env::new(Flavour::Json);
     let reference = four_projects_and_one_run(&env);
+    let store = format!("s3://{bucket}/mirror");
     // Every runner has its own (empty) state; the bucket is all they share.
     let runner = |name: &str, output: &str, args: &[&str]| {
-        let store = format!("s3://{bucket}/mirror");
         config(&env, &format!("{name}.toml"), &format!("{name}-state"), output, &store);
+        if one_layout {
+            let path = env.path(&format!("{name}.toml"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, format!("{text}[publish]\nto = \"{store}\"\n")).unwrap();
+        }
         let mut cmd = s3_command(&env, moto.port);
         cmd.args(args).args(["-c", &format!("{name}.toml")]);
         cmd
@@ -263,15 +278,38 @@ fn shards_into_an_object_store_from_empty_runners() {
     let total = fetched.len();
     fetched.dedup();
     assert_eq!((total, fetched.len()), (20, 20), "each file fetched exactly once in total");
-    assert_eq!(crate::publishing::read_back(moto.port, bucket, "mirror").len(), 20);
+    let under = if one_layout { "mirror/packages" } else { "mirror" };
+    let dists = |k: &String| !k.ends_with(".metadata") && !k.ends_with(".provenance");
+    assert_eq!(crate::publishing::read_back(moto.port, bucket, under).keys().filter(|k| dists(k)).count(), 20);
 
     env.upstream.clear_requests();
+    moto.recorder("start-recording");
     let out = runner("render", "sharded", &["build", "--offline"]).output().unwrap();
+    let recorded = moto.recorder("download-recording");
+    moto.recorder("stop-recording");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(env.upstream.requests().is_empty(), "offline: {:?}", env.upstream.requests());
+    if one_layout {
+        let downloads: Vec<String> = recorded
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["method"] == "GET")
+            .filter_map(|v| v["url"].as_str().map(str::to_string))
+            .filter(|u| u.ends_with(".whl") || u.ends_with(".tar.gz"))
+            .collect();
+        assert!(downloads.is_empty(), "no package comes down from the bucket: {downloads:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.matches("adopted ").count(), 20, "each adopted from the bucket: {err}");
+    }
     let sharded = pages(&env.path("sharded"));
-    let differ: Vec<&String> =
-        sharded.keys().chain(reference.keys()).filter(|k| sharded.get(*k) != reference.get(*k)).collect();
+    // Under one layout the tree holds no package, only what is beside them.
+    let compared = |k: &&String| !one_layout || k.starts_with("simple/") || k.ends_with(".metadata");
+    let differ: Vec<&String> = sharded
+        .keys()
+        .chain(reference.keys())
+        .filter(compared)
+        .filter(|k| sharded.get(*k) != reference.get(*k))
+        .collect();
     assert!(differ.is_empty(), "differs from one run's tree: {differ:?}");
 }
 
@@ -324,4 +362,152 @@ fn a_shard_killed_mid_upload_completes_on_rerun() {
     check(&whole);
     assert_eq!(whole.len(), 8, "the rerun completes the store");
     assert!(env.upstream.file_requests().is_empty(), "nothing fetched twice: {:?}", env.upstream.file_requests());
+}
+
+/// A 16 MiB tmpfs mounted for the test's life (root only: `None`, said,
+/// elsewhere).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: std::path::PathBuf) -> Option<SmallDisk> {
+        std::fs::create_dir_all(&at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+            .arg(&at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: cannot mount a 16 MiB tmpfs (not root?)");
+        }
+        ok.then_some(SmallDisk(at))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// One layout (issue 28): `[mirror] store` and `[publish] to` are the same
+/// bucket prefix, so each package is stored once, under the key the tree
+/// publishes; an empty runner whose state and output sit on a 16 MiB disk
+/// renders and publishes a 48 MiB mirror plus a new release, downloading
+/// no package, and pip and uv install from the bucket.
+#[test]
+fn one_layout_the_bucket_is_the_mirror_for_an_empty_runner_with_a_small_disk() {
+    let Some(moto) = crate::publishing::start_moto() else { return };
+    let env = Env::new(Flavour::Json);
+    let Some(disk) = SmallDisk::mount(env.path("small")) else { return };
+    let bucket = "one-layout";
+    moto.create_bucket(bucket);
+    let projects = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
+    let mut upstream_bytes = BTreeMap::new();
+    for p in projects {
+        let (name, bytes) = heavy_wheel(p, "1.0", 8 << 20);
+        upstream_bytes.insert(format!("{p}/{name}"), bytes.len() as u64);
+        env.upstream.add(p, FakeFile::new((name, bytes)));
+    }
+    let list = projects.map(|p| format!("{p:?}")).join(", ");
+    let manifest = |state: &str, output: &str| {
+        format!(
+            "[mirror]\nname = \"test mirror\"\nupstream = \"{}\"\njobs = 2\nretries = 1\ntimeout = 30\nstate = \"{state}\"\noutput = \"{output}\"\nstore = \"s3://{bucket}/pypi\"\n[select]\npackages = [{list}]\n[publish]\nto = \"s3://{bucket}/pypi\"\ndelete_after_hours = 0\n",
+            env.upstream.index_url()
+        )
+    };
+    let run = |dir: &std::path::Path, args: &[&str]| {
+        let mut cmd = airlock_in(dir);
+        cmd.args(args).env("SOURCE_DATE_EPOCH", "1700000000");
+        crate::publishing::s3_env(&mut cmd, moto.port);
+        cmd.assert()
+    };
+    // The packages in the bucket: key → size, and their .metadata.
+    let packages = || -> BTreeMap<String, u64> {
+        moto.keys(bucket, "pypi/packages")
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with(".metadata") && !k.ends_with(".provenance"))
+            .collect()
+    };
+
+    // Runner one: a first build and publish.
+    std::fs::write(env.path("mirror.toml"), manifest(".airlock", "public")).unwrap();
+    let a = run(env.dir.path(), &["build"]).success();
+    assert!(
+        !env.public().join("packages/alpha/alpha-1.0-py3-none-any.whl").exists(),
+        "the tree holds no copy of a package: {}",
+        stderr(&a)
+    );
+    let a = run(env.dir.path(), &["publish"]).success();
+    assert!(stderr(&a).contains("unchanged"), "{}", stderr(&a));
+    let first: BTreeMap<String, u64> =
+        packages().into_iter().map(|(k, v)| (k.trim_start_matches("pypi/packages/").to_string(), v)).collect();
+    assert_eq!(first, upstream_bytes, "each package once, under its published key");
+    assert!(moto.keys(bucket, "pypi").keys().all(|k| !k.starts_with("pypi/alpha/")), "no second layout");
+
+    // A new release upstream; runner two starts empty, its state and
+    // output on a 16 MiB disk, three times smaller than the mirror.
+    let (name, bytes) = heavy_wheel("alpha", "2.0", 1 << 20);
+    upstream_bytes.insert(format!("alpha/{name}"), bytes.len() as u64);
+    env.upstream.add("alpha", FakeFile::new((name.clone(), bytes)));
+    env.upstream.clear_requests();
+    let runner = env.path("runner-two");
+    std::fs::create_dir_all(&runner).unwrap();
+    let small = disk.0.display().to_string();
+    std::fs::write(runner.join("mirror.toml"), manifest(&format!("{small}/state"), &format!("{small}/public")))
+        .unwrap();
+    moto.recorder("start-recording");
+    let a = run(&runner, &["build"]).success();
+    let recorded = moto.recorder("download-recording");
+    moto.recorder("stop-recording");
+    let fetched: Vec<String> = env.upstream.file_requests();
+    assert_eq!(fetched.len(), 1, "only the new file comes from the upstream: {fetched:?}");
+    // What runner two asked of the bucket: no package down, one up.
+    let requests: Vec<(String, String)> = recorded
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| (v["method"].as_str().unwrap_or("").to_string(), v["url"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let dists = |method: &str| -> Vec<&String> {
+        requests
+            .iter()
+            .filter(|(m, u)| m == method && u.contains("/packages/") && u.ends_with(".whl"))
+            .map(|(_, u)| u)
+            .collect()
+    };
+    assert!(dists("GET").is_empty(), "no package comes down from the bucket: {:?}", dists("GET"));
+    assert_eq!(dists("PUT").len(), 1, "only the new file goes up: {:?}", dists("PUT"));
+    let a2 = run(&runner, &["publish"]).success();
+    let now: BTreeMap<String, u64> =
+        packages().into_iter().map(|(k, v)| (k.trim_start_matches("pypi/packages/").to_string(), v)).collect();
+    assert_eq!(now, upstream_bytes, "every package in the bucket exactly once: {}", stderr(&a2));
+    assert_eq!(now.values().sum::<u64>(), upstream_bytes.values().sum::<u64>());
+    let page = std::fs::read_to_string(disk.0.join("public/simple/alpha/index.html")).unwrap();
+    assert!(page.contains(&name), "the new release is listed: {page} {}", stderr(&a));
+    let local: u64 = walkdir::WalkDir::new(&disk.0)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
+    assert!(local < 16 << 20, "the small disk holds {local} bytes");
+
+    // pip and uv install from the bucket's HTTP endpoint.
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
+    );
+    let status = reqwest::blocking::Client::new()
+        .put(format!("http://127.0.0.1:{}/{bucket}?policy", moto.port))
+        .header("Content-Type", "application/json")
+        .body(policy)
+        .send()
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+    let index = format!("http://127.0.0.1:{}/{bucket}/pypi/simple/", moto.port);
+    let py = crate::support::tools::venv(&env.path("venv"));
+    let out = crate::support::tools::pip_install(&py, &index, &["alpha==2.0", "beta"]);
+    assert!(out.status.success(), "pip from the bucket: {}", String::from_utf8_lossy(&out.stderr));
+    let (out, _) = crate::support::tools::uv_install(&env.path("uv"), &index, &["alpha==2.0", "gamma"]);
+    assert!(out.status.success(), "uv from the bucket: {}", String::from_utf8_lossy(&out.stderr));
 }

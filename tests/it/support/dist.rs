@@ -52,6 +52,17 @@ pub fn wheel(name: &str, version: &str, spec: WheelSpec<'_>) -> (String, Vec<u8>
 /// A wheel whose METADATA ends with `more`: headers, then a blank line and
 /// the description as the message body.
 pub fn described_wheel(name: &str, version: &str, spec: WheelSpec<'_>, more: &str) -> (String, Vec<u8>) {
+    built_wheel(name, version, spec, more, 0)
+}
+
+/// A wheel carrying `payload` bytes of incompressible data (stored, not
+/// deflated), the same bytes for the same arguments: for mirrors whose size
+/// matters.
+pub fn heavy_wheel(name: &str, version: &str, payload: usize) -> (String, Vec<u8>) {
+    built_wheel(name, version, WheelSpec::default(), "", payload)
+}
+
+fn built_wheel(name: &str, version: &str, spec: WheelSpec<'_>, more: &str, payload: usize) -> (String, Vec<u8>) {
     let tag = if spec.tag.is_empty() { "py3-none-any" } else { spec.tag };
     let dist = dist_name(name);
     let filename = format!("{dist}-{version}-{tag}.whl");
@@ -68,11 +79,18 @@ pub fn described_wheel(name: &str, version: &str, spec: WheelSpec<'_>, more: &st
     let pure = tag.ends_with("-none-any");
     let wheel_file = format!("Wheel-Version: 1.0\nGenerator: airlock-tests\nRoot-Is-Purelib: {pure}\nTag: {tag}\n");
     let module = format!("__version__ = {version:?}\nNAME = {name:?}\n");
-    let files: Vec<(String, Vec<u8>)> = vec![
+    let mut files: Vec<(String, Vec<u8>)> = vec![
         (format!("{dist}/__init__.py"), module.into_bytes()),
         (format!("{dist_info}/METADATA"), metadata.into_bytes()),
         (format!("{dist_info}/WHEEL"), wheel_file.into_bytes()),
     ];
+    if payload > 0 {
+        let mut rng = fastrand::Rng::with_seed(payload as u64 ^ (name.len() as u64) << 32 ^ version.len() as u64);
+        let mut data = vec![0u8; payload];
+        rng.fill(&mut data);
+        data[..name.len().min(payload)].copy_from_slice(&name.as_bytes()[..name.len().min(payload)]);
+        files.push((format!("{dist}/payload.bin"), data));
+    }
     let mut record = String::new();
     for (path, bytes) in &files {
         record.push_str(&format!("{path},{},{}\n", record_hash(bytes), bytes.len()));
@@ -86,8 +104,9 @@ pub fn described_wheel(name: &str, version: &str, spec: WheelSpec<'_>, more: &st
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
             .last_modified_time(zip::DateTime::default());
+        let stored = opts.compression_method(zip::CompressionMethod::Stored);
         for (path, bytes) in &files {
-            zw.start_file(path.as_str(), opts).unwrap();
+            zw.start_file(path.as_str(), if path.ends_with("payload.bin") { stored } else { opts }).unwrap();
             zw.write_all(bytes).unwrap();
         }
         zw.start_file(format!("{dist_info}/RECORD"), opts).unwrap();

@@ -7,7 +7,7 @@ pub mod upstream;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use dist::{WheelSpec, described_wheel, sdist, wheel};
+pub use dist::{WheelSpec, described_wheel, heavy_wheel, sdist, wheel};
 pub use upstream::{FakeFile, Fault, Flavour, Upstream};
 
 /// A scratch directory with a manifest pointing at a fake upstream.
