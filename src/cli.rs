@@ -452,9 +452,10 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                 (false, Some(r)) => crate::bundle::Since::Run(RunId(r)),
                 (false, None) => crate::bundle::Since::LastExport,
             };
-            if let Some(r) =
-                crate::bundle::export(&manifest.mirror, manifest.policy.trusted_root.as_deref(), &output, since)?
-            {
+            // One layout: the packages are in the bucket, not in the tree.
+            let bucket = crate::pipeline::remote::open(&manifest.mirror, &manifest.publish)?.filter(|r| r.one_layout());
+            let trusted_root = manifest.policy.trusted_root.as_deref();
+            if let Some(r) = crate::bundle::export(&manifest.mirror, (trusted_root, bucket.as_ref()), &output, since)? {
                 tracing::info!(
                     "wrote {} ({}): runs {} to {}, {} file(s) ({}), {} deletion(s)",
                     output.display(),

@@ -108,7 +108,12 @@ fn manifest(
 
 /// Write the bundle's bytes into `file`: the manifest first, then every
 /// member, each hashed on the way and checked against the listing.
-fn write_tar(file: &std::fs::File, bundle: &BundleManifest, root: &Path) -> Result<u64, BundleError> {
+fn write_tar(
+    (file, tmp): (&std::fs::File, &Path),
+    bundle: &BundleManifest,
+    root: &Path,
+    bucket: Option<&crate::store::remote::RemoteStore>,
+) -> Result<u64, BundleError> {
     let entries: BTreeMap<&str, &TreeEntry> = bundle.tree.iter().map(|e| (e.path.as_str(), e)).collect();
     let members: Vec<&TreeEntry> = bundle.members.iter().filter_map(|m| entries.get(m.as_str()).copied()).collect();
     let total: u64 = members.iter().map(|e| e.size).sum();
@@ -119,7 +124,18 @@ fn write_tar(file: &std::fs::File, bundle: &BundleManifest, root: &Path) -> Resu
     let json = serde_json::to_vec_pretty(bundle).unwrap_or_default();
     tar.append_data(&mut tar_header(json.len() as u64), MANIFEST, &json[..])?;
     for e in members {
-        let path = root.join(&e.path);
+        let mut path = root.join(&e.path);
+        // One layout: a package the tree does not hold comes from the
+        // bucket, one at a time, checked against the listing on the way.
+        let fetched = match (bucket, e.path.strip_prefix("packages/")) {
+            (Some(b), Some(rel)) if !path.is_file() => {
+                Some(b.package(rel, tmp, e.sha256).map_err(|e| err(e.to_string()))?)
+            }
+            _ => None,
+        };
+        if let Some(f) = &fetched {
+            path = f.path().to_path_buf();
+        }
         let file = fs_err::File::open(&path)?;
         let mut reader = Checked { inner: file.take(e.size), hasher: HashingWriter::new(std::io::sink()) };
         tar.append_data(&mut tar_header(e.size), &e.path, &mut reader)?;
@@ -143,7 +159,7 @@ fn write_tar(file: &std::fs::File, bundle: &BundleManifest, root: &Path) -> Resu
 /// `airlock export`: write the published tree (or what changed) as a bundle.
 pub fn export(
     mirror: &Mirror,
-    trusted_root: Option<&Path>,
+    (trusted_root, bucket): (Option<&Path>, Option<&crate::store::remote::RemoteStore>),
     out: &Path,
     since: Since,
 ) -> Result<Option<ExportReport>, BundleError> {
@@ -167,7 +183,8 @@ pub fn export(
     let root = trusted_root.map(fs_err::read_to_string).transpose()?;
     let bundle = manifest((&mirror.name, root), &served, base_run, base.as_deref());
     let tmp = crate::util::fsx::temp_beside(out)?;
-    let bytes = write_tar(tmp.as_file(), &bundle, &served.root)?;
+    let scratch = tempfile::tempdir_in(out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
+    let bytes = write_tar((tmp.as_file(), scratch.path()), &bundle, &served.root, bucket)?;
     crate::util::fsx::persist(tmp, out)?;
     let bundle_bytes = fs_err::metadata(out)?.len();
     session.state.record_export(to_run, base_run, &out.display().to_string())?;

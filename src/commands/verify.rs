@@ -97,6 +97,10 @@ pub struct Report {
     pub run: RunId,
     pub files: usize,
     pub bytes: u64,
+    /// One layout: packages checked in the bucket (by its listing: present
+    /// at the listed size), not re-hashed here; each was verified before
+    /// its upload.
+    pub in_bucket: usize,
     pub problems: Vec<Problem>,
     pub seconds: f64,
 }
@@ -106,6 +110,7 @@ pub fn check(
     state: &State,
     served: &ServedTree,
     trust: Option<&crate::provenance::TrustRoot>,
+    bucket: Option<&crate::store::Held>,
 ) -> Result<Report, Error> {
     let started = Instant::now();
     let (root, run, listing) = (served.root.as_path(), served.run, &served.listing);
@@ -138,11 +143,22 @@ pub fn check(
         }
         present.insert(rel);
     }
+    let mut in_bucket = 0;
+    let held = bucket.map(|b| b.read().unwrap_or_else(std::sync::PoisonError::into_inner));
     for e in listing {
-        if !present.contains(&e.path) {
+        if present.contains(&e.path) {
+            continue;
+        }
+        let sized = |h: &std::collections::HashMap<String, u64>| {
+            e.path.strip_prefix("packages/").and_then(|rel| h.get(rel)) == Some(&e.size)
+        };
+        if held.as_deref().is_some_and(sized) {
+            in_bucket += 1;
+        } else {
             problems.push(Problem::Missing { path: e.path.clone() });
         }
     }
+    drop(held);
 
     // Largest first keeps the threads busy to the end; results are sorted after.
     let mut work: Vec<&TreeEntry> = listing.iter().filter(|e| present.contains(&e.path)).collect();
@@ -175,7 +191,7 @@ pub fn check(
         problems.extend(failed.into_iter().map(|(path, message)| Problem::Provenance { path, message }));
     }
     problems.sort_by(|a, b| a.path().cmp(b.path()).then_with(|| a.to_string().cmp(&b.to_string())));
-    Ok(Report { run, files: work.len(), bytes: total, problems, seconds: started.elapsed().as_secs_f64() })
+    Ok(Report { run, files: work.len(), bytes: total, in_bucket, problems, seconds: started.elapsed().as_secs_f64() })
 }
 
 fn print(report: &Report) {
@@ -200,16 +216,34 @@ fn print(report: &Report) {
         report.seconds,
         human_bytes(rate as u64)
     );
+    if report.in_bucket > 0 {
+        println!(
+            "verify: {} package(s) in the bucket (one layout) are there at their listed size; each was verified before its upload",
+            report.in_bucket
+        );
+    }
+}
+
+/// One layout: what the bucket holds, listed once (the packages are there,
+/// not in the tree).
+fn bucket(manifest: &Manifest) -> Result<Option<crate::store::Held>, Error> {
+    let Some(mut r) = crate::pipeline::remote::open(&manifest.mirror, &manifest.publish)?.filter(|r| r.one_layout())
+    else {
+        return Ok(None);
+    };
+    r.list()?;
+    Ok(Some(r.held().0))
 }
 
 /// `airlock verify [--repair]`.
 pub fn verify(manifest: &Manifest, repair: bool) -> Result<Exit, Error> {
     let m = &manifest.mirror;
     let trust = crate::pipeline::provenance::trust_root(&manifest.policy)?;
+    let bucket = bucket(manifest)?;
     let report = {
         let mut session = Session::open(m, &m.output, Command::Verify)?;
         let served = session.served()?;
-        let report = check(&session.state, &served, trust.as_ref())?;
+        let report = check(&session.state, &served, trust.as_ref(), bucket.as_ref())?;
         // Every artifact whose tree copy hashed clean is freshly verified.
         let bad: BTreeSet<&str> = report.problems.iter().map(Problem::path).collect();
         let good: Vec<(ProjectName, DistFilename)> = session
@@ -235,7 +269,7 @@ pub fn verify(manifest: &Manifest, repair: bool) -> Result<Exit, Error> {
     pipeline::republish(manifest, Command::Repair, true)?;
     let after = {
         let session = Session::open(m, &m.output, Command::Verify)?;
-        check(&session.state, &session.served()?, trust.as_ref())?
+        check(&session.state, &session.served()?, trust.as_ref(), bucket.as_ref())?
     };
     print(&after);
     for u in &unrepaired {

@@ -506,6 +506,28 @@ fn provenance_beside(f: &SiteFile, rel: &str, out: &Path) -> Result<Option<TreeE
     Ok(Some(TreeEntry { path: rel, sha256: sha, size }))
 }
 
+/// One file of a project into the tree, with what lies beside it; under
+/// one layout the file itself is listed but not placed (it is in the bucket).
+fn place_file(
+    project: &ProjectName,
+    f: &SiteFile,
+    out: &Path,
+    entries: &mut Vec<TreeEntry>,
+) -> Result<(), RenderError> {
+    let rel = format!("packages/{project}/{}", f.filename);
+    if !f.in_bucket {
+        place(&f.source, &out.join(&rel))?;
+    }
+    entries.push(TreeEntry { path: rel.clone(), sha256: f.sha256, size: f.size });
+    if let (Some((sha, size)), Some(src)) = (f.metadata, &f.metadata_source) {
+        let rel = format!("{rel}.metadata");
+        place(src, &out.join(&rel))?;
+        entries.push(TreeEntry { path: rel, sha256: sha, size });
+    }
+    entries.extend(provenance_beside(f, &rel, out)?);
+    Ok(())
+}
+
 fn render_project(
     project: &ProjectName,
     files: &[&SiteFile],
@@ -522,17 +544,7 @@ fn render_project(
         dir("packages")?;
     }
     for f in files {
-        let rel = format!("packages/{project}/{}", f.filename);
-        if !f.in_bucket {
-            place(&f.source, &out.join(&rel))?;
-        }
-        entries.push(TreeEntry { path: rel.clone(), sha256: f.sha256, size: f.size });
-        if let (Some((sha, size)), Some(src)) = (f.metadata, &f.metadata_source) {
-            let rel = format!("{rel}.metadata");
-            place(src, &out.join(&rel))?;
-            entries.push(TreeEntry { path: rel, sha256: sha, size });
-        }
-        entries.extend(provenance_beside(f, &rel, out)?);
+        place_file(project, f, out, &mut entries)?;
     }
     let listed: Vec<&&SiteFile> = files.iter().filter(|f| f.listed).collect();
     // A quarantined project has a page with its status and no files (PEP

@@ -7,7 +7,7 @@
 //!   requested) → since (the upstream's changelog)
 //!   → for each batch of projects: gather views → resolve (per
 //!     environment) → expand (dependency closure) → plan → adopt → fetch
-//!     → record
+//!     → record → settle (one layout: up to the bucket)
 //!   → record the rest (projects no longer requested)
 //!   → publish (inventory → audit → installability → changes → render → swap)
 //!   → prune → finish

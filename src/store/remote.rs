@@ -574,6 +574,21 @@ impl RemoteStore {
     }
 
     async fn download(&self, rel: &str, dest: &Path, tmp: &Path, sha256: Option<Sha256>) -> Result<(), Transfer> {
+        let file = self.download_temp(rel, tmp, sha256).await?;
+        if let Some(parent) = dest.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        Ok(crate::util::fsx::persist(file, dest)?)
+    }
+
+    /// The object of `rel` downloaded into a scratch file in `tmp`, hashed
+    /// as it streams, and refused unless its sha256 is `sha256`.
+    async fn download_temp(
+        &self,
+        rel: &str,
+        tmp: &Path,
+        sha256: Option<Sha256>,
+    ) -> Result<tempfile::NamedTempFile, Transfer> {
         let r = self.store.get(&self.file_key(rel)).await?;
         let mut stream = r.into_stream();
         let file = tempfile::Builder::new().suffix(".part").tempfile_in(tmp)?;
@@ -585,10 +600,16 @@ impl RemoteStore {
         if let Some(expected) = sha256.filter(|e| *e != computed) {
             return Err(Transfer::Mismatch { expected, computed });
         }
-        if let Some(parent) = dest.parent() {
-            fs_err::create_dir_all(parent)?;
-        }
-        Ok(crate::util::fsx::persist(file, dest)?)
+        Ok(file)
+    }
+
+    /// One layout: the package `packages/<rel>` of a tree, downloaded into
+    /// a scratch file in `tmp` and checked against the sha256 the tree
+    /// lists (an export streams the packages the tree does not hold).
+    pub fn package(&self, rel: &str, tmp: &Path, sha256: Sha256) -> Result<tempfile::NamedTempFile, RemoteError> {
+        self.rt
+            .block_on(self.download_temp(rel, tmp, Some(sha256)))
+            .map_err(|source| RemoteError::Transfer { name: self.file_name(rel), source })
     }
 
     /// Stage: upload. Every stored, verified file the object store lacks

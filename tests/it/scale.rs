@@ -492,6 +492,28 @@ fn one_layout_the_bucket_is_the_mirror_for_an_empty_runner_with_a_small_disk() {
         .sum();
     assert!(local < 16 << 20, "the small disk holds {local} bytes");
 
+    // verify checks the tree here and the packages in the bucket.
+    let a = run(&runner, &["verify"]).success();
+    let out = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
+    assert!(out.contains("7 package(s) in the bucket"), "{out}");
+    moto.delete(bucket, &format!("pypi/packages/beta/{}", "beta-1.0-py3-none-any.whl"));
+    let a = run(&runner, &["verify"]).code(1);
+    let out = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
+    assert!(out.contains("missing     packages/beta/beta-1.0-py3-none-any.whl"), "{out}");
+    // The next build brings it back from the upstream, verified.
+    env.upstream.clear_requests();
+    run(&runner, &["build"]).success();
+    assert_eq!(env.upstream.file_requests(), ["/files/beta-1.0-py3-none-any.whl"]);
+    assert_eq!(packages().len(), 7);
+    // A bundle for an air gap carries the packages, streamed from the bucket.
+    let bundle = env.path("mirror.tar.zst");
+    run(&runner, &["export", "--full", "-o", bundle.to_str().unwrap()]).success();
+    run(&runner, &["import", bundle.to_str().unwrap(), "--into", env.path("inside").to_str().unwrap()]).success();
+    let inside = tree(&env.path("inside"));
+    for (key, size) in &upstream_bytes {
+        assert_eq!(inside.get(&format!("packages/{key}")).map(|b| b.len() as u64), Some(*size), "{key} in the bundle");
+    }
+
     // pip and uv install from the bucket's HTTP endpoint.
     let policy = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
