@@ -75,7 +75,7 @@ fn render(c: &mut Criterion) {
         b.iter_with_setup(
             || tempfile::tempdir_in(scratch.path()).unwrap(),
             |out| {
-                render_site(&files, &info, None, &templates, out.path()).unwrap();
+                render_site(&files, &info, None, &templates, (out.path(), None)).unwrap();
                 out
             },
         )

@@ -2,8 +2,10 @@
 //! timed from outside, its peak resident set read from the kernel
 //! (`wait4`), medians of `AIRLOCK_BENCH_RUNS` runs (default 3):
 //! - first builds of a generated `file://` upstream (10 files per
-//!   project), 100,000 files by default; `AIRLOCK_BENCH_FILES=100000,1000000`
-//!   adds the million (ceilings: 150 MiB and 1 GiB);
+//!   project), the render alone (the build's `-v` laps) and a no-change
+//!   rerun, 100,000 files by default; `AIRLOCK_BENCH_FILES=100000,400000,1000000`
+//!   gives the curve, each figure per file against the smallest (ceilings:
+//!   150 MiB and 1 GiB);
 //! - `airlock index` of the 71,408 real PyPI filenames in ../shared/data
 //!   against dumb-pypi on the same names (dumb-pypi from `scripts/.peers`,
 //!   which `scripts/bench-peers.sh` installs from PyPI; skipped without it);
@@ -22,12 +24,13 @@ mod upstream;
 
 const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
 
-/// One run of a command: wall seconds and peak RSS in MiB.
+/// One run of a command: wall seconds and peak RSS in MiB. Its stderr is
+/// the caller's to set (null unless a log is wanted).
 fn measure(cmd: &mut Command) -> (f64, u64) {
     let started = Instant::now();
     // Reaped by wait4 below, which also reports its peak; `Child::wait` cannot.
     #[allow(clippy::zombie_processes)]
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+    let child = cmd.stdout(Stdio::null()).spawn().expect("spawn");
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -47,7 +50,7 @@ fn runs(n: usize, mut setup: impl FnMut(), mut cmd: impl FnMut() -> Command) -> 
     let (mut t, mut m) = (Vec::new(), Vec::new());
     for _ in 0..n {
         setup();
-        let (s, mib) = measure(&mut cmd());
+        let (s, mib) = measure(cmd().stderr(Stdio::null()));
         t.push(s);
         m.push(mib as f64);
     }
@@ -58,8 +61,35 @@ fn row(what: &str, (secs, mib): (f64, u64), note: &str) {
     println!("| {what} | {secs:.2} s | {mib} MiB | {note} |");
 }
 
+/// The render's share of a build: the `-v` laps of the render stages and
+/// the publish after them, summed (each lap times only its own stage).
+fn render_seconds(log: &str) -> f64 {
+    log.lines()
+        .filter_map(|l| {
+            let lap = l.split_once("stage render")?.1.split(", peak").next()?;
+            lap.rsplit_once(": ")?.1.strip_suffix('s')?.parse::<f64>().ok()
+        })
+        .sum()
+}
+
+/// One `-v` build: wall seconds, peak MiB and the render's seconds. Its
+/// log is kept beside the scratch directory (`<scratch>.log`), which a
+/// failed build removes.
+fn verbose_build(root: &Path) -> (f64, u64, f64) {
+    let log = root.with_extension("log");
+    let mut c = Command::new(AIRLOCK);
+    c.current_dir(root).args(["-v", "build", "-c", "mirror.toml"]);
+    c.env("NO_COLOR", "1");
+    let (secs, mib) = measure(c.stderr(std::fs::File::create(&log).unwrap()));
+    (secs, mib, render_seconds(&std::fs::read_to_string(&log).unwrap_or_default()))
+}
+
+/// First build, the render alone and a no-change rerun of each size in
+/// `AIRLOCK_BENCH_FILES`, then each figure per file against the smallest
+/// size's: linear cost is a ratio of 1.0 (the bound: within 20%).
 fn first_builds(n: usize) {
     let sizes = std::env::var("AIRLOCK_BENCH_FILES").unwrap_or_else(|_| "100000".into());
+    let mut curve: Vec<(usize, [f64; 3])> = Vec::new();
     for files in sizes.split(',').filter_map(|s| s.trim().parse::<usize>().ok()) {
         let scratch = tempfile::tempdir().unwrap();
         let root = scratch.path();
@@ -69,14 +99,37 @@ fn first_builds(n: usize) {
                 let _ = std::fs::remove_dir_all(root.join(d));
             }
         };
-        let build = || {
-            let mut c = Command::new(AIRLOCK);
-            c.current_dir(root).args(["-q", "build", "-c", "mirror.toml"]);
-            c
-        };
+        let (mut first, mut peaks, mut render, mut rerun, mut rerun_peaks) = (vec![], vec![], vec![], vec![], vec![]);
+        for _ in 0..n {
+            clean();
+            let (secs, mib, r) = verbose_build(root);
+            first.push(secs);
+            peaks.push(mib as f64);
+            render.push(r);
+            let (secs, mib, _) = verbose_build(root);
+            rerun.push(secs);
+            rerun_peaks.push(mib as f64);
+        }
         let ceiling = if files <= 100_000 { 150 } else { 1024 };
-        let r = runs(n, clean, build);
-        row(&format!("first build, {files} files"), r, &format!("ceiling {ceiling} MiB"));
+        let (first, render, rerun) = (median(first), median(render), median(rerun));
+        row(&format!("first build, {files} files"), (first, median(peaks) as u64), &format!("ceiling {ceiling} MiB"));
+        println!("| render alone (its laps), {files} files | {render:.2} s | | of that first build |");
+        row(
+            &format!("no-change rerun, {files} files"),
+            (rerun, median(rerun_peaks) as u64),
+            "serial-less file:// upstream",
+        );
+        curve.push((files, [first, render, rerun]));
+    }
+    let Some(&(base, base_secs)) = curve.first() else { return };
+    for (files, secs) in &curve[1..] {
+        let per = |i: usize| (secs[i] / *files as f64) / (base_secs[i] / base as f64);
+        println!(
+            "| per file, {files} against {base} | first {:.2}x, render {:.2}x, rerun {:.2}x | | 1.00 is linear |",
+            per(0),
+            per(1),
+            per(2)
+        );
     }
 }
 
@@ -132,7 +185,7 @@ fn thirty_pins(n: usize) {
     }
     let scratch = tempfile::tempdir().unwrap();
     let snap = scratch.path().join("pypa.sqlite.zst");
-    measure(Command::new(AIRLOCK).args(["advisories", "build"]).arg(&vulns).arg("-o").arg(&snap));
+    measure(Command::new(AIRLOCK).args(["advisories", "build"]).arg(&vulns).arg("-o").arg(&snap).stderr(Stdio::null()));
     let mut packages: Vec<String> = std::fs::read_dir(&vulns)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -148,7 +201,7 @@ fn thirty_pins(n: usize) {
         c.stdin(std::fs::File::open(&pins_file).unwrap());
         c
     };
-    measure(&mut check()); // fills the decompressed copy's cache
+    measure(check().stderr(Stdio::null())); // fills the decompressed copy's cache
     row("advisories check, 30 pins (cache warm)", runs(n.max(5), || {}, check), "ceiling 40 ms");
 }
 

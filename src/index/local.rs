@@ -182,10 +182,16 @@ pub fn index_dir(dir: &Path, out: &Path, name: &str, templates: Option<&Path>) -
     if !dir.is_dir() {
         return Err(IndexError::NotADirectory(dir.display().to_string()));
     }
+    let mut sw = crate::util::ui::Stopwatch::start();
     let templates = Templates::new(templates)?;
     let target = Target::new(out)?;
     let meta_dir = tempfile::Builder::new().prefix(".airlock-index-").tempdir_in(dir)?;
-    let Scan { mut files, skipped, no_metadata } = scan(dir, out, meta_dir.path())?;
+    // The tree the swap would remove is recycled while the files are
+    // hashed: both are mostly system calls, on different directories.
+    let id = crate::tree::target::fresh_id();
+    let (scanned, staged) = rayon::join(|| scan(dir, out, meta_dir.path()), || target.stage_recycling(&id));
+    let (Scan { mut files, skipped, no_metadata }, mut staged) = (scanned?, staged?);
+    sw.lap("scan, hash and stage");
     warn_each("skipping", "file(s) that are not wheels or sdists", &skipped);
     warn_each("no PEP 658 metadata for", "wheel(s) whose METADATA cannot be read", &no_metadata);
     // The same file found twice (a copy in two subdirectories) is listed
@@ -213,9 +219,11 @@ pub fn index_dir(dir: &Path, out: &Path, name: &str, templates: Option<&Path>) -
         attested: None,
         project_pages: false,
     };
-    let staged = target.stage(&crate::tree::target::fresh_id())?;
-    render::render_site(&files, &info, None, &templates, staged.dir())?;
+    let listing = render::render_site(&files, &info, None, &templates, (staged.dir(), staged.recycled()))?;
+    sw.lap("render");
+    staged.prune(listing.iter().map(|e| e.path.as_str()))?;
     staged.commit()?;
+    sw.lap("prune and swap");
     let projects = files.iter().map(|f| &f.project).collect::<std::collections::HashSet<_>>().len();
     Ok(IndexOutcome { projects, files: files.len(), skipped })
 }

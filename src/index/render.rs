@@ -20,7 +20,7 @@ use crate::dist::Version;
 use crate::dist::file::FileFacts;
 use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
-use crate::tree::{TreeEntry, TreeError, place, write_entry};
+use crate::tree::{Recycled, TreeEntry, TreeError, place_in, write_entry};
 use crate::upstream::wire;
 use crate::util::hashing::Sha256;
 use crate::util::ui::human_bytes;
@@ -321,9 +321,9 @@ pub fn render_site(
     info: &SiteInfo,
     security: Option<&SecuritySummary>,
     templates: &Templates,
-    out: &Path,
+    (out, recycled): Out<'_>,
 ) -> Result<Vec<TreeEntry>, RenderError> {
-    let mut site = SiteRender::new(templates, out);
+    let mut site = SiteRender::new(templates, out).with_recycled(recycled);
     site.projects(files)?;
     site.finish(info, security)
 }
@@ -349,6 +349,8 @@ pub struct SiteRender<'a> {
     statuses: Option<&'a Statuses>,
     /// Where the tree is served: PEP 740 needs absolute provenance URLs.
     base_url: Option<&'a url::Url>,
+    /// What `out` already holds, when it is a recycled tree.
+    recycled: Option<&'a Recycled>,
 }
 
 /// Projects the upstream marks other than active, by name.
@@ -369,7 +371,14 @@ impl<'a> SiteRender<'a> {
             listed: Vec::new(),
             statuses: None,
             base_url: None,
+            recycled: None,
         }
+    }
+
+    /// `out` is a recycled tree holding these files ([`crate::tree::Target::stage_recycling`]).
+    pub fn with_recycled(mut self, recycled: Option<&'a Recycled>) -> SiteRender<'a> {
+        self.recycled = recycled;
+        self
     }
 
     /// Give pages the provenance URLs under `base`.
@@ -393,7 +402,7 @@ impl<'a> SiteRender<'a> {
             .par_iter()
             .map(|(project, files)| {
                 let status = self.statuses.and_then(|s| s.get(*project));
-                render_project(project, files, (status, self.base_url), self.templates, self.out)
+                render_project(project, files, (status, self.base_url), self.templates, (self.out, self.recycled))
             })
             .collect::<Result<_, _>>()?;
         self.entries.extend(per_project.into_iter().flatten());
@@ -429,7 +438,7 @@ impl<'a> SiteRender<'a> {
         for (project, status) in self.statuses.into_iter().flatten() {
             let has_page = self.entries.iter().any(|e| e.path == format!("simple/{project}/index.v1_json"));
             if crate::upstream::listing::ProjectStatus::quarantined(Some(status)) && !has_page {
-                self.entries.extend(render_project(project, &[], (Some(status), None), templates, out)?);
+                self.entries.extend(render_project(project, &[], (Some(status), None), templates, (out, None))?);
             }
         }
         let listed = &self.listed;
@@ -498,30 +507,33 @@ impl<'a> SiteRender<'a> {
 }
 
 /// A file's verified provenance placed beside it, when it has one.
-fn provenance_beside(f: &SiteFile, rel: &str, out: &Path) -> Result<Option<TreeEntry>, RenderError> {
+fn provenance_beside(f: &SiteFile, rel: &str, out: Out<'_>) -> Result<Option<TreeEntry>, RenderError> {
     let Some(src) = &f.provenance_source else { return Ok(None) };
     let rel = format!("{rel}.provenance");
     let (sha, size) = crate::util::hashing::hash_file(src).map_err(TreeError::from)?;
-    place(src, &out.join(&rel))?;
+    place_in(out.1, src, out.0, &rel)?;
     Ok(Some(TreeEntry { path: rel, sha256: sha, size }))
 }
+
+/// The tree being written, and what it already holds when it is recycled.
+type Out<'a> = (&'a Path, Option<&'a Recycled>);
 
 /// One file of a project into the tree, with what lies beside it; under
 /// one layout the file itself is listed but not placed (it is in the bucket).
 fn place_file(
     project: &ProjectName,
     f: &SiteFile,
-    out: &Path,
+    out: Out<'_>,
     entries: &mut Vec<TreeEntry>,
 ) -> Result<(), RenderError> {
     let rel = format!("packages/{project}/{}", f.filename);
     if !f.in_bucket {
-        place(&f.source, &out.join(&rel))?;
+        place_in(out.1, &f.source, out.0, &rel)?;
     }
     entries.push(TreeEntry { path: rel.clone(), sha256: f.sha256, size: f.size });
     if let (Some((sha, size)), Some(src)) = (f.metadata, &f.metadata_source) {
         let rel = format!("{rel}.metadata");
-        place(src, &out.join(&rel))?;
+        place_in(out.1, src, out.0, &rel)?;
         entries.push(TreeEntry { path: rel, sha256: sha, size });
     }
     entries.extend(provenance_beside(f, &rel, out)?);
@@ -533,7 +545,7 @@ fn render_project(
     files: &[&SiteFile],
     (status, base): (Option<&crate::upstream::listing::ProjectStatus>, Option<&url::Url>),
     templates: &Templates,
-    out: &Path,
+    (out, recycled): Out<'_>,
 ) -> Result<Vec<TreeEntry>, RenderError> {
     let mut entries = Vec::with_capacity(files.len() * 2 + 2);
     // The project's directories are made first, once each: the tree is
@@ -544,7 +556,7 @@ fn render_project(
         dir("packages")?;
     }
     for f in files {
-        place_file(project, f, out, &mut entries)?;
+        place_file(project, f, (out, recycled), &mut entries)?;
     }
     let listed: Vec<&&SiteFile> = files.iter().filter(|f| f.listed).collect();
     // A quarantined project has a page with its status and no files (PEP
@@ -714,7 +726,7 @@ mod tests {
             in_bucket: false,
             listed: true,
         };
-        render_project(&f.project, &[&f], (None, None), &templates, &out.path().join("tree")).unwrap();
+        render_project(&f.project, &[&f], (None, None), &templates, (&out.path().join("tree"), None)).unwrap();
         assert_eq!(std::fs::read_to_string(out.path().join("tree/simple/p/index.html")).unwrap(), "custom p");
     }
 }

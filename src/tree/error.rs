@@ -12,4 +12,8 @@ pub enum TreeError {
     NotManaged { path: String },
     #[error("{path}: output must name a directory, such as `public`")]
     BadTarget { path: String },
+    #[error(
+        "{path} was made from an old tree and not pruned to its listing before the swap (a bug: nothing was published)"
+    )]
+    Unpruned { path: String },
 }

@@ -7,6 +7,7 @@
 //! them needs the pipeline that produced the tree.
 
 pub mod error;
+mod recycled;
 pub mod target;
 
 use std::path::Path;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::util::hashing::{HashingWriter, Sha256};
 
 pub use error::TreeError;
+pub use recycled::Recycled;
 pub use target::{Staged, Target};
 
 /// A file written into the tree: its path relative to the tree root.
@@ -73,11 +75,46 @@ pub fn place(src: &Path, dst: &Path) -> Result<(), TreeError> {
             std::fs::create_dir_all(parent).map_err(err)?;
             std::fs::hard_link(src, dst)
         }
+        // A recycled tree ([`Target::stage_recycling`]) still holds the
+        // link an earlier run placed: the same inode is the same bytes, so
+        // it stays; anything else there (another file, a symlink) is
+        // replaced. `dst` itself is never followed.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if same_inode(src, dst) {
+                return Ok(());
+            }
+            std::fs::remove_file(dst).map_err(err)?;
+            std::fs::hard_link(src, dst)
+        }
         other => other,
     };
     match linked {
         Ok(()) => Ok(()),
         Err(_) => std::fs::copy(src, dst).map(|_| ()).map_err(err),
+    }
+}
+
+/// [`place`] `src` at `root/rel`, where `root` may be a recycled tree:
+/// a file already there that is `src` itself (same device and inode)
+/// stays as it is.
+pub fn place_in(recycled: Option<&Recycled>, src: &Path, root: &Path, rel: &str) -> Result<(), TreeError> {
+    use std::os::unix::fs::MetadataExt;
+    if let Some(r) = recycled
+        && r.has(rel)
+        && let Ok(m) = std::fs::metadata(src)
+        && r.holds(rel, m.dev(), m.ino())
+    {
+        return Ok(());
+    }
+    place(src, &root.join(rel))
+}
+
+/// Whether `dst` (not followed) is the very file `src` names.
+fn same_inode(src: &Path, dst: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(src), std::fs::symlink_metadata(dst)) {
+        (Ok(a), Ok(b)) => b.is_file() && a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 

@@ -98,9 +98,53 @@ impl Target {
         }
         let dir = self.trees.join(format!("staging-{id}"));
         fs_err::create_dir_all(&dir)?;
-        Ok(Staged { target: self.clone(), dir, id: id.to_string(), committed: false, meta: None })
+        Ok(Staged { target: self.clone(), dir, id: id.to_string(), committed: false, meta: None, recycled: None })
+    }
+
+    /// Start a new tree in a tree the commit would remove anyway (neither
+    /// the served one nor, after the swap, the previous one), when there is
+    /// one: its `packages/` stays, and each file already linked to the
+    /// inode it must be costs one `stat` instead of an unlink there and a
+    /// link here (most of a rerun's system calls); everything else in it
+    /// goes first. Readers of that old tree keep what they opened (nothing
+    /// is rewritten in place). The caller must [`Staged::prune`] to its
+    /// listing before the commit, which refuses otherwise: a file the
+    /// listing no longer has must not stay served. With no such tree this
+    /// is [`Target::stage`].
+    pub fn stage_recycling(&self, id: &str) -> Result<Staged, TreeError> {
+        let current = self.current();
+        let mut staged = self.stage(id)?;
+        let mut old: Vec<PathBuf> = fs_err::read_dir(&self.trees)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("tree-"))
+            .map(|e| e.path())
+            .filter(|p| !current.as_ref().is_some_and(|c| same_dir(c, p)))
+            .collect();
+        // The oldest by name; the others go at the commit, as always.
+        old.sort();
+        let Some(old) = old.into_iter().next() else { return Ok(staged) };
+        fs_err::remove_dir(&staged.dir)?;
+        fs_err::rename(&old, &staged.dir)?;
+        let old_id = old.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("tree-"));
+        let _ = std::fs::remove_file(self.trees.join(format!("meta-{}.json", old_id.unwrap_or_default())));
+        let rest: Vec<PathBuf> = fs_err::read_dir(&staged.dir)?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name() != PACKAGES)
+            .map(|e| e.path())
+            .collect();
+        for path in rest {
+            match std::fs::symlink_metadata(&path)?.is_dir() {
+                true => crate::util::fsx::remove_tree(&path)?,
+                false => fs_err::remove_file(&path)?,
+            }
+        }
+        staged.recycled = Some(super::recycled::Recycled::walk(&staged.dir, PACKAGES)?);
+        Ok(staged)
     }
 }
+
+/// The one directory a recycled tree keeps: the placed files.
+const PACKAGES: &str = "packages";
 
 /// A tree being written. Dropped without [`Staged::commit`], it is removed.
 #[derive(Debug)]
@@ -110,6 +154,9 @@ pub struct Staged {
     id: String,
     committed: bool,
     meta: Option<Vec<u8>>,
+    /// Made from an old tree ([`Target::stage_recycling`]) and not yet
+    /// pruned to its listing: what that tree held.
+    recycled: Option<super::recycled::Recycled>,
 }
 
 fn sync_dir(dir: &Path) {
@@ -129,8 +176,41 @@ impl Staged {
         self.meta = Some(bytes);
     }
 
+    /// What a recycled tree held when it was staged, for `tree::place_in`.
+    pub fn recycled(&self) -> Option<&super::recycled::Recycled> {
+        self.recycled.as_ref()
+    }
+
+    /// Remove what a recycled tree held under `packages/` that `listing`
+    /// (the new tree's paths) does not (a no-op on a fresh tree), with the
+    /// directories that leaves empty: what this run placed stays, what only
+    /// an earlier run placed goes.
+    pub fn prune<'a>(&mut self, listing: impl IntoIterator<Item = &'a str>) -> Result<(), TreeError> {
+        use rayon::prelude::*;
+        let Some(recycled) = self.recycled.take() else { return Ok(()) };
+        let listed: std::collections::HashSet<&str> = listing.into_iter().collect();
+        let gone: Vec<&str> = recycled.paths().filter(|p| !listed.contains(p)).collect();
+        gone.par_iter().try_for_each(|rel| fs_err::remove_file(self.dir.join(rel)))?;
+        let mut dirs: Vec<&str> = gone.iter().filter_map(|rel| rel.rsplit_once('/').map(|(d, _)| d)).collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        for dir in dirs {
+            // Still holding a file this run placed: it stays.
+            match std::fs::remove_dir(self.dir.join(dir)) {
+                Err(e) if e.kind() != std::io::ErrorKind::DirectoryNotEmpty => {
+                    return Err(fs_err::remove_dir(self.dir.join(dir)).err().unwrap_or(e).into());
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Swap the staged tree in. Returns the published tree's directory.
     pub fn commit(mut self) -> Result<PathBuf, TreeError> {
+        if self.recycled.is_some() {
+            return Err(TreeError::Unpruned { path: self.dir.display().to_string() });
+        }
         let t = &self.target;
         let previous = t.current();
         let tree_name = format!("tree-{}", self.id);
@@ -218,6 +298,73 @@ mod tests {
         let trees: Vec<_> =
             std::fs::read_dir(dir.path().join(".public.airlock")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(trees.len(), 2, "{trees:?}");
+    }
+
+    /// A tree whose `packages/` links `files` (each a file in `src`) and
+    /// holds one page; the listing of it.
+    fn write_tree(staged: &Staged, src: &Path, files: &[&str]) -> Vec<crate::tree::TreeEntry> {
+        let mut listing = Vec::new();
+        for f in files {
+            let rel = format!("packages/p/{f}");
+            crate::tree::place_in(staged.recycled(), &src.join(f), staged.dir(), &rel).unwrap();
+            listing.push(crate::tree::TreeEntry { path: rel, sha256: crate::util::hashing::Sha256::of(b""), size: 0 });
+        }
+        listing
+            .push(crate::tree::write_entry(staged.dir(), "simple/p/index.html", files.join(",").as_bytes()).unwrap());
+        listing
+    }
+
+    #[test]
+    fn a_recycled_tree_keeps_only_what_the_new_listing_has() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        for f in ["a", "b", "c"] {
+            std::fs::write(src.join(f), f).unwrap();
+        }
+        let out = dir.path().join("public");
+        let target = Target::new(&out).unwrap();
+        for id in ["1", "2"] {
+            let mut staged = target.stage_recycling(id).unwrap();
+            let listing = write_tree(&staged, &src, &["a", "b"]);
+            staged.prune(listing.iter().map(|e| e.path.as_str())).unwrap();
+            staged.commit().unwrap();
+        }
+        // Tree 1 is neither served nor kept after the next swap: recycled.
+        // `a` changes inode (a new file of the same name), `b` leaves, `c` comes.
+        std::fs::remove_file(src.join("a")).unwrap();
+        std::fs::write(src.join("a"), "a2").unwrap();
+        let mut staged = target.stage_recycling("3").unwrap();
+        assert!(staged.recycled().is_some());
+        assert!(!staged.dir().join("simple").exists(), "pages of the old tree go at once");
+        let listing = write_tree(&staged, &src, &["a", "c"]);
+        staged.prune(listing.iter().map(|e| e.path.as_str())).unwrap();
+        staged.commit().unwrap();
+        let served = |f: &str| out.join("packages/p").join(f);
+        assert_eq!(std::fs::read_to_string(served("a")).unwrap(), "a2");
+        assert_eq!(std::fs::metadata(served("a")).unwrap().ino(), std::fs::metadata(src.join("a")).unwrap().ino());
+        assert_eq!(std::fs::read_to_string(served("c")).unwrap(), "c");
+        assert!(!served("b").exists(), "a file the listing no longer has is not served");
+        assert_eq!(std::fs::read_to_string(out.join("simple/p/index.html")).unwrap(), "a,c");
+        let trees = std::fs::read_dir(dir.path().join(".public.airlock")).unwrap().count();
+        assert_eq!(trees, 2, "the served tree and the previous one");
+    }
+
+    #[test]
+    fn a_recycled_tree_is_not_swapped_in_unpruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("public");
+        let target = Target::new(&out).unwrap();
+        for id in ["1", "2"] {
+            let s = target.stage(id).unwrap();
+            std::fs::create_dir_all(s.dir().join("packages/p")).unwrap();
+            std::fs::write(s.dir().join("packages/p/old"), id).unwrap();
+            s.commit().unwrap();
+        }
+        let staged = target.stage_recycling("3").unwrap();
+        assert!(matches!(staged.commit(), Err(TreeError::Unpruned { .. })));
+        assert_eq!(std::fs::read_to_string(out.join("packages/p/old")).unwrap(), "2", "the served tree stays");
     }
 
     #[test]
