@@ -98,12 +98,7 @@ pub fn place(src: &Path, dst: &Path) -> Result<(), TreeError> {
 /// a file already there that is `src` itself (same device and inode)
 /// stays as it is.
 pub fn place_in(recycled: Option<&Recycled>, src: &Path, root: &Path, rel: &str) -> Result<(), TreeError> {
-    use std::os::unix::fs::MetadataExt;
-    if let Some(r) = recycled
-        && r.has(rel)
-        && let Ok(m) = std::fs::metadata(src)
-        && r.holds(rel, m.dev(), m.ino())
-    {
+    if recycled.is_some_and(|r| r.holds(rel, src)) {
         return Ok(());
     }
     place(src, &root.join(rel))

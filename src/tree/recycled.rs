@@ -10,7 +10,7 @@ use super::error::TreeError;
 /// The files a recycled tree (`Target::stage_recycling`) holds under
 /// its top directory: path in the tree → inode, as the directory listing
 /// gives it (no `stat` per file).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Recycled {
     dev: u64,
     linked: std::collections::HashMap<String, u64>,
@@ -23,28 +23,24 @@ impl Recycled {
         use rayon::prelude::*;
         use std::os::unix::fs::{DirEntryExt, MetadataExt};
         let dev = fs_err::metadata(root)?.dev();
-        let dirs: Vec<std::fs::DirEntry> = match std::fs::read_dir(root.join(top)) {
+        let dirs: Vec<fs_err::DirEntry> = match fs_err::read_dir(root.join(top)) {
             Ok(rd) => rd.collect::<Result<_, _>>()?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e.into()),
         };
-        let per_dir = |d: &std::fs::DirEntry| -> Result<Vec<(String, u64)>, TreeError> {
-            let Some(name) =
-                d.file_name().to_str().filter(|_| d.file_type().is_ok_and(|t| t.is_dir())).map(str::to_owned)
-            else {
-                let path = d.path();
-                return match d.file_type()?.is_dir() {
-                    true => Ok(crate::util::fsx::remove_tree(&path)?).map(|()| Vec::new()),
-                    false => Ok(fs_err::remove_file(path)?).map(|()| Vec::new()),
-                };
+        let per_dir = |d: &fs_err::DirEntry| -> Result<Vec<(String, u64)>, TreeError> {
+            let is_dir = d.file_type()?.is_dir();
+            let Some(name) = d.file_name().to_str().filter(|_| is_dir).map(str::to_owned) else {
+                crate::util::fsx::remove_entry(&d.path(), is_dir)?;
+                return Ok(Vec::new());
             };
             let mut out = Vec::new();
             for f in fs_err::read_dir(d.path())? {
                 let f = f?;
-                match f.file_name().to_str().filter(|_| f.file_type().is_ok_and(|t| !t.is_dir())) {
+                let is_dir = f.file_type()?.is_dir();
+                match f.file_name().to_str().filter(|_| !is_dir) {
                     Some(file) => out.push((format!("{top}/{name}/{file}"), f.ino())),
-                    None if f.file_type()?.is_dir() => crate::util::fsx::remove_tree(&f.path())?,
-                    None => fs_err::remove_file(f.path())?,
+                    None => crate::util::fsx::remove_entry(&f.path(), is_dir)?,
                 }
             }
             Ok(out)
@@ -57,13 +53,12 @@ impl Recycled {
         self.linked.keys().map(String::as_str)
     }
 
-    /// Whether the tree held a file at `rel` (one lookup, before a `stat`).
-    pub(crate) fn has(&self, rel: &str) -> bool {
-        self.linked.contains_key(rel)
-    }
-
-    /// Whether the file at `rel` is the inode `ino` of device `dev`.
-    pub(crate) fn holds(&self, rel: &str, dev: u64, ino: u64) -> bool {
-        dev == self.dev && self.linked.get(rel) == Some(&ino)
+    /// Whether the file the tree held at `rel` is `src` itself (same
+    /// device and inode): one lookup, and a `stat` of `src` only when the
+    /// tree held a file there.
+    pub(crate) fn holds(&self, rel: &str, src: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Some(&ino) = self.linked.get(rel) else { return false };
+        std::fs::metadata(src).is_ok_and(|m| m.dev() == self.dev && m.ino() == ino)
     }
 }

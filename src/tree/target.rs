@@ -127,15 +127,10 @@ impl Target {
         fs_err::rename(&old, &staged.dir)?;
         let old_id = old.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("tree-"));
         let _ = std::fs::remove_file(self.trees.join(format!("meta-{}.json", old_id.unwrap_or_default())));
-        let rest: Vec<PathBuf> = fs_err::read_dir(&staged.dir)?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name() != PACKAGES)
-            .map(|e| e.path())
-            .collect();
-        for path in rest {
-            match std::fs::symlink_metadata(&path)?.is_dir() {
-                true => crate::util::fsx::remove_tree(&path)?,
-                false => fs_err::remove_file(&path)?,
+        for entry in fs_err::read_dir(&staged.dir)? {
+            let entry = entry?;
+            if entry.file_name() != PACKAGES {
+                crate::util::fsx::remove_entry(&entry.path(), entry.file_type()?.is_dir())?;
             }
         }
         staged.recycled = Some(super::recycled::Recycled::walk(&staged.dir, PACKAGES)?);
@@ -195,12 +190,10 @@ impl Staged {
         dirs.sort_unstable();
         dirs.dedup();
         for dir in dirs {
-            // Still holding a file this run placed: it stays.
-            match std::fs::remove_dir(self.dir.join(dir)) {
-                Err(e) if e.kind() != std::io::ErrorKind::DirectoryNotEmpty => {
-                    return Err(fs_err::remove_dir(self.dir.join(dir)).err().unwrap_or(e).into());
-                }
-                _ => {}
+            match fs_err::remove_dir(self.dir.join(dir)) {
+                // Still holding a file this run placed: it stays.
+                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {}
+                other => other?,
             }
         }
         Ok(())

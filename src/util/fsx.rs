@@ -66,6 +66,15 @@ pub fn remove_tree(dir: &Path) -> std::io::Result<()> {
     fs_err::remove_dir_all(dir)
 }
 
+/// Remove what is at `path`: a directory tree ([`remove_tree`]) or one
+/// file or link (never followed), as its directory entry says.
+pub fn remove_entry(path: &Path, is_dir: bool) -> std::io::Result<()> {
+    match is_dir {
+        true => remove_tree(path),
+        false => fs_err::remove_file(path),
+    }
+}
+
 /// Create `dir` if needed and prove a file can be written in it, so that
 /// an unwritable output, state or store fails a run before its first
 /// request rather than after its downloads.

@@ -460,6 +460,19 @@ fn index_command_indexes_a_local_directory() {
     // Re-indexing the same directory gives the same bytes.
     airlock_in(dir.path()).args(["index", "dist", "--out", "site"]).env("SOURCE_DATE_EPOCH", "0").assert().success();
     assert!(tree(&site) == first);
+    // The third run is built inside the first run's tree (the one its swap
+    // removes): a file gone from the directory is gone from the tree, a
+    // file replaced under its name serves its new bytes, and the tree is
+    // the one a fresh output gets, byte for byte.
+    std::fs::remove_file(dist.join(&o)).unwrap();
+    std::fs::remove_file(dist.join(&w)).unwrap();
+    let (_, newer) = wheel("My.Pkg", "1.0", WheelSpec { requires_python: Some(">=3.8"), ..Default::default() });
+    std::fs::write(dist.join(&w), &newer).unwrap();
+    airlock_in(dir.path()).args(["index", "dist", "--out", "site"]).env("SOURCE_DATE_EPOCH", "0").assert().success();
+    airlock_in(dir.path()).args(["index", "dist", "--out", "fresh"]).env("SOURCE_DATE_EPOCH", "0").assert().success();
+    assert!(!site.join("packages/other").exists() && !site.join("simple/other").exists());
+    assert_eq!(std::fs::read(site.join("packages/my-pkg").join(&w)).unwrap(), newer);
+    assert!(tree(&site) == tree(&dir.path().join("fresh")), "a recycled tree is a fresh tree");
     // pip installs from it via file://.
     let py = crate::support::tools::venv(&dir.path().join("venv"));
     let url = format!("file://{}/simple/", std::fs::canonicalize(&site).unwrap().display());
