@@ -9,7 +9,12 @@
 //! - `airlock index` of the 71,408 real PyPI filenames in ../shared/data
 //!   against dumb-pypi on the same names (dumb-pypi from `scripts/.peers`,
 //!   which `scripts/bench-peers.sh` installs from PyPI; skipped without it);
-//! - a 30-pin `advisories check` against a snapshot of the pypa database.
+//! - a 30-pin `advisories check` against a snapshot of the pypa database;
+//! - `pypi_plan`, only when named: PyPI on paper, checked by simulation,
+//!   `airlock plan -o` over `AIRLOCK_BENCH_PROJECTS` (600,000) generated
+//!   PEP 691 pages offering `AIRLOCK_BENCH_PYPI_FILES` (10,000,000) files,
+//!   each project's count drawn from the real corpus's files per project
+//!   (about 3 GiB of tmpfs and 1.3 million inodes).
 //!
 //! `TMPDIR=/dev/shm cargo bench --bench scale` (a million files needs about
 //! 10 GiB of tmpfs and 2.5 million inodes). Each part without its data is
@@ -61,13 +66,14 @@ fn row(what: &str, (secs, mib): (f64, u64), note: &str) {
     println!("| {what} | {secs:.2} s | {mib} MiB | {note} |");
 }
 
-/// The render's share of a build: the `-v` laps of the render stages and
-/// the publish after them, summed (each lap times only its own stage).
+/// The render's share of a build: its `render and publish` lap (pages,
+/// reports and the swap; the `render: *` laps inside it are parts of it,
+/// not added again).
 fn render_seconds(log: &str) -> f64 {
     log.lines()
         .filter_map(|l| {
-            let lap = l.split_once("stage render")?.1.split(", peak").next()?;
-            lap.rsplit_once(": ")?.1.strip_suffix('s')?.parse::<f64>().ok()
+            let lap = l.split_once("stage render and publish: ")?.1.split(", peak").next()?;
+            lap.strip_suffix('s')?.parse::<f64>().ok()
         })
         .sum()
 }
@@ -205,6 +211,76 @@ fn thirty_pins(n: usize) {
     row("advisories check, 30 pins (cache warm)", runs(n.max(5), || {}, check), "ceiling 40 ms");
 }
 
+/// Files per project in the real corpus: each filename's project is the
+/// part before its first `-<digit>`, normalized (legacy names need no
+/// better: this is a distribution, not an index).
+fn corpus_counts(list: &str) -> Vec<usize> {
+    let mut by: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for l in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let cut = l.char_indices().find(|&(i, c)| c == '-' && l[i + 1..].starts_with(|d: char| d.is_ascii_digit()));
+        let name = cut.map_or(l, |(i, _)| &l[..i]).to_ascii_lowercase().replace(['_', '.'], "-");
+        *by.entry(name).or_default() += 1;
+    }
+    let mut counts: Vec<usize> = by.into_values().collect();
+    counts.sort_unstable();
+    counts
+}
+
+fn pypi_plan(n: usize) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pypi-filenames/package-list-huge.txt");
+    let Ok(list) = std::fs::read_to_string(&data) else {
+        println!("skipping the PyPI simulation: {} is absent", data.display());
+        return;
+    };
+    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (projects, files) = (env("AIRLOCK_BENCH_PROJECTS", 600_000), env("AIRLOCK_BENCH_PYPI_FILES", 10_000_000));
+    let corpus = corpus_counts(&list);
+    let mean = corpus.iter().sum::<usize>() as f64 / corpus.len() as f64;
+    let scale = files as f64 / projects as f64 / mean;
+    // A prime stride through the sorted counts: each drawn as often
+    // (unless the corpus had a multiple of 7919 projects), big and small
+    // projects mixed, the same every run.
+    let counts: Vec<usize> =
+        (0..projects).map(|p| ((corpus[(p * 7919) % corpus.len()] as f64 * scale).round() as usize).max(1)).collect();
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path();
+    let offered = upstream::generate_pages(root, &counts);
+    let mut sorted = counts.clone();
+    sorted.sort_unstable();
+    println!(
+        "| synthetic PyPI: {projects} projects, {offered} files | | | per project: median {}, p99 {}, max {} (corpus: {} projects, mean {mean:.1}) |",
+        sorted[projects / 2],
+        sorted[projects * 99 / 100],
+        sorted[projects - 1],
+        corpus.len()
+    );
+    let plan = root.join("plan.json");
+    // Each run's log is kept beside the scratch directory (which a failed
+    // run removes), as the builds' are.
+    let log = root.with_extension("log");
+    let planned = |what: &str, fresh: bool| {
+        let (mut t, mut m) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            if fresh {
+                drop(std::fs::remove_dir_all(root.join(".airlock")));
+            }
+            let mut c = Command::new(AIRLOCK);
+            c.current_dir(root).args(["-v", "plan", "-c", "mirror.toml", "-o"]).arg(&plan).env("NO_COLOR", "1");
+            let (s, mib) = measure(c.stderr(std::fs::File::create(&log).unwrap()));
+            t.push(s);
+            m.push(mib as f64);
+        }
+        row(what, (median(t), median(m) as u64), "file:// upstream: no network time");
+    };
+    planned("plan -o, first (every page new)", true);
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64 / (1 << 20) as f64;
+    let state: f64 = std::fs::read_dir(root.join(".airlock"))
+        .map(|d| d.filter_map(Result::ok).map(|e| size(&e.path())).sum())
+        .unwrap_or(0.0);
+    println!("| plan.json {:.0} MiB; .airlock/ files {state:.0} MiB | | | |", size(&plan));
+    planned("plan -o, again (every view stored)", false);
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a name filter picks parts.
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_default();
@@ -218,5 +294,9 @@ fn main() {
     }
     if "thirty_pins".contains(&filter) {
         thirty_pins(n);
+    }
+    // Minutes and gigabytes: only when asked for by name.
+    if filter == "pypi_plan" {
+        pypi_plan(n);
     }
 }

@@ -70,18 +70,29 @@ fn print_resolution(out: &mut impl Write, resolved: &Resolved) -> std::io::Resul
     Ok(())
 }
 
-/// Everything plan says: each environment's resolution, each file's
-/// decision, the run's diagnostics and a summary line.
-fn print_all(
-    out: &mut impl Write,
-    resolved: &Resolved,
-    plan: &Plan,
-    keep_runs: u32,
-    diags: &Diagnostics,
-    closure: bool,
-) -> std::io::Result<()> {
-    print_resolution(out, resolved)?;
-    print(out, plan, keep_runs)?;
+/// What a plan adds up to, batch by batch.
+#[derive(Default)]
+struct Totals {
+    fetch: usize,
+    fetch_bytes: u64,
+    keep: usize,
+    unlist: usize,
+    prune: usize,
+}
+
+impl Totals {
+    fn add(&mut self, plan: &Plan) {
+        self.fetch += plan.count(|d| matches!(d, Decision::Fetch(_) | Decision::Adopt(_)));
+        self.fetch_bytes += plan.fetch_bytes();
+        self.keep += plan.count(|d| matches!(d, Decision::Keep))
+            + plan.projects.iter().map(|p| p.carried as usize).sum::<usize>();
+        self.unlist += plan.count(|d| matches!(d, Decision::Unlist));
+    }
+}
+
+/// What plan says after every file's decision: the run's diagnostics and
+/// a summary line.
+fn print_end(out: &mut impl Write, totals: &Totals, diags: &Diagnostics, closure: bool) -> std::io::Result<()> {
     for d in diags.sorted() {
         let mark = if d.fails_run() { "!" } else { "?" };
         writeln!(out, "{mark} {d}")?;
@@ -92,15 +103,14 @@ fn print_all(
             "? dependencies = \"all\": the closure is only known once the selected wheels are fetched; plan shows the requested projects"
         )?;
     }
-    let fetch = plan.count(|d| matches!(d, Decision::Fetch(_) | Decision::Adopt(_)));
-    let keep =
-        plan.count(|d| matches!(d, Decision::Keep)) + plan.projects.iter().map(|p| p.carried as usize).sum::<usize>();
-    let unlist = plan.count(|d| matches!(d, Decision::Unlist));
     writeln!(
         out,
-        "plan: add {fetch} file(s) ({}), keep {keep}, remove {unlist} from the index, prune {} from the store",
-        human_bytes(plan.fetch_bytes()),
-        plan.prune.len()
+        "plan: add {} file(s) ({}), keep {}, remove {} from the index, prune {} from the store",
+        totals.fetch,
+        human_bytes(totals.fetch_bytes),
+        totals.keep,
+        totals.unlist,
+        totals.prune
     )?;
     Ok(())
 }
@@ -150,42 +160,65 @@ pub fn plan(manifest: &Manifest, offline: bool, plan_out: Option<&Path>) -> Resu
             status: crate::audit::Status::Unaudited,
             banner: None,
         });
-    // The build's own context and planning stages, in one batch, writing
-    // nothing but (with `-o`) the views: plan shows what build does.
+    // The build's own context and planning stages, in its batches, writing
+    // nothing but (with `-o`) the views: plan shows what build does. Each
+    // batch is printed and written to the plan file as it comes, then
+    // dropped: a plan of a whole index holds one batch at a time.
     let mut build = Build::new(&state, manifest, (offline, None), &loaded)?;
     let id = state.next_run_id()?;
-    let scope = Scope::Plan {
-        state: &mut state,
-        store: Store::for_mirror(m),
-        id,
-        keep_views: plan_out.is_some(),
-        tmp: scratch.path().to_path_buf(),
-    };
-    let batch = build.want.requested.clone();
-    let (mut plan, requested, resolved) = build.plan_stages(scope, batch)?;
     let select = &manifest.select;
-    plan::unrequested(&mut plan, &mut state, &requested, i64::from(m.keep_runs))?;
-    let diags = std::mem::take(&mut build.diags);
     // The closure of `dependencies = "all"` needs the selected wheels, which
     // plan does not fetch: it cannot tell which dependencies stay, so it
     // claims no removal of a project the manifest does not name.
-    let closure = requested.keys().any(|p| select.options_for(p).dependencies == Dependencies::All);
-    if closure {
-        for pp in plan.projects.iter_mut().filter(|pp| !requested.contains_key(&pp.project)) {
-            pp.files.retain(|f| !matches!(f.decision, Decision::Unlist));
+    let closure = build.want.requested.keys().any(|p| select.options_for(p).dependencies == Dependencies::All);
+    let mut leaving = plan::Leaving::new(&state, id, i64::from(m.keep_runs))?;
+    let mut written = plan_out.map(|p| crate::commands::shard::PlanWriter::create(p, &m.upstream)).transpose()?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut totals, mut requested_all) = (Totals::default(), std::collections::BTreeSet::new());
+    // Files a batch unlists with `keep_runs = 0`: they leave the store too.
+    let mut also = Vec::new();
+    for names in crate::pipeline::batches(select, &build.want.requested) {
+        let batch = names.into_iter().filter_map(|p| build.want.requested.get(&p).map(|l| (p, l.clone()))).collect();
+        let scope = Scope::Plan {
+            state: &mut state,
+            store: Store::for_mirror(m),
+            id,
+            keep_views: plan_out.is_some(),
+            tmp: scratch.path().to_path_buf(),
+        };
+        let (mut plan, requested, resolved) = build.plan_stages(scope, batch)?;
+        if closure {
+            for pp in plan.projects.iter_mut().filter(|pp| !requested.contains_key(&pp.project)) {
+                pp.files.retain(|f| !matches!(f.decision, Decision::Unlist));
+            }
         }
-        plan.prune.retain(|(p, _)| requested.contains_key(p));
+        leaving.see(&plan);
+        also.append(&mut plan.prune);
+        if let Some(w) = written.as_mut() {
+            w.add(&plan)?;
+        }
+        print_resolution(&mut out, &resolved)?;
+        print(&mut out, &plan, m.keep_runs)?;
+        totals.add(&plan);
+        requested_all.extend(requested.into_keys());
     }
-
+    let mut rest = leaving.finish(&mut state, requested_all.iter(), also)?;
+    if closure {
+        rest.projects.clear();
+        rest.prune.retain(|(p, _)| requested_all.contains(p));
+    }
+    print(&mut out, &rest, m.keep_runs)?;
+    totals.add(&rest);
+    totals.prune = rest.prune.len();
+    let diags = std::mem::take(&mut build.diags);
     if let Some(r) = &remote {
         r.checkpoint_state(&state, state.next_run_id()?.minus(1))?;
     }
-    if let Some(path) = plan_out {
-        let file = crate::commands::shard::plan_file(&plan, &m.upstream);
-        crate::commands::shard::write(path, &file)?;
-        tracing::info!("wrote {}: {} file(s) to fetch ({})", path.display(), file.files.len(), human_bytes(file.bytes));
+    if let (Some(path), Some(w)) = (plan_out, written) {
+        let (files, bytes) = w.finish()?;
+        tracing::info!("wrote {}: {files} file(s) to fetch ({})", path.display(), human_bytes(bytes));
     }
-    let mut out = std::io::stdout().lock();
-    print_all(&mut out, &resolved, &plan, m.keep_runs, &diags, closure)?;
+    print_end(&mut out, &totals, &diags, closure)?;
+    out.flush()?;
     Ok(if diags.failed() { Exit::Failed } else { Exit::Success })
 }

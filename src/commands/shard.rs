@@ -11,6 +11,7 @@
 //! shard can never publish anything unverified. Shards are balanced by
 //! bytes, not by count: one huge wheel is a shard's whole share.
 
+use std::io::{Seek, Write};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -21,7 +22,7 @@ use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
 use crate::exit::Exit;
 use crate::manifest::Manifest;
-use crate::pipeline::plan::{Decision, Plan};
+use crate::pipeline::plan::{Decision, Plan, PlannedFile};
 use crate::store::Store;
 use crate::store::fetch::{FetchJob, FetchOptions};
 use crate::upstream::listing::{Offered, UpstreamFile};
@@ -139,36 +140,87 @@ pub fn assign(files: &[PlannedFetch], count: usize) -> Vec<usize> {
     out
 }
 
-/// The plan's fetches in wire form.
-pub fn plan_file(plan: &Plan, upstream: &Url) -> PlanFile {
-    let files: Vec<PlannedFetch> = plan
-        .files()
-        .filter_map(|(project, p)| match &p.decision {
-            Decision::Fetch(f) | Decision::Adopt(f) => Some(PlannedFetch {
-                project: project.to_string(),
-                filename: f.filename.to_string(),
-                url: crate::util::redact::strip(&f.url).to_string(),
-                sha256: f.sha256.map(|s| s.hex()),
-                size: f.size,
-                provenance: f.facts.provenance.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
-    PlanFile {
-        schema: SCHEMA.to_string(),
-        upstream: crate::util::redact::strip(upstream).to_string(),
-        bytes: files.iter().filter_map(|f| f.size).sum(),
-        files,
+/// What a plan fetches, in wire form.
+fn planned(project: &ProjectName, f: &PlannedFile) -> Option<PlannedFetch> {
+    match &f.decision {
+        Decision::Fetch(u) | Decision::Adopt(u) => Some(PlannedFetch {
+            project: project.to_string(),
+            filename: u.filename.to_string(),
+            url: crate::util::redact::strip(&u.url).to_string(),
+            sha256: u.sha256.map(|s| s.hex()),
+            size: u.size,
+            provenance: u.facts.provenance.clone(),
+        }),
+        _ => None,
     }
 }
 
-/// Write `PLAN.json` atomically.
-pub fn write(path: &Path, plan: &PlanFile) -> Result<(), ShardError> {
-    let io = |error| ShardError::Io { path: path.display().to_string(), error };
-    let mut json = serde_json::to_vec_pretty(plan).map_err(|e| io(e.into()))?;
-    json.push(b'\n');
-    crate::util::fsx::write_atomically(path, &json).map_err(io)
+/// `PLAN.json` written batch by batch: the files go to a temporary file as
+/// each batch is planned, and [`PlanWriter::finish`] writes the header
+/// (whose `bytes` sums them) and the files into the plan, atomically. A
+/// plan of every PyPI file is never in memory; the bytes are those of
+/// `serde_json::to_vec_pretty` of the whole [`PlanFile`] (tested).
+pub struct PlanWriter {
+    path: std::path::PathBuf,
+    upstream: String,
+    files: std::io::BufWriter<tempfile::NamedTempFile>,
+    count: usize,
+    bytes: u64,
+}
+
+impl PlanWriter {
+    pub fn create(path: &Path, upstream: &Url) -> Result<PlanWriter, ShardError> {
+        let io = |error| ShardError::Io { path: path.display().to_string(), error };
+        let files = std::io::BufWriter::new(crate::util::fsx::temp_beside(path).map_err(io)?);
+        let upstream = crate::util::redact::strip(upstream).to_string();
+        Ok(PlanWriter { path: path.to_path_buf(), upstream, files, count: 0, bytes: 0 })
+    }
+
+    /// Append a batch's fetches (batches come in project order).
+    pub fn add(&mut self, plan: &Plan) -> Result<(), ShardError> {
+        for f in plan.files().filter_map(|(p, f)| planned(p, f)) {
+            self.push(&f).map_err(|error| ShardError::Io { path: self.path.display().to_string(), error })?;
+        }
+        Ok(())
+    }
+
+    /// One file, as the pretty printer indents an element of `files`.
+    fn push(&mut self, f: &PlannedFetch) -> std::io::Result<()> {
+        self.bytes += f.size.unwrap_or(0);
+        let pretty = serde_json::to_string_pretty(f).map_err(std::io::Error::other)?;
+        self.files.write_all(if self.count == 0 { b"\n" } else { b",\n" })?;
+        for (i, line) in pretty.lines().enumerate() {
+            self.files.write_all(if i == 0 { b"    " } else { b"\n    " })?;
+            self.files.write_all(line.as_bytes())?;
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Write the plan; how many files it names and their declared bytes.
+    pub fn finish(self) -> Result<(usize, u64), ShardError> {
+        let shown = self.path.display().to_string();
+        let io = |error| ShardError::Io { path: shown.clone(), error };
+        let mut files = self.files.into_inner().map_err(|e| io(e.into_error()))?;
+        files.as_file_mut().flush().map_err(io)?;
+        files.as_file_mut().seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+        let mut out = crate::util::fsx::temp_beside(&self.path).map_err(io)?;
+        {
+            let mut w = std::io::BufWriter::new(out.as_file_mut());
+            let upstream = serde_json::to_string(&self.upstream).map_err(|e| io(std::io::Error::other(e)))?;
+            write!(
+                w,
+                "{{\n  \"schema\": \"{SCHEMA}\",\n  \"upstream\": {upstream},\n  \"bytes\": {},\n  \"files\": [",
+                self.bytes
+            )
+            .map_err(io)?;
+            std::io::copy(files.as_file_mut(), &mut w).map_err(io)?;
+            w.write_all(if self.count == 0 { b"]\n}\n" } else { b"\n  ]\n}\n" }).map_err(io)?;
+            w.flush().map_err(io)?;
+        }
+        crate::util::fsx::persist(out, &self.path).map_err(io)?;
+        Ok((self.count, self.bytes))
+    }
 }
 
 /// Read a plan and check every file in it as if it came from the upstream
@@ -327,6 +379,33 @@ mod tests {
         assert_eq!(load(0) + load(1), 230);
         assert!(load(0).abs_diff(load(1)) <= 10, "{got:?}");
         assert_eq!(assign(&files, 2), got, "deterministic");
+    }
+
+    #[test]
+    fn a_plan_written_batch_by_batch_is_the_whole_plan_pretty_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        let upstream = Url::parse("https://user:secret@pypi.example/simple/").unwrap();
+        let mut odd = file("we\"ird\\name-1.0.tar.gz", 7);
+        (odd.sha256, odd.provenance) = (Some("ab".repeat(32)), Some("https://x/p".into()));
+        for files in [vec![], vec![file("a-1.0.tar.gz", 3)], vec![file("a-1.0.tar.gz", 3), odd, file("b-2.whl", 0)]] {
+            let mut w = PlanWriter::create(&path, &upstream).unwrap();
+            for f in &files {
+                w.push(f).unwrap();
+            }
+            let bytes = files.iter().filter_map(|f| f.size).sum();
+            assert_eq!(w.finish().unwrap(), (files.len(), bytes));
+            let whole = PlanFile {
+                schema: SCHEMA.into(),
+                upstream: "https://pypi.example/simple/".into(),
+                bytes,
+                files: files.clone(),
+            };
+            let mut want = serde_json::to_vec_pretty(&whole).unwrap();
+            want.push(b'\n');
+            assert_eq!(String::from_utf8(std::fs::read(&path).unwrap()).unwrap(), String::from_utf8(want).unwrap());
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
     }
 
     #[test]

@@ -435,11 +435,19 @@ impl<'a> SiteRender<'a> {
         self.listed.sort_by(|a, b| a.name.cmp(&b.name));
         // A quarantined project none of whose files is in the tree still
         // gets its page: the status, and no files.
-        for (project, status) in self.statuses.into_iter().flatten() {
-            let has_page = self.entries.iter().any(|e| e.path == format!("simple/{project}/index.v1_json"));
-            if crate::upstream::listing::ProjectStatus::quarantined(Some(status)) && !has_page {
-                self.entries.extend(render_project(project, &[], (Some(status), None), templates, (out, None))?);
+        // One pass over the entries for all of them (not one per status).
+        let quarantined: Vec<_> = (self.statuses.into_iter().flatten())
+            .filter(|(_, s)| crate::upstream::listing::ProjectStatus::quarantined(Some(s)))
+            .collect();
+        if !quarantined.is_empty() {
+            let paged: std::collections::HashSet<&str> = self.entries.iter().map(|e| e.path.as_str()).collect();
+            let mut pages = Vec::new();
+            for (project, status) in quarantined {
+                if !paged.contains(format!("simple/{project}/index.v1_json").as_str()) {
+                    pages.extend(render_project(project, &[], (Some(status), None), templates, (out, None))?);
+                }
             }
+            self.entries.extend(pages);
         }
         let listed = &self.listed;
         let root = RootView {

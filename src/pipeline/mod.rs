@@ -269,7 +269,7 @@ fn batch_size() -> usize {
 /// requirement lines are cloned only when its turn comes). Resolution and
 /// the dependency closure read every project's listing together, so a
 /// manifest that uses either is planned as one batch.
-fn batches(select: &Select, requested: &views::Requested) -> Vec<Vec<ProjectName>> {
+pub(crate) fn batches(select: &Select, requested: &views::Requested) -> Vec<Vec<ProjectName>> {
     let whole = requested.keys().any(|p| select.options_for(p).dependencies != crate::manifest::Dependencies::Off);
     let size = if whole { requested.len().max(1) } else { batch_size() };
     let names: Vec<&ProjectName> = requested.keys().collect();

@@ -605,30 +605,72 @@ pub fn unrequested(
     requested: &Requested,
     keep_runs: i64,
 ) -> Result<(), StateError> {
-    let names: Vec<ProjectName> = requested.keys().cloned().collect();
-    let mut by_project: BTreeMap<ProjectName, ProjectPlan> = BTreeMap::new();
-    for a in state.listed_outside(&names)? {
-        let pp = by_project.entry(a.project.clone()).or_insert_with(|| ProjectPlan::new(&a.project, String::new()));
-        leave(pp, &mut plan.prune, &a, keep_runs);
-    }
-    plan.projects.extend(by_project.into_values());
+    let mut tally = Leaving::new(state, plan.run, keep_runs)?;
+    tally.see(plan);
+    let rest = tally.finish(state, requested.keys(), std::mem::take(&mut plan.prune))?;
+    plan.projects.extend(rest.projects);
     plan.projects.sort_by(|a, b| a.project.cmp(&b.project));
-    let planned: BTreeSet<&ProjectName> = plan.projects.iter().map(|p| &p.project).collect();
-    let failed: BTreeSet<&ProjectName> = requested.keys().filter(|p| !planned.contains(*p)).collect();
-    let selected: BTreeSet<(&ProjectName, &str)> = plan
-        .projects
-        .iter()
-        .flat_map(|pp| {
-            pp.files
-                .iter()
-                .filter(|f| !matches!(f.decision, Decision::Unlist))
-                .map(move |f| (&pp.project, f.filename.as_str()))
-        })
-        .collect();
-    let also = std::mem::take(&mut plan.prune);
-    let prune = prunes(state, plan.run, keep_runs, &failed, &selected, also)?;
-    plan.prune = prune;
+    plan.prune = rest.prune;
     Ok(())
+}
+
+/// [`unrequested`] for a plan made batch by batch (`airlock plan` of a
+/// whole index): what may leave the store is read first, each batch's plan
+/// is seen as it comes and dropped, and only the projects planned and the
+/// files still leaving are kept in between, never the plans.
+pub struct Leaving {
+    run: RunId,
+    keep_runs: i64,
+    /// Past their grace period, less what a plan seen so far selects again.
+    prunable: BTreeMap<(ProjectName, String), DistFilename>,
+    planned: std::collections::HashSet<ProjectName>,
+}
+
+impl Leaving {
+    pub fn new(state: &State, run: RunId, keep_runs: i64) -> Result<Leaving, StateError> {
+        let prunable = state
+            .prunable(run, keep_runs)?
+            .into_iter()
+            .map(|a| ((a.project, a.filename.as_str().to_string()), a.filename))
+            .collect();
+        Ok(Leaving { run, keep_runs, prunable, planned: Default::default() })
+    }
+
+    /// One batch's plan: its projects were planned, and what it selects
+    /// again stays in the store.
+    pub fn see(&mut self, plan: &Plan) {
+        for pp in &plan.projects {
+            self.planned.insert(pp.project.clone());
+            for f in pp.files.iter().filter(|f| !matches!(f.decision, Decision::Unlist)) {
+                self.prunable.remove(&(pp.project.clone(), f.filename.as_str().to_string()));
+            }
+        }
+    }
+
+    /// The projects no longer requested (their files leave the index) and
+    /// what leaves the store: the prunable files but those of requested
+    /// projects that no batch planned (their listing failed), plus `also`
+    /// (files a plan unlists with `keep_runs = 0`), sorted and without repeats.
+    pub fn finish<'r>(
+        self,
+        state: &mut State,
+        requested: impl Iterator<Item = &'r ProjectName>,
+        mut also: Vec<(ProjectName, DistFilename)>,
+    ) -> Result<Plan, StateError> {
+        let names: Vec<ProjectName> = requested.cloned().collect();
+        let mut by_project: BTreeMap<ProjectName, ProjectPlan> = BTreeMap::new();
+        for a in state.listed_outside(&names)? {
+            let pp = by_project.entry(a.project.clone()).or_insert_with(|| ProjectPlan::new(&a.project, String::new()));
+            leave(pp, &mut also, &a, self.keep_runs);
+        }
+        let failed: BTreeSet<&ProjectName> = names.iter().filter(|p| !self.planned.contains(*p)).collect();
+        let mut prune: Vec<(ProjectName, DistFilename)> =
+            self.prunable.into_iter().filter(|((p, _), _)| !failed.contains(p)).map(|((p, _), f)| (p, f)).collect();
+        prune.append(&mut also);
+        prune.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.as_str().cmp(b.1.as_str())));
+        prune.dedup_by(|a, b| a.0 == b.0 && a.1.as_str() == b.1.as_str());
+        Ok(Plan { run: self.run, projects: by_project.into_values().collect(), prune })
+    }
 }
 
 /// A stored file the selection no longer has: it leaves the index now, and

@@ -168,9 +168,9 @@ fn provenance_of(
 /// A stored artifact as the tree shows it (listed while selected); the
 /// artifact back when the store lacks its bytes (here, or under one layout
 /// in the bucket).
-fn site_file(store: &crate::store::Store, a: Artifact) -> Result<SiteFile, Box<Artifact>> {
+fn site_file(store: &crate::store::Store, a: Artifact, look: bool) -> Result<SiteFile, Box<Artifact>> {
     let source = store.path(&a.project, &a.filename);
-    let in_bucket = !source.is_file();
+    let in_bucket = look && !source.is_file();
     if in_bucket && !store.bucket_holds(&a.project, a.filename.as_str()) {
         return Err(Box::new(a));
     }
@@ -246,7 +246,19 @@ fn each_batch(
             failed = f(&batch).err();
             batch.clear();
         }
-        let Ok(file) = site_file(store, a) else { return };
+        // The inventory found every file; the render looks again only where
+        // a bucket may hold what the working copy lacks. A file gone since
+        // fails its link (or this), never leaves a smaller tree.
+        let file = match site_file(store, a, store.in_bucket()) {
+            Ok(f) => f,
+            Err(a) => {
+                failed = Some(Error::Failed(format!(
+                    "{}/{} left the store during the render: nothing is published",
+                    a.project, a.filename
+                )));
+                return;
+            }
+        };
         // What the selection lists, blocked or not: the removal guard
         // counts what the selection drops, not what the policy withholds
         // (a block must apply at once, in a nightly nobody watches).
@@ -285,7 +297,7 @@ fn inventory(run: &Run, p: &Publishing<'_>) -> Result<Inventory, StateError> {
     let refuse = p.policy.malicious == crate::manifest::Malicious::Block;
     let store = &run.store;
     run.state.each_served_artifact(|a| {
-        let f = match site_file(store, a) {
+        let f = match site_file(store, a, true) {
             Ok(f) => f,
             Err(a) => {
                 gone.push(*a);

@@ -203,7 +203,6 @@ fn fetch_one(
             }
         })?;
     let dest = store.path(&job.project, &job.file.filename);
-    fs_err::create_dir_all(dest.parent().expect("store paths have a parent")).map_err(io)?;
     crate::util::fsx::persist(tmp, &dest).map_err(io)?;
     crate::util::fault::point("fetch");
     let metadata = match &job.file.filename {

@@ -49,9 +49,15 @@ pub struct Store {
     bucket: Option<(Held, Vouched)>,
 }
 
+/// The temp directory made absolute once: tempfile makes every relative
+/// one absolute itself, with a `getcwd` per file.
+fn absolute(tmp: &Path) -> PathBuf {
+    std::path::absolute(tmp).unwrap_or_else(|_| tmp.to_path_buf())
+}
+
 impl Store {
     pub fn new(state_dir: &Path) -> Store {
-        Store { root: state_dir.join("store"), tmp: state_dir.join("tmp"), bucket: None }
+        Store { root: state_dir.join("store"), tmp: absolute(&state_dir.join("tmp")), bucket: None }
     }
 
     /// The mirror's store: `[mirror] store`, or `<state>/store`. A shared
@@ -60,7 +66,7 @@ impl Store {
     /// a dot).
     pub fn for_mirror(m: &crate::manifest::Mirror) -> Store {
         match &m.store {
-            Some(root) => Store { root: root.clone(), tmp: root.join(".tmp"), bucket: None },
+            Some(root) => Store { root: root.clone(), tmp: absolute(&root.join(".tmp")), bucket: None },
             None => Store::new(&m.state),
         }
     }

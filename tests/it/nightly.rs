@@ -404,21 +404,37 @@ fn batched_runs_build_exactly_what_one_batch_builds() {
             airlock_in(dir).arg("build").env("AIRLOCK_BATCH", batch).env("SOURCE_DATE_EPOCH", "1700000000").assert();
         summary_line(&a.success())
     };
+    // `airlock plan` is batched as the build is: one project per batch
+    // must say exactly what one batch of everything says.
+    let plan = |dir: &Path, batch: &str| {
+        let a = airlock_in(dir).arg("plan").env("AIRLOCK_BATCH", batch).assert().success();
+        String::from_utf8(a.get_output().stdout.clone()).unwrap()
+    };
     let both = |rest: &str| {
         env.manifest(&format!("max_removed = \"100%\"\n{rest}"));
         std::fs::copy(env.path("mirror.toml"), other.path().join("mirror.toml")).unwrap();
+        let planned = plan(env.dir.path(), "1");
+        assert_eq!(planned, plan(other.path(), "1000"), "the plans differ");
         let (one, all) = (run(env.dir.path(), "1"), run(other.path(), "1000"));
         assert_eq!(one, all, "the summaries differ");
         assert_eq!(tree(&env.public()), tree(&other.path().join("public")), "the trees differ");
-        one
+        (one, planned)
     };
-    let first = both("keep_runs = 0\n[select]\npackages = [\"alpha\", \"bravo\", \"charlie\", \"delta\", \"echo\"]\n");
+    let (first, planned) =
+        both("keep_runs = 0\n[select]\npackages = [\"alpha\", \"bravo\", \"charlie\", \"delta\", \"echo\"]\n");
     assert!(first.starts_with("added 10, kept 0"), "{first}");
+    assert!(planned.contains("plan: add 10 file(s)"), "{planned}");
     add_project(&env.upstream, "charlie", &["1.2"]);
-    let second =
+    let (second, planned) =
         both("keep_runs = 0\n[select]\npackages = [\"alpha\", \"charlie\", \"delta==1.0\", \"echo\", \"foxtrot\"]\n");
     // bravo's two files and delta 1.1 leave the index and, with keep_runs = 0, the store.
     assert!(second.starts_with("added 2, kept 7, removed 3 (pruned 3)"), "{second}");
+    for line in
+        ["- bravo: bravo-1.0-py3-none-any.whl leaves the index", "x bravo: bravo-1.0-py3-none-any.whl", "x delta:"]
+    {
+        assert!(planned.contains(line), "{line:?} missing from the plan:\n{planned}");
+    }
+    assert!(planned.contains("remove 3 from the index, prune 3 from the store"), "{planned}");
     assert!(!env.path(".airlock/store/bravo").join("bravo-1.0-py3-none-any.whl").exists());
     for dir in [env.dir.path(), other.path()] {
         airlock_in(dir).arg("verify").assert().success();
