@@ -460,9 +460,14 @@ fn prunes(
         .map(|a| (a.project, a.filename))
         .collect();
     prune.append(&mut also);
+    Ok(sorted_once(prune))
+}
+
+/// Files leaving the store, sorted, each once.
+fn sorted_once(mut prune: Vec<(ProjectName, DistFilename)>) -> Vec<(ProjectName, DistFilename)> {
     prune.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.as_str().cmp(b.1.as_str())));
     prune.dedup_by(|a, b| a.0 == b.0 && a.1.as_str() == b.1.as_str());
-    Ok(prune)
+    prune
 }
 
 /// What the gate held and let in early, said once per release.
@@ -667,9 +672,7 @@ impl Leaving {
         let mut prune: Vec<(ProjectName, DistFilename)> =
             self.prunable.into_iter().filter(|((p, _), _)| !failed.contains(p)).map(|((p, _), f)| (p, f)).collect();
         prune.append(&mut also);
-        prune.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.as_str().cmp(b.1.as_str())));
-        prune.dedup_by(|a, b| a.0 == b.0 && a.1.as_str() == b.1.as_str());
-        Ok(Plan { run: self.run, projects: by_project.into_values().collect(), prune })
+        Ok(Plan { run: self.run, projects: by_project.into_values().collect(), prune: sorted_once(prune) })
     }
 }
 
