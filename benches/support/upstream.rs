@@ -26,12 +26,7 @@ pub fn generate(root: &Path, projects: usize, per: usize) {
                 "upload-time": format!("2024-01-{:02}T00:00:00Z", v + 1),
             }));
         }
-        let dir = root.join("upstream/simple").join(&name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let page = serde_json::json!({"meta": {"api-version": "1.1"}, "name": name, "files": entries});
-        std::fs::write(dir.join("index.v1_json"), serde_json::to_vec(&page).unwrap()).unwrap();
-        reqs.push_str(&name);
-        reqs.push('\n');
+        write_page(root, &name, entries, &mut reqs);
     }
     write_manifest(root, &reqs);
 }
@@ -68,15 +63,20 @@ pub fn generate_pages(root: &Path, counts: &[usize]) -> usize {
             })
             .collect();
         total += n;
-        let dir = root.join("upstream/simple").join(&name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let page = serde_json::json!({"meta": {"api-version": "1.1"}, "name": name, "files": entries});
-        std::fs::write(dir.join("index.v1_json"), serde_json::to_vec(&page).unwrap()).unwrap();
-        reqs.push_str(&name);
-        reqs.push('\n');
+        write_page(root, &name, entries, &mut reqs);
     }
     write_manifest(root, &reqs);
     total
+}
+
+/// A project's PEP 691 page, and its name on the requirements.
+fn write_page(root: &Path, name: &str, entries: Vec<serde_json::Value>, reqs: &mut String) {
+    let dir = root.join("upstream/simple").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = serde_json::json!({"meta": {"api-version": "1.1"}, "name": name, "files": entries});
+    std::fs::write(dir.join("index.v1_json"), serde_json::to_vec(&page).unwrap()).unwrap();
+    reqs.push_str(name);
+    reqs.push('\n');
 }
 
 fn write_manifest(root: &Path, reqs: &str) {

@@ -626,18 +626,18 @@ pub fn unrequested(
 pub struct Leaving {
     run: RunId,
     keep_runs: i64,
-    /// Past their grace period, less what a plan seen so far selects again.
-    prunable: BTreeMap<(ProjectName, String), DistFilename>,
+    /// Past their grace period, less what a plan seen so far selects
+    /// again, by project (a batch's files are looked up without a copy).
+    prunable: BTreeMap<ProjectName, BTreeMap<String, DistFilename>>,
     planned: std::collections::HashSet<ProjectName>,
 }
 
 impl Leaving {
     pub fn new(state: &State, run: RunId, keep_runs: i64) -> Result<Leaving, StateError> {
-        let prunable = state
-            .prunable(run, keep_runs)?
-            .into_iter()
-            .map(|a| ((a.project, a.filename.as_str().to_string()), a.filename))
-            .collect();
+        let mut prunable: BTreeMap<ProjectName, BTreeMap<String, DistFilename>> = BTreeMap::new();
+        for a in state.prunable(run, keep_runs)? {
+            prunable.entry(a.project).or_default().insert(a.filename.as_str().to_string(), a.filename);
+        }
         Ok(Leaving { run, keep_runs, prunable, planned: Default::default() })
     }
 
@@ -646,8 +646,9 @@ impl Leaving {
     pub fn see(&mut self, plan: &Plan) {
         for pp in &plan.projects {
             self.planned.insert(pp.project.clone());
+            let Some(leaving) = self.prunable.get_mut(&pp.project) else { continue };
             for f in pp.files.iter().filter(|f| !matches!(f.decision, Decision::Unlist)) {
-                self.prunable.remove(&(pp.project.clone(), f.filename.as_str().to_string()));
+                leaving.remove(f.filename.as_str());
             }
         }
     }
@@ -669,8 +670,10 @@ impl Leaving {
             leave(pp, &mut also, &a, self.keep_runs);
         }
         let failed: BTreeSet<&ProjectName> = names.iter().filter(|p| !self.planned.contains(*p)).collect();
-        let mut prune: Vec<(ProjectName, DistFilename)> =
-            self.prunable.into_iter().filter(|((p, _), _)| !failed.contains(p)).map(|((p, _), f)| (p, f)).collect();
+        let mut prune: Vec<(ProjectName, DistFilename)> = (self.prunable.into_iter())
+            .filter(|(p, _)| !failed.contains(p))
+            .flat_map(|(p, files)| files.into_values().map(move |f| (p.clone(), f)))
+            .collect();
         prune.append(&mut also);
         Ok(Plan { run: self.run, projects: by_project.into_values().collect(), prune: sorted_once(prune) })
     }

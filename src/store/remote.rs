@@ -575,9 +575,7 @@ impl RemoteStore {
 
     async fn download(&self, rel: &str, dest: &Path, tmp: &Path, sha256: Option<Sha256>) -> Result<(), Transfer> {
         let file = self.download_temp(rel, tmp, sha256).await?;
-        if let Some(parent) = dest.parent() {
-            fs_err::create_dir_all(parent)?;
-        }
+        // persist makes `dest`'s directory if it is missing.
         Ok(crate::util::fsx::persist(file, dest)?)
     }
 

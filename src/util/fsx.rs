@@ -28,20 +28,21 @@ pub fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> std::io::Result<()>
     match tmp.persist(dest) {
         Ok(_) => Ok(()),
         Err(e) if e.error.kind() == std::io::ErrorKind::NotFound && e.file.path().exists() => {
-            let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            fs_err::create_dir_all(dir)?;
+            fs_err::create_dir_all(parent(dest))?;
             e.file.persist(dest).map(drop).map_err(|e| named(dest, e.error))
         }
         Err(e) => Err(named(dest, e.error)),
     }
 }
 
+/// The directory `path` is in (`.` for a bare name).
+fn parent(path: &Path) -> &Path {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
 /// A temporary file beside `path`, for [`persist`].
 pub fn temp_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = parent(path);
     fs_err::create_dir_all(dir)?;
     tempfile::Builder::new().prefix(".airlock-").suffix(".tmp").tempfile_in(dir).map_err(|e| named(dir, e))
 }
