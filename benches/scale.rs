@@ -3,9 +3,10 @@
 //! (`wait4`), medians of `AIRLOCK_BENCH_RUNS` runs (default 3):
 //! - first builds of a generated `file://` upstream (10 files per
 //!   project), each size after one build not counted, the render alone
-//!   (the build's `-v` laps) and a no-change rerun, 100,000 files by default; `AIRLOCK_BENCH_FILES=100000,400000,1000000`
-//!   gives the curve, each figure per file against the smallest (ceilings:
-//!   150 MiB and 1 GiB);
+//!   (the build's `-v` laps) and a no-change rerun, 100,000 files by
+//!   default; `AIRLOCK_BENCH_FILES=100000,400000,1000000` gives the curve,
+//!   each figure per file against the smallest (ceilings: 150 MiB and
+//!   1 GiB);
 //! - `airlock index` of the 71,408 real PyPI filenames in ../shared/data
 //!   against dumb-pypi on the same names (dumb-pypi from `scripts/.peers`,
 //!   which `scripts/bench-peers.sh` installs from PyPI; skipped without it);
@@ -109,8 +110,8 @@ fn first_builds(n: usize) {
         // One build not counted: the first build on a file system that has
         // not yet held this many inodes pays the kernel for growing its inode
         // slabs (`inode_init_once`, `allocate_slab`: a fifth of a million-file
-        // build's excess over ten 100,000 builds in one profile); every later
-        // build, and a mirror host's every night, reuses them.
+        // build's excess over ten 100,000 builds in one profile); later builds
+        // on the same machine reuse them while the kernel keeps them.
         clean();
         verbose_build(root);
         for _ in 0..n {
