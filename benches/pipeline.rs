@@ -44,6 +44,7 @@ fn site_files(src: &Path) -> Vec<SiteFile> {
                 in_bucket: false,
                 metadata_source: None,
                 provenance_source: None,
+                source_inode: None,
                 listed: true,
                 filename: filename.parse().unwrap(),
             });

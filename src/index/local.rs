@@ -136,6 +136,7 @@ fn site_file(path: &Path, f: &DistFilename, meta_dir: &Path) -> Result<(SiteFile
         source: path.to_path_buf(),
         metadata_source: None,
         provenance_source: None,
+        source_inode: None,
         in_bucket: false,
         listed: true,
     };

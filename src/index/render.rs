@@ -48,6 +48,9 @@ pub struct SiteFile {
     /// lists, not at `source`; the tree lists the file and holds no copy.
     pub in_bucket: bool,
     pub metadata_source: Option<PathBuf>,
+    /// `source`'s device and inode, when the caller has stat'd it already:
+    /// a recycled tree's link is compared with it without another `stat`.
+    pub source_inode: Option<(u64, u64)>,
     /// The file's verified PEP 740 provenance, kept beside it in the store.
     pub provenance_source: Option<PathBuf>,
     /// Listed in the simple index. Unlisted files stay in `packages/` for a
@@ -519,7 +522,7 @@ fn provenance_beside(f: &SiteFile, rel: &str, out: Out<'_>) -> Result<Option<Tre
     let Some(src) = &f.provenance_source else { return Ok(None) };
     let rel = format!("{rel}.provenance");
     let (sha, size) = crate::util::hashing::hash_file(src).map_err(TreeError::from)?;
-    place_in(out.1, src, out.0, &rel)?;
+    place_in(out.1, (src, None), out.0, &rel)?;
     Ok(Some(TreeEntry { path: rel, sha256: sha, size }))
 }
 
@@ -536,12 +539,12 @@ fn place_file(
 ) -> Result<(), RenderError> {
     let rel = format!("packages/{project}/{}", f.filename);
     if !f.in_bucket {
-        place_in(out.1, &f.source, out.0, &rel)?;
+        place_in(out.1, (&f.source, f.source_inode), out.0, &rel)?;
     }
     entries.push(TreeEntry { path: rel.clone(), sha256: f.sha256, size: f.size });
     if let (Some((sha, size)), Some(src)) = (f.metadata, &f.metadata_source) {
         let rel = format!("{rel}.metadata");
-        place_in(out.1, src, out.0, &rel)?;
+        place_in(out.1, (src, None), out.0, &rel)?;
         entries.push(TreeEntry { path: rel, sha256: sha, size });
     }
     entries.extend(provenance_beside(f, &rel, out)?);
@@ -731,6 +734,7 @@ mod tests {
             source: src,
             metadata_source: None,
             provenance_source: None,
+            source_inode: None,
             in_bucket: false,
             listed: true,
         };

@@ -170,7 +170,9 @@ fn provenance_of(
 /// in the bucket).
 fn site_file(store: &crate::store::Store, a: Artifact, look: bool) -> Result<SiteFile, Box<Artifact>> {
     let source = store.path(&a.project, &a.filename);
-    let in_bucket = look && !source.is_file();
+    use std::os::unix::fs::MetadataExt;
+    let found = look.then(|| std::fs::metadata(&source).ok().filter(|m| m.is_file())).flatten();
+    let in_bucket = look && found.is_none();
     if in_bucket && !store.bucket_holds(&a.project, a.filename.as_str()) {
         return Err(Box::new(a));
     }
@@ -190,6 +192,7 @@ fn site_file(store: &crate::store::Store, a: Artifact, look: bool) -> Result<Sit
         in_bucket,
         metadata_source,
         provenance_source,
+        source_inode: found.map(|m| (m.dev(), m.ino())),
     })
 }
 
@@ -727,6 +730,7 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     crate::util::mem::release();
     let (inventory, lost) = repaired_inventory(run, p, diags)?;
     sw.lap("inventory");
+    crate::util::fault::point("inventoried");
     if lost {
         tracing::error!(
             "recorded files are gone from the store and could not be brought back: nothing is published, the served tree stays as it was"
@@ -781,12 +785,9 @@ pub fn publish(run: &mut Run, p: &Publishing<'_>, diags: &mut Diagnostics) -> Re
     let written = vec![crate::tree::write_entry_with(staged.dir(), "reports/changes.json", |w| {
         report::changes::write_json(&changes, w)
     })?];
-    // Only the feed's cut of the changes is kept (a first build's full
-    // list is as long as the mirror).
-    let changes = {
-        let full = changes;
-        full.for_feed()
-    };
+    // Only the feed's cut is kept (a first build's full list is as long as
+    // the mirror): `{ changes }` moves the full list into a temporary.
+    let changes = { changes }.for_feed();
     let inputs = Inputs { changes: Some(&changes), ..inputs };
     let mut runs = vec![(run.id, changes.clone())];
     for (r, body) in run.state.recent_changes(report::changes::FEED_RUNS)?.into_iter().filter(|(r, _)| *r != run.id) {

@@ -95,10 +95,15 @@ pub fn place(src: &Path, dst: &Path) -> Result<(), TreeError> {
 }
 
 /// [`place`] `src` at `root/rel`, where `root` may be a recycled tree:
-/// a file already there that is `src` itself (same device and inode)
-/// stays as it is.
-pub fn place_in(recycled: Option<&Recycled>, src: &Path, root: &Path, rel: &str) -> Result<(), TreeError> {
-    if recycled.is_some_and(|r| r.holds(rel, src)) {
+/// a file already there that is `src` itself (same device and inode, as
+/// `known` gives them or a `stat` finds) stays as it is.
+pub fn place_in(
+    recycled: Option<&Recycled>,
+    (src, known): (&Path, Option<(u64, u64)>),
+    root: &Path,
+    rel: &str,
+) -> Result<(), TreeError> {
+    if recycled.is_some_and(|r| r.holds(rel, src, known)) {
         return Ok(());
     }
     place(src, &root.join(rel))

@@ -55,10 +55,13 @@ impl Recycled {
 
     /// Whether the file the tree held at `rel` is `src` itself (same
     /// device and inode): one lookup, and a `stat` of `src` only when the
-    /// tree held a file there.
-    pub(crate) fn holds(&self, rel: &str, src: &Path) -> bool {
+    /// tree held a file there and `known` does not give them.
+    pub(crate) fn holds(&self, rel: &str, src: &Path, known: Option<(u64, u64)>) -> bool {
         use std::os::unix::fs::MetadataExt;
         let Some(&ino) = self.linked.get(rel) else { return false };
-        std::fs::metadata(src).is_ok_and(|m| m.dev() == self.dev && m.ino() == ino)
+        match known {
+            Some(known) => known == (self.dev, ino),
+            None => std::fs::metadata(src).is_ok_and(|m| m.dev() == self.dev && m.ino() == ino),
+        }
     }
 }

@@ -241,11 +241,17 @@ impl Staged {
             let entry = entry?;
             let path = entry.path();
             let is_tree = entry.file_name().to_string_lossy().starts_with("tree-");
-            if is_tree
-                && !keep.iter().any(|k| same_dir(k, &path))
-                && let Err(e) = crate::util::fsx::remove_tree(&path)
-            {
+            if !is_tree || keep.iter().any(|k| same_dir(k, &path)) {
+                continue;
+            }
+            if let Err(e) = crate::util::fsx::remove_tree(&path) {
                 tracing::warn!("cannot remove old tree: {e}");
+                continue;
+            }
+            // Its record goes with it (it describes nothing served).
+            let id = entry.file_name().to_string_lossy().strip_prefix("tree-").map(str::to_owned);
+            if let Some(id) = id {
+                let _ = std::fs::remove_file(t.trees.join(format!("meta-{id}.json")));
             }
         }
         Ok(tree)
@@ -293,13 +299,31 @@ mod tests {
         assert_eq!(trees.len(), 2, "{trees:?}");
     }
 
+    #[test]
+    fn a_tree_no_longer_kept_takes_its_metadata_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target::new(&dir.path().join("public")).unwrap();
+        for i in 0..3 {
+            let mut staged = target.stage(&format!("{i}")).unwrap();
+            staged.set_meta(format!("{{\"run\":{i}}}").into_bytes());
+            staged.commit().unwrap();
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join(".public.airlock"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["meta-1.json", "meta-2.json", "tree-1", "tree-2"]);
+        assert_eq!(target.current_meta().unwrap(), b"{\"run\":2}");
+    }
+
     /// A tree whose `packages/` links `files` (each a file in `src`) and
     /// holds one page; the listing of it.
     fn write_tree(staged: &Staged, src: &Path, files: &[&str]) -> Vec<crate::tree::TreeEntry> {
         let mut listing = Vec::new();
         for f in files {
             let rel = format!("packages/p/{f}");
-            crate::tree::place_in(staged.recycled(), &src.join(f), staged.dir(), &rel).unwrap();
+            crate::tree::place_in(staged.recycled(), (&src.join(f), None), staged.dir(), &rel).unwrap();
             listing.push(crate::tree::TreeEntry { path: rel, sha256: crate::util::hashing::Sha256::of(b""), size: 0 });
         }
         listing

@@ -20,10 +20,16 @@ fn served_target(public: &Path) -> PathBuf {
 
 /// Start `airlock build` stopping at a fault point; returns once it is there.
 fn build_until(env: &Env, point: &str) -> Child {
+    start_until(env, point, false).0
+}
+
+/// `airlock build` stopped at `point` (its stderr piped); with `resume`, it
+/// goes on once the returned marker is removed.
+fn start_until(env: &Env, point: &str, resume: bool) -> (Child, PathBuf) {
     let marker = env.path(&format!("fault-{}", point.replace(':', "-")));
     let _ = std::fs::remove_file(&marker);
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("airlock"))
-        .arg("build")
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("airlock"));
+    cmd.arg("build")
         .current_dir(env.dir.path())
         .env("HOME", env.dir.path())
         .env("NETRC", env.path("no-netrc"))
@@ -32,9 +38,11 @@ fn build_until(env: &Env, point: &str) -> Child {
         .env("AIRLOCK_FAULT", point)
         .env("AIRLOCK_FAULT_MARKER", &marker)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(if resume { Stdio::piped() } else { Stdio::null() });
+    if resume {
+        cmd.env("AIRLOCK_FAULT_RESUME", "1");
+    }
+    let mut child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !marker.exists() {
         if let Some(status) = child.try_wait().unwrap() {
@@ -43,7 +51,7 @@ fn build_until(env: &Env, point: &str) -> Child {
         assert!(Instant::now() < deadline, "build never reached {point}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
+    (child, marker)
 }
 
 fn sigkill(mut child: Child) {
@@ -439,4 +447,31 @@ fn batched_runs_build_exactly_what_one_batch_builds() {
     for dir in [env.dir.path(), other.path()] {
         airlock_in(dir).arg("verify").assert().success();
     }
+}
+
+#[test]
+fn a_file_that_leaves_the_store_before_the_render_fails_the_run_and_keeps_the_served_tree() {
+    let env = Env::new(Flavour::Json);
+    add_project(&env.upstream, "stable", &["1.0", "1.1"]);
+    env.manifest("[select]\npackages = [\"stable\", \"fresh\"]\n");
+    add_project(&env.upstream, "fresh", &["1.0"]);
+    env.build().success();
+    let before = tree(&env.public());
+    let served = served_target(&env.public());
+
+    // A new release makes the next run render; between its inventory and
+    // its render, a file it found vanishes from the store.
+    add_project(&env.upstream, "fresh", &["2.0"]);
+    let (child, marker) = start_until(&env, "inventoried", true);
+    let gone = env.path(".airlock/store/stable/stable-1.0-py3-none-any.whl");
+    std::fs::remove_file(&gone).unwrap();
+    std::fs::remove_file(&marker).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+
+    assert!(!out.status.success(), "a run missing a file exited 0:\n{stderr}");
+    assert!(stderr.contains("stable-1.0-py3-none-any.whl"), "the error names the file:\n{stderr}");
+    // Nothing smaller was swapped in: the served tree is the one before.
+    assert_eq!(served_target(&env.public()), served);
+    assert_eq!(tree(&env.public()), before);
 }
