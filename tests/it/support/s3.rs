@@ -21,8 +21,9 @@ pub struct S3 {
     child: Child,
     pub port: u16,
     pub kind: Kind,
-    /// s3s-fs's data directory (a bucket is a directory in it).
-    data: Option<tempfile::TempDir>,
+    /// s3s-fs's data directory (a bucket is a directory in it), or
+    /// moto's, which holds only its request recording.
+    data: tempfile::TempDir,
 }
 
 impl Drop for S3 {
@@ -51,10 +52,14 @@ impl S3 {
     /// moto_server, or `None` (with a message) where it is not installed.
     pub fn moto() -> Option<S3> {
         let port = free_port();
+        let data = tempfile::tempdir().unwrap();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            // Its request recorder writes here, not into the working tree.
-            .env("MOTO_RECORDER_FILEPATH", std::env::temp_dir().join(format!("airlock-moto-recording-{port}")))
+            // Its request recorder appends here, not into the working tree.
+            // A file of this server's own: one named by the port outlived
+            // its server and was read by a later server given the same
+            // port, whose no-change publish then seemed to write.
+            .env("MOTO_RECORDER_FILEPATH", data.path().join("recording"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -62,7 +67,7 @@ impl S3 {
             eprintln!("skipping: moto_server not found (.ci/run installs it: pip install 'moto[server]')");
             return None;
         };
-        let s3 = S3 { child, port, kind: Kind::Moto, data: None };
+        let s3 = S3 { child, port, kind: Kind::Moto, data };
         wait_for(port, "moto_server");
         Some(s3)
     }
@@ -84,7 +89,7 @@ impl S3 {
             );
             return None;
         };
-        let s3 = S3 { child, port, kind: Kind::S3sFs, data: Some(data) };
+        let s3 = S3 { child, port, kind: Kind::S3sFs, data };
         wait_for(port, "s3s-fs");
         Some(s3)
     }
@@ -106,10 +111,10 @@ impl S3 {
     }
 
     pub fn create_bucket(&self, bucket: &str) {
-        match &self.data {
+        match self.kind {
             // s3s-fs: a bucket is a directory of its root.
-            Some(dir) => std::fs::create_dir_all(dir.path().join(bucket)).unwrap(),
-            None => {
+            Kind::S3sFs => std::fs::create_dir_all(self.data.path().join(bucket)).unwrap(),
+            Kind::Moto => {
                 let url = format!("{}/{bucket}", self.endpoint());
                 let status = reqwest::blocking::Client::new().put(url).send().unwrap().status();
                 assert!(status.is_success(), "creating bucket {bucket}: {status}");
