@@ -94,9 +94,7 @@ pub fn run(target: &str, data: &[u8]) {
         "pylock" => in_file("pylock.toml", data, lock),
         "uv-lock" => in_file("uv.lock", data, lock),
         "plan" => in_file("plan.json", data, |p| {
-            if let Ok((plan, _)) = crate::commands::shard::read(p) {
-                let _ = crate::commands::shard::assign(&plan.files, 3);
-            }
+            let _ = crate::commands::shard::read_shard(p, crate::commands::shard::Shard { index: 1, count: 3 });
         }),
         "xmlrpc" => {
             if let Ok(value) = crate::upstream::serial::parse_response(data) {

@@ -57,8 +57,11 @@ impl From<ShardError> for crate::error::Error {
     }
 }
 
-/// `PLAN.json`: the wire form of the files a plan fetches.
-#[derive(Debug, Serialize, Deserialize)]
+/// `PLAN.json` whole: the wire form of the files a plan fetches. Neither
+/// side holds it: [`PlanWriter`] writes its bytes batch by batch (a test
+/// holds them to this struct's pretty JSON) and [`read_shard`] streams it.
+#[cfg(test)]
+#[derive(Debug, Serialize)]
 pub struct PlanFile {
     pub schema: String,
     /// The upstream index the plan was made against (credentials removed).
@@ -120,22 +123,25 @@ impl Shard {
     }
 }
 
-/// Which shard each file goes to: the largest first, each to the shard
-/// with the fewest bytes so far (ties to the lowest index), so shards end
-/// within one file's size of each other. Deterministic: every shard
-/// computes the same assignment from the same plan.
-pub fn assign(files: &[PlannedFetch], count: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..files.len()).collect();
-    order.sort_by(|&a, &b| {
-        let size = |i: usize| files[i].size.unwrap_or(0);
-        size(b).cmp(&size(a)).then_with(|| files[a].filename.cmp(&files[b].filename))
-    });
-    let mut load = vec![0u64; count.max(1)];
-    let mut out = vec![0; files.len()];
+/// Which shard each file goes to, given each file's declared size in plan
+/// order: the largest first (ties in plan order), each to the shard with
+/// the fewest bytes so far (ties to the lowest index), so shards end within
+/// one file's size of each other. Deterministic: every shard computes the
+/// same assignment from the same plan. Sizes alone, not the files: a plan
+/// of every PyPI file is ten million entries.
+pub fn assign(sizes: &[u64], count: usize) -> Vec<usize> {
+    use std::cmp::Reverse;
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    // Keys are unique (the index breaks ties): an unstable sort is as deterministic.
+    order.sort_unstable_by_key(|&i| (Reverse(sizes[i]), i));
+    // The least loaded shard on top, the lowest index among equals.
+    let mut load: std::collections::BinaryHeap<Reverse<(u64, usize)>> =
+        (0..count.max(1)).map(|k| Reverse((0, k))).collect();
+    let mut out = vec![0; sizes.len()];
     for i in order {
-        let (shard, _) = load.iter().enumerate().min_by_key(|(k, l)| (**l, *k)).expect("at least one shard");
+        let Some(Reverse((bytes, shard))) = load.pop() else { break };
         out[i] = shard;
-        load[shard] += files[i].size.unwrap_or(0).max(1);
+        load.push(Reverse((bytes + sizes[i].max(1), shard)));
     }
     out
 }
@@ -223,46 +229,177 @@ impl PlanWriter {
     }
 }
 
-/// Read a plan and check every file in it as if it came from the upstream
-/// (names, hashes, URLs): a plan file is input like any other.
-pub fn read(path: &Path) -> Result<(PlanFile, Vec<FetchJob>), ShardError> {
+/// What a plan says besides its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanHeader {
+    /// The upstream index the plan was made against.
+    pub upstream: String,
+    /// Sum of the declared sizes, as the plan states it.
+    pub bytes: u64,
+    /// How many files it names.
+    pub files: usize,
+}
+
+/// One pass over a plan, streamed: each file in order goes to `each` with
+/// its index, and none is kept here, so reading a plan of every PyPI file
+/// costs what `each` keeps, not the plan's size. The header is checked
+/// once the plan is read (its keys may come in any order).
+fn stream(
+    path: &Path,
+    mut each: impl FnMut(usize, PlannedFetch) -> Result<(), ShardError>,
+) -> Result<PlanHeader, ShardError> {
+    use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
     let shown = path.display().to_string();
-    let bytes = fs_err::read(path).map_err(|error| ShardError::Io { path: shown.clone(), error })?;
-    let plan: PlanFile =
-        serde_json::from_slice(&bytes).map_err(|error| ShardError::Parse { path: shown.clone(), error })?;
-    if plan.schema != SCHEMA {
-        return Err(ShardError::Schema { path: shown, found: plan.schema });
+    let file = fs_err::File::open(path).map_err(|error| ShardError::Io { path: shown.clone(), error })?;
+
+    /// The plan object: its header fields, and `files` handed on one by one.
+    struct Plan<'a, F> {
+        each: &'a mut F,
+        /// The first error `each` returned, which stops the parse.
+        failed: &'a mut Option<ShardError>,
     }
-    let mut jobs = Vec::with_capacity(plan.files.len());
-    for (index, f) in plan.files.iter().enumerate() {
-        let bad =
-            |message: String| ShardError::BadFile { path: shown.clone(), index, filename: f.filename.clone(), message };
-        let project = ProjectName::from_str(&f.project).map_err(|e| bad(e.to_string()))?;
-        let filename = DistFilename::parse(&f.filename, Some(&project)).map_err(|e| bad(e.to_string()))?;
-        let url = Url::parse(&f.url).map_err(|e| bad(format!("bad URL: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https" | "file") {
-            return Err(bad(format!("URL scheme {:?} is not fetched", url.scheme())));
+    /// The `files` array.
+    struct Files<'a, F> {
+        each: &'a mut F,
+        failed: &'a mut Option<ShardError>,
+    }
+    impl<'de, F: FnMut(usize, PlannedFetch) -> Result<(), ShardError>> Visitor<'de> for Files<'_, F> {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of files")
         }
-        let sha256 = f.sha256.as_deref().map(Sha256::from_str).transpose().map_err(|e| bad(e.to_string()))?;
-        if let Some(p) = &f.provenance {
-            let u = Url::parse(p).map_err(|e| bad(format!("bad provenance URL: {e}")))?;
-            if !matches!(u.scheme(), "http" | "https" | "file") {
-                return Err(bad(format!("provenance URL scheme {:?} is not fetched", u.scheme())));
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+            let mut index = 0;
+            while let Some(file) = seq.next_element::<PlannedFetch>()? {
+                if let Err(e) = (self.each)(index, file) {
+                    *self.failed = Some(e);
+                    return Err(A::Error::custom("stopped"));
+                }
+                index += 1;
             }
+            Ok(index)
         }
-        let facts = crate::dist::file::FileFacts { provenance: f.provenance.clone(), ..Default::default() };
-        let file = UpstreamFile { filename, url, sha256, size: f.size, facts, metadata: Offered::No };
-        jobs.push(FetchJob { project, file });
     }
-    Ok((plan, jobs))
+    impl<'de, F: FnMut(usize, PlannedFetch) -> Result<(), ShardError>> DeserializeSeed<'de> for Files<'_, F> {
+        type Value = usize;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    type Header = (Option<String>, Option<String>, Option<u64>, Option<usize>);
+    impl<'de, F: FnMut(usize, PlannedFetch) -> Result<(), ShardError>> Visitor<'de> for Plan<'_, F> {
+        type Value = Header;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a plan object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
+            let mut header: Header = (None, None, None, None);
+            while let Some(key) = map.next_key::<String>()? {
+                match key.as_str() {
+                    "schema" => header.0 = Some(map.next_value()?),
+                    "upstream" => header.1 = Some(map.next_value()?),
+                    "bytes" => header.2 = Some(map.next_value()?),
+                    "files" if header.3.is_some() => return Err(A::Error::duplicate_field("files")),
+                    "files" => {
+                        let files = Files { each: &mut *self.each, failed: &mut *self.failed };
+                        header.3 = Some(map.next_value_seed(files)?);
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(header)
+        }
+    }
+    impl<'de, F: FnMut(usize, PlannedFetch) -> Result<(), ShardError>> DeserializeSeed<'de> for Plan<'_, F> {
+        type Value = Header;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Header, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    let mut failed = None;
+    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+    let parsed = Plan { each: &mut each, failed: &mut failed }.deserialize(&mut de).and_then(|h| de.end().map(|_| h));
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let parse = |error| ShardError::Parse { path: shown.clone(), error };
+    let missing = |field| parse(serde_json::Error::missing_field(field));
+    let (schema, upstream, bytes, files) = parsed.map_err(parse)?;
+    let schema = schema.ok_or_else(|| missing("schema"))?;
+    if schema != SCHEMA {
+        return Err(ShardError::Schema { path: shown, found: schema });
+    }
+    Ok(PlanHeader {
+        upstream: upstream.ok_or_else(|| missing("upstream"))?,
+        bytes: bytes.ok_or_else(|| missing("bytes"))?,
+        files: files.ok_or_else(|| missing("files"))?,
+    })
+}
+
+/// A plan's file checked as if it came from the upstream (names, hashes,
+/// URLs): a plan file is input like any other.
+fn job(path: &Path, index: usize, f: PlannedFetch) -> Result<FetchJob, ShardError> {
+    let bad = |message: String| ShardError::BadFile {
+        path: path.display().to_string(),
+        index,
+        filename: f.filename.clone(),
+        message,
+    };
+    let project = ProjectName::from_str(&f.project).map_err(|e| bad(e.to_string()))?;
+    let filename = DistFilename::parse(&f.filename, Some(&project)).map_err(|e| bad(e.to_string()))?;
+    let url = Url::parse(&f.url).map_err(|e| bad(format!("bad URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https" | "file") {
+        return Err(bad(format!("URL scheme {:?} is not fetched", url.scheme())));
+    }
+    let sha256 = f.sha256.as_deref().map(Sha256::from_str).transpose().map_err(|e| bad(e.to_string()))?;
+    if let Some(p) = &f.provenance {
+        let u = Url::parse(p).map_err(|e| bad(format!("bad provenance URL: {e}")))?;
+        if !matches!(u.scheme(), "http" | "https" | "file") {
+            return Err(bad(format!("provenance URL scheme {:?} is not fetched", u.scheme())));
+        }
+    }
+    let facts = crate::dist::file::FileFacts { provenance: f.provenance, ..Default::default() };
+    let file = UpstreamFile { filename, url, sha256, size: f.size, facts, metadata: Offered::No };
+    Ok(FetchJob { project, file })
+}
+
+/// Read shard `shard` of a plan: every file in it is checked (one bad file
+/// fails every shard, as it fails the build), but only this shard's are
+/// kept. Two streamed passes: the first checks every file and keeps its
+/// size (eight bytes a file) for the assignment, the second keeps this
+/// shard's files, so a runner's memory is its share of the plan, not the
+/// plan.
+pub fn read_shard(path: &Path, shard: Shard) -> Result<(PlanHeader, Vec<FetchJob>), ShardError> {
+    let mut sizes = Vec::new();
+    let header = stream(path, |index, f| {
+        sizes.push(f.size.unwrap_or(0));
+        job(path, index, f).map(drop)
+    })?;
+    let ours = assign(&sizes, shard.count);
+    drop(sizes);
+    let mut jobs = Vec::with_capacity(ours.iter().filter(|k| **k == shard.index).count());
+    let again = stream(path, |index, f| {
+        if ours.get(index) == Some(&shard.index) {
+            jobs.push(job(path, index, f)?);
+        }
+        Ok(())
+    })?;
+    // The plan changed between the passes (another writer): fail closed.
+    if again != header {
+        let error = std::io::Error::other("the plan changed while it was being read");
+        return Err(ShardError::Io { path: path.display().to_string(), error });
+    }
+    Ok((header, jobs))
 }
 
 /// `airlock fetch --plan PLAN.json --shard K/N`: fetch and verify this
 /// shard's files into the store. Files already there are skipped.
 pub fn fetch(manifest: &Manifest, plan_path: &Path, shard: Shard) -> Result<Exit, crate::error::Error> {
     let m = &manifest.mirror;
-    let (plan, jobs) = read(plan_path)?;
-    let ours = assign(&plan.files, shard.count);
+    let (plan, mine) = read_shard(plan_path, shard)?;
     let mut store = Store::for_mirror(m);
     // With an object-store store, files go there (from a local working
     // copy), and what it holds already is skipped; under one layout the
@@ -274,7 +411,6 @@ pub fn fetch(manifest: &Manifest, plan_path: &Path, shard: Shard) -> Result<Exit
             store.attach_bucket(r.held());
         }
     }
-    let mine: Vec<FetchJob> = jobs.into_iter().zip(ours).filter(|(_, k)| *k == shard.index).map(|(j, _)| j).collect();
     let share: u64 = mine.iter().filter_map(|j| j.file.size).sum();
     // Files verified locally by an earlier attempt but never uploaded (it
     // was killed) go up without being fetched again.
@@ -288,7 +424,7 @@ pub fn fetch(manifest: &Manifest, plan_path: &Path, shard: Shard) -> Result<Exit
         shard.index,
         shard.count,
         todo.len(),
-        plan.files.len(),
+        plan.files,
         human_bytes(share),
         human_bytes(plan.bytes)
     );
@@ -372,13 +508,76 @@ mod tests {
 
     #[test]
     fn shards_are_balanced_by_bytes() {
-        let files = vec![file("a", 100), file("b", 10), file("c", 10), file("d", 10), file("e", 60), file("f", 40)];
-        let got = assign(&files, 2);
-        let load =
-            |k: usize| files.iter().zip(&got).filter(|(_, s)| **s == k).map(|(f, _)| f.size.unwrap()).sum::<u64>();
+        let sizes = [100, 10, 10, 10, 60, 40];
+        let got = assign(&sizes, 2);
+        let load = |k: usize| sizes.iter().zip(&got).filter(|(_, s)| **s == k).map(|(b, _)| b).sum::<u64>();
         assert_eq!(load(0) + load(1), 230);
         assert!(load(0).abs_diff(load(1)) <= 10, "{got:?}");
-        assert_eq!(assign(&files, 2), got, "deterministic");
+        assert_eq!(assign(&sizes, 2), got, "deterministic");
+        // Largest first, to the emptiest shard, ties to the lower shard and in plan order.
+        assert_eq!(got, [0, 0, 1, 0, 1, 1]);
+        assert_eq!(assign(&[5, 5, 5], 5), [0, 1, 2], "more shards than files");
+    }
+
+    fn write_plan(dir: &Path, files: &[PlannedFetch]) -> std::path::PathBuf {
+        let path = dir.join("plan.json");
+        let mut w = PlanWriter::create(&path, &Url::parse("https://pypi.example/simple/").unwrap()).unwrap();
+        for f in files {
+            w.push(f).unwrap();
+        }
+        w.finish().unwrap();
+        path
+    }
+
+    fn real(name: &str, size: u64) -> PlannedFetch {
+        PlannedFetch { url: format!("https://files.example/{name}"), ..file(name, size) }
+    }
+
+    #[test]
+    fn every_file_is_in_exactly_one_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PlannedFetch> = (0..40).map(|i| real(&format!("p-1.{i}.tar.gz"), (i * 7919) % 97)).collect();
+        let path = write_plan(dir.path(), &files);
+        let mut seen = Vec::new();
+        for index in 0..3 {
+            let (header, jobs) = read_shard(&path, Shard { index, count: 3 }).unwrap();
+            assert_eq!((header.files, header.bytes), (40, files.iter().filter_map(|f| f.size).sum()));
+            seen.extend(jobs.into_iter().map(|j| j.file.filename.to_string()));
+        }
+        seen.sort();
+        let mut want: Vec<String> = files.iter().map(|f| f.filename.clone()).collect();
+        want.sort();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn a_bad_file_fails_every_shard_and_a_bad_plan_names_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![
+            real("p-1.0.tar.gz", 10),
+            PlannedFetch { url: "ftp://x/p-2.0.tar.gz".into(), ..real("p-2.0.tar.gz", 1) },
+        ];
+        let path = write_plan(dir.path(), &files);
+        for index in 0..2 {
+            let e = read_shard(&path, Shard { index, count: 2 }).unwrap_err();
+            assert!(matches!(&e, ShardError::BadFile { index: 1, .. }), "{e}");
+            assert!(e.to_string().contains("\"ftp\" is not fetched"), "{e}");
+        }
+        let one = Shard { index: 0, count: 1 };
+        for (text, want) in [
+            ("{\"schema\": \"airlock.plan/v0\", \"upstream\": \"u\", \"bytes\": 0, \"files\": []}", "plan schema"),
+            ("{\"schema\": \"airlock.plan/v1\", \"upstream\": \"u\", \"files\": []}", "missing field `bytes`"),
+            (
+                "{\"schema\": \"airlock.plan/v1\", \"upstream\": \"u\", \"bytes\": 0, \"files\": [], \"files\": []}",
+                "duplicate field",
+            ),
+            ("{\"schema\": \"airlock.plan/v1\", \"upstream\": \"u\", \"bytes\": 0, \"files\": []} x", "trailing"),
+            ("[1, 2]", "not a plan"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = read_shard(&path, one).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("plan.json"), "{text}: {e}");
+        }
     }
 
     #[test]

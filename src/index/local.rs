@@ -55,8 +55,9 @@ struct Scan {
 }
 
 /// Every distribution file under `dir` (not under `out`, not in
-/// `meta_dir`), hashed; the other files as messages.
-fn scan(dir: &Path, out: &Path, meta_dir: &Path) -> Result<Scan, IndexError> {
+/// `meta_dir`), hashed, with its device and inode when `inodes` (a
+/// recycled tree compares them); the other files as messages.
+fn scan(dir: &Path, out: &Path, meta_dir: &Path, inodes: bool) -> Result<Scan, IndexError> {
     // The output (and its staging and kept trees beside it) is pruned at
     // its directory: one comparison per directory, not a path walk per file.
     let out_abs = std::path::absolute(out).ok();
@@ -82,9 +83,9 @@ fn scan(dir: &Path, out: &Path, meta_dir: &Path) -> Result<Scan, IndexError> {
             };
             let fname = entry.file_name().to_string_lossy();
             match DistFilename::parse(&fname, None) {
-                Ok(f) => {
-                    Some(site_file(entry.path(), &f, meta_dir).map(|(file, why)| Scanned::Dist(Box::new(file), why)))
-                }
+                Ok(f) => Some(
+                    site_file(entry.path(), &f, meta_dir, inodes).map(|(file, why)| Scanned::Dist(Box::new(file), why)),
+                ),
                 Err(e) if !fname.starts_with('.') => Some(Ok(Scanned::Skipped(entry.into_path(), e.to_string()))),
                 // A hidden file that is not a distribution is left out silently.
                 Err(_) => None,
@@ -115,14 +116,26 @@ fn scan(dir: &Path, out: &Path, meta_dir: &Path) -> Result<Scan, IndexError> {
     Ok(Scan { files, skipped: messages(skipped, true), no_metadata: messages(no_metadata, false) })
 }
 
-/// Hash a file and, for a wheel, extract its METADATA into `meta_dir`.
-/// A wheel whose METADATA cannot be read is still listed, without PEP 658
-/// metadata; why comes back beside it.
-fn site_file(path: &Path, f: &DistFilename, meta_dir: &Path) -> Result<(SiteFile, Option<String>), IndexError> {
+/// Hash a file (and `fstat` it when `inode`) and, for a wheel, extract
+/// its METADATA into `meta_dir`. A wheel whose METADATA cannot be read is
+/// still listed, without PEP 658 metadata; why comes back beside it.
+fn site_file(
+    path: &Path,
+    f: &DistFilename,
+    meta_dir: &Path,
+    inode: bool,
+) -> Result<(SiteFile, Option<String>), IndexError> {
+    use std::os::unix::fs::MetadataExt;
     // A wheel that fits the read buffer is read for its METADATA from the
     // bytes just hashed; a larger one is opened again.
     let shown = || path.display().to_string();
-    let (sha256, size, from_memory) = hash_file_with(path, |bytes| match f {
+    let file = fs_err::File::open(path)?;
+    // The open file's `fstat`, not a `stat` of its path at render time.
+    let source_inode = match inode {
+        true => Some(file.metadata().map(|m| (m.dev(), m.ino()))?),
+        false => None,
+    };
+    let (sha256, size, from_memory) = hash_file_with(file, |bytes| match f {
         DistFilename::Wheel(w) => Some(metadata::wheel_metadata_from(std::io::Cursor::new(bytes), &shown(), w)),
         _ => None,
     })?;
@@ -136,7 +149,7 @@ fn site_file(path: &Path, f: &DistFilename, meta_dir: &Path) -> Result<(SiteFile
         source: path.to_path_buf(),
         metadata_source: None,
         provenance_source: None,
-        source_inode: None,
+        source_inode,
         in_bucket: false,
         listed: true,
     };
@@ -190,7 +203,8 @@ pub fn index_dir(dir: &Path, out: &Path, name: &str, templates: Option<&Path>) -
     // The tree the swap would remove is recycled while the files are
     // hashed: both are mostly system calls, on different directories.
     let id = crate::tree::target::fresh_id();
-    let (scanned, staged) = rayon::join(|| scan(dir, out, meta_dir.path()), || target.stage_recycling(&id));
+    let inodes = target.will_recycle();
+    let (scanned, staged) = rayon::join(|| scan(dir, out, meta_dir.path(), inodes), || target.stage_recycling(&id));
     let (Scan { mut files, skipped, no_metadata }, mut staged) = (scanned?, staged?);
     sw.lap("scan, hash and stage");
     warn_each("skipping", "file(s) that are not wheels or sdists", &skipped);

@@ -20,7 +20,7 @@ use crate::dist::Version;
 use crate::dist::file::FileFacts;
 use crate::dist::filename::DistFilename;
 use crate::dist::names::ProjectName;
-use crate::tree::{Recycled, TreeEntry, TreeError, place_in, write_entry};
+use crate::tree::{Recycled, TreeEntry, TreeError, place_in, write_entry, write_page_in};
 use crate::upstream::wire;
 use crate::util::hashing::Sha256;
 use crate::util::ui::human_bytes;
@@ -447,7 +447,7 @@ impl<'a> SiteRender<'a> {
             let mut pages = Vec::new();
             for (project, status) in quarantined {
                 if !paged.contains(format!("simple/{project}/index.v1_json").as_str()) {
-                    pages.extend(render_project(project, &[], (Some(status), None), templates, (out, None))?);
+                    pages.extend(render_project(project, &[], (Some(status), None), templates, (out, self.recycled))?);
                 }
             }
             self.entries.extend(pages);
@@ -512,7 +512,8 @@ impl<'a> SiteRender<'a> {
             }),
         };
         self.entries.push(write_entry(out, "index.html", templates.render("landing.html", &landing)?.as_bytes())?);
-        self.entries.sort_by(|a, b| a.path.cmp(&b.path));
+        // Paths are unique in a tree, so an unstable sort is as deterministic.
+        self.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         Ok(self.entries)
     }
 }
@@ -559,10 +560,16 @@ fn render_project(
     (out, recycled): Out<'_>,
 ) -> Result<Vec<TreeEntry>, RenderError> {
     let mut entries = Vec::with_capacity(files.len() * 2 + 2);
-    // The project's directories are made first, once each: the tree is
-    // always new, so letting the first link or write fail for want of one
-    // cost a failed system call per directory.
-    let dir = |top: &str| fs_err::create_dir_all(out.join(top).join(project.as_str())).map_err(TreeError::from);
+    // The project's directories are made first, once each, unless a
+    // recycled tree holds them: letting the first link or write fail for
+    // want of one cost a failed system call per directory.
+    let dir = |top: &str| {
+        let rel = format!("{top}/{project}");
+        if recycled.is_some_and(|r| r.has_dir(&rel)) {
+            return Ok(());
+        }
+        fs_err::create_dir_all(out.join(rel)).map_err(TreeError::from)
+    };
     if !files.is_empty() {
         dir("packages")?;
     }
@@ -609,7 +616,7 @@ fn render_project(
         true => builtin_project_page(&view),
         false => templates.render(PROJECT_TEMPLATE, &view)?,
     };
-    entries.push(write_entry(out, &format!("simple/{project}/index.html"), html.as_bytes())?);
+    entries.push(write_page_in(recycled, out, &format!("simple/{project}/index.html"), html.as_bytes())?);
 
     let mut versions: Vec<&Version> = listed.iter().map(|f| f.version()).collect();
     versions.dedup();
@@ -639,7 +646,7 @@ fn render_project(
         project_status: status
             .map(|s| wire::ProjectStatus { status: s.status.as_str().to_string(), reason: s.reason.clone() }),
     };
-    entries.push(write_entry(out, &format!("simple/{project}/index.v1_json"), &to_json(&page))?);
+    entries.push(write_page_in(recycled, out, &format!("simple/{project}/index.v1_json"), &to_json(&page))?);
     Ok(entries)
 }
 

@@ -109,6 +109,36 @@ pub fn place_in(
     place(src, &root.join(rel))
 }
 
+/// [`write_entry`] into `root`, where `root` may be a recycled tree: a
+/// page already there with exactly these bytes stays as it is (a read
+/// instead of an unlink and a new file); one with other bytes is unlinked
+/// and written anew, so a reader of the old tree keeps the page it opened.
+pub fn write_page_in(
+    recycled: Option<&Recycled>,
+    root: &Path,
+    rel: &str,
+    bytes: &[u8],
+) -> Result<TreeEntry, TreeError> {
+    if recycled.is_some_and(|r| r.has_page(rel)) {
+        let path = root.join(rel);
+        if holds_bytes(&path, bytes)? {
+            return Ok(TreeEntry { path: rel.to_string(), sha256: Sha256::of(bytes), size: bytes.len() as u64 });
+        }
+        fs_err::remove_file(&path)?;
+    }
+    write_entry(root, rel, bytes)
+}
+
+/// Whether the file at `path` holds exactly `bytes`: read to its end, or
+/// to one byte past `bytes`, whichever comes first.
+fn holds_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    use std::io::Read;
+    let file = fs_err::File::open(path)?;
+    let mut held = Vec::with_capacity(bytes.len() + 1);
+    file.take(bytes.len() as u64 + 1).read_to_end(&mut held)?;
+    Ok(held == bytes)
+}
+
 /// Whether `dst` (not followed) is the very file `src` names.
 fn same_inode(src: &Path, dst: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;

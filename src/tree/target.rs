@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::TreeError;
+use super::recycled::{PACKAGES, SIMPLE};
 
 /// Where a tree is published.
 #[derive(Debug, Clone)]
@@ -101,20 +102,12 @@ impl Target {
         Ok(Staged { target: self.clone(), dir, id: id.to_string(), committed: false, meta: None, recycled: None })
     }
 
-    /// Start a new tree in a tree the commit would remove anyway (neither
-    /// the served one nor, after the swap, the previous one), when there is
-    /// one: its `packages/` stays, and each file already linked to the
-    /// inode it must be costs one `stat` instead of an unlink there and a
-    /// link here (most of a rerun's system calls); everything else in it
-    /// goes first. Readers of that old tree keep what they opened (nothing
-    /// is rewritten in place). The caller must [`Staged::prune`] to its
-    /// listing before the commit, which refuses otherwise: a file the
-    /// listing no longer has must not stay served. With no such tree this
-    /// is [`Target::stage`].
-    pub fn stage_recycling(&self, id: &str) -> Result<Staged, TreeError> {
+    /// The oldest tree the next commit would remove anyway (neither the
+    /// served one nor, after the swap, the previous one), if any.
+    fn recyclable(&self) -> Option<PathBuf> {
         let current = self.current();
-        let mut staged = self.stage(id)?;
-        let mut old: Vec<PathBuf> = fs_err::read_dir(&self.trees)?
+        let mut old: Vec<PathBuf> = std::fs::read_dir(&self.trees)
+            .ok()?
             .filter_map(|e| e.ok())
             .filter(|e| e.file_name().to_string_lossy().starts_with("tree-"))
             .map(|e| e.path())
@@ -122,24 +115,45 @@ impl Target {
             .collect();
         // The oldest by name; the others go at the commit, as always.
         old.sort();
-        let Some(old) = old.into_iter().next() else { return Ok(staged) };
+        old.into_iter().next()
+    }
+
+    /// Whether [`Target::stage_recycling`] would start from an old tree:
+    /// a caller that knows its sources' inodes cheaply (an open file's
+    /// `fstat`) gathers them only then.
+    pub fn will_recycle(&self) -> bool {
+        self.recyclable().is_some()
+    }
+
+    /// Start a new tree in a tree the commit would remove anyway, when
+    /// there is one: its `packages/` stays, and each file already linked to
+    /// the inode it must be costs a lookup instead of an unlink there and a
+    /// link here; its `simple/` stays, and each page whose bytes did not
+    /// change costs a read instead of an unlink, a directory and a new file
+    /// (together most of a rerun's system calls); everything else in it
+    /// goes first. Readers of that old tree keep what they opened (nothing
+    /// is rewritten in place: a changed page is a new file). The caller
+    /// must [`Staged::prune`] to its listing before the commit, which
+    /// refuses otherwise: a file or page the listing no longer has must not
+    /// stay served. With no such tree this is [`Target::stage`].
+    pub fn stage_recycling(&self, id: &str) -> Result<Staged, TreeError> {
+        let old = self.recyclable();
+        let mut staged = self.stage(id)?;
+        let Some(old) = old else { return Ok(staged) };
         fs_err::remove_dir(&staged.dir)?;
         fs_err::rename(&old, &staged.dir)?;
         let old_id = old.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("tree-"));
         let _ = std::fs::remove_file(self.trees.join(format!("meta-{}.json", old_id.unwrap_or_default())));
         for entry in fs_err::read_dir(&staged.dir)? {
             let entry = entry?;
-            if entry.file_name() != PACKAGES {
+            if entry.file_name() != PACKAGES && entry.file_name() != SIMPLE {
                 crate::util::fsx::remove_entry(&entry.path(), entry.file_type()?.is_dir())?;
             }
         }
-        staged.recycled = Some(super::recycled::Recycled::walk(&staged.dir, PACKAGES)?);
+        staged.recycled = Some(super::recycled::Recycled::walk(&staged.dir)?);
         Ok(staged)
     }
 }
-
-/// The one directory a recycled tree keeps: the placed files.
-const PACKAGES: &str = "packages";
 
 /// A tree being written. Dropped without [`Staged::commit`], it is removed.
 #[derive(Debug)]
@@ -176,10 +190,10 @@ impl Staged {
         self.recycled.as_ref()
     }
 
-    /// Remove what a recycled tree held under `packages/` that `listing`
-    /// (the new tree's paths) does not (a no-op on a fresh tree), with the
-    /// directories that leaves empty: what this run placed stays, what only
-    /// an earlier run placed goes.
+    /// Remove what a recycled tree held under `packages/` and `simple/`
+    /// that `listing` (the new tree's paths) does not (a no-op on a fresh
+    /// tree), with the directories that leaves empty: what this run placed
+    /// or wrote stays, what only an earlier run did goes.
     pub fn prune<'a>(&mut self, listing: impl IntoIterator<Item = &'a str>) -> Result<(), TreeError> {
         use rayon::prelude::*;
         let Some(recycled) = self.recycled.take() else { return Ok(()) };
@@ -318,16 +332,22 @@ mod tests {
     }
 
     /// A tree whose `packages/` links `files` (each a file in `src`) and
-    /// holds one page; the listing of it.
-    fn write_tree(staged: &Staged, src: &Path, files: &[&str]) -> Vec<crate::tree::TreeEntry> {
+    /// whose `simple/` holds `pages` (project, bytes); the listing of it.
+    fn write_tree(staged: &Staged, src: &Path, files: &[&str], pages: &[(&str, &str)]) -> Vec<crate::tree::TreeEntry> {
         let mut listing = Vec::new();
         for f in files {
             let rel = format!("packages/p/{f}");
             crate::tree::place_in(staged.recycled(), (&src.join(f), None), staged.dir(), &rel).unwrap();
             listing.push(crate::tree::TreeEntry { path: rel, sha256: crate::util::hashing::Sha256::of(b""), size: 0 });
         }
-        listing
-            .push(crate::tree::write_entry(staged.dir(), "simple/p/index.html", files.join(",").as_bytes()).unwrap());
+        for (project, bytes) in pages {
+            let rel = format!("simple/{project}/index.html");
+            let parent = staged.dir().join("simple").join(project);
+            if !staged.recycled().is_some_and(|r| r.has_dir(&format!("simple/{project}"))) {
+                std::fs::create_dir_all(parent).unwrap();
+            }
+            listing.push(crate::tree::write_page_in(staged.recycled(), staged.dir(), &rel, bytes.as_bytes()).unwrap());
+        }
         listing
     }
 
@@ -342,30 +362,62 @@ mod tests {
         }
         let out = dir.path().join("public");
         let target = Target::new(&out).unwrap();
+        let old_pages = [("p", "a,b"), ("q", "q"), ("s", "same")];
         for id in ["1", "2"] {
+            assert!(!target.will_recycle());
             let mut staged = target.stage_recycling(id).unwrap();
-            let listing = write_tree(&staged, &src, &["a", "b"]);
+            let listing = write_tree(&staged, &src, &["a", "b"], &old_pages);
             staged.prune(listing.iter().map(|e| e.path.as_str())).unwrap();
             staged.commit().unwrap();
         }
+        let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        let tree_1 = dir.path().join(".public.airlock/tree-1");
+        // A reader of the old tree keeps the page it opened; an unchanged
+        // page keeps its (old) modification time: it is not written again.
+        let mut reader = std::fs::File::open(tree_1.join("simple/p/index.html")).unwrap();
+        let long_ago = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let unchanged = std::fs::File::options().write(true).open(tree_1.join("simple/s/index.html")).unwrap();
+        unchanged.set_modified(long_ago).unwrap();
         // Tree 1 is neither served nor kept after the next swap: recycled.
-        // `a` changes inode (a new file of the same name), `b` leaves, `c` comes.
+        // `a` changes inode (a new file of the same name), `b` leaves, `c`
+        // comes; p's page changes, q's project leaves, s's page stays.
+        assert!(target.will_recycle());
         std::fs::remove_file(src.join("a")).unwrap();
         std::fs::write(src.join("a"), "a2").unwrap();
         let mut staged = target.stage_recycling("3").unwrap();
         assert!(staged.recycled().is_some());
-        assert!(!staged.dir().join("simple").exists(), "pages of the old tree go at once");
-        let listing = write_tree(&staged, &src, &["a", "c"]);
+        let listing = write_tree(&staged, &src, &["a", "c"], &[("p", "a,c"), ("s", "same")]);
         staged.prune(listing.iter().map(|e| e.path.as_str())).unwrap();
         staged.commit().unwrap();
         let served = |f: &str| out.join("packages/p").join(f);
         assert_eq!(std::fs::read_to_string(served("a")).unwrap(), "a2");
-        assert_eq!(std::fs::metadata(served("a")).unwrap().ino(), std::fs::metadata(src.join("a")).unwrap().ino());
+        assert_eq!(inode(&served("a")), inode(&src.join("a")));
         assert_eq!(std::fs::read_to_string(served("c")).unwrap(), "c");
         assert!(!served("b").exists(), "a file the listing no longer has is not served");
         assert_eq!(std::fs::read_to_string(out.join("simple/p/index.html")).unwrap(), "a,c");
+        let mut held = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut held).unwrap();
+        assert_eq!(held, "a,b", "a changed page is a new file: the old one's readers keep theirs");
+        let modified = std::fs::metadata(out.join("simple/s/index.html")).unwrap().modified().unwrap();
+        assert_eq!(modified, long_ago, "an unchanged page is not written again");
+        assert!(!out.join("simple/q").exists(), "a page the listing no longer has is not served, nor its directory");
         let trees = std::fs::read_dir(dir.path().join(".public.airlock")).unwrap().count();
         assert_eq!(trees, 2, "the served tree and the previous one");
+    }
+
+    #[test]
+    fn a_page_recycled_with_other_bytes_of_any_length_is_written_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("public");
+        let target = Target::new(&out).unwrap();
+        let src = dir.path();
+        for (id, page) in [("1", "abc"), ("2", "abc"), ("3", "ab"), ("4", "abcd"), ("5", "abd"), ("6", "")] {
+            let mut staged = target.stage_recycling(id).unwrap();
+            let listing = write_tree(&staged, src, &[], &[("p", page)]);
+            staged.prune(listing.iter().map(|e| e.path.as_str())).unwrap();
+            staged.commit().unwrap();
+            assert_eq!(std::fs::read_to_string(out.join("simple/p/index.html")).unwrap(), page, "run {id}");
+        }
     }
 
     #[test]

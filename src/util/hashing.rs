@@ -147,8 +147,10 @@ pub fn hash_reader(r: impl Read) -> io::Result<(Sha256, u64)> {
 /// gets its bytes. `airlock index` reads a small wheel's METADATA from
 /// them instead of opening the file a second time: a directory of many
 /// small files is bound by system calls, not by hashing.
-pub fn hash_file_with<T>(path: &Path, whole: impl FnOnce(&[u8]) -> T) -> io::Result<(Sha256, u64, Option<T>)> {
-    let mut file = fs_err::File::open(path)?;
+pub fn hash_file_with<T>(
+    mut file: fs_err::File,
+    whole: impl FnOnce(&[u8]) -> T,
+) -> io::Result<(Sha256, u64, Option<T>)> {
     with_read_buf(|buf| {
         let mut filled = 0;
         while filled < buf.len() {
@@ -220,7 +222,8 @@ mod tests {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             let path = dir.path().join(format!("f{len}"));
             std::fs::write(&path, &bytes).unwrap();
-            let (digest, size, whole) = hash_file_with(&path, |b| b.to_vec()).unwrap();
+            let file = fs_err::File::open(&path).unwrap();
+            let (digest, size, whole) = hash_file_with(file, |b| b.to_vec()).unwrap();
             assert_eq!((digest, size), (Sha256::of(&bytes), len as u64), "{len} bytes");
             // A file exactly the buffer's size needs one more read to see
             // its end, so it is streamed like a larger one.
