@@ -33,6 +33,13 @@ const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
 /// One run of a command: wall seconds and peak RSS in MiB. Its stderr is
 /// the caller's to set (null unless a log is wanted).
 fn measure(cmd: &mut Command) -> (f64, u64) {
+    let (secs, mib, status) = measure_status(cmd);
+    assert!(status == 0, "{cmd:?} failed");
+    (secs, mib)
+}
+
+/// [`measure`], whatever the command's exit status (which it returns).
+fn measure_status(cmd: &mut Command) -> (f64, u64, i32) {
     let started = Instant::now();
     // Reaped by wait4 below, which also reports its peak; `Child::wait` cannot.
     #[allow(clippy::zombie_processes)]
@@ -42,8 +49,8 @@ fn measure(cmd: &mut Command) -> (f64, u64) {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `child` is ours and not yet reaped; wait4 reaps it once.
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert!(pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed");
-    (started.elapsed().as_secs_f64(), usage.ru_maxrss as u64 / 1024)
+    assert!(pid > 0 && libc::WIFEXITED(status), "{cmd:?} did not exit");
+    (started.elapsed().as_secs_f64(), usage.ru_maxrss as u64 / 1024, libc::WEXITSTATUS(status))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -287,6 +294,45 @@ fn pypi_plan(n: usize) {
         .unwrap_or(0.0);
     println!("| plan.json {:.0} MiB; .airlock/ files {state:.0} MiB | | | |", size(&plan));
     planned("plan -o, again (every view stored)", false);
+    shards(root, &plan, offered);
+}
+
+/// A shard's memory: `fetch --plan` reads the plan in two streamed passes.
+/// First with a share of nothing (a shard count above the files: the cost
+/// of reading the plan alone), then with a sixteenth of the files, their
+/// URLs pointed at missing local files so that each fails at once instead
+/// of going to the network (the cost of holding a share; up to 2,000,000
+/// files).
+fn shards(root: &Path, plan: &Path, files: usize) {
+    use std::io::{BufRead, Write};
+    let fetch = |plan: &Path, shard: &str| {
+        let mut c = Command::new(AIRLOCK);
+        c.current_dir(root).args(["-q", "fetch", "-c", "mirror.toml", "--plan"]).arg(plan).args(["--shard", shard]);
+        let (secs, mib, _) = measure_status(c.stderr(Stdio::null()));
+        (secs, mib)
+    };
+    let empty = format!("{files}/{}", files + 1);
+    row(&format!("fetch --plan --shard {empty}: reading the plan"), fetch(plan, &empty), "two streamed passes");
+    // A second copy of a plan of millions of files does not fit beside the
+    // rest on a tmpfs of this machine's size.
+    if files > 2_000_000 {
+        println!("| fetch --plan --shard 0/16 | | | skipped above 2,000,000 files (a copy of the plan) |");
+        return;
+    }
+    let local = root.join("plan-local.json");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&local).unwrap());
+    for line in std::io::BufReader::new(std::fs::File::open(plan).unwrap()).lines() {
+        let line = line.unwrap().replace("https://files.example.invalid/", "file:///nonexistent/");
+        writeln!(out, "{line}").unwrap();
+    }
+    out.flush().unwrap();
+    drop(out);
+    row(
+        &format!("fetch --plan --shard 0/16: {} files held", files.div_ceil(16)),
+        fetch(&local, "0/16"),
+        "each fetch fails at once (a missing file:// URL)",
+    );
+    drop(std::fs::remove_file(&local));
 }
 
 fn main() {

@@ -134,9 +134,11 @@ pub fn assign(sizes: &[u64], count: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..sizes.len()).collect();
     // Keys are unique (the index breaks ties): an unstable sort is as deterministic.
     order.sort_unstable_by_key(|&i| (Reverse(sizes[i]), i));
-    // The least loaded shard on top, the lowest index among equals.
+    // The least loaded shard on top, the lowest index among equals. Only
+    // the first `sizes.len()` shards can get a file (each empty shard is
+    // the least loaded), so a shard count far above the files costs nothing.
     let mut load: std::collections::BinaryHeap<Reverse<(u64, usize)>> =
-        (0..count.max(1)).map(|k| Reverse((0, k))).collect();
+        (0..count.clamp(1, sizes.len().max(1))).map(|k| Reverse((0, k))).collect();
     let mut out = vec![0; sizes.len()];
     for i in order {
         let Some(Reverse((bytes, shard))) = load.pop() else { break };
@@ -517,6 +519,7 @@ mod tests {
         // Largest first, to the emptiest shard, ties to the lower shard and in plan order.
         assert_eq!(got, [0, 0, 1, 0, 1, 1]);
         assert_eq!(assign(&[5, 5, 5], 5), [0, 1, 2], "more shards than files");
+        assert_eq!(assign(&[5, 9], usize::MAX), [1, 0], "a shard count far above the files");
     }
 
     fn write_plan(dir: &Path, files: &[PlannedFetch]) -> std::path::PathBuf {
