@@ -2,8 +2,9 @@
 //! timed from outside, its peak resident set read from the kernel
 //! (`wait4`), medians of `AIRLOCK_BENCH_RUNS` runs (default 3):
 //! - first builds of a generated `file://` upstream (10 files per
-//!   project), each size after one build not counted, the render alone
-//!   (the build's `-v` laps) and a no-change rerun, 100,000 files by
+//!   project), each size after one build not counted and each counted
+//!   one from dropped kernel caches (as root), the render alone (the
+//!   build's `-v` laps) and a no-change rerun, 100,000 files by
 //!   default; `AIRLOCK_BENCH_FILES=100000,400000,1000000` gives the curve,
 //!   each figure per file against the smallest (ceilings: 150 MiB and
 //!   1 GiB);
@@ -30,16 +31,27 @@ mod upstream;
 
 const AIRLOCK: &str = env!("CARGO_BIN_EXE_airlock");
 
-/// One run of a command: wall seconds and peak RSS in MiB. Its stderr is
-/// the caller's to set (null unless a log is wanted).
-fn measure(cmd: &mut Command) -> (f64, u64) {
-    let (secs, mib, status) = measure_status(cmd);
-    assert!(status == 0, "{cmd:?} failed");
-    (secs, mib)
+/// One run of a command as the kernel saw it.
+struct Measured {
+    secs: f64,
+    /// Peak resident set.
+    mib: u64,
+    /// User and system seconds of every thread: the work done, which
+    /// varies less run to run on a shared machine than the wall clock.
+    cpu: f64,
+    status: i32,
 }
 
-/// [`measure`], whatever the command's exit status (which it returns).
-fn measure_status(cmd: &mut Command) -> (f64, u64, i32) {
+/// One run of a command, which must succeed. Its stderr is the caller's
+/// to set (null unless a log is wanted).
+fn measure(cmd: &mut Command) -> Measured {
+    let m = measure_status(cmd);
+    assert!(m.status == 0, "{cmd:?} failed");
+    m
+}
+
+/// [`measure`], whatever the command's exit status.
+fn measure_status(cmd: &mut Command) -> Measured {
     let started = Instant::now();
     // Reaped by wait4 below, which also reports its peak; `Child::wait` cannot.
     #[allow(clippy::zombie_processes)]
@@ -50,7 +62,13 @@ fn measure_status(cmd: &mut Command) -> (f64, u64, i32) {
     // SAFETY: `child` is ours and not yet reaped; wait4 reaps it once.
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     assert!(pid > 0 && libc::WIFEXITED(status), "{cmd:?} did not exit");
-    (started.elapsed().as_secs_f64(), usage.ru_maxrss as u64 / 1024, libc::WEXITSTATUS(status))
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Measured {
+        secs: started.elapsed().as_secs_f64(),
+        mib: usage.ru_maxrss as u64 / 1024,
+        cpu: secs(usage.ru_utime) + secs(usage.ru_stime),
+        status: libc::WEXITSTATUS(status),
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -63,9 +81,9 @@ fn runs(n: usize, mut setup: impl FnMut(), mut cmd: impl FnMut() -> Command) -> 
     let (mut t, mut m) = (Vec::new(), Vec::new());
     for _ in 0..n {
         setup();
-        let (s, mib) = measure(cmd().stderr(Stdio::null()));
-        t.push(s);
-        m.push(mib as f64);
+        let run = measure(cmd().stderr(Stdio::null()));
+        t.push(run.secs);
+        m.push(run.mib as f64);
     }
     (median(t), median(m) as u64)
 }
@@ -74,36 +92,59 @@ fn row(what: &str, (secs, mib): (f64, u64), note: &str) {
     println!("| {what} | {secs:.2} s | {mib} MiB | {note} |");
 }
 
-/// The render's share of a build: its `render and publish` lap (pages,
-/// reports and the swap; the `render: *` laps inside it are parts of it,
-/// not added again).
-fn render_seconds(log: &str) -> f64 {
+/// The render's share of a build, wall and cpu seconds: its `render and
+/// publish` lap (pages, reports and the swap; the `render: *` laps inside
+/// it are parts of it, not added again), as
+/// `stage render and publish: 1.234s, peak RSS so far 96 MiB, cpu 0.800s user + 0.400s system`.
+fn render_seconds(log: &str) -> (f64, f64) {
+    let secs = |s: &str| s.trim().strip_suffix('s')?.parse::<f64>().ok();
     log.lines()
         .filter_map(|l| {
-            let lap = l.split_once("stage render and publish: ")?.1.split(", peak").next()?;
-            lap.strip_suffix('s')?.parse::<f64>().ok()
+            let lap = l.split_once("stage render and publish: ")?.1;
+            let wall = secs(lap.split(',').next()?)?;
+            let (user, system) = lap.split_once(", cpu ")?.1.split_once(" user + ")?;
+            Some((wall, secs(user)? + secs(system.strip_suffix(" system")?)?))
         })
-        .sum()
+        .fold((0.0, 0.0), |(w, c), (lw, lc)| (w + lw, c + lc))
 }
 
-/// One `-v` build: wall seconds, peak MiB and the render's seconds. Its
-/// log is kept beside the scratch directory (`<scratch>.log`), which a
-/// failed build removes.
-fn verbose_build(root: &Path) -> (f64, u64, f64) {
+/// One `-v` build and the render's share of it (wall, cpu). Its log is
+/// kept beside the scratch directory (`<scratch>.log`), which a failed
+/// build removes.
+fn verbose_build(root: &Path) -> (Measured, (f64, f64)) {
     let log = root.with_extension("log");
     let mut c = Command::new(AIRLOCK);
     c.current_dir(root).args(["-v", "build", "-c", "mirror.toml"]);
     c.env("NO_COLOR", "1");
-    let (secs, mib) = measure(c.stderr(std::fs::File::create(&log).unwrap()));
-    (secs, mib, render_seconds(&std::fs::read_to_string(&log).unwrap_or_default()))
+    let run = measure(c.stderr(std::fs::File::create(&log).unwrap()));
+    (run, render_seconds(&std::fs::read_to_string(&log).unwrap_or_default()))
+}
+
+/// Start a counted build from the same kernel state whatever ran before:
+/// dirty pages written back and the dentry, inode and page caches dropped
+/// (tmpfs contents stay; only root may). Without it, creating a million
+/// files cost a plain C program 37–43 s after a million-file build had
+/// run, and 15–16 s after the caches were dropped (100,000: 1.1–3.2 s);
+/// docs/BENCHMARKS.md, "the kernel's state". Prints once whether it could.
+fn settle_kernel() {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    let dropped = std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
+    SAID.call_once(|| {
+        let how = if dropped { "dropped" } else { "not dropped (not root): figures depend on what ran before" };
+        println!("| kernel caches before each first build | {how} | | |");
+    });
 }
 
 /// First build, the render alone and a no-change rerun of each size in
 /// `AIRLOCK_BENCH_FILES`, then each figure per file against the smallest
-/// size's: linear cost is a ratio of 1.0 (the bound: within 20%).
+/// size's, wall and cpu: linear cost is a ratio of 1.0 (the issue's
+/// bound: within 20%).
 fn first_builds(n: usize) {
     let sizes = std::env::var("AIRLOCK_BENCH_FILES").unwrap_or_else(|_| "100000".into());
-    let mut curve: Vec<(usize, [f64; 3])> = Vec::new();
+    // Per size: first build, render, rerun; each (wall, cpu).
+    let mut curve: Vec<(usize, [(f64, f64); 3])> = Vec::new();
     for files in sizes.split(',').filter_map(|s| s.trim().parse::<usize>().ok()) {
         let scratch = tempfile::tempdir().unwrap();
         let root = scratch.path();
@@ -113,7 +154,9 @@ fn first_builds(n: usize) {
                 let _ = std::fs::remove_dir_all(root.join(d));
             }
         };
-        let (mut first, mut peaks, mut render, mut rerun, mut rerun_peaks) = (vec![], vec![], vec![], vec![], vec![]);
+        // Each figure's wall and cpu samples, and the two peaks.
+        let mut samples: [(Vec<f64>, Vec<f64>); 3] = Default::default();
+        let (mut peaks, mut rerun_peaks) = (vec![], vec![]);
         // One build not counted: the first build on a file system that has
         // not yet held this many inodes pays the kernel for growing its inode
         // slabs (`inode_init_once`, `allocate_slab`: a fifth of a million-file
@@ -123,34 +166,48 @@ fn first_builds(n: usize) {
         verbose_build(root);
         for _ in 0..n {
             clean();
-            let (secs, mib, r) = verbose_build(root);
-            first.push(secs);
-            peaks.push(mib as f64);
-            render.push(r);
-            let (secs, mib, _) = verbose_build(root);
-            rerun.push(secs);
-            rerun_peaks.push(mib as f64);
+            settle_kernel();
+            let (first, render) = verbose_build(root);
+            let (rerun, _) = verbose_build(root);
+            for (i, (wall, cpu)) in [(first.secs, first.cpu), render, (rerun.secs, rerun.cpu)].into_iter().enumerate() {
+                samples[i].0.push(wall);
+                samples[i].1.push(cpu);
+            }
+            peaks.push(first.mib as f64);
+            rerun_peaks.push(rerun.mib as f64);
         }
+        let medians = samples.map(|(wall, cpu)| (median(wall), median(cpu)));
+        let [(first, first_cpu), (render, render_cpu), (rerun, rerun_cpu)] = medians;
         let ceiling = if files <= 100_000 { 150 } else { 1024 };
-        let (first, render, rerun) = (median(first), median(render), median(rerun));
-        row(&format!("first build, {files} files"), (first, median(peaks) as u64), &format!("ceiling {ceiling} MiB"));
-        println!("| render alone (its laps), {files} files | {render:.2} s | | of that first build |");
+        row(
+            &format!("first build, {files} files"),
+            (first, median(peaks) as u64),
+            &format!("cpu {first_cpu:.2} s; ceiling {ceiling} MiB"),
+        );
+        println!(
+            "| render alone (its laps), {files} files | {render:.2} s | | cpu {render_cpu:.2} s; of that first build |"
+        );
         row(
             &format!("no-change rerun, {files} files"),
             (rerun, median(rerun_peaks) as u64),
-            "serial-less file:// upstream",
+            &format!("cpu {rerun_cpu:.2} s; serial-less file:// upstream"),
         );
-        curve.push((files, [first, render, rerun]));
+        curve.push((files, medians));
     }
-    let Some(&(base, base_secs)) = curve.first() else { return };
-    for (files, secs) in &curve[1..] {
-        let per = |i: usize| (secs[i] / *files as f64) / (base_secs[i] / base as f64);
-        println!(
-            "| per file, {files} against {base} | first {:.2}x, render {:.2}x, rerun {:.2}x | | 1.00 is linear |",
-            per(0),
-            per(1),
-            per(2)
-        );
+    let Some(&(base, base_figures)) = curve.first() else { return };
+    for (files, figures) in &curve[1..] {
+        let per = |i: usize, cpu: bool| {
+            let pick = |f: (f64, f64)| if cpu { f.1 } else { f.0 };
+            (pick(figures[i]) / *files as f64) / (pick(base_figures[i]) / base as f64)
+        };
+        for (what, cpu) in [("wall", false), ("cpu", true)] {
+            println!(
+                "| per file, {files} against {base}, {what} | first {:.2}x, render {:.2}x, rerun {:.2}x | | 1.00 is linear |",
+                per(0, cpu),
+                per(1, cpu),
+                per(2, cpu)
+            );
+        }
     }
 }
 
@@ -281,9 +338,9 @@ fn pypi_plan(n: usize) {
             }
             let mut c = Command::new(AIRLOCK);
             c.current_dir(root).args(["-v", "plan", "-c", "mirror.toml", "-o"]).arg(&plan).env("NO_COLOR", "1");
-            let (s, mib) = measure(c.stderr(std::fs::File::create(&log).unwrap()));
-            t.push(s);
-            m.push(mib as f64);
+            let run = measure(c.stderr(std::fs::File::create(&log).unwrap()));
+            t.push(run.secs);
+            m.push(run.mib as f64);
         }
         row(what, (median(t), median(m) as u64), "file:// upstream: no network time");
     };
@@ -308,8 +365,8 @@ fn shards(root: &Path, plan: &Path, files: usize) {
     let fetch = |plan: &Path, shard: &str| {
         let mut c = Command::new(AIRLOCK);
         c.current_dir(root).args(["-q", "fetch", "-c", "mirror.toml", "--plan"]).arg(plan).args(["--shard", shard]);
-        let (secs, mib, _) = measure_status(c.stderr(Stdio::null()));
-        (secs, mib)
+        let run = measure_status(c.stderr(Stdio::null()));
+        (run.secs, run.mib)
     };
     let empty = format!("{files}/{}", files + 1);
     row(&format!("fetch --plan --shard {empty}: reading the plan"), fetch(plan, &empty), "two streamed passes");

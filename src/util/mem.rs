@@ -3,6 +3,9 @@
 //! when asked: after a batch of a large mirror's pages and fetch rows is
 //! dropped, the process would otherwise keep its high-water mark for the
 //! rest of the run. Elsewhere this does nothing.
+//!
+//! Also what the process has used so far (peak memory, cpu), for the
+//! `-v` stage laps.
 
 /// Arenas glibc may keep (its default is eight per core): the transfer and
 /// render pools run many threads, and each arena's fragments add to the
@@ -43,4 +46,17 @@ pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The process's cpu so far (user, system seconds, every thread), when
+/// the OS says.
+pub fn cpu_seconds() -> Option<(f64, f64)> {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some((secs(usage.ru_utime), secs(usage.ru_stime)))
 }

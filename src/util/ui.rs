@@ -178,23 +178,39 @@ impl Drop for Progress {
     }
 }
 
-/// Stage timings for `-v`: where a run spends its time.
-pub(crate) struct Stopwatch(std::time::Instant);
+/// Stage timings for `-v`: where a run spends its time, the wall clock
+/// and the process's cpu (user and system, every thread): on a machine
+/// whose wall clock varies run to run, the cpu says whether the work grew.
+pub(crate) struct Stopwatch {
+    started: std::time::Instant,
+    cpu: Option<(f64, f64)>,
+}
 
 impl Stopwatch {
     pub(crate) fn start() -> Stopwatch {
-        Stopwatch(std::time::Instant::now())
+        Stopwatch { started: std::time::Instant::now(), cpu: crate::util::mem::cpu_seconds() }
     }
 
     pub(crate) fn lap(&mut self, stage: &str) {
         // Read only when it is printed: a run of many batches laps often.
         if !tracing::enabled!(tracing::Level::DEBUG) {
-            self.0 = std::time::Instant::now();
+            self.started = std::time::Instant::now();
             return;
         }
         let peak = crate::util::mem::peak_rss_kib().map(|k| format!(", peak RSS so far {} MiB", k / 1024));
-        tracing::debug!("stage {stage}: {:.3}s{}", self.0.elapsed().as_secs_f64(), peak.unwrap_or_default());
-        self.0 = std::time::Instant::now();
+        let now = crate::util::mem::cpu_seconds();
+        let cpu = self
+            .cpu
+            .zip(now)
+            .map(|((u0, s0), (u1, s1))| format!(", cpu {:.3}s user + {:.3}s system", u1 - u0, s1 - s0));
+        tracing::debug!(
+            "stage {stage}: {:.3}s{}{}",
+            self.started.elapsed().as_secs_f64(),
+            peak.unwrap_or_default(),
+            cpu.unwrap_or_default()
+        );
+        self.started = std::time::Instant::now();
+        self.cpu = now;
     }
 }
 
