@@ -95,15 +95,18 @@ fn row(what: &str, (secs, mib): (f64, u64), note: &str) {
 /// The render's share of a build, wall and cpu seconds: its `render and
 /// publish` lap (pages, reports and the swap; the `render: *` laps inside
 /// it are parts of it, not added again), as
-/// `stage render and publish: 1.234s, peak RSS so far 96 MiB, cpu 0.800s user + 0.400s system`.
+/// `stage render and publish: 1.234s, peak RSS so far 96 MiB, cpu 0.800s user + 0.400s system`
+/// (cpu 0 where a lap does not say it).
 fn render_seconds(log: &str) -> (f64, f64) {
     let secs = |s: &str| s.trim().strip_suffix('s')?.parse::<f64>().ok();
+    let cpu = |lap: &str| {
+        let (user, system) = lap.split_once(", cpu ")?.1.split_once(" user + ")?;
+        Some(secs(user)? + secs(system.strip_suffix(" system")?)?)
+    };
     log.lines()
         .filter_map(|l| {
             let lap = l.split_once("stage render and publish: ")?.1;
-            let wall = secs(lap.split(',').next()?)?;
-            let (user, system) = lap.split_once(", cpu ")?.1.split_once(" user + ")?;
-            Some((wall, secs(user)? + secs(system.strip_suffix(" system")?)?))
+            Some((secs(lap.split(',').next()?)?, cpu(lap).unwrap_or(0.0)))
         })
         .fold((0.0, 0.0), |(w, c), (lw, lc)| (w + lw, c + lc))
 }

@@ -188,7 +188,13 @@ pub(crate) struct Stopwatch {
 
 impl Stopwatch {
     pub(crate) fn start() -> Stopwatch {
-        Stopwatch { started: std::time::Instant::now(), cpu: crate::util::mem::cpu_seconds() }
+        Stopwatch { started: std::time::Instant::now(), cpu: Self::cpu() }
+    }
+
+    /// The process's cpu, read (like every figure of a lap) only when laps
+    /// are printed.
+    fn cpu() -> Option<(f64, f64)> {
+        tracing::enabled!(tracing::Level::DEBUG).then(crate::util::mem::cpu_seconds).flatten()
     }
 
     pub(crate) fn lap(&mut self, stage: &str) {
@@ -198,7 +204,7 @@ impl Stopwatch {
             return;
         }
         let peak = crate::util::mem::peak_rss_kib().map(|k| format!(", peak RSS so far {} MiB", k / 1024));
-        let now = crate::util::mem::cpu_seconds();
+        let now = Self::cpu();
         let cpu = self
             .cpu
             .zip(now)

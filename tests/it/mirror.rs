@@ -469,7 +469,15 @@ fn index_command_indexes_a_local_directory() {
     let (_, newer) = wheel("My.Pkg", "1.0", WheelSpec { requires_python: Some(">=3.8"), ..Default::default() });
     std::fs::write(dist.join(&w), &newer).unwrap();
     airlock_in(dir.path()).args(["index", "dist", "--out", "site"]).env("SOURCE_DATE_EPOCH", "0").assert().success();
-    airlock_in(dir.path()).args(["index", "dist", "--out", "fresh"]).env("SOURCE_DATE_EPOCH", "0").assert().success();
+    let verbose = airlock_in(dir.path())
+        .args(["-v", "--color", "never", "index", "dist", "--out", "fresh"])
+        .env("SOURCE_DATE_EPOCH", "0")
+        .assert()
+        .success();
+    // `-v` times each stage: wall clock, peak memory and cpu.
+    let log = String::from_utf8_lossy(&verbose.get_output().stderr).into_owned();
+    let lap = log.lines().find(|l| l.contains("stage render: ")).unwrap_or_else(|| panic!("no render lap in {log}"));
+    assert!(lap.contains(", peak RSS so far ") && lap.contains("s user + ") && lap.ends_with("s system"), "{lap}");
     assert!(!site.join("packages/other").exists() && !site.join("simple/other").exists());
     assert_eq!(std::fs::read(site.join("packages/my-pkg").join(&w)).unwrap(), newer);
     assert!(tree(&site) == tree(&dir.path().join("fresh")), "a recycled tree is a fresh tree");
